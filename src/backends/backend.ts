@@ -1,0 +1,194 @@
+// The backend interface: the small set of kernels every rnnkit backend implements.
+//
+// One interface for all backends (reference TypeScript, native C++ N-API, AssemblyScript WASM).
+// Conventions shared by every kernel:
+// - float32 row-major buffers (Float32Array), PyTorch's layouts and gate orders;
+// - every "d*" output of a backward kernel is ACCUMULATED (+=) into the buffer given, never
+//   overwritten, so gradients from several uses (two directions, many time steps, several
+//   batches) simply add up; a null output means "not needed, do not compute";
+// - kernels never allocate the caller's outputs; they may allocate their own scratch;
+// - the façade validates shapes before calling a kernel (src/backends/validate.ts), and a
+//   native or wasm backend checks again that every buffer is large enough.
+//
+// Shapes use these letters: T time steps, B batch, I input features, H hidden size,
+// P projection size (LSTM proj_size; 0 = none), R = P > 0 ? P : H the recurrent/output size,
+// G gates (LSTM 4: i,f,g,o; GRU 3: r,z,n; RNN 1), N rows, C classes, M/N/K GEMM sizes.
+
+export type CellKind = 'lstm' | 'gru' | 'rnn_tanh' | 'rnn_relu';
+
+export function gateCount(cell: CellKind): number {
+  return cell === 'lstm' ? 4 : cell === 'gru' ? 3 : 1;
+}
+
+/** Arguments of one direction of one recurrent layer over a whole sequence. */
+export interface SeqForwardArgs {
+  cell: CellKind;
+  T: number;
+  B: number;
+  I: number;
+  H: number;
+  /** LSTM projection size; 0 = no projection (must be 0 for GRU and RNN). */
+  P: number;
+  /** Process each sequence from its last real step (lengths[b]-1) back to step 0. */
+  reverse: boolean;
+  /** [T, B, I] time-major input, contiguous. */
+  x: Float32Array;
+  /** [G*H, I] PyTorch weight_ih_l{k}. */
+  wIh: Float32Array;
+  /** [G*H, R] PyTorch weight_hh_l{k}. */
+  wHh: Float32Array;
+  /** [G*H] bias_ih_l{k}, or null for bias=false. */
+  bIh: Float32Array | null;
+  /** [G*H] bias_hh_l{k}, or null for bias=false. */
+  bHh: Float32Array | null;
+  /** [P, H] weight_hr_l{k} when P > 0, else null. */
+  wHr: Float32Array | null;
+  /** [B, R] initial hidden state, or null for zeros. */
+  h0: Float32Array | null;
+  /** [B, H] initial cell state (LSTM only), or null for zeros. */
+  c0: Float32Array | null;
+  /** [B] real length of each sequence, 1 <= lengths[b] <= T, any order; null = all T. */
+  lengths: Int32Array | null;
+  /**
+   * Output [T, B, yStride]: this direction writes columns [yOffset, yOffset + R) of each row.
+   * Rows of steps t >= lengths[b] are written as zeros (PyTorch's padded output of a packed
+   * sequence). A bidirectional layer passes yStride = 2R and yOffset 0 / R.
+   */
+  y: Float32Array;
+  yStride: number;
+  yOffset: number;
+  /** [B, R] out: the state after each sequence's last processed real step. */
+  hN: Float32Array;
+  /** [B, H] out (LSTM only, else null): the cell state at the same step. */
+  cN: Float32Array | null;
+  /** Keep what the backward pass needs and return it as the context. */
+  training: boolean;
+}
+
+/**
+ * Opaque saved state of a forward call made with training = true: the backend's own record of
+ * the forward arguments (which must stay unchanged until backward) and its saved activations.
+ */
+export type SeqContext = { readonly backend: string };
+
+export interface SeqBackwardArgs {
+  ctx: SeqContext;
+  /** [T, B, dyStride] gradient of y, read at columns [dyOffset, dyOffset + R); null = zero. */
+  dy: Float32Array | null;
+  dyStride: number;
+  dyOffset: number;
+  /** [B, R] gradient of hN, or null = zero. */
+  dhN: Float32Array | null;
+  /** [B, H] gradient of cN (LSTM), or null = zero. */
+  dcN: Float32Array | null;
+  /** Accumulated outputs (+=), null = not wanted. Shapes as the forward arguments. */
+  dx: Float32Array | null; // [T, B, I]
+  dh0: Float32Array | null; // [B, R]
+  dc0: Float32Array | null; // [B, H]
+  dWIh: Float32Array | null; // [G*H, I]
+  dWHh: Float32Array | null; // [G*H, R]
+  dBIh: Float32Array | null; // [G*H]
+  dBHh: Float32Array | null; // [G*H]
+  dWHr: Float32Array | null; // [P, H]
+}
+
+export type UnaryOp = 'tanh' | 'sigmoid' | 'relu';
+
+export interface AdamArgs {
+  /** All [n]: parameter (updated in place), its gradient, first and second moments (updated). */
+  param: Float32Array;
+  grad: Float32Array;
+  m: Float32Array;
+  v: Float32Array;
+  lr: number;
+  beta1: number;
+  beta2: number;
+  eps: number;
+  weightDecay: number;
+  /** true = AdamW (decoupled weight decay), false = Adam (L2 added to the gradient). */
+  decoupled: boolean;
+  /** 1-based step count, for bias correction. */
+  step: number;
+}
+
+export interface SgdArgs {
+  /** All [n]: parameter (updated in place), gradient, momentum buffer (updated; unused if momentum 0). */
+  param: Float32Array;
+  grad: Float32Array;
+  momentumBuffer: Float32Array;
+  lr: number;
+  momentum: number;
+  dampening: number;
+  weightDecay: number;
+  nesterov: boolean;
+  /** First step: the momentum buffer is set to the gradient (PyTorch). */
+  firstStep: boolean;
+}
+
+export interface BackendInfo {
+  /** e.g. "avx512", "avx2", "sse2", "simd128", "ts". */
+  isa: string;
+  threads: number;
+  detail?: string;
+}
+
+export interface Backend {
+  readonly name: string;
+  info(): BackendInfo;
+
+  /**
+   * C[M, N] = alpha * op(A) @ op(B) + beta * C, row-major with leading dimensions.
+   * op(A) is [M, K]: A is [M, lda>=K] or, when transA, [K, lda>=M]. op(B) is [K, N]: B is
+   * [K, ldb>=N] or, when transB, [N, ldb>=K]. C is [M, ldc>=N]. beta = 0 ignores C's contents.
+   */
+  gemm(
+    transA: boolean, transB: boolean, M: number, N: number, K: number,
+    alpha: number, A: Float32Array, lda: number, B: Float32Array, ldb: number,
+    beta: number, C: Float32Array, ldc: number,
+  ): void;
+
+  /** One direction of one recurrent layer over the whole sequence; see SeqForwardArgs. */
+  seqForward(args: SeqForwardArgs): SeqContext | null;
+  /** Backpropagation through time over the whole sequence of a forward call. */
+  seqBackward(args: SeqBackwardArgs): void;
+  /**
+   * Optional async forms of the two sequence kernels, run off the JS main thread (native:
+   * Napi::AsyncWorker). The buffers must not be touched until the promise settles.
+   */
+  seqForwardAsync?(args: SeqForwardArgs): Promise<SeqContext | null>;
+  seqBackwardAsync?(args: SeqBackwardArgs): Promise<void>;
+  /** Optional: number of threads the backend's kernels use (native thread pool). */
+  setThreads?(n: number): void;
+
+  /** y[n] = op(x[n]). */
+  unaryForward(op: UnaryOp, x: Float32Array, y: Float32Array): void;
+  /** dx[n] += dy[n] * op'(.), using x (relu) or y (tanh, sigmoid), whichever the op needs. */
+  unaryBackward(op: UnaryOp, x: Float32Array, y: Float32Array, dy: Float32Array, dx: Float32Array): void;
+
+  /**
+   * Row-wise softmax cross-entropy. logits [N, C], targets [N] class ids.
+   * Out: probs [N, C] softmax, losses [N] -log softmax[target] (0 where target == ignoreIndex).
+   */
+  crossEntropyForward(
+    N: number, C: number, logits: Float32Array, targets: Int32Array, ignoreIndex: number,
+    probs: Float32Array, losses: Float32Array,
+  ): void;
+  /** dLogits[N, C] += dLosses[n] * (probs - onehot(target)); rows with ignoreIndex get nothing. */
+  crossEntropyBackward(
+    N: number, C: number, probs: Float32Array, targets: Int32Array, ignoreIndex: number,
+    dLosses: Float32Array, dLogits: Float32Array,
+  ): void;
+
+  /** sum(x[n]^2), accumulated in double precision. */
+  sumSquares(x: Float32Array): number;
+
+  /** One Adam / AdamW step, exactly PyTorch's torch.optim.Adam / AdamW (non-amsgrad). */
+  adamUpdate(args: AdamArgs): void;
+  /** One SGD step, exactly PyTorch's torch.optim.SGD. */
+  sgdUpdate(args: SgdArgs): void;
+}
+
+/** Size of the recurrent / output state of a layer. */
+export function recurrentSize(H: number, P: number): number {
+  return P > 0 ? P : H;
+}

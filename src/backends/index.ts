@@ -1,0 +1,118 @@
+// Backend registry: which backends exist, how each loads, and which one the library uses.
+//
+// Priority order for 'auto': native, then wasm, then reference. The choice can be forced by
+// setBackend(name) or the environment variable RNNKIT_BACKEND; RNNKIT_CROSSCHECK=<name> (or
+// setBackend(name, { crossCheck })) wraps the chosen backend so every kernel also runs on <name>.
+import type { Backend } from './backend.js';
+import { CrossCheckBackend, type CrossCheckOptions } from './crosscheck.js';
+import { loadNativeBackend } from './native.js';
+import { ReferenceBackend } from './reference.js';
+import { loadWasmBackend } from './wasm.js';
+
+export type BackendName = 'native' | 'wasm' | 'reference';
+export const BACKEND_NAMES: readonly BackendName[] = ['native', 'wasm', 'reference'];
+
+const loaders: Record<BackendName, () => Backend> = {
+  native: loadNativeBackend,
+  wasm: loadWasmBackend,
+  reference: () => new ReferenceBackend(),
+};
+
+const loaded = new Map<BackendName, Backend>();
+const failures = new Map<BackendName, Error>();
+
+/** Loads (once) and returns the named backend; throws with the reason it is unavailable. */
+export function loadBackend(name: BackendName): Backend {
+  if (!BACKEND_NAMES.includes(name)) {
+    throw new RangeError(`backend must be one of auto, ${BACKEND_NAMES.join(', ')}; received '${name}'`);
+  }
+  const have = loaded.get(name);
+  if (have) return have;
+  const failed = failures.get(name);
+  if (failed) throw failed;
+  try {
+    const backend = loaders[name]();
+    loaded.set(name, backend);
+    return backend;
+  } catch (e) {
+    const err = new Error(`backend '${name}' is unavailable: ${(e as Error).message}`);
+    failures.set(name, err);
+    throw err;
+  }
+}
+
+export interface BackendStatus {
+  name: BackendName;
+  available: boolean;
+  reason?: string;
+  isa?: string;
+  threads?: number;
+}
+
+/** Tries every backend and says which load and why the others do not. */
+export function backendStatus(): BackendStatus[] {
+  return BACKEND_NAMES.map((name) => {
+    try {
+      const b = loadBackend(name);
+      const info = b.info();
+      return { name, available: true, isa: info.isa, threads: info.threads };
+    } catch (e) {
+      return { name, available: false, reason: (e as Error).message };
+    }
+  });
+}
+
+/** The fastest backend that loads: native, then wasm, then reference. */
+export function resolveAuto(): Backend {
+  for (const name of BACKEND_NAMES) {
+    try {
+      return loadBackend(name);
+    } catch {
+      // fall through to the next one; `rnnkit doctor` and backendStatus() say why
+    }
+  }
+  throw new Error('no backend could be loaded');
+}
+
+export interface SetBackendOptions extends CrossCheckOptions {
+  /** Also run every kernel on this backend and throw on the first mismatch. */
+  crossCheck?: BackendName | null;
+}
+
+let current: Backend | null = null;
+
+function resolve(name: BackendName | 'auto' | Backend, options: SetBackendOptions): Backend {
+  let backend = typeof name === 'object' ? name : name === 'auto' ? resolveAuto() : loadBackend(name);
+  if (options.crossCheck) {
+    backend = new CrossCheckBackend(backend, loadBackend(options.crossCheck), options);
+  }
+  return backend;
+}
+
+/** Chooses the backend every layer and op uses from now on. Returns it. */
+export function setBackend(name: BackendName | 'auto' | Backend, options: SetBackendOptions = {}): Backend {
+  current = resolve(name, options);
+  return current;
+}
+
+/** The backend in use (first call: RNNKIT_BACKEND or auto, with RNNKIT_CROSSCHECK if set). */
+export function getBackend(): Backend {
+  if (!current) {
+    const env = typeof process === 'undefined' ? {} : process.env;
+    const name = (env.RNNKIT_BACKEND || 'auto') as BackendName | 'auto';
+    const crossCheck = (env.RNNKIT_CROSSCHECK || null) as BackendName | null;
+    current = resolve(name, { crossCheck });
+  }
+  return current;
+}
+
+/** Runs fn with the given backend in use, restoring the previous one afterwards. */
+export function withBackend<T>(name: BackendName | Backend, fn: () => T, options: SetBackendOptions = {}): T {
+  const previous = current;
+  current = resolve(name, options);
+  try {
+    return fn();
+  } finally {
+    current = previous;
+  }
+}

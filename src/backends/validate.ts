@@ -1,0 +1,101 @@
+// One validation layer in front of every backend's kernels: the same checks, the same messages,
+// whichever backend runs (native and wasm check again on their side of the boundary).
+import { type SeqBackwardArgs, type SeqForwardArgs, gateCount, recurrentSize } from './backend.js';
+
+type Buffer32 = ArrayLike<number> | null;
+
+function fail(kernel: string, message: string): never {
+  throw new RangeError(`${kernel}: ${message}`);
+}
+
+function checkSize(kernel: string, name: string, n: number, what: string): void {
+  if (!Number.isInteger(n) || n < 0) fail(kernel, `${name} must be a non-negative integer (${what}), received ${n}`);
+}
+
+/** Throws unless buf holds at least `need` elements (or is null when allowed). */
+export function checkBuffer(kernel: string, name: string, buf: Buffer32, need: number, shape: string, optional = false): void {
+  if (buf === null || buf === undefined) {
+    if (optional) return;
+    fail(kernel, `${name} is required, expected a Float32Array of shape ${shape}`);
+  }
+  if (buf.length < need) {
+    fail(kernel, `${name} has ${buf.length} elements, expected ${need} for shape ${shape}`);
+  }
+}
+
+export function assertGemmArgs(
+  backend: string, transA: boolean, transB: boolean, M: number, N: number, K: number,
+  A: Buffer32, lda: number, B: Buffer32, ldb: number, C: Buffer32, ldc: number,
+): void {
+  const k = `${backend}.gemm`;
+  checkSize(k, 'M', M, 'rows of C');
+  checkSize(k, 'N', N, 'columns of C');
+  checkSize(k, 'K', K, 'inner dimension');
+  const aCols = transA ? M : K;
+  const aRows = transA ? K : M;
+  const bCols = transB ? K : N;
+  const bRows = transB ? N : K;
+  if (lda < Math.max(1, aCols)) fail(k, `lda ${lda} is smaller than the ${aCols} columns of A`);
+  if (ldb < Math.max(1, bCols)) fail(k, `ldb ${ldb} is smaller than the ${bCols} columns of B`);
+  if (ldc < Math.max(1, N)) fail(k, `ldc ${ldc} is smaller than the ${N} columns of C`);
+  const span = (rows: number, cols: number, ld: number) => (rows === 0 || cols === 0 ? 0 : (rows - 1) * ld + cols);
+  checkBuffer(k, 'A', A, span(aRows, aCols, lda), `[${aRows}, ${aCols}] (ld ${lda})`);
+  checkBuffer(k, 'B', B, span(bRows, bCols, ldb), `[${bRows}, ${bCols}] (ld ${ldb})`);
+  checkBuffer(k, 'C', C, span(M, N, ldc), `[${M}, ${N}] (ld ${ldc})`);
+}
+
+export function assertSeqForwardArgs(backend: string, a: SeqForwardArgs): void {
+  const k = `${backend}.seqForward(${a.cell})`;
+  if (!['lstm', 'gru', 'rnn_tanh', 'rnn_relu'].includes(a.cell)) fail(k, `cell must be lstm, gru, rnn_tanh or rnn_relu, received ${String(a.cell)}`);
+  for (const [name, v] of [['T', a.T], ['B', a.B], ['I', a.I], ['H', a.H], ['P', a.P]] as const) {
+    checkSize(k, name, v, 'size');
+  }
+  if (a.T < 1 || a.B < 1 || a.H < 1 || a.I < 1) fail(k, `T, B, I and H must be at least 1, received T=${a.T} B=${a.B} I=${a.I} H=${a.H}`);
+  if (a.P > 0 && a.cell !== 'lstm') fail(k, `a projection (P=${a.P}) exists only for LSTM`);
+  if (a.P >= a.H && a.P > 0) fail(k, `projection size P=${a.P} must be smaller than H=${a.H}`);
+  const { T, B, I, H, P } = a;
+  const G = gateCount(a.cell) * H;
+  const R = recurrentSize(H, P);
+  checkBuffer(k, 'x', a.x, T * B * I, `[T=${T}, B=${B}, I=${I}]`);
+  checkBuffer(k, 'wIh', a.wIh, G * I, `[${G}, ${I}]`);
+  checkBuffer(k, 'wHh', a.wHh, G * R, `[${G}, ${R}]`);
+  checkBuffer(k, 'bIh', a.bIh, G, `[${G}]`, true);
+  checkBuffer(k, 'bHh', a.bHh, G, `[${G}]`, true);
+  if (P > 0) checkBuffer(k, 'wHr', a.wHr, P * H, `[${P}, ${H}]`);
+  checkBuffer(k, 'h0', a.h0, B * R, `[${B}, ${R}]`, true);
+  if (a.cell === 'lstm') {
+    checkBuffer(k, 'c0', a.c0, B * H, `[${B}, ${H}]`, true);
+    checkBuffer(k, 'cN', a.cN, B * H, `[${B}, ${H}]`, true);
+  }
+  if (a.yOffset < 0 || a.yOffset + R > a.yStride) fail(k, `y columns [${a.yOffset}, ${a.yOffset + R}) do not fit in yStride ${a.yStride}`);
+  checkBuffer(k, 'y', a.y, T * B * a.yStride, `[${T}, ${B}, ${a.yStride}]`);
+  checkBuffer(k, 'hN', a.hN, B * R, `[${B}, ${R}]`);
+  if (a.lengths) {
+    checkBuffer(k, 'lengths', a.lengths, B, `[${B}]`);
+    for (let b = 0; b < B; b++) {
+      const len = a.lengths[b];
+      if (!Number.isInteger(len) || len < 1 || len > T) fail(k, `lengths[${b}] = ${len} is out of range, expected 1..${T}`);
+    }
+  }
+}
+
+export function assertSeqBackwardArgs(backend: string, f: SeqForwardArgs, d: SeqBackwardArgs): void {
+  const k = `${backend}.seqBackward(${f.cell})`;
+  const { T, B, I, H, P } = f;
+  const G = gateCount(f.cell) * H;
+  const R = recurrentSize(H, P);
+  if (d.dy) {
+    if (d.dyOffset < 0 || d.dyOffset + R > d.dyStride) fail(k, `dy columns [${d.dyOffset}, ${d.dyOffset + R}) do not fit in dyStride ${d.dyStride}`);
+    checkBuffer(k, 'dy', d.dy, T * B * d.dyStride, `[${T}, ${B}, ${d.dyStride}]`);
+  }
+  checkBuffer(k, 'dhN', d.dhN, B * R, `[${B}, ${R}]`, true);
+  checkBuffer(k, 'dcN', d.dcN, B * H, `[${B}, ${H}]`, true);
+  checkBuffer(k, 'dx', d.dx, T * B * I, `[${T}, ${B}, ${I}]`, true);
+  checkBuffer(k, 'dh0', d.dh0, B * R, `[${B}, ${R}]`, true);
+  checkBuffer(k, 'dc0', d.dc0, B * H, `[${B}, ${H}]`, true);
+  checkBuffer(k, 'dWIh', d.dWIh, G * I, `[${G}, ${I}]`, true);
+  checkBuffer(k, 'dWHh', d.dWHh, G * R, `[${G}, ${R}]`, true);
+  checkBuffer(k, 'dBIh', d.dBIh, G, `[${G}]`, true);
+  checkBuffer(k, 'dBHh', d.dBHh, G, `[${G}]`, true);
+  if (P > 0) checkBuffer(k, 'dWHr', d.dWHr, P * H, `[${P}, ${H}]`, true);
+}
