@@ -1,0 +1,672 @@
+// N-API binding of the native backend. Every value crossing the boundary is checked here
+// (types, integer ranges, that each buffer holds what the shapes need) and a bad call throws a
+// JS TypeError / RangeError; the kernels behind it never see an unchecked pointer.
+#include <napi.h>
+
+#include <cmath>
+#include <cstdlib>
+#include <cstring>
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "gemm.h"
+#include "kernels.h"
+#include "pool.h"
+#include "seq.h"
+
+namespace rk {
+namespace {
+
+struct AddonData {
+  const IsaKernels* k = nullptr;
+  std::string cpuIsas;
+};
+
+const napi_type_tag kCtxTag = {0x7a1c5e0b2f3d4e11ULL, 0x9b8a7c6d5e4f3a21ULL};
+
+bool cpu_has(const char* isa) {
+  __builtin_cpu_init();
+  if (!strcmp(isa, "avx512"))
+    return __builtin_cpu_supports("avx512f") && __builtin_cpu_supports("avx512vl") &&
+           __builtin_cpu_supports("avx512bw") && __builtin_cpu_supports("avx512dq") &&
+           __builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma");
+  if (!strcmp(isa, "avx2")) return __builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma");
+  return !strcmp(isa, "sse2");
+}
+
+const IsaKernels* kernels_for(const std::string& isa) {
+  if (isa == "avx512") return &kernels_avx512;
+  if (isa == "avx2") return &kernels_avx2;
+  if (isa == "sse2") return &kernels_sse2;
+  return nullptr;
+}
+
+const IsaKernels& K(const Napi::Env& env) { return *env.GetInstanceData<AddonData>()->k; }
+
+// ---------------------------------------------------------------- argument checking
+[[noreturn]] void rangeError(Napi::Env env, const std::string& msg) { throw Napi::RangeError::New(env, msg); }
+[[noreturn]] void typeError(Napi::Env env, const std::string& msg) { throw Napi::TypeError::New(env, msg); }
+
+int64_t mul(Napi::Env env, const std::string& kern, std::initializer_list<int64_t> xs) {
+  int64_t r = 1;
+  for (int64_t x : xs)
+    if (__builtin_mul_overflow(r, x, &r)) rangeError(env, kern + ": shape too large");
+  return r;
+}
+
+struct F32 {
+  float* p = nullptr;
+  int64_t n = 0;
+};
+
+F32 asF32(Napi::Env env, const Napi::Value& v, const std::string& kern, const char* name, int64_t need,
+          bool optional) {
+  if (v.IsNull() || v.IsUndefined()) {
+    if (optional) return {};
+    typeError(env, kern + ": " + name + " is required, expected a Float32Array");
+  }
+  if (!v.IsTypedArray() || v.As<Napi::TypedArray>().TypedArrayType() != napi_float32_array)
+    typeError(env, kern + ": " + name + " must be a Float32Array");
+  auto a = v.As<Napi::Float32Array>();
+  F32 r{a.Data(), (int64_t)a.ElementLength()};
+  if (r.n < need)
+    rangeError(env, kern + ": " + name + " has " + std::to_string(r.n) + " elements, expected at least " +
+                        std::to_string(need));
+  return r;
+}
+
+const int32_t* asI32(Napi::Env env, const Napi::Value& v, const std::string& kern, const char* name, int64_t need,
+                     bool optional) {
+  if (v.IsNull() || v.IsUndefined()) {
+    if (optional) return nullptr;
+    typeError(env, kern + ": " + name + " is required, expected an Int32Array");
+  }
+  if (!v.IsTypedArray() || v.As<Napi::TypedArray>().TypedArrayType() != napi_int32_array)
+    typeError(env, kern + ": " + name + " must be an Int32Array");
+  auto a = v.As<Napi::Int32Array>();
+  if ((int64_t)a.ElementLength() < need)
+    rangeError(env, kern + ": " + name + " has " + std::to_string(a.ElementLength()) +
+                        " elements, expected at least " + std::to_string(need));
+  return a.Data();
+}
+
+int64_t asInt(Napi::Env env, const Napi::Value& v, const std::string& kern, const char* name, int64_t lo,
+              int64_t hi) {
+  if (!v.IsNumber()) typeError(env, kern + ": " + name + " must be a number");
+  const double x = v.As<Napi::Number>().DoubleValue();
+  if (!(x == std::floor(x)) || x < (double)lo || x > (double)hi)
+    rangeError(env, kern + ": " + name + " must be an integer in [" + std::to_string(lo) + ", " +
+                        std::to_string(hi) + "], received " + v.ToString().Utf8Value());
+  return (int64_t)x;
+}
+
+double asNum(Napi::Env env, const Napi::Value& v, const std::string& kern, const char* name) {
+  if (!v.IsNumber()) typeError(env, kern + ": " + name + " must be a number");
+  return v.As<Napi::Number>().DoubleValue();
+}
+
+bool asBool(Napi::Env env, const Napi::Value& v, const std::string& kern, const char* name) {
+  if (!v.IsBoolean()) typeError(env, kern + ": " + name + " must be a boolean");
+  return v.As<Napi::Boolean>().Value();
+}
+
+Napi::Object asObj(Napi::Env env, const Napi::Value& v, const std::string& kern, const char* name) {
+  if (!v.IsObject()) typeError(env, kern + ": " + name + " must be an object");
+  return v.As<Napi::Object>();
+}
+
+constexpr int64_t kMaxDim = 0x7fffffff;
+
+void checkArgc(const Napi::CallbackInfo& info, size_t n, const char* kern) {
+  if (info.Length() < n)
+    typeError(info.Env(), std::string(kern) + ": expected " + std::to_string(n) + " arguments, received " +
+                              std::to_string(info.Length()));
+}
+
+// ---------------------------------------------------------------- info / threads / isa
+Napi::Value Info(const Napi::CallbackInfo& info) {
+  Napi::Env env = info.Env();
+  const IsaKernels& k = K(env);
+  Napi::Object o = Napi::Object::New(env);
+  o.Set("isa", k.name);
+  o.Set("threads", pool_threads());
+  o.Set("detail", std::string("C++ N-API kernels, sgemm register tile ") + std::to_string(k.MR) + "x" +
+                      std::to_string(k.NR) + " (kc " + std::to_string(k.KC) + "), cpu supports: " +
+                      env.GetInstanceData<AddonData>()->cpuIsas);
+  return o;
+}
+
+Napi::Value SetThreads(const Napi::CallbackInfo& info) {
+  checkArgc(info, 1, "native.setThreads");
+  pool_set_threads((int)asInt(info.Env(), info[0], "native.setThreads", "n", 1, 256));
+  return info.Env().Undefined();
+}
+
+Napi::Value SetIsa(const Napi::CallbackInfo& info) {
+  Napi::Env env = info.Env();
+  checkArgc(info, 1, "native.setIsa");
+  if (!info[0].IsString()) typeError(env, "native.setIsa: isa must be a string");
+  std::string isa = info[0].As<Napi::String>().Utf8Value();
+  const IsaKernels* k = kernels_for(isa);
+  if (!k) rangeError(env, "native.setIsa: isa must be avx512, avx2 or sse2, received " + isa);
+  if (!cpu_has(isa.c_str())) rangeError(env, "native.setIsa: this CPU does not support " + isa);
+  env.GetInstanceData<AddonData>()->k = k;
+  return env.Undefined();
+}
+
+Napi::Value CpuSupports(const Napi::CallbackInfo& info) {
+  checkArgc(info, 1, "native.cpuSupports");
+  if (!info[0].IsString()) typeError(info.Env(), "native.cpuSupports: isa must be a string");
+  return Napi::Boolean::New(info.Env(), cpu_has(info[0].As<Napi::String>().Utf8Value().c_str()));
+}
+
+// ---------------------------------------------------------------- gemm
+struct GemmArgs {
+  bool tA, tB;
+  int M, N, K;
+  float alpha, beta;
+  const float *A, *B;
+  float* C;
+  int64_t lda, ldb, ldc;
+};
+
+GemmArgs parseGemm(const Napi::CallbackInfo& info, const char* kern) {
+  Napi::Env env = info.Env();
+  checkArgc(info, 13, kern);
+  GemmArgs g;
+  g.tA = asBool(env, info[0], kern, "transA");
+  g.tB = asBool(env, info[1], kern, "transB");
+  g.M = (int)asInt(env, info[2], kern, "M", 0, kMaxDim);
+  g.N = (int)asInt(env, info[3], kern, "N", 0, kMaxDim);
+  g.K = (int)asInt(env, info[4], kern, "K", 0, kMaxDim);
+  g.alpha = (float)asNum(env, info[5], kern, "alpha");
+  g.lda = asInt(env, info[7], kern, "lda", 1, kMaxDim);
+  g.ldb = asInt(env, info[9], kern, "ldb", 1, kMaxDim);
+  g.beta = (float)asNum(env, info[10], kern, "beta");
+  g.ldc = asInt(env, info[12], kern, "ldc", 1, kMaxDim);
+  const int64_t aRows = g.tA ? g.K : g.M, aCols = g.tA ? g.M : g.K;
+  const int64_t bRows = g.tB ? g.N : g.K, bCols = g.tB ? g.K : g.N;
+  if (g.lda < aCols) rangeError(env, std::string(kern) + ": lda is smaller than the columns of A");
+  if (g.ldb < bCols) rangeError(env, std::string(kern) + ": ldb is smaller than the columns of B");
+  if (g.ldc < g.N) rangeError(env, std::string(kern) + ": ldc is smaller than the columns of C");
+  auto span = [&](int64_t rows, int64_t cols, int64_t ld) {
+    return rows == 0 || cols == 0 ? 0 : mul(env, kern, {rows - 1, ld}) + cols;
+  };
+  const bool useAB = g.M > 0 && g.N > 0 && g.K > 0;
+  g.A = asF32(env, info[6], kern, "A", useAB ? span(aRows, aCols, g.lda) : 0, false).p;
+  g.B = asF32(env, info[8], kern, "B", useAB ? span(bRows, bCols, g.ldb) : 0, false).p;
+  g.C = asF32(env, info[11], kern, "C", span(g.M, g.N, g.ldc), false).p;
+  return g;
+}
+
+Napi::Value Gemm(const Napi::CallbackInfo& info) {
+  GemmArgs g = parseGemm(info, "native.gemm");
+  gemm(K(info.Env()), g.tA, g.tB, g.M, g.N, g.K, g.alpha, g.A, g.lda, g.B, g.ldb, g.beta, g.C, g.ldc);
+  return info.Env().Undefined();
+}
+
+Napi::Value GemmNaive(const Napi::CallbackInfo& info) {
+  GemmArgs g = parseGemm(info, "native.gemmNaive");
+  gemm_naive(g.tA, g.tB, g.M, g.N, g.K, g.alpha, g.A, g.lda, g.B, g.ldb, g.beta, g.C, g.ldc);
+  return info.Env().Undefined();
+}
+
+// ---------------------------------------------------------------- sequence kernels
+// Typed arrays referenced by a call, kept alive while an async call runs.
+struct Keep {
+  std::vector<Napi::ObjectReference> refs;
+  void add(const Napi::Value& v) {
+    if (v.IsObject()) refs.push_back(Napi::Persistent(v.As<Napi::Object>()));
+  }
+};
+
+struct FwdParsed {
+  SeqDims d;
+  SeqFwdIn in;
+};
+
+int parseCell(Napi::Env env, const Napi::Value& v, const std::string& kern) {
+  if (!v.IsString()) typeError(env, kern + ": cell must be a string");
+  const std::string c = v.As<Napi::String>().Utf8Value();
+  if (c == "lstm") return CELL_LSTM;
+  if (c == "gru") return CELL_GRU;
+  if (c == "rnn_tanh") return CELL_RNN_TANH;
+  if (c == "rnn_relu") return CELL_RNN_RELU;
+  rangeError(env, kern + ": cell must be lstm, gru, rnn_tanh or rnn_relu, received " + c);
+}
+
+const char* cellName(int c) {
+  return c == CELL_LSTM ? "lstm" : c == CELL_GRU ? "gru" : c == CELL_RNN_TANH ? "rnn_tanh" : "rnn_relu";
+}
+
+// Reads the dimensions (and weights, which backward needs again) of a forward args object.
+SeqDims parseDims(Napi::Env env, const Napi::Object& a, const std::string& kern0) {
+  SeqDims d;
+  d.cell = parseCell(env, a.Get("cell"), kern0);
+  const std::string kern = kern0 + "(" + cellName(d.cell) + ")";
+  d.T = (int)asInt(env, a.Get("T"), kern, "T", 1, kMaxDim);
+  d.B = (int)asInt(env, a.Get("B"), kern, "B", 1, kMaxDim);
+  d.I = (int)asInt(env, a.Get("I"), kern, "I", 1, kMaxDim);
+  d.H = (int)asInt(env, a.Get("H"), kern, "H", 1, kMaxDim);
+  d.P = (int)asInt(env, a.Get("P"), kern, "P", 0, kMaxDim);
+  if (d.P > 0 && d.cell != CELL_LSTM) rangeError(env, kern + ": a projection exists only for LSTM");
+  if (d.P > 0 && d.P >= d.H) rangeError(env, kern + ": projection size P must be smaller than H");
+  d.R = d.P > 0 ? d.P : d.H;
+  const int gc = d.cell == CELL_LSTM ? 4 : d.cell == CELL_GRU ? 3 : 1;
+  d.G = (int)mul(env, kern, {gc, d.H});
+  if (d.G > kMaxDim) rangeError(env, kern + ": shape too large");
+  d.reverse = asBool(env, a.Get("reverse"), kern, "reverse");
+  // every index computed inside the kernels must fit in int64 comfortably
+  mul(env, kern, {d.T + 1, d.B, std::max(d.G, std::max(d.I, d.R)), 4});
+  if ((int64_t)d.T * d.B > kMaxDim) rangeError(env, kern + ": T * B too large");
+  return d;
+}
+
+FwdParsed parseForward(Napi::Env env, const Napi::Object& a, Keep* keep) {
+  FwdParsed f;
+  SeqDims& d = f.d = parseDims(env, a, "native.seqForward");
+  const std::string kern = std::string("native.seqForward(") + cellName(d.cell) + ")";
+  const int64_t T = d.T, B = d.B, I = d.I, H = d.H, P = d.P, R = d.R, G = d.G;
+  SeqFwdIn& in = f.in;
+  auto get = [&](const char* name) {
+    Napi::Value v = a.Get(name);
+    if (keep) keep->add(v);
+    return v;
+  };
+  in.x = asF32(env, get("x"), kern, "x", mul(env, kern, {T, B, I}), false).p;
+  in.wIh = asF32(env, get("wIh"), kern, "wIh", G * I, false).p;
+  in.wHh = asF32(env, get("wHh"), kern, "wHh", G * R, false).p;
+  in.bIh = asF32(env, get("bIh"), kern, "bIh", G, true).p;
+  in.bHh = asF32(env, get("bHh"), kern, "bHh", G, true).p;
+  in.wHr = P > 0 ? asF32(env, get("wHr"), kern, "wHr", P * H, false).p : nullptr;
+  in.h0 = asF32(env, get("h0"), kern, "h0", B * R, true).p;
+  in.c0 = d.cell == CELL_LSTM ? asF32(env, get("c0"), kern, "c0", B * H, true).p : nullptr;
+  in.cN = d.cell == CELL_LSTM ? asF32(env, get("cN"), kern, "cN", B * H, true).p : nullptr;
+  in.hN = asF32(env, get("hN"), kern, "hN", B * R, false).p;
+  in.yStride = asInt(env, a.Get("yStride"), kern, "yStride", 1, kMaxDim);
+  in.yOffset = asInt(env, a.Get("yOffset"), kern, "yOffset", 0, kMaxDim);
+  if (in.yOffset + R > in.yStride) rangeError(env, kern + ": y columns do not fit in yStride");
+  in.y = asF32(env, get("y"), kern, "y", mul(env, kern, {T, B, in.yStride}), false).p;
+  in.lengths = asI32(env, get("lengths"), kern, "lengths", B, true);
+  if (in.lengths) {
+    for (int64_t b = 0; b < B; b++)
+      if (in.lengths[b] < 1 || in.lengths[b] > T)
+        rangeError(env, kern + ": lengths[" + std::to_string(b) + "] = " + std::to_string(in.lengths[b]) +
+                            " is out of range, expected 1.." + std::to_string(T));
+  }
+  in.training = asBool(env, a.Get("training"), kern, "training");
+  return f;
+}
+
+struct CtxBox {
+  SeqCtx ctx;
+  int64_t reported = 0;
+};
+
+Napi::Value wrapCtx(Napi::Env env, std::unique_ptr<CtxBox> box) {
+  box->reported = (int64_t)box->ctx.bytes;
+  Napi::MemoryManagement::AdjustExternalMemory(env, box->reported);
+  auto ext = Napi::External<CtxBox>::New(env, box.release(), [](Napi::Env e, CtxBox* b) {
+    Napi::MemoryManagement::AdjustExternalMemory(e, -b->reported);
+    delete b;
+  });
+  ext.TypeTag(&kCtxTag);
+  return ext;
+}
+
+struct BwdParsed {
+  CtxBox* box;
+  SeqBwdIn in;
+};
+
+BwdParsed parseBackward(Napi::Env env, const Napi::Value& ctxv, const Napi::Object& fa, const Napi::Object& a,
+                        Keep* keep) {
+  const std::string kern0 = "native.seqBackward";
+  if (!ctxv.IsExternal() || !ctxv.As<Napi::External<CtxBox>>().CheckTypeTag(&kCtxTag))
+    typeError(env, kern0 + ": ctx is not a context of native.seqForward");
+  BwdParsed r;
+  r.box = ctxv.As<Napi::External<CtxBox>>().Data();
+  const SeqDims& d = r.box->ctx.d;
+  const std::string kern = kern0 + "(" + cellName(d.cell) + ")";
+  SeqDims fd = parseDims(env, fa, kern0);
+  if (fd.cell != d.cell || fd.T != d.T || fd.B != d.B || fd.I != d.I || fd.H != d.H || fd.P != d.P ||
+      fd.reverse != d.reverse)
+    rangeError(env, kern + ": the forward arguments do not match the context's shapes");
+  const int64_t T = d.T, B = d.B, I = d.I, H = d.H, P = d.P, R = d.R, G = d.G;
+  auto get = [&](const Napi::Object& o, const char* name) {
+    Napi::Value v = o.Get(name);
+    if (keep) keep->add(v);
+    return v;
+  };
+  SeqBwdIn& in = r.in;
+  in.x = asF32(env, get(fa, "x"), kern, "x", T * B * I, false).p;
+  in.wIh = asF32(env, get(fa, "wIh"), kern, "wIh", G * I, false).p;
+  in.wHh = asF32(env, get(fa, "wHh"), kern, "wHh", G * R, false).p;
+  in.wHr = P > 0 ? asF32(env, get(fa, "wHr"), kern, "wHr", P * H, false).p : nullptr;
+  Napi::Value dyv = get(a, "dy");
+  in.dy = nullptr;
+  in.dyStride = in.dyOffset = 0;
+  if (!dyv.IsNull() && !dyv.IsUndefined()) {
+    in.dyStride = asInt(env, a.Get("dyStride"), kern, "dyStride", 1, kMaxDim);
+    in.dyOffset = asInt(env, a.Get("dyOffset"), kern, "dyOffset", 0, kMaxDim);
+    if (in.dyOffset + R > in.dyStride) rangeError(env, kern + ": dy columns do not fit in dyStride");
+    in.dy = asF32(env, dyv, kern, "dy", mul(env, kern, {T, B, in.dyStride}), false).p;
+  }
+  const bool lstm = d.cell == CELL_LSTM;
+  in.dhN = asF32(env, get(a, "dhN"), kern, "dhN", B * R, true).p;
+  in.dcN = lstm ? asF32(env, get(a, "dcN"), kern, "dcN", B * H, true).p : nullptr;
+  in.dx = asF32(env, get(a, "dx"), kern, "dx", T * B * I, true).p;
+  in.dh0 = asF32(env, get(a, "dh0"), kern, "dh0", B * R, true).p;
+  in.dc0 = lstm ? asF32(env, get(a, "dc0"), kern, "dc0", B * H, true).p : nullptr;
+  in.dWIh = asF32(env, get(a, "dWIh"), kern, "dWIh", G * I, true).p;
+  in.dWHh = asF32(env, get(a, "dWHh"), kern, "dWHh", G * R, true).p;
+  in.dBIh = asF32(env, get(a, "dBIh"), kern, "dBIh", G, true).p;
+  in.dBHh = asF32(env, get(a, "dBHh"), kern, "dBHh", G, true).p;
+  in.dWHr = P > 0 ? asF32(env, get(a, "dWHr"), kern, "dWHr", P * H, true).p : nullptr;
+  return r;
+}
+
+Napi::Value SeqForward(const Napi::CallbackInfo& info) {
+  Napi::Env env = info.Env();
+  checkArgc(info, 1, "native.seqForward");
+  FwdParsed f = parseForward(env, asObj(env, info[0], "native.seqForward", "args"), nullptr);
+  auto box = std::make_unique<CtxBox>();
+  seq_forward(K(env), f.d, f.in, box->ctx);
+  if (!f.in.training) return env.Null();
+  return wrapCtx(env, std::move(box));
+}
+
+Napi::Value SeqBackward(const Napi::CallbackInfo& info) {
+  Napi::Env env = info.Env();
+  checkArgc(info, 3, "native.seqBackward");
+  BwdParsed b = parseBackward(env, info[0], asObj(env, info[1], "native.seqBackward", "forward args"),
+                              asObj(env, info[2], "native.seqBackward", "args"), nullptr);
+  seq_backward(K(env), b.box->ctx, b.in);
+  return env.Undefined();
+}
+
+class ForwardWorker : public Napi::AsyncWorker {
+ public:
+  ForwardWorker(Napi::Env env, const IsaKernels& k, FwdParsed f, Keep keep)
+      : Napi::AsyncWorker(env), k_(k), f_(f), keep_(std::move(keep)), box_(new CtxBox()),
+        deferred_(Napi::Promise::Deferred::New(env)) {}
+  Napi::Promise Promise() { return deferred_.Promise(); }
+  void Execute() override {
+    try {
+      seq_forward(k_, f_.d, f_.in, box_->ctx);
+    } catch (const std::exception& e) {
+      SetError(std::string("native.seqForwardAsync: ") + e.what());
+    }
+  }
+  void OnOK() override {
+    Napi::Env env = Env();
+    if (!f_.in.training) deferred_.Resolve(env.Null());
+    else deferred_.Resolve(wrapCtx(env, std::move(box_)));
+  }
+  void OnError(const Napi::Error& e) override { deferred_.Reject(e.Value()); }
+
+ private:
+  const IsaKernels& k_;
+  FwdParsed f_;
+  Keep keep_;
+  std::unique_ptr<CtxBox> box_;
+  Napi::Promise::Deferred deferred_;
+};
+
+class BackwardWorker : public Napi::AsyncWorker {
+ public:
+  BackwardWorker(Napi::Env env, const IsaKernels& k, BwdParsed b, Keep keep, Napi::Value ctx)
+      : Napi::AsyncWorker(env), k_(k), b_(b), keep_(std::move(keep)), deferred_(Napi::Promise::Deferred::New(env)) {
+    ctxRef_ = Napi::Persistent(ctx.As<Napi::Object>());
+  }
+  Napi::Promise Promise() { return deferred_.Promise(); }
+  void Execute() override {
+    try {
+      seq_backward(k_, b_.box->ctx, b_.in);
+    } catch (const std::exception& e) {
+      SetError(std::string("native.seqBackwardAsync: ") + e.what());
+    }
+  }
+  void OnOK() override { deferred_.Resolve(Env().Undefined()); }
+  void OnError(const Napi::Error& e) override { deferred_.Reject(e.Value()); }
+
+ private:
+  const IsaKernels& k_;
+  BwdParsed b_;
+  Keep keep_;
+  Napi::ObjectReference ctxRef_;
+  Napi::Promise::Deferred deferred_;
+};
+
+Napi::Value SeqForwardAsync(const Napi::CallbackInfo& info) {
+  Napi::Env env = info.Env();
+  checkArgc(info, 1, "native.seqForwardAsync");
+  Keep keep;
+  FwdParsed f = parseForward(env, asObj(env, info[0], "native.seqForwardAsync", "args"), &keep);
+  auto* w = new ForwardWorker(env, K(env), f, std::move(keep));
+  Napi::Promise p = w->Promise();
+  w->Queue();
+  return p;
+}
+
+Napi::Value SeqBackwardAsync(const Napi::CallbackInfo& info) {
+  Napi::Env env = info.Env();
+  checkArgc(info, 3, "native.seqBackwardAsync");
+  Keep keep;
+  BwdParsed b = parseBackward(env, info[0], asObj(env, info[1], "native.seqBackwardAsync", "forward args"),
+                              asObj(env, info[2], "native.seqBackwardAsync", "args"), &keep);
+  auto* w = new BackwardWorker(env, K(env), b, std::move(keep), info[0]);
+  Napi::Promise p = w->Promise();
+  w->Queue();
+  return p;
+}
+
+// ---------------------------------------------------------------- elementwise ops
+int parseUnary(Napi::Env env, const Napi::Value& v, const std::string& kern) {
+  if (!v.IsString()) typeError(env, kern + ": op must be a string");
+  const std::string s = v.As<Napi::String>().Utf8Value();
+  if (s == "tanh") return OP_TANH;
+  if (s == "sigmoid") return OP_SIGMOID;
+  if (s == "relu") return OP_RELU;
+  rangeError(env, kern + ": op must be tanh, sigmoid or relu, received " + s);
+}
+
+// y[n] = op(x[n])
+Napi::Value UnaryForward(const Napi::CallbackInfo& info) {
+  Napi::Env env = info.Env();
+  const std::string kern = "native.unaryForward";
+  checkArgc(info, 3, kern.c_str());
+  const int op = parseUnary(env, info[0], kern);
+  F32 x = asF32(env, info[1], kern, "x", 0, false);
+  F32 y = asF32(env, info[2], kern, "y", x.n, false);
+  K(env).unary_fwd(op, x.n, x.p, y.p);
+  return env.Undefined();
+}
+
+// dx[n] += dy[n] * op'(x or y)
+Napi::Value UnaryBackward(const Napi::CallbackInfo& info) {
+  Napi::Env env = info.Env();
+  const std::string kern = "native.unaryBackward";
+  checkArgc(info, 5, kern.c_str());
+  const int op = parseUnary(env, info[0], kern);
+  F32 dy = asF32(env, info[3], kern, "dy", 0, false);
+  const int64_t n = dy.n;
+  F32 x = asF32(env, info[1], kern, "x", op == OP_RELU ? n : 0, false);
+  F32 y = asF32(env, info[2], kern, "y", op == OP_RELU ? 0 : n, false);
+  F32 dx = asF32(env, info[4], kern, "dx", n, false);
+  K(env).unary_bwd(op, n, x.p, y.p, dy.p, dx.p);
+  return env.Undefined();
+}
+
+// logits [N, C], targets [N] -> probs [N, C], losses [N]
+Napi::Value CrossEntropyForward(const Napi::CallbackInfo& info) {
+  Napi::Env env = info.Env();
+  const std::string kern = "native.crossEntropyForward";
+  checkArgc(info, 7, kern.c_str());
+  const int64_t N = asInt(env, info[0], kern, "N", 0, kMaxDim), C = asInt(env, info[1], kern, "C", 1, kMaxDim);
+  const int64_t NC = mul(env, kern, {N, C});
+  const float* logits = asF32(env, info[2], kern, "logits", NC, false).p;
+  const int32_t* targets = asI32(env, info[3], kern, "targets", N, false);
+  const int64_t ignore = (int64_t)asNum(env, info[4], kern, "ignoreIndex");
+  float* probs = asF32(env, info[5], kern, "probs", NC, false).p;
+  float* losses = asF32(env, info[6], kern, "losses", N, false).p;
+  for (int64_t n = 0; n < N; n++)
+    if (targets[n] != ignore && (targets[n] < 0 || targets[n] >= C))
+      rangeError(env, kern + ": targets[" + std::to_string(n) + "] = " + std::to_string(targets[n]) +
+                          " is not a class id in [0, " + std::to_string(C) + ")");
+  for (int64_t n = 0; n < N; n++) {
+    const float* l = logits + n * C;
+    float* p = probs + n * C;
+    double mx = -INFINITY;
+    for (int64_t c = 0; c < C; c++) mx = l[c] > mx ? l[c] : mx;
+    double sum = 0;
+    for (int64_t c = 0; c < C; c++) sum += std::exp((double)l[c] - mx);
+    const double logSum = mx + std::log(sum);
+    for (int64_t c = 0; c < C; c++) p[c] = (float)std::exp((double)l[c] - logSum);
+    losses[n] = targets[n] == ignore ? 0.0f : (float)(logSum - l[targets[n]]);
+  }
+  return env.Undefined();
+}
+
+// dLogits [N, C] += dLosses[n] * (probs - onehot(target))
+Napi::Value CrossEntropyBackward(const Napi::CallbackInfo& info) {
+  Napi::Env env = info.Env();
+  const std::string kern = "native.crossEntropyBackward";
+  checkArgc(info, 7, kern.c_str());
+  const int64_t N = asInt(env, info[0], kern, "N", 0, kMaxDim), C = asInt(env, info[1], kern, "C", 1, kMaxDim);
+  const int64_t NC = mul(env, kern, {N, C});
+  const float* probs = asF32(env, info[2], kern, "probs", NC, false).p;
+  const int32_t* targets = asI32(env, info[3], kern, "targets", N, false);
+  const int64_t ignore = (int64_t)asNum(env, info[4], kern, "ignoreIndex");
+  const float* dLosses = asF32(env, info[5], kern, "dLosses", N, false).p;
+  float* dLogits = asF32(env, info[6], kern, "dLogits", NC, false).p;
+  for (int64_t n = 0; n < N; n++)
+    if (targets[n] != ignore && (targets[n] < 0 || targets[n] >= C))
+      rangeError(env, kern + ": targets[" + std::to_string(n) + "] = " + std::to_string(targets[n]) +
+                          " is not a class id in [0, " + std::to_string(C) + ")");
+  for (int64_t n = 0; n < N; n++) {
+    if (targets[n] == ignore) continue;
+    const float g = dLosses[n];
+    const float* p = probs + n * C;
+    float* d = dLogits + n * C;
+    for (int64_t c = 0; c < C; c++) d[c] += g * (p[c] - (c == targets[n] ? 1.0f : 0.0f));
+  }
+  return env.Undefined();
+}
+
+Napi::Value SumSquares(const Napi::CallbackInfo& info) {
+  Napi::Env env = info.Env();
+  checkArgc(info, 1, "native.sumSquares");
+  F32 x = asF32(env, info[0], "native.sumSquares", "x", 0, false);
+  double acc[4] = {0, 0, 0, 0};
+  int64_t i = 0;
+  for (; i + 4 <= x.n; i += 4)
+    for (int j = 0; j < 4; j++) acc[j] += (double)x.p[i + j] * x.p[i + j];
+  for (; i < x.n; i++) acc[0] += (double)x.p[i] * x.p[i];
+  return Napi::Number::New(env, (acc[0] + acc[1]) + (acc[2] + acc[3]));
+}
+
+// Adam / AdamW (PyTorch, non-amsgrad): param, grad, m, v [n]
+Napi::Value AdamUpdate(const Napi::CallbackInfo& info) {
+  Napi::Env env = info.Env();
+  const std::string kern = "native.adamUpdate";
+  checkArgc(info, 11, kern.c_str());
+  F32 param = asF32(env, info[0], kern, "param", 0, false);
+  const int64_t n = param.n;
+  const float* grad = asF32(env, info[1], kern, "grad", n, false).p;
+  float* m = asF32(env, info[2], kern, "m", n, false).p;
+  float* v = asF32(env, info[3], kern, "v", n, false).p;
+  const double lr = asNum(env, info[4], kern, "lr"), beta1 = asNum(env, info[5], kern, "beta1"),
+               beta2 = asNum(env, info[6], kern, "beta2"), eps = asNum(env, info[7], kern, "eps"),
+               wd = asNum(env, info[8], kern, "weightDecay");
+  const bool decoupled = asBool(env, info[9], kern, "decoupled");
+  const double step = asNum(env, info[10], kern, "step");
+  const double bc1 = 1 - std::pow(beta1, step), bc2 = 1 - std::pow(beta2, step);
+  const double stepSize = lr / bc1, bc2Sqrt = std::sqrt(bc2);
+  float* p = param.p;
+  for (int64_t i = 0; i < n; i++) {
+    double g = grad[i];
+    if (decoupled) p[i] = (float)(p[i] * (1 - lr * wd));
+    else if (wd != 0) g += wd * p[i];
+    m[i] = (float)(beta1 * m[i] + (1 - beta1) * g);
+    v[i] = (float)(beta2 * v[i] + (1 - beta2) * g * g);
+    p[i] = (float)(p[i] - stepSize * m[i] / (std::sqrt((double)v[i]) / bc2Sqrt + eps));
+  }
+  return env.Undefined();
+}
+
+// SGD (PyTorch): param, grad, momentumBuffer [n]
+Napi::Value SgdUpdate(const Napi::CallbackInfo& info) {
+  Napi::Env env = info.Env();
+  const std::string kern = "native.sgdUpdate";
+  checkArgc(info, 9, kern.c_str());
+  F32 param = asF32(env, info[0], kern, "param", 0, false);
+  const int64_t n = param.n;
+  const float* grad = asF32(env, info[1], kern, "grad", n, false).p;
+  const double lr = asNum(env, info[3], kern, "lr"), momentum = asNum(env, info[4], kern, "momentum"),
+               dampening = asNum(env, info[5], kern, "dampening"), wd = asNum(env, info[6], kern, "weightDecay");
+  const bool nesterov = asBool(env, info[7], kern, "nesterov"), first = asBool(env, info[8], kern, "firstStep");
+  float* buf = asF32(env, info[2], kern, "momentumBuffer", momentum != 0 ? n : 0, false).p;
+  float* p = param.p;
+  for (int64_t i = 0; i < n; i++) {
+    double g = grad[i] + wd * p[i];
+    if (momentum != 0) {
+      const double b = first ? g : momentum * buf[i] + (1 - dampening) * g;
+      buf[i] = (float)b;
+      g = nesterov ? g + momentum * buf[i] : buf[i];
+    }
+    p[i] = (float)(p[i] - lr * g);
+  }
+  return env.Undefined();
+}
+
+Napi::Object Init(Napi::Env env, Napi::Object exports) {
+  auto* data = new AddonData();
+  env.SetInstanceData(data);
+  for (const char* isa : {"avx512", "avx2", "sse2"}) {
+    if (cpu_has(isa)) data->cpuIsas += (data->cpuIsas.empty() ? "" : ",") + std::string(isa);
+  }
+  const char* forced = std::getenv("RNNKIT_NATIVE_ISA");
+  if (forced && *forced) {
+    const IsaKernels* k = kernels_for(forced);
+    if (!k) throw Napi::RangeError::New(env, std::string("RNNKIT_NATIVE_ISA must be avx512, avx2 or sse2, received ") + forced);
+    if (!cpu_has(forced)) throw Napi::RangeError::New(env, std::string("RNNKIT_NATIVE_ISA=") + forced + " but this CPU does not support it");
+    data->k = k;
+  } else {
+    data->k = cpu_has("avx512") ? &kernels_avx512 : cpu_has("avx2") ? &kernels_avx2 : &kernels_sse2;
+  }
+  static bool threadsSet = false;
+  if (!threadsSet) {
+    threadsSet = true;
+    const char* t = std::getenv("RNNKIT_THREADS");
+    if (t && *t) {
+      const int n = std::atoi(t);
+      if (n >= 1) pool_set_threads(n);
+    }
+  }
+  exports.Set("info", Napi::Function::New(env, Info));
+  exports.Set("setThreads", Napi::Function::New(env, SetThreads));
+  exports.Set("setIsa", Napi::Function::New(env, SetIsa));
+  exports.Set("cpuSupports", Napi::Function::New(env, CpuSupports));
+  exports.Set("gemm", Napi::Function::New(env, Gemm));
+  exports.Set("gemmNaive", Napi::Function::New(env, GemmNaive));
+  exports.Set("seqForward", Napi::Function::New(env, SeqForward));
+  exports.Set("seqBackward", Napi::Function::New(env, SeqBackward));
+  exports.Set("seqForwardAsync", Napi::Function::New(env, SeqForwardAsync));
+  exports.Set("seqBackwardAsync", Napi::Function::New(env, SeqBackwardAsync));
+  exports.Set("unaryForward", Napi::Function::New(env, UnaryForward));
+  exports.Set("unaryBackward", Napi::Function::New(env, UnaryBackward));
+  exports.Set("crossEntropyForward", Napi::Function::New(env, CrossEntropyForward));
+  exports.Set("crossEntropyBackward", Napi::Function::New(env, CrossEntropyBackward));
+  exports.Set("sumSquares", Napi::Function::New(env, SumSquares));
+  exports.Set("adamUpdate", Napi::Function::New(env, AdamUpdate));
+  exports.Set("sgdUpdate", Napi::Function::New(env, SgdUpdate));
+  return exports;
+}
+
+}  // namespace
+}  // namespace rk
+
+static Napi::Object InitAll(Napi::Env env, Napi::Object exports) { return rk::Init(env, exports); }
+NODE_API_MODULE(rnnkit, InitAll)

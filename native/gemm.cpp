@@ -1,0 +1,87 @@
+#include "gemm.h"
+
+#include <algorithm>
+#include <new>
+
+#include "pool.h"
+
+namespace rk {
+
+void FBuf::throw_oom() { throw std::bad_alloc(); }
+
+size_t packed_b_size(const IsaKernels& k, int K, int N) {
+  const size_t np = (size_t)(N + k.NR - 1) / k.NR;
+  return (size_t)K * np * k.NR;
+}
+
+void pack_b_all(const IsaKernels& k, const float* B, int64_t ldb, bool transB, int K, int N, float* out) {
+  const int np = (N + k.NR - 1) / k.NR;
+  const int nt = (int64_t)K * N < 32768 ? 1 : std::min(pool_threads(), np);
+  parallel_for(nt, [&](int t) {
+    const int p0 = (int)((int64_t)np * t / nt), p1 = (int)((int64_t)np * (t + 1) / nt);
+    if (p1 > p0) k.pack_b(B, ldb, transB ? 1 : 0, K, N, out, p0, p1);
+  });
+}
+
+static thread_local FBuf tl_packA;
+static thread_local FBuf tl_packB;
+
+void gemm_packed(const IsaKernels& k, int M, int N, int K, float alpha, const float* A, int64_t lda,
+                 bool transA, const float* packedB, float beta, float* C, int64_t ldc) {
+  if (M <= 0 || N <= 0) return;
+  const int np = (N + k.NR - 1) / k.NR;
+  const int nm = (M + k.MR - 1) / k.MR;
+  const double flops = 2.0 * M * N * (double)K;
+  int nt = flops < 2e5 ? 1 : pool_threads();
+  // split the larger dimension (in register tiles) over the threads
+  const bool splitN = np >= nm || np >= 2 * nt;
+  const int units = splitN ? np : nm;
+  if (nt > units) nt = units;
+  parallel_for(nt, [&](int t) {
+    const int u0 = (int)((int64_t)units * t / nt), u1 = (int)((int64_t)units * (t + 1) / nt);
+    if (u1 <= u0) return;
+    float* pa = tl_packA.ensure((size_t)k.MC * k.KC);
+    if (splitN) {
+      k.gemm_compute(M, N, K, alpha, A, lda, transA ? 1 : 0, packedB, beta, C, ldc, 0, M, u0, u1, pa);
+    } else {
+      k.gemm_compute(M, N, K, alpha, A, lda, transA ? 1 : 0, packedB, beta, C, ldc, u0 * k.MR,
+                     std::min(M, u1 * k.MR), 0, np, pa);
+    }
+  });
+}
+
+void gemm(const IsaKernels& k, bool transA, bool transB, int M, int N, int K, float alpha, const float* A,
+          int64_t lda, const float* B, int64_t ldb, float beta, float* C, int64_t ldc) {
+  if (M <= 0 || N <= 0) return;
+  if (K <= 0 || alpha == 0.0f) {
+    // C = beta * C (beta 0: zeros, whatever C held)
+    for (int m = 0; m < M; m++) {
+      float* c = C + (int64_t)m * ldc;
+      if (beta == 0.0f) memset(c, 0, sizeof(float) * (size_t)N);
+      else if (beta != 1.0f) for (int n = 0; n < N; n++) c[n] *= beta;
+    }
+    return;
+  }
+  float* pb = tl_packB.ensure(packed_b_size(k, K, N));
+  pack_b_all(k, B, ldb, transB, K, N, pb);
+  gemm_packed(k, M, N, K, alpha, A, lda, transA, pb, beta, C, ldc);
+}
+
+// C[M,N] = alpha * op(A)[M,K] @ op(B)[K,N] + beta * C
+void gemm_naive(bool transA, bool transB, int M, int N, int K, float alpha, const float* A, int64_t lda,
+                const float* B, int64_t ldb, float beta, float* C, int64_t ldc) {
+  for (int m = 0; m < M; m++) {
+    for (int n = 0; n < N; n++) {
+      float acc = 0.0f;
+      for (int kk = 0; kk < K; kk++) {
+        const float a = transA ? A[(int64_t)kk * lda + m] : A[(int64_t)m * lda + kk];
+        const float b = transB ? B[(int64_t)n * ldb + kk] : B[(int64_t)kk * ldb + n];
+        acc += a * b;
+      }
+      float* c = C + (int64_t)m * ldc + n;
+      *c = alpha * acc + (beta == 0.0f ? 0.0f : beta * *c);
+    }
+  }
+}
+
+}  // namespace rk

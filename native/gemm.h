@@ -1,0 +1,55 @@
+// SGEMM driver over the per-ISA kernels: packing, threading, the naive reference.
+#pragma once
+#include <stddef.h>
+#include <stdint.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "kernels.h"
+
+namespace rk {
+
+// 64-byte aligned float buffer (grow-only, contents not initialised unless asked).
+struct FBuf {
+  float* p = nullptr;
+  size_t n = 0;
+  FBuf() = default;
+  FBuf(const FBuf&) = delete;
+  FBuf& operator=(const FBuf&) = delete;
+  ~FBuf() { free(p); }
+  float* ensure(size_t count) {
+    if (count > n) {
+      free(p);
+      p = nullptr;
+      n = 0;
+      size_t bytes = (count * sizeof(float) + 63) & ~(size_t)63;
+      void* q = nullptr;
+      if (posix_memalign(&q, 64, bytes ? bytes : 64) != 0) throw_oom();
+      p = static_cast<float*>(q);
+      n = count;
+    }
+    return p;
+  }
+  float* zeros(size_t count) {
+    ensure(count);
+    if (count) memset(p, 0, count * sizeof(float));
+    return p;
+  }
+  static void throw_oom();
+};
+
+// Floats needed by pack_b for op(B) [K, N].
+size_t packed_b_size(const IsaKernels& k, int K, int N);
+// Packs op(B) [K, N] (all panels, in parallel).
+void pack_b_all(const IsaKernels& k, const float* B, int64_t ldb, bool transB, int K, int N, float* out);
+// C[M, N] = alpha * op(A) @ packedB + beta * C, split over the thread pool.
+void gemm_packed(const IsaKernels& k, int M, int N, int K, float alpha, const float* A, int64_t lda,
+                 bool transA, const float* packedB, float beta, float* C, int64_t ldc);
+// Full GEMM (the Backend.gemm semantics), packs B into a thread-local buffer.
+void gemm(const IsaKernels& k, bool transA, bool transB, int M, int N, int K, float alpha, const float* A,
+          int64_t lda, const float* B, int64_t ldb, float beta, float* C, int64_t ldc);
+// gemm_naive: the same contract, triple loop, the reference the tiled kernel is tested against.
+void gemm_naive(bool transA, bool transB, int M, int N, int K, float alpha, const float* A, int64_t lda,
+                const float* B, int64_t ldb, float beta, float* C, int64_t ldc);
+
+}  // namespace rk

@@ -1,0 +1,11 @@
+#include "kernels.h"
+#include <string.h>
+#pragma GCC target("avx2,fma")
+#define RK_NS k_avx2
+#define RK_NAME "avx2"
+#define RK_VW 8
+#define RK_MR 6
+#define RK_KC 256
+#define RK_MCP 24
+#include "kernels.inc"
+const rk::IsaKernels rk::kernels_avx2 = RK_TABLE;

@@ -1,0 +1,55 @@
+// ISA-independent view of the per-ISA kernels (kernels.inc compiled three times).
+// Only plain C types cross this boundary so that no inline/COMDAT function compiled for a
+// wider ISA can be picked by the linker for the baseline path.
+#pragma once
+#include <stdint.h>
+
+namespace rk {
+
+enum CellId { CELL_LSTM = 0, CELL_GRU = 1, CELL_RNN_TANH = 2, CELL_RNN_RELU = 3 };
+enum UnaryId { OP_TANH = 0, OP_SIGMOID = 1, OP_RELU = 2 };
+
+struct IsaKernels {
+  const char* name;
+  int MR, NR, KC, MC;
+  // Packed B layout (whole matrix, op(B) is [K, N]): for each k-block k0 (KC rows, the last one
+  // shorter) and each panel p of NR columns: kc x NR floats at out + k0 * Npad + p * kc * NR,
+  // Npad = ceil(N / NR) * NR, zero-padded. Packs panels [p0, p1).
+  void (*pack_b)(const float* B, int64_t ldb, int transB, int K, int N, float* out, int p0, int p1);
+  // C[m0:m1, panels p0:p1] = alpha * op(A) @ packedB + beta * C, op(A) is [M, K].
+  // packA: scratch of MC * KC floats, 64-byte aligned.
+  void (*gemm_compute)(int M, int N, int K, float alpha, const float* A, int64_t lda, int transA,
+                       const float* packedB, float beta, float* C, int64_t ldc, int m0, int m1,
+                       int p0, int p1, float* packA);
+
+  // ---- fused pointwise gate math, one batch row of H units each ----
+  // lstm_fwd_row: gx,gh,bias [4H] (i,f,g,o pre-activations: input part, recurrent part, b_ih+b_hh)
+  //   cprev [H] -> gates [4H] activated, c [H], h [H] = o * tanh(c)
+  void (*lstm_fwd_row)(int H, const float* gx, const float* gh, const float* bias, const float* cprev,
+                       float* gates, float* c, float* h);
+  // lstm_bwd_row: dh [H] gradient at o*tanh(c); dc [H] in: gradient from step+1, out: dc * f;
+  //   -> dg [4H] gradient of the pre-activations (and a copy in dg2 when not null)
+  void (*lstm_bwd_row)(int H, const float* dh, const float* gates, const float* c, const float* cprev,
+                       float* dc, float* dg, float* dg2);
+  // gru_fwd_row: gx [3H], gh [3H] = W_hh h (no bias), bias [3H] (r,z: b_ih+b_hh; n: b_ih), bhn [H]
+  //   hprev [H] -> gates [3H] (r,z,n), hn [H] = W_hn h + b_hn, h [H]
+  void (*gru_fwd_row)(int H, const float* gx, const float* gh, const float* bias, const float* bhn,
+                      const float* hprev, float* gates, float* hn, float* h);
+  // gru_bwd_row: dh [H] -> dgx [3H] (input side), dgh [3H] (recurrent side), dhprev [H] = dh * z
+  void (*gru_bwd_row)(int H, const float* dh, const float* gates, const float* hn, const float* hprev,
+                      float* dgx, float* dgh, float* dhprev);
+  // rnn_fwd_row: h = act(gx + gh + bias), written to gates and hout
+  void (*rnn_fwd_row)(int H, int relu, const float* gx, const float* gh, const float* bias, float* gates,
+                      float* hout);
+  // rnn_bwd_row: dg = dh * act'(h) (and a copy in dg2 when not null)
+  void (*rnn_bwd_row)(int H, int relu, const float* dh, const float* h, float* dg, float* dg2);
+
+  void (*unary_fwd)(int op, int64_t n, const float* x, float* y);
+  void (*unary_bwd)(int op, int64_t n, const float* x, const float* y, const float* dy, float* dx);
+};
+
+extern const IsaKernels kernels_avx512;
+extern const IsaKernels kernels_avx2;
+extern const IsaKernels kernels_sse2;
+
+}  // namespace rk

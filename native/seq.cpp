@@ -1,0 +1,289 @@
+// Sequence kernels, organised like cuDNN / oneDNN RNN primitives:
+//   forward:  Gx[T*B, G] = x[T*B, I] @ W_ih^T                      (one GEMM for all steps)
+//             per step s: Gh[nA, G] = h_{s-1}[nA, R] @ W_hh^T       (one GEMM for all gates)
+//                         fused gate math (both biases folded in), LSTM projection GEMM
+//   backward: per step s: dh = dh_next + dy; (projection: dhRaw = dh @ W_hr)
+//                         fused gate gradients -> dG; dh_next = dG @ W_hh (one GEMM)
+//             after the loop: dW_ih += dGx^T @ x, dx += dGx @ W_ih, dW_hh += dG^T @ h_prev,
+//                             dW_hr += dh^T @ hRaw (one GEMM each), bias grads = column sums.
+// Variable lengths: rows sorted by decreasing length (stable) so the rows still running at a step
+// are a prefix; each row reads its own time index (reverse: len-1-s) — no per-step copies.
+#include "seq.h"
+
+#include <algorithm>
+#include <numeric>
+
+#include "pool.h"
+
+namespace rk {
+
+namespace {
+
+// Runs f(i) for rows [0, n), splitting over threads when the work is large enough.
+template <class F>
+void rows_parallel(int n, int64_t work_per_row, F&& f) {
+  int nt = (int64_t)n * work_per_row < 65536 ? 1 : std::min(pool_threads(), n);
+  if (nt <= 1) {
+    for (int i = 0; i < n; i++) f(i);
+    return;
+  }
+  parallel_for(nt, [&](int t) {
+    const int i0 = (int)((int64_t)n * t / nt), i1 = (int)((int64_t)n * (t + 1) / nt);
+    for (int i = i0; i < i1; i++) f(i);
+  });
+}
+
+// dst[N] += column sums of src[M, N] (row-major), rows accumulated in order.
+void colsum_add(const float* src, int64_t M, int N, float* dst) {
+  const int chunk = 256;
+  const int nchunks = (N + chunk - 1) / chunk;
+  const int nt = M * N < 65536 ? 1 : std::min(pool_threads(), nchunks);
+  parallel_for(nt, [&](int t) {
+    float acc[chunk];
+    for (int c = t; c < nchunks; c += nt) {
+      const int n0 = c * chunk, nn = std::min(chunk, N - n0);
+      for (int n = 0; n < nn; n++) acc[n] = 0.0f;
+      for (int64_t m = 0; m < M; m++) {
+        const float* row = src + m * N + n0;
+        for (int n = 0; n < nn; n++) acc[n] += row[n];
+      }
+      for (int n = 0; n < nn; n++) dst[n0 + n] += acc[n];
+    }
+  });
+}
+
+}  // namespace
+
+void seq_forward(const IsaKernels& k, const SeqDims& d, const SeqFwdIn& in, SeqCtx& ctx) {
+  const int T = d.T, B = d.B, I = d.I, H = d.H, P = d.P, R = d.R, G = d.G;
+  const bool lstm = d.cell == CELL_LSTM, gru = d.cell == CELL_GRU, relu = d.cell == CELL_RNN_RELU;
+  const bool train = in.training;
+  ctx.d = d;
+
+  // ---- order rows by decreasing length ----
+  std::vector<int>& lens = ctx.lens;
+  std::vector<int>& perm = ctx.perm;
+  lens.resize(B);
+  for (int b = 0; b < B; b++) lens[b] = in.lengths ? in.lengths[b] : T;
+  perm.resize(B);
+  std::iota(perm.begin(), perm.end(), 0);
+  std::stable_sort(perm.begin(), perm.end(), [&](int a, int b) { return lens[a] > lens[b]; });
+  bool permId = true;
+  for (int i = 0; i < B; i++) permId = permId && perm[i] == i;
+  bool allFull = true;
+  for (int b = 0; b < B; b++) allFull = allFull && lens[b] == T;
+  ctx.identity = permId && (!d.reverse || allFull);
+  ctx.active.assign(T, 0);
+  for (int s = 0; s < T; s++) {
+    int n = 0;
+    while (n < B && lens[perm[n]] > s) n++;
+    ctx.active[s] = n;
+  }
+  auto timeOf = [&](int i, int s) { return d.reverse ? lens[perm[i]] - 1 - s : s; };
+
+  // ---- buffers ----
+  const int64_t TB = (int64_t)T * B;
+  const int hslots = train ? T + 1 : 2;
+  float* Hall = ctx.Hall.ensure((size_t)hslots * B * R);
+  float* Call = lstm ? ctx.Call.ensure((size_t)hslots * B * H) : nullptr;
+  float* gates = ctx.gates.ensure((size_t)(train ? TB : B) * G);
+  float* cells = gru ? ctx.cells.ensure((size_t)(train ? TB : B) * H) : nullptr;
+  float* hraw = P > 0 ? ctx.hraw.ensure((size_t)(train ? TB : B) * H) : nullptr;
+  ctx.bytes = sizeof(float) * (ctx.Hall.n + ctx.Call.n + ctx.gates.n + ctx.cells.n + ctx.hraw.n);
+  auto Hs = [&](int s) { return Hall + (int64_t)(train ? s : (s & 1)) * B * R; };
+  auto Cs = [&](int s) { return Call + (int64_t)(train ? s : (s & 1)) * B * H; };
+  auto stepRow = [&](int s, int i) { return (train ? (int64_t)s * B : 0) + i; };
+
+  thread_local FBuf tGx, tGh, tPwhh, tPwhr, tBias;
+  float* Gx = tGx.ensure((size_t)TB * G);
+  float* Gh = tGh.ensure((size_t)B * G);
+  float* bias = tBias.zeros((size_t)G + H);  // [G] folded biases, then [H] b_hn (GRU)
+  float* bhn = bias + G;
+  for (int g = 0; g < G; g++) {
+    float v = in.bIh ? in.bIh[g] : 0.0f;
+    if (in.bHh && !(gru && g >= 2 * H)) v += in.bHh[g];
+    bias[g] = v;
+  }
+  if (gru && in.bHh)
+    for (int j = 0; j < H; j++) bhn[j] = in.bHh[2 * H + j];
+
+  // ---- input projection for all time steps: Gx[T*B, G] = x[T*B, I] @ W_ih^T ----
+  gemm(k, false, true, (int)TB, G, I, 1.0f, in.x, I, in.wIh, I, 0.0f, Gx, G);
+  // ---- weights packed once for all steps ----
+  float* pWhh = tPwhh.ensure(packed_b_size(k, R, G));
+  pack_b_all(k, in.wHh, R, true, R, G, pWhh);  // op(B) = W_hh^T [R, G]
+  float* pWhr = nullptr;
+  if (P > 0) {
+    pWhr = tPwhr.ensure(packed_b_size(k, H, P));
+    pack_b_all(k, in.wHr, H, true, H, P, pWhr);  // op(B) = W_hr^T [H, P]
+  }
+
+  // ---- initial state (slot 0), padding rows of y ----
+  for (int i = 0; i < B; i++) {
+    const int b = perm[i];
+    float* h = Hs(0) + (int64_t)i * R;
+    if (in.h0) memcpy(h, in.h0 + (int64_t)b * R, sizeof(float) * R);
+    else memset(h, 0, sizeof(float) * R);
+    if (lstm) {
+      float* c = Cs(0) + (int64_t)i * H;
+      if (in.c0) memcpy(c, in.c0 + (int64_t)b * H, sizeof(float) * H);
+      else memset(c, 0, sizeof(float) * H);
+    }
+  }
+  for (int b = 0; b < B; b++)
+    for (int t = lens[b]; t < T; t++) memset(in.y + ((int64_t)t * B + b) * in.yStride + in.yOffset, 0, sizeof(float) * R);
+
+  for (int s = 0; s < T; s++) {
+    const int nA = ctx.active[s];
+    float* hPrev = Hs(s);
+    float* hNext = Hs(s + 1);
+    if (train && nA < B) {  // finished rows: keep finite zeros for the weight-gradient GEMMs
+      memset(hNext + (int64_t)nA * R, 0, sizeof(float) * (size_t)(B - nA) * R);
+      if (lstm) memset(Cs(s + 1) + (int64_t)nA * H, 0, sizeof(float) * (size_t)(B - nA) * H);
+      if (hraw) memset(hraw + stepRow(s, nA) * H, 0, sizeof(float) * (size_t)(B - nA) * H);
+    }
+    // Gh[nA, G] = h_prev[nA, R] @ W_hh^T
+    gemm_packed(k, nA, G, R, 1.0f, hPrev, R, false, pWhh, 0.0f, Gh, G);
+    rows_parallel(nA, (int64_t)G * 8, [&](int i) {
+      const int b = perm[i];
+      const int t = timeOf(i, s);
+      const float* gx = Gx + ((int64_t)t * B + b) * G;
+      const float* gh = Gh + (int64_t)i * G;
+      float* gt = gates + stepRow(s, i) * G;
+      if (lstm) {
+        float* hout = P > 0 ? hraw + stepRow(s, i) * H : hNext + (int64_t)i * R;
+        k.lstm_fwd_row(H, gx, gh, bias, Cs(s) + (int64_t)i * H, gt, Cs(s + 1) + (int64_t)i * H, hout);
+      } else if (gru) {
+        k.gru_fwd_row(H, gx, gh, bias, bhn, hPrev + (int64_t)i * R, gt, cells + stepRow(s, i) * H,
+                      hNext + (int64_t)i * R);
+      } else {
+        k.rnn_fwd_row(H, relu ? 1 : 0, gx, gh, bias, gt, hNext + (int64_t)i * R);
+      }
+    });
+    if (P > 0) {  // h[nA, P] = hRaw[nA, H] @ W_hr^T
+      gemm_packed(k, nA, P, H, 1.0f, hraw + stepRow(s, 0) * H, H, false, pWhr, 0.0f, hNext, R);
+    }
+    for (int i = 0; i < nA; i++) {
+      const int b = perm[i];
+      const int t = timeOf(i, s);
+      const float* h = hNext + (int64_t)i * R;
+      memcpy(in.y + ((int64_t)t * B + b) * in.yStride + in.yOffset, h, sizeof(float) * R);
+      if (s == lens[b] - 1) {
+        memcpy(in.hN + (int64_t)b * R, h, sizeof(float) * R);
+        if (lstm && in.cN) memcpy(in.cN + (int64_t)b * H, Cs(s + 1) + (int64_t)i * H, sizeof(float) * H);
+      }
+    }
+  }
+}
+
+void seq_backward(const IsaKernels& k, const SeqCtx& ctx, const SeqBwdIn& in) {
+  const SeqDims& d = ctx.d;
+  const int T = d.T, B = d.B, I = d.I, H = d.H, P = d.P, R = d.R, G = d.G;
+  const bool lstm = d.cell == CELL_LSTM, gru = d.cell == CELL_GRU, relu = d.cell == CELL_RNN_RELU;
+  const int64_t TB = (int64_t)T * B;
+  const std::vector<int>& perm = ctx.perm;
+  const std::vector<int>& lens = ctx.lens;
+  auto timeOf = [&](int i, int s) { return d.reverse ? lens[perm[i]] - 1 - s : s; };
+  const float* Hall = ctx.Hall.p;
+  const float* Call = ctx.Call.p;
+  const float* gates = ctx.gates.p;
+  const float* cells = ctx.cells.p;
+  const float* hraw = ctx.hraw.p;
+
+  thread_local FBuf tDGh, tDGx, tDh, tDc, tDhTot, tDhRaw, tPwhh, tPwhr, tWsDh;
+  // dGh: [T, B, G] gradients of the recurrent pre-activations in processing order (s, i);
+  // dGx: [T, B, G] gradients of the input pre-activations in (t, b) order, the layout of x.
+  float* dGh = tDGh.ensure((size_t)TB * G);
+  const bool separateDGx = gru || !ctx.identity;
+  float* dGx = separateDGx ? tDGx.ensure((size_t)TB * G) : dGh;
+  float* dh = tDh.ensure((size_t)B * R);   // gradient flowing into the state, processing order
+  float* dc = lstm ? tDc.ensure((size_t)B * H) : nullptr;
+  float* dhTot = tDhTot.ensure((size_t)B * R);
+  float* dhRaw = P > 0 ? tDhRaw.ensure((size_t)B * H) : nullptr;
+  float* wsDh = P > 0 ? tWsDh.ensure((size_t)TB * P) : nullptr;  // [T, B, P] dh per step
+
+  // rows never processed keep zeros (they enter the all-steps GEMMs)
+  for (int s = 0; s < T; s++) {
+    const int nA = ctx.active[s];
+    if (nA < B) {
+      memset(dGh + ((int64_t)s * B + nA) * G, 0, sizeof(float) * (size_t)(B - nA) * G);
+      if (wsDh) memset(wsDh + ((int64_t)s * B + nA) * P, 0, sizeof(float) * (size_t)(B - nA) * P);
+    }
+  }
+  if (separateDGx) {
+    for (int b = 0; b < B; b++)
+      for (int t = lens[b]; t < T; t++) memset(dGx + ((int64_t)t * B + b) * G, 0, sizeof(float) * G);
+  }
+  for (int i = 0; i < B; i++) {
+    const int b = perm[i];
+    if (in.dhN) memcpy(dh + (int64_t)i * R, in.dhN + (int64_t)b * R, sizeof(float) * R);
+    else memset(dh + (int64_t)i * R, 0, sizeof(float) * R);
+    if (lstm) {
+      if (in.dcN) memcpy(dc + (int64_t)i * H, in.dcN + (int64_t)b * H, sizeof(float) * H);
+      else memset(dc + (int64_t)i * H, 0, sizeof(float) * H);
+    }
+  }
+  float* pWhh = tPwhh.ensure(packed_b_size(k, G, R));
+  pack_b_all(k, in.wHh, R, false, G, R, pWhh);  // op(B) = W_hh [G, R]
+  float* pWhr = nullptr;
+  if (P > 0) {
+    pWhr = tPwhr.ensure(packed_b_size(k, P, H));
+    pack_b_all(k, in.wHr, H, false, P, H, pWhr);  // op(B) = W_hr [P, H]
+  }
+
+  for (int s = T - 1; s >= 0; s--) {
+    const int nA = ctx.active[s];
+    // total gradient at the state of step s: carried + dy
+    float* dhs = P > 0 ? wsDh + (int64_t)s * B * P : dhTot;
+    for (int i = 0; i < nA; i++) {
+      const int t = timeOf(i, s);
+      const int b = perm[i];
+      float* dst = dhs + (int64_t)i * R;
+      const float* src = dh + (int64_t)i * R;
+      if (in.dy) {
+        const float* dyr = in.dy + ((int64_t)t * B + b) * in.dyStride + in.dyOffset;
+        for (int r = 0; r < R; r++) dst[r] = src[r] + dyr[r];
+      } else {
+        memcpy(dst, src, sizeof(float) * R);
+      }
+    }
+    if (P > 0) gemm_packed(k, nA, H, P, 1.0f, dhs, P, false, pWhr, 0.0f, dhRaw, H);  // dhRaw = dh @ W_hr
+    float* dGs = dGh + (int64_t)s * B * G;
+    rows_parallel(nA, (int64_t)G * 8, [&](int i) {
+      const int t = timeOf(i, s);
+      const int b = perm[i];
+      const int64_t sr = (int64_t)s * B + i;
+      float* dg = dGs + (int64_t)i * G;
+      float* dgx = separateDGx ? dGx + ((int64_t)t * B + b) * G : nullptr;
+      if (lstm) {
+        const float* dhr = P > 0 ? dhRaw + (int64_t)i * H : dhTot + (int64_t)i * R;
+        k.lstm_bwd_row(H, dhr, gates + sr * G, Call + (sr + B) * H, Call + sr * H, dc + (int64_t)i * H, dg, dgx);
+      } else if (gru) {
+        k.gru_bwd_row(H, dhTot + (int64_t)i * R, gates + sr * G, cells + sr * H, Hall + sr * R, dgx, dg,
+                      dh + (int64_t)i * R);
+      } else {
+        k.rnn_bwd_row(H, relu ? 1 : 0, dhTot + (int64_t)i * R, gates + sr * G, dg, dgx);
+      }
+    });
+    // dh_prev[nA, R] (+)= dG[nA, G] @ W_hh  (GRU adds to the direct path dh * z)
+    gemm_packed(k, nA, R, G, 1.0f, dGs, G, false, pWhh, gru ? 1.0f : 0.0f, dh, R);
+  }
+
+  for (int i = 0; i < B; i++) {
+    const int b = perm[i];
+    if (in.dh0)
+      for (int r = 0; r < R; r++) in.dh0[(int64_t)b * R + r] += dh[(int64_t)i * R + r];
+    if (lstm && in.dc0)
+      for (int j = 0; j < H; j++) in.dc0[(int64_t)b * H + j] += dc[(int64_t)i * H + j];
+  }
+  const int TBi = (int)TB;
+  // weight gradients for all steps, one GEMM each
+  if (in.dWIh) gemm(k, true, false, G, I, TBi, 1.0f, dGx, G, in.x, I, 1.0f, in.dWIh, I);
+  if (in.dx) gemm(k, false, false, TBi, I, G, 1.0f, dGx, G, in.wIh, I, 1.0f, in.dx, I);
+  if (in.dWHh) gemm(k, true, false, G, R, TBi, 1.0f, dGh, G, Hall, R, 1.0f, in.dWHh, R);
+  if (P > 0 && in.dWHr) gemm(k, true, false, P, H, TBi, 1.0f, wsDh, P, hraw, H, 1.0f, in.dWHr, H);
+  if (in.dBIh) colsum_add(dGx, TB, G, in.dBIh);
+  if (in.dBHh) colsum_add(dGh, TB, G, in.dBHh);
+}
+
+}  // namespace rk

@@ -1,0 +1,55 @@
+// Whole-sequence recurrent kernels (one direction of one layer): forward and BPTT backward.
+#pragma once
+#include <stdint.h>
+
+#include <vector>
+
+#include "gemm.h"
+#include "kernels.h"
+
+namespace rk {
+
+struct SeqDims {
+  int cell;  // CellId
+  int T, B, I, H, P, R, G;  // G = gate count * H
+  bool reverse;
+};
+
+struct SeqFwdIn {
+  const float *x, *wIh, *wHh, *bIh, *bHh, *wHr, *h0, *c0;
+  const int32_t* lengths;
+  float* y;
+  int64_t yStride, yOffset;
+  float* hN;
+  float* cN;
+  bool training;
+};
+
+// Saved state of a training forward call. Rows are in "processing order": row i of step s is
+// batch element perm[i] (sorted by decreasing length, stable) at time step t = reverse ?
+// len-1-s : s, so the rows still running at step s are the prefix [0, active[s]).
+struct SeqCtx {
+  SeqDims d;
+  std::vector<int> perm, lens, active;
+  bool identity;  // row (s, i) is batch row (t, b) for every step (no reordering)
+  FBuf Hall;      // [T+1, B, R]  slot 0 = h0, slot s+1 = state after step s
+  FBuf Call;      // [T+1, B, H]  LSTM cell states, slot 0 = c0
+  FBuf gates;     // [T, B, G]    activated gates (RNN: the new state)
+  FBuf cells;     // [T, B, H]    GRU: W_hn h + b_hn
+  FBuf hraw;      // [T, B, H]    LSTM with projection: o * tanh(c) before W_hr
+  size_t bytes = 0;
+};
+
+struct SeqBwdIn {
+  const float *x, *wIh, *wHh, *wHr;
+  const float* dy;
+  int64_t dyStride, dyOffset;
+  const float *dhN, *dcN;
+  float *dx, *dh0, *dc0, *dWIh, *dWHh, *dBIh, *dBHh, *dWHr;
+};
+
+// Runs the forward pass; fills ctx (which must be freshly constructed) when in.training.
+void seq_forward(const IsaKernels& k, const SeqDims& d, const SeqFwdIn& in, SeqCtx& ctx);
+void seq_backward(const IsaKernels& k, const SeqCtx& ctx, const SeqBwdIn& in);
+
+}  // namespace rk
