@@ -2,7 +2,7 @@
 import type { CellKind } from './backends/backend.js';
 import { type NamedTensor } from './safetensors.js';
 import { dropout, embedding, linear, reshape, shapeError, transpose01 } from './ops.js';
-import { type DirectionWeights, recurrentForward } from './recurrent.js';
+import { type DirectionWeights, type RecurrentResult, recurrentForward, recurrentForwardAsync } from './recurrent.js';
 import { Rng, defaultRng } from './random.js';
 import { Tensor, formatShape, shapeSize } from './tensor.js';
 import { checkFinite } from './config.js';
@@ -281,6 +281,21 @@ export abstract class RecurrentBase extends Module {
 
   /** Runs the whole sequence. x: [T, B, inputSize] ([B, T, inputSize] when batchFirst, or [T, inputSize] unbatched). */
   forward(x: Tensor, state: RecurrentInput = {}): RecurrentOutput {
+    const call = this.prepare(x, state);
+    return this.finish(call, recurrentForward(call.cfg, call.xt, call.h0, call.c0, this.weights, call.lengths));
+  }
+
+  /**
+   * The same as forward, with the sequence kernels run off the main thread where the backend
+   * can (native): a server's event loop keeps running during long inference.
+   */
+  async forwardAsync(x: Tensor, state: RecurrentInput = {}): Promise<RecurrentOutput> {
+    const call = this.prepare(x, state);
+    return this.finish(call, await recurrentForwardAsync(call.cfg, call.xt, call.h0, call.c0, this.weights, call.lengths));
+  }
+
+  /** Checks the arguments and brings them to the kernels' time-major batched form. */
+  private prepare(x: Tensor, state: RecurrentInput) {
     const where = `${this.name}.forward`;
     if (!(x instanceof Tensor)) throw new TypeError(`${where}: x must be a Tensor, received ${x === null ? 'null' : typeof x}`);
     const layout = this.batchFirst ? '[B, T, inputSize]' : '[T, B, inputSize]';
@@ -298,22 +313,22 @@ export abstract class RecurrentBase extends Module {
     const c0 = this.cell === 'lstm' ? this.checkState(where, 'c0', state.c0, [this.numLayers * D, B, this.hiddenSize], unbatched) : null;
     if (this.cell !== 'lstm' && state.c0) throw new TypeError(`${where}: c0 is only for LSTM`);
     const lengths = state.lengths ? checkLengths(where, state.lengths, B, T) : null;
-    const r = recurrentForward(
-      { cell: this.cell, H: this.hiddenSize, P: this.projSize, numLayers: this.numLayers, bidirectional: this.bidirectional,
-        dropout: this.dropout, training: this.training, rng: this.rng },
-      xt, h0, c0, this.weights, lengths,
-    );
-    let output = r.output;
-    let hN = r.hN;
-    let cN = r.cN;
+    const cfg = { cell: this.cell, H: this.hiddenSize, P: this.projSize, numLayers: this.numLayers, bidirectional: this.bidirectional,
+      dropout: this.dropout, training: this.training, rng: this.rng };
+    return { cfg, xt, h0, c0, lengths, unbatched, T, D, R };
+  }
+
+  /** Brings the kernels' results back to the caller's layout. */
+  private finish(call: ReturnType<RecurrentBase['prepare']>, r: RecurrentResult): RecurrentOutput {
+    const { unbatched, T, D, R } = call;
     if (unbatched) {
-      output = reshape(output, [T, D * R]);
-      hN = reshape(hN, [this.numLayers * D, R]);
-      if (cN) cN = reshape(cN, [this.numLayers * D, this.hiddenSize]);
-    } else if (this.batchFirst) {
-      output = transpose01(output);
+      return {
+        output: reshape(r.output, [T, D * R]),
+        hN: reshape(r.hN, [this.numLayers * D, R]),
+        cN: r.cN ? reshape(r.cN, [this.numLayers * D, this.hiddenSize]) : null,
+      };
     }
-    return { output, hN, cN };
+    return { output: this.batchFirst ? transpose01(r.output) : r.output, hN: r.hN, cN: r.cN };
   }
 
   private checkState(where: string, arg: string, t: Tensor | null | undefined, shape: number[], unbatched: boolean): Tensor | null {

@@ -1,7 +1,7 @@
 // The fused recurrent op: a whole stacked, possibly bidirectional RNN/LSTM/GRU over a whole
 // sequence is ONE autograd op. Its forward calls backend.seqForward once per layer and direction;
 // its backward calls backend.seqBackward (whole-sequence BPTT) once per layer and direction.
-import type { Backend, CellKind, SeqContext } from './backends/backend.js';
+import type { Backend, CellKind, SeqContext, SeqForwardArgs } from './backends/backend.js';
 import { getBackend } from './backends/index.js';
 import { Rng } from './random.js';
 import { Tensor, needsGrad, recordOp } from './tensor.js';
@@ -39,7 +39,36 @@ export function recurrentForward(
   cfg: RecurrentConfig, x: Tensor, h0: Tensor | null, c0: Tensor | null,
   weights: DirectionWeights[][], lengths: Int32Array | null,
 ): RecurrentResult {
-  const backend: Backend = getBackend();
+  const backend = getBackend();
+  const plan = recurrentPlan(backend, cfg, x, h0, c0, weights, lengths);
+  let step = plan.next();
+  while (!step.done) step = plan.next(backend.seqForward(step.value));
+  return step.value;
+}
+
+/** The same as recurrentForward, with each sequence kernel run off the main thread where the backend can. */
+export async function recurrentForwardAsync(
+  cfg: RecurrentConfig, x: Tensor, h0: Tensor | null, c0: Tensor | null,
+  weights: DirectionWeights[][], lengths: Int32Array | null,
+): Promise<RecurrentResult> {
+  const backend = getBackend();
+  const plan = recurrentPlan(backend, cfg, x, h0, c0, weights, lengths);
+  let step = plan.next();
+  while (!step.done) {
+    const args = step.value;
+    step = plan.next(backend.seqForwardAsync ? await backend.seqForwardAsync(args) : backend.seqForward(args));
+  }
+  return step.value;
+}
+
+/**
+ * The forward pass as a plan: yields each seqForward call (layer by layer, direction by
+ * direction), receives its context, and returns the result with its backward recorded.
+ */
+function* recurrentPlan(
+  backend: Backend, cfg: RecurrentConfig, x: Tensor, h0: Tensor | null, c0: Tensor | null,
+  weights: DirectionWeights[][], lengths: Int32Array | null,
+): Generator<SeqForwardArgs, RecurrentResult, SeqContext | null> {
   const { cell, H, P, numLayers: L } = cfg;
   const D = cfg.bidirectional ? 2 : 1;
   const R = P > 0 ? P : H;
@@ -63,7 +92,7 @@ export function recurrentForward(
     for (let d = 0; d < D; d++) {
       const k = l * D + d;
       const w = weights[l][d];
-      contexts[l].push(backend.seqForward({
+      contexts[l].push(yield {
         cell, T, B, I, H, P, reverse: d === 1, x: input,
         wIh: w.wIh.data, wHh: w.wHh.data, bIh: w.bIh?.data ?? null, bHh: w.bHh?.data ?? null, wHr: w.wHr?.data ?? null,
         h0: h0 ? h0.data.subarray(k * B * R, (k + 1) * B * R) : null,
@@ -72,7 +101,7 @@ export function recurrentForward(
         hN: hN.subarray(k * B * R, (k + 1) * B * R),
         cN: cN ? cN.subarray(k * B * H, (k + 1) * B * H) : null,
         training,
-      }));
+      });
     }
     if (l < L - 1 && cfg.dropout > 0 && cfg.training) {
       const keep = 1 / (1 - cfg.dropout);
