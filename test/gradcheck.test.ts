@@ -11,6 +11,7 @@ import {
   GRU, GRUCell, LSTM, LSTMCell, Linear, Embedding, RNN, RNNCell, Rng, Tensor,
   add, bceWithLogits, crossEntropy, mseLoss, mul, sum, tanh, sigmoid, relu, withBackend,
 } from '../src/index.js';
+import { TESTED_BACKENDS } from './helpers.js';
 
 const reference = new ReferenceBackend();
 
@@ -152,7 +153,8 @@ function randn(rng: Rng, shape: number[], requiresGrad = true): Tensor {
   return new Tensor(Float32Array.from({ length: n }, () => rng.normal() * 0.7), shape, requiresGrad);
 }
 
-describe('float32 finite differences through the public layers', () => {
+for (const backend of TESTED_BACKENDS) describe(`float32 finite differences through the public layers on ${backend}`, () => {
+  const on = (fn: () => void) => () => withBackend(backend, fn);
   const TOL = 3e-3;
   const layerCases: Array<{ label: string; make: (rng: Rng) => LSTM | GRU | RNN; input: number[]; lengths?: number[] }> = [
     { label: 'LSTM 2 layers bidirectional with lengths', make: (rng) => new LSTM({ inputSize: 3, hiddenSize: 4, numLayers: 2, bidirectional: true, rng }), input: [4, 3, 3], lengths: [4, 1, 3] },
@@ -163,7 +165,7 @@ describe('float32 finite differences through the public layers', () => {
     { label: 'GRU unbatched input', make: (rng) => new GRU({ inputSize: 3, hiddenSize: 3, rng }), input: [4, 3] },
   ];
   for (const c of layerCases) {
-    it(c.label, () => {
+    it(c.label, on(() => {
       const rng = new Rng(11);
       const layer = c.make(rng);
       const x = randn(rng, c.input);
@@ -186,7 +188,7 @@ describe('float32 finite differences through the public layers', () => {
       };
       const tensors = [x, h0, ...(c0 ? [c0] : []), ...layer.parameters()];
       expect(layerGradCheck(tensors, loss)).toBeLessThan(TOL);
-    });
+    }));
   }
 
   for (const [label, make] of [
@@ -194,7 +196,7 @@ describe('float32 finite differences through the public layers', () => {
     ['GRUCell', (rng: Rng) => new GRUCell(3, 4, { rng })],
     ['RNNCell relu', (rng: Rng) => new RNNCell(3, 4, { nonlinearity: 'relu', rng })],
   ] as const) {
-    it(`${label} over three steps`, () => {
+    it(`${label} over three steps`, on(() => {
       const rng = new Rng(2);
       const cell = make(rng);
       const xs = [randn(rng, [2, 3]), randn(rng, [2, 3]), randn(rng, [2, 3])];
@@ -205,10 +207,10 @@ describe('float32 finite differences through the public layers', () => {
         return add(sum(mul(state.h, state.h)), state.c ? sum(state.c) : sum(state.h));
       };
       expect(layerGradCheck([...xs, h0, ...cell.parameters()], loss)).toBeLessThan(TOL);
-    });
+    }));
   }
 
-  it('Embedding -> Linear -> cross-entropy with ignore index', () => {
+  it('Embedding -> Linear -> cross-entropy with ignore index', on(() => {
     const rng = new Rng(3);
     const emb = new Embedding(5, 3, { rng });
     const fc = new Linear(3, 4, { rng });
@@ -216,17 +218,20 @@ describe('float32 finite differences through the public layers', () => {
     const targets = [1, -100, 3, 0, 2, -100];
     const loss = () => crossEntropy(fc.forward(emb.forward(ids)), targets);
     expect(layerGradCheck([...emb.parameters(), ...fc.parameters()], loss)).toBeLessThan(TOL);
-  });
+  }));
 
-  it('binary cross-entropy with logits, MSE, and the activations', () => {
+  it('binary cross-entropy with logits, MSE, and the activations', on(() => {
     const rng = new Rng(4);
     const a = randn(rng, [2, 3]);
     const b = randn(rng, [2, 3]);
     const t = new Tensor([1, 0, 1, 0.5, 0, 1], [2, 3]);
     const loss = () => add(add(bceWithLogits(a, t), mseLoss(tanh(a), sigmoid(b))), mseLoss(relu(b), t, 'sum'));
     expect(layerGradCheck([a, b], loss)).toBeLessThan(TOL);
-  });
+  }));
 
+});
+
+describe('cross-check plumbing', () => {
   it('the same layer gradients under a cross-checked backend', () => {
     // reference cross-checked against itself exercises the cross-check plumbing of every kernel
     const rng = new Rng(9);

@@ -10,5 +10,5 @@ export const GOLDEN_DIR = process.env.RNNKIT_GOLDEN_DIR ?? resolve(here, '../../
  * added to the list by their own issues; a backend in the list that fails to load fails tests).
  * RNNKIT_TEST_BACKENDS=reference,native narrows it.
  */
-export const SHIPPED_BACKENDS: BackendName[] = ['reference', 'wasm'];
+export const SHIPPED_BACKENDS: BackendName[] = ['reference', 'wasm', 'native'];
 export const TESTED_BACKENDS: BackendName[] = (process.env.RNNKIT_TEST_BACKENDS?.split(',') as BackendName[] | undefined) ?? SHIPPED_BACKENDS;
