@@ -60,6 +60,57 @@ export function isRelaxed(): i32 {
   return Mathf.tanh(v);
 }
 
+// Vector exp / sigmoid / tanh (Cephes expf and tanhf polynomials, about 1-2 ulp in float32).
+// @ts-ignore: decorator
+@inline function vs(v: f32): v128 {
+  return f32x4.splat(v);
+}
+// @ts-ignore: decorator
+@inline function expv(x0: v128): v128 {
+  const x = f32x4.min(f32x4.max(x0, vs(-88.3762626647949)), vs(88.3762626647949));
+  const fx = f32x4.floor(madd(x, vs(1.44269504088896341), vs(0.5)));
+  let r = f32x4.sub(x, f32x4.mul(fx, vs(0.693359375)));
+  r = f32x4.sub(r, f32x4.mul(fx, vs(-2.12194440e-4)));
+  const z = f32x4.mul(r, r);
+  let y = vs(1.9875691500e-4);
+  y = madd(y, r, vs(1.3981999507e-3));
+  y = madd(y, r, vs(8.3334519073e-3));
+  y = madd(y, r, vs(4.1665795894e-2));
+  y = madd(y, r, vs(1.6666665459e-1));
+  y = madd(y, r, vs(5.0000001201e-1));
+  y = madd(y, z, f32x4.add(r, vs(1)));
+  const n = i32x4.trunc_sat_f32x4_s(fx);
+  const pow2n = i32x4.shl(i32x4.add(n, i32x4.splat(127)), 23);
+  return f32x4.mul(y, pow2n);
+}
+// @ts-ignore: decorator
+@inline function sigmoidv(x: v128): v128 {
+  return f32x4.div(vs(1), f32x4.add(vs(1), expv(f32x4.neg(x))));
+}
+// @ts-ignore: decorator
+@inline function tanhv(x: v128): v128 {
+  const ax = f32x4.abs(x);
+  // |x| >= 0.625: 1 - 2 / (exp(2|x|) + 1), sign restored
+  const big = f32x4.sub(vs(1), f32x4.div(vs(2), f32x4.add(expv(f32x4.add(ax, ax)), vs(1))));
+  const bigSigned = v128.or(big, v128.and(x, i32x4.splat(0x80000000)));
+  // |x| < 0.625: x + x^3 P(x^2)
+  const z = f32x4.mul(x, x);
+  let p = vs(-5.70498872745e-3);
+  p = madd(p, z, vs(2.06390887954e-2));
+  p = madd(p, z, vs(-5.37397155531e-2));
+  p = madd(p, z, vs(1.33314422036e-1));
+  p = madd(p, z, vs(-3.33332819422e-1));
+  const small = madd(f32x4.mul(p, z), x, x);
+  return v128.bitselect(small, bigSigned, f32x4.lt(ax, vs(0.625)));
+}
+/** Test hook: y[n] = exp / sigmoid / tanh (op 0, 1, 2) of x[n] with the vector code, n % 4 == 0. */
+export function vecMath(op: i32, n: i32, x: usize, y: usize): void {
+  for (let i = 0; i < n; i += 4) {
+    const v = v128.load(at(x, i));
+    v128.store(at(y, i), op == 0 ? expv(v) : op == 1 ? sigmoidv(v) : tanhv(v));
+  }
+}
+
 // ---------------------------------------------------------------------------------------------
 // GEMM: C[M,N] = alpha * op(A)[M,K] @ op(B)[K,N] + beta * C (row-major, leading dimensions)
 //
@@ -363,7 +414,25 @@ export function lstmStepForward(
     const cr = at(c, b * H);
     const cs = at(cells, sr * H);
     const ho = at(hOut, b * ldh);
-    for (let j = 0; j < H; j++) {
+    const hs: usize = hSave ? at(hSave, row * H) : 0;
+    let j = 0;
+    for (; j + 4 <= H; j += 4) {
+      const ig = sigmoidv(f32x4.add(v128.load(at(xr, j)), v128.load(at(hr, j))));
+      const fg = sigmoidv(f32x4.add(v128.load(at(xr, H + j)), v128.load(at(hr, H + j))));
+      const gg = tanhv(f32x4.add(v128.load(at(xr, 2 * H + j)), v128.load(at(hr, 2 * H + j))));
+      const og = sigmoidv(f32x4.add(v128.load(at(xr, 3 * H + j)), v128.load(at(hr, 3 * H + j))));
+      v128.store(at(gr, j), ig);
+      v128.store(at(gr, H + j), fg);
+      v128.store(at(gr, 2 * H + j), gg);
+      v128.store(at(gr, 3 * H + j), og);
+      const cv = madd(fg, v128.load(at(cr, j)), f32x4.mul(ig, gg));
+      v128.store(at(cr, j), cv);
+      v128.store(at(cs, j), cv);
+      const h = f32x4.mul(og, tanhv(cv));
+      v128.store(at(ho, j), h);
+      if (hs) v128.store(at(hs, j), h);
+    }
+    for (; j < H; j++) {
       const ig = sigmoidf(ld(xr, j) + ld(hr, j));
       const fg = sigmoidf(ld(xr, H + j) + ld(hr, H + j));
       const gg = tanhf(ld(xr, 2 * H + j) + ld(hr, 2 * H + j));
@@ -377,7 +446,7 @@ export function lstmStepForward(
       st(cs, j, cv);
       const h = og * tanhf(cv);
       st(ho, j, h);
-      if (hSave) st(hSave, row * H + j, h);
+      if (hs) st(hs, j, h);
     }
   }
 }
@@ -401,7 +470,23 @@ export function gruStepForward(
     const cs = at(cells, sr * H);
     const hb = at(h, b * H);
     const so = at(states, row * H);
-    for (let j = 0; j < H; j++) {
+    let j = 0;
+    for (; j + 4 <= H; j += 4) {
+      const rg = sigmoidv(f32x4.add(v128.load(at(xr, j)), v128.load(at(hr, j))));
+      const zg = sigmoidv(f32x4.add(v128.load(at(xr, H + j)), v128.load(at(hr, H + j))));
+      let hn = v128.load(at(hr, 2 * H + j));
+      if (bHhN) hn = f32x4.add(hn, v128.load(at(bHhN, j)));
+      const ng = tanhv(madd(rg, hn, v128.load(at(xr, 2 * H + j))));
+      v128.store(at(gr, j), rg);
+      v128.store(at(gr, H + j), zg);
+      v128.store(at(gr, 2 * H + j), ng);
+      v128.store(at(cs, j), hn);
+      // (1 - z) n + z h = n + z (h - n)
+      const hv = madd(zg, f32x4.sub(v128.load(at(hb, j)), ng), ng);
+      v128.store(at(hb, j), hv);
+      v128.store(at(so, j), hv);
+    }
+    for (; j < H; j++) {
       const rg = sigmoidf(ld(xr, j) + ld(hr, j));
       const zg = sigmoidf(ld(xr, H + j) + ld(hr, H + j));
       const hn: f32 = ld(hr, 2 * H + j) + (bHhN ? ld(bHhN, j) : <f32>0);
@@ -427,7 +512,14 @@ export function rnnStepForward(B: i32, H: i32, tIdx: usize, xp: usize, hp: usize
     const hr = at(hp, b * H);
     const hb = at(h, b * H);
     const so = at(states, row * H);
-    for (let j = 0; j < H; j++) {
+    let j = 0;
+    for (; j + 4 <= H; j += 4) {
+      const v = f32x4.add(v128.load(at(xr, j)), v128.load(at(hr, j)));
+      const hv = relu ? f32x4.max(v, vs(0)) : tanhv(v);
+      v128.store(at(hb, j), hv);
+      v128.store(at(so, j), hv);
+    }
+    for (; j < H; j++) {
       const v = ld(xr, j) + ld(hr, j);
       const hv: f32 = relu ? (v > 0 ? v : <f32>0) : tanhf(v);
       st(hb, j, hv);
@@ -482,7 +574,32 @@ export function lstmStepBackward(
     const dga = at(dGall, row * G);
     const dhr = at(dhIn, b * H);
     const dcr = at(dc, b * H);
-    for (let j = 0; j < H; j++) {
+    let j = 0;
+    const one = vs(1);
+    for (; j + 4 <= H; j += 4) {
+      const ig = v128.load(at(gr, j));
+      const fg = v128.load(at(gr, H + j));
+      const gg = v128.load(at(gr, 2 * H + j));
+      const og = v128.load(at(gr, 3 * H + j));
+      const tc = tanhv(v128.load(at(cr, j)));
+      const dh = v128.load(at(dhr, j));
+      const cPrev = cp ? v128.load(at(cp, j)) : vs(0);
+      const dcv = madd(f32x4.mul(dh, og), f32x4.sub(one, f32x4.mul(tc, tc)), v128.load(at(dcr, j)));
+      const di = f32x4.mul(f32x4.mul(dcv, gg), f32x4.mul(ig, f32x4.sub(one, ig)));
+      const df = f32x4.mul(f32x4.mul(dcv, cPrev), f32x4.mul(fg, f32x4.sub(one, fg)));
+      const dg = f32x4.mul(f32x4.mul(dcv, ig), f32x4.sub(one, f32x4.mul(gg, gg)));
+      const dO = f32x4.mul(f32x4.mul(dh, tc), f32x4.mul(og, f32x4.sub(one, og)));
+      v128.store(at(dgs, j), di);
+      v128.store(at(dgs, H + j), df);
+      v128.store(at(dgs, 2 * H + j), dg);
+      v128.store(at(dgs, 3 * H + j), dO);
+      v128.store(at(dga, j), di);
+      v128.store(at(dga, H + j), df);
+      v128.store(at(dga, 2 * H + j), dg);
+      v128.store(at(dga, 3 * H + j), dO);
+      v128.store(at(dcr, j), f32x4.mul(dcv, fg));
+    }
+    for (; j < H; j++) {
       const ig = ld(gr, j);
       const fg = ld(gr, H + j);
       const gg = ld(gr, 2 * H + j);

@@ -69,6 +69,30 @@ describe('wasm backend loads', () => {
   });
 });
 
+describe('wasm vector math', () => {
+  it('exp, sigmoid and tanh are accurate to about 1e-6 relative', () => {
+    const k = wasm.kernels;
+    const n = 4 * 5000;
+    const x = Float32Array.from({ length: n }, (_, i) => (i < n / 2 ? -20 + (40 * i) / (n / 2) : (rng(3).u() - 0.5) * 1e-3 * (i % 7)));
+    const fns = [Math.exp, (v: number) => 1 / (1 + Math.exp(-v)), Math.tanh];
+    for (let op = 0; op < 3; op++) {
+      wasm.arena.reset();
+      const px = wasm.arena.alloc(n, 'x');
+      const py = wasm.arena.alloc(n, 'y');
+      new Float32Array(k.memory.buffer, px, n).set(x);
+      k.vecMath(op, n, px, py);
+      const y = new Float32Array(k.memory.buffer, py, n);
+      let worst = 0;
+      for (let i = 0; i < n; i++) {
+        const want = fns[op](x[i]);
+        const err = Math.abs(y[i] - want) / Math.max(Math.abs(want), 1e-30);
+        worst = Math.max(worst, want === 0 ? Math.abs(y[i]) : err);
+      }
+      expect(worst, `op ${op}`).toBeLessThan(1e-6);
+    }
+  });
+});
+
 describe('wasm gemm', () => {
   const r = rng(1);
   const cases: [number, number, number][] = [

@@ -26,6 +26,7 @@ export interface WasmKernels {
     beta: number, C: number, ldc: number, Ap: number): void;
   gemm(transA: number, transB: number, M: number, N: number, K: number, alpha: number, A: number, lda: number,
     B: number, ldb: number, beta: number, C: number, ldc: number, scratch: number): void;
+  vecMath(op: number, n: number, x: number, y: number): void;
   gemmNaive(transA: number, transB: number, M: number, N: number, K: number, alpha: number, A: number, lda: number,
     B: number, ldb: number, beta: number, C: number, ldc: number): void;
   fillBias(rows: number, G: number, bIh: number, bHh: number, gruH: number, XP: number): void;

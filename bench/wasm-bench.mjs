@@ -1,0 +1,212 @@
+// Kernel-level benchmark of the rnnkit wasm backend on the workloads of ../shared/WORKLOADS.md,
+// side by side with TensorFlow.js's wasm backend in the same run, printing times and ratios.
+//
+//   npm run build && node bench/wasm-bench.mjs [--only lstm-m,gru-m] [--iters 10] [--peer-iters 5] [--no-tfjs]
+//
+// rnnkit: seqForward(training) + seqBackward with dy = G (a fixed random tensor) and every
+// gradient (parameters and x) = one train step; "infer" = seqForward(training = false).
+// TensorFlow.js: tf.layers.lstm/gru/simpleRNN (recurrentActivation 'sigmoid' like PyTorch),
+// loss = sum(y * G), tf.variableGrads over the weights and x. One thread for both
+// (tfjs-backend-wasm does not start threads in Node).
+// Timing: 3 warm-up iterations, then the median of --iters (min and max shown); the peer uses
+// --peer-iters (default 5, warm-up 1) because one of its steps can take tens of seconds.
+import { performance } from 'node:perf_hooks';
+import { loadWasmBackend } from '../dist/backends/wasm.js';
+
+const argv = process.argv.slice(2);
+const opt = (name, dflt) => {
+  const i = argv.indexOf(`--${name}`);
+  return i >= 0 ? argv[i + 1] : dflt;
+};
+const ITERS = Number(opt('iters', 10));
+const PEER_ITERS = Number(opt('peer-iters', 5));
+const ONLY = opt('only', null)?.split(',');
+const NO_TFJS = argv.includes('--no-tfjs');
+
+const WORKLOADS = [
+  { id: 'lstm-s', cell: 'lstm', I: 32, H: 128, L: 1, bi: false, B: 16, T: 50, train: true },
+  { id: 'lstm-m', cell: 'lstm', I: 64, H: 256, L: 1, bi: false, B: 32, T: 64, train: true },
+  { id: 'lstm-l', cell: 'lstm', I: 256, H: 1024, L: 1, bi: false, B: 64, T: 32, train: true },
+  { id: 'gru-m', cell: 'gru', I: 64, H: 256, L: 1, bi: false, B: 32, T: 64, train: true },
+  { id: 'rnn-m', cell: 'rnn_tanh', I: 64, H: 256, L: 1, bi: false, B: 32, T: 64, train: true },
+  { id: 'bilstm2-m', cell: 'lstm', I: 64, H: 256, L: 2, bi: true, B: 32, T: 64, train: true },
+  { id: 'lstm-m-infer', cell: 'lstm', I: 64, H: 256, L: 1, bi: false, B: 32, T: 64, train: false },
+  { id: 'lstm-stream', cell: 'lstm', I: 64, H: 256, L: 1, bi: false, B: 1, T: 256, train: false },
+].filter((w) => !ONLY || ONLY.includes(w.id));
+
+let seed = 12345;
+const rand = () => {
+  seed = (seed * 1103515245 + 12345) % 2147483648;
+  return seed / 2147483648;
+};
+const randn = (n, s = 1) => Float32Array.from({ length: n }, () => Math.sqrt(-2 * Math.log(rand() + 1e-12)) * Math.cos(2 * Math.PI * rand()) * s);
+const gatesOf = (cell) => (cell === 'lstm' ? 4 : cell === 'gru' ? 3 : 1);
+
+function flops(w) {
+  const g = gatesOf(w.cell);
+  const dirs = w.bi ? 2 : 1;
+  let f = 0;
+  for (let l = 0; l < w.L; l++) {
+    const I = l === 0 ? w.I : w.H * dirs;
+    f += dirs * 2 * w.B * w.T * (I + w.H) * g * w.H;
+  }
+  return w.train ? 3 * f : f;
+}
+
+function time(fn, warm, iters) {
+  for (let i = 0; i < warm; i++) fn();
+  const ts = [];
+  for (let i = 0; i < iters; i++) {
+    const t0 = performance.now();
+    fn();
+    ts.push(performance.now() - t0);
+  }
+  ts.sort((a, b) => a - b);
+  return { median: ts[Math.floor(ts.length / 2)], min: ts[0], max: ts[ts.length - 1] };
+}
+
+// ---- rnnkit wasm (kernel level)
+function rnnkitStep(backend, w) {
+  const g = gatesOf(w.cell);
+  const dirs = w.bi ? 2 : 1;
+  const { T, B, H } = w;
+  const G = g * H;
+  const layers = [];
+  for (let l = 0; l < w.L; l++) {
+    const I = l === 0 ? w.I : H * dirs;
+    const d = [];
+    for (let k = 0; k < dirs; k++) {
+      const s = 1 / Math.sqrt(H);
+      d.push({
+        wIh: randn(G * I, s), wHh: randn(G * H, s), bIh: randn(G, s), bHh: randn(G, s),
+        dWIh: new Float32Array(G * I), dWHh: new Float32Array(G * H), dBIh: new Float32Array(G), dBHh: new Float32Array(G),
+      });
+    }
+    layers.push({ I, dirs: d, y: new Float32Array(T * B * H * dirs), dx: new Float32Array(T * B * I) });
+  }
+  const x = randn(T * B * w.I);
+  const Gy = randn(T * B * H * dirs);
+  const hN = new Float32Array(B * H);
+  const cN = w.cell === 'lstm' ? new Float32Array(B * H) : null;
+  return () => {
+    let input = x;
+    const ctxs = [];
+    for (const layer of layers) {
+      const cs = [];
+      layer.dirs.forEach((p, k) => {
+        cs.push(backend.seqForward({
+          cell: w.cell, T, B, I: layer.I, H, P: 0, reverse: k === 1, x: input, wIh: p.wIh, wHh: p.wHh, bIh: p.bIh, bHh: p.bHh,
+          wHr: null, h0: null, c0: null, lengths: null, y: layer.y, yStride: H * dirs, yOffset: k * H, hN, cN, training: w.train,
+        }));
+      });
+      ctxs.push(cs);
+      input = layer.y;
+    }
+    if (!w.train) return;
+    let dy = Gy;
+    for (let l = layers.length - 1; l >= 0; l--) {
+      const layer = layers[l];
+      layer.dx.fill(0);
+      layer.dirs.forEach((p, k) => {
+        backend.seqBackward({
+          ctx: ctxs[l][k], dy, dyStride: H * dirs, dyOffset: k * H, dhN: null, dcN: null, dx: layer.dx, dh0: null, dc0: null,
+          dWIh: p.dWIh, dWHh: p.dWHh, dBIh: p.dBIh, dBHh: p.dBHh, dWHr: null,
+        });
+      });
+      dy = layer.dx;
+    }
+  };
+}
+
+/** lstm-stream as a stream: one seqForward call per step (T = 1), the state carried in h0/c0. */
+function rnnkitStreamSteps(backend, w) {
+  const { B, H, I } = w;
+  const G = 4 * H;
+  const s = 1 / Math.sqrt(H);
+  const p = { wIh: randn(G * I, s), wHh: randn(G * H, s), bIh: randn(G, s), bHh: randn(G, s) };
+  const xs = randn(w.T * B * I);
+  const h = [new Float32Array(B * H), new Float32Array(B * H)];
+  const c = [new Float32Array(B * H), new Float32Array(B * H)];
+  const y = new Float32Array(B * H);
+  return () => {
+    h[0].fill(0);
+    c[0].fill(0);
+    for (let t = 0; t < w.T; t++) {
+      const a = t & 1;
+      backend.seqForward({
+        cell: 'lstm', T: 1, B, I, H, P: 0, reverse: false, x: xs.subarray(t * B * I, (t + 1) * B * I), ...p, wHr: null,
+        h0: h[a], c0: c[a], lengths: null, y, yStride: H, yOffset: 0, hN: h[1 - a], cN: c[1 - a], training: false,
+      });
+    }
+  };
+}
+
+// ---- TensorFlow.js wasm
+async function loadTf() {
+  const tf = await import('@tensorflow/tfjs');
+  const wasmMod = await import('@tensorflow/tfjs-backend-wasm');
+  const { createRequire } = await import('node:module');
+  const { dirname } = await import('node:path');
+  const require = createRequire(import.meta.url);
+  const dir = dirname(require.resolve('@tensorflow/tfjs-backend-wasm/dist/tfjs-backend-wasm.wasm'));
+  wasmMod.setWasmPaths(dir + '/');
+  await tf.setBackend('wasm');
+  await tf.ready();
+  return tf;
+}
+
+function tfStep(tf, w) {
+  const dirs = w.bi ? 2 : 1;
+  const { T, B, H } = w;
+  const layers = [];
+  for (let l = 0; l < w.L; l++) {
+    const mk = () => {
+      const o = { units: H, returnSequences: true };
+      if (w.cell === 'lstm') return tf.layers.lstm({ ...o, recurrentActivation: 'sigmoid' });
+      if (w.cell === 'gru') return tf.layers.gru({ ...o, recurrentActivation: 'sigmoid', resetAfter: true });
+      return tf.layers.simpleRNN({ ...o, activation: 'tanh' });
+    };
+    layers.push(w.bi ? tf.layers.bidirectional({ layer: mk(), mergeMode: 'concat' }) : mk());
+  }
+  const x = tf.variable(tf.tensor3d(randn(B * T * w.I), [B, T, w.I]));
+  const G = tf.tensor3d(randn(B * T * H * dirs), [B, T, H * dirs]);
+  const forward = () => layers.reduce((h, layer) => layer.apply(h), x);
+  tf.tidy(() => forward()); // builds the weights
+  if (!w.train) return () => tf.tidy(() => forward().dataSync());
+  return () => tf.tidy(() => {
+    const { value, grads } = tf.variableGrads(() => tf.sum(tf.mul(forward(), G)));
+    value.dataSync();
+    for (const g of Object.values(grads)) g.dataSync();
+  });
+}
+
+// ---- run
+const backend = loadWasmBackend();
+const tf = NO_TFJS ? null : await loadTf();
+const fmt = (t) => `${t.median.toFixed(2)} ms [${t.min.toFixed(2)}, ${t.max.toFixed(2)}]`;
+console.log(`rnnkit wasm: ${backend.info().isa}, ${backend.info().detail}`);
+console.log(`node ${process.version}; iters ${ITERS} (peer ${PEER_ITERS}); median [min, max]`);
+const rows = [];
+for (const w of WORKLOADS) {
+  const r = time(rnnkitStep(backend, w), 3, ITERS);
+  const gf = flops(w) / (r.median * 1e6);
+  let line = `${w.id.padEnd(13)} rnnkit-wasm ${fmt(r)} ${gf.toFixed(1)} GFLOP/s`;
+  const row = { id: w.id, rnnkit: r.median, gflops: gf };
+  if (w.id === 'lstm-stream') {
+    const s = time(rnnkitStreamSteps(backend, w), 3, ITERS);
+    line += ` | step by step (256 calls, T=1): ${fmt(s)} = ${(s.median / w.T * 1000).toFixed(1)} us/step`;
+    row.stream = s.median;
+  }
+  if (tf) {
+    const t = time(tfStep(tf, w), 1, PEER_ITERS);
+    row.tfjs = t.median;
+    line += ` | tfjs-wasm ${fmt(t)} | ratio ${(r.median / t.median).toFixed(4)}`;
+  }
+  console.log(line);
+  rows.push(row);
+}
+console.log('\n| workload | rnnkit-wasm ms | GFLOP/s | tfjs-wasm ms | rnnkit / tfjs |');
+console.log('|---|---|---|---|---|');
+for (const r of rows) {
+  console.log(`| ${r.id} | ${r.rnnkit.toFixed(2)} | ${r.gflops.toFixed(1)} | ${r.tfjs ? r.tfjs.toFixed(1) : '-'} | ${r.tfjs ? (r.rnnkit / r.tfjs).toFixed(4) : '-'} |`);
+}
