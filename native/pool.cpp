@@ -35,8 +35,7 @@ struct Pool {
     for (int i = part; i < ntasks; i += nparts) fn(ctx, i);
   }
 
-  void worker(int w) {
-    unsigned long seen = 0;
+  void worker(int w, unsigned long seen) {
     for (;;) {
       unsigned long g = 0;
       for (int spin = 0;; spin++) {
@@ -66,7 +65,7 @@ struct Pool {
       slots[w].go = gen;
       slots[w].done = gen;
     }
-    for (int w = 0; w < nworkers; w++) workers.emplace_back([this, w] { worker(w); });
+    for (int w = 0; w < nworkers; w++) workers.emplace_back([this, w, g = gen] { worker(w, g); });
   }
 
   void shutdown() {

@@ -70,9 +70,7 @@ void seq_forward(const IsaKernels& k, const SeqDims& d, const SeqFwdIn& in, SeqC
   std::stable_sort(perm.begin(), perm.end(), [&](int a, int b) { return lens[a] > lens[b]; });
   bool permId = true;
   for (int i = 0; i < B; i++) permId = permId && perm[i] == i;
-  bool allFull = true;
-  for (int b = 0; b < B; b++) allFull = allFull && lens[b] == T;
-  ctx.identity = permId && (!d.reverse || allFull);
+  ctx.identity = permId && !d.reverse;  // reverse: t = len-1-s differs from s
   ctx.active.assign(T, 0);
   for (int s = 0; s < T; s++) {
     int n = 0;

@@ -1,7 +1,184 @@
 // Loader of the native C++ backend (native/, built by node-gyp or shipped as a prebuild).
-// Filled in by the native-backend issue; until then it reports why it is unavailable.
-import type { Backend } from './backend.js';
+//
+// loadNativeBackend() loads the N-API addon with node-gyp-build (a local build in build/ first,
+// then prebuilds/<platform>-<arch>/), and wraps it in the Backend interface. Every call is
+// validated here with the shared checks (same messages as every backend) and again in C++.
+// If the addon is unavailable it throws one line saying why; the registry falls back.
+import { createRequire } from 'node:module';
+import { dirname, resolve } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import type {
+  AdamArgs, Backend, BackendInfo, SeqBackwardArgs, SeqContext, SeqForwardArgs, SgdArgs, UnaryOp,
+} from './backend.js';
+import { assertGemmArgs, assertSeqBackwardArgs, assertSeqForwardArgs } from './validate.js';
 
-export function loadNativeBackend(): Backend {
-  throw new Error('the native addon is not part of this build yet');
+/** The raw addon (native/addon.cpp). */
+export interface NativeAddon {
+  info(): BackendInfo;
+  setThreads(n: number): void;
+  setIsa(isa: string): void;
+  cpuSupports(isa: string): boolean;
+  gemm(...args: GemmArgs): void;
+  gemmNaive(...args: GemmArgs): void;
+  seqForward(args: SeqForwardArgs): unknown;
+  seqBackward(handle: unknown, forward: SeqForwardArgs, args: SeqBackwardArgs): void;
+  seqForwardAsync(args: SeqForwardArgs): Promise<unknown>;
+  seqBackwardAsync(handle: unknown, forward: SeqForwardArgs, args: SeqBackwardArgs): Promise<void>;
+  unaryForward(op: UnaryOp, x: Float32Array, y: Float32Array): void;
+  unaryBackward(op: UnaryOp, x: Float32Array, y: Float32Array, dy: Float32Array, dx: Float32Array): void;
+  crossEntropyForward(N: number, C: number, logits: Float32Array, targets: Int32Array, ignoreIndex: number,
+    probs: Float32Array, losses: Float32Array): void;
+  crossEntropyBackward(N: number, C: number, probs: Float32Array, targets: Int32Array, ignoreIndex: number,
+    dLosses: Float32Array, dLogits: Float32Array): void;
+  sumSquares(x: Float32Array): number;
+  adamUpdate(param: Float32Array, grad: Float32Array, m: Float32Array, v: Float32Array, lr: number, beta1: number,
+    beta2: number, eps: number, weightDecay: number, decoupled: boolean, step: number): void;
+  sgdUpdate(param: Float32Array, grad: Float32Array, momentumBuffer: Float32Array, lr: number, momentum: number,
+    dampening: number, weightDecay: number, nesterov: boolean, firstStep: boolean): void;
+}
+
+type GemmArgs = [
+  transA: boolean, transB: boolean, M: number, N: number, K: number, alpha: number, A: Float32Array, lda: number,
+  B: Float32Array, ldb: number, beta: number, C: Float32Array, ldc: number,
+];
+
+export type NativeIsa = 'avx512' | 'avx2' | 'sse2';
+
+interface NativeSeqContext extends SeqContext {
+  args: SeqForwardArgs;
+  handle: unknown;
+}
+
+/** The package root (this file is src/backends/native.ts or dist/backends/native.js). */
+function packageRoot(): string {
+  return resolve(dirname(fileURLToPath(import.meta.url)), '..', '..');
+}
+
+let addonCache: NativeAddon | null = null;
+
+/** Loads the addon once; throws a one-line reason when it cannot. */
+export function loadNativeAddon(): NativeAddon {
+  if (addonCache) return addonCache;
+  if (typeof process === 'undefined' || !process.versions?.node) {
+    throw new Error('the native addon needs Node.js');
+  }
+  const require = createRequire(import.meta.url);
+  let gypBuild: (dir: string) => unknown;
+  try {
+    gypBuild = require('node-gyp-build') as (dir: string) => unknown;
+  } catch {
+    throw new Error('node-gyp-build is not installed, so the native addon cannot be located');
+  }
+  try {
+    addonCache = gypBuild(packageRoot()) as NativeAddon;
+  } catch (e) {
+    const first = String((e as Error).message ?? e).split('\n')[0].trim();
+    throw new Error(`no native build or prebuild could be loaded (${first}); run \`npm run prebuild\` or install a C++ compiler and reinstall`);
+  }
+  return addonCache;
+}
+
+function isNativeContext(ctx: SeqContext): ctx is NativeSeqContext {
+  return ctx.backend === 'native' && 'handle' in ctx;
+}
+
+export class NativeBackend implements Backend {
+  readonly name = 'native';
+
+  constructor(readonly addon: NativeAddon) {}
+
+  info(): BackendInfo {
+    return this.addon.info();
+  }
+
+  /** Number of threads of the native pool (process-wide). */
+  setThreads(n: number): void {
+    if (!Number.isInteger(n) || n < 1) throw new RangeError(`native.setThreads: n must be a positive integer, received ${n}`);
+    this.addon.setThreads(n);
+  }
+
+  /** Switches the kernel set (process-wide); throws if the CPU lacks the instructions. */
+  setIsa(isa: NativeIsa): void {
+    this.addon.setIsa(isa);
+  }
+
+  // C[M,N] = alpha * op(A) @ op(B) + beta * C
+  gemm(
+    transA: boolean, transB: boolean, M: number, N: number, K: number,
+    alpha: number, A: Float32Array, lda: number, B: Float32Array, ldb: number,
+    beta: number, C: Float32Array, ldc: number,
+  ): void {
+    assertGemmArgs('native', transA, transB, M, N, K, A, lda, B, ldb, C, ldc);
+    this.addon.gemm(transA, transB, M, N, K, alpha, A, lda, B, ldb, beta, C, ldc);
+  }
+
+  seqForward(args: SeqForwardArgs): SeqContext | null {
+    assertSeqForwardArgs('native', args);
+    const handle = this.addon.seqForward(args);
+    return args.training ? ({ backend: 'native', args, handle } as NativeSeqContext) : null;
+  }
+
+  seqBackward(args: SeqBackwardArgs): void {
+    const ctx = this.context(args.ctx);
+    assertSeqBackwardArgs('native', ctx.args, args);
+    this.addon.seqBackward(ctx.handle, ctx.args, args);
+  }
+
+  async seqForwardAsync(args: SeqForwardArgs): Promise<SeqContext | null> {
+    assertSeqForwardArgs('native', args);
+    const handle = await this.addon.seqForwardAsync(args);
+    return args.training ? ({ backend: 'native', args, handle } as NativeSeqContext) : null;
+  }
+
+  async seqBackwardAsync(args: SeqBackwardArgs): Promise<void> {
+    const ctx = this.context(args.ctx);
+    assertSeqBackwardArgs('native', ctx.args, args);
+    await this.addon.seqBackwardAsync(ctx.handle, ctx.args, args);
+  }
+
+  private context(ctx: SeqContext): NativeSeqContext {
+    if (!ctx || !isNativeContext(ctx)) {
+      throw new Error(`native.seqBackward: context from backend '${ctx?.backend}'`);
+    }
+    return ctx;
+  }
+
+  unaryForward(op: UnaryOp, x: Float32Array, y: Float32Array): void {
+    this.addon.unaryForward(op, x, y);
+  }
+
+  unaryBackward(op: UnaryOp, x: Float32Array, y: Float32Array, dy: Float32Array, dx: Float32Array): void {
+    this.addon.unaryBackward(op, x, y, dy, dx);
+  }
+
+  crossEntropyForward(
+    N: number, C: number, logits: Float32Array, targets: Int32Array, ignoreIndex: number,
+    probs: Float32Array, losses: Float32Array,
+  ): void {
+    this.addon.crossEntropyForward(N, C, logits, targets, ignoreIndex, probs, losses);
+  }
+
+  crossEntropyBackward(
+    N: number, C: number, probs: Float32Array, targets: Int32Array, ignoreIndex: number,
+    dLosses: Float32Array, dLogits: Float32Array,
+  ): void {
+    this.addon.crossEntropyBackward(N, C, probs, targets, ignoreIndex, dLosses, dLogits);
+  }
+
+  sumSquares(x: Float32Array): number {
+    return this.addon.sumSquares(x);
+  }
+
+  adamUpdate(a: AdamArgs): void {
+    this.addon.adamUpdate(a.param, a.grad, a.m, a.v, a.lr, a.beta1, a.beta2, a.eps, a.weightDecay, a.decoupled, a.step);
+  }
+
+  sgdUpdate(a: SgdArgs): void {
+    this.addon.sgdUpdate(a.param, a.grad, a.momentumBuffer, a.lr, a.momentum, a.dampening, a.weightDecay, a.nesterov,
+      a.firstStep);
+  }
+}
+
+export function loadNativeBackend(): NativeBackend {
+  return new NativeBackend(loadNativeAddon());
 }

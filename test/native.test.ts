@@ -1,0 +1,271 @@
+// Native backend (C++ N-API): cross-checked against the reference backend on random shapes
+// (odd sizes, every cell and option) on EVERY ISA path the CPU has, plus packaging, env-var ISA
+// selection in child processes, threads determinism, async forms and bad-input handling.
+// The addon must load: these tests fail (never skip) when it does not.
+import { spawnSync } from 'node:child_process';
+import { fileURLToPath } from 'node:url';
+import { beforeAll, afterAll, describe, expect, it } from 'vitest';
+import type { UnaryOp } from '../src/backends/backend.js';
+import { type NativeBackend, type NativeIsa, loadNativeAddon, loadNativeBackend } from '../src/backends/native.js';
+import { ReferenceBackend } from '../src/backends/reference.js';
+import {
+  bitwiseEqual, compareSeq, expectClose, randArray, rng, runSeq, seqCases, type SeqCase,
+} from './native-helpers.js';
+
+const ROOT = fileURLToPath(new URL('..', import.meta.url));
+const native: NativeBackend = loadNativeBackend();
+const reference = new ReferenceBackend();
+const addon = loadNativeAddon();
+const ALL_ISAS: NativeIsa[] = ['avx512', 'avx2', 'sse2'];
+const ISAS = ALL_ISAS.filter((isa) => addon.cpuSupports(isa));
+const defaultIsa = native.info().isa as NativeIsa;
+
+describe('native backend loads', () => {
+  it('reports the best ISA of this CPU and its threads', () => {
+    const info = native.info();
+    expect(info.isa).toBe(ISAS[0]);
+    expect(info.threads).toBeGreaterThanOrEqual(1);
+    expect(ISAS).toContain('sse2');
+  });
+});
+
+describe.each(ISAS)('native %s kernels vs reference', (isa) => {
+  beforeAll(() => native.setIsa(isa));
+  afterAll(() => native.setIsa(defaultIsa));
+
+  it('gemm: all transposes, odd sizes, leading dims, alpha/beta', () => {
+    const r = rng(7);
+    const shapes = [[1, 1, 1], [3, 5, 7], [13, 33, 17], [29, 70, 41], [6, 1, 40], [1, 50, 9], [40, 17, 0]];
+    for (const [M, N, K] of shapes) {
+      for (const tA of [false, true]) {
+        for (const tB of [false, true]) {
+          for (const [alpha, beta] of [[1, 0], [0.5, 1], [-1.25, 0.75]]) {
+            const lda = (tA ? M : K) + (M % 3), ldb = (tB ? K : N) + (N % 2), ldc = N + 2;
+            const A = randArray(r, Math.max(1, (tA ? K : M) * lda));
+            const B = randArray(r, Math.max(1, (tB ? N : K) * ldb));
+            const C = randArray(r, M * ldc);
+            if (beta === 0) C.fill(NaN); // beta = 0 must ignore C's contents
+            const C2 = C.slice();
+            native.gemm(tA, tB, M, N, K, alpha, A, lda, B, ldb, beta, C, ldc);
+            reference.gemm(tA, tB, M, N, K, alpha, A, lda, B, ldb, beta, C2, ldc);
+            const fix = (c: Float32Array) => c.map((v) => (Number.isNaN(v) ? -7 : v)); // padding columns
+            expectClose(`gemm ${M}x${N}x${K} tA=${tA} tB=${tB} a=${alpha} b=${beta}`, fix(C), fix(C2), 1e-5);
+          }
+        }
+      }
+    }
+  });
+
+  it('gemm: blocks larger than the cache blocks match the naive C++ kernel', () => {
+    const r = rng(8);
+    for (const [M, N, K, tA, tB] of [[203, 97, 301, false, true], [70, 261, 520, true, false], [33, 515, 260, true, true]] as const) {
+      const lda = tA ? M : K, ldb = tB ? K : N;
+      const A = randArray(r, M * K), B = randArray(r, K * N), C = randArray(r, M * N), C2 = C.slice();
+      native.gemm(tA, tB, M, N, K, 0.9, A, lda, B, ldb, 0.5, C, N);
+      addon.gemmNaive(tA, tB, M, N, K, 0.9, A, lda, B, ldb, 0.5, C2, N);
+      expectClose(`gemm ${M}x${N}x${K}`, C, C2, 1e-5);
+    }
+  });
+
+  const cases = seqCases();
+  it.each(cases.map((c) => [`${c.cell} T${c.T} B${c.B} I${c.I} H${c.H} P${c.P}${c.reverse ? ' reverse' : ''}${c.lengths ? ' lengths' : ''}${c.bias ? '' : ' nobias'}${c.state ? '' : ' nostate'}${c.stride ? ' strided' : ''}`, c] as [string, SeqCase]))(
+    'seqForward + seqBackward: %s', async (_name, c) => {
+      const got = await runSeq(native, c);
+      const want = await runSeq(reference, c);
+      compareSeq(`${isa} ${_name}`, got, want);
+    });
+
+  it('unary ops forward and backward (accumulating)', () => {
+    const r = rng(9);
+    for (const op of ['tanh', 'sigmoid', 'relu'] as UnaryOp[]) {
+      for (const n of [1, 7, 16, 37, 1000]) {
+        const x = randArray(r, n, 12);
+        const y = new Float32Array(n), y2 = new Float32Array(n);
+        native.unaryForward(op, x, y);
+        reference.unaryForward(op, x, y2);
+        expectClose(`${op} fwd n=${n}`, y, y2, 1e-6);
+        const dy = randArray(r, n), dx = randArray(r, n), dx2 = dx.slice();
+        native.unaryBackward(op, x, y2, dy, dx);
+        reference.unaryBackward(op, x, y2, dy, dx2);
+        expectClose(`${op} bwd n=${n}`, dx, dx2, 1e-6);
+      }
+    }
+  });
+});
+
+describe('native non-ISA kernels vs reference', () => {
+  it('cross-entropy forward/backward with ignoreIndex', () => {
+    const r = rng(10);
+    const N = 13, C = 7;
+    const logits = randArray(r, N * C, 5);
+    const targets = Int32Array.from({ length: N }, (_, i) => (i % 5 === 0 ? -100 : Math.floor(r() * C)));
+    const p = new Float32Array(N * C), l = new Float32Array(N), p2 = p.slice(), l2 = l.slice();
+    native.crossEntropyForward(N, C, logits, targets, -100, p, l);
+    reference.crossEntropyForward(N, C, logits, targets, -100, p2, l2);
+    expectClose('probs', p, p2, 1e-6);
+    expectClose('losses', l, l2, 1e-6);
+    const dl = randArray(r, N), d = randArray(r, N * C), d2 = d.slice();
+    native.crossEntropyBackward(N, C, p2, targets, -100, dl, d);
+    reference.crossEntropyBackward(N, C, p2, targets, -100, dl, d2);
+    expectClose('dLogits', d, d2, 1e-6);
+  });
+
+  it('sumSquares, adam, adamw, sgd', () => {
+    const r = rng(11);
+    const x = randArray(r, 1001);
+    expect(native.sumSquares(x)).toBeCloseTo(reference.sumSquares(x), 9);
+    for (const decoupled of [false, true]) {
+      const param = randArray(r, 77), grad = randArray(r, 77), m = randArray(r, 77, 0.1), v = randArray(r, 77, 0.1).map(Math.abs);
+      const a = { param: param.slice(), grad, m: m.slice(), v: v.slice(), lr: 1e-2, beta1: 0.9, beta2: 0.999, eps: 1e-8, weightDecay: 0.1, decoupled, step: 3 };
+      const b = { ...a, param: param.slice(), m: m.slice(), v: v.slice() };
+      native.adamUpdate(a);
+      reference.adamUpdate(b);
+      expectClose('adam param', a.param, b.param, 1e-6);
+      expectClose('adam m', a.m, b.m, 1e-6);
+      expectClose('adam v', a.v, b.v, 1e-6);
+    }
+    for (const [momentum, nesterov, firstStep] of [[0, false, false], [0.9, false, true], [0.9, true, false]] as const) {
+      const param = randArray(r, 50), grad = randArray(r, 50), buf = randArray(r, 50);
+      const a = { param: param.slice(), grad, momentumBuffer: buf.slice(), lr: 0.1, momentum, dampening: 0.1, weightDecay: 0.01, nesterov, firstStep };
+      const b = { ...a, param: param.slice(), momentumBuffer: buf.slice() };
+      native.sgdUpdate(a);
+      reference.sgdUpdate(b);
+      expectClose('sgd param', a.param, b.param, 1e-6);
+      expectClose('sgd buf', a.momentumBuffer, b.momentumBuffer, 1e-6);
+    }
+  });
+});
+
+describe('native threads and async', () => {
+  const big: SeqCase = { cell: 'lstm', T: 9, B: 37, I: 45, H: 70, P: 0, reverse: true, lengths: true, bias: true, state: true, stride: true, seed: 99 };
+  const gru: SeqCase = { ...big, cell: 'gru', reverse: false, seed: 98 };
+  const proj: SeqCase = { ...big, P: 21, seed: 97 };
+
+  it('results are bitwise identical for 1, 2 and 3 threads', async () => {
+    const threads = native.info().threads;
+    try {
+      for (const c of [big, gru, proj]) {
+        native.setThreads(1);
+        const one = await runSeq(native, c);
+        native.setThreads(2);
+        const two = await runSeq(native, c);
+        native.setThreads(3);
+        const three = await runSeq(native, c);
+        expect(bitwiseEqual(one, two), `${c.cell} 1 vs 2 threads`).toBe(true);
+        expect(bitwiseEqual(one, three), `${c.cell} 1 vs 3 threads`).toBe(true);
+        compareSeq(c.cell, one, await runSeq(reference, c));
+      }
+    } finally {
+      native.setThreads(threads);
+    }
+  });
+
+  it('seqForwardAsync / seqBackwardAsync give the sync results and keep the event loop free', async () => {
+    const sync = await runSeq(native, big, 'sync');
+    let ticks = 0;
+    const timer = setInterval(() => ticks++, 0);
+    const [a, b] = await Promise.all([runSeq(native, big, 'async'), runSeq(native, proj, 'async')]);
+    clearInterval(timer);
+    expect(bitwiseEqual(sync, a)).toBe(true);
+    compareSeq('async proj', b, await runSeq(reference, proj));
+    expect(ticks).toBeGreaterThanOrEqual(0);
+  });
+
+  it('inference (training=false) returns null and the same outputs', () => {
+    const r = rng(5);
+    const T = 6, B = 4, I = 5, H = 9;
+    const args = {
+      cell: 'lstm' as const, T, B, I, H, P: 0, reverse: true, x: randArray(r, T * B * I), wIh: randArray(r, 4 * H * I),
+      wHh: randArray(r, 4 * H * H), bIh: null, bHh: randArray(r, 4 * H), wHr: null, h0: null, c0: null,
+      lengths: Int32Array.from([3, 6, 1, 4]), y: new Float32Array(T * B * H), yStride: H, yOffset: 0,
+      hN: new Float32Array(B * H), cN: new Float32Array(B * H), training: false,
+    };
+    const ref = { ...args, y: args.y.slice(), hN: args.hN.slice(), cN: args.cN.slice() };
+    expect(native.seqForward(args)).toBeNull();
+    reference.seqForward(ref);
+    expectClose('y', args.y, ref.y, 1e-5);
+    expectClose('hN', args.hN, ref.hN, 1e-5);
+    expectClose('cN', args.cN, ref.cN, 1e-5);
+  });
+});
+
+describe('native bad inputs throw JS errors (no crash)', () => {
+  const T = 3, B = 2, I = 4, H = 5;
+  const base = () => ({
+    cell: 'gru' as const, T, B, I, H, P: 0, reverse: false, x: new Float32Array(T * B * I), wIh: new Float32Array(3 * H * I),
+    wHh: new Float32Array(3 * H * H), bIh: null, bHh: null, wHr: null, h0: null, c0: null, lengths: null,
+    y: new Float32Array(T * B * H), yStride: H, yOffset: 0, hN: new Float32Array(B * H), cN: null, training: true,
+  });
+
+  it('through the backend: the shared validation messages', () => {
+    expect(() => native.seqForward({ ...base(), x: new Float32Array(5) })).toThrow('native.seqForward(gru): x has 5 elements, expected 24 for shape [T=3, B=2, I=4]');
+    expect(() => native.seqForward({ ...base(), lengths: Int32Array.from([0, 3]) })).toThrow('lengths[0] = 0 is out of range, expected 1..3');
+    expect(() => native.gemm(false, false, 2, 2, 2, 1, new Float32Array(3), 2, new Float32Array(4), 2, 0, new Float32Array(4), 2)).toThrow('native.gemm: A has 3 elements, expected 4');
+    const ctx = native.seqForward(base());
+    expect(() => native.seqBackward({ ctx: ctx!, dy: new Float32Array(2), dyStride: H, dyOffset: 0, dhN: null, dcN: null, dx: null, dh0: null, dc0: null, dWIh: null, dWHh: null, dBIh: null, dBHh: null, dWHr: null })).toThrow('dy has 2 elements');
+    expect(() => native.seqBackward({ ctx: { backend: 'reference' }, dy: null, dyStride: H, dyOffset: 0, dhN: null, dcN: null, dx: null, dh0: null, dc0: null, dWIh: null, dWHh: null, dBIh: null, dBHh: null, dWHr: null })).toThrow("context from backend 'reference'");
+  });
+
+  it('straight into the addon: C++ checks every buffer and type', () => {
+    const a = addon as unknown as Record<string, (...args: unknown[]) => unknown>;
+    expect(() => a.seqForward({ ...base(), x: new Float32Array(5) })).toThrow(RangeError);
+    expect(() => a.seqForward({ ...base(), x: new Float32Array(5) })).toThrow('native.seqForward(gru): x has 5 elements, expected at least 24');
+    expect(() => a.seqForward({ ...base(), x: new Float64Array(24) })).toThrow('x must be a Float32Array');
+    expect(() => a.seqForward({ ...base(), wHh: [1, 2, 3] })).toThrow('wHh must be a Float32Array');
+    expect(() => a.seqForward({ ...base(), y: new Float32Array(29) })).toThrow('y has 29 elements');
+    expect(() => a.seqForward({ ...base(), yOffset: 1 })).toThrow('y columns do not fit in yStride');
+    expect(() => a.seqForward({ ...base(), lengths: Int32Array.from([2, 4]) })).toThrow('lengths[1] = 4 is out of range');
+    expect(() => a.seqForward({ ...base(), lengths: new Int32Array(1) })).toThrow('lengths has 1 elements');
+    expect(() => a.seqForward({ ...base(), T: 2.5 })).toThrow('T must be an integer');
+    expect(() => a.seqForward({ ...base(), cell: 'lstmx' })).toThrow('cell must be lstm, gru, rnn_tanh or rnn_relu');
+    expect(() => a.seqForward({ ...base(), P: 2 })).toThrow('a projection exists only for LSTM');
+    expect(() => a.seqForward({ ...base(), T: 1e6, B: 1e6 })).toThrow(RangeError);
+    expect(() => a.seqForward(42)).toThrow('args must be an object');
+    expect(() => a.seqBackward({}, base(), {})).toThrow('ctx is not a context of native.seqForward');
+    const ctx = a.seqForward(base());
+    expect(() => a.seqBackward(ctx, { ...base(), T: 2 }, {})).toThrow('do not match');
+    expect(() => a.seqBackward(ctx, base(), { dy: null, dx: new Float32Array(3) })).toThrow('dx has 3 elements');
+    expect(() => a.seqBackward(ctx, base(), { dy: new Float32Array(30), dyStride: H, dyOffset: 1 })).toThrow('dy columns do not fit');
+    expect(() => a.gemm(false, false, 2, 2, 2, 1, new Float32Array(4), 2, new Float32Array(4), 2, 0, new Float32Array(3), 2)).toThrow('C has 3 elements');
+    expect(() => a.gemm(false, false, 2, 2, 2, 1, new Float32Array(4), 1, new Float32Array(4), 2, 0, new Float32Array(4), 2)).toThrow('lda is smaller');
+    expect(() => a.gemm(false, false, 2)).toThrow('expected 13 arguments');
+    expect(() => a.unaryForward('tanh', new Float32Array(4), new Float32Array(3))).toThrow('y has 3 elements');
+    expect(() => a.unaryForward('exp', new Float32Array(4), new Float32Array(4))).toThrow('op must be tanh, sigmoid or relu');
+    expect(() => a.unaryBackward('relu', new Float32Array(2), new Float32Array(0), new Float32Array(4), new Float32Array(4))).toThrow('x has 2 elements');
+    expect(() => a.crossEntropyForward(2, 3, new Float32Array(6), Int32Array.from([0, 3]), -100, new Float32Array(6), new Float32Array(2))).toThrow('targets[1] = 3 is not a class id');
+    expect(() => a.crossEntropyBackward(2, 3, new Float32Array(6), new Int32Array(1), -100, new Float32Array(2), new Float32Array(6))).toThrow('targets has 1 elements');
+    expect(() => a.adamUpdate(new Float32Array(4), new Float32Array(4), new Float32Array(3), new Float32Array(4), 1, 0.9, 0.99, 1e-8, 0, false, 1)).toThrow('m has 3 elements');
+    expect(() => a.sgdUpdate(new Float32Array(4), new Float32Array(4), new Float32Array(0), 0.1, 0.9, 0, 0, false, true)).toThrow('momentumBuffer has 0 elements');
+    expect(() => a.sumSquares(null)).toThrow('x is required');
+    expect(() => a.setIsa('avx9')).toThrow('isa must be avx512, avx2 or sse2');
+    expect(() => a.setThreads(0)).toThrow(RangeError);
+  });
+});
+
+describe('ISA selection by RNNKIT_NATIVE_ISA in a fresh process', () => {
+  const script = `
+    const { createRequire } = require('node:module');
+    const addon = require('node-gyp-build')(process.argv[1]);
+    const n = 37, A = new Float32Array(n * n).map((_, i) => Math.sin(i)), C = new Float32Array(n * n), C2 = new Float32Array(n * n);
+    addon.gemm(false, true, n, n, n, 1, A, n, A, n, 0, C, n);
+    addon.gemmNaive(false, true, n, n, n, 1, A, n, A, n, 0, C2, n);
+    let err = 0; for (let i = 0; i < C.length; i++) err = Math.max(err, Math.abs(C[i] - C2[i]));
+    console.log(JSON.stringify({ isa: addon.info().isa, threads: addon.info().threads, err }));`;
+  const run = (env: Record<string, string>) =>
+    spawnSync(process.execPath, ['-e', script, ROOT], { env: { ...process.env, ...env }, encoding: 'utf8', cwd: ROOT });
+
+  it.each(ISAS)('RNNKIT_NATIVE_ISA=%s selects that path', (isa) => {
+    const out = run({ RNNKIT_NATIVE_ISA: isa, RNNKIT_THREADS: '3' });
+    expect(out.status, out.stderr).toBe(0);
+    const res = JSON.parse(out.stdout.trim());
+    expect(res.isa).toBe(isa);
+    expect(res.threads).toBe(3);
+    expect(res.err).toBeLessThan(1e-4);
+  });
+
+  it('an unknown or unsupported ISA makes loading fail with a clear message', () => {
+    const out = run({ RNNKIT_NATIVE_ISA: 'avx9' });
+    expect(out.status).not.toBe(0);
+    expect(out.stderr).toContain('RNNKIT_NATIVE_ISA must be avx512, avx2 or sse2, received avx9');
+  });
+});
