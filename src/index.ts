@@ -21,3 +21,17 @@ export {
 export type { Backend, BackendInfo, CellKind, SeqForwardArgs, SeqBackwardArgs } from './backends/backend.js';
 export { ReferenceBackend } from './backends/reference.js';
 export { CrossCheckBackend, CrossCheckError } from './backends/crosscheck.js';
+
+// ---- sequence tasks (issue 6): padding, pooling, attention, text, metrics, encoder-decoder ----
+export {
+  padSequences, padFeatureSequences, lengthMask, maskedMeanPool, maskedMaxPool, lastStep, timeSlice, dotAttention,
+  type PaddedBatch, type PadOptions,
+} from './seq.js';
+export { Vocabulary, WordTokenizer, splitWords, PAD, UNK, type VocabularyOptions, type WordTokenizerOptions } from './text.js';
+export {
+  accuracy, binaryScores, editDistance, tokenErrorRate, sequenceErrorRate, rmse, mae, type BinaryScores,
+} from './metrics.js';
+export {
+  Seq2Seq, greedyDecode, beamSearch, logSoftmaxRows, gatherBatch,
+  type Seq2SeqOptions, type EncoderState, type StepDecoder, type DecodeOptions, type BeamOptions, type Hypothesis,
+} from './seq2seq.js';

@@ -1,0 +1,135 @@
+// Text to ids: a symbol vocabulary (characters, phonemes, given tokens) and a word tokenizer
+// with a capped vocabulary. Id 0 is always padding and id 1 the unknown symbol; special
+// symbols (e.g. '<s>', '</s>') follow, then the symbols in order of frequency.
+
+export const PAD = '<pad>';
+export const UNK = '<unk>';
+
+export interface VocabularyOptions {
+  /** Keep at most this many symbols, specials included (the most frequent win; ties by first appearance). */
+  maxSize?: number;
+  /** Drop symbols seen fewer times than this (default 1). */
+  minCount?: number;
+  /** Extra special symbols after <pad> and <unk>, e.g. ['<s>', '</s>']. */
+  specials?: string[];
+}
+
+/** A symbol <-> id table. padId = 0, unkId = 1. */
+export class Vocabulary {
+  readonly symbols: string[];
+  private readonly index = new Map<string, number>();
+  readonly padId = 0;
+  readonly unkId = 1;
+
+  constructor(symbols: readonly string[]) {
+    if (symbols[0] !== PAD || symbols[1] !== UNK) throw new RangeError(`Vocabulary: the first two symbols must be ${PAD} and ${UNK}`);
+    this.symbols = [...symbols];
+    this.symbols.forEach((s, i) => {
+      if (this.index.has(s)) throw new RangeError(`Vocabulary: symbol '${s}' appears twice`);
+      this.index.set(s, i);
+    });
+  }
+
+  /** Counts the symbols of every sequence and keeps the most frequent. */
+  static build(sequences: Iterable<Iterable<string>>, options: VocabularyOptions = {}): Vocabulary {
+    const counts = new Map<string, number>();
+    for (const seq of sequences) for (const s of seq) counts.set(s, (counts.get(s) ?? 0) + 1);
+    const specials = [PAD, UNK, ...(options.specials ?? [])];
+    const minCount = options.minCount ?? 1;
+    const ranked = [...counts.entries()]
+      .filter(([s, n]) => n >= minCount && !specials.includes(s))
+      .map(([s, n], order) => ({ s, n, order }))
+      .sort((a, b) => b.n - a.n || a.order - b.order)
+      .map((e) => e.s);
+    const room = (options.maxSize ?? Infinity) - specials.length;
+    if (room < 0) throw new RangeError(`Vocabulary.build: maxSize ${options.maxSize} is smaller than the ${specials.length} special symbols`);
+    return new Vocabulary([...specials, ...ranked.slice(0, room)]);
+  }
+
+  get size(): number {
+    return this.symbols.length;
+  }
+
+  /** The id of a symbol (unkId when unknown). */
+  id(symbol: string): number {
+    return this.index.get(symbol) ?? this.unkId;
+  }
+
+  has(symbol: string): boolean {
+    return this.index.has(symbol);
+  }
+
+  encode(symbols: Iterable<string>): number[] {
+    const out: number[] = [];
+    for (const s of symbols) out.push(this.id(s));
+    return out;
+  }
+
+  decode(ids: Iterable<number>): string[] {
+    const out: string[] = [];
+    for (const i of ids) out.push(this.symbols[i] ?? UNK);
+    return out;
+  }
+
+  toJSON(): string[] {
+    return [...this.symbols];
+  }
+}
+
+export interface WordTokenizerOptions extends VocabularyOptions {
+  /** Lower-case before splitting (default true). */
+  lowercase?: boolean;
+  /** Splits a text into words (default: runs of letters/digits/apostrophes, plus each other non-space character). */
+  split?: (text: string) => string[];
+}
+
+const WORD = /[\p{L}\p{N}]+(?:'[\p{L}]+)?|[^\s\p{L}\p{N}]/gu;
+
+/** Default word splitting: words (letters and digits, with an apostrophe suffix) and single punctuation marks. */
+export function splitWords(text: string): string[] {
+  return text.match(WORD) ?? [];
+}
+
+/** Word-level tokenizer with a capped vocabulary (out-of-vocabulary words map to <unk>). */
+export class WordTokenizer {
+  readonly vocab: Vocabulary;
+  private readonly lowercase: boolean;
+  private readonly splitFn: (text: string) => string[];
+
+  private constructor(vocab: Vocabulary, lowercase: boolean, split: (text: string) => string[]) {
+    this.vocab = vocab;
+    this.lowercase = lowercase;
+    this.splitFn = split;
+  }
+
+  /** Builds the vocabulary from training texts: at most maxSize words (specials included). */
+  static fit(texts: Iterable<string>, options: WordTokenizerOptions = {}): WordTokenizer {
+    const lowercase = options.lowercase ?? true;
+    const split = options.split ?? splitWords;
+    const words = function* () { for (const t of texts) yield split(lowercase ? t.toLowerCase() : t); };
+    return new WordTokenizer(Vocabulary.build(words(), options), lowercase, split);
+  }
+
+  /** Restores a tokenizer from its vocabulary symbols (e.g. saved with vocab.toJSON()). */
+  static fromVocabulary(symbols: readonly string[], options: { lowercase?: boolean; split?: (text: string) => string[] } = {}): WordTokenizer {
+    return new WordTokenizer(new Vocabulary(symbols), options.lowercase ?? true, options.split ?? splitWords);
+  }
+
+  get vocabSize(): number {
+    return this.vocab.size;
+  }
+
+  tokenize(text: string): string[] {
+    return this.splitFn(this.lowercase ? text.toLowerCase() : text);
+  }
+
+  /** Word ids of a text, optionally only its first maxLength words. */
+  encode(text: string, maxLength = Infinity): number[] {
+    const words = this.tokenize(text);
+    return this.vocab.encode(words.length > maxLength ? words.slice(0, maxLength) : words);
+  }
+
+  decode(ids: Iterable<number>): string {
+    return this.vocab.decode(ids).join(' ');
+  }
+}
