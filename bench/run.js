@@ -1,0 +1,229 @@
+#!/usr/bin/env node
+// rnnkit benchmark: the workloads of ../shared/WORKLOADS.md on an rnnkit backend, with PyTorch
+// (Debian's python3-torch, OpenBLAS with OPENBLAS_CORETYPE=Cooperlake) in the same run.
+//
+//   npm run bench -- [--backend native|wasm|reference] [--threads N[,M]] [--workloads ids]
+//                    [--json FILE] [--reps N] [--no-torch]
+//
+// Kernel-level workloads time backend.seqForward (+ seqBackward with dy = a fixed random G),
+// exactly the workload's train step (loss = sum(y * G)); charlm uses the public API
+// (Embedding -> LSTM x2 -> Linear -> cross-entropy -> Adam). Needs `npm run build:ts` (dist/).
+import { spawnSync } from 'node:child_process';
+import { existsSync, writeFileSync } from 'node:fs';
+import { dirname, join } from 'node:path';
+import { fileURLToPath } from 'node:url';
+
+const ROOT = join(dirname(fileURLToPath(import.meta.url)), '..');
+if (!existsSync(join(ROOT, 'dist', 'index.js'))) {
+  console.error('bench: dist/ is missing; run `npm run build:ts` first');
+  process.exit(1);
+}
+const rnnkit = await import('../dist/index.js');
+const { loadBackend } = await import('../dist/backends/index.js');
+
+// ---------------------------------------------------------------- options
+const argv = process.argv.slice(2);
+const opt = (name, def) => {
+  const i = argv.indexOf(`--${name}`);
+  return i >= 0 ? argv[i + 1] : def;
+};
+const backendName = opt('backend', 'native');
+const threadList = opt('threads', '1,2').split(',').map(Number);
+const reps = Number(opt('reps', '10'));
+const warmup = 3;
+const jsonFile = opt('json', null);
+const withTorch = !argv.includes('--no-torch');
+
+const WORKLOADS = [
+  { id: 'lstm-s', cell: 'lstm', input: 32, hidden: 128, layers: 1, bidir: false, batch: 16, seq: 50, mode: 'train' },
+  { id: 'lstm-m', cell: 'lstm', input: 64, hidden: 256, layers: 1, bidir: false, batch: 32, seq: 64, mode: 'train' },
+  { id: 'lstm-l', cell: 'lstm', input: 256, hidden: 1024, layers: 1, bidir: false, batch: 64, seq: 32, mode: 'train' },
+  { id: 'gru-m', cell: 'gru', input: 64, hidden: 256, layers: 1, bidir: false, batch: 32, seq: 64, mode: 'train' },
+  { id: 'rnn-m', cell: 'rnn_tanh', input: 64, hidden: 256, layers: 1, bidir: false, batch: 32, seq: 64, mode: 'train' },
+  { id: 'bilstm2-m', cell: 'lstm', input: 64, hidden: 256, layers: 2, bidir: true, batch: 32, seq: 64, mode: 'train' },
+  { id: 'lstm-m-infer', cell: 'lstm', input: 64, hidden: 256, layers: 1, bidir: false, batch: 32, seq: 64, mode: 'infer' },
+  { id: 'lstm-stream', cell: 'lstm', input: 64, hidden: 256, layers: 1, bidir: false, batch: 1, seq: 256, mode: 'infer' },
+  { id: 'charlm', cell: 'charlm', emb: 64, vocab: 65, input: 64, hidden: 256, layers: 2, bidir: false, batch: 32, seq: 100, mode: 'train' },
+];
+const wanted = opt('workloads', null)?.split(',');
+const workloads = wanted ? WORKLOADS.filter((w) => wanted.includes(w.id)) : WORKLOADS;
+if (wanted && workloads.length !== wanted.length) {
+  console.error(`bench: unknown workload in ${wanted.join(',')}; known: ${WORKLOADS.map((w) => w.id).join(', ')}`);
+  process.exit(1);
+}
+
+// ---------------------------------------------------------------- helpers
+let seed = 12345;
+const rand = () => {
+  seed = (seed * 1103515245 + 12345) >>> 0;
+  return seed / 4294967296 - 0.5;
+};
+const randArray = (n, s = 1) => {
+  const a = new Float32Array(n);
+  for (let i = 0; i < n; i++) a[i] = rand() * s;
+  return a;
+};
+const gates = (cell) => (cell === 'lstm' ? 4 : cell === 'gru' ? 3 : 1);
+
+/** FLOPs of one step of the workload (forward formula of WORKLOADS.md; backward = 2x forward). */
+function flops(w) {
+  const D = w.bidir ? 2 : 1;
+  let f = 0;
+  for (let l = 0; l < w.layers; l++) {
+    const I = l === 0 ? w.input : D * w.hidden;
+    f += D * 2 * w.batch * w.seq * (I + w.hidden) * gates(w.cell === 'charlm' ? 'lstm' : w.cell) * w.hidden;
+  }
+  if (w.cell === 'charlm') f += 2 * w.batch * w.seq * w.hidden * w.vocab;
+  return w.mode === 'train' ? 3 * f : f;
+}
+
+function time(fn) {
+  for (let i = 0; i < warmup; i++) fn();
+  const ts = [];
+  for (let i = 0; i < reps; i++) {
+    const t0 = performance.now();
+    fn();
+    ts.push(performance.now() - t0);
+  }
+  ts.sort((a, b) => a - b);
+  const mid = ts.length >> 1;
+  return { median: ts.length % 2 ? ts[mid] : (ts[mid - 1] + ts[mid]) / 2, min: ts[0], max: ts[ts.length - 1] };
+}
+
+/** Kernel-level step: the layers' seqForward (+ seqBackward with dy = G). */
+function kernelStep(be, w) {
+  const { cell, batch: B, seq: T, hidden: H, layers: L } = w;
+  const D = w.bidir ? 2 : 1;
+  const G = gates(cell) * H;
+  const x = randArray(T * B * w.input);
+  const layers = [];
+  for (let l = 0; l < L; l++) {
+    const I = l === 0 ? w.input : D * H;
+    const y = new Float32Array(T * B * D * H);
+    const dirs = [];
+    for (let d = 0; d < D; d++) {
+      const s = 1 / Math.sqrt(H);
+      dirs.push({
+        wIh: randArray(G * I, 2 * s), wHh: randArray(G * H, 2 * s), bIh: randArray(G, 2 * s), bHh: randArray(G, 2 * s),
+        hN: new Float32Array(B * H), cN: cell === 'lstm' ? new Float32Array(B * H) : null,
+        dWIh: new Float32Array(G * I), dWHh: new Float32Array(G * H), dBIh: new Float32Array(G), dBHh: new Float32Array(G),
+      });
+    }
+    layers.push({ I, y, dirs, dIn: new Float32Array(T * B * I) });
+  }
+  const Gy = randArray(T * B * D * H);
+  const train = w.mode === 'train';
+  return () => {
+    const ctxs = [];
+    for (let l = 0; l < L; l++) {
+      const { I, y, dirs } = layers[l];
+      const input = l === 0 ? x : layers[l - 1].y;
+      ctxs.push(dirs.map((p, d) => be.seqForward({
+        cell, T, B, I, H, P: 0, reverse: d === 1, x: input, wIh: p.wIh, wHh: p.wHh, bIh: p.bIh, bHh: p.bHh, wHr: null,
+        h0: null, c0: null, lengths: null, y, yStride: D * H, yOffset: d * H, hN: p.hN, cN: p.cN, training: train,
+      })));
+    }
+    if (!train) return;
+    let dy = Gy;
+    for (let l = L - 1; l >= 0; l--) {
+      const { dirs, dIn } = layers[l];
+      dIn.fill(0);
+      dirs.forEach((p, d) => {
+        for (const g of [p.dWIh, p.dWHh, p.dBIh, p.dBHh]) g.fill(0);
+        be.seqBackward({
+          ctx: ctxs[l][d], dy, dyStride: D * H, dyOffset: d * H, dhN: null, dcN: null, dx: dIn, dh0: null, dc0: null,
+          dWIh: p.dWIh, dWHh: p.dWHh, dBIh: p.dBIh, dBHh: p.dBHh, dWHr: null,
+        });
+      });
+      dy = dIn;
+    }
+  };
+}
+
+/** charlm through the public API. */
+function charlmStep(w) {
+  const { Embedding, LSTM, Linear, Adam, crossEntropy } = rnnkit;
+  const emb = new Embedding(w.vocab, w.emb);
+  const lstm = new LSTM({ inputSize: w.emb, hiddenSize: w.hidden, numLayers: w.layers });
+  const fc = new Linear(w.hidden, w.vocab);
+  const params = [...emb.parameters(), ...lstm.parameters(), ...fc.parameters()];
+  const opt = new Adam(params, { lr: 1e-3 });
+  const N = w.seq * w.batch;
+  const tokens = Int32Array.from({ length: N }, () => Math.floor((rand() + 0.5) * w.vocab) % w.vocab);
+  const targets = Int32Array.from({ length: N }, () => Math.floor((rand() + 0.5) * w.vocab) % w.vocab);
+  return () => {
+    opt.zeroGrad();
+    const x = emb.forward(tokens, [w.seq, w.batch]);
+    const { output } = lstm.forward(x);
+    const logits = fc.forward(output);
+    const loss = crossEntropy(rnnkit.reshape(logits, [N, w.vocab]), targets);
+    loss.backward();
+    opt.step();
+  };
+}
+
+function sgemmPeak(be, n) {
+  const A = randArray(n * n), B = randArray(n * n), C = new Float32Array(n * n);
+  const t = time(() => be.gemm(false, false, n, n, n, 1, A, n, B, n, 0, C, n));
+  return { ...t, gflops: (2 * n ** 3) / t.median / 1e6 };
+}
+
+function runTorch(threads, list) {
+  const env = { ...process.env, OPENBLAS_CORETYPE: 'Cooperlake', OPENBLAS_NUM_THREADS: String(threads), OMP_NUM_THREADS: String(threads) };
+  const out = spawnSync('/usr/bin/python3', [join(ROOT, 'bench', 'torch_bench.py'), String(threads), JSON.stringify(list), String(warmup), String(reps)], { env, encoding: 'utf8', maxBuffer: 1 << 24 });
+  if (out.status !== 0) {
+    console.error(`bench: PyTorch run failed: ${(out.stderr || out.error?.message || '').trim().split('\n').pop()}`);
+    return [];
+  }
+  return out.stdout.trim().split('\n').filter(Boolean).map((l) => JSON.parse(l));
+}
+
+// ---------------------------------------------------------------- run
+const be = loadBackend(backendName);
+rnnkit.setBackend(be);
+const info = be.info();
+const hasTorch = withTorch && existsSync('/usr/bin/python3') &&
+  spawnSync('/usr/bin/python3', ['-c', 'import torch'], { encoding: 'utf8' }).status === 0;
+console.log(`rnnkit bench: backend ${be.name} (isa ${info.isa}), reps ${reps} after ${warmup} warm-ups, ` +
+  `PyTorch ${hasTorch ? 'yes (OPENBLAS_CORETYPE=Cooperlake)' : 'not available'}`);
+const results = [];
+const fmt = (v, d = 2) => (v === undefined || v === null || Number.isNaN(v) ? '-' : v.toFixed(d));
+
+for (const threads of threadList) {
+  be.setThreads?.(threads);
+  const peak = be.gemm ? sgemmPeak(be, threads === 1 ? 1024 : 1024) : null;
+  const torchRes = hasTorch ? runTorch(threads, [{ id: 'sgemm', n: 1024 }, ...workloads]) : [];
+  const torchPeak = torchRes.find((r) => r.workload === 'sgemm');
+  console.log(`\n== threads ${threads}: SGEMM 1024^3 ${be.name} ${fmt(peak?.gflops, 1)} GFLOP/s` +
+    (torchPeak ? `, PyTorch ${fmt((2 * 1024 ** 3) / torchPeak.median_ms / 1e6, 1)} GFLOP/s` : ''));
+  results.push({ workload: 'sgemm-1024', impl: 'rnnkit', backend: be.name, threads, median_ms: peak.median, min_ms: peak.min, max_ms: peak.max, gflops: peak.gflops, tokens_per_s: null });
+  if (torchPeak) results.push({ ...torchPeak, workload: 'sgemm-1024', gflops: (2 * 1024 ** 3) / torchPeak.median_ms / 1e6, tokens_per_s: null });
+  console.log('| workload | rnnkit ms (min-max) | PyTorch ms | ratio | GFLOP/s | tokens/s | max RSS MB |');
+  console.log('|---|---|---|---|---|---|---|');
+  for (const w of workloads) {
+    let t;
+    try {
+      const step = w.cell === 'charlm' ? charlmStep(w) : kernelStep(be, w);
+      t = time(step);
+    } catch (e) {
+      console.log(`| ${w.id} | failed: ${e.message.split('\n')[0]} | | | | | |`);
+      continue;
+    }
+    const tokens = w.batch * w.seq;
+    const r = {
+      workload: w.id, impl: 'rnnkit', backend: be.name, threads, median_ms: t.median, min_ms: t.min, max_ms: t.max,
+      gflops: flops(w) / t.median / 1e6, tokens_per_s: (tokens / t.median) * 1e3,
+      max_rss_mb: process.resourceUsage().maxRSS / 1024,
+    };
+    results.push(r);
+    const pt = torchRes.find((x) => x.workload === w.id);
+    if (pt) results.push({ ...pt, gflops: flops(w) / pt.median_ms / 1e6, tokens_per_s: (tokens / pt.median_ms) * 1e3 });
+    const extra = w.id === 'lstm-stream' ? ` (${fmt((t.median / w.seq) * 1e3, 1)} us/step)` : '';
+    console.log(`| ${w.id} | ${fmt(t.median)} (${fmt(t.min)}-${fmt(t.max)})${extra} | ${pt ? fmt(pt.median_ms) : '-'} | ` +
+      `${pt ? fmt(t.median / pt.median_ms) : '-'} | ${fmt(r.gflops, 1)} | ${fmt(r.tokens_per_s, 0)} | ${fmt(r.max_rss_mb, 0)} |`);
+  }
+}
+if (jsonFile) {
+  writeFileSync(jsonFile, JSON.stringify(results, null, 2));
+  console.log(`\nwrote ${jsonFile}`);
+}
