@@ -1,0 +1,140 @@
+// Vocabularies for language models: character-level (Unicode code points) or word-level, with
+// the special tokens <pad> (id 0), <unk> (id 1) and <eos> (id 2). Saved with the model as JSON.
+
+export type VocabLevel = 'char' | 'word';
+
+export const PAD = '<pad>';
+export const UNK = '<unk>';
+export const EOS = '<eos>';
+export const SPECIALS = [PAD, UNK, EOS] as const;
+export const PAD_ID = 0;
+export const UNK_ID = 1;
+export const EOS_ID = 2;
+
+export interface VocabularyJSON {
+  format: 'rnnkit-vocab';
+  version: 1;
+  level: VocabLevel;
+  tokens: string[];
+}
+
+export interface BuildVocabOptions {
+  level?: VocabLevel;
+  /** Tokens seen fewer times are left out (they encode as <unk>). Default 1. */
+  minCount?: number;
+  /** At most this many tokens besides the specials (the most frequent kept). */
+  maxSize?: number;
+}
+
+// Words: runs of letters/digits (with inner apostrophes, "don't", "whale’s"), or one other
+// non-space character (punctuation). Line ends become <eos>.
+const WORD_RE = /[\p{L}\p{N}_]+(?:['’][\p{L}\p{N}_]+)*|[^\s\p{L}\p{N}_]/gu;
+
+/** Splits text into tokens of the given level (no ids). Word level marks each line end with <eos>. */
+export function tokenize(text: string, level: VocabLevel): string[] {
+  if (level === 'char') return Array.from(text);
+  const out: string[] = [];
+  const lines = text.split(/\r?\n/);
+  lines.forEach((line, i) => {
+    for (const m of line.matchAll(WORD_RE)) out.push(m[0]);
+    if (i < lines.length - 1) out.push(EOS);
+  });
+  return out;
+}
+
+export class Vocabulary {
+  readonly level: VocabLevel;
+  readonly tokens: readonly string[];
+  private readonly index: Map<string, number>;
+
+  constructor(level: VocabLevel, tokens: readonly string[]) {
+    if (level !== 'char' && level !== 'word') throw new RangeError(`Vocabulary: level must be 'char' or 'word', received '${String(level)}'`);
+    SPECIALS.forEach((s, i) => {
+      if (tokens[i] !== s) throw new RangeError(`Vocabulary: token ${i} must be ${s}, received ${JSON.stringify(tokens[i])}`);
+    });
+    this.level = level;
+    this.tokens = Object.freeze([...tokens]);
+    this.index = new Map();
+    this.tokens.forEach((t, i) => {
+      if (this.index.has(t)) throw new RangeError(`Vocabulary: token ${JSON.stringify(t)} appears twice (ids ${this.index.get(t)} and ${i})`);
+      if (level === 'char' && i >= SPECIALS.length && Array.from(t).length !== 1) {
+        throw new RangeError(`Vocabulary: a char vocabulary holds single characters, received ${JSON.stringify(t)} at id ${i}`);
+      }
+      this.index.set(t, i);
+    });
+  }
+
+  /** Builds a vocabulary from text: specials first, then tokens by decreasing count (ties: first seen). */
+  static build(text: string, options: BuildVocabOptions = {}): Vocabulary {
+    const level = options.level ?? 'char';
+    const minCount = options.minCount ?? 1;
+    const counts = new Map<string, number>();
+    for (const t of tokenize(text, level)) {
+      if ((SPECIALS as readonly string[]).includes(t)) continue;
+      counts.set(t, (counts.get(t) ?? 0) + 1);
+    }
+    let entries = [...counts].filter(([, n]) => n >= minCount);
+    // stable sort keeps first-seen order among equal counts
+    entries.sort((a, b) => b[1] - a[1]);
+    if (options.maxSize !== undefined) entries = entries.slice(0, Math.max(0, options.maxSize));
+    // char vocabularies read better in code-point order (deterministic either way)
+    if (level === 'char') entries.sort((a, b) => (a[0] < b[0] ? -1 : a[0] > b[0] ? 1 : 0));
+    return new Vocabulary(level, [...SPECIALS, ...entries.map(([t]) => t)]);
+  }
+
+  static fromJSON(json: unknown): Vocabulary {
+    const j = json as Partial<VocabularyJSON>;
+    if (!j || j.format !== 'rnnkit-vocab' || !Array.isArray(j.tokens)) {
+      throw new Error('not an rnnkit vocabulary (expected {"format": "rnnkit-vocab", "level", "tokens"})');
+    }
+    return new Vocabulary(j.level as VocabLevel, j.tokens);
+  }
+
+  toJSON(): VocabularyJSON {
+    return { format: 'rnnkit-vocab', version: 1, level: this.level, tokens: [...this.tokens] };
+  }
+
+  get size(): number {
+    return this.tokens.length;
+  }
+
+  id(token: string): number {
+    return this.index.get(token) ?? UNK_ID;
+  }
+
+  token(id: number): string {
+    const t = this.tokens[id];
+    if (t === undefined) throw new RangeError(`Vocabulary: id ${id} is out of range 0..${this.size - 1}`);
+    return t;
+  }
+
+  /** Text -> ids; unknown tokens become <unk>. With eos, an <eos> is appended. */
+  encode(text: string, options: { eos?: boolean } = {}): Int32Array {
+    const toks = tokenize(text, this.level);
+    const out = new Int32Array(toks.length + (options.eos ? 1 : 0));
+    for (let i = 0; i < toks.length; i++) out[i] = this.id(toks[i]);
+    if (options.eos) out[toks.length] = EOS_ID;
+    return out;
+  }
+
+  /** The text of one token as it appears in decoded output. */
+  piece(id: number, previous: number | null = null): string {
+    const t = this.token(id);
+    if (this.level === 'char') return id === EOS_ID ? '\n' : id === PAD_ID ? '' : t;
+    if (id === EOS_ID) return '\n';
+    if (id === PAD_ID) return '';
+    return previous === null || previous === EOS_ID ? t : ' ' + t;
+  }
+
+  /** Ids -> text. Char level: the exact characters (<eos> as a line end, <pad> dropped).
+   * Word level: tokens joined by spaces, <eos> as a line end. */
+  decode(ids: ArrayLike<number>): string {
+    let s = '';
+    let prev: number | null = null;
+    for (let i = 0; i < ids.length; i++) {
+      s += this.piece(ids[i], prev);
+      if (ids[i] !== PAD_ID) prev = ids[i];
+    }
+    return s;
+  }
+}
