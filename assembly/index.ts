@@ -156,8 +156,44 @@ export function packB(transB: i32, K: i32, N: i32, B: usize, ldb: i32, dst: usiz
             for (let c = 0; c < 8; c++) st(row, c, j0 + c < N ? ld(src, c) : 0);
           }
         }
+      } else if (j0 + 8 <= N) {
+        // op(B)[k][j] = B[j * ldb + k]: two 4x4 transposes per 4 values of k
+        const ldbb = <usize>ldb << 2;
+        const s0 = B + ((<usize>j0 * <usize>ldb + <usize>k0) << 2);
+        let k = 0;
+        for (; k + 4 <= kc; k += 4) {
+          const s = s0 + (<usize>k << 2);
+          const r0 = v128.load(s);
+          const r1 = v128.load(s + ldbb);
+          const r2 = v128.load(s + 2 * ldbb);
+          const r3 = v128.load(s + 3 * ldbb);
+          const r4 = v128.load(s + 4 * ldbb);
+          const r5 = v128.load(s + 5 * ldbb);
+          const r6 = v128.load(s + 6 * ldbb);
+          const r7 = v128.load(s + 7 * ldbb);
+          const t0 = f32x4.shuffle(r0, r1, 0, 4, 1, 5);
+          const t1 = f32x4.shuffle(r0, r1, 2, 6, 3, 7);
+          const t2 = f32x4.shuffle(r2, r3, 0, 4, 1, 5);
+          const t3 = f32x4.shuffle(r2, r3, 2, 6, 3, 7);
+          const u0 = f32x4.shuffle(r4, r5, 0, 4, 1, 5);
+          const u1 = f32x4.shuffle(r4, r5, 2, 6, 3, 7);
+          const u2 = f32x4.shuffle(r6, r7, 0, 4, 1, 5);
+          const u3 = f32x4.shuffle(r6, r7, 2, 6, 3, 7);
+          const row = panel + (<usize>k << 5);
+          v128.store(row, f32x4.shuffle(t0, t2, 0, 1, 4, 5));
+          v128.store(row, f32x4.shuffle(u0, u2, 0, 1, 4, 5), 16);
+          v128.store(row, f32x4.shuffle(t0, t2, 2, 3, 6, 7), 32);
+          v128.store(row, f32x4.shuffle(u0, u2, 2, 3, 6, 7), 48);
+          v128.store(row, f32x4.shuffle(t1, t3, 0, 1, 4, 5), 64);
+          v128.store(row, f32x4.shuffle(u1, u3, 0, 1, 4, 5), 80);
+          v128.store(row, f32x4.shuffle(t1, t3, 2, 3, 6, 7), 96);
+          v128.store(row, f32x4.shuffle(u1, u3, 2, 3, 6, 7), 112);
+        }
+        for (; k < kc; k++) {
+          for (let c = 0; c < 8; c++) st(panel, k * 8 + c, load<f32>(s0 + <usize>c * ldbb + (<usize>k << 2)));
+        }
       } else {
-        // op(B)[k][j] = B[j * ldb + k]
+        // op(B)[k][j] = B[j * ldb + k], last partial panel
         for (let c = 0; c < 8; c++) {
           const j = j0 + c;
           if (j < N) {
@@ -337,6 +373,130 @@ export function gemmPacked(
   }
 }
 
+// @ts-ignore: decorator
+@inline function hsum(v: v128): f32 {
+  return (f32x4.extract_lane(v, 0) + f32x4.extract_lane(v, 1)) + (f32x4.extract_lane(v, 2) + f32x4.extract_lane(v, 3));
+}
+
+/**
+ * C[M,N] = alpha * A[M,K] @ op(B)[K,N] + beta * C without packing, for a few rows (M <= 4:
+ * streaming, batch 1): transB = dot products of A's rows with B's rows; else rows of 32 columns
+ * of C held in registers while k runs.
+ */
+export function gemmSmallM(
+  transB: i32, M: i32, N: i32, K: i32, alpha: f32, A: usize, lda: i32, B: usize, ldb: i32,
+  beta: f32, C: usize, ldc: i32,
+): void {
+  scaleC(M, N, beta, C, ldc);
+  if (M == 0 || N == 0 || K == 0 || alpha == 0) return;
+  const ldab = <usize>lda << 2;
+  const ldbb = <usize>ldb << 2;
+  const ldcb = <usize>ldc << 2;
+  if (transB) {
+    let n = 0;
+    for (; n + 4 <= N; n += 4) {
+      const b0 = B + <usize>n * ldbb;
+      const b1 = b0 + ldbb;
+      const b2 = b1 + ldbb;
+      const b3 = b2 + ldbb;
+      for (let m = 0; m < M; m++) {
+        const a = A + <usize>m * ldab;
+        let s0 = f32x4.splat(0);
+        let s1 = s0, s2 = s0, s3 = s0;
+        let k = 0;
+        for (; k + 4 <= K; k += 4) {
+          const o = <usize>k << 2;
+          const av = v128.load(a + o);
+          s0 = madd(av, v128.load(b0 + o), s0);
+          s1 = madd(av, v128.load(b1 + o), s1);
+          s2 = madd(av, v128.load(b2 + o), s2);
+          s3 = madd(av, v128.load(b3 + o), s3);
+        }
+        let e0 = hsum(s0), e1 = hsum(s1), e2 = hsum(s2), e3 = hsum(s3);
+        for (; k < K; k++) {
+          const av = ld(a, k);
+          e0 += av * ld(b0, k);
+          e1 += av * ld(b1, k);
+          e2 += av * ld(b2, k);
+          e3 += av * ld(b3, k);
+        }
+        const c = C + <usize>m * ldcb + (<usize>n << 2);
+        st(c, 0, ld(c, 0) + alpha * e0);
+        st(c, 1, ld(c, 1) + alpha * e1);
+        st(c, 2, ld(c, 2) + alpha * e2);
+        st(c, 3, ld(c, 3) + alpha * e3);
+      }
+    }
+    for (; n < N; n++) {
+      const b0 = B + <usize>n * ldbb;
+      for (let m = 0; m < M; m++) {
+        const a = A + <usize>m * ldab;
+        let s0 = f32x4.splat(0);
+        let k = 0;
+        for (; k + 4 <= K; k += 4) s0 = madd(v128.load(a + (<usize>k << 2)), v128.load(b0 + (<usize>k << 2)), s0);
+        let e0 = hsum(s0);
+        for (; k < K; k++) e0 += ld(a, k) * ld(b0, k);
+        const c = C + <usize>m * ldcb + (<usize>n << 2);
+        st(c, 0, ld(c, 0) + alpha * e0);
+      }
+    }
+  } else {
+    let n = 0;
+    for (; n + 32 <= N; n += 32) {
+      for (let m = 0; m < M; m++) {
+        const a = A + <usize>m * ldab;
+        let c0 = f32x4.splat(0);
+        let c1 = c0, c2 = c0, c3 = c0, c4 = c0, c5 = c0, c6 = c0, c7 = c0;
+        let b = B + (<usize>n << 2);
+        for (let k = 0; k < K; k++) {
+          const av = v128.load32_splat(a + (<usize>k << 2));
+          c0 = madd(av, v128.load(b), c0);
+          c1 = madd(av, v128.load(b, 16), c1);
+          c2 = madd(av, v128.load(b, 32), c2);
+          c3 = madd(av, v128.load(b, 48), c3);
+          c4 = madd(av, v128.load(b, 64), c4);
+          c5 = madd(av, v128.load(b, 80), c5);
+          c6 = madd(av, v128.load(b, 96), c6);
+          c7 = madd(av, v128.load(b, 112), c7);
+          b += ldbb;
+        }
+        const c = C + <usize>m * ldcb + (<usize>n << 2);
+        const al = f32x4.splat(alpha);
+        v128.store(c, madd(al, c0, v128.load(c)));
+        v128.store(c, madd(al, c1, v128.load(c, 16)), 16);
+        v128.store(c, madd(al, c2, v128.load(c, 32)), 32);
+        v128.store(c, madd(al, c3, v128.load(c, 48)), 48);
+        v128.store(c, madd(al, c4, v128.load(c, 64)), 64);
+        v128.store(c, madd(al, c5, v128.load(c, 80)), 80);
+        v128.store(c, madd(al, c6, v128.load(c, 96)), 96);
+        v128.store(c, madd(al, c7, v128.load(c, 112)), 112);
+      }
+    }
+    for (; n + 4 <= N; n += 4) {
+      for (let m = 0; m < M; m++) {
+        const a = A + <usize>m * ldab;
+        let c0 = f32x4.splat(0);
+        let b = B + (<usize>n << 2);
+        for (let k = 0; k < K; k++) {
+          c0 = madd(v128.load32_splat(a + (<usize>k << 2)), v128.load(b), c0);
+          b += ldbb;
+        }
+        const c = C + <usize>m * ldcb + (<usize>n << 2);
+        v128.store(c, madd(f32x4.splat(alpha), c0, v128.load(c)));
+      }
+    }
+    for (; n < N; n++) {
+      for (let m = 0; m < M; m++) {
+        const a = A + <usize>m * ldab;
+        let e: f32 = 0;
+        for (let k = 0; k < K; k++) e += ld(a, k) * ld(B, k * ldb + n);
+        const c = C + <usize>m * ldcb + (<usize>n << 2);
+        st(c, 0, ld(c, 0) + alpha * e);
+      }
+    }
+  }
+}
+
 /** Full GEMM; scratch holds packedBSize(K, N) + packedASize() floats. */
 export function gemm(
   transA: i32, transB: i32, M: i32, N: i32, K: i32, alpha: f32, A: usize, lda: i32,
@@ -345,6 +505,10 @@ export function gemm(
   if (M == 0 || N == 0) return;
   if (K == 0 || alpha == 0) {
     scaleC(M, N, beta, C, ldc);
+    return;
+  }
+  if (!transA && M <= 4) {
+    gemmSmallM(transB, M, N, K, alpha, A, lda, B, ldb, beta, C, ldc);
     return;
   }
   packB(transB, K, N, B, ldb, scratch);

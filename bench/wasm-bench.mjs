@@ -6,7 +6,7 @@
 // rnnkit: seqForward(training) + seqBackward with dy = G (a fixed random tensor) and every
 // gradient (parameters and x) = one train step; "infer" = seqForward(training = false).
 // TensorFlow.js: tf.layers.lstm/gru/simpleRNN (recurrentActivation 'sigmoid' like PyTorch),
-// loss = sum(y * G), tf.variableGrads over the weights and x. One thread for both
+// (GRU: tfjs only has reset-before, same cost), loss = sum(y * G), tf.variableGrads over the weights and x. One thread for both
 // (tfjs-backend-wasm does not start threads in Node).
 // Timing: 3 warm-up iterations, then the median of --iters (min and max shown); the peer uses
 // --peer-iters (default 5, warm-up 1) because one of its steps can take tens of seconds.
@@ -161,9 +161,9 @@ function tfStep(tf, w) {
   const layers = [];
   for (let l = 0; l < w.L; l++) {
     const mk = () => {
-      const o = { units: H, returnSequences: true };
+      const o = { units: H, returnSequences: true, recurrentInitializer: 'glorotNormal' };
       if (w.cell === 'lstm') return tf.layers.lstm({ ...o, recurrentActivation: 'sigmoid' });
-      if (w.cell === 'gru') return tf.layers.gru({ ...o, recurrentActivation: 'sigmoid', resetAfter: true });
+      if (w.cell === 'gru') return tf.layers.gru({ ...o, recurrentActivation: 'sigmoid' }); // tfjs has no reset_after: same FLOPs
       return tf.layers.simpleRNN({ ...o, activation: 'tanh' });
     };
     layers.push(w.bi ? tf.layers.bidirectional({ layer: mk(), mergeMode: 'concat' }) : mk());

@@ -228,8 +228,8 @@ function checkSeq(c: SeqCase): void {
     close(`${tag} ${g}`, a.map((v, i) => v - p[i]), b.map((v, i) => v - p[i]), 1e-4);
   }
   // null outputs and null upstream gradients
-  const bnR = { ...mkB(ctxR), dy: null, dhN: null, dcN: null, dx: null, dWIh: null, dBHh: null, dWHr: null };
-  const bnW = { ...mkB(ctxW), dy: null, dhN: null, dcN: null, dx: null, dWIh: null, dBHh: null, dWHr: null };
+  const bnR: SeqBackwardArgs = { ...mkB(ctxR), dy: null, dhN: null, dcN: null, dx: null, dWIh: null, dBHh: null, dWHr: null };
+  const bnW: SeqBackwardArgs = { ...mkB(ctxW), dy: null, dhN: null, dcN: null, dx: null, dWIh: null, dBHh: null, dWHr: null };
   if (cell === 'lstm') {
     bnR.dcN = dcN;
     bnW.dcN = dcN;

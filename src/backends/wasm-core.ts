@@ -26,6 +26,8 @@ export interface WasmKernels {
     beta: number, C: number, ldc: number, Ap: number): void;
   gemm(transA: number, transB: number, M: number, N: number, K: number, alpha: number, A: number, lda: number,
     B: number, ldb: number, beta: number, C: number, ldc: number, scratch: number): void;
+  gemmSmallM(transB: number, M: number, N: number, K: number, alpha: number, A: number, lda: number, B: number, ldb: number,
+    beta: number, C: number, ldc: number): void;
   vecMath(op: number, n: number, x: number, y: number): void;
   gemmNaive(transA: number, transB: number, M: number, N: number, K: number, alpha: number, A: number, lda: number,
     B: number, ldb: number, beta: number, C: number, ldc: number): void;
@@ -56,6 +58,8 @@ export interface WasmKernels {
     weightDecay: number, nesterov: number, firstStep: number): void;
 }
 
+/** Batch sizes up to this run the per-step GEMMs unpacked (gemmSmallM). */
+const SMALL_M = 4;
 const PAGE = 65536;
 const MAX_PAGES = 65536; // 4 GiB, the wasm32 limit
 
@@ -214,8 +218,10 @@ export class WasmBackend implements Backend {
     const pTIdx = ar.alloc(maxLen * B, 'step table');
     const pXP = ar.alloc(TB * G, 'input projection');
     const pS = ar.alloc(k.packedBSize(I, G) + k.packedASize(), 'gemm scratch');
-    const pWhhP = ar.alloc(k.packedBSize(R, G), 'packed wHh');
-    const pWhrP = P > 0 ? ar.alloc(k.packedBSize(H, P), 'packed wHr') : 0;
+    // a few rows (B <= 4): per-step GEMMs straight from the weights, no packing
+    const small = B <= SMALL_M;
+    const pWhhP = small ? 0 : ar.alloc(k.packedBSize(R, G), 'packed wHh');
+    const pWhrP = P > 0 && !small ? ar.alloc(k.packedBSize(H, P), 'packed wHr') : 0;
     const pAp = ar.alloc(k.packedASize(), 'gemm scratch');
     const pH = ar.alloc(B * R, 'h');
     const pC = lstm ? ar.alloc(B * H, 'c') : 0;
@@ -246,18 +252,22 @@ export class WasmBackend implements Backend {
     // --- input projection for all steps: XP = (bIh + bHh) + x @ wIh^T   [TB, G]
     k.fillBias(TB, G, pBih, pBhh, gru ? H : 0, pXP);
     k.gemm(0, 1, TB, G, I, 1, pX, I, pWih, I, 1, pXP, G, pS);
-    k.packB(1, R, G, pWhh, R, pWhhP); // op(B) = wHh^T [R, G]
-    if (P > 0) k.packB(1, H, P, pWhr, H, pWhrP); // op(B) = wHr^T [H, P]
+    if (!small) {
+      k.packB(1, R, G, pWhh, R, pWhhP); // op(B) = wHh^T [R, G]
+      if (P > 0) k.packB(1, H, P, pWhr, H, pWhrP); // op(B) = wHr^T [H, P]
+    }
     const relu = cell === 'rnn_relu' ? 1 : 0;
     const full = training ? 1 : 0;
     for (let s = 0; s < maxLen; s++) {
       const ti = pTIdx + s * B * 4;
       // HP[B, G] = h[B, R] @ wHh^T: all gates in one GEMM
-      k.gemmPacked(0, B, G, R, 1, pH, R, pWhhP, 0, pHP, G, pAp);
+      if (small) k.gemmSmallM(1, B, G, R, 1, pH, R, pWhh, R, 0, pHP, G);
+      else k.gemmPacked(0, B, G, R, 1, pH, R, pWhhP, 0, pHP, G, pAp);
       if (lstm) {
         if (P > 0) {
           k.lstmStepForward(B, H, ti, pXP, pHP, pC, pHRawTmp, H, pHRawSave, pGates, pCells, full);
-          k.gemmPacked(0, B, P, H, 1, pHRawTmp, H, pWhrP, 0, pProj, P, pAp);
+          if (small) k.gemmSmallM(1, B, P, H, 1, pHRawTmp, H, pWhr, H, 0, pProj, P);
+          else k.gemmPacked(0, B, P, H, 1, pHRawTmp, H, pWhrP, 0, pProj, P, pAp);
           k.scatterRows(B, P, ti, pProj, pH, pStates);
         } else {
           k.lstmStepForward(B, H, ti, pXP, pHP, pC, pH, H, pStates, pGates, pCells, full);
@@ -335,10 +345,11 @@ export class WasmBackend implements Backend {
     const pDG = ar.alloc(B * G, 'step gate gradient');
     const pDGi = ar.alloc(TB * G, 'gate gradients');
     const pDGh = gru ? ar.alloc(TB * G, 'recurrent gate gradients') : pDGi;
-    const pWhhP = ar.alloc(k.packedBSize(G, R), 'packed wHh');
+    const small = B <= SMALL_M;
+    const pWhhP = small ? 0 : ar.alloc(k.packedBSize(G, R), 'packed wHh');
     const pAp = ar.alloc(k.packedASize(), 'gemm scratch');
     const pDhRaw = P > 0 ? ar.alloc(B * H, 'dh before projection') : 0;
-    const pWhrP = P > 0 ? ar.alloc(k.packedBSize(P, H), 'packed wHr') : 0;
+    const pWhrP = P > 0 && !small ? ar.alloc(k.packedBSize(P, H), 'packed wHr') : 0;
     const pDhAll = P > 0 ? ar.alloc(TB * P, 'saved dh') : 0;
     const pHprev = needHprev ? ar.alloc(TB * R, 'previous states') : 0;
     const pDx = d.dx ? ar.alloc(TB * I, 'dx') : 0;
@@ -380,8 +391,10 @@ export class WasmBackend implements Backend {
     if (gru) this.f32(pDGh, TB * G).fill(0);
     if (pDhAll) this.f32(pDhAll, TB * P).fill(0);
     // --- BPTT
-    k.packB(0, G, R, pWhh, R, pWhhP); // op(B) = wHh [G, R]
-    if (P > 0) k.packB(0, P, H, pWhr, H, pWhrP); // op(B) = wHr [P, H]
+    if (!small) {
+      k.packB(0, G, R, pWhh, R, pWhhP); // op(B) = wHh [G, R]
+      if (P > 0) k.packB(0, P, H, pWhr, H, pWhrP); // op(B) = wHr [P, H]
+    }
     const relu = cell === 'rnn_relu' ? 1 : 0;
     for (let s = maxLen - 1; s >= 0; s--) {
       const ti = pTIdx + s * B * 4;
@@ -390,7 +403,9 @@ export class WasmBackend implements Backend {
       if (lstm) {
         if (P > 0) {
           k.scatterRows(B, P, ti, pDh, 0, pDhAll);
-          k.gemmPacked(0, B, H, P, 1, pDh, P, pWhrP, 0, pDhRaw, H, pAp); // dhRaw = dh @ wHr
+          // dhRaw = dh @ wHr
+          if (small) k.gemmSmallM(0, B, H, P, 1, pDh, P, pWhr, H, 0, pDhRaw, H);
+          else k.gemmPacked(0, B, H, P, 1, pDh, P, pWhrP, 0, pDhRaw, H, pAp);
           k.lstmStepBackward(B, H, R, ti, pt, pDhRaw, pDh, pDc, pGates, pCells, pC0, pDG, pDGi);
         } else {
           k.lstmStepBackward(B, H, R, ti, pt, pDh, pDh, pDc, pGates, pCells, pC0, pDG, pDGi);
@@ -401,7 +416,8 @@ export class WasmBackend implements Backend {
         k.rnnStepBackward(B, H, ti, relu, pDh, pStates, pDG, pDGi);
       }
       // dh[B, R] += dGh[B, G] @ wHh: the recurrent delta, all gates in one GEMM
-      k.gemmPacked(0, B, R, G, 1, pDG, G, pWhhP, 1, pDh, R, pAp);
+      if (small) k.gemmSmallM(0, B, R, G, 1, pDG, G, pWhh, R, 1, pDh, R);
+      else k.gemmPacked(0, B, R, G, 1, pDG, G, pWhhP, 1, pDh, R, pAp);
     }
     // --- gradients over all steps at once
     if (d.dx) {
