@@ -5,7 +5,7 @@
 #define RK_NAME "avx512"
 #define RK_VW 16
 #define RK_MR 12
-#define RK_KC 192
+#define RK_KC 256
 #define RK_MCP 16
 #include "kernels.inc"
 const rk::IsaKernels rk::kernels_avx512 = RK_TABLE;

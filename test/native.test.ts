@@ -3,6 +3,8 @@
 // selection in child processes, threads determinism, async forms and bad-input handling.
 // The addon must load: these tests fail (never skip) when it does not.
 import { spawnSync } from 'node:child_process';
+import { existsSync, readdirSync } from 'node:fs';
+import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { beforeAll, afterAll, describe, expect, it } from 'vitest';
 import type { UnaryOp } from '../src/backends/backend.js';
@@ -268,4 +270,50 @@ describe('ISA selection by RNNKIT_NATIVE_ISA in a fresh process', () => {
     expect(out.status).not.toBe(0);
     expect(out.stderr).toContain('RNNKIT_NATIVE_ISA must be avx512, avx2 or sse2, received avx9');
   });
+});
+
+// The binary that ships (prebuilds/ after `npm run prebuilds`, else the local build) on older CPU
+// models emulated by qemu-user: it must run there and pick the matching kernels.
+// Needs Debian's qemu-user (`apt-get install -y qemu-user`); skipped only when qemu is absent.
+const QEMU = ['/usr/bin/qemu-x86_64', '/usr/bin/qemu-x86_64-static'].find((p) => existsSync(p));
+describe.skipIf(!QEMU)('prebuilt addon under qemu-user on older CPU models', () => {
+  const prebuild = join(ROOT, 'prebuilds', 'linux-x64');
+  const binary = existsSync(prebuild) && readdirSync(prebuild).find((f) => f.endsWith('.node'))
+    ? join(prebuild, readdirSync(prebuild).find((f) => f.endsWith('.node'))!)
+    : join(ROOT, 'build', 'Release', 'rnnkit.node');
+  const T = 5, B = 3, I = 7, H = 11;
+  const r = rng(21);
+  const data = {
+    x: Array.from(randArray(r, T * B * I)), wIh: Array.from(randArray(r, 4 * H * I)), wHh: Array.from(randArray(r, 4 * H * H)),
+    b: Array.from(randArray(r, 4 * H)),
+  };
+  const script = `
+    const addon = require(process.argv[1]);
+    const d = JSON.parse(process.argv[2]);
+    const F = (a) => Float32Array.from(a);
+    const T = ${T}, B = ${B}, I = ${I}, H = ${H};
+    const args = { cell: 'lstm', T, B, I, H, P: 0, reverse: true, x: F(d.x), wIh: F(d.wIh), wHh: F(d.wHh), bIh: F(d.b), bHh: null,
+      wHr: null, h0: null, c0: null, lengths: Int32Array.from([5, 2, 4]), y: new Float32Array(T * B * H), yStride: H, yOffset: 0,
+      hN: new Float32Array(B * H), cN: new Float32Array(B * H), training: true };
+    const ctx = addon.seqForward(args);
+    const dWHh = new Float32Array(4 * H * H);
+    addon.seqBackward(ctx, args, { dy: args.y.slice(), dyStride: H, dyOffset: 0, dWHh });
+    console.log(JSON.stringify({ isa: addon.info().isa, y: Array.from(args.y), dWHh: Array.from(dWHh) }));`;
+  const host = (isa: NativeIsa) => {
+    const res = spawnSync(process.execPath, ['-e', script, binary, JSON.stringify(data)], { encoding: 'utf8', env: { ...process.env, RNNKIT_NATIVE_ISA: isa } });
+    expect(res.status, res.stderr).toBe(0);
+    return JSON.parse(res.stdout);
+  };
+
+  it.each([['Haswell', 'avx2'], ['Nehalem', 'sse2']] as const)('-cpu %s picks %s and computes the same numbers', (cpu, isa) => {
+    const env = { ...process.env };
+    delete env.RNNKIT_NATIVE_ISA;
+    const out = spawnSync(QEMU!, ['-cpu', cpu, process.execPath, '-e', script, binary, JSON.stringify(data)], { encoding: 'utf8', env, timeout: 120_000 });
+    expect(out.status, out.stderr).toBe(0);
+    const got = JSON.parse(out.stdout.trim().split('\n').pop()!);
+    expect(got.isa).toBe(isa);
+    const want = host(isa);
+    expectClose(`${cpu} y`, got.y, want.y, 1e-6);
+    expectClose(`${cpu} dWHh`, got.dWHh, want.dWHh, 1e-6);
+  }, 180_000);
 });
