@@ -1,19 +1,27 @@
 // The `rnnkit` command line.
 import { parseArgs } from 'node:util';
-import { BACKEND_NAMES, type BackendName, backendStatus, loadBackend, withBackend } from './backends/index.js';
+import { Command, CommanderError, InvalidArgumentError, Option } from 'commander';
+import { BACKEND_NAMES, type BackendName, backendStatus, loadBackend, setBackend, withBackend } from './backends/index.js';
 import { CrossCheckBackend } from './backends/crosscheck.js';
 import { type CaseResult, FORWARD_TOLERANCE, GRADIENT_TOLERANCE, goldenCaseNames, runGoldenCase } from './golden.js';
 import { LSTM } from './nn.js';
 import { add, mul, sum } from './ops.js';
 import { Rng } from './random.js';
 import { Tensor } from './tensor.js';
+import { CliError, evalCommand, sampleCommand, startCommand, trainCommand, type Io } from './lm/commands.js';
 
 const USAGE = `usage: rnnkit <command> [options]
 
 commands:
+  train [options]                         train a language model (--data FILE or --dataset moby-dick)
+  sample DIR [options]                    generate text from a trained model
+  eval DIR --data FILE                    bits per character (or perplexity) of a model on a text
+  start                                   what \`npm start\` runs: a character LSTM on Moby Dick, resumable
   verify-torch DIR [--backend NAME|all]   run PyTorch reference cases (shared/golden format)
   doctor                                  which backends load, why the others do not, and a cross-check
   help                                    this text
+
+\`rnnkit COMMAND --help\` describes each command's options.
 `;
 
 export class UsageError extends Error {}
@@ -88,10 +96,147 @@ export function doctor(print: (s: string) => void): number {
   return failures === 0 ? 0 : 1;
 }
 
-export async function main(argv: string[]): Promise<number> {
-  const print = (s: string) => process.stdout.write(s);
+// ---- number parsers for commander: one clear message per bad value ----
+function positiveInt(v: string): number {
+  const n = Number(v);
+  if (!/^\s*\d+\s*$/.test(v) || !Number.isSafeInteger(n) || n < 1) throw new InvalidArgumentError('expected a positive integer.');
+  return n;
+}
+function nonNegativeInt(v: string): number {
+  const n = Number(v);
+  if (!/^\s*\d+\s*$/.test(v) || !Number.isSafeInteger(n)) throw new InvalidArgumentError('expected a non-negative integer.');
+  return n;
+}
+function positiveNumber(v: string): number {
+  const n = Number(v);
+  if (v.trim() === '' || !Number.isFinite(n) || n <= 0) throw new InvalidArgumentError('expected a positive number.');
+  return n;
+}
+function nonNegativeNumber(v: string): number {
+  const n = Number(v);
+  if (v.trim() === '' || !Number.isFinite(n) || n < 0) throw new InvalidArgumentError('expected a number >= 0.');
+  return n;
+}
+function fraction(v: string): number {
+  const n = Number(v);
+  if (v.trim() === '' || !(n >= 0 && n < 1)) throw new InvalidArgumentError('expected a number in [0, 1).');
+  return n;
+}
+function probability(v: string): number {
+  const n = Number(v);
+  if (v.trim() === '' || !(n > 0 && n <= 1)) throw new InvalidArgumentError('expected a number in (0, 1].');
+  return n;
+}
+
+const backendOption = () => new Option('--backend <name>', 'kernels to use (default: auto, or RNNKIT_BACKEND)').choices(['auto', ...BACKEND_NAMES]);
+
+function lmProgram(io: Io, setCode: (c: number) => void): Command {
+  const program = new Command('rnnkit');
+  const configure = (c: Command) => c
+    .exitOverride()
+    .configureOutput({ writeOut: (s) => io.out(s), writeErr: (s) => io.err(s), outputError: () => {} })
+    .showSuggestionAfterError(true)
+    .allowExcessArguments(false);
+  configure(program);
+  configure(program.command('train'))
+    .description('Train a language model on a text file or a bundled dataset, with checkpoints, curves and a report in --out.')
+    .option('--data <file>', 'UTF-8 text file to train on')
+    .addOption(new Option('--dataset <name>', 'bundled dataset').choices(['moby-dick']))
+    .addOption(new Option('--level <level>', 'tokens: characters or words').choices(['char', 'word']))
+    .addOption(new Option('--cell <cell>', 'recurrent cell (default lstm)').choices(['lstm', 'gru', 'rnn']))
+    .option('--layers <n>', 'recurrent layers (default 2)', positiveInt)
+    .option('--hidden <n>', 'hidden size (default 256)', positiveInt)
+    .option('--embed <n>', 'embedding size (default 64)', positiveInt)
+    .option('--dropout <p>', 'dropout between recurrent layers (default 0)', fraction)
+    .option('--seq <n>', 'truncated-BPTT length (default 100)', positiveInt)
+    .option('--batch <n>', 'batch size (default 32)', positiveInt)
+    .option('--lr <x>', 'learning rate (default 0.002)', positiveNumber)
+    .addOption(new Option('--optimizer <name>', 'optimizer (default adam)').choices(['adam', 'adamw', 'sgd']))
+    .option('--weight-decay <x>', 'weight decay (default 0)', nonNegativeNumber)
+    .option('--clip <x>', 'clip the gradient norm to this, 0 = off (default 1)', nonNegativeNumber)
+    .addOption(new Option('--schedule <kind>', 'learning-rate schedule (default constant)').choices(['constant', 'step', 'cosine']))
+    .option('--warmup <n>', 'warm-up steps (default 0)', nonNegativeInt)
+    .option('--minutes <x>', 'time budget of this run (default 10 when no --steps/--epochs)', positiveNumber)
+    .option('--steps <n>', 'train until this step (counting the steps of a resumed run)', positiveInt)
+    .option('--epochs <x>', 'train until this many epochs', positiveNumber)
+    .option('--val-every <n>', 'validate every n steps, 0 = only at the end (default 200)', nonNegativeInt)
+    .option('--val-tokens <n>', 'held-out tokens for the periodic validations, 0 = all (default 0)', nonNegativeInt)
+    .option('--patience <n>', 'early stopping after n validations without improvement, 0 = off', nonNegativeInt)
+    .option('--checkpoint-every <n>', 'save every n steps, 0 = only at the end (default 500)', nonNegativeInt)
+    .option('--seed <n>', 'random seed (default 1)', nonNegativeInt)
+    .addOption(backendOption())
+    .option('--threads <n>', 'threads of the native backend', positiveInt)
+    .option('--out <dir>', 'run directory (default runs/<data name>)')
+    .option('--resume <dir>', 'continue the run in this directory (exactly where it stopped)')
+    .option('--samples <n>', 'samples printed at the end (default 1)', nonNegativeInt)
+    .option('--sample-length <n>', 'tokens per printed sample (default 300)', positiveInt)
+    .option('--no-progress', 'no progress bar or progress lines')
+    .action(async (flags) => { setCode(await trainCommand(flags, io)); });
+  configure(program.command('sample'))
+    .description('Generate text from a trained model (a run directory or a checkpoint directory), streamed token by token.')
+    .argument('<dir>', 'run or checkpoint directory')
+    .option('--prime <text>', 'text the generation continues', '')
+    .option('--temperature <t>', 'softmax temperature, 0 = greedy (default 1)', nonNegativeNumber)
+    .option('--top-k <k>', 'sample among the k most likely tokens, 0 = all', nonNegativeInt)
+    .option('--top-p <p>', 'sample from the smallest set of tokens with probability >= p', probability)
+    .option('--length <n>', 'tokens to generate (default 500)', positiveInt)
+    .option('--seed <n>', 'random seed (default 1)', nonNegativeInt)
+    .addOption(backendOption())
+    .action((dir: string, flags) => { applyBackend(flags.backend); setCode(sampleCommand(dir, flags, io)); });
+  configure(program.command('eval'))
+    .description('Bits per character (char models) or perplexity of a trained model on a text.')
+    .argument('<dir>', 'run or checkpoint directory')
+    .option('--data <file>', 'UTF-8 text file to evaluate on')
+    .addOption(new Option('--dataset <name>', 'bundled dataset').choices(['moby-dick']))
+    .option('--held-out', 'only the held-out part (the last 5%), as in training')
+    .option('--seq <n>', 'window length (default: the training --seq)', positiveInt)
+    .option('--batch <n>', 'lanes read in parallel (default: the training --batch)', positiveInt)
+    .addOption(backendOption())
+    .action((dir: string, flags) => { applyBackend(flags.backend); setCode(evalCommand(dir, flags, io)); });
+  configure(program.command('start'))
+    .description('What `npm start` runs: train a 2-layer character LSTM on Moby Dick for a few minutes (RNNKIT_START_MINUTES, default 3), '
+      + 'save it in runs/moby-dick, print held-out bits per character and samples. Running it again resumes.')
+    .option('--minutes <x>', 'time budget (default RNNKIT_START_MINUTES or 3)', positiveNumber)
+    .option('--steps <n>', 'train this many more steps', positiveInt)
+    .option('--out <dir>', 'run directory (default RNNKIT_START_OUT or runs/moby-dick)')
+    .addOption(backendOption())
+    .option('--threads <n>', 'threads of the native backend', positiveInt)
+    .option('--samples <n>', 'samples printed at the end (default 3)', nonNegativeInt)
+    .option('--no-progress', 'no progress bar or progress lines')
+    .action(async (flags) => { setCode(await startCommand(flags, io)); });
+  return program;
+}
+
+function applyBackend(name: string | undefined): void {
+  if (!name) return;
+  try {
+    setBackend(name as BackendName | 'auto');
+  } catch (e) {
+    throw new CliError(`--backend ${name}: ${(e as Error).message}`);
+  }
+}
+
+const LM_COMMANDS = new Set(['train', 'sample', 'eval', 'start']);
+
+export async function main(argv: string[], io: Io = { out: (s) => process.stdout.write(s), err: (s) => process.stderr.write(s) }): Promise<number> {
+  const print = io.out;
   const [command, ...rest] = argv;
   try {
+    if (command !== undefined && LM_COMMANDS.has(command)) {
+      let code = 0;
+      const program = lmProgram(io, (c) => { code = c; });
+      try {
+        await program.parseAsync(argv, { from: 'user' });
+      } catch (e) {
+        if (e instanceof CommanderError) {
+          if (e.code === 'commander.helpDisplayed' || e.code === 'commander.help' || e.code === 'commander.version') return 0;
+          io.err(`rnnkit ${command}: ${e.message.replace(/^error: /, '').replace(/\n+/g, ' ').trim()} (see rnnkit ${command} --help)\n`);
+          return 2;
+        }
+        throw e;
+      }
+      return code;
+    }
     switch (command) {
       case 'verify-torch': return verifyTorch(rest, print);
       case 'doctor': return doctor(print);
@@ -99,8 +244,9 @@ export async function main(argv: string[]): Promise<number> {
       default: throw new UsageError(`unknown command '${command}'\n${USAGE}`);
     }
   } catch (e) {
-    if (e instanceof UsageError || (e as { code?: string }).code?.startsWith('ERR_PARSE_ARGS')) {
-      process.stderr.write(`rnnkit: ${(e as Error).message}\n`);
+    if (e instanceof UsageError || e instanceof CliError || (e as { code?: string }).code?.startsWith('ERR_PARSE_ARGS')) {
+      const prefix = e instanceof CliError ? `rnnkit ${command}: ` : 'rnnkit: ';
+      io.err(`${prefix}${(e as Error).message}\n`);
       return 2;
     }
     throw e;

@@ -9,3 +9,4 @@ export * from './report.js';
 export * from './trainer.js';
 export * from './run.js';
 export * from './async.js';
+export * from './commands.js';

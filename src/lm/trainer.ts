@@ -19,7 +19,7 @@ import { TextGenerator } from './generate.js';
 import { silentProgress, type ProgressSink } from './progress.js';
 import { curvesSvg, reportHtml, smooth } from './report.js';
 import { learningRate, type ScheduleKind } from './schedule.js';
-import { Vocabulary, type VocabLevel } from './vocab.js';
+import { UNK_ID, Vocabulary, type VocabLevel } from './vocab.js';
 
 export type CellName = 'lstm' | 'gru' | 'rnn';
 export type OptimizerName = 'adam' | 'adamw' | 'sgd';
@@ -127,7 +127,9 @@ export interface RunResult {
   stoppedBy: StopReason;
   trainLoss: number;
   val: ValMetrics | null;
+  /** Training throughput of this run (optimizer steps only: validation and saving not counted). */
   tokensPerSecond: number;
+  /** Wall time of this run. */
   seconds: number;
   checkpoint: string | null;
 }
@@ -292,24 +294,8 @@ export class LMTrainer {
   /** Mean loss (nats per token) over a token stream, state carried, no gradient. */
   evaluate(ids: Int32Array, maxTokens = 0): { loss: number; tokens: number } {
     const stream = maxTokens > 0 && ids.length > maxTokens + 1 ? ids.subarray(0, maxTokens + 1) : ids;
-    const wasTraining = this.model.training;
-    this.model.eval();
-    try {
-      return noGrad(() => {
-        let total = 0;
-        let count = 0;
-        let state: { h: Tensor | null; c: Tensor | null } | null = null;
-        for (const b of evalBatches(stream, this.config.seq, this.config.batch)) {
-          const { logits, state: next } = this.model.forward(b.inputs, b.T, b.B, state);
-          total += crossEntropy(logits, b.targets, { reduction: 'sum' }).item();
-          count += b.T * b.B;
-          state = next;
-        }
-        return { loss: total / Math.max(1, count), tokens: count };
-      });
-    } finally {
-      this.model.train(wasTraining);
-    }
+    const r = evaluateIds(this.model, stream, this.config.seq, this.config.batch);
+    return { loss: r.loss, tokens: r.tokens };
   }
 
   /** Validation on the held-out split; updates the early-stopping record. */
@@ -337,6 +323,7 @@ export class LMTrainer {
     if (c.schedule === 'cosine' && c.decaySteps === 0 && o.steps !== undefined) c.decaySteps = o.steps;
     const startStep = this.step;
     const startTokens = this.tokensSeen;
+    const startTrainSeconds = this.trainSeconds;
     let stoppedBy: StopReason | null = null;
     let lastVal: ValMetrics | null = null;
     let lastLoss = NaN;
@@ -399,7 +386,7 @@ export class LMTrainer {
     const seconds = (performance.now() - started) / 1000;
     return {
       step: this.step, stoppedBy: stoppedBy as StopReason, trainLoss: lastLoss, val: lastVal, checkpoint,
-      tokensPerSecond: (this.tokensSeen - startTokens) / Math.max(1e-9, seconds), seconds,
+      tokensPerSecond: (this.tokensSeen - startTokens) / Math.max(1e-9, this.trainSeconds - startTrainSeconds), seconds,
     };
   }
 
@@ -535,12 +522,11 @@ export function loadLanguageModel(path: string): { model: LanguageModel; vocab: 
   return { model, vocab, config, step, dir };
 }
 
-/** Mean loss of a model over a text (state carried, no gradient). */
-export function evaluateText(model: LanguageModel, vocab: Vocabulary, text: string, seq = 100, batch = 32): { loss: number; bits: number; perplexity: number; tokens: number; unknown: number } {
-  const ids = vocab.encode(text);
+/** Mean loss of a model over a token stream (state carried, no gradient); counts <unk> tokens. */
+export function evaluateIds(model: LanguageModel, ids: Int32Array, seq = 100, batch = 32): { loss: number; bits: number; perplexity: number; tokens: number; unknown: number } {
   if (ids.length < 2) throw new Error('the text is too short to evaluate (fewer than 2 tokens)');
   let unknown = 0;
-  for (const id of ids) if (id === 1) unknown++;
+  for (const id of ids) if (id === UNK_ID) unknown++;
   const wasTraining = model.training;
   model.eval();
   try {
@@ -560,4 +546,9 @@ export function evaluateText(model: LanguageModel, vocab: Vocabulary, text: stri
   } finally {
     model.train(wasTraining);
   }
+}
+
+/** Mean loss of a model over a text. */
+export function evaluateText(model: LanguageModel, vocab: Vocabulary, text: string, seq = 100, batch = 32): ReturnType<typeof evaluateIds> {
+  return evaluateIds(model, vocab.encode(text), seq, batch);
 }
