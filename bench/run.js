@@ -77,6 +77,17 @@ function flops(w) {
   return w.mode === 'train' ? 3 * f : f;
 }
 
+/** Floats the native kernels keep for BPTT (forward context) plus backward scratch, in MB. */
+function workspaceMB(w) {
+  if (w.cell === 'charlm') w = { ...w, cell: 'lstm' };
+  const D = w.bidir ? 2 : 1, T = w.seq, B = w.batch, H = w.hidden, G = gates(w.cell) * H;
+  const ctx = (T + 1) * B * H + (w.cell === 'lstm' ? (T + 1) * B * H : 0) + T * B * G + (w.cell === 'gru' ? T * B * H : 0);
+  const input = T * B * G; // Gx, the input projection of all steps (reused scratch)
+  const bwd = T * B * G * (w.cell === 'gru' ? 2 : 1);
+  const floats = w.mode === 'train' ? D * w.layers * ctx + input + bwd : input + 2 * B * H * 2 + B * G * 2;
+  return (floats * 4) / 2 ** 20;
+}
+
 function time(fn) {
   for (let i = 0; i < warmup; i++) fn();
   const ts = [];
@@ -198,29 +209,29 @@ for (const threads of threadList) {
     (torchPeak ? `, PyTorch ${fmt((2 * 1024 ** 3) / torchPeak.median_ms / 1e6, 1)} GFLOP/s` : ''));
   results.push({ workload: 'sgemm-1024', impl: 'rnnkit', backend: be.name, threads, median_ms: peak.median, min_ms: peak.min, max_ms: peak.max, gflops: peak.gflops, tokens_per_s: null });
   if (torchPeak) results.push({ ...torchPeak, workload: 'sgemm-1024', gflops: (2 * 1024 ** 3) / torchPeak.median_ms / 1e6, tokens_per_s: null });
-  console.log('| workload | rnnkit ms (min-max) | PyTorch ms | ratio | GFLOP/s | tokens/s | max RSS MB |');
-  console.log('|---|---|---|---|---|---|---|');
+  console.log('| workload | rnnkit ms (min-max) | PyTorch ms | ratio | GFLOP/s | tokens/s | workspace MB | max RSS MB |');
+  console.log('|---|---|---|---|---|---|---|---|');
   for (const w of workloads) {
     let t;
     try {
       const step = w.cell === 'charlm' ? charlmStep(w) : kernelStep(be, w);
       t = time(step);
     } catch (e) {
-      console.log(`| ${w.id} | failed: ${e.message.split('\n')[0]} | | | | | |`);
+      console.log(`| ${w.id} | failed: ${e.message.split('\n')[0]} | | | | | | |`);
       continue;
     }
     const tokens = w.batch * w.seq;
     const r = {
       workload: w.id, impl: 'rnnkit', backend: be.name, threads, median_ms: t.median, min_ms: t.min, max_ms: t.max,
       gflops: flops(w) / t.median / 1e6, tokens_per_s: (tokens / t.median) * 1e3,
-      max_rss_mb: process.resourceUsage().maxRSS / 1024,
+      max_rss_mb: process.resourceUsage().maxRSS / 1024, workspace_mb: workspaceMB(w),
     };
     results.push(r);
     const pt = torchRes.find((x) => x.workload === w.id);
     if (pt) results.push({ ...pt, gflops: flops(w) / pt.median_ms / 1e6, tokens_per_s: (tokens / pt.median_ms) * 1e3 });
     const extra = w.id === 'lstm-stream' ? ` (${fmt((t.median / w.seq) * 1e3, 1)} us/step)` : '';
     console.log(`| ${w.id} | ${fmt(t.median)} (${fmt(t.min)}-${fmt(t.max)})${extra} | ${pt ? fmt(pt.median_ms) : '-'} | ` +
-      `${pt ? fmt(t.median / pt.median_ms) : '-'} | ${fmt(r.gflops, 1)} | ${fmt(r.tokens_per_s, 0)} | ${fmt(r.max_rss_mb, 0)} |`);
+      `${pt ? fmt(t.median / pt.median_ms) : '-'} | ${fmt(r.gflops, 1)} | ${fmt(r.tokens_per_s, 0)} | ${fmt(r.workspace_mb, 1)} | ${fmt(r.max_rss_mb, 0)} |`);
   }
 }
 if (jsonFile) {
