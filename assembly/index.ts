@@ -442,6 +442,58 @@ export function gemmSmallM(
     }
   } else {
     let n = 0;
+    if (M >= 3) {
+      // 4x8 register tiles read straight from B's rows (rows of A in groups of up to 4)
+      for (; n + 8 <= N; n += 8) {
+        for (let m0 = 0; m0 < M; m0 += 4) {
+          const mr = min(4, M - m0);
+          const a0 = A + <usize>m0 * ldab;
+          const a1 = mr > 1 ? a0 + ldab : a0;
+          const a2 = mr > 2 ? a1 + ldab : a1;
+          const a3 = mr > 3 ? a2 + ldab : a2;
+          let c0a = f32x4.splat(0);
+          let c0b = c0a, c1a = c0a, c1b = c0a, c2a = c0a, c2b = c0a, c3a = c0a, c3b = c0a;
+          let b = B + (<usize>n << 2);
+          for (let k = 0; k < K; k++) {
+            const o = <usize>k << 2;
+            const b0 = v128.load(b);
+            const b1 = v128.load(b, 16);
+            let av = v128.load32_splat(a0 + o);
+            c0a = madd(av, b0, c0a);
+            c0b = madd(av, b1, c0b);
+            av = v128.load32_splat(a1 + o);
+            c1a = madd(av, b0, c1a);
+            c1b = madd(av, b1, c1b);
+            av = v128.load32_splat(a2 + o);
+            c2a = madd(av, b0, c2a);
+            c2b = madd(av, b1, c2b);
+            av = v128.load32_splat(a3 + o);
+            c3a = madd(av, b0, c3a);
+            c3b = madd(av, b1, c3b);
+            b += ldbb;
+          }
+          const al = f32x4.splat(alpha);
+          let c = C + <usize>m0 * ldcb + (<usize>n << 2);
+          v128.store(c, madd(al, c0a, v128.load(c)));
+          v128.store(c, madd(al, c0b, v128.load(c, 16)), 16);
+          if (mr > 1) {
+            c += ldcb;
+            v128.store(c, madd(al, c1a, v128.load(c)));
+            v128.store(c, madd(al, c1b, v128.load(c, 16)), 16);
+          }
+          if (mr > 2) {
+            c += ldcb;
+            v128.store(c, madd(al, c2a, v128.load(c)));
+            v128.store(c, madd(al, c2b, v128.load(c, 16)), 16);
+          }
+          if (mr > 3) {
+            c += ldcb;
+            v128.store(c, madd(al, c3a, v128.load(c)));
+            v128.store(c, madd(al, c3b, v128.load(c, 16)), 16);
+          }
+        }
+      }
+    }
     for (; n + 32 <= N; n += 32) {
       for (let m = 0; m < M; m++) {
         const a = A + <usize>m * ldab;

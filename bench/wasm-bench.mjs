@@ -1,13 +1,15 @@
 // Kernel-level benchmark of the rnnkit wasm backend on the workloads of ../shared/WORKLOADS.md,
 // side by side with TensorFlow.js's wasm backend in the same run, printing times and ratios.
 //
-//   npm run build && node bench/wasm-bench.mjs [--only lstm-m,gru-m] [--iters 10] [--peer-iters 5] [--no-tfjs]
+//   npm run build && node bench/wasm-bench.mjs [--only lstm-m,gru-m] [--iters 10] [--peer-iters 5] [--no-tfjs] [--no-ort]
 //
 // rnnkit: seqForward(training) + seqBackward with dy = G (a fixed random tensor) and every
 // gradient (parameters and x) = one train step; "infer" = seqForward(training = false).
 // TensorFlow.js: tf.layers.lstm/gru/simpleRNN (recurrentActivation 'sigmoid' like PyTorch),
 // (GRU: tfjs only has reset-before, same cost), loss = sum(y * G), tf.variableGrads over the weights and x. One thread for both
 // (tfjs-backend-wasm does not start threads in Node).
+// onnxruntime-web (wasm, one thread) for the inference workloads, on an ONNX model of the same
+// layer written by bench/onnx-lstm.mjs.
 // Timing: 3 warm-up iterations, then the median of --iters (min and max shown); the peer uses
 // --peer-iters (default 5, warm-up 1) because one of its steps can take tens of seconds.
 import { performance } from 'node:perf_hooks';
@@ -22,6 +24,7 @@ const ITERS = Number(opt('iters', 10));
 const PEER_ITERS = Number(opt('peer-iters', 5));
 const ONLY = opt('only', null)?.split(',');
 const NO_TFJS = argv.includes('--no-tfjs');
+const NO_ORT = argv.includes('--no-ort');
 
 const WORKLOADS = [
   { id: 'lstm-s', cell: 'lstm', I: 32, H: 128, L: 1, bi: false, B: 16, T: 50, train: true },
@@ -141,6 +144,31 @@ function rnnkitStreamSteps(backend, w) {
   };
 }
 
+async function timeAsync(fn, warm, iters) {
+  for (let i = 0; i < warm; i++) await fn();
+  const ts = [];
+  for (let i = 0; i < iters; i++) {
+    const t0 = performance.now();
+    await fn();
+    ts.push(performance.now() - t0);
+  }
+  ts.sort((a, b) => a - b);
+  return { median: ts[Math.floor(ts.length / 2)], min: ts[0], max: ts[ts.length - 1] };
+}
+
+// ---- onnxruntime-web (inference only)
+async function loadOrt() {
+  const ort = await import('onnxruntime-web');
+  ort.env.wasm.numThreads = 1;
+  return ort;
+}
+async function ortRun(ort, w) {
+  const { onnxRecurrentModel } = await import('./onnx-lstm.mjs');
+  const session = await ort.InferenceSession.create(onnxRecurrentModel(w.cell, w.T, w.B, w.I, w.H, randn), { executionProviders: ['wasm'] });
+  const X = new ort.Tensor('float32', randn(w.T * w.B * w.I), [w.T, w.B, w.I]);
+  return () => session.run({ X });
+}
+
 // ---- TensorFlow.js wasm
 async function loadTf() {
   const tf = await import('@tensorflow/tfjs');
@@ -183,6 +211,7 @@ function tfStep(tf, w) {
 // ---- run
 const backend = loadWasmBackend();
 const tf = NO_TFJS ? null : await loadTf();
+const ort = NO_ORT ? null : await loadOrt();
 const fmt = (t) => `${t.median.toFixed(2)} ms [${t.min.toFixed(2)}, ${t.max.toFixed(2)}]`;
 console.log(`rnnkit wasm: ${backend.info().isa}, ${backend.info().detail}`);
 console.log(`node ${process.version}; iters ${ITERS} (peer ${PEER_ITERS}); median [min, max]`);
@@ -202,11 +231,18 @@ for (const w of WORKLOADS) {
     row.tfjs = t.median;
     line += ` | tfjs-wasm ${fmt(t)} | ratio ${(r.median / t.median).toFixed(4)}`;
   }
+  if (ort && !w.train && w.L === 1 && !w.bi) {
+    const o = await timeAsync(await ortRun(ort, w), 3, ITERS);
+    row.ort = o.median;
+    line += ` | ort-web ${fmt(o)} | ratio ${(r.median / o.median).toFixed(3)}`;
+  }
   console.log(line);
   rows.push(row);
 }
-console.log('\n| workload | rnnkit-wasm ms | GFLOP/s | tfjs-wasm ms | rnnkit / tfjs |');
-console.log('|---|---|---|---|---|');
+console.log('\n| workload | rnnkit-wasm ms | GFLOP/s | tfjs-wasm ms | rnnkit / tfjs | ort-web ms | rnnkit / ort |');
+console.log('|---|---|---|---|---|---|---|');
+const f = (v, d) => (v === undefined ? '-' : v.toFixed(d));
 for (const r of rows) {
-  console.log(`| ${r.id} | ${r.rnnkit.toFixed(2)} | ${r.gflops.toFixed(1)} | ${r.tfjs ? r.tfjs.toFixed(1) : '-'} | ${r.tfjs ? (r.rnnkit / r.tfjs).toFixed(4) : '-'} |`);
+  console.log(`| ${r.id} | ${r.rnnkit.toFixed(2)} | ${r.gflops.toFixed(1)} | ${f(r.tfjs, 1)} | ${r.tfjs ? (r.rnnkit / r.tfjs).toFixed(4) : '-'} | ` +
+    `${f(r.ort, 2)} | ${r.ort ? (r.rnnkit / r.ort).toFixed(3) : '-'} |`);
 }

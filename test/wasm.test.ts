@@ -278,6 +278,11 @@ describe('wasm seqForward / seqBackward vs reference', () => {
     checkSeq({ cell: 'gru', T: 3, B: 9, I: 33, H: 90, P: 0, reverse: true, lengths: false, bias: true, init: false, strided: true, seed: 8 });
     checkSeq({ cell: 'lstm', T: 4, B: 2, I: 17, H: 40, P: 33, reverse: true, lengths: true, bias: true, init: true, strided: true, seed: 9 });
   });
+  it('few rows over many steps (packed per-step GEMMs with partial 4-row tiles)', () => {
+    checkSeq({ cell: 'lstm', T: 10, B: 3, I: 5, H: 12, P: 5, reverse: false, lengths: true, bias: true, init: true, strided: true, seed: 21 });
+    checkSeq({ cell: 'gru', T: 12, B: 2, I: 6, H: 11, P: 0, reverse: true, lengths: true, bias: true, init: true, strided: false, seed: 22 });
+    checkSeq({ cell: 'rnn_tanh', T: 9, B: 1, I: 4, H: 9, P: 0, reverse: false, lengths: false, bias: false, init: true, strided: false, seed: 23 });
+  });
   it('B = 1 and T = 1', () => {
     checkSeq({ cell: 'lstm', T: 1, B: 1, I: 1, H: 1, P: 0, reverse: false, lengths: false, bias: true, init: true, strided: false, seed: 11 });
     checkSeq({ cell: 'gru', T: 6, B: 1, I: 5, H: 3, P: 0, reverse: true, lengths: true, bias: false, init: true, strided: false, seed: 12 });

@@ -58,8 +58,12 @@ export interface WasmKernels {
     weightDecay: number, nesterov: number, firstStep: number): void;
 }
 
-/** Batch sizes up to this run the per-step GEMMs unpacked (gemmSmallM). */
+/**
+ * Calls with at most SMALL_M rows and SMALL_T steps (streaming, one step at a time) run their
+ * per-step GEMMs straight from the weights (gemmSmallM); packing pays off only over more steps.
+ */
 const SMALL_M = 4;
+const SMALL_T = 8;
 const PAGE = 65536;
 const MAX_PAGES = 65536; // 4 GiB, the wasm32 limit
 
@@ -218,8 +222,8 @@ export class WasmBackend implements Backend {
     const pTIdx = ar.alloc(maxLen * B, 'step table');
     const pXP = ar.alloc(TB * G, 'input projection');
     const pS = ar.alloc(k.packedBSize(I, G) + k.packedASize(), 'gemm scratch');
-    // a few rows (B <= 4): per-step GEMMs straight from the weights, no packing
-    const small = B <= SMALL_M;
+    // a few rows and steps (streaming): per-step GEMMs straight from the weights, no packing
+    const small = B <= SMALL_M && maxLen <= SMALL_T;
     const pWhhP = small ? 0 : ar.alloc(k.packedBSize(R, G), 'packed wHh');
     const pWhrP = P > 0 && !small ? ar.alloc(k.packedBSize(H, P), 'packed wHr') : 0;
     const pAp = ar.alloc(k.packedASize(), 'gemm scratch');
@@ -345,7 +349,7 @@ export class WasmBackend implements Backend {
     const pDG = ar.alloc(B * G, 'step gate gradient');
     const pDGi = ar.alloc(TB * G, 'gate gradients');
     const pDGh = gru ? ar.alloc(TB * G, 'recurrent gate gradients') : pDGi;
-    const small = B <= SMALL_M;
+    const small = B <= SMALL_M && maxLen <= SMALL_T;
     const pWhhP = small ? 0 : ar.alloc(k.packedBSize(G, R), 'packed wHh');
     const pAp = ar.alloc(k.packedASize(), 'gemm scratch');
     const pDhRaw = P > 0 ? ar.alloc(B * H, 'dh before projection') : 0;
