@@ -2,30 +2,47 @@
 // dist/rnnkit.wasm and dist/rnnkit-relaxed.wasm). Reads the bytes next to the package with fs and
 // builds the backend synchronously; edge runtimes use ./wasm-core.ts (or rnnkit/wasm) directly.
 //
+// No static import of a Node module: fs comes from process.getBuiltinModule at load time, so
+// importing this file (through the backend registry) also works in browsers and workers, where
+// loadWasmBackend() then says why it cannot load and the host builds the backend from bytes.
+//
 // RNNKIT_WASM_BUILD=plain|relaxed forces a build (relaxed fails where the runtime lacks it).
-import { existsSync, readFileSync } from 'node:fs';
-import { fileURLToPath } from 'node:url';
 import type { Backend } from './backend.js';
 import { createWasmBackend, pickWasmBuild, type WasmBackend } from './wasm-core.js';
 
-/** Where the built .wasm files may be: dist/ seen from dist/backends/ or from src/backends/. */
-function findWasm(file: string): string | null {
-  for (const rel of [`../${file}`, `../../dist/${file}`]) {
-    const p = fileURLToPath(new URL(rel, import.meta.url));
-    if (existsSync(p)) return p;
-  }
-  return null;
+interface FsLike {
+  existsSync(p: string): boolean;
+  readFileSync(p: string): Uint8Array<ArrayBuffer>;
 }
+interface UrlLike {
+  fileURLToPath(u: URL): string;
+}
+type GetBuiltin = (id: string) => unknown;
 
 export function loadWasmBackend(): WasmBackend & Backend {
   if (typeof WebAssembly === 'undefined') throw new Error('this runtime has no WebAssembly');
-  const plainPath = findWasm('rnnkit.wasm');
+  const proc = (globalThis as { process?: { getBuiltinModule?: GetBuiltin; env?: Record<string, string | undefined> } }).process;
+  const getBuiltin = proc?.getBuiltinModule;
+  if (typeof getBuiltin !== 'function') {
+    throw new Error('no file system here: build the backend from the .wasm bytes with rnnkit/wasm (createWasmBackend)');
+  }
+  const fs = getBuiltin('node:fs') as FsLike;
+  const url = getBuiltin('node:url') as UrlLike;
+  /** Where the built .wasm files may be: dist/ seen from dist/backends/ or from src/backends/. */
+  const find = (file: string): string | null => {
+    for (const rel of [`../${file}`, `../../dist/${file}`]) {
+      const p = url.fileURLToPath(new URL(rel, import.meta.url));
+      if (fs.existsSync(p)) return p;
+    }
+    return null;
+  };
+  const plainPath = find('rnnkit.wasm');
   if (!plainPath) throw new Error('dist/rnnkit.wasm is missing: run `npm run build:wasm`');
-  const relaxedPath = findWasm('rnnkit-relaxed.wasm');
-  const env = typeof process === 'undefined' ? undefined : process.env.RNNKIT_WASM_BUILD;
+  const relaxedPath = find('rnnkit-relaxed.wasm');
+  const env = proc?.env?.RNNKIT_WASM_BUILD;
   const prefer = env === 'plain' || env === 'relaxed' ? env : 'auto';
-  const plain = readFileSync(plainPath);
-  const relaxed = relaxedPath ? readFileSync(relaxedPath) : null;
+  const plain = fs.readFileSync(plainPath);
+  const relaxed = relaxedPath ? fs.readFileSync(relaxedPath) : null;
   const bytes = pickWasmBuild(plain, relaxed, prefer);
   const which = bytes === plain ? 'SIMD' : 'relaxed SIMD';
   return createWasmBackend(bytes, { detail: `AssemblyScript ${which} kernels (${bytes === plain ? plainPath : relaxedPath})` });
