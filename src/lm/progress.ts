@@ -55,6 +55,7 @@ export class ConsoleProgress implements ProgressSink {
   private readonly bitsLabel: string;
   private lastPlain = 0;
   private drawn = false;
+  private lastDraw = 0;
   private last: ProgressInfo | null = null;
 
   constructor(o: ProgressOptions = {}) {
@@ -72,7 +73,10 @@ export class ConsoleProgress implements ProgressSink {
   update(i: ProgressInfo): void {
     this.last = i;
     if (this.tty) {
-      const columns = (this.stream as { columns?: number }).columns ?? 100;
+      const now = Date.now();
+      if (this.drawn && now - this.lastDraw < 100 && i.fraction < 1) return; // at most 10 redraws a second
+      this.lastDraw = now;
+      const columns = (this.stream as { columns?: number }).columns || 100;
       const pct = `${Math.floor(i.fraction * 100).toString().padStart(3)}%`;
       const text = this.text(i);
       const width = Math.max(10, Math.min(30, columns - text.length - pct.length - 5));
