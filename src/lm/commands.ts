@@ -152,7 +152,7 @@ async function train(f: TrainFlags, io: Io, opts: { defaultMinutes: number; titl
       }
     }
     if (r.checkpoint && r.out) io.out(`\ncontinue training: rnnkit train --resume ${r.out}   sample: rnnkit sample ${r.out}\n`);
-    return 0;
+    return r.stoppedBy === 'aborted' ? 130 : 0;
   } catch (e) {
     if ((e as Error).name === 'NonFiniteError') {
       io.err(`rnnkit: ${(e as Error).message}\n`);
