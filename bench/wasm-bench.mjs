@@ -35,6 +35,7 @@ const WORKLOADS = [
   { id: 'bilstm2-m', cell: 'lstm', I: 64, H: 256, L: 2, bi: true, B: 32, T: 64, train: true },
   { id: 'lstm-m-infer', cell: 'lstm', I: 64, H: 256, L: 1, bi: false, B: 32, T: 64, train: false },
   { id: 'lstm-stream', cell: 'lstm', I: 64, H: 256, L: 1, bi: false, B: 1, T: 256, train: false },
+  { id: 'charlm', cell: 'lstm', I: 64, H: 256, L: 2, bi: false, B: 32, T: 100, train: true, vocab: 65 },
 ].filter((w) => !ONLY || ONLY.includes(w.id));
 
 let seed = 12345;
@@ -46,6 +47,12 @@ const randn = (n, s = 1) => Float32Array.from({ length: n }, () => Math.sqrt(-2 
 const gatesOf = (cell) => (cell === 'lstm' ? 4 : cell === 'gru' ? 3 : 1);
 
 function flops(w) {
+  if (w.vocab) {
+    // two LSTM layers train step + the output layer (forward + 2x backward)
+    const g = 4;
+    const lstm = 2 * w.B * w.T * (w.I + w.H) * g * w.H + 2 * w.B * w.T * (w.H + w.H) * g * w.H;
+    return 3 * (lstm + 2 * w.B * w.T * w.H * w.vocab);
+  }
   const g = gatesOf(w.cell);
   const dirs = w.bi ? 2 : 1;
   let f = 0;
@@ -66,6 +73,94 @@ function time(fn, warm, iters) {
   }
   ts.sort((a, b) => a - b);
   return { median: ts[Math.floor(ts.length / 2)], min: ts[0], max: ts[ts.length - 1] };
+}
+
+// ---- charlm: embedding(65 -> 64) -> LSTM x2 (256) -> linear(256 -> 65) -> softmax CE (mean) ->
+// Adam step over every parameter; kernel level on rnnkit (embedding gather/scatter in JS).
+function rnnkitCharlm(backend, w) {
+  const { T, B, H, vocab: V } = w;
+  const E = w.I;
+  const N = T * B;
+  const s = 1 / Math.sqrt(H);
+  const G = 4 * H;
+  const tokens = Int32Array.from({ length: N }, () => Math.floor(rand() * V));
+  const targets = Int32Array.from({ length: N }, () => Math.floor(rand() * V));
+  const param = (n, sc) => ({ p: randn(n, sc), g: new Float32Array(n), m: new Float32Array(n), v: new Float32Array(n) });
+  const emb = param(V * E, 1);
+  const layers = [E, H].map((I) => ({ I, wIh: param(G * I, s), wHh: param(G * H, s), bIh: param(G, s), bHh: param(G, s), y: new Float32Array(N * H), dx: new Float32Array(N * I) }));
+  const fcW = param(V * H, s);
+  const fcB = param(V, s);
+  const params = [emb, ...layers.flatMap((l) => [l.wIh, l.wHh, l.bIh, l.bHh]), fcW, fcB];
+  const x = new Float32Array(N * E);
+  const hN = new Float32Array(B * H);
+  const cN = new Float32Array(B * H);
+  const logits = new Float32Array(N * V);
+  const probs = new Float32Array(N * V);
+  const losses = new Float32Array(N);
+  const dLosses = new Float32Array(N).fill(1 / N);
+  const dLogits = new Float32Array(N * V);
+  const dY = new Float32Array(N * H);
+  let step = 0;
+  return () => {
+    for (const q of params) q.g.fill(0);
+    for (let n = 0; n < N; n++) x.set(emb.p.subarray(tokens[n] * E, tokens[n] * E + E), n * E);
+    let input = x;
+    const ctxs = layers.map((l) => {
+      const ctx = backend.seqForward({
+        cell: 'lstm', T, B, I: l.I, H, P: 0, reverse: false, x: input, wIh: l.wIh.p, wHh: l.wHh.p, bIh: l.bIh.p, bHh: l.bHh.p,
+        wHr: null, h0: null, c0: null, lengths: null, y: l.y, yStride: H, yOffset: 0, hN, cN, training: true,
+      });
+      input = l.y;
+      return ctx;
+    });
+    for (let n = 0; n < N; n++) logits.set(fcB.p, n * V);
+    backend.gemm(false, true, N, V, H, 1, input, H, fcW.p, H, 1, logits, V);
+    backend.crossEntropyForward(N, V, logits, targets, -100, probs, losses);
+    dLogits.fill(0);
+    backend.crossEntropyBackward(N, V, probs, targets, -100, dLosses, dLogits);
+    backend.gemm(true, false, V, H, N, 1, dLogits, V, input, H, 1, fcW.g, H);
+    for (let n = 0; n < N; n++) for (let c = 0; c < V; c++) fcB.g[c] += dLogits[n * V + c];
+    backend.gemm(false, false, N, H, V, 1, dLogits, V, fcW.p, H, 0, dY, H);
+    let dy = dY;
+    for (let l = layers.length - 1; l >= 0; l--) {
+      const L = layers[l];
+      L.dx.fill(0);
+      backend.seqBackward({
+        ctx: ctxs[l], dy, dyStride: H, dyOffset: 0, dhN: null, dcN: null, dx: L.dx, dh0: null, dc0: null,
+        dWIh: L.wIh.g, dWHh: L.wHh.g, dBIh: L.bIh.g, dBHh: L.bHh.g, dWHr: null,
+      });
+      dy = L.dx;
+    }
+    for (let n = 0; n < N; n++) {
+      const o = tokens[n] * E;
+      for (let e = 0; e < E; e++) emb.g[o + e] += dy[n * E + e];
+    }
+    step++;
+    for (const q of params) {
+      backend.adamUpdate({ param: q.p, grad: q.g, m: q.m, v: q.v, lr: 2e-3, beta1: 0.9, beta2: 0.999, eps: 1e-8, weightDecay: 0, decoupled: false, step });
+    }
+  };
+}
+
+function tfCharlm(tf, w) {
+  const { T, B, H, vocab: V } = w;
+  const N = T * B;
+  // tfjs-wasm has no gradient of an embedding lookup (UnsortedSegmentSum): dense over one-hot
+  const oneHot = tf.oneHot(tf.tensor2d(Int32Array.from({ length: N }, () => Math.floor(rand() * V)), [B, T], 'int32'), V).toFloat();
+  const targets = tf.oneHot(tf.tensor2d(Int32Array.from({ length: N }, () => Math.floor(rand() * V)), [B, T], 'int32'), V).toFloat();
+  const model = tf.sequential({
+    layers: [
+      tf.layers.dense({ units: w.I, useBias: false, inputShape: [T, V] }),
+      tf.layers.lstm({ units: H, returnSequences: true, recurrentActivation: 'sigmoid', recurrentInitializer: 'glorotNormal' }),
+      tf.layers.lstm({ units: H, returnSequences: true, recurrentActivation: 'sigmoid', recurrentInitializer: 'glorotNormal' }),
+      tf.layers.dense({ units: V }),
+    ],
+  });
+  const opt = tf.train.adam(2e-3);
+  return () => tf.tidy(() => {
+    const loss = opt.minimize(() => tf.losses.softmaxCrossEntropy(targets, model.apply(oneHot)), true);
+    loss.dataSync();
+  });
 }
 
 // ---- rnnkit wasm (kernel level)
@@ -217,17 +312,18 @@ console.log(`rnnkit wasm: ${backend.info().isa}, ${backend.info().detail}`);
 console.log(`node ${process.version}; iters ${ITERS} (peer ${PEER_ITERS}); median [min, max]`);
 const rows = [];
 for (const w of WORKLOADS) {
-  const r = time(rnnkitStep(backend, w), 3, ITERS);
+  const r = time(w.vocab ? rnnkitCharlm(backend, w) : rnnkitStep(backend, w), 3, ITERS);
   const gf = flops(w) / (r.median * 1e6);
   let line = `${w.id.padEnd(13)} rnnkit-wasm ${fmt(r)} ${gf.toFixed(1)} GFLOP/s`;
   const row = { id: w.id, rnnkit: r.median, gflops: gf };
+  if (w.vocab) line += ` = ${Math.round((w.T * w.B) / (r.median / 1000))} tokens/s`;
   if (w.id === 'lstm-stream') {
     const s = time(rnnkitStreamSteps(backend, w), 3, ITERS);
     line += ` | step by step (256 calls, T=1): ${fmt(s)} = ${(s.median / w.T * 1000).toFixed(1)} us/step`;
     row.stream = s.median;
   }
   if (tf) {
-    const t = time(tfStep(tf, w), 1, PEER_ITERS);
+    const t = time(w.vocab ? tfCharlm(tf, w) : tfStep(tf, w), 1, PEER_ITERS);
     row.tfjs = t.median;
     line += ` | tfjs-wasm ${fmt(t)} | ratio ${(r.median / t.median).toFixed(4)}`;
   }
