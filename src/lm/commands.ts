@@ -37,6 +37,10 @@ export interface TrainFlags {
   clip?: number;
   schedule?: 'constant' | 'step' | 'cosine';
   warmup?: number;
+  stepSize?: number;
+  gamma?: number;
+  minLr?: number;
+  decaySteps?: number;
   minutes?: number;
   steps?: number;
   epochs?: number;
@@ -62,6 +66,7 @@ function configFrom(f: TrainFlags): Partial<LMConfig> {
   set('level', f.level); set('cell', f.cell); set('layers', f.layers); set('hidden', f.hidden); set('embed', f.embed);
   set('dropout', f.dropout); set('seq', f.seq); set('batch', f.batch); set('lr', f.lr); set('optimizer', f.optimizer);
   set('weightDecay', f.weightDecay); set('clip', f.clip); set('schedule', f.schedule); set('warmup', f.warmup);
+  set('stepSize', f.stepSize); set('gamma', f.gamma); set('minLr', f.minLr); set('decaySteps', f.decaySteps);
   set('valEvery', f.valEvery); set('valTokens', f.valTokens); set('patience', f.patience); set('checkpointEvery', f.checkpointEvery);
   set('seed', f.seed);
   return c;
