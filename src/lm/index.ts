@@ -10,3 +10,4 @@ export * from './trainer.js';
 export * from './run.js';
 export * from './async.js';
 export * from './commands.js';
+export { LanguageModel, type LanguageModelOptions, type RecurrentState } from '../models.js';
