@@ -198,11 +198,16 @@ describe('training', () => {
   it('early stopping ends the run after `patience` validations without improvement', async () => {
     const data = prepareData(SHORT.repeat(6), { level: 'char', valFraction: 0.1 });
     const tr = new LMTrainer({ ...TINY, lr: 0.5, valEvery: 1, patience: 2 }, data);
-    const vals: number[] = [];
-    const r = await tr.run({ steps: 500, yieldEvery: false, callbacks: { onValidation: (v) => { vals.push(v.loss); } } });
+    const vals: Array<{ step: number; loss: number }> = [];
+    const dir = tmp();
+    const r = await tr.run({ steps: 500, yieldEvery: false, out: dir, reportSampleLength: 0, callbacks: { onValidation: (v) => { vals.push(v); } } });
     expect(r.stoppedBy).toBe('early-stopping');
     expect(tr.step).toBeLessThan(500);
     expect(tr.badValidations).toBe(2);
+    // the best model is kept beside the last one
+    const best = vals.reduce((a, b) => (b.loss < a.loss ? b : a));
+    expect(loadLanguageModel(join(dir, 'best')).step).toBe(best.step);
+    expect(loadLanguageModel(dir).step).toBe(tr.step);
   });
 
   it('callbacks see every step and can stop the run', async () => {

@@ -54,7 +54,7 @@ export interface LMConfig {
   valEvery: number;
   /** Tokens of the held-out split used by the periodic validations (0: all of it). */
   valTokens: number;
-  /** Stop when this many validations in a row did not improve the best (0: never). */
+  /** Stop when this many validations in a row did not improve the best (0: never); the best is kept in DIR/best. */
   patience: number;
   /** Save a checkpoint every this many steps when the run has an output directory (0: at the end only). */
   checkpointEvery: number;
@@ -341,6 +341,8 @@ export class LMTrainer {
       const v = this.validate(final ? 0 : c.valTokens);
       lastVal = v;
       progress.log(`step ${this.step}: validation loss ${v.loss.toFixed(4)}, ${v.bits.toFixed(3)} ${bitsLabel}, perplexity ${v.perplexity.toFixed(2)} (${v.tokens} tokens)${v.best ? ' (best)' : ''}`);
+      // with early stopping on, the best model so far is kept as a checkpoint of its own in DIR/best
+      if (v.best && c.patience > 0 && o.out) progress.log(`step ${this.step}: best checkpoint ${this.save(join(o.out, 'best'), o.saveHooks)}`);
       if (o.callbacks?.onValidation?.(v, this) === 'stop') stoppedBy = 'callback';
       if (c.patience > 0 && this.badValidations >= c.patience) stoppedBy = 'early-stopping';
       return v;
