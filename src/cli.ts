@@ -227,6 +227,8 @@ export async function main(argv: string[], io: Io = { out: (s) => process.stdout
   const [command, ...rest] = argv;
   try {
     if (command !== undefined && LM_COMMANDS.has(command)) {
+      // `rnnkit sample DIR | head`: a closed pipe ends the command quietly
+      process.stdout.once('error', (e: NodeJS.ErrnoException) => { if (e.code === 'EPIPE') process.exit(0); else throw e; });
       let code = 0;
       const program = lmProgram(io, (c) => { code = c; });
       try {
