@@ -221,6 +221,7 @@ function applyBackend(name: string | undefined): void {
 }
 
 const LM_COMMANDS = new Set(['train', 'sample', 'eval', 'start']);
+let pipeGuard = false;
 
 export async function main(argv: string[], io: Io = { out: (s) => process.stdout.write(s), err: (s) => process.stderr.write(s) }): Promise<number> {
   const print = io.out;
@@ -228,7 +229,10 @@ export async function main(argv: string[], io: Io = { out: (s) => process.stdout
   try {
     if (command !== undefined && LM_COMMANDS.has(command)) {
       // `rnnkit sample DIR | head`: a closed pipe ends the command quietly
-      process.stdout.once('error', (e: NodeJS.ErrnoException) => { if (e.code === 'EPIPE') process.exit(0); else throw e; });
+      if (!pipeGuard) {
+        pipeGuard = true;
+        process.stdout.on('error', (e: NodeJS.ErrnoException) => { if (e.code === 'EPIPE') process.exit(0); else throw e; });
+      }
       let code = 0;
       const program = lmProgram(io, (c) => { code = c; });
       try {
@@ -246,6 +250,7 @@ export async function main(argv: string[], io: Io = { out: (s) => process.stdout
     switch (command) {
       case 'verify-torch': return verifyTorch(rest, print);
       case 'doctor': return doctor(print);
+      case 'example': return (await import('./examples/index.js')).runExampleCli(rest, print);
       case undefined: case 'help': case '--help': case '-h': print(USAGE); return command === undefined ? 1 : 0;
       default: throw new UsageError(`unknown command '${command}'\n${USAGE}`);
     }
