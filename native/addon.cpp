@@ -302,7 +302,16 @@ FwdParsed parseForward(Napi::Env env, const Napi::Object& a, Keep* keep) {
 struct CtxBox {
   SeqCtx ctx;
   int64_t reported = 0;
+  bool busy = false;  // an async backward is running on it
 };
+
+// Frees the saved activations once backward has used them (no waiting for the GC).
+void consume(Napi::Env env, CtxBox* box) {
+  box->ctx.release();
+  box->busy = false;
+  if (box->reported) Napi::MemoryManagement::AdjustExternalMemory(env, -box->reported);
+  box->reported = 0;
+}
 
 Napi::Value wrapCtx(Napi::Env env, std::unique_ptr<CtxBox> box) {
   box->reported = (int64_t)box->ctx.bytes;
@@ -329,6 +338,9 @@ BwdParsed parseBackward(Napi::Env env, const Napi::Value& ctxv, const Napi::Obje
   r.box = ctxv.As<Napi::External<CtxBox>>().Data();
   const SeqDims& d = r.box->ctx.d;
   const std::string kern = kern0 + "(" + cellName(d.cell) + ")";
+  if (r.box->ctx.consumed || r.box->busy)
+    throw Napi::Error::New(env, kern + ": this context was already used by a backward pass (its saved activations "
+                                       "are freed after backward, like PyTorch without retain_graph)");
   SeqDims fd = parseDims(env, fa, kern0);
   if (fd.cell != d.cell || fd.T != d.T || fd.B != d.B || fd.I != d.I || fd.H != d.H || fd.P != d.P ||
       fd.reverse != d.reverse)
@@ -383,6 +395,7 @@ Napi::Value SeqBackward(const Napi::CallbackInfo& info) {
   BwdParsed b = parseBackward(env, info[0], asObj(env, info[1], "native.seqBackward", "forward args"),
                               asObj(env, info[2], "native.seqBackward", "args"), nullptr);
   seq_backward(K(env), b.box->ctx, b.in);
+  consume(env, b.box);
   return env.Undefined();
 }
 
@@ -428,8 +441,14 @@ class BackwardWorker : public Napi::AsyncWorker {
       SetError(std::string("native.seqBackwardAsync: ") + e.what());
     }
   }
-  void OnOK() override { deferred_.Resolve(Env().Undefined()); }
-  void OnError(const Napi::Error& e) override { deferred_.Reject(e.Value()); }
+  void OnOK() override {
+    consume(Env(), b_.box);
+    deferred_.Resolve(Env().Undefined());
+  }
+  void OnError(const Napi::Error& e) override {
+    consume(Env(), b_.box);
+    deferred_.Reject(e.Value());
+  }
 
  private:
   const IsaKernels& k_;
@@ -456,6 +475,7 @@ Napi::Value SeqBackwardAsync(const Napi::CallbackInfo& info) {
   Keep keep;
   BwdParsed b = parseBackward(env, info[0], asObj(env, info[1], "native.seqBackwardAsync", "forward args"),
                               asObj(env, info[2], "native.seqBackwardAsync", "args"), &keep);
+  b.box->busy = true;
   auto* w = new BackwardWorker(env, K(env), b, std::move(keep), info[0]);
   Napi::Promise p = w->Promise();
   w->Queue();

@@ -35,6 +35,11 @@ struct FBuf {
     if (count) memset(p, 0, count * sizeof(float));
     return p;
   }
+  void release() {
+    free(p);
+    p = nullptr;
+    n = 0;
+  }
   static void throw_oom();
 };
 

@@ -38,6 +38,15 @@ struct SeqCtx {
   FBuf cells;     // [T, B, H]    GRU: W_hn h + b_hn
   FBuf hraw;      // [T, B, H]    LSTM with projection: o * tanh(c) before W_hr
   size_t bytes = 0;
+  bool consumed = false;  // set by seq_backward, which frees the saved activations
+  void release() {
+    Hall.release();
+    Call.release();
+    gates.release();
+    cells.release();
+    hraw.release();
+    consumed = true;
+  }
 };
 
 struct SeqBwdIn {

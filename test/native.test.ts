@@ -226,6 +226,9 @@ describe('native bad inputs throw JS errors (no crash)', () => {
     expect(() => a.seqBackward({}, base(), {})).toThrow('ctx is not a context of native.seqForward');
     const ctx = a.seqForward(base());
     expect(() => a.seqBackward(ctx, { ...base(), T: 2 }, {})).toThrow('do not match');
+    const used = a.seqForward(base());
+    a.seqBackward(used, base(), {});
+    expect(() => a.seqBackward(used, base(), {})).toThrow('already used by a backward pass');
     expect(() => a.seqBackward(ctx, base(), { dy: null, dx: new Float32Array(3) })).toThrow('dx has 3 elements');
     expect(() => a.seqBackward(ctx, base(), { dy: new Float32Array(30), dyStride: H, dyOffset: 1 })).toThrow('dy columns do not fit');
     expect(() => a.gemm(false, false, 2, 2, 2, 1, new Float32Array(4), 2, new Float32Array(4), 2, 0, new Float32Array(3), 2)).toThrow('C has 3 elements');
