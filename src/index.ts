@@ -27,7 +27,7 @@ export {
   padSequences, padFeatureSequences, lengthMask, maskedMeanPool, maskedMaxPool, lastStep, timeSlice, dotAttention,
   type PaddedBatch, type PadOptions,
 } from './seq.js';
-export { Vocabulary, WordTokenizer, splitWords, PAD, UNK, type VocabularyOptions, type WordTokenizerOptions } from './text.js';
+export { SymbolTable, WordTokenizer, splitWords, type SymbolTableOptions, type WordTokenizerOptions } from './text.js';
 export {
   accuracy, binaryScores, editDistance, tokenErrorRate, sequenceErrorRate, rmse, mae, type BinaryScores,
 } from './metrics.js';

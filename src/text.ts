@@ -5,7 +5,7 @@
 export const PAD = '<pad>';
 export const UNK = '<unk>';
 
-export interface VocabularyOptions {
+export interface SymbolTableOptions {
   /** Keep at most this many symbols, specials included (the most frequent win; ties by first appearance). */
   maxSize?: number;
   /** Drop symbols seen fewer times than this (default 1). */
@@ -15,23 +15,23 @@ export interface VocabularyOptions {
 }
 
 /** A symbol <-> id table. padId = 0, unkId = 1. */
-export class Vocabulary {
+export class SymbolTable {
   readonly symbols: string[];
   private readonly index = new Map<string, number>();
   readonly padId = 0;
   readonly unkId = 1;
 
   constructor(symbols: readonly string[]) {
-    if (symbols[0] !== PAD || symbols[1] !== UNK) throw new RangeError(`Vocabulary: the first two symbols must be ${PAD} and ${UNK}`);
+    if (symbols[0] !== PAD || symbols[1] !== UNK) throw new RangeError(`SymbolTable: the first two symbols must be ${PAD} and ${UNK}`);
     this.symbols = [...symbols];
     this.symbols.forEach((s, i) => {
-      if (this.index.has(s)) throw new RangeError(`Vocabulary: symbol '${s}' appears twice`);
+      if (this.index.has(s)) throw new RangeError(`SymbolTable: symbol '${s}' appears twice`);
       this.index.set(s, i);
     });
   }
 
   /** Counts the symbols of every sequence and keeps the most frequent. */
-  static build(sequences: Iterable<Iterable<string>>, options: VocabularyOptions = {}): Vocabulary {
+  static build(sequences: Iterable<Iterable<string>>, options: SymbolTableOptions = {}): SymbolTable {
     const counts = new Map<string, number>();
     for (const seq of sequences) for (const s of seq) counts.set(s, (counts.get(s) ?? 0) + 1);
     const specials = [PAD, UNK, ...(options.specials ?? [])];
@@ -42,8 +42,8 @@ export class Vocabulary {
       .sort((a, b) => b.n - a.n || a.order - b.order)
       .map((e) => e.s);
     const room = (options.maxSize ?? Infinity) - specials.length;
-    if (room < 0) throw new RangeError(`Vocabulary.build: maxSize ${options.maxSize} is smaller than the ${specials.length} special symbols`);
-    return new Vocabulary([...specials, ...ranked.slice(0, room)]);
+    if (room < 0) throw new RangeError(`SymbolTable.build: maxSize ${options.maxSize} is smaller than the ${specials.length} special symbols`);
+    return new SymbolTable([...specials, ...ranked.slice(0, room)]);
   }
 
   get size(): number {
@@ -76,7 +76,7 @@ export class Vocabulary {
   }
 }
 
-export interface WordTokenizerOptions extends VocabularyOptions {
+export interface WordTokenizerOptions extends SymbolTableOptions {
   /** Lower-case before splitting (default true). */
   lowercase?: boolean;
   /** Splits a text into words (default: runs of letters/digits/apostrophes, plus each other non-space character). */
@@ -92,11 +92,11 @@ export function splitWords(text: string): string[] {
 
 /** Word-level tokenizer with a capped vocabulary (out-of-vocabulary words map to <unk>). */
 export class WordTokenizer {
-  readonly vocab: Vocabulary;
+  readonly vocab: SymbolTable;
   private readonly lowercase: boolean;
   private readonly splitFn: (text: string) => string[];
 
-  private constructor(vocab: Vocabulary, lowercase: boolean, split: (text: string) => string[]) {
+  private constructor(vocab: SymbolTable, lowercase: boolean, split: (text: string) => string[]) {
     this.vocab = vocab;
     this.lowercase = lowercase;
     this.splitFn = split;
@@ -107,12 +107,12 @@ export class WordTokenizer {
     const lowercase = options.lowercase ?? true;
     const split = options.split ?? splitWords;
     const words = function* () { for (const t of texts) yield split(lowercase ? t.toLowerCase() : t); };
-    return new WordTokenizer(Vocabulary.build(words(), options), lowercase, split);
+    return new WordTokenizer(SymbolTable.build(words(), options), lowercase, split);
   }
 
   /** Restores a tokenizer from its vocabulary symbols (e.g. saved with vocab.toJSON()). */
   static fromVocabulary(symbols: readonly string[], options: { lowercase?: boolean; split?: (text: string) => string[] } = {}): WordTokenizer {
-    return new WordTokenizer(new Vocabulary(symbols), options.lowercase ?? true, options.split ?? splitWords);
+    return new WordTokenizer(new SymbolTable(symbols), options.lowercase ?? true, options.split ?? splitWords);
   }
 
   get vocabSize(): number {

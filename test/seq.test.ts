@@ -3,7 +3,7 @@
 // hand-made model, and the encoder-decoder.
 import { describe, expect, it } from 'vitest';
 import {
-  Adam, LSTM, Rng, Seq2Seq, Tensor, Vocabulary, WordTokenizer, accuracy, beamSearch, binaryScores, crossEntropy,
+  Adam, LSTM, Rng, Seq2Seq, Tensor, SymbolTable, WordTokenizer, accuracy, beamSearch, binaryScores, crossEntropy,
   dotAttention, editDistance, greedyDecode, lastStep, lengthMask, mae, maskedMaxPool, maskedMeanPool, mul,
   noGrad, padFeatureSequences, padSequences, rmse, sequenceErrorRate, sum, timeSlice, tokenErrorRate,
   type StepDecoder,
@@ -132,7 +132,7 @@ describe('text', () => {
   });
 
   it('vocabulary with specials and minCount', () => {
-    const v = Vocabulary.build([['a', 'b', 'a'], ['c']], { specials: ['<s>'], minCount: 2 });
+    const v = SymbolTable.build([['a', 'b', 'a'], ['c']], { specials: ['<s>'], minCount: 2 });
     expect(v.symbols).toEqual(['<pad>', '<unk>', '<s>', 'a']);
     expect(v.encode(['a', 'z'])).toEqual([3, 1]);
   });
