@@ -1,8 +1,15 @@
+// Thread pool with dynamic task claiming. A job is published as one atomic word
+// (generation | task count | next task); the caller and the workers claim tasks from it with a
+// compare-and-swap, so a worker that is late (asleep, or descheduled because the machine is
+// busy) simply finds no task left and the caller does the work itself: a parallel call is never
+// slower than the same work on one thread by more than the claiming overhead. The caller waits
+// only for tasks that were actually claimed.
 #include "pool.h"
+
+#include <stdint.h>
 
 #include <atomic>
 #include <condition_variable>
-#include <memory>
 #include <mutex>
 #include <thread>
 #include <vector>
@@ -10,62 +17,64 @@
 namespace rk {
 namespace {
 
-struct alignas(64) Slot {
-  std::atomic<unsigned long> go{0};
-  std::atomic<unsigned long> done{0};
-};
+constexpr int kTaskBits = 20;
+constexpr uint64_t kTaskMask = (1u << kTaskBits) - 1;
+
+inline uint32_t task_count(uint64_t s) { return (uint32_t)((s >> kTaskBits) & kTaskMask); }
+inline uint32_t task_next(uint64_t s) { return (uint32_t)(s & kTaskMask); }
+inline bool claimable(uint64_t s) { return task_next(s) < task_count(s); }
 
 struct Pool {
   std::vector<std::thread> workers;
-  std::unique_ptr<Slot[]> slots;
   int nworkers = 0;
+  std::atomic<uint64_t> state{0};  // gen << 40 | ntasks << 20 | next
+  std::atomic<int> completed{0};
+  void (*fn)(void*, int) = nullptr;
+  void* ctx = nullptr;
+  uint64_t gen = 0;
   std::mutex m;
   std::condition_variable cv;
   std::atomic<int> sleepers{0};
   std::atomic<bool> stop{false};
   std::atomic<bool> busy{false};
-  unsigned long gen = 0;
-  // current job
-  void (*fn)(void*, int) = nullptr;
-  void* ctx = nullptr;
-  int ntasks = 0;
-  int nparts = 1;
 
-  void run_part(int part) {
-    for (int i = part; i < ntasks; i += nparts) fn(ctx, i);
+  // Claims and runs one task of the current job; false when none is left.
+  bool run_one() {
+    uint64_t s = state.load(std::memory_order_acquire);
+    while (claimable(s)) {
+      if (state.compare_exchange_weak(s, s + 1, std::memory_order_acq_rel, std::memory_order_acquire)) {
+        fn(ctx, (int)task_next(s));
+        completed.fetch_add(1, std::memory_order_release);
+        return true;
+      }
+    }
+    return false;
   }
 
-  void worker(int w, unsigned long seen) {
+  void worker() {
     for (;;) {
-      unsigned long g = 0;
-      for (int spin = 0;; spin++) {
-        g = slots[w].go.load(std::memory_order_acquire);
-        if (g != seen || stop.load(std::memory_order_relaxed)) break;
-        if (spin < 4000) {
+      int spin = 0;
+      while (!claimable(state.load(std::memory_order_acquire))) {
+        if (stop.load(std::memory_order_relaxed)) return;
+        if (++spin < 3000) {
           __builtin_ia32_pause();
         } else {
           std::unique_lock<std::mutex> lk(m);
           sleepers.fetch_add(1);
-          cv.wait(lk, [&] { return slots[w].go.load() != seen || stop.load(); });
+          cv.wait(lk, [&] { return claimable(state.load()) || stop.load(); });
           sleepers.fetch_sub(1);
+          spin = 0;
         }
       }
-      if (stop.load()) return;
-      seen = g;
-      run_part(w + 1);
-      slots[w].done.store(g, std::memory_order_release);
+      while (run_one()) {
+      }
     }
   }
 
   void start(int n) {
     nworkers = n - 1;
     stop = false;
-    slots.reset(new Slot[nworkers > 0 ? nworkers : 1]);
-    for (int w = 0; w < nworkers; w++) {
-      slots[w].go = gen;
-      slots[w].done = gen;
-    }
-    for (int w = 0; w < nworkers; w++) workers.emplace_back([this, w, g = gen] { worker(w, g); });
+    for (int w = 0; w < nworkers; w++) workers.emplace_back([this] { worker(); });
   }
 
   void shutdown() {
@@ -78,8 +87,6 @@ struct Pool {
     workers.clear();
     nworkers = 0;
   }
-
-  ~Pool() { shutdown(); }
 };
 
 Pool& pool() {
@@ -119,28 +126,24 @@ int pool_threads() { return pool().nworkers + 1; }
 
 void parallel_for_raw(int ntasks, void (*fn)(void*, int), void* ctx) {
   Pool& p = pool();
-  if (p.nworkers == 0 || !acquire(p, false)) {
+  if (p.nworkers == 0 || (uint64_t)ntasks > kTaskMask || !acquire(p, false)) {
     for (int i = 0; i < ntasks; i++) fn(ctx, i);
     return;
   }
-  const int nparts = ntasks < p.nworkers + 1 ? ntasks : p.nworkers + 1;
-  const int used = nparts - 1;  // workers that get a part
   p.fn = fn;
   p.ctx = ctx;
-  p.ntasks = ntasks;
-  p.nparts = nparts;
-  const unsigned long g = ++p.gen;
-  for (int w = 0; w < used; w++) p.slots[w].go.store(g, std::memory_order_release);
+  p.completed.store(0, std::memory_order_relaxed);
+  p.gen++;
+  p.state.store((p.gen << (2 * kTaskBits)) | ((uint64_t)ntasks << kTaskBits), std::memory_order_seq_cst);
   if (p.sleepers.load() > 0) {
     { std::lock_guard<std::mutex> lk(p.m); }
     p.cv.notify_all();
   }
-  p.run_part(0);
-  for (int w = 0; w < used; w++) {
-    for (int spin = 0; p.slots[w].done.load(std::memory_order_acquire) != g; spin++) {
-      if (spin < 20000) __builtin_ia32_pause();
-      else std::this_thread::yield();
-    }
+  while (p.run_one()) {
+  }
+  for (int spin = 0; p.completed.load(std::memory_order_acquire) < ntasks; spin++) {
+    if (spin < 20000) __builtin_ia32_pause();
+    else std::this_thread::yield();
   }
   p.busy.store(false, std::memory_order_release);
 }
