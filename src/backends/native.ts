@@ -73,7 +73,7 @@ export function loadNativeAddon(): NativeAddon {
     addonCache = gypBuild(packageRoot()) as NativeAddon;
   } catch (e) {
     const first = String((e as Error).message ?? e).split('\n')[0].trim();
-    throw new Error(`no native build or prebuild could be loaded (${first}); run \`npm run prebuild\` or install a C++ compiler and reinstall`);
+    throw new Error(`no native build or prebuild could be loaded (${first}); run \`npm run prebuilds\` or install a C++ compiler and reinstall`);
   }
   return addonCache;
 }
