@@ -24,6 +24,7 @@ export interface TrainFlags {
   data?: string;
   dataset?: string;
   level?: 'char' | 'word';
+  maxVocab?: number;
   cell?: 'lstm' | 'gru' | 'rnn';
   layers?: number;
   hidden?: number;
@@ -68,7 +69,7 @@ function configFrom(f: TrainFlags): Partial<LMConfig> {
   set('weightDecay', f.weightDecay); set('clip', f.clip); set('schedule', f.schedule); set('warmup', f.warmup);
   set('stepSize', f.stepSize); set('gamma', f.gamma); set('minLr', f.minLr); set('decaySteps', f.decaySteps);
   set('valEvery', f.valEvery); set('valTokens', f.valTokens); set('patience', f.patience); set('checkpointEvery', f.checkpointEvery);
-  set('seed', f.seed);
+  set('seed', f.seed); set('maxVocab', f.maxVocab);
   return c;
 }
 

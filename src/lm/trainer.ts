@@ -48,6 +48,8 @@ export interface LMConfig {
   /** Steps the cosine schedule decays over (0: the first run's step budget, else each run's time budget). */
   decaySteps: number;
   seed: number;
+  /** Most frequent tokens kept in the vocabulary (0: all for char level, 10,000 for word level). */
+  maxVocab: number;
   /** Fraction of the stream at its end held out for validation. */
   valFraction: number;
   /** Validate every this many steps (0: only at the end). */
@@ -66,7 +68,7 @@ export const DEFAULT_CONFIG: LMConfig = {
   level: 'char', cell: 'lstm', layers: 2, hidden: 256, embed: 64, dropout: 0,
   seq: 100, batch: 32, lr: 2e-3, optimizer: 'adam', weightDecay: 0, momentum: 0, clip: 1,
   schedule: 'constant', warmup: 0, stepSize: 1000, gamma: 0.5, minLr: 0, decaySteps: 0,
-  seed: 1, valFraction: 0.05, valEvery: 200, valTokens: 0, patience: 0, checkpointEvery: 500, source: '',
+  seed: 1, maxVocab: 0, valFraction: 0.05, valEvery: 200, valTokens: 0, patience: 0, checkpointEvery: 500, source: '',
 };
 
 export interface StepMetrics {
@@ -171,7 +173,7 @@ function checkConfig(c: LMConfig): void {
     if (!Number.isInteger(v) || v < 0) throw new RangeError(`${k} must be a non-negative integer, received ${v}`);
   };
   (['layers', 'hidden', 'embed', 'seq', 'batch', 'stepSize'] as const).forEach(posInt);
-  (['warmup', 'valEvery', 'valTokens', 'patience', 'checkpointEvery', 'decaySteps', 'seed'] as const).forEach(nonNegInt);
+  (['warmup', 'valEvery', 'valTokens', 'patience', 'checkpointEvery', 'decaySteps', 'seed', 'maxVocab'] as const).forEach(nonNegInt);
   if (!['lstm', 'gru', 'rnn'].includes(c.cell)) throw new RangeError(`cell must be lstm, gru or rnn, received '${c.cell}'`);
   if (!['char', 'word'].includes(c.level)) throw new RangeError(`level must be char or word, received '${c.level}'`);
   if (!['adam', 'adamw', 'sgd'].includes(c.optimizer)) throw new RangeError(`optimizer must be adam, adamw or sgd, received '${c.optimizer}'`);
@@ -190,8 +192,9 @@ export interface LMData {
 }
 
 /** Encodes text with a vocabulary (built from the text when not given) and splits off the held-out tail. */
-export function prepareData(text: string, config: Pick<LMConfig, 'level' | 'valFraction'>, vocab?: Vocabulary): LMData {
-  const v = vocab ?? Vocabulary.build(text, { level: config.level });
+export function prepareData(text: string, config: Pick<LMConfig, 'level' | 'valFraction'> & { maxVocab?: number }, vocab?: Vocabulary): LMData {
+  const maxSize = config.maxVocab ? config.maxVocab : config.level === 'word' ? 10_000 : undefined;
+  const v = vocab ?? Vocabulary.build(text, { level: config.level, maxSize });
   const ids = v.encode(text);
   const { train, val } = splitHeldOut(ids, config.valFraction);
   return { vocab: v, train, val, hash: hashText(text) };
