@@ -10,6 +10,7 @@
 // (Embedding -> LSTM x2 -> Linear -> cross-entropy -> Adam). Needs `npm run build:ts` (dist/).
 import { spawnSync } from 'node:child_process';
 import { existsSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 
@@ -173,6 +174,47 @@ function charlmStep(w) {
   };
 }
 
+async function timeAsync(fn) {
+  for (let i = 0; i < warmup; i++) await fn();
+  const ts = [];
+  for (let i = 0; i < reps; i++) {
+    const t0 = performance.now();
+    await fn();
+    ts.push(performance.now() - t0);
+  }
+  ts.sort((a, b) => a - b);
+  const mid = ts.length >> 1;
+  return { median: ts.length % 2 ? ts[mid] : (ts[mid - 1] + ts[mid]) / 2, min: ts[0], max: ts[ts.length - 1] };
+}
+
+// onnxruntime-node for the inference workloads (optional: `ONNXRUNTIME_NODE_INSTALL=skip npm i --no-save
+// onnxruntime-node`); the LSTM is exported to ONNX by PyTorch.
+let ort = null;
+try {
+  ort = (await import('onnxruntime-node')).default;
+} catch {
+  ort = null;
+}
+const ortModels = new Map();
+function exportOnnx(w) {
+  if (ortModels.has(w.id)) return ortModels.get(w.id);
+  const file = join(tmpdir(), `rnnkit-bench-${w.id}.onnx`);
+  const py = `import torch\nm = torch.nn.LSTM(${w.input}, ${w.hidden}, ${w.layers})\n` +
+    `torch.onnx.export(m, (torch.randn(${w.seq}, ${w.batch}, ${w.input}),), '${file}', input_names=['x'], opset_version=14)\n`;
+  const out = spawnSync('/usr/bin/python3', ['-c', py], { encoding: 'utf8', env: { ...process.env, OPENBLAS_CORETYPE: 'Cooperlake' } });
+  const ok = out.status === 0 && existsSync(file) ? file : null;
+  ortModels.set(w.id, ok);
+  return ok;
+}
+async function ortBench(w, threads) {
+  if (!ort || !hasTorch || w.mode !== 'infer' || w.cell !== 'lstm') return null;
+  const file = exportOnnx(w);
+  if (!file) return null;
+  const session = await ort.InferenceSession.create(file, { intraOpNumThreads: threads, interOpNumThreads: 1, executionMode: 'sequential' });
+  const x = new ort.Tensor('float32', randArray(w.seq * w.batch * w.input), [w.seq, w.batch, w.input]);
+  return timeAsync(() => session.run({ x }));
+}
+
 function sgemmPeak(be, n) {
   const A = randArray(n * n), B = randArray(n * n), C = new Float32Array(n * n);
   const t = time(() => be.gemm(false, false, n, n, n, 1, A, n, B, n, 0, C, n));
@@ -196,7 +238,7 @@ const info = be.info();
 const hasTorch = withTorch && existsSync('/usr/bin/python3') &&
   spawnSync('/usr/bin/python3', ['-c', 'import torch'], { encoding: 'utf8' }).status === 0;
 console.log(`rnnkit bench: backend ${be.name} (isa ${info.isa}), reps ${reps} after ${warmup} warm-ups, ` +
-  `PyTorch ${hasTorch ? 'yes (OPENBLAS_CORETYPE=Cooperlake)' : 'not available'}`);
+  `PyTorch ${hasTorch ? 'yes (OPENBLAS_CORETYPE=Cooperlake)' : 'not available'}, onnxruntime-node ${ort && hasTorch ? 'yes' : 'not available'}`);
 const results = [];
 const fmt = (v, d = 2) => (v === undefined || v === null || Number.isNaN(v) ? '-' : v.toFixed(d));
 
@@ -209,15 +251,15 @@ for (const threads of threadList) {
     (torchPeak ? `, PyTorch ${fmt((2 * 1024 ** 3) / torchPeak.median_ms / 1e6, 1)} GFLOP/s` : ''));
   results.push({ workload: 'sgemm-1024', impl: 'rnnkit', backend: be.name, threads, median_ms: peak.median, min_ms: peak.min, max_ms: peak.max, gflops: peak.gflops, tokens_per_s: null });
   if (torchPeak) results.push({ ...torchPeak, workload: 'sgemm-1024', gflops: (2 * 1024 ** 3) / torchPeak.median_ms / 1e6, tokens_per_s: null });
-  console.log('| workload | rnnkit ms (min-max) | PyTorch ms | ratio | GFLOP/s | tokens/s | workspace MB | max RSS MB |');
-  console.log('|---|---|---|---|---|---|---|---|');
+  console.log('| workload | rnnkit ms (min-max) | PyTorch ms | ratio | ORT ms | ratio ORT | GFLOP/s | tokens/s | workspace MB | max RSS MB |');
+  console.log('|---|---|---|---|---|---|---|---|---|---|');
   for (const w of workloads) {
     let t;
     try {
       const step = w.cell === 'charlm' ? charlmStep(w) : kernelStep(be, w);
       t = time(step);
     } catch (e) {
-      console.log(`| ${w.id} | failed: ${e.message.split('\n')[0]} | | | | | | |`);
+      console.log(`| ${w.id} | failed: ${e.message.split('\n')[0]} | | | | | | | | |`);
       continue;
     }
     const tokens = w.batch * w.seq;
@@ -229,9 +271,11 @@ for (const threads of threadList) {
     results.push(r);
     const pt = torchRes.find((x) => x.workload === w.id);
     if (pt) results.push({ ...pt, gflops: flops(w) / pt.median_ms / 1e6, tokens_per_s: (tokens / pt.median_ms) * 1e3 });
+    const ot = await ortBench(w, threads);
+    if (ot) results.push({ workload: w.id, impl: 'onnxruntime-node', backend: 'ort-cpu', threads, median_ms: ot.median, min_ms: ot.min, max_ms: ot.max, gflops: flops(w) / ot.median / 1e6, tokens_per_s: (tokens / ot.median) * 1e3 });
     const extra = w.id === 'lstm-stream' ? ` (${fmt((t.median / w.seq) * 1e3, 1)} us/step)` : '';
     console.log(`| ${w.id} | ${fmt(t.median)} (${fmt(t.min)}-${fmt(t.max)})${extra} | ${pt ? fmt(pt.median_ms) : '-'} | ` +
-      `${pt ? fmt(t.median / pt.median_ms) : '-'} | ${fmt(r.gflops, 1)} | ${fmt(r.tokens_per_s, 0)} | ${fmt(r.workspace_mb, 1)} | ${fmt(r.max_rss_mb, 0)} |`);
+      `${pt ? fmt(t.median / pt.median_ms) : '-'} | ${ot ? fmt(ot.median) : '-'} | ${ot ? fmt(t.median / ot.median) : '-'} | ${fmt(r.gflops, 1)} | ${fmt(r.tokens_per_s, 0)} | ${fmt(r.workspace_mb, 1)} | ${fmt(r.max_rss_mb, 0)} |`);
   }
 }
 if (jsonFile) {
