@@ -1,13 +1,63 @@
 #include "gemm.h"
 
 #include <algorithm>
+#include <mutex>
 #include <new>
+#include <vector>
 
 #include "pool.h"
 
 namespace rk {
 
 void FBuf::throw_oom() { throw std::bad_alloc(); }
+
+namespace {
+struct Block {
+  void* p;
+  size_t bytes;
+};
+std::mutex cache_mutex;
+std::vector<Block> cache_blocks;
+size_t cache_bytes = 0;
+constexpr size_t kCacheMin = 1 << 20;         // smaller blocks go straight to malloc / free
+constexpr size_t kCacheMax = (size_t)1 << 30;  // at most 1 GiB kept
+constexpr size_t kCacheCount = 64;
+}  // namespace
+
+// Best fit among cached blocks of [bytes, 2 * bytes].
+void* cache_take(size_t bytes, size_t* got) {
+  if (bytes < kCacheMin) return nullptr;
+  std::lock_guard<std::mutex> lk(cache_mutex);
+  size_t best = cache_blocks.size();
+  for (size_t i = 0; i < cache_blocks.size(); i++) {
+    const size_t b = cache_blocks[i].bytes;
+    if (b >= bytes && b <= 2 * bytes && (best == cache_blocks.size() || b < cache_blocks[best].bytes)) best = i;
+  }
+  if (best == cache_blocks.size()) return nullptr;
+  Block blk = cache_blocks[best];
+  cache_blocks.erase(cache_blocks.begin() + (ptrdiff_t)best);
+  cache_bytes -= blk.bytes;
+  *got = blk.bytes;
+  return blk.p;
+}
+
+void cache_give(void* p, size_t bytes) {
+  if (bytes >= kCacheMin) {
+    std::lock_guard<std::mutex> lk(cache_mutex);
+    // make room: drop the oldest blocks
+    while (!cache_blocks.empty() && (cache_bytes + bytes > kCacheMax || cache_blocks.size() >= kCacheCount)) {
+      free(cache_blocks.front().p);
+      cache_bytes -= cache_blocks.front().bytes;
+      cache_blocks.erase(cache_blocks.begin());
+    }
+    if (bytes <= kCacheMax) {
+      cache_blocks.push_back({p, bytes});
+      cache_bytes += bytes;
+      return;
+    }
+  }
+  free(p);
+}
 
 size_t packed_b_size(const IsaKernels& k, int K, int N) {
   const size_t np = (size_t)(N + k.NR - 1) / k.NR;

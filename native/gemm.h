@@ -9,24 +9,35 @@
 
 namespace rk {
 
+// Recycles large aligned blocks between calls (the saved activations of one training step are
+// freed after backward and needed again by the next forward): avoids returning them to the OS and
+// page-faulting fresh zero pages every step. Bounded; thread-safe.
+void* cache_take(size_t bytes, size_t* got);
+void cache_give(void* p, size_t bytes);
+
 // 64-byte aligned float buffer (grow-only, contents not initialised unless asked).
 struct FBuf {
   float* p = nullptr;
-  size_t n = 0;
+  size_t n = 0;      // floats usable
+  size_t bytes = 0;  // bytes allocated
   FBuf() = default;
   FBuf(const FBuf&) = delete;
   FBuf& operator=(const FBuf&) = delete;
-  ~FBuf() { free(p); }
+  ~FBuf() { release(); }
   float* ensure(size_t count) {
     if (count > n) {
-      free(p);
-      p = nullptr;
-      n = 0;
-      size_t bytes = (count * sizeof(float) + 63) & ~(size_t)63;
-      void* q = nullptr;
-      if (posix_memalign(&q, 64, bytes ? bytes : 64) != 0) throw_oom();
+      release();
+      size_t want = (count * sizeof(float) + 63) & ~(size_t)63;
+      if (want == 0) want = 64;
+      size_t got = 0;
+      void* q = cache_take(want, &got);
+      if (!q) {
+        if (posix_memalign(&q, 64, want) != 0) throw_oom();
+        got = want;
+      }
       p = static_cast<float*>(q);
-      n = count;
+      bytes = got;
+      n = got / sizeof(float);
     }
     return p;
   }
@@ -36,9 +47,10 @@ struct FBuf {
     return p;
   }
   void release() {
-    free(p);
+    if (p) cache_give(p, bytes);
     p = nullptr;
     n = 0;
+    bytes = 0;
   }
   static void throw_oom();
 };
