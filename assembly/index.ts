@@ -67,8 +67,11 @@ export function isRelaxed(): i32 {
 }
 // @ts-ignore: decorator
 @inline function expv(x0: v128): v128 {
-  const x = f32x4.min(f32x4.max(x0, vs(-88.3762626647949)), vs(88.3762626647949));
-  const fx = f32x4.floor(madd(x, vs(1.44269504088896341), vs(0.5)));
+  // exp(x) = 2^n exp(r), n = round(x / ln2) by the 1.5 * 2^23 trick (no floor / float->int
+  // conversion), r = x - n ln2 in two parts (Cody-Waite), exp(r) by Cephes' expf polynomial.
+  const x = f32x4.min(f32x4.max(x0, vs(-87.33654475)), vs(88.3762626647949));
+  const t = madd(x, vs(1.44269504088896341), vs(12582912.0));
+  const fx = f32x4.sub(t, vs(12582912.0));
   let r = f32x4.sub(x, f32x4.mul(fx, vs(0.693359375)));
   r = f32x4.sub(r, f32x4.mul(fx, vs(-2.12194440e-4)));
   const z = f32x4.mul(r, r);
@@ -79,8 +82,8 @@ export function isRelaxed(): i32 {
   y = madd(y, r, vs(1.6666665459e-1));
   y = madd(y, r, vs(5.0000001201e-1));
   y = madd(y, z, f32x4.add(r, vs(1)));
-  const n = i32x4.trunc_sat_f32x4_s(fx);
-  const pow2n = i32x4.shl(i32x4.add(n, i32x4.splat(127)), 23);
+  // bits(t) = 0x4B400000 + n; 2^n = (n + 127) << 23
+  const pow2n = i32x4.shl(i32x4.add(t, i32x4.splat(127 - 0x4B400000)), 23);
   return f32x4.mul(y, pow2n);
 }
 // @ts-ignore: decorator
