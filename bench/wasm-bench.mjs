@@ -1,7 +1,7 @@
 // Kernel-level benchmark of the rnnkit wasm backend on the workloads of ../shared/WORKLOADS.md,
 // side by side with TensorFlow.js's wasm backend in the same run, printing times and ratios.
 //
-//   npm run build && node bench/wasm-bench.mjs [--only lstm-m,gru-m] [--iters 10] [--peer-iters 5] [--no-tfjs] [--no-ort]
+//   npm run build && node bench/wasm-bench.mjs [--only lstm-m,gru-m] [--iters 10] [--peer-iters 5] [--no-tfjs] [--no-ort] [--native]
 //
 // rnnkit: seqForward(training) + seqBackward with dy = G (a fixed random tensor) and every
 // gradient (parameters and x) = one train step; "infer" = seqForward(training = false).
@@ -25,6 +25,7 @@ const PEER_ITERS = Number(opt('peer-iters', 5));
 const ONLY = opt('only', null)?.split(',');
 const NO_TFJS = argv.includes('--no-tfjs');
 const NO_ORT = argv.includes('--no-ort');
+const WITH_NATIVE = argv.includes('--native'); // rnnkit-native with 1 thread, for the wasm / native ratio
 
 const WORKLOADS = [
   { id: 'lstm-s', cell: 'lstm', I: 32, H: 128, L: 1, bi: false, B: 16, T: 50, train: true },
@@ -307,6 +308,16 @@ function tfStep(tf, w) {
 const backend = loadWasmBackend();
 const tf = NO_TFJS ? null : await loadTf();
 const ort = NO_ORT ? null : await loadOrt();
+let native = null;
+if (WITH_NATIVE) {
+  try {
+    native = (await import('../dist/backends/native.js')).loadNativeBackend();
+    native.setThreads?.(1);
+    console.log(`rnnkit native: ${native.info().isa}, 1 thread`);
+  } catch (e) {
+    console.log(`rnnkit native unavailable: ${e.message}`);
+  }
+}
 const fmt = (t) => `${t.median.toFixed(2)} ms [${t.min.toFixed(2)}, ${t.max.toFixed(2)}]`;
 console.log(`rnnkit wasm: ${backend.info().isa}, ${backend.info().detail}`);
 console.log(`node ${process.version}; iters ${ITERS} (peer ${PEER_ITERS}); median [min, max]`);
@@ -317,6 +328,11 @@ for (const w of WORKLOADS) {
   let line = `${w.id.padEnd(13)} rnnkit-wasm ${fmt(r)} ${gf.toFixed(1)} GFLOP/s`;
   const row = { id: w.id, rnnkit: r.median, gflops: gf };
   if (w.vocab) line += ` = ${Math.round((w.T * w.B) / (r.median / 1000))} tokens/s`;
+  if (native) {
+    const n = time(w.vocab ? rnnkitCharlm(native, w) : rnnkitStep(native, w), 3, ITERS);
+    row.native = n.median;
+    line += ` | native-1t ${fmt(n)} | wasm/native ${(r.median / n.median).toFixed(2)}`;
+  }
   if (w.id === 'lstm-stream') {
     const s = time(rnnkitStreamSteps(backend, w), 3, ITERS);
     line += ` | step by step (256 calls, T=1): ${fmt(s)} = ${(s.median / w.T * 1000).toFixed(1)} us/step`;
@@ -335,10 +351,10 @@ for (const w of WORKLOADS) {
   console.log(line);
   rows.push(row);
 }
-console.log('\n| workload | rnnkit-wasm ms | GFLOP/s | tfjs-wasm ms | rnnkit / tfjs | ort-web ms | rnnkit / ort |');
-console.log('|---|---|---|---|---|---|---|');
+console.log('\n| workload | rnnkit-wasm ms | GFLOP/s | tfjs-wasm ms | rnnkit / tfjs | ort-web ms | rnnkit / ort | native 1t ms | wasm / native |');
+console.log('|---|---|---|---|---|---|---|---|---|');
 const f = (v, d) => (v === undefined ? '-' : v.toFixed(d));
 for (const r of rows) {
   console.log(`| ${r.id} | ${r.rnnkit.toFixed(2)} | ${r.gflops.toFixed(1)} | ${f(r.tfjs, 1)} | ${r.tfjs ? (r.rnnkit / r.tfjs).toFixed(4) : '-'} | ` +
-    `${f(r.ort, 2)} | ${r.ort ? (r.rnnkit / r.ort).toFixed(3) : '-'} |`);
+    `${f(r.ort, 2)} | ${r.ort ? (r.rnnkit / r.ort).toFixed(3) : '-'} | ${f(r.native, 2)} | ${r.native ? (r.rnnkit / r.native).toFixed(2) : '-'} |`);
 }
