@@ -245,7 +245,7 @@ const fmt = (v, d = 2) => (v === undefined || v === null || Number.isNaN(v) ? '-
 for (const threads of threadList) {
   be.setThreads?.(threads);
   const peak = be.gemm ? sgemmPeak(be, threads === 1 ? 1024 : 1024) : null;
-  const torchRes = hasTorch ? runTorch(threads, [{ id: 'sgemm', n: 1024 }, ...workloads]) : [];
+  const torchRes = hasTorch ? runTorch(threads, [{ id: 'sgemm', n: 1024 }]) : [];
   const torchPeak = torchRes.find((r) => r.workload === 'sgemm');
   console.log(`\n== threads ${threads}: SGEMM 1024^3 ${be.name} ${fmt(peak?.gflops, 1)} GFLOP/s` +
     (torchPeak ? `, PyTorch ${fmt((2 * 1024 ** 3) / torchPeak.median_ms / 1e6, 1)} GFLOP/s` : ''));
@@ -269,7 +269,8 @@ for (const threads of threadList) {
       max_rss_mb: process.resourceUsage().maxRSS / 1024, workspace_mb: workspaceMB(w),
     };
     results.push(r);
-    const pt = torchRes.find((x) => x.workload === w.id);
+    // PyTorch right after rnnkit on the same workload, so both see the same machine load
+    const pt = hasTorch ? runTorch(threads, [w]).find((x) => x.workload === w.id) : undefined;
     if (pt) results.push({ ...pt, gflops: flops(w) / pt.median_ms / 1e6, tokens_per_s: (tokens / pt.median_ms) * 1e3 });
     const ot = await ortBench(w, threads);
     if (ot) results.push({ workload: w.id, impl: 'onnxruntime-node', backend: 'ort-cpu', threads, median_ms: ot.median, min_ms: ot.min, max_ms: ot.max, gflops: flops(w) / ot.median / 1e6, tokens_per_s: (tokens / ot.median) * 1e3 });
