@@ -7,7 +7,8 @@
 // 2. Multi-feature: daily Seattle weather (seattle-weather.csv): precipitation, max and min
 //    temperature and wind over the past 28 days (z-scored, plus the day of year) -> the max and
 //    min temperature of the next 7 days (14 outputs).
-// LSTM -> final hidden state -> Linear. RMSE and MAE on the held-out final stretch, beside the
+// LSTM -> final hidden state -> Linear, early-stopped on the stretch before the held-out part.
+// RMSE and MAE on the held-out final stretch, beside the
 // seasonal-naive forecast (the value one season earlier: 12 months, or 365 days); SVG plots.
 import { readFileSync } from 'node:fs';
 import { LSTM, Linear, Module } from '../nn.js';
@@ -80,16 +81,27 @@ interface WindowTask {
   outputs: number;
 }
 
-function trainForecaster(task: WindowTask, trainOrigins: number[], budget: Budget, label: string, hidden: number, seed: number): Forecaster {
+/**
+ * Adam on random windows; the last 15% of the training origins (the stretch just before the
+ * held-out part) are a validation set: the model with the lowest validation loss is kept, and
+ * training stops after 10 checks without improvement.
+ */
+function trainForecaster(task: WindowTask, origins: number[], budget: Budget, label: string, hidden: number, seed: number): Forecaster {
   const model = new Forecaster(task.F, hidden, task.outputs, new Rng(seed));
   const opt = new Adam(model.parameters(), { lr: 3e-3 });
   const rng = new Rng(seed + 1);
+  const nVal = Math.max(1, Math.round(origins.length * 0.15));
+  // a gap of one horizon keeps validation targets out of the training windows
+  const trainOrigins = origins.slice(0, origins.length - nVal - task.outputs);
+  const val = windowBatch(task, origins.slice(origins.length - nVal));
   const B = 32;
   let ema = NaN;
-  while (budget.more()) {
+  let best = { loss: Infinity, step: 0, state: model.stateDict() };
+  let sinceBest = 0;
+  while (budget.more() && sinceBest < 10) {
     if (budget.fraction > 0.7 && opt.lr > 1e-3) opt.lr = 1e-3;
-    const origins = Array.from({ length: B }, () => trainOrigins[rng.int(trainOrigins.length)]);
-    const { x, y } = windowBatch(task, origins);
+    const batch = Array.from({ length: B }, () => trainOrigins[rng.int(trainOrigins.length)]);
+    const { x, y } = windowBatch(task, batch);
     opt.zeroGrad();
     const loss = mseLoss(model.forward(x), y);
     loss.backward();
@@ -97,7 +109,12 @@ function trainForecaster(task: WindowTask, trainOrigins: number[], budget: Budge
     opt.step();
     ema = Number.isNaN(ema) ? loss.item() : 0.95 * ema + 0.05 * loss.item();
     budget.tick(label, ema);
+    if (budget.step % 250 === 0) {
+      const v = noGrad(() => mseLoss(model.forward(val.x), val.y).item());
+      if (v < best.loss) { best = { loss: v, step: budget.step, state: model.stateDict() }; sinceBest = 0; } else sinceBest++;
+    }
   }
+  if (best.step > 0) model.loadStateDict(best.state);
   model.eval();
   return model;
 }

@@ -3,6 +3,7 @@
 // initial state: h0 = tanh(W_h v + b_h), c0 = W_c v + b_c. The unconditional model is the same
 // network fed the zero vector (a learned but class-independent initial state). Held-out bits per
 // character (the end-of-name mark included), conditional vs unconditional, and samples per class.
+// 10% of the training names pick the stopping point (best validation bits/char is kept).
 import { Embedding, LSTM, Linear, Module } from '../nn.js';
 import { crossEntropy, reshape, tanh } from '../ops.js';
 import { Adam, clipGradNorm } from '../optim.js';
@@ -68,7 +69,7 @@ export async function runNames(opts: ExampleOptions = {}): Promise<ExampleResult
   const bos = chars.id(BOS);
   const eos = chars.id(EOS);
   ctx.print(`names: ${lists[0].length} female + ${lists[1].length} male; ${train.length} train / ${test.length} held out; ${chars.size - 4} characters`);
-  const H = quick ? 48 : 128;
+  const H = quick ? 48 : 96;
   const rows: MetricRow[] = [];
   const details: Record<string, unknown> = {};
   const bpc: Record<string, number> = {};
@@ -77,14 +78,36 @@ export async function runNames(opts: ExampleOptions = {}): Promise<ExampleResult
     const out = padSequences(items.map((x) => [...chars.encode([...x.name]), eos]), { padValue: -100 });
     return { inp, out };
   };
+  // bits per character of a set of names: summed NLL over every predicted symbol (eos included)
+  const bitsPerChar = (model: ConditionalCharLM, items: typeof train, conditional: boolean) => {
+    let nll = 0;
+    let count = 0;
+    noGrad(() => {
+      for (let i = 0; i < items.length; i += 500) {
+        const part = items.slice(i, i + 500);
+        const { inp, out } = batchOf(part);
+        const { logits } = model.forward(inp.data, inp.T, inp.B, model.initialState(classVectors(part.map((x) => x.cls), 2, conditional)), inp.lengths);
+        nll += crossEntropy(logits, out.data, { reduction: 'sum' }).item();
+        for (const t of out.data) if (t !== -100) count++;
+      }
+    });
+    return nll / count / Math.LN2;
+  };
+  // 10% of the training names choose when to stop (the model with the best validation bits/char is kept)
+  const nVal = Math.round(train.length * 0.1);
+  const val = train.slice(0, nVal);
+  const fit = train.slice(nVal);
   for (const conditional of [false, true]) {
     const label = conditional ? 'conditional (class -> initial state)' : 'unconditional';
     const model = new ConditionalCharLM(chars.size, CLASSES.length, H, new Rng((opts.seed ?? 1) + 3));
     const opt = new Adam(model.parameters(), { lr: 3e-3 });
     const budget = ctx.budget(0.47, quick ? 300 : Infinity);
     const dataRng = new Rng((opts.seed ?? 1) + 4);
-    while (budget.more()) {
-      const items = Array.from({ length: 64 }, () => train[dataRng.int(train.length)]);
+    let best = { bits: Infinity, step: 0, state: model.stateDict() };
+    let sinceBest = 0;
+    while (budget.more() && sinceBest < 8) {
+      model.train();
+      const items = Array.from({ length: 64 }, () => fit[dataRng.int(fit.length)]);
       const { inp, out } = batchOf(items);
       opt.zeroGrad();
       const { logits } = model.forward(inp.data, inp.T, inp.B, model.initialState(classVectors(items.map((x) => x.cls), 2, conditional)), inp.lengths);
@@ -93,24 +116,18 @@ export async function runNames(opts: ExampleOptions = {}): Promise<ExampleResult
       clipGradNorm(model.parameters(), 5);
       opt.step();
       budget.tick(conditional ? 'conditional' : 'unconditional', loss.item() / Math.LN2);
-    }
-    model.eval();
-    // held-out bits per character: summed NLL over every predicted symbol (eos included)
-    let nll = 0;
-    let count = 0;
-    noGrad(() => {
-      for (let i = 0; i < test.length; i += 500) {
-        const items = test.slice(i, i + 500);
-        const { inp, out } = batchOf(items);
-        const { logits } = model.forward(inp.data, inp.T, inp.B, model.initialState(classVectors(items.map((x) => x.cls), 2, conditional)), inp.lengths);
-        const l = crossEntropy(logits, out.data, { reduction: 'sum' });
-        nll += l.item();
-        for (const t of out.data) if (t !== -100) count++;
+      if (budget.step % 200 === 0 || !budget.more()) {
+        model.eval();
+        const bits = bitsPerChar(model, val, conditional);
+        if (bits < best.bits) { best = { bits, step: budget.step, state: model.stateDict() }; sinceBest = 0; } else sinceBest++;
       }
-    });
-    bpc[conditional ? 'conditional' : 'unconditional'] = nll / count / Math.LN2;
-    budget.done(label, `held-out ${(nll / count / Math.LN2).toFixed(3)} bits/char`);
-    rows.push({ task: 'names', model: `LSTM ${H}, ${label}`, metric: 'held-out bits/char', value: nll / count / Math.LN2, seconds: budget.elapsed });
+    }
+    model.loadStateDict(best.state);
+    model.eval();
+    const heldOut = bitsPerChar(model, test, conditional);
+    bpc[conditional ? 'conditional' : 'unconditional'] = heldOut;
+    budget.done(label, `best validation ${best.bits.toFixed(3)} bits/char at step ${best.step}; held-out ${heldOut.toFixed(3)} bits/char`);
+    rows.push({ task: 'names', model: `LSTM ${H}, ${label}`, metric: 'held-out bits/char', value: heldOut, seconds: budget.elapsed });
     if (conditional) {
       const sampleRng = new Rng((opts.seed ?? 1) + 9);
       for (const [c, cls] of CLASSES.entries()) {

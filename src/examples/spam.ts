@@ -88,7 +88,7 @@ function lengthBatches(order: number[], lengthOf: (i: number) => number, batch: 
 }
 
 export async function runSpam(opts: ExampleOptions = {}): Promise<ExampleResult> {
-  const ctx = new Context('spam', opts, 5);
+  const ctx = new Context('spam', opts, 7);
   const quick = opts.quick ?? false;
   const rng = new Rng(opts.seed ?? 1);
   let emails = loadSpamAssassin();
@@ -150,7 +150,7 @@ export async function runSpam(opts: ExampleOptions = {}): Promise<ExampleResult>
   const rnnBatch = 32;
   let epoch = 0;
   let best = { acc: -1, epoch: 0, state: model.stateDict() };
-  const maxEpochs = quick ? Infinity : 8;
+  const maxEpochs = quick ? Infinity : 15;
   while (b2.more() && epoch < maxEpochs) {
     model.train();
     const order = rng.shuffle([...fitIdx]);
