@@ -338,6 +338,64 @@ function scaleC(M: i32, N: i32, beta: f32, C: usize, ldc: i32): void {
   }
 }
 
+/** C[1, N] += alpha * a[K] @ Bp (packed), straight from a: the streaming (batch 1) step. */
+function gemvPacked(N: i32, K: i32, alpha: f32, a: usize, Bp: usize, C: usize): void {
+  const Np = (N + 7) & ~7;
+  for (let k0 = 0; k0 < K; k0 += KC) {
+    const kc = min(KC, K - k0);
+    const bBase = Bp + ((<usize>k0 * <usize>Np) << 2);
+    const ak = a + (<usize>k0 << 2);
+    let j0 = 0;
+    // two panels (16 columns) at a time: 4 independent accumulators
+    for (; j0 + 16 <= N; j0 += 16) {
+      let bp = bBase + ((<usize>j0 * <usize>kc) << 2);
+      let bq = bp + ((<usize>kc) << 5);
+      let s0 = f32x4.splat(0);
+      let s1 = s0, s2 = s0, s3 = s0;
+      for (let k = 0; k < kc; k++) {
+        const av = v128.load32_splat(ak + (<usize>k << 2));
+        s0 = madd(av, v128.load(bp), s0);
+        s1 = madd(av, v128.load(bp, 16), s1);
+        s2 = madd(av, v128.load(bq), s2);
+        s3 = madd(av, v128.load(bq, 16), s3);
+        bp += 32;
+        bq += 32;
+      }
+      const c = C + (<usize>j0 << 2);
+      const al = f32x4.splat(alpha);
+      v128.store(c, madd(al, s0, v128.load(c)));
+      v128.store(c, madd(al, s1, v128.load(c, 16)), 16);
+      v128.store(c, madd(al, s2, v128.load(c, 32)), 32);
+      v128.store(c, madd(al, s3, v128.load(c, 48)), 48);
+    }
+    for (; j0 < N; j0 += 8) {
+      const nr = min(8, N - j0);
+      kernel1x8NoPack(kc, ak, bBase + ((<usize>j0 * <usize>kc) << 2), C + (<usize>j0 << 2), alpha, nr);
+    }
+  }
+}
+
+/** kernel1x8 with A read contiguously (stride 4 bytes) instead of from a 4-row panel. */
+function kernel1x8NoPack(kc: i32, ap: usize, bp: usize, c: usize, alpha: f32, nr: i32): void {
+  let a0 = f32x4.splat(0);
+  let a1 = a0;
+  for (let k = 0; k < kc; k++) {
+    const a = v128.load32_splat(ap + (<usize>k << 2));
+    a0 = madd(a, v128.load(bp), a0);
+    a1 = madd(a, v128.load(bp, 16), a1);
+    bp += 32;
+  }
+  if (nr == 8) {
+    const av = f32x4.splat(alpha);
+    v128.store(c, madd(av, a0, v128.load(c)));
+    v128.store(c, madd(av, a1, v128.load(c, 16)), 16);
+  } else {
+    v128.store(TILE, a0);
+    v128.store(TILE, a1, 16);
+    for (let j = 0; j < nr; j++) st(c, j, ld(c, j) + alpha * ld(TILE, j));
+  }
+}
+
 /**
  * C[M,N] = alpha * op(A)[M,K] @ Bp + beta * C, with Bp = packB(op(B) [K,N]).
  * Ap: scratch of packedASize() floats.
@@ -348,6 +406,10 @@ export function gemmPacked(
 ): void {
   scaleC(M, N, beta, C, ldc);
   if (M == 0 || N == 0 || K == 0 || alpha == 0) return;
+  if (M == 1 && !transA) {
+    gemvPacked(N, K, alpha, A, Bp, C);
+    return;
+  }
   const Np = (N + 7) & ~7;
   const ldcb = <usize>ldc << 2;
   for (let k0 = 0; k0 < K; k0 += KC) {

@@ -282,6 +282,9 @@ describe('wasm seqForward / seqBackward vs reference', () => {
     checkSeq({ cell: 'lstm', T: 10, B: 3, I: 5, H: 12, P: 5, reverse: false, lengths: true, bias: true, init: true, strided: true, seed: 21 });
     checkSeq({ cell: 'gru', T: 12, B: 2, I: 6, H: 11, P: 0, reverse: true, lengths: true, bias: true, init: true, strided: false, seed: 22 });
     checkSeq({ cell: 'rnn_tanh', T: 9, B: 1, I: 4, H: 9, P: 0, reverse: false, lengths: false, bias: false, init: true, strided: false, seed: 23 });
+    // batch 1 over many steps: the packed GEMV path (16- and 8-column panels, partial panels)
+    checkSeq({ cell: 'lstm', T: 11, B: 1, I: 7, H: 21, P: 19, reverse: true, lengths: false, bias: true, init: true, strided: true, seed: 24 });
+    checkSeq({ cell: 'gru', T: 10, B: 1, I: 300, H: 37, P: 0, reverse: false, lengths: false, bias: true, init: false, strided: false, seed: 25 });
   });
   it('B = 1 and T = 1', () => {
     checkSeq({ cell: 'lstm', T: 1, B: 1, I: 1, H: 1, P: 0, reverse: false, lengths: false, bias: true, init: true, strided: false, seed: 11 });
