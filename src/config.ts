@@ -1,8 +1,19 @@
 // Library-wide options.
 import { Tensor, formatShape } from './tensor.js';
 
-const env = typeof process === 'undefined' ? {} : process.env;
-let finiteChecks = env.RNNKIT_CHECK_FINITE === '1';
+/**
+ * An environment variable, or undefined where there is no environment or reading it is not
+ * allowed (browsers, Cloudflare Workers, Deno without --allow-env).
+ */
+export function readEnv(name: string): string | undefined {
+  try {
+    return (globalThis as { process?: { env?: Record<string, string | undefined> } }).process?.env?.[name];
+  } catch {
+    return undefined;
+  }
+}
+
+let finiteChecks = readEnv('RNNKIT_CHECK_FINITE') === '1';
 
 /**
  * When on, layers check their inputs for NaN and Inf before any kernel runs and throw naming

@@ -1,5 +1,5 @@
-// The wasm build outside Node's default flags: the same golden LSTM forward (weights from
-// lstm.safetensors, compared with PyTorch's output) in Deno, Bun, a Cloudflare worker under
+// The wasm build outside Node's default flags: the same golden LSTM forward through the public
+// model API (weights from lstm.safetensors, compared with PyTorch's output) and a few training steps in Deno, Bun, a Cloudflare worker under
 // miniflare/workerd and headless Chromium, all through dist/wasm-entry.js (no Node APIs); and the
 // whole wasm cross-check suite on the relaxed-SIMD build (Node with its flag).
 // Needs `npm run build` (dist/) and, for Chromium, Debian's chromium at /usr/bin/chromium
@@ -17,7 +17,7 @@ const ROOT = resolve(fileURLToPath(new URL('..', import.meta.url)));
 const bin = (name: string) => join(ROOT, 'node_modules', '.bin', name);
 const TOL = 1e-5;
 
-interface EdgeResult { runtime: string; error: number; isa: string; message?: string }
+interface EdgeResult { runtime: string; error: number; isa: string; trained: boolean; message?: string }
 
 function parseLast(out: string): EdgeResult {
   const line = out.trim().split('\n').filter((l) => l.startsWith('{')).pop();
@@ -29,6 +29,7 @@ function expectGood(r: EdgeResult, runtime: string): void {
   expect(r.runtime).toBe(runtime);
   expect(r.message).toBeUndefined();
   expect(r.error).toBeLessThan(TOL);
+  expect(r.trained).toBe(true);
   expect(r.isa).toMatch(/^simd128/);
 }
 

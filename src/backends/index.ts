@@ -4,6 +4,7 @@
 // setBackend(name) or the environment variable RNNKIT_BACKEND; RNNKIT_CROSSCHECK=<name> (or
 // setBackend(name, { crossCheck })) wraps the chosen backend so every kernel also runs on <name>.
 import type { Backend } from './backend.js';
+import { readEnv } from '../config.js';
 import { CrossCheckBackend, type CrossCheckOptions } from './crosscheck.js';
 import { loadNativeBackend } from './native.js';
 import { ReferenceBackend } from './reference.js';
@@ -98,9 +99,8 @@ export function setBackend(name: BackendName | 'auto' | Backend, options: SetBac
 /** The backend in use (first call: RNNKIT_BACKEND or auto, with RNNKIT_CROSSCHECK if set). */
 export function getBackend(): Backend {
   if (!current) {
-    const env = typeof process === 'undefined' ? {} : process.env;
-    const name = (env.RNNKIT_BACKEND || 'auto') as BackendName | 'auto';
-    const crossCheck = (env.RNNKIT_CROSSCHECK || null) as BackendName | null;
+    const name = (readEnv('RNNKIT_BACKEND') || 'auto') as BackendName | 'auto';
+    const crossCheck = (readEnv('RNNKIT_CROSSCHECK') || null) as BackendName | null;
     current = resolve(name, { crossCheck });
   }
   return current;

@@ -4,9 +4,9 @@
 // then prebuilds/<platform>-<arch>/), and wraps it in the Backend interface. Every call is
 // validated here with the shared checks (same messages as every backend) and again in C++.
 // If the addon is unavailable it throws one line saying why; the registry falls back.
-import { createRequire } from 'node:module';
-import { dirname, resolve } from 'node:path';
-import { fileURLToPath } from 'node:url';
+//
+// No static import of a Node module (Node's are taken from process.getBuiltinModule when the
+// addon is loaded), so the backend registry also imports in browsers and edge runtimes.
 import type {
   AdamArgs, Backend, BackendInfo, SeqBackwardArgs, SeqContext, SeqForwardArgs, SgdArgs, UnaryOp,
 } from './backend.js';
@@ -49,9 +49,25 @@ interface NativeSeqContext extends SeqContext {
   handle: unknown;
 }
 
+interface NodeBuiltins {
+  createRequire(url: string): (id: string) => unknown;
+  fileURLToPath(url: URL): string;
+}
+
+/** node:module and node:url, or a one-line reason why they are not here. */
+function nodeBuiltins(): NodeBuiltins {
+  const proc = (globalThis as { process?: { versions?: { node?: string }; getBuiltinModule?: (id: string) => unknown } }).process;
+  if (!proc?.versions?.node || typeof proc.getBuiltinModule !== 'function') {
+    throw new Error('the native addon needs Node.js (20.16 or later)');
+  }
+  const { createRequire } = proc.getBuiltinModule('node:module') as { createRequire: NodeBuiltins['createRequire'] };
+  const { fileURLToPath } = proc.getBuiltinModule('node:url') as { fileURLToPath: NodeBuiltins['fileURLToPath'] };
+  return { createRequire, fileURLToPath };
+}
+
 /** The package root (this file is src/backends/native.ts or dist/backends/native.js). */
-function packageRoot(): string {
-  return resolve(dirname(fileURLToPath(import.meta.url)), '..', '..');
+function packageRoot(node: NodeBuiltins): string {
+  return node.fileURLToPath(new URL('../../', import.meta.url));
 }
 
 let addonCache: NativeAddon | null = null;
@@ -59,10 +75,8 @@ let addonCache: NativeAddon | null = null;
 /** Loads the addon once; throws a one-line reason when it cannot. */
 export function loadNativeAddon(): NativeAddon {
   if (addonCache) return addonCache;
-  if (typeof process === 'undefined' || !process.versions?.node) {
-    throw new Error('the native addon needs Node.js');
-  }
-  const require = createRequire(import.meta.url);
+  const node = nodeBuiltins();
+  const require = node.createRequire(import.meta.url);
   let gypBuild: (dir: string) => unknown;
   try {
     gypBuild = require('node-gyp-build') as (dir: string) => unknown;
@@ -70,7 +84,7 @@ export function loadNativeAddon(): NativeAddon {
     throw new Error('node-gyp-build is not installed, so the native addon cannot be located');
   }
   try {
-    addonCache = gypBuild(packageRoot()) as NativeAddon;
+    addonCache = gypBuild(packageRoot(node)) as NativeAddon;
   } catch (e) {
     const first = String((e as Error).message ?? e).split('\n')[0].trim();
     throw new Error(`no native build or prebuild could be loaded (${first}); run \`npm run prebuilds\` or install a C++ compiler and reinstall`);

@@ -8,6 +8,7 @@
 //
 // RNNKIT_WASM_BUILD=plain|relaxed forces a build (relaxed fails where the runtime lacks it).
 import type { Backend } from './backend.js';
+import { readEnv } from '../config.js';
 import { createWasmBackend, pickWasmBuild, type WasmBackend } from './wasm-core.js';
 
 interface FsLike {
@@ -21,7 +22,7 @@ type GetBuiltin = (id: string) => unknown;
 
 export function loadWasmBackend(): WasmBackend & Backend {
   if (typeof WebAssembly === 'undefined') throw new Error('this runtime has no WebAssembly');
-  const proc = (globalThis as { process?: { getBuiltinModule?: GetBuiltin; env?: Record<string, string | undefined> } }).process;
+  const proc = (globalThis as { process?: { getBuiltinModule?: GetBuiltin } }).process;
   const getBuiltin = proc?.getBuiltinModule;
   if (typeof getBuiltin !== 'function') {
     throw new Error('no file system here: build the backend from the .wasm bytes with rnnkit/wasm (createWasmBackend)');
@@ -39,7 +40,7 @@ export function loadWasmBackend(): WasmBackend & Backend {
   const plainPath = find('rnnkit.wasm');
   if (!plainPath) throw new Error('dist/rnnkit.wasm is missing: run `npm run build:wasm`');
   const relaxedPath = find('rnnkit-relaxed.wasm');
-  const env = proc?.env?.RNNKIT_WASM_BUILD;
+  const env = readEnv('RNNKIT_WASM_BUILD');
   const prefer = env === 'plain' || env === 'relaxed' ? env : 'auto';
   const plain = fs.readFileSync(plainPath);
   const relaxed = relaxedPath ? fs.readFileSync(relaxedPath) : null;
