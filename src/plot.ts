@@ -20,6 +20,8 @@ export interface LineChartOptions {
   logY?: boolean;
   /** A vertical marker line at this x (e.g. where the forecast starts). */
   markerX?: number;
+  /** Corner of the legend (default 'top-left'). */
+  legend?: 'top-left' | 'top-right' | 'bottom-left' | 'bottom-right';
 }
 
 const PALETTE = ['#1f77b4', '#d62728', '#2ca02c', '#ff7f0e', '#9467bd', '#8c564b', '#e377c2', '#7f7f7f', '#bcbd22', '#17becf'];
@@ -86,14 +88,26 @@ export function lineChartSvg(series: Series[], o: LineChartOptions = {}): string
   }
   if (o.xLabel) out.push(`<text x="${(m.l + W - m.r) / 2}" y="${H - 10}" text-anchor="middle">${esc(o.xLabel)}</text>`);
   if (o.yLabel) out.push(`<text transform="translate(14 ${(m.t + H - m.b) / 2}) rotate(-90)" text-anchor="middle">${esc(o.yLabel)}</text>`);
+  const legendW = 36 + 7 * Math.max(0, ...clean.map((s) => s.name.length));
+  const legendH = 16 * clean.length + 6;
+  const corner = o.legend ?? 'top-left';
+  const lx = corner.endsWith('left') ? m.l + 6 : W - m.r - 6 - legendW;
+  const lyTop = corner.startsWith('top') ? m.t + 4 : H - m.b - 4 - legendH;
+  out.push(`<rect x="${lx}" y="${lyTop}" width="${legendW}" height="${legendH}" fill="white" fill-opacity="0.85" stroke="#ccc"/>`);
   clean.forEach((s, i) => {
     const color = s.color ?? PALETTE[i % PALETTE.length];
-    if (s.pts.length === 0) return;
-    const d = s.pts.map(([x, y], k) => `${k ? 'L' : 'M'}${X(x).toFixed(1)},${Y(y).toFixed(1)}`).join('');
-    out.push(`<path d="${d}" fill="none" stroke="${color}" stroke-width="1.5"${s.dashed ? ' stroke-dasharray="5 3"' : ''}/>`);
-    const ly = m.t + 14 + i * 16;
-    out.push(`<line x1="${m.l + 10}" x2="${m.l + 30}" y1="${ly - 4}" y2="${ly - 4}" stroke="${color}" stroke-width="2"${s.dashed ? ' stroke-dasharray="5 3"' : ''}/>`);
-    out.push(`<text x="${m.l + 36}" y="${ly}">${esc(s.name)}</text>`);
+    const dash = s.dashed ? ' stroke-dasharray="5 3"' : '';
+    if (s.pts.length > 0) {
+      const d = s.pts.map(([x, y], k) => `${k ? 'L' : 'M'}${X(x).toFixed(1)},${Y(y).toFixed(1)}`).join('');
+      out.push(`<path d="${d}" fill="none" stroke="${color}" stroke-width="1.5"${dash}/>`);
+    }
+  });
+  clean.forEach((s, i) => {
+    const color = s.color ?? PALETTE[i % PALETTE.length];
+    const dash = s.dashed ? ' stroke-dasharray="5 3"' : '';
+    const ly = lyTop + 16 + i * 16;
+    out.push(`<line x1="${lx + 6}" x2="${lx + 26}" y1="${ly - 4}" y2="${ly - 4}" stroke="${color}" stroke-width="2"${dash}/>`);
+    out.push(`<text x="${lx + 32}" y="${ly}">${esc(s.name)}</text>`);
   });
   out.push('</svg>');
   return out.join('\n') + '\n';

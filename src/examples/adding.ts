@@ -135,7 +135,7 @@ export async function runAdding(opts: ExampleOptions = {}): Promise<ExampleResul
     }
     plots.push(ctx.writePlot(`gradient-norm-T${T}.svg`, lineChartSvg(series, {
       title: `Adding problem, T=${T}: gradient norm reaching each time step (relative to its largest)`,
-      xLabel: 'time steps back from the end', yLabel: '||dL/dx_t|| / max', logY: true,
+      xLabel: 'time steps back from the end', yLabel: '||dL/dx_t|| / max', logY: true, legend: 'bottom-right',
     })));
   }
   ctx.print(`steps per run: ${results.map((r) => `${r.cell}/${r.T}/${r.clip ? 'clip' : 'noclip'}=${r.steps}`).join(' ')}`);
