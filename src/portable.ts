@@ -11,6 +11,7 @@ export {
   Module, Linear, Embedding, Dropout, Sequential, RNN, LSTM, GRU, RNNCell, LSTMCell, GRUCell, RecurrentBase,
   type RNNOptions, type RecurrentInput, type RecurrentOutput, type CellState, type StateDict,
 } from './nn.js';
+export { LanguageModel, type LanguageModelOptions, type RecurrentState } from './models.js';
 export { SGD, Adam, AdamW, Optimizer, clipGradNorm, clipGradValue, type OptimizerState } from './optim.js';
 export { Rng, manualSeed } from './random.js';
 export { setCheckFinite } from './config.js';
