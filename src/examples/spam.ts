@@ -97,7 +97,7 @@ export async function runSpam(opts: ExampleOptions = {}): Promise<ExampleResult>
   const nTest = Math.round(emails.length * 0.2);
   const test = emails.slice(0, nTest);
   const train = emails.slice(nTest);
-  const maxLen = quick ? 60 : 200;
+  const maxLen = quick ? 60 : 400;
   const vocabSize = quick ? 3000 : 10000;
   const tok = WordTokenizer.fit(train.map((e) => e.text), { maxSize: vocabSize });
   const enc = (e: Email) => tok.encode(e.text, maxLen);
