@@ -82,7 +82,9 @@ void gemm_packed(const IsaKernels& k, int M, int N, int K, float alpha, const fl
   const int np = (N + k.NR - 1) / k.NR;
   const int nm = (M + k.MR - 1) / k.MR;
   const double flops = 2.0 * M * N * (double)K;
-  int nt = flops < 2e5 ? 1 : pool_threads();
+  // below ~1 MFLOP (about 10 us on one core) waking a second thread costs more than it saves,
+  // and on a machine whose other core is busy it can stall the call
+  int nt = flops < 1e6 ? 1 : pool_threads();
   // split the larger dimension (in register tiles) over the threads
   const bool splitN = np >= nm || np >= 2 * nt;
   const int units = splitN ? np : nm;

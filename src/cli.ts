@@ -17,6 +17,7 @@ commands:
   sample DIR [options]                    generate text from a trained model
   eval DIR --data FILE                    bits per character (or perplexity) of a model on a text
   start                                   what \`npm start\` runs: a character LSTM on Moby Dick, resumable
+  example NAME [options]                  a sequence task on real data: spam, stress, g2p, names, co2, adding
   verify-torch DIR [--backend NAME|all]   run PyTorch reference cases (shared/golden format)
   doctor                                  which backends load, why the others do not, and a cross-check
   help                                    this text

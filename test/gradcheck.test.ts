@@ -11,7 +11,7 @@ import {
   GRU, GRUCell, LSTM, LSTMCell, Linear, Embedding, RNN, RNNCell, Rng, Tensor,
   add, bceWithLogits, crossEntropy, mseLoss, mul, sum, tanh, sigmoid, relu, withBackend,
 } from '../src/index.js';
-import { TESTED_BACKENDS } from './helpers.js';
+import { TESTED_BACKENDS, gradCheck } from './helpers.js';
 
 const reference = new ReferenceBackend();
 
@@ -126,28 +126,6 @@ describe('float64 finite differences of the reference sequence kernels', () => {
   }
 });
 
-/** Central differences in float32 over every element of the given tensors; returns the worst error. */
-function layerGradCheck(tensors: Tensor[], loss: () => Tensor): number {
-  for (const t of tensors) t.zeroGrad();
-  loss().backward();
-  const analytic = tensors.map((t) => Float32Array.from(t.grad ?? new Float32Array(t.size)));
-  const eps = 1e-2;
-  let worst = 0;
-  tensors.forEach((t, k) => {
-    for (let i = 0; i < t.size; i++) {
-      const keep = t.data[i];
-      t.data[i] = keep + eps;
-      const up = loss().item();
-      t.data[i] = keep - eps;
-      const down = loss().item();
-      t.data[i] = keep;
-      const numeric = (up - down) / (2 * eps);
-      worst = Math.max(worst, Math.abs(numeric - analytic[k][i]) / Math.max(1, Math.abs(numeric)));
-    }
-  });
-  return worst;
-}
-
 function randn(rng: Rng, shape: number[], requiresGrad = true): Tensor {
   const n = shape.reduce((a, b) => a * b, 1);
   return new Tensor(Float32Array.from({ length: n }, () => rng.normal() * 0.7), shape, requiresGrad);
@@ -187,7 +165,7 @@ for (const backend of TESTED_BACKENDS) describe(`float32 finite differences thro
         return l;
       };
       const tensors = [x, h0, ...(c0 ? [c0] : []), ...layer.parameters()];
-      expect(layerGradCheck(tensors, loss)).toBeLessThan(TOL);
+      expect(gradCheck(tensors, loss)).toBeLessThan(TOL);
     }));
   }
 
@@ -206,7 +184,7 @@ for (const backend of TESTED_BACKENDS) describe(`float32 finite differences thro
         for (const x of xs) state = cell.step(x, state);
         return add(sum(mul(state.h, state.h)), state.c ? sum(state.c) : sum(state.h));
       };
-      expect(layerGradCheck([...xs, h0, ...cell.parameters()], loss)).toBeLessThan(TOL);
+      expect(gradCheck([...xs, h0, ...cell.parameters()], loss)).toBeLessThan(TOL);
     }));
   }
 
@@ -217,7 +195,7 @@ for (const backend of TESTED_BACKENDS) describe(`float32 finite differences thro
     const ids = [0, 4, 2, 2, 1, 3];
     const targets = [1, -100, 3, 0, 2, -100];
     const loss = () => crossEntropy(fc.forward(emb.forward(ids)), targets);
-    expect(layerGradCheck([...emb.parameters(), ...fc.parameters()], loss)).toBeLessThan(TOL);
+    expect(gradCheck([...emb.parameters(), ...fc.parameters()], loss)).toBeLessThan(TOL);
   }));
 
   it('binary cross-entropy with logits, MSE, and the activations', on(() => {
@@ -226,7 +204,7 @@ for (const backend of TESTED_BACKENDS) describe(`float32 finite differences thro
     const b = randn(rng, [2, 3]);
     const t = new Tensor([1, 0, 1, 0.5, 0, 1], [2, 3]);
     const loss = () => add(add(bceWithLogits(a, t), mseLoss(tanh(a), sigmoid(b))), mseLoss(relu(b), t, 'sum'));
-    expect(layerGradCheck([a, b], loss)).toBeLessThan(TOL);
+    expect(gradCheck([a, b], loss)).toBeLessThan(TOL);
   }));
 
 });

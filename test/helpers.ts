@@ -1,6 +1,7 @@
 import { fileURLToPath } from 'node:url';
 import { dirname, resolve } from 'node:path';
 import type { BackendName } from '../src/backends/index.js';
+import type { Tensor } from '../src/tensor.js';
 
 const here = dirname(fileURLToPath(import.meta.url));
 export const GOLDEN_DIR = process.env.RNNKIT_GOLDEN_DIR ?? resolve(here, '../../shared/golden');
@@ -12,3 +13,25 @@ export const GOLDEN_DIR = process.env.RNNKIT_GOLDEN_DIR ?? resolve(here, '../../
  */
 export const SHIPPED_BACKENDS: BackendName[] = ['reference', 'wasm', 'native'];
 export const TESTED_BACKENDS: BackendName[] = (process.env.RNNKIT_TEST_BACKENDS?.split(',') as BackendName[] | undefined) ?? SHIPPED_BACKENDS;
+
+/** Worst relative error of analytic vs central-difference gradients (float32, eps 1e-2) over every element of the tensors. */
+export function gradCheck(tensors: Tensor[], loss: () => Tensor): number {
+  for (const t of tensors) t.zeroGrad();
+  loss().backward();
+  const analytic = tensors.map((t) => Float32Array.from(t.grad ?? new Float32Array(t.size)));
+  const eps = 1e-2;
+  let worst = 0;
+  tensors.forEach((t, k) => {
+    for (let i = 0; i < t.size; i++) {
+      const keep = t.data[i];
+      t.data[i] = keep + eps;
+      const up = loss().item();
+      t.data[i] = keep - eps;
+      const down = loss().item();
+      t.data[i] = keep;
+      const numeric = (up - down) / (2 * eps);
+      worst = Math.max(worst, Math.abs(numeric - analytic[k][i]) / Math.max(1, Math.abs(numeric)));
+    }
+  });
+  return worst;
+}

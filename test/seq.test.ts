@@ -8,32 +8,11 @@ import {
   noGrad, padFeatureSequences, padSequences, rmse, sequenceErrorRate, sum, timeSlice, tokenErrorRate,
   type StepDecoder,
 } from '../src/index.js';
+import { gradCheck } from './helpers.js';
 
 function randn(rng: Rng, shape: number[], requiresGrad = true): Tensor {
   const n = shape.reduce((a, b) => a * b, 1);
   return new Tensor(Float32Array.from({ length: n }, () => rng.normal()), shape, requiresGrad);
-}
-
-/** Worst relative error of analytic vs central-difference gradients (float32, eps 1e-2). */
-function gradCheck(tensors: Tensor[], loss: () => Tensor): number {
-  for (const t of tensors) t.zeroGrad();
-  loss().backward();
-  const analytic = tensors.map((t) => Float32Array.from(t.grad ?? new Float32Array(t.size)));
-  const eps = 1e-2;
-  let worst = 0;
-  tensors.forEach((t, k) => {
-    for (let i = 0; i < t.size; i++) {
-      const keep = t.data[i];
-      t.data[i] = keep + eps;
-      const up = loss().item();
-      t.data[i] = keep - eps;
-      const down = loss().item();
-      t.data[i] = keep;
-      const numeric = (up - down) / (2 * eps);
-      worst = Math.max(worst, Math.abs(numeric - analytic[k][i]) / Math.max(1, Math.abs(numeric)));
-    }
-  });
-  return worst;
 }
 
 const weighted = (y: Tensor) => sum(mul(y, new Tensor(Float32Array.from({ length: y.size }, (_, i) => Math.sin(i + 1)), y.shape)));
