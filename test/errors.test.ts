@@ -1,9 +1,10 @@
 // Bad input gets a clear error naming the argument, the expected and the received value,
 // before any kernel runs.
 import { describe, expect, it, vi } from 'vitest';
+import { TESTED_BACKENDS } from './helpers.js';
 import {
   CrossCheckBackend, CrossCheckError, GRU, LSTM, LSTMCell, Linear, RNN, ReferenceBackend, Rng, Tensor,
-  crossEntropy, readSafetensors, setBackend, getBackend, setCheckFinite, withBackend, writeSafetensors, embedding,
+  crossEntropy, loadBackend, readSafetensors, setBackend, getBackend, setCheckFinite, withBackend, writeSafetensors, embedding,
 } from '../src/index.js';
 
 const rng = new Rng(1);
@@ -148,6 +149,16 @@ describe('backend selection and cross-check', () => {
       hN: new Float32Array(2), cN: null, training: false,
     })).toThrow('reference.seqForward(lstm): x has 5 elements, expected 6 for shape [T=2, B=1, I=3]');
     expect(() => be.gemm(false, false, 2, 2, 2, 1, new Float32Array(3), 2, new Float32Array(4), 2, 0, new Float32Array(4), 2)).toThrow('reference.gemm: A has 3 elements, expected 4 for shape [2, 2] (ld 2)');
+  });
+
+  it('every backend refuses a bad cross-entropy target with the same message', () => {
+    for (const name of TESTED_BACKENDS) {
+      const be = loadBackend(name);
+      expect(() => be.crossEntropyForward(2, 3, new Float32Array(6), Int32Array.from([0, 3]), -100, new Float32Array(6), new Float32Array(2)))
+        .toThrow(`${name}.crossEntropyForward: targets[1] = 3 is out of range, expected 0..2 or ignoreIndex -100`);
+      expect(() => be.crossEntropyBackward(2, 3, new Float32Array(6), Int32Array.from([0, 1]), -100, new Float32Array(2), new Float32Array(5)))
+        .toThrow(`${name}.crossEntropyBackward: dLogits has 5 elements, expected 6 for shape [2, 3]`);
+    }
   });
 
   it('cross-check mode throws on the first mismatch, naming kernel, shapes and worst element', () => {

@@ -10,7 +10,9 @@
 import type {
   AdamArgs, Backend, BackendInfo, SeqBackwardArgs, SeqContext, SeqForwardArgs, SgdArgs, UnaryOp,
 } from './backend.js';
-import { assertGemmArgs, assertSeqBackwardArgs, assertSeqForwardArgs } from './validate.js';
+import {
+  assertCrossEntropyBackwardArgs, assertCrossEntropyForwardArgs, assertGemmArgs, assertSeqBackwardArgs, assertSeqForwardArgs,
+} from './validate.js';
 
 /** The raw addon (native/addon.cpp). */
 export interface NativeAddon {
@@ -169,6 +171,7 @@ export class NativeBackend implements Backend {
     N: number, C: number, logits: Float32Array, targets: Int32Array, ignoreIndex: number,
     probs: Float32Array, losses: Float32Array,
   ): void {
+    assertCrossEntropyForwardArgs('native', N, C, logits, targets, ignoreIndex, probs, losses);
     this.addon.crossEntropyForward(N, C, logits, targets, ignoreIndex, probs, losses);
   }
 
@@ -176,6 +179,7 @@ export class NativeBackend implements Backend {
     N: number, C: number, probs: Float32Array, targets: Int32Array, ignoreIndex: number,
     dLosses: Float32Array, dLogits: Float32Array,
   ): void {
+    assertCrossEntropyBackwardArgs('native', N, C, probs, targets, ignoreIndex, dLosses, dLogits);
     this.addon.crossEntropyBackward(N, C, probs, targets, ignoreIndex, dLosses, dLogits);
   }
 

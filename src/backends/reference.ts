@@ -7,7 +7,9 @@ import {
   type AdamArgs, type Backend, type BackendInfo, type SeqBackwardArgs, type SeqContext,
   type SeqForwardArgs, type SgdArgs, type UnaryOp, gateCount, recurrentSize,
 } from './backend.js';
-import { assertSeqForwardArgs, assertSeqBackwardArgs, assertGemmArgs } from './validate.js';
+import {
+  assertCrossEntropyBackwardArgs, assertCrossEntropyForwardArgs, assertGemmArgs, assertSeqBackwardArgs, assertSeqForwardArgs,
+} from './validate.js';
 
 type FloatArray = Float32Array | Float64Array;
 
@@ -299,6 +301,7 @@ export class ReferenceBackend implements Backend {
     N: number, C: number, logits: FloatArray, targets: Int32Array, ignoreIndex: number,
     probs: FloatArray, losses: FloatArray,
   ): void {
+    assertCrossEntropyForwardArgs('reference', N, C, logits, targets, ignoreIndex, probs, losses);
     for (let n = 0; n < N; n++) {
       let max = -Infinity;
       for (let c = 0; c < C; c++) max = Math.max(max, logits[n * C + c]);
@@ -316,6 +319,7 @@ export class ReferenceBackend implements Backend {
     N: number, C: number, probs: FloatArray, targets: Int32Array, ignoreIndex: number,
     dLosses: FloatArray, dLogits: FloatArray,
   ): void {
+    assertCrossEntropyBackwardArgs('reference', N, C, probs, targets, ignoreIndex, dLosses, dLogits);
     for (let n = 0; n < N; n++) {
       const target = targets[n];
       if (target === ignoreIndex) continue;

@@ -99,3 +99,38 @@ export function assertSeqBackwardArgs(backend: string, f: SeqForwardArgs, d: Seq
   checkBuffer(k, 'dBHh', d.dBHh, G, `[${G}]`, true);
   if (P > 0) checkBuffer(k, 'dWHr', d.dWHr, P * H, `[${P}, ${H}]`, true);
 }
+
+function checkTargets(kernel: string, N: number, C: number, targets: Int32Array, ignoreIndex: number): void {
+  for (let n = 0; n < N; n++) {
+    const t = targets[n];
+    if (t !== ignoreIndex && !(t >= 0 && t < C)) {
+      throw new RangeError(`${kernel}: targets[${n}] = ${t} is out of range, expected 0..${C - 1} or ignoreIndex ${ignoreIndex}`);
+    }
+  }
+}
+
+// crossEntropyForward: logits [N,C], targets [N] -> probs [N,C], losses [N]
+export function assertCrossEntropyForwardArgs(
+  backend: string, N: number, C: number, logits: Buffer32, targets: Int32Array, ignoreIndex: number,
+  probs: Buffer32, losses: Buffer32,
+): void {
+  const k = `${backend}.crossEntropyForward`;
+  checkBuffer(k, 'logits', logits, N * C, `[${N}, ${C}]`);
+  checkBuffer(k, 'targets', targets, N, `[${N}]`);
+  checkBuffer(k, 'probs', probs, N * C, `[${N}, ${C}]`);
+  checkBuffer(k, 'losses', losses, N, `[${N}]`);
+  checkTargets(k, N, C, targets, ignoreIndex);
+}
+
+// crossEntropyBackward: probs [N,C], targets [N], dLosses [N] -> dLogits [N,C]
+export function assertCrossEntropyBackwardArgs(
+  backend: string, N: number, C: number, probs: Buffer32, targets: Int32Array, ignoreIndex: number,
+  dLosses: Buffer32, dLogits: Buffer32,
+): void {
+  const k = `${backend}.crossEntropyBackward`;
+  checkBuffer(k, 'probs', probs, N * C, `[${N}, ${C}]`);
+  checkBuffer(k, 'targets', targets, N, `[${N}]`);
+  checkBuffer(k, 'dLosses', dLosses, N, `[${N}]`);
+  checkBuffer(k, 'dLogits', dLogits, N * C, `[${N}, ${C}]`);
+  checkTargets(k, N, C, targets, ignoreIndex);
+}

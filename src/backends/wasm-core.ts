@@ -12,7 +12,10 @@ import {
   type AdamArgs, type Backend, type BackendInfo, type SeqBackwardArgs, type SeqContext,
   type SeqForwardArgs, type SgdArgs, type UnaryOp, gateCount, recurrentSize,
 } from './backend.js';
-import { assertGemmArgs, assertSeqBackwardArgs, assertSeqForwardArgs, checkBuffer } from './validate.js';
+import {
+  assertCrossEntropyBackwardArgs, assertCrossEntropyForwardArgs, assertGemmArgs, assertSeqBackwardArgs, assertSeqForwardArgs,
+  checkBuffer,
+} from './validate.js';
 
 /** The exports of assembly/index.ts (pointers are byte offsets, sizes are elements). */
 export interface WasmKernels {
@@ -497,12 +500,7 @@ export class WasmBackend implements Backend {
     N: number, C: number, logits: Float32Array, targets: Int32Array, ignoreIndex: number,
     probs: Float32Array, losses: Float32Array,
   ): void {
-    const kn = 'wasm.crossEntropyForward';
-    checkBuffer(kn, 'logits', logits, N * C, `[${N}, ${C}]`);
-    checkBuffer(kn, 'targets', targets, N, `[${N}]`);
-    checkBuffer(kn, 'probs', probs, N * C, `[${N}, ${C}]`);
-    checkBuffer(kn, 'losses', losses, N, `[${N}]`);
-    checkTargets(kn, N, C, targets, ignoreIndex);
+    assertCrossEntropyForwardArgs('wasm', N, C, logits, targets, ignoreIndex, probs, losses);
     const ar = this.arena;
     ar.reset();
     const pl = ar.alloc(N * C, 'logits');
@@ -521,12 +519,7 @@ export class WasmBackend implements Backend {
     N: number, C: number, probs: Float32Array, targets: Int32Array, ignoreIndex: number,
     dLosses: Float32Array, dLogits: Float32Array,
   ): void {
-    const kn = 'wasm.crossEntropyBackward';
-    checkBuffer(kn, 'probs', probs, N * C, `[${N}, ${C}]`);
-    checkBuffer(kn, 'targets', targets, N, `[${N}]`);
-    checkBuffer(kn, 'dLosses', dLosses, N, `[${N}]`);
-    checkBuffer(kn, 'dLogits', dLogits, N * C, `[${N}, ${C}]`);
-    checkTargets(kn, N, C, targets, ignoreIndex);
+    assertCrossEntropyBackwardArgs('wasm', N, C, probs, targets, ignoreIndex, dLosses, dLogits);
     const ar = this.arena;
     ar.reset();
     const pp = ar.alloc(N * C, 'probs');
@@ -596,15 +589,6 @@ function unaryCode(op: UnaryOp): number {
   const c = UNARY[op];
   if (c === undefined) throw new RangeError(`wasm.unary: op must be tanh, sigmoid or relu, received ${String(op)}`);
   return c;
-}
-
-function checkTargets(kernel: string, N: number, C: number, targets: Int32Array, ignoreIndex: number): void {
-  for (let n = 0; n < N; n++) {
-    const t = targets[n];
-    if (t !== ignoreIndex && !(t >= 0 && t < C)) {
-      throw new RangeError(`${kernel}: targets[${n}] = ${t} is out of range, expected 0..${C - 1} or ignoreIndex ${ignoreIndex}`);
-    }
-  }
 }
 
 /**
