@@ -1,6 +1,7 @@
 // Optimizers (PyTorch's SGD, Adam, AdamW) and gradient clipping. The update arithmetic runs on
 // the backend (adamUpdate / sgdUpdate); state is kept per parameter and can be saved and restored.
 import { getBackend } from './backends/index.js';
+import { checkAdamHyper, checkSgdHyper } from './backends/validate.js';
 import type { NamedTensor } from './safetensors.js';
 import type { Tensor } from './tensor.js';
 
@@ -19,7 +20,6 @@ export abstract class Optimizer {
 
   constructor(params: Tensor[], lr: number) {
     if (!Array.isArray(params) || params.length === 0) throw new RangeError('optimizer: params must be a non-empty array of Tensors');
-    if (!(lr >= 0)) throw new RangeError(`optimizer: lr must be a non-negative number, received ${lr}`);
     this.params = params;
     this.lr = lr;
   }
@@ -84,7 +84,7 @@ export class SGD extends Optimizer {
     this.dampening = o.dampening ?? 0;
     this.weightDecay = o.weightDecay ?? 0;
     this.nesterov = o.nesterov ?? false;
-    if (this.nesterov && (this.momentum <= 0 || this.dampening !== 0)) throw new RangeError('SGD: nesterov needs momentum > 0 and dampening 0');
+    checkSgdHyper('SGD', this);
   }
 
   protected update(p: Tensor, grad: Float32Array, i: number): void {
@@ -114,9 +114,7 @@ export class Adam extends Optimizer {
     [this.beta1, this.beta2] = o.betas ?? [0.9, 0.999];
     this.eps = o.eps ?? 1e-8;
     this.weightDecay = o.weightDecay ?? this.defaultWeightDecay();
-    for (const [name, b] of [['betas[0]', this.beta1], ['betas[1]', this.beta2]] as const) {
-      if (!(b >= 0 && b < 1)) throw new RangeError(`Adam: ${name} must be in [0, 1), received ${b}`);
-    }
+    checkAdamHyper(this.constructor.name, this);
   }
 
   protected defaultWeightDecay(): number {

@@ -3,7 +3,7 @@
 import { describe, expect, it, vi } from 'vitest';
 import { TESTED_BACKENDS } from './helpers.js';
 import {
-  CrossCheckBackend, CrossCheckError, GRU, LSTM, LSTMCell, Linear, RNN, ReferenceBackend, Rng, Tensor,
+  Adam, AdamW, CrossCheckBackend, CrossCheckError, GRU, LSTM, LSTMCell, Linear, RNN, ReferenceBackend, Rng, SGD, Tensor,
   crossEntropy, loadBackend, readSafetensors, setBackend, getBackend, setCheckFinite, withBackend, writeSafetensors, embedding,
 } from '../src/index.js';
 
@@ -159,6 +159,98 @@ describe('backend selection and cross-check', () => {
       expect(() => be.crossEntropyBackward(2, 3, new Float32Array(6), Int32Array.from([0, 1]), -100, new Float32Array(2), new Float32Array(5)))
         .toThrow(`${name}.crossEntropyBackward: dLogits has 5 elements, expected 6 for shape [2, 3]`);
     }
+  });
+
+  describe.each(TESTED_BACKENDS)('%s: element-wise and optimizer kernels refuse bad arguments with the shared message', (name) => {
+    const be = loadBackend(name);
+    const f = (n: number) => new Float32Array(n);
+    const bad = (x: unknown) => x as never;
+
+    it('unaryForward and unaryBackward: op and buffer lengths', () => {
+      expect(() => be.unaryForward(bad('exp'), f(4), f(4))).toThrow(`${name}.unaryForward: op must be tanh, sigmoid or relu, received exp`);
+      expect(() => be.unaryBackward(bad('gelu'), f(4), f(4), f(4), f(4))).toThrow(`${name}.unaryBackward: op must be tanh, sigmoid or relu, received gelu`);
+      expect(() => be.unaryForward('tanh', f(4), f(3))).toThrow(`${name}.unaryForward(tanh): y has 3 elements, expected 4 for shape [4]`);
+      expect(() => be.unaryForward('relu', bad(null), f(3))).toThrow(`${name}.unaryForward(relu): x is required, expected a Float32Array of shape [n]`);
+      // relu reads x, tanh and sigmoid read y; the other one may be short
+      expect(() => be.unaryBackward('relu', f(2), f(0), f(4), f(4))).toThrow(`${name}.unaryBackward(relu): x has 2 elements, expected 4 for shape [4]`);
+      expect(() => be.unaryBackward('sigmoid', f(0), f(3), f(4), f(4))).toThrow(`${name}.unaryBackward(sigmoid): y has 3 elements, expected 4 for shape [4]`);
+      expect(() => be.unaryBackward('tanh', f(0), f(4), f(4), f(3))).toThrow(`${name}.unaryBackward(tanh): dx has 3 elements, expected 4 for shape [4]`);
+      const dx = Float32Array.of(1, 1);
+      be.unaryBackward('tanh', f(0), Float32Array.of(0.5, 0), Float32Array.of(2, 2), dx);
+      expect(Array.from(dx)).toEqual([2.5, 3]);
+    });
+
+    it('sumSquares: x is required', () => {
+      expect(() => be.sumSquares(bad(null))).toThrow(`${name}.sumSquares: x is required, expected a Float32Array of shape [n]`);
+    });
+
+    const adam = (over: object) => ({
+      param: Float32Array.of(1, 2, 3), grad: Float32Array.of(1, 1, 1), m: f(3), v: f(3), lr: 0.1, beta1: 0.9, beta2: 0.999,
+      eps: 1e-8, weightDecay: 0, decoupled: false, step: 1, ...over,
+    });
+    it('adamUpdate: hyper-parameters and buffers, before anything is written', () => {
+      const cases: [object, string][] = [
+        [{ lr: -0.1 }, 'lr must be a finite number >= 0, received -0.1'],
+        [{ lr: NaN }, 'lr must be a finite number >= 0, received NaN'],
+        [{ beta1: 1 }, 'beta1 must be a number in [0, 1), received 1'],
+        [{ beta2: -0.5 }, 'beta2 must be a number in [0, 1), received -0.5'],
+        [{ eps: -1e-8 }, 'eps must be a finite number >= 0, received -1e-8'],
+        [{ weightDecay: Infinity }, 'weightDecay must be a finite number >= 0, received Infinity'],
+        [{ step: 0 }, 'step must be an integer >= 1 (1-based, for bias correction), received 0'],
+        [{ step: 1.5 }, 'step must be an integer >= 1 (1-based, for bias correction), received 1.5'],
+        [{ decoupled: 1 }, 'decoupled must be a boolean, received 1'],
+        [{ m: f(2) }, 'm has 2 elements, expected 3 for shape [3]'],
+        [{ grad: null }, 'grad is required, expected a Float32Array of shape [3]'],
+      ];
+      for (const [over, message] of cases) {
+        const a = adam(over);
+        expect(() => be.adamUpdate(bad(a))).toThrow(`${name}.adamUpdate: ${message}`);
+        expect(Array.from(a.param)).toEqual([1, 2, 3]);
+      }
+      const ok = adam({ eps: 0 }); // PyTorch accepts eps = 0
+      be.adamUpdate(ok);
+      expect(Array.from(ok.param)).not.toEqual([1, 2, 3]);
+    });
+
+    const sgd = (over: object) => ({
+      param: Float32Array.of(1, 2, 3), grad: Float32Array.of(1, 1, 1), momentumBuffer: f(3), lr: 0.1, momentum: 0.9,
+      dampening: 0, weightDecay: 0, nesterov: false, firstStep: true, ...over,
+    });
+    it('sgdUpdate: hyper-parameters and buffers, before anything is written', () => {
+      const cases: [object, string][] = [
+        [{ lr: -1 }, 'lr must be a finite number >= 0, received -1'],
+        [{ momentum: -0.9 }, 'momentum must be a finite number >= 0, received -0.9'],
+        [{ dampening: NaN }, 'dampening must be a finite number, received NaN'],
+        [{ weightDecay: -0.01 }, 'weightDecay must be a finite number >= 0, received -0.01'],
+        [{ nesterov: true, momentum: 0 }, 'nesterov needs momentum > 0 and dampening 0, received momentum 0 and dampening 0'],
+        [{ nesterov: true, dampening: 0.1 }, 'nesterov needs momentum > 0 and dampening 0, received momentum 0.9 and dampening 0.1'],
+        [{ firstStep: 'yes' }, 'firstStep must be a boolean, received yes'],
+        [{ momentumBuffer: f(0) }, 'momentumBuffer has 0 elements, expected 3 for shape [3]'],
+        [{ grad: f(2) }, 'grad has 2 elements, expected 3 for shape [3]'],
+      ];
+      for (const [over, message] of cases) {
+        const a = sgd(over);
+        expect(() => be.sgdUpdate(bad(a))).toThrow(`${name}.sgdUpdate: ${message}`);
+        expect(Array.from(a.param)).toEqual([1, 2, 3]);
+      }
+      const plain = sgd({ momentum: 0, momentumBuffer: f(0) }); // the buffer is not read without momentum
+      be.sgdUpdate(plain);
+      expect(Array.from(plain.param)).toEqual([0.9, 1.9, 2.9].map(Math.fround));
+    });
+  });
+
+  it('optimizers check their options when built, and lr again at every step', () => {
+    const p = new Tensor(Float32Array.of(1, 2), [2], true);
+    expect(() => new Adam([p], { betas: [1, 0.999] })).toThrow('Adam: beta1 must be a number in [0, 1), received 1');
+    expect(() => new AdamW([p], { eps: -1 })).toThrow('AdamW: eps must be a finite number >= 0, received -1');
+    expect(() => new Adam([p], { lr: NaN })).toThrow('Adam: lr must be a finite number >= 0, received NaN');
+    expect(() => new SGD([p], { lr: 0.1, momentum: -1 })).toThrow('SGD: momentum must be a finite number >= 0, received -1');
+    expect(() => new SGD([p], { lr: 0.1, weightDecay: -1 })).toThrow('SGD: weightDecay must be a finite number >= 0, received -1');
+    expect(() => new SGD([p], { lr: 0.1, nesterov: true })).toThrow('SGD: nesterov needs momentum > 0 and dampening 0, received momentum 0 and dampening 0');
+    const opt = new SGD([p], { lr: 0.1 });
+    p.grad = Float32Array.of(1, 1);
+    opt.lr = -1; // e.g. a broken schedule
+    expect(() => withBackend('reference', () => opt.step())).toThrow('reference.sgdUpdate: lr must be a finite number >= 0, received -1');
   });
 
   it('cross-check mode throws on the first mismatch, naming kernel, shapes and worst element', () => {

@@ -128,7 +128,7 @@ describe('native non-ISA kernels vs reference', () => {
     }
     for (const [momentum, nesterov, firstStep] of [[0, false, false], [0.9, false, true], [0.9, true, false]] as const) {
       const param = randArray(r, 50), grad = randArray(r, 50), buf = randArray(r, 50);
-      const a = { param: param.slice(), grad, momentumBuffer: buf.slice(), lr: 0.1, momentum, dampening: 0.1, weightDecay: 0.01, nesterov, firstStep };
+      const a = { param: param.slice(), grad, momentumBuffer: buf.slice(), lr: 0.1, momentum, dampening: nesterov ? 0 : 0.1, weightDecay: 0.01, nesterov, firstStep }; // nesterov: dampening 0 (PyTorch)
       const b = { ...a, param: param.slice(), momentumBuffer: buf.slice() };
       native.sgdUpdate(a);
       reference.sgdUpdate(b);

@@ -11,7 +11,8 @@ import type {
   AdamArgs, Backend, BackendInfo, SeqBackwardArgs, SeqContext, SeqForwardArgs, SgdArgs, UnaryOp,
 } from './backend.js';
 import {
-  assertCrossEntropyBackwardArgs, assertCrossEntropyForwardArgs, assertGemmArgs, assertSeqBackwardArgs, assertSeqForwardArgs,
+  assertAdamArgs, assertCrossEntropyBackwardArgs, assertCrossEntropyForwardArgs, assertGemmArgs, assertSeqBackwardArgs,
+  assertSeqForwardArgs, assertSgdArgs, assertSumSquaresArgs, assertUnaryArgs,
 } from './validate.js';
 
 /** The raw addon (native/addon.cpp). */
@@ -160,10 +161,12 @@ export class NativeBackend implements Backend {
   }
 
   unaryForward(op: UnaryOp, x: Float32Array, y: Float32Array): void {
+    assertUnaryArgs('native', op, x, y);
     this.addon.unaryForward(op, x, y);
   }
 
   unaryBackward(op: UnaryOp, x: Float32Array, y: Float32Array, dy: Float32Array, dx: Float32Array): void {
+    assertUnaryArgs('native', op, x, y, { dy, dx });
     this.addon.unaryBackward(op, x, y, dy, dx);
   }
 
@@ -184,14 +187,17 @@ export class NativeBackend implements Backend {
   }
 
   sumSquares(x: Float32Array): number {
+    assertSumSquaresArgs('native', x);
     return this.addon.sumSquares(x);
   }
 
   adamUpdate(a: AdamArgs): void {
+    assertAdamArgs('native', a);
     this.addon.adamUpdate(a.param, a.grad, a.m, a.v, a.lr, a.beta1, a.beta2, a.eps, a.weightDecay, a.decoupled, a.step);
   }
 
   sgdUpdate(a: SgdArgs): void {
+    assertSgdArgs('native', a);
     this.addon.sgdUpdate(a.param, a.grad, a.momentumBuffer, a.lr, a.momentum, a.dampening, a.weightDecay, a.nesterov,
       a.firstStep);
   }

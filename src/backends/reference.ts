@@ -8,7 +8,8 @@ import {
   type SeqForwardArgs, type SgdArgs, type UnaryOp, gateCount, recurrentSize,
 } from './backend.js';
 import {
-  assertCrossEntropyBackwardArgs, assertCrossEntropyForwardArgs, assertGemmArgs, assertSeqBackwardArgs, assertSeqForwardArgs,
+  assertAdamArgs, assertCrossEntropyBackwardArgs, assertCrossEntropyForwardArgs, assertGemmArgs, assertSeqBackwardArgs,
+  assertSeqForwardArgs, assertSgdArgs, assertSumSquaresArgs, assertUnaryArgs,
 } from './validate.js';
 
 type FloatArray = Float32Array | Float64Array;
@@ -282,6 +283,7 @@ export class ReferenceBackend implements Backend {
 
   // y[n] = op(x[n])
   unaryForward(op: UnaryOp, x: FloatArray, y: FloatArray): void {
+    assertUnaryArgs('reference', op, x, y);
     for (let i = 0; i < x.length; i++) {
       const v = x[i];
       y[i] = op === 'tanh' ? Math.tanh(v) : op === 'sigmoid' ? sigmoid(v) : v > 0 ? v : 0;
@@ -290,6 +292,7 @@ export class ReferenceBackend implements Backend {
 
   // dx[n] += dy[n] * op'(x[n])
   unaryBackward(op: UnaryOp, x: FloatArray, y: FloatArray, dy: FloatArray, dx: FloatArray): void {
+    assertUnaryArgs('reference', op, x, y, { dy, dx });
     for (let i = 0; i < dy.length; i++) {
       const d = op === 'tanh' ? 1 - y[i] * y[i] : op === 'sigmoid' ? y[i] * (1 - y[i]) : x[i] > 0 ? 1 : 0;
       dx[i] += dy[i] * d;
@@ -329,12 +332,14 @@ export class ReferenceBackend implements Backend {
   }
 
   sumSquares(x: FloatArray): number {
+    assertSumSquaresArgs('reference', x);
     let acc = 0;
     for (let i = 0; i < x.length; i++) acc += x[i] * x[i];
     return acc;
   }
 
   adamUpdate(a: AdamArgs): void {
+    assertAdamArgs('reference', a);
     const { param, grad, m, v, lr, beta1, beta2, eps, weightDecay, decoupled, step } = a;
     const bc1 = 1 - Math.pow(beta1, step);
     const bc2 = 1 - Math.pow(beta2, step);
@@ -351,6 +356,7 @@ export class ReferenceBackend implements Backend {
   }
 
   sgdUpdate(a: SgdArgs): void {
+    assertSgdArgs('reference', a);
     const { param, grad, momentumBuffer, lr, momentum, dampening, weightDecay, nesterov, firstStep } = a;
     for (let i = 0; i < param.length; i++) {
       let g = grad[i] + weightDecay * param[i];

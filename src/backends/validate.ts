@@ -1,6 +1,8 @@
 // One validation layer in front of every backend's kernels: the same checks, the same messages,
 // whichever backend runs (native and wasm check again on their side of the boundary).
-import { type SeqBackwardArgs, type SeqForwardArgs, gateCount, recurrentSize } from './backend.js';
+import {
+  type AdamArgs, type SeqBackwardArgs, type SeqForwardArgs, type SgdArgs, type UnaryOp, gateCount, recurrentSize,
+} from './backend.js';
 
 type Buffer32 = ArrayLike<number> | null;
 
@@ -133,4 +135,89 @@ export function assertCrossEntropyBackwardArgs(
   checkBuffer(k, 'dLosses', dLosses, N, `[${N}]`);
   checkBuffer(k, 'dLogits', dLogits, N * C, `[${N}, ${C}]`);
   checkTargets(k, N, C, targets, ignoreIndex);
+}
+
+const UNARY_OPS: readonly UnaryOp[] = ['tanh', 'sigmoid', 'relu'];
+
+// unaryForward: x [n] -> y [n]; unaryBackward (dy given): dy [n], x (relu) or y (tanh, sigmoid) [n] -> dx [n].
+// Both x and y are required (the interface's types); only the one the op reads must hold n elements.
+export function assertUnaryArgs(
+  backend: string, op: UnaryOp, x: Buffer32, y: Buffer32, backward?: { dy: Buffer32; dx: Buffer32 },
+): void {
+  const kernel = `${backend}.${backward ? 'unaryBackward' : 'unaryForward'}`;
+  if (!UNARY_OPS.includes(op)) fail(kernel, `op must be tanh, sigmoid or relu, received ${String(op)}`);
+  const k = `${kernel}(${op})`;
+  // n is the length of x (forward) or dy (backward)
+  const first = backward ? backward.dy : x;
+  checkBuffer(k, backward ? 'dy' : 'x', first, 0, '[n]');
+  const n = first!.length;
+  // forward reads x and writes y; backward reads x for relu, y for tanh and sigmoid
+  checkBuffer(k, 'x', x, !backward || op === 'relu' ? n : 0, `[${n}]`);
+  checkBuffer(k, 'y', y, !backward || op !== 'relu' ? n : 0, `[${n}]`);
+  if (backward) checkBuffer(k, 'dx', backward.dx, n, `[${n}]`);
+}
+
+export function assertSumSquaresArgs(backend: string, x: Buffer32): void {
+  checkBuffer(`${backend}.sumSquares`, 'x', x, 0, '[n]');
+}
+
+/** Throws unless v is a finite number in [lo, hi) (lo = -Infinity: any finite number). */
+function checkHyper(kernel: string, name: string, v: number, lo: number, hi = Infinity): void {
+  if (typeof v === 'number' && Number.isFinite(v) && v >= lo && v < hi) return;
+  const expected = hi < Infinity ? `a number in [${lo}, ${hi})` : lo > -Infinity ? `a finite number >= ${lo}` : 'a finite number';
+  fail(kernel, `${name} must be ${expected}, received ${String(v)}`);
+}
+
+function checkFlag(kernel: string, name: string, v: boolean): void {
+  if (typeof v !== 'boolean') fail(kernel, `${name} must be a boolean, received ${String(v)}`);
+}
+
+/**
+ * The hyper-parameters PyTorch's Adam / AdamW accept (eps = 0 included, as PyTorch does). Used by
+ * the kernels and by the optimizers' constructors (where = 'Adam', 'AdamW').
+ */
+export function checkAdamHyper(where: string, h: Pick<AdamArgs, 'lr' | 'beta1' | 'beta2' | 'eps' | 'weightDecay'>): void {
+  checkHyper(where, 'lr', h.lr, 0);
+  checkHyper(where, 'beta1', h.beta1, 0, 1);
+  checkHyper(where, 'beta2', h.beta2, 0, 1);
+  checkHyper(where, 'eps', h.eps, 0);
+  checkHyper(where, 'weightDecay', h.weightDecay, 0);
+}
+
+/** The hyper-parameters PyTorch's SGD accepts; used by the kernels and by the SGD constructor. */
+export function checkSgdHyper(
+  where: string, h: Pick<SgdArgs, 'lr' | 'momentum' | 'dampening' | 'weightDecay' | 'nesterov'>,
+): void {
+  checkHyper(where, 'lr', h.lr, 0);
+  checkHyper(where, 'momentum', h.momentum, 0);
+  checkHyper(where, 'dampening', h.dampening, -Infinity);
+  checkHyper(where, 'weightDecay', h.weightDecay, 0);
+  checkFlag(where, 'nesterov', h.nesterov);
+  if (h.nesterov && (h.momentum <= 0 || h.dampening !== 0)) {
+    fail(where, `nesterov needs momentum > 0 and dampening 0, received momentum ${h.momentum} and dampening ${h.dampening}`);
+  }
+}
+
+// adamUpdate: param [n], grad [n], m [n], v [n]
+export function assertAdamArgs(backend: string, a: AdamArgs): void {
+  const k = `${backend}.adamUpdate`;
+  checkAdamHyper(k, a);
+  if (!Number.isInteger(a.step) || a.step < 1) fail(k, `step must be an integer >= 1 (1-based, for bias correction), received ${a.step}`);
+  checkFlag(k, 'decoupled', a.decoupled);
+  checkBuffer(k, 'param', a.param, 0, '[n]');
+  const n = a.param.length;
+  checkBuffer(k, 'grad', a.grad, n, `[${n}]`);
+  checkBuffer(k, 'm', a.m, n, `[${n}]`);
+  checkBuffer(k, 'v', a.v, n, `[${n}]`);
+}
+
+// sgdUpdate: param [n], grad [n], momentumBuffer [n] (read only when momentum != 0)
+export function assertSgdArgs(backend: string, a: SgdArgs): void {
+  const k = `${backend}.sgdUpdate`;
+  checkSgdHyper(k, a);
+  checkFlag(k, 'firstStep', a.firstStep);
+  checkBuffer(k, 'param', a.param, 0, '[n]');
+  const n = a.param.length;
+  checkBuffer(k, 'grad', a.grad, n, `[${n}]`);
+  checkBuffer(k, 'momentumBuffer', a.momentumBuffer, a.momentum !== 0 ? n : 0, `[${n}]`);
 }

@@ -13,8 +13,8 @@ import {
   type SeqForwardArgs, type SgdArgs, type UnaryOp, gateCount, recurrentSize,
 } from './backend.js';
 import {
-  assertCrossEntropyBackwardArgs, assertCrossEntropyForwardArgs, assertGemmArgs, assertSeqBackwardArgs, assertSeqForwardArgs,
-  checkBuffer,
+  assertAdamArgs, assertCrossEntropyBackwardArgs, assertCrossEntropyForwardArgs, assertGemmArgs, assertSeqBackwardArgs,
+  assertSeqForwardArgs, assertSgdArgs, assertSumSquaresArgs, assertUnaryArgs,
 } from './validate.js';
 
 /** The exports of assembly/index.ts (pointers are byte offsets, sizes are elements). */
@@ -465,24 +465,21 @@ export class WasmBackend implements Backend {
 
   // y[n] = op(x[n])
   unaryForward(op: UnaryOp, x: Float32Array, y: Float32Array): void {
+    assertUnaryArgs('wasm', op, x, y);
     const n = x.length;
-    checkBuffer(`wasm.unaryForward(${op})`, 'y', y, n, `[${n}]`);
     const ar = this.arena;
     ar.reset();
     const px = ar.alloc(n, 'x');
     const py = ar.alloc(n, 'y');
     this.put(px, x, n);
-    this.kernels.unaryForward(unaryCode(op), n, px, py);
+    this.kernels.unaryForward(UNARY[op], n, px, py);
     this.get(py, y, n);
   }
 
   // dx[n] += dy[n] * op'(x or y)
   unaryBackward(op: UnaryOp, x: Float32Array, y: Float32Array, dy: Float32Array, dx: Float32Array): void {
+    assertUnaryArgs('wasm', op, x, y, { dy, dx });
     const n = dy.length;
-    const kn = `wasm.unaryBackward(${op})`;
-    if (op === 'relu') checkBuffer(kn, 'x', x, n, `[${n}]`);
-    else checkBuffer(kn, 'y', y, n, `[${n}]`);
-    checkBuffer(kn, 'dx', dx, n, `[${n}]`);
     const ar = this.arena;
     ar.reset();
     const px = ar.alloc(n, 'x');
@@ -491,7 +488,7 @@ export class WasmBackend implements Backend {
     this.put(px, op === 'relu' ? x : y, n);
     this.put(pdy, dy, n);
     this.put(pdx, dx, n);
-    this.kernels.unaryBackward(unaryCode(op), n, px, px, pdy, pdx);
+    this.kernels.unaryBackward(UNARY[op], n, px, px, pdy, pdx);
     this.get(pdx, dx, n);
   }
 
@@ -535,6 +532,7 @@ export class WasmBackend implements Backend {
   }
 
   sumSquares(x: Float32Array): number {
+    assertSumSquaresArgs('wasm', x);
     const n = x.length;
     const ar = this.arena;
     ar.reset();
@@ -544,11 +542,8 @@ export class WasmBackend implements Backend {
   }
 
   adamUpdate(a: AdamArgs): void {
+    assertAdamArgs('wasm', a);
     const n = a.param.length;
-    const kn = 'wasm.adamUpdate';
-    checkBuffer(kn, 'grad', a.grad, n, `[${n}]`);
-    checkBuffer(kn, 'm', a.m, n, `[${n}]`);
-    checkBuffer(kn, 'v', a.v, n, `[${n}]`);
     const ar = this.arena;
     ar.reset();
     const pp = ar.alloc(n, 'param');
@@ -566,11 +561,9 @@ export class WasmBackend implements Backend {
   }
 
   sgdUpdate(a: SgdArgs): void {
+    assertSgdArgs('wasm', a);
     const n = a.param.length;
-    const kn = 'wasm.sgdUpdate';
-    checkBuffer(kn, 'grad', a.grad, n, `[${n}]`);
     const useBuf = a.momentum !== 0;
-    if (useBuf) checkBuffer(kn, 'momentumBuffer', a.momentumBuffer, n, `[${n}]`);
     const ar = this.arena;
     ar.reset();
     const pp = ar.alloc(n, 'param');
@@ -583,12 +576,6 @@ export class WasmBackend implements Backend {
     this.get(pp, a.param, n);
     if (useBuf) this.get(pb, a.momentumBuffer, n);
   }
-}
-
-function unaryCode(op: UnaryOp): number {
-  const c = UNARY[op];
-  if (c === undefined) throw new RangeError(`wasm.unary: op must be tanh, sigmoid or relu, received ${String(op)}`);
-  return c;
 }
 
 /**
