@@ -8,6 +8,7 @@
         "native/gemm.cpp",
         "native/pool.cpp",
         "native/kern_avx512.cpp",
+        "native/kern_avx512bf16.cpp",
         "native/kern_avx2.cpp",
         "native/kern_sse2.cpp"
       ],

@@ -19,7 +19,8 @@ namespace rk {
 namespace {
 
 struct AddonData {
-  const IsaKernels* k = nullptr;
+  const IsaKernels* k = nullptr;  // the fp32 kernels of the chosen ISA
+  bool medium = false;            // matmul precision 'medium': bf16 products allowed
   std::string cpuIsas;
 };
 
@@ -32,6 +33,7 @@ bool cpu_has(const char* isa) {
            __builtin_cpu_supports("avx512bw") && __builtin_cpu_supports("avx512dq") &&
            __builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma");
   if (!strcmp(isa, "avx2")) return __builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma");
+  if (!strcmp(isa, "avx512bf16")) return cpu_has("avx512") && __builtin_cpu_supports("avx512bf16");
   return !strcmp(isa, "sse2");
 }
 
@@ -42,7 +44,15 @@ const IsaKernels* kernels_for(const std::string& isa) {
   return nullptr;
 }
 
-const IsaKernels& K(const Napi::Env& env) { return *env.GetInstanceData<AddonData>()->k; }
+// The kernels every call uses: the ISA's fp32 table, or under matmul precision 'medium' the bf16
+// one when the ISA is avx512 and the CPU has avx512_bf16 ('medium' permits bf16, it does not
+// require it, as torch.set_float32_matmul_precision). Taken once per call (async workers keep it).
+const IsaKernels& K(const Napi::Env& env) {
+  const AddonData* d = env.GetInstanceData<AddonData>();
+  static const bool bf16 = cpu_has("avx512bf16");
+  if (d->medium && bf16 && d->k == &kernels_avx512) return kernels_avx512bf16;
+  return *d->k;
+}
 
 // ---------------------------------------------------------------- argument checking
 [[noreturn]] void rangeError(Napi::Env env, const std::string& msg) { throw Napi::RangeError::New(env, msg); }
@@ -129,11 +139,15 @@ Napi::Value Info(const Napi::CallbackInfo& info) {
   Napi::Env env = info.Env();
   const IsaKernels& k = K(env);
   Napi::Object o = Napi::Object::New(env);
-  o.Set("isa", k.name);
+  const AddonData* d = env.GetInstanceData<AddonData>();
+  const bool bf16 = &k == &kernels_avx512bf16;
+  o.Set("isa", d->k->name);
   o.Set("threads", pool_threads());
-  o.Set("detail", std::string("C++ N-API kernels, sgemm register tile ") + std::to_string(k.MR) + "x" +
-                      std::to_string(k.NR) + " (kc " + std::to_string(k.KC) + "), cpu supports: " +
-                      env.GetInstanceData<AddonData>()->cpuIsas);
+  o.Set("matmul", bf16 ? "bf16" : "fp32");
+  o.Set("matmulPrecision", d->medium ? "medium" : "highest");
+  o.Set("detail", std::string("C++ N-API kernels, ") + (bf16 ? "bf16 (VDPBF16PS) gemm" : "sgemm") + " register tile " +
+                      std::to_string(k.MR) + "x" + std::to_string(k.NR) + " (kc " + std::to_string(k.KC) +
+                      "), cpu supports: " + d->cpuIsas);
   return o;
 }
 
@@ -153,6 +167,24 @@ Napi::Value SetIsa(const Napi::CallbackInfo& info) {
   if (!cpu_has(isa.c_str())) rangeError(env, "native.setIsa: this CPU does not support " + isa);
   env.GetInstanceData<AddonData>()->k = k;
   return env.Undefined();
+}
+
+Napi::Value SetMatmulPrecision(const Napi::CallbackInfo& info) {
+  Napi::Env env = info.Env();
+  const char* kern = "native.setMatmulPrecision";
+  checkArgc(info, 1, kern);
+  if (!info[0].IsString())
+    typeError(env, std::string(kern) + ": precision must be a string ('highest' or 'medium'), received " +
+                       info[0].ToString().Utf8Value());
+  const std::string p = info[0].As<Napi::String>().Utf8Value();
+  if (p != "highest" && p != "medium")
+    rangeError(env, std::string(kern) + ": precision must be 'highest' or 'medium', received '" + p + "'");
+  env.GetInstanceData<AddonData>()->medium = p == "medium";
+  return env.Undefined();
+}
+
+Napi::Value GetMatmulPrecision(const Napi::CallbackInfo& info) {
+  return Napi::String::New(info.Env(), info.Env().GetInstanceData<AddonData>()->medium ? "medium" : "highest");
 }
 
 Napi::Value CpuSupports(const Napi::CallbackInfo& info) {
@@ -209,6 +241,12 @@ Napi::Value Gemm(const Napi::CallbackInfo& info) {
 Napi::Value GemmNaive(const Napi::CallbackInfo& info) {
   GemmArgs g = parseGemm(info, "native.gemmNaive");
   gemm_naive(g.tA, g.tB, g.M, g.N, g.K, g.alpha, g.A, g.lda, g.B, g.ldb, g.beta, g.C, g.ldc);
+  return info.Env().Undefined();
+}
+
+Napi::Value GemmNaiveBf16(const Napi::CallbackInfo& info) {
+  GemmArgs g = parseGemm(info, "native.gemmNaiveBf16");
+  gemm_naive_bf16(g.tA, g.tB, g.M, g.N, g.K, g.alpha, g.A, g.lda, g.B, g.ldb, g.beta, g.C, g.ldc);
   return info.Env().Undefined();
 }
 
@@ -644,7 +682,7 @@ Napi::Value SgdUpdate(const Napi::CallbackInfo& info) {
 Napi::Object Init(Napi::Env env, Napi::Object exports) {
   auto* data = new AddonData();
   env.SetInstanceData(data);
-  for (const char* isa : {"avx512", "avx2", "sse2"}) {
+  for (const char* isa : {"avx512", "avx512bf16", "avx2", "sse2"}) {
     if (cpu_has(isa)) data->cpuIsas += (data->cpuIsas.empty() ? "" : ",") + std::string(isa);
   }
   const char* forced = std::getenv("RNNKIT_NATIVE_ISA");
@@ -671,6 +709,9 @@ Napi::Object Init(Napi::Env env, Napi::Object exports) {
   exports.Set("cpuSupports", Napi::Function::New(env, CpuSupports));
   exports.Set("gemm", Napi::Function::New(env, Gemm));
   exports.Set("gemmNaive", Napi::Function::New(env, GemmNaive));
+  exports.Set("gemmNaiveBf16", Napi::Function::New(env, GemmNaiveBf16));
+  exports.Set("setMatmulPrecision", Napi::Function::New(env, SetMatmulPrecision));
+  exports.Set("getMatmulPrecision", Napi::Function::New(env, GetMatmulPrecision));
   exports.Set("seqForward", Napi::Function::New(env, SeqForward));
   exports.Set("seqBackward", Napi::Function::New(env, SeqBackward));
   exports.Set("seqForwardAsync", Napi::Function::New(env, SeqForwardAsync));

@@ -3,6 +3,7 @@
 #include <algorithm>
 #include <mutex>
 #include <new>
+#include <type_traits>
 #include <vector>
 
 #include "pool.h"
@@ -59,10 +60,7 @@ void cache_give(void* p, size_t bytes) {
   free(p);
 }
 
-size_t packed_b_size(const IsaKernels& k, int K, int N) {
-  const size_t np = (size_t)(N + k.NR - 1) / k.NR;
-  return (size_t)K * np * k.NR;
-}
+size_t packed_b_size(const IsaKernels& k, int K, int N) { return (size_t)k.packed_b_floats(K, N); }
 
 void pack_b_all(const IsaKernels& k, const float* B, int64_t ldb, bool transB, int K, int N, float* out) {
   const int np = (N + k.NR - 1) / k.NR;
@@ -119,21 +117,46 @@ void gemm(const IsaKernels& k, bool transA, bool transB, int M, int N, int K, fl
   gemm_packed(k, M, N, K, alpha, A, lda, transA, pb, beta, C, ldc);
 }
 
-// C[M,N] = alpha * op(A)[M,K] @ op(B)[K,N] + beta * C
-void gemm_naive(bool transA, bool transB, int M, int N, int K, float alpha, const float* A, int64_t lda,
-                const float* B, int64_t ldb, float beta, float* C, int64_t ldc) {
+// bf16 nearest to x, ties to even (VCVTNE2PS2BF16 on normal numbers; NaN stays NaN), as a float
+float bf16_round(float x) {
+  uint32_t u;
+  memcpy(&u, &x, 4);
+  if ((u & 0x7fffffffu) > 0x7f800000u) u |= 0x00400000u;  // NaN: quiet, keep it NaN after truncation
+  else u += 0x7fffu + ((u >> 16) & 1u);
+  u &= 0xffff0000u;
+  memcpy(&x, &u, 4);
+  return x;
+}
+
+// C[M,N] = alpha * op(A)[M,K] @ op(B)[K,N] + beta * C. BF16: both operands rounded to bf16 first,
+// products and sums in double (the bf16 kernel's products are exact too; only the order differs).
+template <bool BF16>
+static void gemm_naive_t(bool transA, bool transB, int M, int N, int K, float alpha, const float* A, int64_t lda,
+                         const float* B, int64_t ldb, float beta, float* C, int64_t ldc) {
+  using Acc = std::conditional_t<BF16, double, float>;
   for (int m = 0; m < M; m++) {
     for (int n = 0; n < N; n++) {
-      float acc = 0.0f;
+      Acc acc = 0;
       for (int kk = 0; kk < K; kk++) {
         const float a = transA ? A[(int64_t)kk * lda + m] : A[(int64_t)m * lda + kk];
         const float b = transB ? B[(int64_t)n * ldb + kk] : B[(int64_t)kk * ldb + n];
-        acc += a * b;
+        if constexpr (BF16) acc += (double)bf16_round(a) * bf16_round(b);
+        else acc += a * b;
       }
       float* c = C + (int64_t)m * ldc + n;
-      *c = alpha * acc + (beta == 0.0f ? 0.0f : beta * *c);
+      *c = alpha * (float)acc + (beta == 0.0f ? 0.0f : beta * *c);
     }
   }
+}
+
+void gemm_naive(bool transA, bool transB, int M, int N, int K, float alpha, const float* A, int64_t lda,
+                const float* B, int64_t ldb, float beta, float* C, int64_t ldc) {
+  gemm_naive_t<false>(transA, transB, M, N, K, alpha, A, lda, B, ldb, beta, C, ldc);
+}
+
+void gemm_naive_bf16(bool transA, bool transB, int M, int N, int K, float alpha, const float* A, int64_t lda,
+                     const float* B, int64_t ldb, float beta, float* C, int64_t ldc) {
+  gemm_naive_t<true>(transA, transB, M, N, K, alpha, A, lda, B, ldb, beta, C, ldc);
 }
 
 }  // namespace rk

@@ -68,5 +68,10 @@ void gemm(const IsaKernels& k, bool transA, bool transB, int M, int N, int K, fl
 // gemm_naive: the same contract, triple loop, the reference the tiled kernel is tested against.
 void gemm_naive(bool transA, bool transB, int M, int N, int K, float alpha, const float* A, int64_t lda,
                 const float* B, int64_t ldb, float beta, float* C, int64_t ldc);
+// gemm_naive_bf16: op(A) and op(B) rounded to bf16 (bf16_round) first, then the triple loop with
+// products and sums in double: the reference of the bf16 kernels (matmul precision 'medium').
+void gemm_naive_bf16(bool transA, bool transB, int M, int N, int K, float alpha, const float* A, int64_t lda,
+                     const float* B, int64_t ldb, float beta, float* C, int64_t ldc);
+float bf16_round(float x);
 
 }  // namespace rk

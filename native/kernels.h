@@ -12,6 +12,9 @@ enum UnaryId { OP_TANH = 0, OP_SIGMOID = 1, OP_RELU = 2 };
 struct IsaKernels {
   const char* name;
   int MR, NR, KC, MC;
+  // Floats (32-bit slots) pack_b writes for op(B) [K, N]: the fp32 layout below, or for the bf16
+  // table ceil(K / 2) * Npad slots each holding a pair of bf16 (see kernels.inc, RK_BF16).
+  int64_t (*packed_b_floats)(int K, int N);
   // Packed B layout (whole matrix, op(B) is [K, N]): for each k-block k0 (KC rows, the last one
   // shorter) and each panel p of NR columns: kc x NR floats at out + k0 * Npad + p * kc * NR,
   // Npad = ceil(N / NR) * NR, zero-padded. Packs panels [p0, p1).
@@ -51,5 +54,8 @@ struct IsaKernels {
 extern const IsaKernels kernels_avx512;
 extern const IsaKernels kernels_avx2;
 extern const IsaKernels kernels_sse2;
+// AVX-512 kernels whose GEMMs round both operands to bf16 (round-to-nearest-even) and accumulate
+// the exact products in fp32 with VDPBF16PS (matmul precision 'medium'); pointwise kernels as avx512.
+extern const IsaKernels kernels_avx512bf16;
 
 }  // namespace rk

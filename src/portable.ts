@@ -17,10 +17,12 @@ export { Rng, manualSeed } from './random.js';
 export { setCheckFinite } from './config.js';
 export { readSafetensors, writeSafetensors, SafetensorsError, type NamedTensor } from './safetensors.js';
 export {
-  getBackend, setBackend, withBackend, loadBackend, backendStatus, BACKEND_NAMES,
-  type BackendName, type BackendStatus, type SetBackendOptions,
+  getBackend, setBackend, withBackend, loadBackend, backendStatus, setMatmulPrecision, getMatmulPrecision,
+  BACKEND_NAMES, type BackendName, type BackendStatus, type SetBackendOptions,
 } from './backends/index.js';
-export type { Backend, BackendInfo, CellKind, SeqForwardArgs, SeqBackwardArgs } from './backends/backend.js';
+export type {
+  Backend, BackendInfo, CellKind, SeqForwardArgs, SeqBackwardArgs, MatmulPrecision,
+} from './backends/backend.js';
 export { ReferenceBackend } from './backends/reference.js';
 export { CrossCheckBackend, CrossCheckError } from './backends/crosscheck.js';
 

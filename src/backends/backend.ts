@@ -130,7 +130,19 @@ export interface BackendInfo {
   isa: string;
   threads: number;
   detail?: string;
+  /** Arithmetic of the GEMMs in effect: 'fp32', or 'bf16' (native under matmul precision 'medium'). */
+  matmul?: 'fp32' | 'bf16';
 }
+
+/**
+ * Internal precision allowed for fp32 matrix products, as torch.set_float32_matmul_precision:
+ * 'highest' (default) computes in fp32; 'medium' permits rounding the inputs of each product to
+ * bf16 (round-to-nearest-even) and accumulating in fp32, where the hardware does that faster
+ * (native backend on AVX-512 CPUs with avx512_bf16). A permission, not a requirement: the other
+ * backends, and native elsewhere, stay fp32.
+ */
+export type MatmulPrecision = 'highest' | 'medium';
+export const MATMUL_PRECISIONS: readonly MatmulPrecision[] = ['highest', 'medium'];
 
 export interface Backend {
   readonly name: string;
@@ -159,6 +171,8 @@ export interface Backend {
   seqBackwardAsync?(args: SeqBackwardArgs): Promise<void>;
   /** Optional: number of threads the backend's kernels use (native thread pool). */
   setThreads?(n: number): void;
+  /** Optional: matmul precision (see MatmulPrecision); backends without it compute in fp32. */
+  setMatmulPrecision?(p: MatmulPrecision): void;
 
   /** y[n] = op(x[n]). */
   unaryForward(op: UnaryOp, x: Float32Array, y: Float32Array): void;

@@ -2,7 +2,7 @@
 // of the outputs, and throws on the first element that differs beyond tolerance, naming the
 // kernel, the shapes and the worst element.
 import type {
-  AdamArgs, Backend, BackendInfo, SeqBackwardArgs, SeqContext, SeqForwardArgs, SgdArgs, UnaryOp,
+  AdamArgs, Backend, BackendInfo, MatmulPrecision, SeqBackwardArgs, SeqContext, SeqForwardArgs, SgdArgs, UnaryOp,
 } from './backend.js';
 
 export interface CrossCheckOptions {
@@ -29,6 +29,12 @@ export class CrossCheckBackend implements Backend {
   constructor(readonly primary: Backend, readonly secondary: Backend, options: CrossCheckOptions = {}) {
     this.name = `${primary.name}+check(${secondary.name})`;
     this.tolerance = options.tolerance ?? 1e-4;
+  }
+
+  /** Sets it on both backends (a bf16 primary needs a looser tolerance against an fp32 secondary). */
+  setMatmulPrecision(p: MatmulPrecision): void {
+    this.primary.setMatmulPrecision?.(p);
+    this.secondary.setMatmulPrecision?.(p);
   }
 
   info(): BackendInfo {

@@ -3,9 +3,12 @@
 // Priority order for 'auto': native, then wasm, then reference. The choice can be forced by
 // setBackend(name) or the environment variable RNNKIT_BACKEND; RNNKIT_CROSSCHECK=<name> (or
 // setBackend(name, { crossCheck })) wraps the chosen backend so every kernel also runs on <name>.
-import type { Backend } from './backend.js';
+// setMatmulPrecision(p) (or RNNKIT_MATMUL_PRECISION) applies to the backend in use and to every
+// backend selected later.
+import type { Backend, MatmulPrecision } from './backend.js';
 import { readEnv } from '../config.js';
 import { CrossCheckBackend, type CrossCheckOptions } from './crosscheck.js';
+import { assertMatmulPrecision } from './validate.js';
 import { loadNativeBackend } from './native.js';
 import { ReferenceBackend } from './reference.js';
 import { loadWasmBackend } from './wasm.js';
@@ -81,12 +84,40 @@ export interface SetBackendOptions extends CrossCheckOptions {
 }
 
 let current: Backend | null = null;
+let matmulPrecision: MatmulPrecision | null = null;  // null: not chosen yet (RNNKIT_MATMUL_PRECISION or 'highest')
+
+/** The matmul precision chosen by setMatmulPrecision, else RNNKIT_MATMUL_PRECISION, else 'highest'. */
+export function getMatmulPrecision(): MatmulPrecision {
+  if (!matmulPrecision) {
+    const env = readEnv('RNNKIT_MATMUL_PRECISION');
+    let p: MatmulPrecision = 'highest';
+    if (env) {
+      assertMatmulPrecision('RNNKIT_MATMUL_PRECISION', env);
+      p = env;
+    }
+    matmulPrecision = p;
+  }
+  return matmulPrecision;
+}
+
+/**
+ * Internal precision of fp32 matrix products, as torch.set_float32_matmul_precision: 'highest'
+ * (default, exact fp32) or 'medium' (permits bf16 inputs with fp32 accumulation: the native
+ * backend on AVX-512 CPUs with avx512_bf16; every other backend and CPU stays fp32, see
+ * info().matmul). Applies to the backend in use and to backends selected later.
+ */
+export function setMatmulPrecision(p: MatmulPrecision): void {
+  assertMatmulPrecision('setMatmulPrecision', p);
+  matmulPrecision = p;
+  current?.setMatmulPrecision?.(p);
+}
 
 function resolve(name: BackendName | 'auto' | Backend, options: SetBackendOptions): Backend {
   let backend = typeof name === 'object' ? name : name === 'auto' ? resolveAuto() : loadBackend(name);
   if (options.crossCheck) {
     backend = new CrossCheckBackend(backend, loadBackend(options.crossCheck), options);
   }
+  backend.setMatmulPrecision?.(getMatmulPrecision());
   return backend;
 }
 
@@ -114,5 +145,6 @@ export function withBackend<T>(name: BackendName | Backend, fn: () => T, options
     return fn();
   } finally {
     current = previous;
+    current?.setMatmulPrecision?.(getMatmulPrecision());
   }
 }

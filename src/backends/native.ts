@@ -8,11 +8,11 @@
 // No static import of a Node module (Node's are taken from process.getBuiltinModule when the
 // addon is loaded), so the backend registry also imports in browsers and edge runtimes.
 import type {
-  AdamArgs, Backend, BackendInfo, SeqBackwardArgs, SeqContext, SeqForwardArgs, SgdArgs, UnaryOp,
+  AdamArgs, Backend, BackendInfo, MatmulPrecision, SeqBackwardArgs, SeqContext, SeqForwardArgs, SgdArgs, UnaryOp,
 } from './backend.js';
 import {
-  assertAdamArgs, assertCrossEntropyBackwardArgs, assertCrossEntropyForwardArgs, assertGemmArgs, assertSeqBackwardArgs,
-  assertSeqForwardArgs, assertSgdArgs, assertSumSquaresArgs, assertUnaryArgs,
+  assertAdamArgs, assertCrossEntropyBackwardArgs, assertCrossEntropyForwardArgs, assertGemmArgs, assertMatmulPrecision,
+  assertSeqBackwardArgs, assertSeqForwardArgs, assertSgdArgs, assertSumSquaresArgs, assertUnaryArgs,
 } from './validate.js';
 
 /** The raw addon (native/addon.cpp). */
@@ -21,8 +21,12 @@ export interface NativeAddon {
   setThreads(n: number): void;
   setIsa(isa: string): void;
   cpuSupports(isa: string): boolean;
+  setMatmulPrecision(p: MatmulPrecision): void;
+  getMatmulPrecision(): MatmulPrecision;
   gemm(...args: GemmArgs): void;
   gemmNaive(...args: GemmArgs): void;
+  /** The reference of the bf16 kernels: operands rounded to bf16, then the triple loop. */
+  gemmNaiveBf16(...args: GemmArgs): void;
   seqForward(args: SeqForwardArgs): unknown;
   seqBackward(handle: unknown, forward: SeqForwardArgs, args: SeqBackwardArgs): void;
   seqForwardAsync(args: SeqForwardArgs): Promise<unknown>;
@@ -112,6 +116,20 @@ export class NativeBackend implements Backend {
   setThreads(n: number): void {
     if (!Number.isInteger(n) || n < 1) throw new RangeError(`native.setThreads: n must be a positive integer, received ${n}`);
     this.addon.setThreads(n);
+  }
+
+  /**
+   * Matmul precision (process-wide). 'medium' runs every GEMM (gemm and the sequence kernels) on
+   * bf16 inputs with fp32 accumulation when the ISA is avx512 and the CPU has avx512_bf16, and
+   * stays fp32 otherwise; info().matmul says which is in effect.
+   */
+  setMatmulPrecision(p: MatmulPrecision): void {
+    assertMatmulPrecision('native.setMatmulPrecision', p);
+    this.addon.setMatmulPrecision(p);
+  }
+
+  getMatmulPrecision(): MatmulPrecision {
+    return this.addon.getMatmulPrecision();
   }
 
   /** Switches the kernel set (process-wide); throws if the CPU lacks the instructions. */

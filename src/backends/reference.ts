@@ -4,12 +4,12 @@
 // The kernels work on Float32Array and equally on Float64Array (scratch buffers take the type of
 // the input), which the tests use for float64 finite-difference gradient checks.
 import {
-  type AdamArgs, type Backend, type BackendInfo, type SeqBackwardArgs, type SeqContext,
+  type AdamArgs, type Backend, type BackendInfo, type MatmulPrecision, type SeqBackwardArgs, type SeqContext,
   type SeqForwardArgs, type SgdArgs, type UnaryOp, gateCount, recurrentSize,
 } from './backend.js';
 import {
-  assertAdamArgs, assertCrossEntropyBackwardArgs, assertCrossEntropyForwardArgs, assertGemmArgs, assertSeqBackwardArgs,
-  assertSeqForwardArgs, assertSgdArgs, assertSumSquaresArgs, assertUnaryArgs,
+  assertAdamArgs, assertCrossEntropyBackwardArgs, assertCrossEntropyForwardArgs, assertGemmArgs, assertMatmulPrecision,
+  assertSeqBackwardArgs, assertSeqForwardArgs, assertSgdArgs, assertSumSquaresArgs, assertUnaryArgs,
 } from './validate.js';
 
 type FloatArray = Float32Array | Float64Array;
@@ -245,7 +245,12 @@ export class ReferenceBackend implements Backend {
   readonly name = 'reference';
 
   info(): BackendInfo {
-    return { isa: 'ts', threads: 1, detail: 'plain TypeScript reference kernels' };
+    return { isa: 'ts', threads: 1, matmul: 'fp32', detail: 'plain TypeScript reference kernels' };
+  }
+
+  /** Accepted for the registry; 'medium' only permits bf16, and these kernels stay fp32. */
+  setMatmulPrecision(p: MatmulPrecision): void {
+    assertMatmulPrecision('reference.setMatmulPrecision', p);
   }
 
   // C[M,N] = alpha * op(A)[M,K] @ op(B)[K,N] + beta * C

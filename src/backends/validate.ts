@@ -1,7 +1,8 @@
 // One validation layer in front of every backend's kernels: the same checks, the same messages,
 // whichever backend runs (native and wasm check again on their side of the boundary).
 import {
-  type AdamArgs, type SeqBackwardArgs, type SeqForwardArgs, type SgdArgs, type UnaryOp, gateCount, recurrentSize,
+  type AdamArgs, type MatmulPrecision, type SeqBackwardArgs, type SeqForwardArgs, type SgdArgs, type UnaryOp,
+  MATMUL_PRECISIONS, gateCount, recurrentSize,
 } from './backend.js';
 
 type Buffer32 = ArrayLike<number> | null;
@@ -220,4 +221,20 @@ export function assertSgdArgs(backend: string, a: SgdArgs): void {
   const n = a.param.length;
   checkBuffer(k, 'grad', a.grad, n, `[${n}]`);
   checkBuffer(k, 'momentumBuffer', a.momentumBuffer, a.momentum !== 0 ? n : 0, `[${n}]`);
+}
+
+/** Throws unless p is a MatmulPrecision ('highest' or 'medium'), naming where and what it got. */
+export function assertMatmulPrecision(where: string, p: unknown): asserts p is MatmulPrecision {
+  if (typeof p !== 'string') {
+    throw new TypeError(`${where}: precision must be a string, 'highest' or 'medium'; received ${describe(p)}`);
+  }
+  if (!(MATMUL_PRECISIONS as readonly string[]).includes(p)) {
+    throw new RangeError(`${where}: precision must be 'highest' or 'medium'; received '${p}'`);
+  }
+}
+
+function describe(v: unknown): string {
+  if (v === null) return 'null';
+  if (typeof v === 'object') return (v as object).constructor?.name ?? 'object';
+  return `${typeof v} ${String(v)}`;
 }

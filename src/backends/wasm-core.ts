@@ -9,12 +9,12 @@
 // A forward call's saved activations are copied out into the returned context (plain JS arrays),
 // so nothing stays allocated between calls.
 import {
-  type AdamArgs, type Backend, type BackendInfo, type SeqBackwardArgs, type SeqContext,
+  type AdamArgs, type Backend, type BackendInfo, type MatmulPrecision, type SeqBackwardArgs, type SeqContext,
   type SeqForwardArgs, type SgdArgs, type UnaryOp, gateCount, recurrentSize,
 } from './backend.js';
 import {
-  assertAdamArgs, assertCrossEntropyBackwardArgs, assertCrossEntropyForwardArgs, assertGemmArgs, assertSeqBackwardArgs,
-  assertSeqForwardArgs, assertSgdArgs, assertSumSquaresArgs, assertUnaryArgs,
+  assertAdamArgs, assertCrossEntropyBackwardArgs, assertCrossEntropyForwardArgs, assertGemmArgs, assertMatmulPrecision,
+  assertSeqBackwardArgs, assertSeqForwardArgs, assertSgdArgs, assertSumSquaresArgs, assertUnaryArgs,
 } from './validate.js';
 
 /** The exports of assembly/index.ts (pointers are byte offsets, sizes are elements). */
@@ -143,7 +143,12 @@ export class WasmBackend implements Backend {
   }
 
   info(): BackendInfo {
-    return { isa: this.relaxed ? 'simd128+relaxed' : 'simd128', threads: 1, detail: this.detail };
+    return { isa: this.relaxed ? 'simd128+relaxed' : 'simd128', threads: 1, matmul: 'fp32', detail: this.detail };
+  }
+
+  /** Accepted for the registry; 'medium' only permits bf16, and wasm has no bf16 dot product: fp32. */
+  setMatmulPrecision(p: MatmulPrecision): void {
+    assertMatmulPrecision('wasm.setMatmulPrecision', p);
   }
 
   /** Bytes of linear memory the module holds now. */
