@@ -68,3 +68,46 @@ for (const s of shapes) {
       ` ${f.toFixed(1).padStart(11)} ${b.toFixed(1).padStart(11)} ${(b / f).toFixed(2).padStart(7)}`);
   }
 }
+
+// The whole GEMM-bound part of one LM training step: forward + backward of both LSTM layers
+// (T 100, B 32, embedding 64, hidden 256) through the sequence kernels, where W_hh is packed once
+// per call (the per-step GEMMs above repack B on every gemm() call).
+const T = 100, B = 32, E = 64, H = 256;
+const layer = (I) => ({
+  cell: 'lstm', T, B, I, H, P: 0, reverse: false, x: rand(T * B * I), wIh: rand(4 * H * I).map((v) => v / 16),
+  wHh: rand(4 * H * H).map((v) => v / 16), bIh: rand(4 * H), bHh: rand(4 * H), wHr: null, h0: null, c0: null,
+  lengths: null, y: new Float32Array(T * B * H), yStride: H, yOffset: 0, hN: new Float32Array(B * H),
+  cN: new Float32Array(B * H), training: true,
+});
+const layers = [layer(E), layer(H)];
+const dy = rand(T * B * H);
+const grads = (I) => ({
+  dy, dyStride: H, dyOffset: 0, dhN: null, dcN: null, dx: new Float32Array(T * B * I), dh0: null, dc0: null,
+  dWIh: new Float32Array(4 * H * I), dWHh: new Float32Array(4 * H * H), dBIh: new Float32Array(4 * H),
+  dBHh: new Float32Array(4 * H), dWHr: null,
+});
+const lmStep = () => {
+  for (const f of layers) addon.seqBackward(addon.seqForward(f), f, grads(f.I));
+};
+const lmMs = () => {
+  for (let i = 0; i < 2; i++) lmStep();
+  let best = Infinity;
+  const end = performance.now() + Math.max(ms, 1000);
+  while (performance.now() < end) {
+    const t0 = performance.now();
+    lmStep();
+    best = Math.min(best, performance.now() - t0);
+  }
+  return best;
+};
+console.log('\n2-layer LSTM LM step, seq kernels fwd + bwd (T 100, B 32, E 64, H 256): best ms');
+console.log('threads   fp32 ms   bf16 ms   speed-up');
+for (const t of threads) {
+  addon.setThreads(t);
+  addon.setMatmulPrecision('highest');
+  const f = lmMs();
+  addon.setMatmulPrecision('medium');
+  const b = lmMs();
+  addon.setMatmulPrecision('highest');
+  console.log(`${String(t).padStart(7)} ${f.toFixed(1).padStart(9)} ${b.toFixed(1).padStart(9)} ${(f / b).toFixed(2).padStart(10)}`);
+}

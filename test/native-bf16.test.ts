@@ -188,7 +188,9 @@ describe("matmul precision 'medium' on the bf16 kernels", () => {
     const threads = native.info().threads;
     native.setMatmulPrecision('medium');
     try {
-      for (const c of [[300, 515, 260, false, true, 1, 0], [40, 1024, 256, false, true, 1, 0], [1024, 256, 640, true, false, 1, 1]] as GemmCase[]) {
+      // split over column panels, and (few panels, many rows) over row tiles
+      for (const c of [[300, 515, 260, false, true, 1, 0], [40, 1024, 256, false, true, 1, 0], [1024, 256, 640, true, false, 1, 1],
+        [1000, 40, 300, true, false, 1, 0], [999, 64, 1030, false, false, 0.5, 1]] as GemmCase[]) {
         native.setThreads(1);
         const one = runGemm(c, 5).got;
         native.setThreads(2);
