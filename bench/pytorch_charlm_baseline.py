@@ -2,7 +2,7 @@
 """PyTorch baseline of `rnnkit train --dataset moby-dick` (issue 5): the same model, data and split.
 
 2-layer character LSTM (hidden 256, embedding 64), truncated BPTT with seq 100 x batch 32 and the
-hidden state carried (detached) between batches, Adam lr 2e-3, gradient clipping at norm 1.0,
+hidden state carried (detached) between batches, Adam lr 2e-3 (or rnnkit's --schedule cosine with --warmup), gradient clipping at norm 1.0,
 held-out = last 5% of the book's characters (the same vocabulary rule as rnnkit: <pad>, <unk>,
 <eos>, then the characters in code-point order). Trains for a time budget, then reports held-out
 bits per character and training tokens/s.
@@ -31,15 +31,28 @@ BOOK = os.path.join(HERE, "..", "node_modules", "@stdlib", "datasets-moby-dick",
 
 
 class CharLM(nn.Module):
-    def __init__(self, vocab, embed, hidden, layers):
+    def __init__(self, vocab, embed, hidden, layers, dropout=0.0):
         super().__init__()
         self.embedding = nn.Embedding(vocab, embed)
-        self.lstm = nn.LSTM(embed, hidden, layers)
+        self.lstm = nn.LSTM(embed, hidden, layers, dropout=dropout)
         self.fc = nn.Linear(hidden, vocab)
 
     def forward(self, x, state):
         out, state = self.lstm(self.embedding(x), state)
         return self.fc(out), state
+
+
+def learning_rate(a, step, fraction):
+    """rnnkit's schedule (src/lm/schedule.ts): linear warm-up over a.warmup steps, then constant or a
+    cosine decay to a.min_lr over the budget (fraction: the share of the time or step budget used)."""
+    if a.warmup > 0 and step <= a.warmup:
+        return a.lr * step / a.warmup
+    if a.schedule == "constant":
+        return a.lr
+    if a.steps > a.warmup:
+        fraction = (step - a.warmup - 1) / (a.steps - a.warmup)  # a step budget: decay over the steps
+    frac = min(1.0, max(0.0, fraction))
+    return a.min_lr + 0.5 * (a.lr - a.min_lr) * (1 + math.cos(math.pi * frac))
 
 
 def batches(ids, T, B, rng):
@@ -89,6 +102,11 @@ def main():
     p.add_argument("--batch", type=int, default=32)
     p.add_argument("--lr", type=float, default=2e-3)
     p.add_argument("--clip", type=float, default=1.0)
+    p.add_argument("--schedule", choices=["constant", "cosine"], default="constant",
+                   help="learning-rate schedule, as rnnkit's --schedule (cosine decays over the budget)")
+    p.add_argument("--warmup", type=int, default=0, help="warm-up steps (default 0)")
+    p.add_argument("--min-lr", type=float, default=0.0, help="cosine: the rate it decays to (default 0)")
+    p.add_argument("--dropout", type=float, default=0.0, help="dropout between the LSTM layers (default 0)")
     p.add_argument("--threads", type=int, default=1)
     p.add_argument("--seed", type=int, default=1)
     p.add_argument("--val-every", type=int, default=0, help="also validate every n steps (0: only at the end)")
@@ -110,11 +128,12 @@ def main():
     cut = len(ids) - max(2, round(len(ids) * 0.05))
     train, val = ids[:cut], ids[cut:]
 
-    model = CharLM(len(vocab), a.embed, a.hidden, a.layers)
+    model = CharLM(len(vocab), a.embed, a.hidden, a.layers, a.dropout)
     opt = torch.optim.Adam(model.parameters(), lr=a.lr)
     rng = random.Random(a.seed)
     print(f"pytorch {torch.__version__}, {torch.get_num_threads()} thread(s); {a.layers}-layer LSTM hidden {a.hidden} embed {a.embed}, "
-          f"vocab {len(vocab)}, seq {a.seq} x batch {a.batch}, Adam {a.lr}, clip {a.clip}; train {len(train)} / held-out {len(val)} chars; "
+          f"vocab {len(vocab)}, seq {a.seq} x batch {a.batch}, Adam {a.lr} ({a.schedule}, warm-up {a.warmup}), clip {a.clip}, "
+          f"dropout {a.dropout}; train {len(train)} / held-out {len(val)} chars; "
           f"budget {a.minutes} min", flush=True)
 
     state = None
@@ -128,6 +147,8 @@ def main():
             break
         if reset:
             state = None
+        for g in opt.param_groups:
+            g["lr"] = learning_rate(a, step + 1, (now - start) / (a.minutes * 60))
         t0 = time.perf_counter()
         logits, state = model(x, state)
         state = tuple(s.detach() for s in state)

@@ -3,6 +3,7 @@ import { parseArgs } from 'node:util';
 import { Command, CommanderError, InvalidArgumentError, Option } from 'commander';
 import { BACKEND_NAMES, type BackendName, backendStatus, loadBackend, setBackend, withBackend } from './backends/index.js';
 import { CrossCheckBackend } from './backends/crosscheck.js';
+import { MATMUL_PRECISIONS } from './backends/backend.js';
 import { type CaseResult, FORWARD_TOLERANCE, GRADIENT_TOLERANCE, goldenCaseNames, runGoldenCase } from './golden.js';
 import { LSTM } from './nn.js';
 import { add, mul, sum } from './ops.js';
@@ -130,6 +131,8 @@ function probability(v: string): number {
 }
 
 const backendOption = () => new Option('--backend <name>', 'kernels to use (default: auto, or RNNKIT_BACKEND)').choices(['auto', ...BACKEND_NAMES]);
+const matmulPrecisionOption = () => new Option('--matmul-precision <p>', 'highest: fp32 products (default, or RNNKIT_MATMUL_PRECISION); '
+  + 'medium: bf16 products with fp32 sums where the CPU has AVX512_BF16 (native backend; torch.set_float32_matmul_precision)').choices([...MATMUL_PRECISIONS]);
 
 function lmProgram(io: Io, setCode: (c: number) => void): Command {
   const program = new Command('rnnkit');
@@ -172,6 +175,7 @@ function lmProgram(io: Io, setCode: (c: number) => void): Command {
     .option('--seed <n>', 'random seed (default 1)', nonNegativeInt)
     .addOption(backendOption())
     .option('--threads <n>', 'threads of the native backend', positiveInt)
+    .addOption(matmulPrecisionOption())
     .option('--out <dir>', 'run directory (default runs/<data name>)')
     .option('--resume <dir>', 'continue the run in this directory (exactly where it stopped)')
     .option('--samples <n>', 'samples printed at the end (default 1)', nonNegativeInt)
@@ -207,6 +211,7 @@ function lmProgram(io: Io, setCode: (c: number) => void): Command {
     .option('--out <dir>', 'run directory (default RNNKIT_START_OUT or runs/moby-dick)')
     .addOption(backendOption())
     .option('--threads <n>', 'threads of the native backend', positiveInt)
+    .addOption(matmulPrecisionOption())
     .option('--samples <n>', 'samples printed at the end (default 3)', nonNegativeInt)
     .option('--no-progress', 'no progress bar or progress lines')
     .action(async (flags) => { setCode(await startCommand(flags, io)); });

@@ -114,11 +114,16 @@ export class Adam extends Optimizer {
     [this.beta1, this.beta2] = o.betas ?? [0.9, 0.999];
     this.eps = o.eps ?? 1e-8;
     this.weightDecay = o.weightDecay ?? this.defaultWeightDecay();
-    checkAdamHyper(this.constructor.name, this);
+    checkAdamHyper(this.label(), this);
   }
 
   protected defaultWeightDecay(): number {
     return 0;
+  }
+
+  /** The class's name in messages (not constructor.name, which a minifier renames). */
+  protected label(): string {
+    return 'Adam';
   }
 
   protected update(p: Tensor, grad: Float32Array, i: number): void {
@@ -139,6 +144,10 @@ export class AdamW extends Adam {
 
   protected override defaultWeightDecay(): number {
     return 0.01;
+  }
+
+  protected override label(): string {
+    return 'AdamW';
   }
 }
 

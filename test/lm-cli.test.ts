@@ -54,6 +54,20 @@ describe('rnnkit train / sample / eval', () => {
     expect(h.out).toMatch(/held-out last 5%/);
   });
 
+  it('--matmul-precision medium trains with bf16 products where the backend has them, and says so', async () => {
+    const { getBackend, setMatmulPrecision } = await import('../src/backends/index.js');
+    try {
+      const t = await run(['train', '--data', textFile(), ...TINY, '--steps', '4', '--out', join(tmp(), 'run'), '--matmul-precision', 'medium']);
+      expect(t.code).toBe(0);
+      expect(t.out).toMatch(/stopped at step 4 \(steps\)/);
+      const bf16 = getBackend().info().matmul === 'bf16';
+      expect(t.err.includes('bf16 matmul')).toBe(bf16);
+    } finally {
+      setMatmulPrecision('highest');
+    }
+    expect(getBackend().info().matmul ?? 'fp32').toBe('fp32');
+  });
+
   it('--help on each command exits 0', async () => {
     for (const cmd of ['train', 'sample', 'eval', 'start']) {
       const r = await run([cmd, '--help']);
@@ -77,6 +91,7 @@ describe('rnnkit train / sample / eval', () => {
       [['train', '--hidden', 'abc'], /--hidden <n>' argument 'abc' is invalid/],
       [['train', '--bogus'], /unknown option '--bogus'/],
       [['train', '--cell', 'lstmx'], /Allowed choices are lstm, gru, rnn/],
+      [['train', '--matmul-precision', 'low'], /Allowed choices are highest, medium/],
       [['train', '--data', '/nonexistent/file.txt'], /--data \/nonexistent\/file.txt: no such file/],
       [['train', '--data', dir], /is a directory/],
       [['train'], /no training text/],

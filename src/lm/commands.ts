@@ -1,6 +1,7 @@
 // The language-model commands of the `rnnkit` CLI: train, sample, eval, start (what `npm start` runs).
 import { existsSync } from 'node:fs';
 import { basename, extname, join } from 'node:path';
+import type { MatmulPrecision } from '../backends/backend.js';
 import { getBackend, type BackendName } from '../backends/index.js';
 import { Rng } from '../random.js';
 import { hasCheckpoint, resolveCheckpointDir } from './checkpoint.js';
@@ -52,6 +53,7 @@ export interface TrainFlags {
   seed?: number;
   backend?: BackendName | 'auto';
   threads?: number;
+  matmulPrecision?: MatmulPrecision;
   out?: string;
   resume?: string;
   samples?: number;
@@ -102,7 +104,7 @@ async function train(f: TrainFlags, io: Io, opts: { defaultMinutes: number; titl
   const budget = f.steps === undefined && f.epochs === undefined && f.minutes === undefined ? { minutes: opts.defaultMinutes } : {};
   const job: TrainJob = {
     config: configFrom(f), data: f.data, dataset: f.dataset, resume: f.resume, out, steps: f.steps, epochs: f.epochs, minutes: f.minutes,
-    backend: f.backend, threads: f.threads, ...budget,
+    backend: f.backend, threads: f.threads, matmulPrecision: f.matmulPrecision, ...budget,
   };
   const progress = f.progress === false ? undefined : new ConsoleProgress({ stream: io.progressStream ?? process.stderr });
   const abort = new AbortController();
@@ -117,12 +119,13 @@ async function train(f: TrainFlags, io: Io, opts: { defaultMinutes: number; titl
     }
   };
   try {
-    chooseBackend(f.backend, f.threads);
+    chooseBackend(f.backend, f.threads, f.matmulPrecision);
   } catch (e) {
     throw new CliError(`--backend ${f.backend}: ${(e as Error).message}`);
   }
   job.backend = undefined;
   job.threads = undefined;
+  job.matmulPrecision = undefined;
   process.on('SIGINT', onSigint);
   const budgetText = [job.steps !== undefined ? `until step ${job.steps}` : '', job.epochs !== undefined ? `${job.epochs} epochs` : '', job.minutes !== undefined ? `${job.minutes} minutes` : ''].filter(Boolean).join(', ');
   let announced = false;
@@ -137,7 +140,7 @@ async function train(f: TrainFlags, io: Io, opts: { defaultMinutes: number; titl
             const b = getBackend().info();
             io.err(`${opts.title}: ${tr.config.layers}-layer ${tr.config.cell.toUpperCase()} (hidden ${tr.config.hidden}, embedding ${tr.config.embed}), `
               + `${fmtInt(tr.model.parameterCount())} parameters, ${tr.vocab.size} ${tr.vocab.level} tokens; seq ${tr.config.seq} x batch ${tr.config.batch}; `
-              + `${getBackend().name} backend (${b.isa}, ${b.threads} thread${b.threads === 1 ? '' : 's'}); ${budgetText}\n`);
+              + `${getBackend().name} backend (${b.isa}, ${b.threads} thread${b.threads === 1 ? '' : 's'}${b.matmul === 'bf16' ? ', bf16 matmul' : ''}); ${budgetText}\n`);
             if (getBackend().name === 'reference') io.err('note: the reference backend is plain TypeScript and slow; `rnnkit doctor` says why native/wasm did not load\n');
           }
         },
@@ -182,6 +185,7 @@ export interface StartFlags {
   out?: string;
   backend?: BackendName | 'auto';
   threads?: number;
+  matmulPrecision?: MatmulPrecision;
   samples?: number;
   progress?: boolean;
 }
@@ -201,10 +205,11 @@ export function startCommand(f: StartFlags, io: Io): Promise<number> {
     ? `rnnkit start: continuing the run in ${out} (delete that directory to start over)\n`
     : `rnnkit start: training a character-level LSTM on Moby Dick into ${out}\n`);
   const flags: TrainFlags = resume
-    ? { resume: out, out, minutes, steps: f.steps, backend: f.backend, threads: f.threads, progress: f.progress }
+    ? { resume: out, out, minutes, steps: f.steps, backend: f.backend, threads: f.threads, matmulPrecision: f.matmulPrecision, progress: f.progress }
     : {
       dataset: 'moby-dick', out, cell: 'lstm', layers: 2, hidden: 256, embed: 64, seq: 100, batch: 32, lr: 2e-3, clip: 1,
-      valEvery: 100, checkpointEvery: 100, minutes, steps: f.steps, backend: f.backend, threads: f.threads, progress: f.progress,
+      valEvery: 100, checkpointEvery: 100, minutes, steps: f.steps, backend: f.backend, threads: f.threads, matmulPrecision: f.matmulPrecision,
+      progress: f.progress,
     };
   if (resume && f.steps !== undefined) {
     // --steps counts from where the run is

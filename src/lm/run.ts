@@ -1,6 +1,7 @@
 // One training job from start to end, as the CLI, `npm start` and the worker run it: read the text,
 // build or restore the trainer, choose the backend, train, validate, checkpoint, report.
-import { getBackend, setBackend, type BackendName } from '../backends/index.js';
+import type { MatmulPrecision } from '../backends/backend.js';
+import { getBackend, setBackend, setMatmulPrecision, type BackendName } from '../backends/index.js';
 import { datasetPath, readText } from './data.js';
 import { existsSync } from 'node:fs';
 import { basename, dirname, join, resolve } from 'node:path';
@@ -24,6 +25,8 @@ export interface TrainJob {
   minutes?: number;
   backend?: BackendName | 'auto';
   threads?: number;
+  /** 'medium' permits bf16 matrix products (see setMatmulPrecision); unset: as it is. */
+  matmulPrecision?: MatmulPrecision;
   /** Tokens of sample text in the report at each checkpoint (default 300). */
   reportSampleLength?: number;
 }
@@ -52,8 +55,9 @@ export function jobText(job: TrainJob, savedSource?: string): { text: string; so
   throw new Error('no training text: give --data FILE or --dataset NAME');
 }
 
-/** Applies --backend and --threads. */
-export function chooseBackend(backend?: BackendName | 'auto', threads?: number): void {
+/** Applies --backend, --threads and --matmul-precision. */
+export function chooseBackend(backend?: BackendName | 'auto', threads?: number, matmulPrecision?: MatmulPrecision): void {
+  if (matmulPrecision) setMatmulPrecision(matmulPrecision);
   if (backend) setBackend(backend);
   if (threads !== undefined) {
     const b = getBackend();
@@ -77,7 +81,7 @@ export function makeTrainer(job: TrainJob): { trainer: LMTrainer; resumedFrom: n
 
 /** Runs a whole training job. */
 export async function runTraining(job: TrainJob, hooks: JobHooks = {}): Promise<JobResult & { trainer: LMTrainer }> {
-  chooseBackend(job.backend, job.threads);
+  chooseBackend(job.backend, job.threads, job.matmulPrecision);
   const { trainer, resumedFrom } = makeTrainer(job);
   const out = job.out ?? (job.resume ? runDirOf(job.resume) : null);
   const result = await trainer.run({
