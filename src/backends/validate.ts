@@ -234,7 +234,7 @@ export function assertMatmulPrecision(where: string, p: unknown): asserts p is M
 }
 
 function describe(v: unknown): string {
-  if (v === null) return 'null';
+  if (v === null || v === undefined) return String(v);
   if (typeof v === 'object') return (v as object).constructor?.name ?? 'object';
   return `${typeof v} ${String(v)}`;
 }
