@@ -24,6 +24,9 @@ ARGS="--dataset moby-dick --cell lstm --layers 2 --hidden 256 --embed 64 --seq 1
 # shellcheck disable=SC2086
 node bin/rnnkit.js train $ARGS --val-every 200 --val-tokens 20000 --checkpoint-every 1000 \
   --out "$RUN" --samples 3 "$@" | tee -a "$OUT/rnnkit.txt"
+# the held-out figure again with fp32 products (what the saved weights give under PyTorch's numerics)
+echo "fp32 re-evaluation: node bin/rnnkit.js eval $RUN --dataset moby-dick --held-out --matmul-precision highest" | tee -a "$OUT/rnnkit.txt"
+node bin/rnnkit.js eval "$RUN" --dataset moby-dick --held-out --matmul-precision highest | tee -a "$OUT/rnnkit.txt"
 cp "$RUN/curves.svg" "$OUT/curves.svg"
 cp "$RUN/report.html" "$OUT/report.html"
 {

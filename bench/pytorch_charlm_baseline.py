@@ -36,10 +36,11 @@ class CharLM(nn.Module):
         self.embedding = nn.Embedding(vocab, embed)
         self.lstm = nn.LSTM(embed, hidden, layers, dropout=dropout)
         self.fc = nn.Linear(hidden, vocab)
+        self.drop = nn.Dropout(dropout)  # on the embeddings and the LSTM output, as rnnkit's LanguageModel
 
     def forward(self, x, state):
-        out, state = self.lstm(self.embedding(x), state)
-        return self.fc(out), state
+        out, state = self.lstm(self.drop(self.embedding(x)), state)
+        return self.fc(self.drop(out)), state
 
 
 def learning_rate(a, step, fraction):
@@ -106,7 +107,7 @@ def main():
                    help="learning-rate schedule, as rnnkit's --schedule (cosine decays over the budget)")
     p.add_argument("--warmup", type=int, default=0, help="warm-up steps (default 0)")
     p.add_argument("--min-lr", type=float, default=0.0, help="cosine: the rate it decays to (default 0)")
-    p.add_argument("--dropout", type=float, default=0.0, help="dropout between the LSTM layers (default 0)")
+    p.add_argument("--dropout", type=float, default=0.0, help="dropout on the embeddings, between the LSTM layers and on its output (default 0)")
     p.add_argument("--threads", type=int, default=1)
     p.add_argument("--seed", type=int, default=1)
     p.add_argument("--val-every", type=int, default=0, help="also validate every n steps (0: only at the end)")

@@ -1,9 +1,9 @@
 // The `rnnkit` command line.
 import { parseArgs } from 'node:util';
 import { Command, CommanderError, InvalidArgumentError, Option } from 'commander';
-import { BACKEND_NAMES, type BackendName, backendStatus, loadBackend, setBackend, withBackend } from './backends/index.js';
+import { BACKEND_NAMES, type BackendName, backendStatus, loadBackend, setBackend, setMatmulPrecision, withBackend } from './backends/index.js';
 import { CrossCheckBackend } from './backends/crosscheck.js';
-import { MATMUL_PRECISIONS } from './backends/backend.js';
+import { MATMUL_PRECISIONS, type MatmulPrecision } from './backends/backend.js';
 import { type CaseResult, FORWARD_TOLERANCE, GRADIENT_TOLERANCE, goldenCaseNames, runGoldenCase } from './golden.js';
 import { LSTM } from './nn.js';
 import { add, mul, sum } from './ops.js';
@@ -152,7 +152,7 @@ function lmProgram(io: Io, setCode: (c: number) => void): Command {
     .option('--layers <n>', 'recurrent layers (default 2)', positiveInt)
     .option('--hidden <n>', 'hidden size (default 256)', positiveInt)
     .option('--embed <n>', 'embedding size (default 64)', positiveInt)
-    .option('--dropout <p>', 'dropout between recurrent layers (default 0)', fraction)
+    .option('--dropout <p>', 'dropout on the embeddings, between recurrent layers and on their output (default 0)', fraction)
     .option('--seq <n>', 'truncated-BPTT length (default 100)', positiveInt)
     .option('--batch <n>', 'batch size (default 32)', positiveInt)
     .option('--lr <x>', 'learning rate (default 0.002)', positiveNumber)
@@ -192,7 +192,8 @@ function lmProgram(io: Io, setCode: (c: number) => void): Command {
     .option('--length <n>', 'tokens to generate (default 500)', positiveInt)
     .option('--seed <n>', 'random seed (default 1)', nonNegativeInt)
     .addOption(backendOption())
-    .action((dir: string, flags) => { applyBackend(flags.backend); setCode(sampleCommand(dir, flags, io)); });
+    .addOption(matmulPrecisionOption())
+    .action((dir: string, flags) => { applyBackend(flags.backend, flags.matmulPrecision); setCode(sampleCommand(dir, flags, io)); });
   configure(program.command('eval'))
     .description('Bits per character (char models) or perplexity of a trained model on a text.')
     .argument('<dir>', 'run or checkpoint directory')
@@ -202,7 +203,8 @@ function lmProgram(io: Io, setCode: (c: number) => void): Command {
     .option('--seq <n>', 'window length (default: the training --seq)', positiveInt)
     .option('--batch <n>', 'lanes read in parallel (default: the training --batch)', positiveInt)
     .addOption(backendOption())
-    .action((dir: string, flags) => { applyBackend(flags.backend); setCode(evalCommand(dir, flags, io)); });
+    .addOption(matmulPrecisionOption())
+    .action((dir: string, flags) => { applyBackend(flags.backend, flags.matmulPrecision); setCode(evalCommand(dir, flags, io)); });
   configure(program.command('start'))
     .description('What `npm start` runs: train a 2-layer character LSTM on Moby Dick for a few minutes (RNNKIT_START_MINUTES, default 3), '
       + 'save it in runs/moby-dick, print held-out bits per character and samples. Running it again resumes.')
@@ -218,7 +220,8 @@ function lmProgram(io: Io, setCode: (c: number) => void): Command {
   return program;
 }
 
-function applyBackend(name: string | undefined): void {
+function applyBackend(name: string | undefined, matmulPrecision?: MatmulPrecision): void {
+  if (matmulPrecision) setMatmulPrecision(matmulPrecision);
   if (!name) return;
   try {
     setBackend(name as BackendName | 'auto');

@@ -1,6 +1,6 @@
 // Ready-made models built from the layers.
 import { type Tensor } from './tensor.js';
-import { Embedding, GRU, LSTM, Linear, Module, RNN, type RecurrentBase } from './nn.js';
+import { Dropout, Embedding, GRU, LSTM, Linear, Module, RNN, type RecurrentBase } from './nn.js';
 import type { Rng } from './random.js';
 
 export interface LanguageModelOptions {
@@ -9,6 +9,10 @@ export interface LanguageModelOptions {
   hiddenSize: number;
   numLayers?: number;
   cell?: 'lstm' | 'gru' | 'rnn';
+  /**
+   * Dropout on the embeddings, between the recurrent layers and on the recurrent output, as in
+   * PyTorch's word_language_model example (training mode only; 0 = none).
+   */
   dropout?: number;
   rng?: Rng;
 }
@@ -26,6 +30,7 @@ export class LanguageModel extends Module {
   readonly embedding: Embedding;
   readonly rnn: RecurrentBase;
   readonly fc: Linear;
+  private readonly drop: Dropout;
 
   constructor(readonly options: LanguageModelOptions) {
     super();
@@ -36,12 +41,13 @@ export class LanguageModel extends Module {
     const rnn = cell === 'lstm' ? new LSTM(rnnOptions) : cell === 'gru' ? new GRU(rnnOptions) : new RNN(rnnOptions);
     this.rnn = this.registerModule(cell, rnn);
     this.fc = this.registerModule('fc', new Linear(hiddenSize, vocabSize, { rng }));
+    this.drop = this.registerModule('drop', new Dropout(options.dropout ?? 0, { rng }));
   }
 
   // tokens [T, B] (time-major ids) -> logits [T, B, vocab], and the final state
   forward(tokens: ArrayLike<number>, T: number, B: number, state: RecurrentState | null = null): { logits: Tensor; state: RecurrentState } {
-    const x = this.embedding.forward(tokens, [T, B]);
+    const x = this.drop.forward(this.embedding.forward(tokens, [T, B]));
     const { output, hN, cN } = this.rnn.forward(x, { h0: state?.h ?? null, c0: state?.c ?? null });
-    return { logits: this.fc.forward(output), state: { h: hN, c: cN } };
+    return { logits: this.fc.forward(this.drop.forward(output)), state: { h: hN, c: cN } };
   }
 }

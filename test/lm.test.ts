@@ -165,6 +165,23 @@ describe('training', () => {
     expect(gen.generate('hello ', 14, { temperature: 0 })).toBe('hello world! hello w');
   });
 
+  it('dropout hits the embeddings and the recurrent output in training only (PyTorch word_language_model)', async () => {
+    const { LanguageModel } = await import('../src/models.js');
+    const make = (dropout: number) => new LanguageModel({ vocabSize: 7, embeddingDim: 4, hiddenSize: 6, numLayers: 1, dropout, rng: new Rng(5) });
+    const tokens = [1, 2, 3, 4, 5, 6];
+    const plain = make(0);
+    const dropped = make(0.5);
+    const logits = (m: InstanceType<typeof LanguageModel>) => Array.from(noGrad(() => m.forward(tokens, 3, 2).logits.data));
+    // one layer: no between-layer dropout, so any training-mode difference comes from the embedding/output sites
+    dropped.train();
+    expect(logits(dropped)).not.toEqual(logits(plain));
+    dropped.eval();
+    plain.eval();
+    expect(logits(dropped)).toEqual(logits(plain));
+    // the dropout adds no parameters: the weights keep PyTorch's names
+    expect([...dropped.stateDict().keys()]).toEqual([...plain.stateDict().keys()]);
+  });
+
   it('logs the gradient norm and applies clipping', () => {
     const data = prepareData(SHORT.repeat(4), { level: 'char', valFraction: 0.1 });
     const tr = new LMTrainer({ ...TINY, clip: 1e-3 }, data);
