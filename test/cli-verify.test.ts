@@ -24,6 +24,20 @@ describe('rnnkit verify-torch', () => {
     }
   });
 
+  it("sets bf16 products ('medium') aside while the cases run, says so, and restores the setting", async () => {
+    const { getMatmulPrecision, setMatmulPrecision } = await import('../src/backends/index.js');
+    setMatmulPrecision('medium');
+    try {
+      const { code, text } = capture((p) => verifyTorch([GOLDEN_DIR, '--backend', 'native'], p));
+      expect(text.split('\n')[0]).toBe("note: matmul precision 'medium' set aside: the cases check fp32 parity with PyTorch");
+      expect(text.trim().split('\n').at(-1)).toMatch(/^(\d+)\/\1 cases pass$/);
+      expect(code).toBe(0);
+      expect(getMatmulPrecision()).toBe('medium');
+    } finally {
+      setMatmulPrecision('highest');
+    }
+  });
+
   it('fails, names the case and exits non-zero when PyTorch disagrees', () => {
     const dir = mkdtempSync(join(tmpdir(), 'rnnkit-golden-'));
     const c = JSON.parse(readFileSync(join(GOLDEN_DIR, 'gru.json'), 'utf8'));
