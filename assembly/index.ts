@@ -295,6 +295,19 @@ function kernel4x8(kc: i32, ap: usize, bp: usize, c: usize, ldc: i32, alpha: f32
   }
 }
 
+/** c[0, nr) += alpha * (a0 | a1): the store of a 1x8 tile (nr < 8 goes through TILE). */
+@inline function addTile1x8(c: usize, a0: v128, a1: v128, alpha: f32, nr: i32): void {
+  if (nr == 8) {
+    const av = f32x4.splat(alpha);
+    v128.store(c, madd(av, a0, v128.load(c)));
+    v128.store(c, madd(av, a1, v128.load(c, 16)), 16);
+  } else {
+    v128.store(TILE, a0);
+    v128.store(TILE, a1, 16);
+    for (let j = 0; j < nr; j++) st(c, j, ld(c, j) + alpha * ld(TILE, j));
+  }
+}
+
 /** One row of a 4-row A panel (ap already offset to the row) times a B panel: 1x8 tile. */
 function kernel1x8(kc: i32, ap: usize, bp: usize, c: usize, alpha: f32, nr: i32): void {
   let a0 = f32x4.splat(0);
@@ -317,15 +330,7 @@ function kernel1x8(kc: i32, ap: usize, bp: usize, c: usize, alpha: f32, nr: i32)
   }
   a0 = f32x4.add(a0, e0);
   a1 = f32x4.add(a1, e1);
-  if (nr == 8) {
-    const av = f32x4.splat(alpha);
-    v128.store(c, madd(av, a0, v128.load(c)));
-    v128.store(c, madd(av, a1, v128.load(c, 16)), 16);
-  } else {
-    v128.store(TILE, a0);
-    v128.store(TILE, a1, 16);
-    for (let j = 0; j < nr; j++) st(c, j, ld(c, j) + alpha * ld(TILE, j));
-  }
+  addTile1x8(c, a0, a1, alpha, nr);
 }
 
 /** C = beta * C over [M, N] with leading dimension ldc; beta = 0 ignores C's contents. */
@@ -385,15 +390,7 @@ function kernel1x8NoPack(kc: i32, ap: usize, bp: usize, c: usize, alpha: f32, nr
     a1 = madd(a, v128.load(bp, 16), a1);
     bp += 32;
   }
-  if (nr == 8) {
-    const av = f32x4.splat(alpha);
-    v128.store(c, madd(av, a0, v128.load(c)));
-    v128.store(c, madd(av, a1, v128.load(c, 16)), 16);
-  } else {
-    v128.store(TILE, a0);
-    v128.store(TILE, a1, 16);
-    for (let j = 0; j < nr; j++) st(c, j, ld(c, j) + alpha * ld(TILE, j));
-  }
+  addTile1x8(c, a0, a1, alpha, nr);
 }
 
 /**
