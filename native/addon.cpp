@@ -7,6 +7,7 @@
 #include <cstdlib>
 #include <cstring>
 #include <memory>
+#include <mutex>
 #include <string>
 #include <vector>
 
@@ -694,15 +695,14 @@ Napi::Object Init(Napi::Env env, Napi::Object exports) {
   } else {
     data->k = cpu_has("avx512") ? &kernels_avx512 : cpu_has("avx2") ? &kernels_avx2 : &kernels_sse2;
   }
-  static bool threadsSet = false;
-  if (!threadsSet) {
-    threadsSet = true;
+  static std::once_flag threadsSet;  // the pool is process-wide; worker_threads load the addon too
+  std::call_once(threadsSet, [] {
     const char* t = std::getenv("RNNKIT_THREADS");
     if (t && *t) {
       const int n = std::atoi(t);
       if (n >= 1) pool_set_threads(n);
     }
-  }
+  });
   exports.Set("info", Napi::Function::New(env, Info));
   exports.Set("setThreads", Napi::Function::New(env, SetThreads));
   exports.Set("setIsa", Napi::Function::New(env, SetIsa));

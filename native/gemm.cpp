@@ -17,9 +17,18 @@ struct Block {
   void* p;
   size_t bytes;
 };
-std::mutex cache_mutex;
-std::vector<Block> cache_blocks;
-size_t cache_bytes = 0;
+// The recycled blocks, shared by every thread under one lock. Never destroyed: threads that end
+// after main() has returned (libuv's pool, worker_threads, the kernel pool) still give their
+// thread-local buffers back here from their thread_local destructors.
+struct BlockCache {
+  std::mutex m;
+  std::vector<Block> blocks;
+  size_t bytes = 0;
+};
+BlockCache& block_cache() {
+  static BlockCache* c = new BlockCache();
+  return *c;
+}
 constexpr size_t kCacheMin = 1 << 20;         // smaller blocks go straight to malloc / free
 constexpr size_t kCacheMax = (size_t)1 << 30;  // at most 1 GiB kept
 constexpr size_t kCacheCount = 64;
@@ -28,34 +37,34 @@ constexpr size_t kCacheCount = 64;
 // Best fit among cached blocks of [bytes, 2 * bytes].
 void* cache_take(size_t bytes, size_t* got) {
   if (bytes < kCacheMin) return nullptr;
-  std::lock_guard<std::mutex> lk(cache_mutex);
-  size_t best = cache_blocks.size();
-  for (size_t i = 0; i < cache_blocks.size(); i++) {
-    const size_t b = cache_blocks[i].bytes;
-    if (b >= bytes && b <= 2 * bytes && (best == cache_blocks.size() || b < cache_blocks[best].bytes)) best = i;
+  BlockCache& c = block_cache();
+  std::lock_guard<std::mutex> lk(c.m);
+  size_t best = c.blocks.size();
+  for (size_t i = 0; i < c.blocks.size(); i++) {
+    const size_t b = c.blocks[i].bytes;
+    if (b >= bytes && b <= 2 * bytes && (best == c.blocks.size() || b < c.blocks[best].bytes)) best = i;
   }
-  if (best == cache_blocks.size()) return nullptr;
-  Block blk = cache_blocks[best];
-  cache_blocks.erase(cache_blocks.begin() + (ptrdiff_t)best);
-  cache_bytes -= blk.bytes;
+  if (best == c.blocks.size()) return nullptr;
+  Block blk = c.blocks[best];
+  c.blocks.erase(c.blocks.begin() + (ptrdiff_t)best);
+  c.bytes -= blk.bytes;
   *got = blk.bytes;
   return blk.p;
 }
 
 void cache_give(void* p, size_t bytes) {
-  if (bytes >= kCacheMin) {
-    std::lock_guard<std::mutex> lk(cache_mutex);
+  if (bytes >= kCacheMin && bytes <= kCacheMax) {
+    BlockCache& c = block_cache();
+    std::lock_guard<std::mutex> lk(c.m);
     // make room: drop the oldest blocks
-    while (!cache_blocks.empty() && (cache_bytes + bytes > kCacheMax || cache_blocks.size() >= kCacheCount)) {
-      free(cache_blocks.front().p);
-      cache_bytes -= cache_blocks.front().bytes;
-      cache_blocks.erase(cache_blocks.begin());
+    while (!c.blocks.empty() && (c.bytes + bytes > kCacheMax || c.blocks.size() >= kCacheCount)) {
+      free(c.blocks.front().p);
+      c.bytes -= c.blocks.front().bytes;
+      c.blocks.erase(c.blocks.begin());
     }
-    if (bytes <= kCacheMax) {
-      cache_blocks.push_back({p, bytes});
-      cache_bytes += bytes;
-      return;
-    }
+    c.blocks.push_back({p, bytes});
+    c.bytes += bytes;
+    return;
   }
   free(p);
 }
@@ -71,6 +80,8 @@ void pack_b_all(const IsaKernels& k, const float* B, int64_t ldb, bool transB, i
   });
 }
 
+// Per-thread packing buffers: a thread runs one GEMM task at a time, so its own buffer is never
+// shared (the pool's workers, libuv's threads and the main thread each have theirs).
 static thread_local FBuf tl_packA;
 static thread_local FBuf tl_packB;
 

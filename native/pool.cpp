@@ -26,7 +26,7 @@ inline bool claimable(uint64_t s) { return task_next(s) < task_count(s); }
 
 struct Pool {
   std::vector<std::thread> workers;
-  int nworkers = 0;
+  std::atomic<int> nworkers{0};  // read by any thread; written under `busy`
   std::atomic<uint64_t> state{0};  // gen << 40 | ntasks << 20 | next
   std::atomic<int> completed{0};
   void (*fn)(void*, int) = nullptr;

@@ -92,7 +92,9 @@ void seq_forward(const IsaKernels& k, const SeqDims& d, const SeqFwdIn& in, SeqC
   auto Cs = [&](int s) { return Call + (int64_t)(train ? s : (s & 1)) * B * H; };
   auto stepRow = [&](int s, int i) { return (train ? (int64_t)s * B : 0) + i; };
 
-  thread_local FBuf tGx, tGh, tPwhh, tPwhr, tBias;
+  // scratch owned by this call (large blocks come from the shared cache, under its lock), so any
+  // number of calls may run at once on different threads
+  FBuf tGx, tGh, tPwhh, tPwhr, tBias;
   float* Gx = tGx.ensure((size_t)TB * G);
   float* Gh = tGh.ensure((size_t)B * G);
   float* bias = tBias.zeros((size_t)G + H);  // [G] folded biases, then [H] b_hn (GRU)
@@ -188,7 +190,7 @@ void seq_backward(const IsaKernels& k, const SeqCtx& ctx, const SeqBwdIn& in) {
   const float* cells = ctx.cells.p;
   const float* hraw = ctx.hraw.p;
 
-  thread_local FBuf tDGh, tDGx, tDh, tDc, tDhTot, tDhRaw, tPwhh, tPwhr, tWsDh;
+  FBuf tDGh, tDGx, tDh, tDc, tDhTot, tDhRaw, tPwhh, tPwhr, tWsDh;  // scratch owned by this call
   // dGh: [T, B, G] gradients of the recurrent pre-activations in processing order (s, i);
   // dGx: [T, B, G] gradients of the input pre-activations in (t, b) order, the layout of x.
   float* dGh = tDGh.ensure((size_t)TB * G);

@@ -52,7 +52,13 @@ export async function recurrentForwardAsync(
   weights: DirectionWeights[][], lengths: Int32Array | null,
 ): Promise<RecurrentResult> {
   const backend = getBackend();
-  const plan = recurrentPlan(backend, cfg, x, h0, c0, weights, lengths);
+  // The job reads the weights as they are now: a copy, so an optimizer step, loadStateDict or a
+  // training pass that changes them while the job runs changes neither this result nor its gradients.
+  const snapshot = new Map<Tensor, Float32Array>();
+  for (const w of weights.flat()) {
+    for (const t of [w.wIh, w.wHh, w.bIh, w.bHh, w.wHr]) if (t) snapshot.set(t, t.data.slice());
+  }
+  const plan = recurrentPlan(backend, cfg, x, h0, c0, weights, lengths, (t) => snapshot.get(t) as Float32Array);
   let step = plan.next();
   while (!step.done) {
     const args = step.value;
@@ -64,10 +70,12 @@ export async function recurrentForwardAsync(
 /**
  * The forward pass as a plan: yields each seqForward call (layer by layer, direction by
  * direction), receives its context, and returns the result with its backward recorded.
+ * weightData gives the values a parameter is read from (its own data, or a snapshot of it).
  */
 function* recurrentPlan(
   backend: Backend, cfg: RecurrentConfig, x: Tensor, h0: Tensor | null, c0: Tensor | null,
   weights: DirectionWeights[][], lengths: Int32Array | null,
+  weightData: (t: Tensor) => Float32Array = (t) => t.data,
 ): Generator<SeqForwardArgs, RecurrentResult, SeqContext | null> {
   const { cell, H, P, numLayers: L } = cfg;
   const D = cfg.bidirectional ? 2 : 1;
@@ -94,7 +102,8 @@ function* recurrentPlan(
       const w = weights[l][d];
       contexts[l].push(yield {
         cell, T, B, I, H, P, reverse: d === 1, x: input,
-        wIh: w.wIh.data, wHh: w.wHh.data, bIh: w.bIh?.data ?? null, bHh: w.bHh?.data ?? null, wHr: w.wHr?.data ?? null,
+        wIh: weightData(w.wIh), wHh: weightData(w.wHh), bIh: w.bIh ? weightData(w.bIh) : null,
+        bHh: w.bHh ? weightData(w.bHh) : null, wHr: w.wHr ? weightData(w.wHr) : null,
         h0: h0 ? h0.data.subarray(k * B * R, (k + 1) * B * R) : null,
         c0: c0 ? c0.data.subarray(k * B * H, (k + 1) * B * H) : null,
         lengths, y: output, yStride: D * R, yOffset: d * R,
