@@ -4,7 +4,7 @@ import { copyFileSync, mkdtempSync, readFileSync, writeFileSync } from 'node:fs'
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
-import { doctor, main, verifyTorch } from '../src/cli.js';
+import { doctor, main, verifyTorch } from '../src/cli/index.js';
 import { GOLDEN_DIR, TESTED_BACKENDS } from './helpers.js';
 
 function capture(fn: (print: (s: string) => void) => number): { code: number; text: string } {

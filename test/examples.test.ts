@@ -4,7 +4,7 @@ import { existsSync, mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
-import { runExample, runExampleCli, type ExampleResult } from '../src/examples/index.js';
+import { runExample, runExampleCli, type ExampleResult } from '../src/tasks/index.js';
 
 const out = mkdtempSync(join(tmpdir(), 'rnnkit-examples-'));
 afterAll(() => rmSync(out, { recursive: true, force: true }));

@@ -1,6 +1,6 @@
 // Every PyTorch reference case passes on every backend that this build has.
 import { describe, expect, it } from 'vitest';
-import { goldenCaseNames, runGoldenCase } from '../src/golden.js';
+import { goldenCaseNames, runGoldenCase } from '../src/io/golden.js';
 import { GOLDEN_DIR, TESTED_BACKENDS } from './helpers.js';
 
 const names = goldenCaseNames(GOLDEN_DIR);

@@ -1,7 +1,7 @@
 import { existsSync, readdirSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
-import { type NamedTensor, readSafetensors, SafetensorsError, writeSafetensors } from '../src/safetensors.js';
+import { type NamedTensor, readSafetensors, SafetensorsError, writeSafetensors } from '../src/io/safetensors.js';
 
 const GOLDEN = process.env.RNNKIT_GOLDEN_DIR ?? '/work/shared/golden';
 

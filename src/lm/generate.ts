@@ -1,10 +1,10 @@
 // Text generation: greedy, temperature, top-k and top-p (nucleus) sampling, seeded, streamed token
 // by token through single-step cells (LSTMCell / GRUCell / RNNCell carrying the weights of each
 // layer of the trained stack) with the recurrent state kept between calls.
-import type { LanguageModel } from '../models.js';
-import { GRUCell, LSTMCell, RNNCell, type CellState } from '../nn.js';
-import { Rng } from '../random.js';
-import { Tensor, noGrad } from '../tensor.js';
+import type { LanguageModel } from '../nn/models.js';
+import { GRUCell, LSTMCell, RNNCell, type CellState } from '../nn/layers.js';
+import { Rng } from '../core/random.js';
+import { Tensor, noGrad } from '../core/tensor.js';
 import { EOS_ID, PAD_ID, UNK_ID, type Vocabulary } from './vocab.js';
 
 export interface SamplingOptions {

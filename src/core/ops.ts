@@ -1,8 +1,8 @@
 // Differentiable tensor ops: each computes its forward result and records its backward.
 // The heavy ones (matrix products, activations, cross-entropy) run on the selected backend;
 // the memory-bound reshuffles (reshape, concat, gather) are plain loops here.
-import { getBackend } from './backends/index.js';
-import type { UnaryOp } from './backends/backend.js';
+import { getBackend } from '../backends/index.js';
+import type { UnaryOp } from '../backends/backend.js';
 import { Rng, defaultRng } from './random.js';
 import { Tensor, formatShape, needsGrad, recordOp, shapeSize } from './tensor.js';
 

@@ -6,11 +6,11 @@
 //   optionally Luong dot attention over the encoder outputs, then Linear to the target vocabulary.
 // Training uses teacher forcing: the decoder reads the true previous target token at every step.
 // Decoding (greedyDecode, beamSearch) works on any StepDecoder, so it is testable on a hand-made model.
-import { Embedding, LSTM, Linear, Module } from './nn.js';
-import { concatLast, reshape, select, tanh } from './ops.js';
-import type { Rng } from './random.js';
+import { Embedding, LSTM, Linear, Module } from './layers.js';
+import { concatLast, reshape, select, tanh } from '../core/ops.js';
+import type { Rng } from '../core/random.js';
 import { dotAttention } from './seq.js';
-import { Tensor, noGrad } from './tensor.js';
+import { Tensor, noGrad } from '../core/tensor.js';
 
 /** One decoding step over a batch of N hypotheses, and reordering of the batch. */
 export interface StepDecoder<S> {

@@ -4,13 +4,13 @@
 // network fed the zero vector (a learned but class-independent initial state). Held-out bits per
 // character (the end-of-name mark included), conditional vs unconditional, and samples per class.
 // 10% of the training names pick the stopping point (best validation bits/char is kept).
-import { Embedding, LSTM, Linear, Module } from '../nn.js';
-import { crossEntropy, reshape, tanh } from '../ops.js';
-import { Adam, clipGradNorm } from '../optim.js';
-import { Rng } from '../random.js';
-import { padSequences } from '../seq.js';
-import { Tensor, noGrad } from '../tensor.js';
-import { SymbolTable } from '../text.js';
+import { Embedding, LSTM, Linear, Module } from '../nn/layers.js';
+import { crossEntropy, reshape, tanh } from '../core/ops.js';
+import { Adam, clipGradNorm } from '../nn/optim.js';
+import { Rng } from '../core/random.js';
+import { padSequences } from '../nn/seq.js';
+import { Tensor, noGrad } from '../core/tensor.js';
+import { SymbolTable } from './text.js';
 import { Context, requirePackage, type ExampleOptions, type ExampleResult, type MetricRow } from './common.js';
 
 const BOS = '<s>';

@@ -3,13 +3,13 @@ import { existsSync } from 'node:fs';
 import { basename, extname, join } from 'node:path';
 import type { MatmulPrecision } from '../backends/backend.js';
 import { getBackend, type BackendName } from '../backends/index.js';
-import { Rng } from '../random.js';
-import { hasCheckpoint, resolveCheckpointDir } from './checkpoint.js';
-import { datasetPath, readText } from './data.js';
-import { TextGenerator, checkSamplingOptions, type SamplingOptions } from './generate.js';
-import { ConsoleProgress } from './progress.js';
-import { chooseBackend, runTraining, type TrainJob } from './run.js';
-import { evaluateIds, loadLanguageModel, type LMConfig } from './trainer.js';
+import { Rng } from '../core/random.js';
+import { hasCheckpoint, resolveCheckpointDir } from '../lm/checkpoint.js';
+import { datasetPath, readText } from '../lm/data.js';
+import { TextGenerator, checkSamplingOptions, type SamplingOptions } from '../lm/generate.js';
+import { ConsoleProgress } from '../lm/progress.js';
+import { chooseBackend, runTraining, type TrainJob } from '../lm/run.js';
+import { evaluateIds, loadLanguageModel, type LMConfig } from '../lm/trainer.js';
 
 export interface Io {
   out(s: string): void;

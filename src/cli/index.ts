@@ -1,15 +1,15 @@
 // The `rnnkit` command line.
 import { parseArgs } from 'node:util';
 import { Command, CommanderError, InvalidArgumentError, Option } from 'commander';
-import { BACKEND_NAMES, type BackendName, backendStatus, getMatmulPrecision, loadBackend, setBackend, setMatmulPrecision, withBackend } from './backends/index.js';
-import { CrossCheckBackend } from './backends/crosscheck.js';
-import { MATMUL_PRECISIONS, type MatmulPrecision } from './backends/backend.js';
-import { type CaseResult, FORWARD_TOLERANCE, GRADIENT_TOLERANCE, goldenCaseNames, runGoldenCase } from './golden.js';
-import { LSTM } from './nn.js';
-import { add, mul, sum } from './ops.js';
-import { Rng } from './random.js';
-import { Tensor } from './tensor.js';
-import { CliError, evalCommand, sampleCommand, startCommand, trainCommand, type Io } from './lm/commands.js';
+import { BACKEND_NAMES, type BackendName, backendStatus, getMatmulPrecision, loadBackend, setBackend, setMatmulPrecision, withBackend } from '../backends/index.js';
+import { CrossCheckBackend } from '../backends/crosscheck.js';
+import { MATMUL_PRECISIONS, type MatmulPrecision } from '../backends/backend.js';
+import { type CaseResult, FORWARD_TOLERANCE, GRADIENT_TOLERANCE, goldenCaseNames, runGoldenCase } from '../io/golden.js';
+import { LSTM } from '../nn/layers.js';
+import { add, mul, sum } from '../core/ops.js';
+import { Rng } from '../core/random.js';
+import { Tensor } from '../core/tensor.js';
+import { CliError, evalCommand, sampleCommand, startCommand, trainCommand, type Io } from './lm.js';
 
 const USAGE = `usage: rnnkit <command> [options]
 
@@ -268,7 +268,7 @@ export async function main(argv: string[], io: Io = { out: (s) => process.stdout
     switch (command) {
       case 'verify-torch': return verifyTorch(rest, print);
       case 'doctor': return doctor(print);
-      case 'example': return (await import('./examples/index.js')).runExampleCli(rest, print);
+      case 'example': return (await import('../tasks/index.js')).runExampleCli(rest, print);
       case undefined: case 'help': case '--help': case '-h': print(USAGE); return command === undefined ? 1 : 0;
       default: throw new UsageError(`unknown command '${command}'\n${USAGE}`);
     }
