@@ -9,5 +9,4 @@ export * from './report.js';
 export * from './trainer.js';
 export * from './run.js';
 export * from './async.js';
-export * from '../cli/lm.js';
 export { LanguageModel, type LanguageModelOptions, type RecurrentState } from '../nn/models.js';
