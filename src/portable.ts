@@ -4,7 +4,7 @@
 export { Tensor, noGrad, noGradAsync, isGradEnabled } from './core/tensor.js';
 export {
   add, sub, mul, scale, sum, mean, reshape, transpose01, concatLast, select, stack, matmul, linear,
-  tanh, sigmoid, relu, embedding, dropout, crossEntropy, mseLoss, bceWithLogits, softmax,
+  tanh, sigmoid, relu, embedding, dropout, crossEntropy, mseLoss, bceWithLogits, softmax, logSoftmaxRows,
   type CrossEntropyOptions, type Reduction,
 } from './core/ops.js';
 export {
@@ -36,6 +36,6 @@ export {
   accuracy, binaryScores, editDistance, tokenErrorRate, sequenceErrorRate, rmse, mae, type BinaryScores,
 } from './tasks/metrics.js';
 export {
-  Seq2Seq, greedyDecode, beamSearch, logSoftmaxRows, gatherBatch,
+  Seq2Seq, greedyDecode, beamSearch, gatherBatch,
   type Seq2SeqOptions, type EncoderState, type StepDecoder, type DecodeOptions, type BeamOptions, type Hypothesis,
 } from './nn/seq2seq.js';
