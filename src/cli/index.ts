@@ -11,7 +11,7 @@ export { doctor } from './verify.js';
 const stdio: Io = { out: (s) => process.stdout.write(s), err: (s) => process.stderr.write(s) };
 
 /** The program: every command writes through `io` and reports its exit code through `setCode`. */
-export function cliProgram(io: Io, setCode: (code: number) => void): Command {
+function cliProgram(io: Io, setCode: (code: number) => void): Command {
   const program = new Command('rnnkit')
     .description('Recurrent neural networks (RNN, LSTM, GRU) with PyTorch semantics: language models, sequence-task examples, backend checks.')
     .exitOverride()

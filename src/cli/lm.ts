@@ -15,7 +15,7 @@ import {
   CliError, type Io, applyBackend, backendOption, fraction, matmulPrecisionOption, nonNegativeInt, nonNegativeNumber, positiveInt, positiveNumber, probability,
 } from './options.js';
 
-export interface TrainFlags {
+interface TrainFlags {
   data?: string;
   dataset?: string;
   level?: 'char' | 'word';
@@ -169,11 +169,11 @@ async function train(f: TrainFlags, io: Io, opts: { defaultMinutes: number; titl
   }
 }
 
-export function trainCommand(f: TrainFlags, io: Io): Promise<number> {
+function trainCommand(f: TrainFlags, io: Io): Promise<number> {
   return train(f, io, { defaultMinutes: 10, title: 'training', samples: f.samples ?? 1 });
 }
 
-export interface StartFlags {
+interface StartFlags {
   minutes?: number;
   steps?: number;
   out?: string;
@@ -185,7 +185,7 @@ export interface StartFlags {
 }
 
 /** `npm start`: a 2-layer character LSTM on Moby Dick for a few minutes; a second run resumes. */
-export function startCommand(f: StartFlags, io: Io): Promise<number> {
+function startCommand(f: StartFlags, io: Io): Promise<number> {
   const out = f.out ?? process.env.RNNKIT_START_OUT ?? join('runs', 'moby-dick');
   const envMinutes = process.env.RNNKIT_START_MINUTES;
   let minutes = f.minutes;
@@ -215,14 +215,14 @@ export function startCommand(f: StartFlags, io: Io): Promise<number> {
   return train(flags, io, { defaultMinutes: 3, title: 'rnnkit start', samples: f.samples ?? 3 });
 }
 
-export interface SampleFlags extends SamplingOptions {
+interface SampleFlags extends SamplingOptions {
   prime?: string;
   length?: number;
   seed?: number;
   backend?: BackendName | 'auto';
 }
 
-export function sampleCommand(dir: string, f: SampleFlags, io: Io): number {
+function sampleCommand(dir: string, f: SampleFlags, io: Io): number {
   try { checkSamplingOptions(f); } catch (e) { throw new CliError((e as Error).message); }
   let loaded;
   try { loaded = loadLanguageModel(dir); } catch (e) { throw new CliError((e as Error).message); }
@@ -235,7 +235,7 @@ export function sampleCommand(dir: string, f: SampleFlags, io: Io): number {
   return 0;
 }
 
-export interface EvalFlags {
+interface EvalFlags {
   data?: string;
   dataset?: string;
   seq?: number;
@@ -243,7 +243,7 @@ export interface EvalFlags {
   heldOut?: boolean;
 }
 
-export function evalCommand(dir: string, f: EvalFlags, io: Io): number {
+function evalCommand(dir: string, f: EvalFlags, io: Io): number {
   if (f.data === undefined && f.dataset === undefined) throw new CliError('eval needs --data FILE (or --dataset NAME)');
   checkDataFlags(f);
   let loaded;

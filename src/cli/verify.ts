@@ -18,7 +18,7 @@ function fmt(v: number): string {
 }
 
 /** Runs every reference case in `dir` on the requested backend(s) ('all': every one that loads); exit code 0 when all pass. */
-export function runVerifyTorch(dir: string, requested: BackendName | 'all', print: (s: string) => void): number {
+function runVerifyTorch(dir: string, requested: BackendName | 'all', print: (s: string) => void): number {
   let backends: BackendName[];
   if (requested === 'all') {
     backends = BACKEND_NAMES.filter((b) => {

@@ -252,7 +252,7 @@ export const sigmoid = (x: Tensor): Tensor => unary('sigmoid', x);
 export const relu = (x: Tensor): Tensor => unary('relu', x);
 
 /** Token ids as an Int32Array, checked against the vocabulary size. */
-export function toIds(where: string, arg: string, ids: ArrayLike<number>, limit: number): Int32Array {
+function toIds(where: string, arg: string, ids: ArrayLike<number>, limit: number): Int32Array {
   const out = ids instanceof Int32Array ? ids : Int32Array.from(ids as ArrayLike<number>);
   for (let i = 0; i < out.length; i++) {
     if (!Number.isInteger(ids[i]) || out[i] < 0 || out[i] >= limit) {

@@ -223,7 +223,7 @@ export async function runCo2(opts: ExampleOptions = {}): Promise<ExampleResult> 
       }).flat(),
       // layout [h][output column]
       target: (t) => Array.from({ length: Hz }, (_, h) => outCols.map((k) => (series[k][t + 1 + h] - mean[k]) / std[k])).flat(),
-      denormalise: (t, out) => Array.from(out, (v, j) => v * std[outCols[j % outCols.length]] + mean[outCols[j % outCols.length]]),
+      denormalise: (_t, out) => Array.from(out, (v, j) => v * std[outCols[j % outCols.length]] + mean[outCols[j % outCols.length]]),
       truth: (t) => Array.from({ length: Hz }, (_, h) => outCols.map((k) => series[k][t + 1 + h])).flat(),
     };
     const trainOrigins: number[] = [];
