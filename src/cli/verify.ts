@@ -1,8 +1,9 @@
 // `rnnkit verify-torch DIR` (the PyTorch reference cases) and `rnnkit doctor` (which backends load).
+import { existsSync, statSync } from 'node:fs';
 import { type Command, Option } from 'commander';
 import { BACKEND_NAMES, type BackendName, backendStatus, getMatmulPrecision, loadBackend, setMatmulPrecision, withBackend } from '../backends/index.js';
 import { CrossCheckBackend } from '../backends/crosscheck.js';
-import { type CaseResult, FORWARD_TOLERANCE, GRADIENT_TOLERANCE, goldenCaseNames, runGoldenCase } from '../io/golden.js';
+import { type CaseResult, FORWARD_TOLERANCE, GRADIENT_TOLERANCE, goldenCaseNames, packagedGoldenDir, runGoldenCase } from '../io/golden.js';
 import { LSTM } from '../nn/layers.js';
 import { add, mul, sum } from '../core/ops.js';
 import { Rng } from '../core/random.js';
@@ -27,21 +28,24 @@ function runVerifyTorch(dir: string, requested: BackendName | 'all', print: (s: 
   } else {
     backends = [requested];
   }
+  if (!existsSync(dir)) throw new CliError(`directory '${dir}' does not exist`);
+  if (!statSync(dir).isDirectory()) throw new CliError(`'${dir}' is not a directory`);
   let names: string[];
-  try { names = goldenCaseNames(dir); } catch (e) { throw new CliError(`cannot read ${dir}: ${(e as Error).message}`); }
-  if (names.length === 0) throw new CliError(`${dir} holds no reference case (NAME.json with NAME.safetensors)`);
+  try { names = goldenCaseNames(dir); } catch (e) { throw new CliError(`cannot read '${dir}': ${(e as Error).message}`); }
+  if (names.length === 0) throw new CliError(`'${dir}' holds no reference case (NAME.json with NAME.safetensors)`);
+  const width = Math.max(26, ...names.map((n) => n.length + 2));
   const results: CaseResult[] = [];
   // the cases check fp32 parity with PyTorch: bf16 products ('medium') are off while they run
   const precision = getMatmulPrecision();
   if (precision !== 'highest') print(`note: matmul precision '${precision}' set aside: the cases check fp32 parity with PyTorch\n`);
   setMatmulPrecision('highest');
-  print(`${pad('case', 26)}${pad('backend', 11)}${pad('forward', 11)}${pad('gradient', 11)}result\n`);
+  print(`${pad('case', width)}${pad('backend', 11)}${pad('forward', 11)}${pad('gradient', 11)}result\n`);
   try {
     for (const backend of backends) {
       for (const name of names) {
         const r = runGoldenCase(dir, name, backend);
         results.push(r);
-        print(`${pad(name, 26)}${pad(backend, 11)}${pad(fmt(r.forwardError), 11)}${pad(fmt(r.gradError), 11)}${r.pass ? 'pass' : 'FAIL'}${r.detail ? '  ' + r.detail : ''}\n`);
+        print(`${pad(name, width)}${pad(backend, 11)}${pad(fmt(r.forwardError), 11)}${pad(fmt(r.gradError), 11)}${r.pass ? 'pass' : 'FAIL'}${r.detail ? '  ' + r.detail : ''}\n`);
       }
     }
   } finally {
@@ -83,11 +87,12 @@ export function doctor(print: (s: string) => void): number {
 
 export function addCheckCommands(program: Command, io: Io, setCode: (c: number) => void): void {
   program.command('verify-torch')
-    .summary('run PyTorch reference cases on every backend (or --backend NAME)')
-    .description('Run the PyTorch reference cases in DIR (NAME.json with NAME.safetensors, made by PyTorch) and compare forward outputs and gradients.')
-    .argument('<dir>', 'directory of reference cases')
+    .summary('run the PyTorch reference cases (those shipped, or DIR\'s) on every backend')
+    .description('Run the PyTorch reference cases that ship with rnnkit (its golden/ folder), or those in DIR '
+      + '(NAME.json + NAME.safetensors per case, the format of golden/README.md), and compare outputs and gradients.')
+    .argument('[dir]', 'directory of reference cases (default: the shipped ones)')
     .addOption(new Option('--backend <name>', 'backend to check, or every one that loads').choices([...BACKEND_NAMES, 'all']).default('all'))
-    .action((dir: string, f: { backend: BackendName | 'all' }) => { setCode(runVerifyTorch(dir, f.backend, io.out)); });
+    .action((dir: string | undefined, f: { backend: BackendName | 'all' }) => { setCode(runVerifyTorch(dir ?? packagedGoldenDir(), f.backend, io.out)); });
   program.command('doctor')
     .summary('which backends load, why the others do not, and a cross-check')
     .description('Which backends load, why the others do not, and a cross-check of each against the reference backend.')
