@@ -20,8 +20,9 @@ import { silentProgress, type ProgressSink } from './progress.js';
 import { curvesSvg, reportHtml, smooth } from './report.js';
 import { learningRate, type ScheduleKind } from './schedule.js';
 import { UNK_ID, Vocabulary, type VocabLevel } from './vocab.js';
+import { LAYER_NAMES, type LayerName } from '../backends/cells.js';
 
-export type CellName = 'lstm' | 'gru' | 'rnn';
+export type CellName = LayerName;
 export type OptimizerName = 'adam' | 'adamw' | 'sgd';
 
 /** Everything that defines a run (saved as config.json in each checkpoint). */
@@ -174,7 +175,7 @@ function checkConfig(c: LMConfig): void {
   };
   (['layers', 'hidden', 'embed', 'seq', 'batch', 'stepSize'] as const).forEach(posInt);
   (['warmup', 'valEvery', 'valTokens', 'patience', 'checkpointEvery', 'decaySteps', 'seed', 'maxVocab'] as const).forEach(nonNegInt);
-  if (!['lstm', 'gru', 'rnn'].includes(c.cell)) throw new RangeError(`cell must be lstm, gru or rnn, received '${c.cell}'`);
+  if (!LAYER_NAMES.includes(c.cell)) throw new RangeError(`cell must be one of ${LAYER_NAMES.join(', ')}, received '${c.cell}'`);
   if (!['char', 'word'].includes(c.level)) throw new RangeError(`level must be char or word, received '${c.level}'`);
   if (!['adam', 'adamw', 'sgd'].includes(c.optimizer)) throw new RangeError(`optimizer must be adam, adamw or sgd, received '${c.optimizer}'`);
   if (!['constant', 'step', 'cosine'].includes(c.schedule)) throw new RangeError(`schedule must be constant, step or cosine, received '${c.schedule}'`);
