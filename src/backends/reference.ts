@@ -15,6 +15,8 @@ import {
 type FloatArray = Float32Array | Float64Array;
 
 const sigmoid = (v: number): number => 1 / (1 + Math.exp(-v));
+/** relu as PyTorch: NaN stays NaN. */
+const relu = (v: number): number => (v > 0 || Number.isNaN(v) ? v : 0);
 
 function alloc(like: FloatArray, n: number): FloatArray {
   return like instanceof Float64Array ? new Float64Array(n) : new Float32Array(n);
@@ -122,7 +124,7 @@ function seqForwardReference(a: SeqForwardArgs): ReferenceSeqContext {
       } else {
         for (let j = 0; j < H; j++) {
           const v = pre[j] + rec[j];
-          const h = cell === 'rnn_tanh' ? Math.tanh(v) : Math.max(0, v);
+          const h = cell === 'rnn_tanh' ? Math.tanh(v) : relu(v);
           gates[gateRow + j] = h;
           states[stateRow + j] = h;
         }
@@ -291,7 +293,7 @@ export class ReferenceBackend implements Backend {
     assertUnaryArgs('reference', op, x, y);
     for (let i = 0; i < x.length; i++) {
       const v = x[i];
-      y[i] = op === 'tanh' ? Math.tanh(v) : op === 'sigmoid' ? sigmoid(v) : v > 0 ? v : 0;
+      y[i] = op === 'tanh' ? Math.tanh(v) : op === 'sigmoid' ? sigmoid(v) : relu(v);
     }
   }
 
@@ -366,9 +368,9 @@ export class ReferenceBackend implements Backend {
     for (let i = 0; i < param.length; i++) {
       let g = grad[i] + weightDecay * param[i];
       if (momentum !== 0) {
-        const buf = firstStep ? g : momentum * momentumBuffer[i] + (1 - dampening) * g;
-        momentumBuffer[i] = buf;
-        g = nesterov ? g + momentum * buf : buf;
+        // the buffer is a float32 tensor in PyTorch: later terms use its stored (rounded) value
+        momentumBuffer[i] = firstStep ? g : momentum * momentumBuffer[i] + (1 - dampening) * g;
+        g = nesterov ? g + momentum * momentumBuffer[i] : momentumBuffer[i];
       }
       param[i] -= lr * g;
     }
