@@ -45,8 +45,7 @@ import { at, ld, madd, st, vs } from './common';
 // @ts-ignore: decorator
 @inline export function sigmoidv(x: v128): v128 {
   const e = expv(f32x4.neg(f32x4.abs(x)));
-  const s = f32x4.div(vs(1), f32x4.add(vs(1), e));
-  return v128.bitselect(s, f32x4.mul(e, s), f32x4.ge(x, vs(0)));
+  return f32x4.div(v128.bitselect(vs(1), e, f32x4.ge(x, vs(0))), f32x4.add(vs(1), e));
 }
 
 /**
@@ -57,15 +56,15 @@ import { at, ld, madd, st, vs } from './common';
 @inline export function tanhv(x: v128): v128 {
   const ax = f32x4.abs(x);
   const big = f32x4.sub(vs(1), f32x4.div(vs(2), f32x4.add(expv(f32x4.add(ax, ax)), vs(1))));
-  const bigSigned = v128.or(big, v128.and(x, i32x4.splat(0x80000000)));
-  const z = f32x4.mul(x, x);
+  const z = f32x4.mul(ax, ax);
   let p = vs(-5.70498872745e-3);
   p = madd(p, z, vs(2.06390887954e-2));
   p = madd(p, z, vs(-5.37397155531e-2));
   p = madd(p, z, vs(1.33314422036e-1));
   p = madd(p, z, vs(-3.33332819422e-1));
-  const small = madd(f32x4.mul(p, z), x, x);
-  return v128.bitselect(small, bigSigned, f32x4.lt(ax, vs(0.625)));
+  const small = madd(f32x4.mul(p, z), ax, ax);
+  // tanh is odd: computed for |x|, then the sign of x (which also keeps tanh(-0) = -0)
+  return v128.or(v128.bitselect(small, big, f32x4.lt(ax, vs(0.625))), v128.and(x, i32x4.splat(0x80000000)));
 }
 
 /** relu as PyTorch: x > 0 ? x : 0, NaN stays NaN. */
