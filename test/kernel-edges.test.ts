@@ -129,7 +129,7 @@ describe.each(SUBJECTS)('kernel edges on $name', (s) => {
     // y: the float32 forward values of the edges plus values near the ends of the range
     const x = Float32Array.from([...EDGES, 0.75, -0.75, 0.99, -0.99]);
     const y = Float32Array.from([...f64Unary(op, EDGES), 0.99999994, -0.99999994, 0.9997, op === 'sigmoid' ? 5.9e-39 : -0.9997]);
-    const dyCycle = [1, -2.5, 1e-3, -7e5, 3];
+    const dyCycle = [1, -2.5, 1e-3, -7e5, 3, op === 'relu' ? Infinity : 0.25];
     const dy = Float32Array.from(x, (_, i) => dyCycle[i % dyCycle.length]);
     const run = (dx0: Float32Array) => positionIndependent(`${op} backward`, dy, (dyv) => {
       const off = dyv.length - dy.length; // 0 or 1 (shifted copy)
@@ -142,18 +142,19 @@ describe.each(SUBJECTS)('kernel edges on $name', (s) => {
       s.backend.unaryBackward(op, pad(x), pad(y), dyv, dx);
       return dx;
     });
-    const grad = (i: number) => (op === 'tanh' ? 1 - y[i] * y[i] : op === 'sigmoid' ? y[i] * (1 - y[i]) : x[i] > 0 ? 1 : 0);
+    // float64 dy * op' (relu selects dy where x > 0, so an inf dy elsewhere gives 0)
+    const product = (i: number) => (op === 'relu' ? (x[i] > 0 ? dy[i] : 0) : dy[i] * (op === 'tanh' ? 1 - y[i] * y[i] : y[i] * (1 - y[i])));
     // from zero: the product alone
     const fromZero = run(new Float32Array(x.length));
-    expectUlps(`${s.name} ${op}' * dy`, fromZero, Float32Array.from(x, (_, i) => dy[i] * grad(i)), op === 'relu' ? 0 : 2, x);
+    expectUlps(`${s.name} ${op}' * dy`, fromZero, Float32Array.from(x, (_, i) => product(i)), op === 'relu' ? 0 : 2, x);
     // accumulating: error relative to the larger of the two terms
     const dx0 = Float32Array.from(x, (_, i) => [0.5, -3, 1e-4, 2e5][i % 4]);
     const acc = run(dx0);
     for (let i = 0; i < x.length; i++) {
-      const term = dy[i] * grad(i);
+      const term = product(i);
       const want = dx0[i] + term;
-      if (Number.isNaN(want)) {
-        expect(acc[i], `${op} accumulate at y=${y[i]}`).toBeNaN();
+      if (!Number.isFinite(want)) {
+        expect(acc[i], `${op} accumulate at x=${x[i]} y=${y[i]}`).toBe(want); // inf or NaN exactly
         continue;
       }
       const err = Math.abs(acc[i] - want) / ulpAt(Math.max(Math.abs(dx0[i]), Math.abs(term)));

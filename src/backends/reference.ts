@@ -301,8 +301,9 @@ export class ReferenceBackend implements Backend {
   unaryBackward(op: UnaryOp, x: FloatArray, y: FloatArray, dy: FloatArray, dx: FloatArray): void {
     assertUnaryArgs('reference', op, x, y, { dy, dx });
     for (let i = 0; i < dy.length; i++) {
-      const d = op === 'tanh' ? 1 - y[i] * y[i] : op === 'sigmoid' ? y[i] * (1 - y[i]) : x[i] > 0 ? 1 : 0;
-      dx[i] += dy[i] * d;
+      // relu passes dy where x > 0 (a select, so an inf or NaN dy elsewhere gives 0)
+      if (op === 'relu') dx[i] += x[i] > 0 ? dy[i] : 0;
+      else dx[i] += dy[i] * (op === 'tanh' ? 1 - y[i] * y[i] : y[i] * (1 - y[i]));
     }
   }
 
