@@ -2,8 +2,8 @@
 //
 // The same operations in the same order as the native kernels (Cephes expf / tanhf
 // polynomials), so the backends differ only where one fuses a multiply-add. Error bounds against
-// float64 over every float32 input (test/kernel-edges.test.ts): exp 1 ulp, sigmoid 2 ulp,
-// tanh 2 ulp; tanh(x) = x for |x| < 2^-12 (and subnormals), sigmoid and exp reach subnormals.
+// float64 (test/kernel-edges.test.ts): exp 1 ulp, sigmoid 2 ulp, tanh 2 ulp; tanh(x) = x for
+// |x| < 2^-12 (and subnormals), sigmoid and exp reach the subnormals.
 // A scalar (a row's tail) goes through the vector code in lane 0, so an element gets the same
 // result wherever it sits in a row.
 import { at, ld, madd, st, vs } from './common';
@@ -50,7 +50,7 @@ import { at, ld, madd, st, vs } from './common';
 
 /**
  * tanh(x): |x| < 0.625: x + x^3 P(x^2) (relative accuracy near 0, tanh(x) = x for tiny x);
- * else 1 - 2 / (e^2|x| + 1) with the sign of x (1 for |x| >= 9.01, also +-inf). NaN stays NaN.
+ * else 1 - 2 / (e^2|x| + 1) with the sign of x (1 for |x| > 9.1, also +-inf). NaN stays NaN.
  */
 // @ts-ignore: decorator
 @inline export function tanhv(x: v128): v128 {
@@ -75,7 +75,7 @@ import { at, ld, madd, st, vs } from './common';
 
 /**
  * The derivatives from the activated value y: tanh' = 1 - y^2 as (1 - y)(1 + y), accurate to
- * ~1 ulp also near |y| = 1 where 1 - y*y would lose up to ~13 bits; sigmoid' = y(1 - y).
+ * ~1 ulp also near |y| = 1 where 1 - y*y would lose up to ~10 bits; sigmoid' = y(1 - y).
  */
 // @ts-ignore: decorator
 @inline export function dtanhv(y: v128): v128 {
