@@ -11,7 +11,9 @@
 //   Adam m and v 0, param 1 (the backends' pow may differ in the last bit of a double);
 //   SGD 0 (PyTorch's float32 momentum buffer: its rounded value feeds the update);
 //   sumSquares: relative 1e-15 (float64 sums in a different order).
-// An element also gets the same bits whether it sits in a full vector or in a row's tail.
+// tanh and sigmoid also keep their bound over a sweep of 2 million float32 inputs; native SSE2 and
+// plain wasm SIMD (neither fuses multiply-adds) give the same bits there, as the mirrored
+// sources promise. An element gets the same bits whether it sits in a full vector or a row's tail.
 import { readFileSync } from 'node:fs';
 import { fileURLToPath } from 'node:url';
 import { afterAll, describe, expect, it } from 'vitest';
@@ -79,6 +81,9 @@ function expectUlps(what: string, got: ArrayLike<number>, want: ArrayLike<number
 function bits(a: Float32Array): string {
   return Buffer.from(a.buffer, a.byteOffset, a.byteLength).toString('hex');
 }
+function sameBits(a: Float32Array, b: Float32Array): boolean {
+  return Buffer.from(a.buffer, a.byteOffset, a.byteLength).equals(Buffer.from(b.buffer, b.byteOffset, b.byteLength));
+}
 
 // ---------------------------------------------------------------- inputs
 const SUB = 2 ** -149; // smallest subnormal
@@ -88,6 +93,16 @@ const EDGES = Float32Array.from([
   2 ** -13, -(2 ** -13), 0.5, -0.5, 0.625, -0.625, 0.6249999, -0.6249999, 1, -1, 4.5, -4.5, 9.02, -9.02,
   88.72, -88.72, 89.5, -89.5, 103.9, -103.9, 110, -110, 3e38, -3e38, Infinity, -Infinity, NaN,
 ]);
+/** Every 4099th float32 bit pattern, both signs (about 2 million values, all binades). */
+const SWEEP = (() => {
+  const bitsOf = new Int32Array(2 * Math.ceil(0x7f800000 / 4099));
+  let n = 0;
+  for (let b = 0; b < 0x7f800000; b += 4099) {
+    bitsOf[n++] = b;
+    bitsOf[n++] = b | 0x80000000;
+  }
+  return new Float32Array(bitsOf.buffer, 0, n);
+})();
 const OPS: UnaryOp[] = ['tanh', 'sigmoid', 'relu'];
 const FWD_BOUND: Record<UnaryOp, number> = { tanh: 2, sigmoid: 2, relu: 0 };
 
@@ -122,6 +137,13 @@ describe.each(SUBJECTS)('kernel edges on $name', (s) => {
       if (op === 'tanh' && Math.abs(x) < 2 ** -12) expect(Object.is(y[i], x), `tanh(${Object.is(x, -0) ? '-0' : x})`).toBe(true);
       if (op === 'relu' && x <= 0) expect(Object.is(y[i], 0), `relu(${x}) is +0`).toBe(true);
     }
+  });
+
+  it.each(['tanh', 'sigmoid'] as UnaryOp[])('%s forward over a sweep of float32 inputs: within the same ulp bound (2)', (op) => {
+    s.use();
+    const y = new Float32Array(SWEEP.length);
+    s.backend.unaryForward(op, SWEEP, y);
+    expectUlps(`${s.name} ${op} sweep`, y, f64Unary(op, SWEEP), FWD_BOUND[op], SWEEP);
   });
 
   it.each(OPS)('%s backward: dy * op\' within 2 ulp of float64 from dx = 0, and within 2 ulp of the larger term when accumulating', (op) => {
@@ -306,6 +328,26 @@ describe.each(SUBJECTS)('kernel edges on $name', (s) => {
       if (c.momentum !== 0) expectUlps(`${what} buffer`, a.momentumBuffer, wantB, 0);
       // the inputs are such that the rounding of the buffer shows in some parameter
       if (c.momentum !== 0 && !c.firstStep) expect(bits(wantP), 'the buffer rounding is visible').not.toBe(bits(unrounded));
+    }
+  });
+});
+
+describe('native and wasm run the same operations', () => {
+  // the SSE2 path and the plain SIMD wasm build both round every product and sum (no fused
+  // multiply-add), so the mirrored kernels must give the same bits, not just agree within a bound
+  it.skipIf(!ISAS.includes('sse2'))('native sse2 and plain wasm: tanh and sigmoid forward and backward bitwise equal over the sweep', () => {
+    native.setIsa('sse2');
+    for (const op of ['tanh', 'sigmoid'] as UnaryOp[]) {
+      const yn = new Float32Array(SWEEP.length), yw = new Float32Array(SWEEP.length);
+      native.unaryForward(op, SWEEP, yn);
+      wasm.unaryForward(op, SWEEP, yw);
+      expect(sameBits(yn, yw), `${op} forward`).toBe(true);
+      const dy = Float32Array.from(SWEEP, (_, i) => [1, -2.5, 1e-3][i % 3]);
+      const dxn = Float32Array.from(SWEEP, (_, i) => [0, 0.5, -3][i % 3]), dxw = dxn.slice();
+      const yClamped = Float32Array.from(yn, (v) => (Number.isFinite(v) ? v : 0));
+      native.unaryBackward(op, SWEEP, yClamped, dy, dxn);
+      wasm.unaryBackward(op, SWEEP, yClamped, dy, dxw);
+      expect(sameBits(dxn, dxw), `${op} backward`).toBe(true);
     }
   });
 });
