@@ -1,9 +1,7 @@
 // Recurrent cells and sequence helpers (native/seq.cpp and the fused gate rows of
 // native/kernels.inc: lstm_fwd_row ... rnn_bwd_row), with the activations of ./math.
-import { at, ld, ldi, madd, st, vs } from './common';
-import {
-  dsigmoids, dsigmoidv, dtanhs, dtanhv, relus, reluv, sigmoids, sigmoidv, tanhs, tanhv,
-} from './math';
+import { at, get, ld, ldi, madd, put, st, vs } from './common';
+import { dsigmoidv, dtanhv, reluv, sigmoidv, tanhv } from './math';
 
 // ---------------------------------------------------------------------------------------------
 // Sequence kernels: helpers of one direction of one layer. The driver (wasm-core.ts) runs
@@ -30,6 +28,32 @@ export function fillBias(rows: i32, G: i32, bIh: usize, bHh: usize, gruH: i32, X
   for (let r = 1; r < rows; r++) memory.copy(XP + <usize>r * bytes, row0, bytes);
 }
 
+// Each step kernel runs one body per element group: 4 lanes at a time over a row, then the same
+// body on one lane (a splat) for the row's tail, as native's row kernels (template <bool F>),
+// so an element gets the same arithmetic wherever it sits.
+
+// LSTM gates of elements [j, j+4) (full) or j alone (see lstmStepForward)
+// @ts-ignore: decorator
+@inline function lstmForwardAt(
+  j: i32, H: i32, xr: usize, hr: usize, gr: usize, cr: usize, cs: usize, ho: usize, hs: usize, full: bool,
+): void {
+  const ig = sigmoidv(f32x4.add(get(at(xr, j), full), get(at(hr, j), full)));
+  const fg = sigmoidv(f32x4.add(get(at(xr, H + j), full), get(at(hr, H + j), full)));
+  const gg = tanhv(f32x4.add(get(at(xr, 2 * H + j), full), get(at(hr, 2 * H + j), full)));
+  const og = sigmoidv(f32x4.add(get(at(xr, 3 * H + j), full), get(at(hr, 3 * H + j), full)));
+  put(at(gr, j), ig, full);
+  put(at(gr, H + j), fg, full);
+  put(at(gr, 2 * H + j), gg, full);
+  put(at(gr, 3 * H + j), og, full);
+  // c = f c + i g, h = o tanh(c)
+  const cv = madd(fg, get(at(cr, j), full), f32x4.mul(ig, gg));
+  put(at(cr, j), cv, full);
+  put(at(cs, j), cv, full);
+  const h = f32x4.mul(og, tanhv(cv));
+  put(at(ho, j), h, full);
+  if (hs) put(at(hs, j), h, full);
+}
+
 // LSTM step forward. xp [TB,4H] (row t*B+b), hp [B,4H], c [B,H] in/out,
 // hOut [B,H] (h = o*tanh(c), leading dim ldh), hSave [TB,H] or 0 (row t*B+b),
 // gates / cells saved at row (saveFull ? t*B+b : b): gates [*,4H] (i,f,g,o), cells [*,H].
@@ -51,39 +75,29 @@ export function lstmStepForward(
     const ho = at(hOut, b * ldh);
     const hs: usize = hSave ? at(hSave, row * H) : 0;
     let j = 0;
-    for (; j + 4 <= H; j += 4) {
-      const ig = sigmoidv(f32x4.add(v128.load(at(xr, j)), v128.load(at(hr, j))));
-      const fg = sigmoidv(f32x4.add(v128.load(at(xr, H + j)), v128.load(at(hr, H + j))));
-      const gg = tanhv(f32x4.add(v128.load(at(xr, 2 * H + j)), v128.load(at(hr, 2 * H + j))));
-      const og = sigmoidv(f32x4.add(v128.load(at(xr, 3 * H + j)), v128.load(at(hr, 3 * H + j))));
-      v128.store(at(gr, j), ig);
-      v128.store(at(gr, H + j), fg);
-      v128.store(at(gr, 2 * H + j), gg);
-      v128.store(at(gr, 3 * H + j), og);
-      const cv = madd(fg, v128.load(at(cr, j)), f32x4.mul(ig, gg));
-      v128.store(at(cr, j), cv);
-      v128.store(at(cs, j), cv);
-      const h = f32x4.mul(og, tanhv(cv));
-      v128.store(at(ho, j), h);
-      if (hs) v128.store(at(hs, j), h);
-    }
-    for (; j < H; j++) {
-      const ig = sigmoids(ld(xr, j) + ld(hr, j));
-      const fg = sigmoids(ld(xr, H + j) + ld(hr, H + j));
-      const gg = tanhs(ld(xr, 2 * H + j) + ld(hr, 2 * H + j));
-      const og = sigmoids(ld(xr, 3 * H + j) + ld(hr, 3 * H + j));
-      st(gr, j, ig);
-      st(gr, H + j, fg);
-      st(gr, 2 * H + j, gg);
-      st(gr, 3 * H + j, og);
-      const cv = fg * ld(cr, j) + ig * gg;
-      st(cr, j, cv);
-      st(cs, j, cv);
-      const h = og * tanhs(cv);
-      st(ho, j, h);
-      if (hs) st(hs, j, h);
-    }
+    for (; j + 4 <= H; j += 4) lstmForwardAt(j, H, xr, hr, gr, cr, cs, ho, hs, true);
+    for (; j < H; j++) lstmForwardAt(j, H, xr, hr, gr, cr, cs, ho, hs, false);
   }
+}
+
+// GRU gates of elements [j, j+4) (full) or j alone (see gruStepForward)
+// @ts-ignore: decorator
+@inline function gruForwardAt(
+  j: i32, H: i32, xr: usize, hr: usize, bHhN: usize, gr: usize, cs: usize, hb: usize, so: usize, full: bool,
+): void {
+  const rg = sigmoidv(f32x4.add(get(at(xr, j), full), get(at(hr, j), full)));
+  const zg = sigmoidv(f32x4.add(get(at(xr, H + j), full), get(at(hr, H + j), full)));
+  let hn = get(at(hr, 2 * H + j), full);
+  if (bHhN) hn = f32x4.add(hn, get(at(bHhN, j), full));
+  const ng = tanhv(madd(rg, hn, get(at(xr, 2 * H + j), full)));
+  put(at(gr, j), rg, full);
+  put(at(gr, H + j), zg, full);
+  put(at(gr, 2 * H + j), ng, full);
+  put(at(cs, j), hn, full);
+  // h = (1 - z) n + z h
+  const hv = madd(zg, get(at(hb, j), full), f32x4.mul(f32x4.sub(vs(1), zg), ng));
+  put(at(hb, j), hv, full);
+  put(at(so, j), hv, full);
 }
 
 // GRU step forward (PyTorch reset-after): xp [TB,3H] (includes b_ir+b_hr, b_iz+b_hz, b_in),
@@ -106,35 +120,17 @@ export function gruStepForward(
     const hb = at(h, b * H);
     const so = at(states, row * H);
     let j = 0;
-    for (; j + 4 <= H; j += 4) {
-      const rg = sigmoidv(f32x4.add(v128.load(at(xr, j)), v128.load(at(hr, j))));
-      const zg = sigmoidv(f32x4.add(v128.load(at(xr, H + j)), v128.load(at(hr, H + j))));
-      let hn = v128.load(at(hr, 2 * H + j));
-      if (bHhN) hn = f32x4.add(hn, v128.load(at(bHhN, j)));
-      const ng = tanhv(madd(rg, hn, v128.load(at(xr, 2 * H + j))));
-      v128.store(at(gr, j), rg);
-      v128.store(at(gr, H + j), zg);
-      v128.store(at(gr, 2 * H + j), ng);
-      v128.store(at(cs, j), hn);
-      // h = (1 - z) n + z h
-      const hv = madd(zg, v128.load(at(hb, j)), f32x4.mul(f32x4.sub(vs(1), zg), ng));
-      v128.store(at(hb, j), hv);
-      v128.store(at(so, j), hv);
-    }
-    for (; j < H; j++) {
-      const rg = sigmoids(ld(xr, j) + ld(hr, j));
-      const zg = sigmoids(ld(xr, H + j) + ld(hr, H + j));
-      const hn: f32 = ld(hr, 2 * H + j) + (bHhN ? ld(bHhN, j) : <f32>0);
-      const ng = tanhs(ld(xr, 2 * H + j) + rg * hn);
-      st(gr, j, rg);
-      st(gr, H + j, zg);
-      st(gr, 2 * H + j, ng);
-      st(cs, j, hn);
-      const hv = (<f32>1 - zg) * ng + zg * ld(hb, j);
-      st(hb, j, hv);
-      st(so, j, hv);
-    }
+    for (; j + 4 <= H; j += 4) gruForwardAt(j, H, xr, hr, bHhN, gr, cs, hb, so, true);
+    for (; j < H; j++) gruForwardAt(j, H, xr, hr, bHhN, gr, cs, hb, so, false);
   }
+}
+
+// @ts-ignore: decorator
+@inline function rnnForwardAt(j: i32, relu: i32, xr: usize, hr: usize, hb: usize, so: usize, full: bool): void {
+  const v = f32x4.add(get(at(xr, j), full), get(at(hr, j), full));
+  const hv = relu ? reluv(v) : tanhv(v);
+  put(at(hb, j), hv, full);
+  put(at(so, j), hv, full);
 }
 
 // RNN step forward: h = act(xp + hp); h [B,H] in/out, states [TB,H] row t*B+b.
@@ -148,18 +144,8 @@ export function rnnStepForward(B: i32, H: i32, tIdx: usize, xp: usize, hp: usize
     const hb = at(h, b * H);
     const so = at(states, row * H);
     let j = 0;
-    for (; j + 4 <= H; j += 4) {
-      const v = f32x4.add(v128.load(at(xr, j)), v128.load(at(hr, j)));
-      const hv = relu ? reluv(v) : tanhv(v);
-      v128.store(at(hb, j), hv);
-      v128.store(at(so, j), hv);
-    }
-    for (; j < H; j++) {
-      const v = ld(xr, j) + ld(hr, j);
-      const hv: f32 = relu ? relus(v) : tanhs(v);
-      st(hb, j, hv);
-      st(so, j, hv);
-    }
+    for (; j + 4 <= H; j += 4) rnnForwardAt(j, relu, xr, hr, hb, so, true);
+    for (; j < H; j++) rnnForwardAt(j, relu, xr, hr, hb, so, false);
   }
 }
 
@@ -183,6 +169,34 @@ export function addDy(B: i32, R: i32, tIdx: usize, dh: usize, dy: usize, dyStrid
     const d = at(dh, b * R);
     for (let r = 0; r < R; r++) st(d, r, ld(d, r) + ld(src, r));
   }
+}
+
+// LSTM gate gradients of elements [j, j+4) (full) or j alone (see lstmStepBackward)
+// @ts-ignore: decorator
+@inline function lstmBackwardAt(
+  j: i32, H: i32, gr: usize, cr: usize, cp: usize, dhr: usize, dcr: usize, dgs: usize, dga: usize, full: bool,
+): void {
+  const ig = get(at(gr, j), full);
+  const fg = get(at(gr, H + j), full);
+  const gg = get(at(gr, 2 * H + j), full);
+  const og = get(at(gr, 3 * H + j), full);
+  const tc = tanhv(get(at(cr, j), full));
+  const dh = get(at(dhr, j), full);
+  const cPrev = cp ? get(at(cp, j), full) : vs(0);
+  const dcv = madd(f32x4.mul(dh, og), dtanhv(tc), get(at(dcr, j), full));
+  const di = f32x4.mul(f32x4.mul(dcv, gg), dsigmoidv(ig));
+  const df = f32x4.mul(f32x4.mul(dcv, cPrev), dsigmoidv(fg));
+  const dg = f32x4.mul(f32x4.mul(dcv, ig), dtanhv(gg));
+  const dO = f32x4.mul(f32x4.mul(dh, tc), dsigmoidv(og));
+  put(at(dgs, j), di, full);
+  put(at(dgs, H + j), df, full);
+  put(at(dgs, 2 * H + j), dg, full);
+  put(at(dgs, 3 * H + j), dO, full);
+  put(at(dga, j), di, full);
+  put(at(dga, H + j), df, full);
+  put(at(dga, 2 * H + j), dg, full);
+  put(at(dga, 3 * H + j), dO, full);
+  put(at(dcr, j), f32x4.mul(dcv, fg), full);
 }
 
 // LSTM step backward. dhIn [B,H] = gradient of o*tanh(c) (dh itself when P = 0), dhState [B,R]
@@ -210,54 +224,37 @@ export function lstmStepBackward(
     const dhr = at(dhIn, b * H);
     const dcr = at(dc, b * H);
     let j = 0;
-    for (; j + 4 <= H; j += 4) {
-      const ig = v128.load(at(gr, j));
-      const fg = v128.load(at(gr, H + j));
-      const gg = v128.load(at(gr, 2 * H + j));
-      const og = v128.load(at(gr, 3 * H + j));
-      const tc = tanhv(v128.load(at(cr, j)));
-      const dh = v128.load(at(dhr, j));
-      const cPrev = cp ? v128.load(at(cp, j)) : vs(0);
-      const dcv = madd(f32x4.mul(dh, og), dtanhv(tc), v128.load(at(dcr, j)));
-      const di = f32x4.mul(f32x4.mul(dcv, gg), dsigmoidv(ig));
-      const df = f32x4.mul(f32x4.mul(dcv, cPrev), dsigmoidv(fg));
-      const dg = f32x4.mul(f32x4.mul(dcv, ig), dtanhv(gg));
-      const dO = f32x4.mul(f32x4.mul(dh, tc), dsigmoidv(og));
-      v128.store(at(dgs, j), di);
-      v128.store(at(dgs, H + j), df);
-      v128.store(at(dgs, 2 * H + j), dg);
-      v128.store(at(dgs, 3 * H + j), dO);
-      v128.store(at(dga, j), di);
-      v128.store(at(dga, H + j), df);
-      v128.store(at(dga, 2 * H + j), dg);
-      v128.store(at(dga, 3 * H + j), dO);
-      v128.store(at(dcr, j), f32x4.mul(dcv, fg));
-    }
-    for (; j < H; j++) {
-      const ig = ld(gr, j);
-      const fg = ld(gr, H + j);
-      const gg = ld(gr, 2 * H + j);
-      const og = ld(gr, 3 * H + j);
-      const tc = tanhs(ld(cr, j));
-      const dh = ld(dhr, j);
-      const cPrev: f32 = cp ? ld(cp, j) : 0;
-      const dcv = ld(dcr, j) + (dh * og) * dtanhs(tc);
-      const di = (dcv * gg) * dsigmoids(ig);
-      const df = (dcv * cPrev) * dsigmoids(fg);
-      const dg = (dcv * ig) * dtanhs(gg);
-      const dO = (dh * tc) * dsigmoids(og);
-      st(dgs, j, di);
-      st(dgs, H + j, df);
-      st(dgs, 2 * H + j, dg);
-      st(dgs, 3 * H + j, dO);
-      st(dga, j, di);
-      st(dga, H + j, df);
-      st(dga, 2 * H + j, dg);
-      st(dga, 3 * H + j, dO);
-      st(dcr, j, dcv * fg);
-    }
+    for (; j + 4 <= H; j += 4) lstmBackwardAt(j, H, gr, cr, cp, dhr, dcr, dgs, dga, true);
+    for (; j < H; j++) lstmBackwardAt(j, H, gr, cr, cp, dhr, dcr, dgs, dga, false);
     memory.fill(at(dhState, b * R), 0, <usize>R << 2);
   }
+}
+
+// GRU gate gradients of elements [j, j+4) (full) or j alone (see gruStepBackward)
+// @ts-ignore: decorator
+@inline function gruBackwardAt(
+  j: i32, H: i32, gr: usize, cr: usize, hp: usize, dhb: usize, dgi: usize, dgh: usize, dgs: usize, full: bool,
+): void {
+  const rg = get(at(gr, j), full);
+  const zg = get(at(gr, H + j), full);
+  const ng = get(at(gr, 2 * H + j), full);
+  const hn = get(at(cr, j), full);
+  const hPrev = hp ? get(at(hp, j), full) : vs(0);
+  const d = get(at(dhb, j), full);
+  const dn = f32x4.mul(f32x4.mul(d, f32x4.sub(vs(1), zg)), dtanhv(ng));
+  const dz = f32x4.mul(f32x4.mul(d, f32x4.sub(hPrev, ng)), dsigmoidv(zg));
+  const dr = f32x4.mul(f32x4.mul(dn, hn), dsigmoidv(rg));
+  const dnr = f32x4.mul(dn, rg);
+  put(at(dgi, j), dr, full);
+  put(at(dgi, H + j), dz, full);
+  put(at(dgi, 2 * H + j), dn, full);
+  put(at(dgh, j), dr, full);
+  put(at(dgh, H + j), dz, full);
+  put(at(dgh, 2 * H + j), dnr, full);
+  put(at(dgs, j), dr, full);
+  put(at(dgs, H + j), dz, full);
+  put(at(dgs, 2 * H + j), dnr, full);
+  put(at(dhb, j), f32x4.mul(d, zg), full);
 }
 
 // GRU step backward. dh [B,H] in/out (becomes the direct path dh * z on active rows),
@@ -283,28 +280,21 @@ export function gruStepBackward(
     const dgi = at(dGiAll, row * G);
     const dgh = at(dGhAll, row * G);
     const dhb = at(dh, b * H);
-    for (let j = 0; j < H; j++) {
-      const rg = ld(gr, j);
-      const zg = ld(gr, H + j);
-      const ng = ld(gr, 2 * H + j);
-      const hn = ld(cr, j);
-      const hPrev: f32 = hp ? ld(hp, j) : 0;
-      const d = ld(dhb, j);
-      const dn = (d * (<f32>1 - zg)) * dtanhs(ng);
-      const dz = (d * (hPrev - ng)) * dsigmoids(zg);
-      const dr = (dn * hn) * dsigmoids(rg);
-      st(dgi, j, dr);
-      st(dgi, H + j, dz);
-      st(dgi, 2 * H + j, dn);
-      st(dgh, j, dr);
-      st(dgh, H + j, dz);
-      st(dgh, 2 * H + j, dn * rg);
-      st(dgs, j, dr);
-      st(dgs, H + j, dz);
-      st(dgs, 2 * H + j, dn * rg);
-      st(dhb, j, d * zg);
-    }
+    let j = 0;
+    for (; j + 4 <= H; j += 4) gruBackwardAt(j, H, gr, cr, hp, dhb, dgi, dgh, dgs, true);
+    for (; j < H; j++) gruBackwardAt(j, H, gr, cr, hp, dhb, dgi, dgh, dgs, false);
   }
+}
+
+// @ts-ignore: decorator
+@inline function rnnBackwardAt(j: i32, relu: i32, hr: usize, dhb: usize, dgs: usize, dga: usize, full: bool): void {
+  const h = get(at(hr, j), full);
+  const d = get(at(dhb, j), full);
+  // relu: dh where h > 0 (a select), tanh: dh (1 - h)(1 + h)
+  const v = relu ? v128.and(d, f32x4.gt(h, vs(0))) : f32x4.mul(d, dtanhv(h));
+  put(at(dgs, j), v, full);
+  put(at(dga, j), v, full);
+  put(at(dhb, j), vs(0), full);
 }
 
 // RNN step backward: dh [B,H] in/out (0 on active rows), states [TB,H] (h = act(pre)),
@@ -323,14 +313,9 @@ export function rnnStepBackward(
     const hr = at(states, row * H);
     const dga = at(dGall, row * H);
     const dhb = at(dh, b * H);
-    for (let j = 0; j < H; j++) {
-      const h = ld(hr, j);
-      const d = ld(dhb, j);
-      const v: f32 = relu ? (h > 0 ? d : <f32>0) : d * dtanhs(h);
-      st(dgs, j, v);
-      st(dga, j, v);
-      st(dhb, j, 0);
-    }
+    let j = 0;
+    for (; j + 4 <= H; j += 4) rnnBackwardAt(j, relu, hr, dhb, dgs, dga, true);
+    for (; j < H; j++) rnnBackwardAt(j, relu, hr, dhb, dgs, dga, false);
   }
 }
 

@@ -30,3 +30,15 @@
     return f32x4.add(c, f32x4.mul(a, b));
   }
 }
+
+// Loads and stores of an element group: 4 lanes (full), or one element splat into every lane and
+// lane 0 stored back (a row's tail goes through the same vector code as its body).
+// @ts-ignore: decorator
+@inline export function get(p: usize, full: bool): v128 {
+  return full ? v128.load(p) : f32x4.splat(load<f32>(p));
+}
+// @ts-ignore: decorator
+@inline export function put(p: usize, v: v128, full: bool): void {
+  if (full) v128.store(p, v);
+  else store<f32>(p, f32x4.extract_lane(v, 0));
+}

@@ -4,9 +4,9 @@
 // polynomials), so the backends differ only where one fuses a multiply-add. Error bounds against
 // float64 (test/kernel-edges.test.ts): exp 1 ulp, sigmoid 2 ulp, tanh 2 ulp; tanh(x) = x for
 // |x| < 2^-12 (and subnormals), sigmoid and exp reach the subnormals.
-// A scalar (a row's tail) goes through the vector code in lane 0, so an element gets the same
-// result wherever it sits in a row.
-import { at, ld, madd, st, vs } from './common';
+// A row's tail goes through the same vector code as its body (one element splat into every lane),
+// so an element gets the same result wherever it sits in a row.
+import { at, get, madd, put, vs } from './common';
 
 /**
  * exp(x) with the IEEE range of expf: +inf above ln(FLT_MAX) ~ 88.72, gradual underflow to
@@ -86,28 +86,6 @@ import { at, ld, madd, st, vs } from './common';
   return f32x4.mul(y, f32x4.sub(vs(1), y));
 }
 
-// scalar forms: the vector code in lane 0
-// @ts-ignore: decorator
-@inline export function sigmoids(v: f32): f32 {
-  return f32x4.extract_lane(sigmoidv(f32x4.splat(v)), 0);
-}
-// @ts-ignore: decorator
-@inline export function tanhs(v: f32): f32 {
-  return f32x4.extract_lane(tanhv(f32x4.splat(v)), 0);
-}
-// @ts-ignore: decorator
-@inline export function relus(v: f32): f32 {
-  return v > 0 || v != v ? v : <f32>0;
-}
-// @ts-ignore: decorator
-@inline export function dtanhs(y: f32): f32 {
-  return (<f32>1 - y) * (<f32>1 + y);
-}
-// @ts-ignore: decorator
-@inline export function dsigmoids(y: f32): f32 {
-  return y * (<f32>1 - y);
-}
-
 /** Test hook: y[n] = exp / sigmoid / tanh (op 0, 1, 2) of x[n] with the vector code, n % 4 == 0. */
 export function vecMath(op: i32, n: i32, x: usize, y: usize): void {
   for (let i = 0; i < n; i += 4) {
@@ -124,8 +102,8 @@ export function vecMath(op: i32, n: i32, x: usize, y: usize): void {
 // op: 0 tanh, 1 sigmoid, 2 relu. y[n] = op(x[n])
 export function unaryForward(op: i32, n: i32, x: usize, y: usize): void {
   let i = 0;
-  for (; i + 4 <= n; i += 4) v128.store(at(y, i), unaryv(op, v128.load(at(x, i))));
-  for (; i < n; i++) st(y, i, f32x4.extract_lane(unaryv(op, f32x4.splat(ld(x, i))), 0));
+  for (; i + 4 <= n; i += 4) put(at(y, i), unaryv(op, get(at(x, i), true)), true);
+  for (; i < n; i++) put(at(y, i), unaryv(op, get(at(x, i), false)), false);
 }
 
 // dx + dy * op'(x or y): tanh (1 - y)(1 + y), sigmoid y(1 - y), relu x > 0 ? dy : 0
@@ -135,15 +113,15 @@ export function unaryForward(op: i32, n: i32, x: usize, y: usize): void {
   return madd(dy, op == 0 ? dtanhv(y) : dsigmoidv(y), dx);
 }
 
+// @ts-ignore: decorator
+@inline function unaryBackwardAt(op: i32, i: i32, x: usize, y: usize, dy: usize, dx: usize, full: bool): void {
+  const r = unaryBackwardv(op, get(at(x, i), full), get(at(y, i), full), get(at(dy, i), full), get(at(dx, i), full));
+  put(at(dx, i), r, full);
+}
+
 // dx[n] += dy[n] * op'(x or y)
 export function unaryBackward(op: i32, n: i32, x: usize, y: usize, dy: usize, dx: usize): void {
   let i = 0;
-  for (; i + 4 <= n; i += 4) {
-    const r = unaryBackwardv(op, v128.load(at(x, i)), v128.load(at(y, i)), v128.load(at(dy, i)), v128.load(at(dx, i)));
-    v128.store(at(dx, i), r);
-  }
-  for (; i < n; i++) {
-    const r = unaryBackwardv(op, f32x4.splat(ld(x, i)), f32x4.splat(ld(y, i)), f32x4.splat(ld(dy, i)), f32x4.splat(ld(dx, i)));
-    st(dx, i, f32x4.extract_lane(r, 0));
-  }
+  for (; i + 4 <= n; i += 4) unaryBackwardAt(op, i, x, y, dy, dx, true);
+  for (; i < n; i++) unaryBackwardAt(op, i, x, y, dy, dx, false);
 }
