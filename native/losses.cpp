@@ -4,7 +4,11 @@
 
 // Plain float64 arithmetic, never fused into FMA (arm64 has FMA in its baseline), so every
 // platform rounds as the wasm and reference backends do.
+#ifdef __clang__
+#pragma clang fp contract(off)
+#else
 #pragma GCC optimize("fp-contract=off")
+#endif
 
 namespace rk {
 
