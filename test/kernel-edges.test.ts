@@ -257,6 +257,19 @@ describe.each(SUBJECTS)('kernel edges on $name', (s) => {
     const d64 = Float64Array.from(dLogits0);
     reference.crossEntropyBackward(N, C, as32(Float64Array.from(pIn)), targets, -100, as32(Float64Array.from(dLosses)), as32(d64));
     expectUlps(`${s.name} dLogits`, dLogits, Float32Array.from(d64), 0);
+    // values using all 24 bits, where float32 arithmetic would round differently
+    let seed = 12345;
+    const rand = () => ((seed = (Math.imul(seed, 1103515245) + 12345) >>> 0) / 2 ** 32) * 2 - 1;
+    const N2 = 64, C2 = 7;
+    const p2 = Float32Array.from({ length: N2 * C2 }, () => Math.abs(rand()));
+    const t2 = Int32Array.from({ length: N2 }, (_, i) => i % C2);
+    const g2 = Float32Array.from({ length: N2 }, () => rand() * 3);
+    const d2 = Float32Array.from({ length: N2 * C2 }, () => rand());
+    const got2 = d2.slice();
+    s.backend.crossEntropyBackward(N2, C2, p2, t2, -100, g2, got2);
+    const want2 = Float64Array.from(d2);
+    reference.crossEntropyBackward(N2, C2, as32(Float64Array.from(p2)), t2, -100, as32(Float64Array.from(g2)), as32(want2));
+    expectUlps(`${s.name} dLogits (random)`, got2, Float32Array.from(want2), 0);
   });
 
   it('sumSquares: within a relative 1e-15 of the float64 sum; inf and NaN propagate', () => {
