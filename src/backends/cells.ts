@@ -75,7 +75,9 @@ export interface CellSpec {
   backward(s: SavedStep, g: CellStepGrad): void;
 }
 
-const sigmoid = (v: number): number => 1 / (1 + Math.exp(-v));
+export const sigmoid = (v: number): number => 1 / (1 + Math.exp(-v));
+/** relu as PyTorch: NaN stays NaN. */
+export const relu = (v: number): number => (v > 0 || Number.isNaN(v) ? v : 0);
 
 // ---- LSTM, gates i, f, g, o ----
 // forward:
@@ -197,7 +199,7 @@ export const CELLS = {
   },
   rnn_relu: {
     id: 3, module: 'RNN', stepModule: 'RNNCell', nonlinearity: 'relu', gates: ['h'], states: ['h'], projection: false,
-    forward: rnnForward((v) => Math.max(0, v)), backward: rnnBackward((dh, h) => (h > 0 ? dh : 0)),
+    forward: rnnForward(relu), backward: rnnBackward((dh, h) => (h > 0 ? dh : 0)),
   },
 } as const satisfies Record<string, CellSpec>;
 

@@ -7,7 +7,7 @@ import {
   type AdamArgs, type Backend, type BackendInfo, type MatmulPrecision, type SeqBackwardArgs, type SeqContext,
   type SeqForwardArgs, type SgdArgs, type UnaryOp, recurrentSize,
 } from './backend.js';
-import { cellSpec, gateCount, hasCellState } from './cells.js';
+import { cellSpec, gateCount, hasCellState, relu, sigmoid } from './cells.js';
 import {
   assertAdamArgs, assertCrossEntropyBackwardArgs, assertCrossEntropyForwardArgs, assertGemmArgs, assertMatmulPrecision,
   assertSeqBackwardArgs, assertSeqForwardArgs, assertSgdArgs, assertSumSquaresArgs, assertUnaryArgs,
@@ -15,7 +15,6 @@ import {
 
 type FloatArray = Float32Array | Float64Array;
 
-const sigmoid = (v: number): number => 1 / (1 + Math.exp(-v));
 
 function alloc(like: FloatArray, n: number): FloatArray {
   return like instanceof Float64Array ? new Float64Array(n) : new Float32Array(n);
@@ -244,7 +243,7 @@ export class ReferenceBackend implements Backend {
     assertUnaryArgs('reference', op, x, y);
     for (let i = 0; i < x.length; i++) {
       const v = x[i];
-      y[i] = op === 'tanh' ? Math.tanh(v) : op === 'sigmoid' ? sigmoid(v) : v > 0 ? v : 0;
+      y[i] = op === 'tanh' ? Math.tanh(v) : op === 'sigmoid' ? sigmoid(v) : relu(v);
     }
   }
 
@@ -252,8 +251,9 @@ export class ReferenceBackend implements Backend {
   unaryBackward(op: UnaryOp, x: FloatArray, y: FloatArray, dy: FloatArray, dx: FloatArray): void {
     assertUnaryArgs('reference', op, x, y, { dy, dx });
     for (let i = 0; i < dy.length; i++) {
-      const d = op === 'tanh' ? 1 - y[i] * y[i] : op === 'sigmoid' ? y[i] * (1 - y[i]) : x[i] > 0 ? 1 : 0;
-      dx[i] += dy[i] * d;
+      // relu passes dy where x > 0 (a select, so an inf or NaN dy elsewhere gives 0)
+      if (op === 'relu') dx[i] += x[i] > 0 ? dy[i] : 0;
+      else dx[i] += dy[i] * (op === 'tanh' ? 1 - y[i] * y[i] : y[i] * (1 - y[i]));
     }
   }
 
@@ -319,9 +319,9 @@ export class ReferenceBackend implements Backend {
     for (let i = 0; i < param.length; i++) {
       let g = grad[i] + weightDecay * param[i];
       if (momentum !== 0) {
-        const buf = firstStep ? g : momentum * momentumBuffer[i] + (1 - dampening) * g;
-        momentumBuffer[i] = buf;
-        g = nesterov ? g + momentum * buf : buf;
+        // the buffer is a float32 tensor in PyTorch: later terms use its stored (rounded) value
+        momentumBuffer[i] = firstStep ? g : momentum * momentumBuffer[i] + (1 - dampening) * g;
+        g = nesterov ? g + momentum * momentumBuffer[i] : momentumBuffer[i];
       }
       param[i] -= lr * g;
     }
