@@ -3,9 +3,9 @@
 //
 // Everything that needs a fact about a cell reads it here: validation (validate.ts), the reference
 // backend's time loop (reference.ts), the wasm driver (wasm-core.ts), the layers (nn/layers.ts),
-// the golden-case loader (io/golden.ts) and the tests. The native addon keeps the same table
-// (native/addon.cpp, kCells) and exports it, and the wasm module exports its cell ids; the tests
-// check both against this one.
+// the golden-case loader (io/golden.ts), the language model and the tests. The native addon keeps
+// the same table (native/addon.cpp, kCells) and exports it as cellKinds(); test/native.test.ts
+// checks it against this one. The wasm driver dispatches on the kind itself (wasm-core.ts).
 //
 // Notation (PyTorch, one batch row at one time step; H hidden size, G = gates * H):
 //   xp = W_ih x_t + b_ih      [G]  the input pre-activations
@@ -55,7 +55,7 @@ export interface CellStepGrad {
 }
 
 export interface CellSpec {
-  /** The numeric id the native addon (kernels.h CellId) and the wasm module (assembly/cells.ts) use. */
+  /** The numeric id of the native kernels (native/kernels.h CellId, addon.cpp kCells). */
   id: number;
   /** The layer class (nn/layers.ts) and PyTorch module: torch.nn.LSTM, GRU, RNN. */
   module: 'LSTM' | 'GRU' | 'RNN';
