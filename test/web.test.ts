@@ -43,7 +43,7 @@ function serve(dir: string): Promise<Server> {
 }
 
 function rnnkit(args: string[]): string {
-  return execFileSync(process.execPath, [join(ROOT, 'bin/rnnkit.js'), ...args], { cwd: TMP, encoding: 'utf8' });
+  return execFileSync(process.execPath, [join(ROOT, 'bin/rnnkit.js'), ...args], { cwd: TMP, encoding: 'utf8', stdio: ['ignore', 'pipe', 'pipe'] });
 }
 
 /** Opens the page and waits for the wasm backend in the worker. */
@@ -128,14 +128,16 @@ describe('examples/web in headless Chromium', () => {
     }));
     expect(worstGapMs).toBeLessThan(200);
 
-    await page.waitForFunction(() => Number(document.querySelector('[data-testid=step]')!.textContent) >= 60, null, { timeout: 90_000 });
+    // (a longer run for the picture in the README)
+    const target = process.env.RNNKIT_UPDATE_SCREENSHOT === '1' ? 600 : 60;
+    await page.waitForFunction((n) => Number(document.querySelector('[data-testid=step]')!.textContent) >= n, target, { timeout: target * 1500 });
     await page.getByTestId('stop').click();
     await page.waitForFunction(() => /^Stopped after \d+ steps/.test(document.querySelector('[data-testid=status]')!.textContent ?? ''), null, { timeout: 30_000 });
     const steps = await step();
     const lastLoss = Number(await page.getByTestId('loss').textContent());
     const tps = Number((await page.getByTestId('tokens-per-second').textContent())!.replace(/,/g, ''));
     console.log(`browser training: ${steps} steps, loss ${firstLoss.toFixed(3)} -> ${lastLoss.toFixed(3)}, ${Math.round(tps)} chars/s`);
-    expect(steps).toBeGreaterThanOrEqual(60);
+    expect(steps).toBeGreaterThanOrEqual(target);
     expect(lastLoss).toBeLessThan(firstLoss - 0.5);
     expect(tps).toBeGreaterThan(0);
     expect(Number(await page.getByTestId('progress').getAttribute('value'))).toBeCloseTo(steps / 5000, 3);
