@@ -20,7 +20,7 @@ const out = join(here, 'model');
 const tmp = mkdtempSync(join(tmpdir(), 'rnnkit-worker-model-'));
 execFileSync(process.execPath, [
   join(root, 'bin/rnnkit.js'), 'train', '--dataset', 'moby-dick', '--layers', '1', '--hidden', '64', '--embed', '16',
-  '--seq', '64', '--batch', '32', '--lr', '0.006', '--schedule', 'cosine', '--steps', '1000', '--val-every', '0',
+  '--seq', '64', '--batch', '32', '--lr', '0.006', '--schedule', 'cosine', '--steps', '4000', '--val-every', '0',
   '--val-tokens', '20000', '--samples', '1', '--sample-length', '200', '--no-progress', '--out', join(tmp, 'run'),
 ], { stdio: 'inherit' });
 const run = join(tmp, 'run');
@@ -30,14 +30,17 @@ for (const f of ['weights.safetensors', 'vocab.json', 'config.json']) copyFileSy
 rmSync(tmp, { recursive: true, force: true });
 
 // 2. the adding problem: an LSTM reads the sequence, a Linear layer maps its last hidden state to the sum
-const T = 30;
+// sequences of 4 to 50 steps, so that the model answers for any length in that range
+const MIN_T = 4;
+const MAX_T = 50;
 const B = 64;
 const H = 32;
 const rng = new Rng(1);
 function addingBatch() {
+  const T = MIN_T + rng.int(MAX_T - MIN_T + 1);
   const x = new Float32Array(T * B * 2);
   const y = new Float32Array(B);
-  const half = T / 2;
+  const half = Math.floor(T / 2);
   for (let b = 0; b < B; b++) {
     const i = rng.int(half);
     const j = half + rng.int(T - half);
@@ -53,7 +56,7 @@ const fc = new Linear(H, 1, { rng });
 const params = [...lstm.parameters(), ...fc.parameters()];
 const opt = new Adam(params, { lr: 1e-2 });
 let avg = 0;
-for (let step = 1; step <= 1500; step++) {
+for (let step = 1; step <= 4000; step++) {
   const { x, y } = addingBatch();
   const { hN } = lstm.forward(x);
   const loss = mseLoss(fc.forward(reshape(select(hN, 0), [B, H])), y);
@@ -62,7 +65,7 @@ for (let step = 1; step <= 1500; step++) {
   clipGradNorm(params, 1);
   opt.step();
   avg = step === 1 ? loss.item() : 0.98 * avg + 0.02 * loss.item();
-  if (step % 250 === 0) console.log(`adding: step ${step}, mse ${avg.toFixed(4)} (predicting 1 always: 0.167)`);
+  if (step % 500 === 0) console.log(`adding: step ${step}, mse ${avg.toFixed(4)} (predicting 1 always: 0.167)`);
 }
 const tensors = new Map([
   ...[...lstm.stateDict()].map(([k, v]) => [`lstm.${k}`, v]),
@@ -70,6 +73,6 @@ const tensors = new Map([
 ]);
 await saveSafetensorsFile(join(out, 'adding.safetensors'), tensors, {
   task: 'adding', cell: 'lstm', input_size: '2', hidden_size: String(H), num_layers: '1', output_size: '1',
-  trained_length: String(T), mse: avg.toFixed(4),
+  trained_lengths: `${MIN_T}-${MAX_T}`, mse: avg.toFixed(4),
 });
 console.log(`wrote ${out}`);
