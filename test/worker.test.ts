@@ -113,6 +113,13 @@ describe('examples/worker under miniflare (workerd), over HTTP', () => {
       expect(row[0]).toBeCloseTo(want[b], 5);
       expect(Math.abs(row[0] - seqs[b].sum)).toBeLessThan(0.25); // the trained model solves the task
     });
+
+    // any length the model was trained on (4 to 50 steps)
+    for (const seq of [addingSequence(4, 5, 1, 2), addingSequence(50, 6, 5, 40)]) {
+      const r = await (await post('/predict', { x: seq.x })).json() as { y: number[] };
+      expect(r.y[0]).toBeCloseTo(nodePredict([seq.x])[0], 5);
+      expect(Math.abs(r.y[0] - seq.sum)).toBeLessThan(0.25);
+    }
   });
 
   it('POST and GET /generate stream exactly the text of rnnkit sample with the same settings', async () => {
