@@ -106,42 +106,33 @@ describe('examples/web in headless Chromium', () => {
     const page = await openPage();
     expect(await page.getByTestId('text').inputValue()).toMatch(/^CHAPTER 1\. Loomings\.\s+Call me Ishmael\./);
     await setValue(page, 'steps', '5000');
+    // the page's own thread must stay free while the worker trains: Chromium reports every task
+    // of 50 ms or more on it as a long task (a page training on its own thread makes one per step)
+    await page.evaluate(() => {
+      const w = window as unknown as { longTasks: number[] };
+      w.longTasks = [];
+      new PerformanceObserver((list) => { for (const e of list.getEntries()) w.longTasks.push(e.duration); }).observe({ type: 'longtask' });
+    });
     await page.getByTestId('train').click();
     const step = async () => Number(await page.getByTestId('step').textContent());
     await page.waitForFunction(() => Number(document.querySelector('[data-testid=step]')!.textContent) >= 1, null, { timeout: 30_000 });
     const firstLoss = Number(await page.getByTestId('loss').textContent());
     expect(firstLoss).toBeGreaterThan(3); // about ln(vocabulary size) before training
 
-    // while the worker trains, the page's own thread answers at once: over one second, timer
-    // callbacks keep coming every few milliseconds (a page that trained on its own thread would
-    // get one per training step, ~10 a second, with gaps the length of a step)
-    const { worstGapMs, ticks } = await page.evaluate(() => new Promise<{ worstGapMs: number; ticks: number }>((done) => {
-      let last = performance.now();
-      let worst = 0;
-      let n = 0;
-      const end = last + 1000;
-      const tick = () => {
-        const now = performance.now();
-        worst = Math.max(worst, now - last);
-        last = now;
-        n++;
-        if (now < end) setTimeout(tick, 0); else done({ worstGapMs: worst, ticks: n });
-      };
-      setTimeout(tick, 0);
-    }));
-    expect(ticks).toBeGreaterThan(40);
-    expect(worstGapMs).toBeLessThan(200);
+
 
     // (a longer run for the picture in the README)
     const target = process.env.RNNKIT_UPDATE_SCREENSHOT === '1' ? 600 : 60;
     await page.waitForFunction((n) => Number(document.querySelector('[data-testid=step]')!.textContent) >= n, target, { timeout: target * 1500 });
+    const longTasks = await page.evaluate(() => (window as unknown as { longTasks: number[] }).longTasks);
     await page.getByTestId('stop').click();
     await page.waitForFunction(() => /^Stopped after \d+ steps/.test(document.querySelector('[data-testid=status]')!.textContent ?? ''), null, { timeout: 30_000 });
     const steps = await step();
     const lastLoss = Number(await page.getByTestId('loss').textContent());
     const tps = Number((await page.getByTestId('tokens-per-second').textContent())!.replace(/,/g, ''));
-    console.log(`browser training: ${steps} steps, loss ${firstLoss.toFixed(3)} -> ${lastLoss.toFixed(3)}, ${Math.round(tps)} chars/s; the page's timers while training: ${ticks} callbacks in 1 s, longest gap ${worstGapMs.toFixed(1)} ms`);
+    console.log(`browser training: ${steps} steps, loss ${firstLoss.toFixed(3)} -> ${lastLoss.toFixed(3)}, ${Math.round(tps)} chars/s; long tasks on the page's thread meanwhile: ${longTasks.length} (${longTasks.map((d) => d.toFixed(0)).join(', ') || 'none'} ms)`);
     expect(steps).toBeGreaterThanOrEqual(target);
+    expect(longTasks.length).toBeLessThan(steps / 4); // the OS may still hold the thread back now and then
     expect(lastLoss).toBeLessThan(firstLoss - 0.5);
     expect(tps).toBeGreaterThan(0);
     expect(Number(await page.getByTestId('progress').getAttribute('value'))).toBeCloseTo(steps / 5000, 3);
