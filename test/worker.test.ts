@@ -158,6 +158,7 @@ describe('examples/worker under miniflare (workerd), over HTTP', () => {
       [() => post('/predict', { x: [[1, 2], 5] }), 400, /^x\[1\]: expected an array of 2 \(as x\[0\]\), received 5$/],
       [() => post('/predict', { x: [[0.5, 'a']] }), 400, /^x\[0\]\[1\]: expected a finite number, received "a"$/],
       [() => post('/predict', { x: [[0.5, null]] }), 400, /^x\[0\]\[1\]: expected a finite number, received null$/],
+      [() => post('/predict', '{"x": [[0.5, 1], [1e39, 0]]}'), 400, /^x\[1\]\[0\]: expected a number within float32 range \(±3.4e38\), received 1e\+39$/],
       [() => post('/predict', { x: [[1, 2, 3]] }), 400, /^x: expected 2 features per step \(F\), received 3 \(shape 1 x 3\)$/],
       [() => post('/predict', { x: [[[1, 2, 3]]] }), 400, /^x: expected 2 features per step \(F\), received 3 \(shape 1 x 1 x 3\)$/],
       [() => post('/predict', { x: Array.from({ length: 5000 }, () => [0, 0]) }), 413, /^x: at most 2000 steps, received 5000$/],

@@ -34,6 +34,8 @@ export const LIMITS = {
   length: 2000,
 };
 
+const FLOAT32_MAX = 3.4028234663852886e38;
+
 class HttpError extends Error {
   constructor(status, message) {
     super(message);
@@ -111,6 +113,7 @@ export function toTensorData(x, name = 'x') {
   const walk = (v, depth, path) => {
     if (depth === shape.length) {
       if (typeof v !== 'number' || !Number.isFinite(v)) throw new HttpError(400, `${name}${path}: expected a finite number, received ${describe(v)}`);
+      if (Math.abs(v) > FLOAT32_MAX) throw new HttpError(400, `${name}${path}: expected a number within float32 range (±3.4e38), received ${v}`);
       data[k++] = v;
       return;
     }
