@@ -202,6 +202,16 @@ describe('examples/web in headless Chromium', () => {
       expect(await sampleText(page, s)).toBe(cliSample(saved, s));
     }
 
+    // another shape: a two-layer GRU (the shape is read from the weights)
+    const gru = join(TMP, 'run-gru');
+    rnnkit(['train', '--data', data, '--cell', 'gru', '--layers', '2', '--hidden', '12', '--embed', '6', '--seq', '10', '--batch', '2',
+      '--steps', '3', '--samples', '0', '--no-progress', '--out', gru]);
+    const gruCkpt = join(gru, JSON.parse(readFileSync(join(gru, 'latest'), 'utf8')).checkpoint);
+    await page.getByTestId('model-files').setInputFiles(['weights.safetensors', 'vocab.json', 'config.json'].map((f) => join(gruCkpt, f)));
+    await page.waitForFunction(() => /^GRU 2×12, embedding 6/.test(document.querySelector('[data-testid=model-info]')!.textContent ?? ''), null, { timeout: 15_000 });
+    const g = { prime: 'it was', length: 100, temperature: 1, topP: 0.8, seed: 2 };
+    expect(await sampleText(page, g)).toBe(cliSample(gru, g));
+
     // files that are not a run: one clear line in the page, and the page goes on working
     await page.getByTestId('model-files').setInputFiles([join(ckpt, 'config.json')]);
     await expect.poll(() => page.getByTestId('status').textContent()).toMatch(/^pick weights\.safetensors and vocab\.json .*received config\.json$/);
