@@ -19,7 +19,7 @@ commands:
   eval DIR --data FILE                    bits per character (or perplexity) of a model on a text
   start                                   what \`npm start\` runs: a character LSTM on Moby Dick, resumable
   example NAME [options]                  a sequence task on real data: spam, stress, g2p, names, co2, adding
-  verify-torch DIR [--backend NAME|all]   run PyTorch reference cases (shared/golden format)
+  verify-torch DIR [--backend NAME|all]   run PyTorch reference cases (e.g. golden/)
   doctor                                  which backends load, why the others do not, and a cross-check
   help                                    this text
 
@@ -39,7 +39,7 @@ function fmt(v: number): string {
 export function verifyTorch(argv: string[], print: (s: string) => void): number {
   const { values, positionals } = parseArgs({ args: argv, allowPositionals: true, options: { backend: { type: 'string', default: 'all' }, help: { type: 'boolean' } } });
   if (values.help) { print('usage: rnnkit verify-torch DIR [--backend native|wasm|reference|all]\n'); return 0; }
-  if (positionals.length !== 1) throw new UsageError('verify-torch needs exactly one directory, e.g. rnnkit verify-torch ../shared/golden');
+  if (positionals.length !== 1) throw new UsageError('verify-torch needs exactly one directory, e.g. rnnkit verify-torch golden');
   const dir = positionals[0];
   const requested = values.backend as string;
   let backends: BackendName[];

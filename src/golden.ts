@@ -1,4 +1,4 @@
-// PyTorch reference cases (the format of shared/golden/README.md), run through the public API.
+// PyTorch reference cases (NAME.json + NAME.safetensors in one directory), run through the public API.
 import { readFileSync, readdirSync } from 'node:fs';
 import { join } from 'node:path';
 import { type BackendName, withBackend } from './backends/index.js';

@@ -26,7 +26,7 @@ export type {
 export { ReferenceBackend } from './backends/reference.js';
 export { CrossCheckBackend, CrossCheckError } from './backends/crosscheck.js';
 
-// ---- sequence tasks (issue 6): padding, pooling, attention, text, metrics, encoder-decoder ----
+// ---- sequence tasks: padding, pooling, attention, text, metrics, encoder-decoder ----
 export {
   padSequences, padFeatureSequences, lengthMask, maskedMeanPool, maskedMaxPool, lastStep, timeSlice, dotAttention,
   type PaddedBatch, type PadOptions,
