@@ -14,6 +14,7 @@ import {
   assertAdamArgs, assertCrossEntropyBackwardArgs, assertCrossEntropyForwardArgs, assertGemmArgs, assertMatmulPrecision,
   assertSeqBackwardArgs, assertSeqForwardArgs, assertSgdArgs, assertSumSquaresArgs, assertUnaryArgs,
 } from './validate.js';
+import { readEnv } from '../config.js';
 
 /** The raw addon (native/addon.cpp). */
 export interface NativeAddon {
@@ -90,8 +91,10 @@ export function loadNativeAddon(): NativeAddon {
   } catch {
     throw new Error('node-gyp-build is not installed, so the native addon cannot be located');
   }
+  // RNNKIT_NATIVE_ADDON: a specific build to load (e.g. build/asan/rnnkit.node from `npm run build:asan`)
+  const explicit = readEnv('RNNKIT_NATIVE_ADDON');
   try {
-    addonCache = gypBuild(packageRoot(node)) as NativeAddon;
+    addonCache = (explicit ? require(explicit) : gypBuild(packageRoot(node))) as NativeAddon;
   } catch (e) {
     const first = String((e as Error).message ?? e).split('\n')[0].trim();
     throw new Error(`no native build or prebuild could be loaded (${first}); run \`npm run prebuilds\` or install a C++ compiler and reinstall`);
