@@ -7,6 +7,10 @@
 // outputs has run. Gradients of leaves (parameters) accumulate across backward calls until
 // zeroGrad(), as in PyTorch. After backward the graph is released.
 
+/**
+ * The operation that produced a tensor, as recorded on the tape: its name, its inputs, and how it
+ * sends the gradient back to them.
+ */
 export interface GradNode {
   readonly name: string;
   readonly inputs: readonly Tensor[];
@@ -43,6 +47,7 @@ export async function noGradAsync<T>(fn: () => Promise<T>): Promise<T> {
   return await noGrad(fn);
 }
 
+/** Whether operations record a graph for backward now (false inside `noGrad`). */
 export function isGradEnabled(): boolean {
   return gradEnabled;
 }
@@ -63,6 +68,10 @@ function checkShape(shape: readonly number[], where: string): void {
   }
 }
 
+/**
+ * A float32 tensor (row-major `data` with a `shape`) that records the operations applied to it
+ * when it requires a gradient, so `backward()` can compute every gradient of a scalar.
+ */
 export class Tensor {
   readonly data: Float32Array;
   readonly shape: readonly number[];

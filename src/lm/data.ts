@@ -12,6 +12,7 @@ export function splitHeldOut(ids: Int32Array, fraction = 0.05): { train: Int32Ar
   return { train: ids.subarray(0, cut), val: ids.subarray(cut) };
 }
 
+/** One truncated-BPTT batch: time-major input ids and next-token targets, [T, B]. */
 export interface Batch {
   /** [T, B] time-major input ids. */
   inputs: Int32Array;
@@ -26,6 +27,10 @@ export interface Batch {
   index: number;
 }
 
+/**
+ * Where a batcher stands (epoch, batch, offset, lane order, random state), saved in checkpoints so
+ * a resumed run continues exactly.
+ */
 export interface BatcherState {
   epoch: number;
   index: number;
@@ -149,7 +154,9 @@ export function* evalBatches(ids: Int32Array, T: number, B: number): Generator<B
   }
 }
 
+/** Names of the bundled datasets (each comes from an npm package, see `DATASET_PACKAGES`). */
 export const DATASETS = ['moby-dick'] as const;
+/** A bundled dataset by name. */
 export type DatasetName = (typeof DATASETS)[number];
 
 /** The npm package that holds each bundled dataset (a devDependency of rnnkit: users add it themselves). */

@@ -2,9 +2,12 @@
 // with a capped vocabulary. Id 0 is always padding and id 1 the unknown symbol; special
 // symbols (e.g. '<s>', '</s>') follow, then the symbols in order of frequency.
 
+/** The padding token of a symbol table. */
 export const PAD = '<pad>';
+/** The unknown-symbol token of a symbol table. */
 export const UNK = '<unk>';
 
+/** Options of a symbol table: size cap, minimum count, and its special symbols. */
 export interface SymbolTableOptions {
   /** Keep at most this many symbols, specials included (the most frequent win; ties by first appearance). */
   maxSize?: number;
@@ -76,6 +79,10 @@ export class SymbolTable {
   }
 }
 
+/**
+ * Options of `WordTokenizer.fit`: beside the symbol-table options, lower-casing and the
+ * word-splitting pattern.
+ */
 export interface WordTokenizerOptions extends SymbolTableOptions {
   /** Lower-case before splitting (default true). */
   lowercase?: boolean;
