@@ -90,6 +90,7 @@ export class Vocabulary {
     return new Vocabulary(level, [...SPECIALS, ...ranked]);
   }
 
+  /** A vocabulary from `toJSON()` output; throws when it is not one. */
   static fromJSON(json: unknown): Vocabulary {
     const j = json as Partial<VocabularyJSON>;
     if (!j || j.format !== 'rnnkit-vocab' || !Array.isArray(j.tokens)) {
@@ -98,18 +99,22 @@ export class Vocabulary {
     return new Vocabulary(j.level as VocabLevel, j.tokens);
   }
 
+  /** The vocabulary as JSON, for a checkpoint. */
   toJSON(): VocabularyJSON {
     return { format: 'rnnkit-vocab', version: 1, level: this.level, tokens: [...this.tokens] };
   }
 
+  /** Number of tokens, the special tokens included. */
   get size(): number {
     return this.tokens.length;
   }
 
+  /** The id of a token (the <unk> id when unknown). */
   id(token: string): number {
     return this.table.id(token);
   }
 
+  /** The token of an id; throws a RangeError for an id out of range. */
   token(id: number): string {
     const t = this.tokens[id];
     if (t === undefined) throw new RangeError(`Vocabulary: id ${id} is out of range 0..${this.size - 1}`);

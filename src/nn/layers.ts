@@ -15,16 +15,19 @@ export type StateDict = Map<string, NamedTensor>;
  * names, train and eval modes.
  */
 export abstract class Module {
+  /** True in training mode (dropout active), false after `eval()`. */
   training = true;
   private readonly ownParameters = new Map<string, Tensor>();
   private readonly children = new Map<string, Module>();
 
+  /** Adds a trainable tensor under a PyTorch parameter name (e.g. `weight_ih_l0`). */
   protected registerParameter(name: string, t: Tensor): Tensor {
     t.requiresGrad = true;
     this.ownParameters.set(name, t);
     return t;
   }
 
+  /** Adds a submodule; its parameters' names get the prefix `name.`. */
   protected registerModule<M extends Module>(name: string, m: M): M {
     this.children.set(name, m);
     return m;
@@ -38,6 +41,7 @@ export abstract class Module {
     return out;
   }
 
+  /** Every parameter, in registration order (what an optimizer takes). */
   parameters(): Tensor[] {
     return this.namedParameters().map(([, t]) => t);
   }
@@ -47,16 +51,19 @@ export abstract class Module {
     return this.parameters().reduce((s, t) => s + t.size, 0);
   }
 
+  /** Training mode (or eval mode with `false`), for this module and every submodule. */
   train(on = true): this {
     this.training = on;
     for (const child of this.children.values()) child.train(on);
     return this;
   }
 
+  /** Eval mode: dropout off. */
   eval(): this {
     return this.train(false);
   }
 
+  /** Sets the gradient of every parameter to zeros. */
   zeroGrad(): void {
     for (const p of this.parameters()) p.zeroGrad();
   }

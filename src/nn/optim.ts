@@ -26,6 +26,7 @@ export abstract class Optimizer {
     this.lr = lr;
   }
 
+  /** Sets the gradient of every parameter to zeros. */
   zeroGrad(): void {
     for (const p of this.params) p.zeroGrad();
   }
@@ -51,12 +52,14 @@ export abstract class Optimizer {
   protected abstract update(p: Tensor, grad: Float32Array, index: number): void;
   protected abstract hyper(): Record<string, number | boolean>;
 
+  /** The step count, buffers and hyper-parameters, for a checkpoint. */
   stateDict(): OptimizerState {
     const buffers = new Map<string, NamedTensor>();
     for (const [k, v] of this.buffers) buffers.set(k, { shape: [v.length], data: v.slice() });
     return { step: this.stepCount, buffers, hyper: this.hyper() };
   }
 
+  /** Restores a state from `stateDict()` (checks the buffer sizes against the parameters). */
   loadStateDict(state: OptimizerState): void {
     for (const [k, v] of state.buffers) {
       const index = Number(k.split('.')[0]);

@@ -49,6 +49,7 @@ export class SymbolTable {
     return new SymbolTable([...specials, ...ranked.slice(0, room)]);
   }
 
+  /** Number of symbols, the special ones included. */
   get size(): number {
     return this.symbols.length;
   }
@@ -58,22 +59,26 @@ export class SymbolTable {
     return this.index.get(symbol) ?? this.unkId;
   }
 
+  /** Whether the symbol is in the table. */
   has(symbol: string): boolean {
     return this.index.has(symbol);
   }
 
+  /** Symbols -> ids (unknown symbols -> unkId). */
   encode(symbols: Iterable<string>): number[] {
     const out: number[] = [];
     for (const s of symbols) out.push(this.id(s));
     return out;
   }
 
+  /** Ids -> symbols (an id out of range -> <unk>). */
   decode(ids: Iterable<number>): string[] {
     const out: string[] = [];
     for (const i of ids) out.push(this.symbols[i] ?? UNK);
     return out;
   }
 
+  /** The symbols in id order. */
   toJSON(): string[] {
     return [...this.symbols];
   }
@@ -126,6 +131,7 @@ export class WordTokenizer {
     return this.vocab.size;
   }
 
+  /** The words of a text (lower-cased first when the tokenizer lower-cases). */
   tokenize(text: string): string[] {
     return this.splitFn(this.lowercase ? text.toLowerCase() : text);
   }
@@ -136,6 +142,7 @@ export class WordTokenizer {
     return this.vocab.encode(words.length > maxLength ? words.slice(0, maxLength) : words);
   }
 
+  /** Word ids -> the words joined by spaces. */
   decode(ids: Iterable<number>): string {
     return this.vocab.decode(ids).join(' ');
   }
