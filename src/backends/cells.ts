@@ -54,6 +54,7 @@ export interface CellStepGrad {
   dhPrev: FloatArray;
 }
 
+/** One row of the cell table. */
 export interface CellSpec {
   /** The numeric id of the native kernels (native/kernels.h CellId, addon.cpp kCells). */
   id: number;
@@ -75,6 +76,7 @@ export interface CellSpec {
   backward(s: SavedStep, g: CellStepGrad): void;
 }
 
+/** The logistic function 1 / (1 + e^-v). */
 export const sigmoid = (v: number): number => 1 / (1 + Math.exp(-v));
 /** relu as PyTorch: NaN stays NaN. */
 export const relu = (v: number): number => (v > 0 || Number.isNaN(v) ? v : 0);
@@ -203,6 +205,7 @@ export const CELLS = {
   },
 } as const satisfies Record<string, CellSpec>;
 
+/** A cell kind of the table: 'lstm', 'gru' (PyTorch's reset-after form), 'rnn_tanh', 'rnn_relu'. */
 export type CellKind = keyof typeof CELLS;
 /** Every cell kind, in the order of their numeric ids. */
 export const CELL_KINDS = Object.keys(CELLS) as CellKind[];
@@ -227,6 +230,7 @@ export function hasCellState(kind: CellKind): boolean {
   return (CELLS[kind].states as readonly string[]).includes('c');
 }
 
+/** A layer class of the table: 'LSTM', 'GRU', 'RNN'. */
 export type ModuleName = CellSpec['module'];
 /** The layer classes of the table: LSTM, GRU, RNN. */
 export const MODULE_NAMES = [...new Set(CELL_KINDS.map((k) => CELLS[k].module))] as ModuleName[];

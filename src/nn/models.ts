@@ -4,6 +4,10 @@ import { Dropout, Embedding, Linear, Module, type RecurrentBase, recurrentLayer 
 import { type LayerName, cellKindOf } from '../backends/cells.js';
 import type { Rng } from '../core/random.js';
 
+/**
+ * Options of `LanguageModel`: vocabulary size, embedding and hidden sizes, layers, cell, dropout
+ * and random source.
+ */
 export interface LanguageModelOptions {
   vocabSize: number;
   embeddingDim: number;
@@ -18,6 +22,7 @@ export interface LanguageModelOptions {
   rng?: Rng;
 }
 
+/** The recurrent state a language model carries between batches (c only for LSTM). */
 export interface RecurrentState {
   h: Tensor | null;
   c: Tensor | null;
