@@ -8,7 +8,7 @@
 // atomic on POSIX). A process killed at any point leaves `latest` naming a complete checkpoint.
 import { closeSync, existsSync, fsyncSync, mkdirSync, openSync, readFileSync, readdirSync, renameSync, rmSync, statSync, writeSync } from 'node:fs';
 import { join } from 'node:path';
-import { readSafetensors, writeSafetensors, type NamedTensor } from '../safetensors.js';
+import { oneLine, readSafetensors, writeSafetensors, type NamedTensor } from '../safetensors.js';
 
 export const LATEST = 'latest';
 export const WEIGHTS_FILE = 'weights.safetensors';
@@ -111,7 +111,7 @@ export function readJsonFile<T>(dir: string, file: string): T {
   try {
     return JSON.parse(readFileSync(path, 'utf8')) as T;
   } catch (e) {
-    throw new Error(`${path}: ${(e as { code?: string }).code === 'ENOENT' ? 'missing' : (e as Error).message}`);
+    throw new Error(`${path}: ${(e as { code?: string }).code === 'ENOENT' ? 'missing' : oneLine((e as Error).message)}`);
   }
 }
 
