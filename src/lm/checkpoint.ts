@@ -45,8 +45,29 @@ function syncDir(dir: string): void {
   }
 }
 
+/** A checkpoint could not be written (a full disk, no permission): the previous one is still the one `latest` names. */
+export class CheckpointWriteError extends Error {
+  constructor(readonly runDir: string, readonly step: number, cause: Error) {
+    super(`cannot save the checkpoint of step ${step} in ${runDir} (${cause.message}); the previous checkpoint is kept`);
+    this.name = 'CheckpointWriteError';
+  }
+}
+
 /** Writes a checkpoint into runDir atomically and points `latest` at it. Returns its directory. */
 export function writeCheckpointDir(runDir: string, step: number, files: CheckpointFiles, hooks: SaveHooks = {}): string {
+  try {
+    return writeCheckpointDirOrThrow(runDir, step, files, hooks);
+  } catch (e) {
+    // a system error (ENOSPC, EACCES, EDQUOT, EROFS, EIO ...): the files written aside are removed
+    if (typeof (e as { code?: unknown }).code !== 'string') throw e;
+    for (const entry of existsSync(runDir) ? readdirSync(runDir) : []) {
+      if (entry.endsWith(`.tmp-${process.pid}`)) rmSync(join(runDir, entry), { recursive: true, force: true });
+    }
+    throw new CheckpointWriteError(runDir, step, e as Error);
+  }
+}
+
+function writeCheckpointDirOrThrow(runDir: string, step: number, files: CheckpointFiles, hooks: SaveHooks): string {
   mkdirSync(runDir, { recursive: true });
   let name = `ckpt-${String(step).padStart(8, '0')}`;
   for (let n = 1; existsSync(join(runDir, name)); n++) name = `ckpt-${String(step).padStart(8, '0')}-${n}`;
