@@ -7,6 +7,8 @@
         "native/seq.cpp",
         "native/gemm.cpp",
         "native/pool.cpp",
+        "native/losses.cpp",
+        "native/optim.cpp",
         "native/kern_avx512.cpp",
         "native/kern_avx512bf16.cpp",
         "native/kern_avx2.cpp",

@@ -7,7 +7,7 @@
 import { writeFileSync } from 'node:fs';
 import { LMTrainer, prepareData } from '../dist/lm/index.js';
 import { getBackend, setBackend } from '../dist/index.js';
-import { lineChartSvg } from '../dist/plot.js';
+import { lineChartSvg } from '../dist/tasks/plot.js';
 
 const args = process.argv.slice(2);
 const opt = (name, fallback) => { const i = args.indexOf(`--${name}`); return i >= 0 ? args[i + 1] : fallback; };

@@ -1,4 +1,4 @@
 // rnnkit: recurrent neural networks for Node.js and WebAssembly, numerically identical to PyTorch.
 export * from './portable.js';
 // Node-only: files on disk.
-export { loadSafetensorsFile, saveSafetensorsFile } from './io.js';
+export { loadSafetensorsFile, saveSafetensorsFile } from './io/files.js';

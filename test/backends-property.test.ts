@@ -5,7 +5,7 @@
 // initial states and every parameter.
 import fc from 'fast-check';
 import { describe, expect, it } from 'vitest';
-import { FORWARD_TOLERANCE, GRADIENT_TOLERANCE, relativeError } from '../src/golden.js';
+import { FORWARD_TOLERANCE, GRADIENT_TOLERANCE, relativeError } from '../src/io/golden.js';
 import { GRU, LSTM, RNN, Rng, Tensor, add, backendStatus, mul, sum, withBackend, type BackendName, type RecurrentBase } from '../src/index.js';
 
 const available = (['native', 'wasm'] as const).filter((b) => backendStatus().find((s) => s.name === b)?.available);

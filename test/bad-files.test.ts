@@ -7,7 +7,7 @@ import { join } from 'node:path';
 import { beforeAll, describe, expect, it } from 'vitest';
 import { Rng, SafetensorsError, readSafetensors, writeSafetensors } from '../src/index.js';
 import { LMTrainer, TbpttBatcher, Vocabulary, loadLanguageModel, prepareData, resolveCheckpointDir } from '../src/lm/index.js';
-import { runGoldenCase } from '../src/golden.js';
+import { runGoldenCase } from '../src/io/golden.js';
 import { GOLDEN_DIR } from './helpers.js';
 
 const tmp = (): string => mkdtempSync(join(tmpdir(), 'rnnkit-badfiles-'));

@@ -13,7 +13,7 @@ import { join } from 'node:path';
 import fc from 'fast-check';
 import { SafetensorsError, readSafetensors, writeSafetensors } from '../dist/index.js';
 import { LMTrainer, Vocabulary, loadLanguageModel, resolveCheckpointDir } from '../dist/lm/index.js';
-import { runGoldenCase } from '../dist/golden.js';
+import { runGoldenCase } from '../dist/io/golden.js';
 
 const ROOT = new URL('..', import.meta.url).pathname;
 

@@ -1,16 +1,25 @@
 // Vocabularies for language models: character-level (Unicode code points) or word-level, with
 // the special tokens <pad> (id 0), <unk> (id 1) and <eos> (id 2). Saved with the model as JSON.
+// The token <-> id table and its frequency ranking are the SymbolTable of the sequence tasks.
+import { PAD, SymbolTable, UNK } from '../tasks/text.js';
 
+export { PAD, UNK };
+
+/** Whether a vocabulary splits text into characters or words. */
 export type VocabLevel = 'char' | 'word';
 
-export const PAD = '<pad>';
-export const UNK = '<unk>';
+/** The end-of-sequence token. */
 export const EOS = '<eos>';
+/** The special tokens, in id order: padding, unknown, end of sequence. */
 export const SPECIALS = [PAD, UNK, EOS] as const;
+/** Id of the padding token. */
 export const PAD_ID = 0;
+/** Id of the unknown-token token. */
 export const UNK_ID = 1;
+/** Id of the end-of-sequence token. */
 export const EOS_ID = 2;
 
+/** A vocabulary as saved in a checkpoint. */
 export interface VocabularyJSON {
   format: 'rnnkit-vocab';
   version: 1;
@@ -18,6 +27,10 @@ export interface VocabularyJSON {
   tokens: string[];
 }
 
+/**
+ * Options of `Vocabulary.build`: character or word level, minimum count, and how many of the most
+ * frequent tokens to keep.
+ */
 export interface BuildVocabOptions {
   level?: VocabLevel;
   /** Tokens seen fewer times are left out (they encode as <unk>). Default 1. */
@@ -42,10 +55,11 @@ export function tokenize(text: string, level: VocabLevel): string[] {
   return out;
 }
 
+/** Maps tokens (characters or words) to ids and back; the special tokens come first. */
 export class Vocabulary {
   readonly level: VocabLevel;
   readonly tokens: readonly string[];
-  private readonly index: Map<string, number>;
+  private readonly table: SymbolTable;
 
   constructor(level: VocabLevel, tokens: readonly string[]) {
     if (level !== 'char' && level !== 'word') throw new RangeError(`Vocabulary: level must be 'char' or 'word', received '${String(level)}'`);
@@ -56,36 +70,31 @@ export class Vocabulary {
     SPECIALS.forEach((s, i) => {
       if (tokens[i] !== s) throw new RangeError(`Vocabulary: token ${i} must be ${s}, received ${JSON.stringify(tokens[i])}`);
     });
+    if (level === 'char') {
+      tokens.forEach((t, i) => {
+        if (i >= SPECIALS.length && Array.from(t).length !== 1) throw new RangeError(`Vocabulary: a char vocabulary holds single characters, received ${JSON.stringify(t)} at id ${i}`);
+      });
+    }
+    try {
+      this.table = new SymbolTable(tokens);
+    } catch (e) {
+      throw new RangeError((e as Error).message.replace(/^SymbolTable: symbol/, 'Vocabulary: token'));
+    }
     this.level = level;
     this.tokens = Object.freeze([...tokens]);
-    this.index = new Map();
-    this.tokens.forEach((t, i) => {
-      if (this.index.has(t)) throw new RangeError(`Vocabulary: token ${JSON.stringify(t)} appears twice (ids ${this.index.get(t)} and ${i})`);
-      if (level === 'char' && i >= SPECIALS.length && Array.from(t).length !== 1) {
-        throw new RangeError(`Vocabulary: a char vocabulary holds single characters, received ${JSON.stringify(t)} at id ${i}`);
-      }
-      this.index.set(t, i);
-    });
   }
 
   /** Builds a vocabulary from text: specials first, then tokens by decreasing count (ties: first seen). */
   static build(text: string, options: BuildVocabOptions = {}): Vocabulary {
     const level = options.level ?? 'char';
-    const minCount = options.minCount ?? 1;
-    const counts = new Map<string, number>();
-    for (const t of tokenize(text, level)) {
-      if ((SPECIALS as readonly string[]).includes(t)) continue;
-      counts.set(t, (counts.get(t) ?? 0) + 1);
-    }
-    let entries = [...counts].filter(([, n]) => n >= minCount);
-    // stable sort keeps first-seen order among equal counts
-    entries.sort((a, b) => b[1] - a[1]);
-    if (options.maxSize !== undefined) entries = entries.slice(0, Math.max(0, options.maxSize));
+    const maxSize = options.maxSize === undefined ? undefined : Math.max(0, options.maxSize) + SPECIALS.length;
+    const ranked = SymbolTable.build([tokenize(text, level)], { specials: [EOS], minCount: options.minCount ?? 1, maxSize }).symbols.slice(SPECIALS.length);
     // char vocabularies read better in code-point order (deterministic either way)
-    if (level === 'char') entries.sort((a, b) => (a[0] < b[0] ? -1 : a[0] > b[0] ? 1 : 0));
-    return new Vocabulary(level, [...SPECIALS, ...entries.map(([t]) => t)]);
+    if (level === 'char') ranked.sort((a, b) => (a < b ? -1 : a > b ? 1 : 0));
+    return new Vocabulary(level, [...SPECIALS, ...ranked]);
   }
 
+  /** A vocabulary from `toJSON()` output; throws when it is not one. */
   static fromJSON(json: unknown): Vocabulary {
     const j = json as Partial<VocabularyJSON>;
     if (!j || j.format !== 'rnnkit-vocab' || !Array.isArray(j.tokens)) {
@@ -94,18 +103,22 @@ export class Vocabulary {
     return new Vocabulary(j.level as VocabLevel, j.tokens);
   }
 
+  /** The vocabulary as JSON, for a checkpoint. */
   toJSON(): VocabularyJSON {
     return { format: 'rnnkit-vocab', version: 1, level: this.level, tokens: [...this.tokens] };
   }
 
+  /** Number of tokens, the special tokens included. */
   get size(): number {
     return this.tokens.length;
   }
 
+  /** The id of a token (the <unk> id when unknown). */
   id(token: string): number {
-    return this.index.get(token) ?? UNK_ID;
+    return this.table.id(token);
   }
 
+  /** The token of an id; throws a RangeError for an id out of range. */
   token(id: number): string {
     const t = this.tokens[id];
     if (t === undefined) throw new RangeError(`Vocabulary: id ${id} is out of range 0..${this.size - 1}`);

@@ -1,0 +1,237 @@
+// Tensor: float32 data with a shape, an optional gradient, and a small tape autograd.
+//
+// Every differentiable op records a GradNode (its inputs, its outputs and a backward closure).
+// loss.backward() sorts the nodes reachable from the loss topologically and runs their backward
+// closures from the loss down to the leaves. A node may have several outputs (a recurrent layer
+// returns output, hN and cN from one fused op); it runs once, after every consumer of any of its
+// outputs has run. Gradients of leaves (parameters) accumulate across backward calls until
+// zeroGrad(), as in PyTorch. After backward the graph is released.
+
+/**
+ * The operation that produced a tensor, as recorded on the tape: its name, its inputs, and how it
+ * sends the gradient back to them.
+ */
+export interface GradNode {
+  readonly name: string;
+  readonly inputs: readonly Tensor[];
+  /** Reads the gradients of the node's outputs, adds into the inputs' gradients. */
+  backward(): void;
+}
+
+let gradEnabled = true;
+
+/** Runs fn without recording operations for autograd (inference). */
+export function noGrad<T>(fn: () => T): T {
+  return withGradMode(false, fn);
+}
+
+/** Runs fn with recording on or off (an async op finishing in the mode it started with). */
+export function withGradMode<T>(enabled: boolean, fn: () => T): T {
+  const previous = gradEnabled;
+  gradEnabled = enabled;
+  try {
+    return fn();
+  } finally {
+    gradEnabled = previous;
+  }
+}
+
+/**
+ * Async form of noGrad: fn starts with recording off, and the async calls it starts
+ * (layer.forwardAsync) take the mode when they are called, so their results carry no graph.
+ * The mode is restored as soon as fn has started: work that runs while fn awaits (a training step,
+ * another request) records as usual, and overlapping calls never change each other's mode.
+ * Operations fn runs after its first await record as usual.
+ */
+export async function noGradAsync<T>(fn: () => Promise<T>): Promise<T> {
+  return await noGrad(fn);
+}
+
+/** Whether operations record a graph for backward now (false inside `noGrad`). */
+export function isGradEnabled(): boolean {
+  return gradEnabled;
+}
+
+export function shapeSize(shape: readonly number[]): number {
+  let n = 1;
+  for (const d of shape) n *= d;
+  return n;
+}
+
+export function formatShape(shape: readonly number[]): string {
+  return `[${shape.join(', ')}]`;
+}
+
+function checkShape(shape: readonly number[], where: string): void {
+  if (!Array.isArray(shape) || shape.some((d) => !Number.isInteger(d) || d < 0)) {
+    throw new RangeError(`${where}: shape must be an array of non-negative integers, received ${JSON.stringify(shape)}`);
+  }
+}
+
+/**
+ * A float32 tensor (row-major `data` with a `shape`) that records the operations applied to it
+ * when it requires a gradient, so `backward()` can compute every gradient of a scalar.
+ */
+export class Tensor {
+  /** The values, row-major. */
+  readonly data: Float32Array;
+  /** The size of each dimension ([] for a scalar). */
+  readonly shape: readonly number[];
+  /** The gradient accumulated by `backward()` (same layout as `data`), or null before any. */
+  grad: Float32Array | null = null;
+  /** Whether operations on this tensor are recorded for backward (true for parameters). */
+  requiresGrad: boolean;
+  /** The op that produced this tensor (null for leaves and after backward). */
+  node: GradNode | null = null;
+
+  constructor(data: Float32Array | ArrayLike<number>, shape?: readonly number[], requiresGrad = false) {
+    const array = data instanceof Float32Array ? data : Float32Array.from(data);
+    const s = shape ?? [array.length];
+    checkShape(s, 'Tensor');
+    if (shapeSize(s) !== array.length) {
+      throw new RangeError(`Tensor: data has ${array.length} elements but shape ${formatShape(s)} needs ${shapeSize(s)}`);
+    }
+    this.data = array;
+    this.shape = Object.freeze([...s]);
+    this.requiresGrad = requiresGrad;
+  }
+
+  /** A tensor of zeros. */
+  static zeros(shape: readonly number[], requiresGrad = false): Tensor {
+    checkShape(shape, 'Tensor.zeros');
+    return new Tensor(new Float32Array(shapeSize(shape)), shape, requiresGrad);
+  }
+
+  /** A tensor filled with one value. */
+  static full(shape: readonly number[], value: number, requiresGrad = false): Tensor {
+    checkShape(shape, 'Tensor.full');
+    return new Tensor(new Float32Array(shapeSize(shape)).fill(value), shape, requiresGrad);
+  }
+
+  /** A scalar tensor (shape []). */
+  static scalar(value: number, requiresGrad = false): Tensor {
+    return new Tensor(Float32Array.of(value), [], requiresGrad);
+  }
+
+  /** Number of elements. */
+  get size(): number {
+    return this.data.length;
+  }
+
+  /** Number of dimensions. */
+  get ndim(): number {
+    return this.shape.length;
+  }
+
+  /** The value of a one-element tensor. */
+  item(): number {
+    if (this.data.length !== 1) throw new RangeError(`item(): tensor has ${this.data.length} elements, expected 1`);
+    return this.data[0];
+  }
+
+  /** The values as a plain array, row-major. */
+  toArray(): number[] {
+    return Array.from(this.data);
+  }
+
+  /** The gradient buffer, allocated as zeros on first use. */
+  ensureGrad(): Float32Array {
+    if (!this.grad) this.grad = new Float32Array(this.data.length);
+    return this.grad;
+  }
+
+  /** Sets the gradient to zeros (keeps the buffer). */
+  zeroGrad(): void {
+    this.grad = null;
+  }
+
+  /** The same data without history (for truncated BPTT: carry a state, cut the graph). */
+  detach(): Tensor {
+    return new Tensor(this.data, this.shape, false);
+  }
+
+  /** A deep copy without history. */
+  clone(): Tensor {
+    return new Tensor(this.data.slice(), this.shape, false);
+  }
+
+  /**
+   * Backpropagates from this tensor. A scalar needs no argument (the gradient is 1); any other
+   * tensor needs the gradient arriving at it, of the same size.
+   */
+  backward(gradient?: Float32Array | ArrayLike<number>): void {
+    if (!this.requiresGrad) {
+      throw new Error('backward(): this tensor does not require a gradient (no parameter or input with requiresGrad was used, or it was computed under noGrad)');
+    }
+    if (gradient === undefined && this.data.length !== 1) {
+      throw new RangeError(`backward(): a gradient is needed for a tensor of shape ${formatShape(this.shape)}; only a one-element tensor defaults to 1`);
+    }
+    if (gradient !== undefined && gradient.length !== this.data.length) {
+      throw new RangeError(`backward(): gradient has ${gradient.length} elements, expected ${this.data.length} for shape ${formatShape(this.shape)}`);
+    }
+    const g = this.ensureGrad();
+    if (gradient === undefined) g[0] += 1;
+    else for (let i = 0; i < g.length; i++) g[i] += gradient[i];
+
+    const order = topologicalOrder(this.node);
+    for (let i = order.length - 1; i >= 0; i--) order[i].backward();
+    releaseGraph(this, order);
+  }
+}
+
+/** Nodes reachable from root, each after all the nodes it depends on (iterative DFS). */
+function topologicalOrder(root: GradNode | null): GradNode[] {
+  const order: GradNode[] = [];
+  if (!root) return order;
+  const visited = new Set<GradNode>();
+  const stack: Array<{ node: GradNode; next: number }> = [{ node: root, next: 0 }];
+  visited.add(root);
+  while (stack.length > 0) {
+    const top = stack[stack.length - 1];
+    if (top.next < top.node.inputs.length) {
+      const child = top.node.inputs[top.next++].node;
+      if (child && !visited.has(child)) {
+        visited.add(child);
+        stack.push({ node: child, next: 0 });
+      }
+    } else {
+      order.push(top.node);
+      stack.pop();
+    }
+  }
+  return order;
+}
+
+const nodeOutputs = new WeakMap<GradNode, readonly Tensor[]>();
+
+function releaseGraph(root: Tensor, order: GradNode[]): void {
+  root.node = null;
+  for (const node of order) {
+    for (const out of nodeOutputs.get(node) ?? []) out.node = null;
+  }
+}
+
+/**
+ * Records an op for autograd when recording is on and any input requires a gradient.
+ * The outputs get requiresGrad and the node; backward runs once per backward pass.
+ */
+/**
+ * Records an op for backward when recording is on and an input needs a gradient. `enabled`: the
+ * recording mode to use instead of the current one (an async op passes the mode it started with).
+ */
+export function recordOp(
+  name: string, inputs: readonly Tensor[], outputs: readonly Tensor[], backward: () => void, enabled = gradEnabled,
+): void {
+  if (!enabled || !inputs.some((t) => t.requiresGrad)) return;
+  const node: GradNode = { name, inputs, backward };
+  nodeOutputs.set(node, outputs);
+  for (const out of outputs) {
+    out.requiresGrad = true;
+    out.node = node;
+  }
+}
+
+/** True when an op's result will need a gradient (so the op should keep what backward needs). */
+export function needsGrad(...inputs: Array<Tensor | null | undefined>): boolean {
+  return gradEnabled && inputs.some((t) => t?.requiresGrad);
+}

@@ -1,0 +1,58 @@
+// Ready-made models built from the layers.
+import { type Tensor } from '../core/tensor.js';
+import { Dropout, Embedding, GRU, LSTM, Linear, Module, RNN, type RecurrentBase } from './layers.js';
+import type { Rng } from '../core/random.js';
+
+/**
+ * Options of `LanguageModel`: vocabulary size, embedding and hidden sizes, layers, cell, dropout
+ * and random source.
+ */
+export interface LanguageModelOptions {
+  vocabSize: number;
+  embeddingDim: number;
+  hiddenSize: number;
+  numLayers?: number;
+  cell?: 'lstm' | 'gru' | 'rnn';
+  /**
+   * Dropout on the embeddings, between the recurrent layers and on the recurrent output, as in
+   * PyTorch's word_language_model example (training mode only; 0 = none).
+   */
+  dropout?: number;
+  rng?: Rng;
+}
+
+/** The recurrent state a language model carries between batches (c only for LSTM). */
+export interface RecurrentState {
+  h: Tensor | null;
+  c: Tensor | null;
+}
+
+/**
+ * Embedding -> recurrent stack -> Linear, PyTorch names `embedding.*`, `lstm.*` (or `gru.*`,
+ * `rnn.*`) and `fc.*`: the CharLM of the golden cases and the model of `rnnkit train`.
+ */
+export class LanguageModel extends Module {
+  readonly embedding: Embedding;
+  readonly rnn: RecurrentBase;
+  readonly fc: Linear;
+  private readonly drop: Dropout;
+
+  constructor(readonly options: LanguageModelOptions) {
+    super();
+    const { vocabSize, embeddingDim, hiddenSize, rng } = options;
+    const cell = options.cell ?? 'lstm';
+    this.embedding = this.registerModule('embedding', new Embedding(vocabSize, embeddingDim, { rng }));
+    const rnnOptions = { inputSize: embeddingDim, hiddenSize, numLayers: options.numLayers ?? 1, dropout: options.dropout ?? 0, rng };
+    const rnn = cell === 'lstm' ? new LSTM(rnnOptions) : cell === 'gru' ? new GRU(rnnOptions) : new RNN(rnnOptions);
+    this.rnn = this.registerModule(cell, rnn);
+    this.fc = this.registerModule('fc', new Linear(hiddenSize, vocabSize, { rng }));
+    this.drop = this.registerModule('drop', new Dropout(options.dropout ?? 0, { rng }));
+  }
+
+  // tokens [T, B] (time-major ids) -> logits [T, B, vocab], and the final state
+  forward(tokens: ArrayLike<number>, T: number, B: number, state: RecurrentState | null = null): { logits: Tensor; state: RecurrentState } {
+    const x = this.drop.forward(this.embedding.forward(tokens, [T, B]));
+    const { output, hN, cN } = this.rnn.forward(x, { h0: state?.h ?? null, c0: state?.c ?? null });
+    return { logits: this.fc.forward(this.drop.forward(output)), state: { h: hN, c: cN } };
+  }
+}

@@ -1,0 +1,172 @@
+// The fused recurrent op: a whole stacked, possibly bidirectional RNN/LSTM/GRU over a whole
+// sequence is ONE autograd op. Its forward calls backend.seqForward once per layer and direction;
+// its backward calls backend.seqBackward (whole-sequence BPTT) once per layer and direction.
+import type { Backend, CellKind, SeqContext, SeqForwardArgs } from '../backends/backend.js';
+import { getBackend } from '../backends/index.js';
+import { Rng } from '../core/random.js';
+import { Tensor, needsGrad, recordOp } from '../core/tensor.js';
+
+/** The parameters of one direction of one layer, PyTorch's layout. */
+export interface DirectionWeights {
+  wIh: Tensor; // [G*H, I_l]
+  wHh: Tensor; // [G*H, R]
+  bIh: Tensor | null; // [G*H]
+  bHh: Tensor | null; // [G*H]
+  wHr: Tensor | null; // [P, H]
+}
+
+export interface RecurrentConfig {
+  cell: CellKind;
+  H: number;
+  P: number;
+  numLayers: number;
+  bidirectional: boolean;
+  /** Dropout on the outputs of every layer but the last, in training. */
+  dropout: number;
+  training: boolean;
+  rng: Rng;
+}
+
+export interface RecurrentResult {
+  output: Tensor; // [T, B, D*R]
+  hN: Tensor; // [L*D, B, R]
+  cN: Tensor | null; // [L*D, B, H] (LSTM)
+}
+
+// recurrentForward: x [T, B, I], h0 [L*D, B, R] | null, c0 [L*D, B, H] | null,
+//   weights[layer][direction], lengths [B] | null -> output [T, B, D*R], hN, cN
+export function recurrentForward(
+  cfg: RecurrentConfig, x: Tensor, h0: Tensor | null, c0: Tensor | null,
+  weights: DirectionWeights[][], lengths: Int32Array | null,
+): RecurrentResult {
+  const backend = getBackend();
+  const plan = recurrentPlan(backend, cfg, x, h0, c0, weights, lengths);
+  let step = plan.next();
+  while (!step.done) step = plan.next(backend.seqForward(step.value));
+  return step.value;
+}
+
+/** The same as recurrentForward, with each sequence kernel run off the main thread where the backend can. */
+export async function recurrentForwardAsync(
+  cfg: RecurrentConfig, x: Tensor, h0: Tensor | null, c0: Tensor | null,
+  weights: DirectionWeights[][], lengths: Int32Array | null,
+): Promise<RecurrentResult> {
+  const backend = getBackend();
+  // The job reads the weights as they are now: a copy, so an optimizer step, loadStateDict or a
+  // training pass that changes them while the job runs changes neither this result nor its gradients.
+  const snapshot = new Map<Tensor, Float32Array>();
+  for (const w of weights.flat()) {
+    for (const t of [w.wIh, w.wHh, w.bIh, w.bHh, w.wHr]) if (t) snapshot.set(t, t.data.slice());
+  }
+  const plan = recurrentPlan(backend, cfg, x, h0, c0, weights, lengths, (t) => snapshot.get(t) as Float32Array);
+  let step = plan.next();
+  while (!step.done) {
+    const args = step.value;
+    step = plan.next(backend.seqForwardAsync ? await backend.seqForwardAsync(args) : backend.seqForward(args));
+  }
+  return step.value;
+}
+
+/**
+ * The forward pass as a plan: yields each seqForward call (layer by layer, direction by
+ * direction), receives its context, and returns the result with its backward recorded.
+ * weightData gives the values a parameter is read from (its own data, or a snapshot of it).
+ */
+function* recurrentPlan(
+  backend: Backend, cfg: RecurrentConfig, x: Tensor, h0: Tensor | null, c0: Tensor | null,
+  weights: DirectionWeights[][], lengths: Int32Array | null,
+  weightData: (t: Tensor) => Float32Array = (t) => t.data,
+): Generator<SeqForwardArgs, RecurrentResult, SeqContext | null> {
+  const { cell, H, P, numLayers: L } = cfg;
+  const D = cfg.bidirectional ? 2 : 1;
+  const R = P > 0 ? P : H;
+  const [T, B] = x.shape;
+  const isLstm = cell === 'lstm';
+  const params = weights.flat().flatMap((w) => [w.wIh, w.wHh, w.bIh, w.bHh, w.wHr]).filter((t): t is Tensor => t !== null);
+  const inputs = [x, ...(h0 ? [h0] : []), ...(c0 ? [c0] : []), ...params];
+  const training = needsGrad(...inputs); // taken now: an async job keeps it while other work runs
+
+  const hN = new Float32Array(L * D * B * R);
+  const cN = isLstm ? new Float32Array(L * D * B * H) : null;
+  const contexts: Array<Array<SeqContext | null>> = [];
+  const layerInputs: Float32Array[] = [x.data];
+  const dropoutMasks: Array<Float32Array | null> = [];
+  let input = x.data;
+  let output = new Float32Array(0);
+  for (let l = 0; l < L; l++) {
+    const I = input.length / (T * B);
+    output = new Float32Array(T * B * D * R);
+    contexts.push([]);
+    for (let d = 0; d < D; d++) {
+      const k = l * D + d;
+      const w = weights[l][d];
+      contexts[l].push(yield {
+        cell, T, B, I, H, P, reverse: d === 1, x: input,
+        wIh: weightData(w.wIh), wHh: weightData(w.wHh), bIh: w.bIh ? weightData(w.bIh) : null,
+        bHh: w.bHh ? weightData(w.bHh) : null, wHr: w.wHr ? weightData(w.wHr) : null,
+        h0: h0 ? h0.data.subarray(k * B * R, (k + 1) * B * R) : null,
+        c0: c0 ? c0.data.subarray(k * B * H, (k + 1) * B * H) : null,
+        lengths, y: output, yStride: D * R, yOffset: d * R,
+        hN: hN.subarray(k * B * R, (k + 1) * B * R),
+        cN: cN ? cN.subarray(k * B * H, (k + 1) * B * H) : null,
+        training,
+      });
+    }
+    if (l < L - 1 && cfg.dropout > 0 && cfg.training) {
+      const keep = 1 / (1 - cfg.dropout);
+      const mask = new Float32Array(output.length);
+      const dropped = new Float32Array(output.length);
+      for (let i = 0; i < mask.length; i++) {
+        mask[i] = cfg.rng.next() >= cfg.dropout ? keep : 0;
+        dropped[i] = output[i] * mask[i];
+      }
+      dropoutMasks.push(mask);
+      input = dropped;
+    } else {
+      dropoutMasks.push(null);
+      input = output;
+    }
+    layerInputs.push(input);
+  }
+
+  const result: RecurrentResult = {
+    output: new Tensor(output, [T, B, D * R]),
+    hN: new Tensor(hN, [L * D, B, R]),
+    cN: cN ? new Tensor(cN, [L * D, B, H]) : null,
+  };
+  const outs = [result.output, result.hN, ...(result.cN ? [result.cN] : [])];
+  recordOp(`${cell}x${L}${D === 2 ? 'bi' : ''}`, inputs, outs, () => {
+    const dOut = result.output.grad;
+    const dhN = result.hN.grad;
+    const dcN = result.cN?.grad ?? null;
+    const dh0 = h0?.requiresGrad ? h0.ensureGrad() : null;
+    const dc0 = c0?.requiresGrad ? c0.ensureGrad() : null;
+    let dy: Float32Array | null = dOut;
+    for (let l = L - 1; l >= 0; l--) {
+      const I = layerInputs[l].length / (T * B);
+      const wantDx = l > 0 || x.requiresGrad;
+      const dx = wantDx ? (l === 0 ? x.ensureGrad() : new Float32Array(T * B * I)) : null;
+      for (let d = 0; d < D; d++) {
+        const k = l * D + d;
+        const w = weights[l][d];
+        const grad = (t: Tensor | null) => (t?.requiresGrad ? t.ensureGrad() : null);
+        backend.seqBackward({
+          ctx: contexts[l][d] as SeqContext,
+          dy, dyStride: D * R, dyOffset: d * R,
+          dhN: dhN ? dhN.subarray(k * B * R, (k + 1) * B * R) : null,
+          dcN: dcN ? dcN.subarray(k * B * H, (k + 1) * B * H) : null,
+          dx,
+          dh0: dh0 ? dh0.subarray(k * B * R, (k + 1) * B * R) : null,
+          dc0: dc0 ? dc0.subarray(k * B * H, (k + 1) * B * H) : null,
+          dWIh: grad(w.wIh), dWHh: grad(w.wHh), dBIh: grad(w.bIh), dBHh: grad(w.bHh), dWHr: grad(w.wHr),
+        });
+      }
+      if (l > 0 && dx) {
+        const mask = dropoutMasks[l - 1];
+        if (mask) for (let i = 0; i < dx.length; i++) dx[i] *= mask[i];
+        dy = dx;
+      }
+    }
+  }, training);
+  return result;
+}
