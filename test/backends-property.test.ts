@@ -37,7 +37,7 @@ function runCase(c: Case, backend: BackendName): Result {
     const model: RecurrentBase = c.cell === 'lstm' ? new LSTM(options) : c.cell === 'gru' ? new GRU(options) : new RNN({ ...options, nonlinearity: c.cell === 'rnn_relu' ? 'relu' : 'tanh' });
     const D = c.bidirectional ? 2 : 1;
     const R = P || c.H;
-    const rand = (shape: number[], grad = false) => new Tensor(Float32Array.from({ length: shape.reduce((p, d) => p * d, 1) }, () => rng.normal()), shape, grad);
+    const rand = (shape: readonly number[], grad = false) => new Tensor(Float32Array.from({ length: shape.reduce((p, d) => p * d, 1) }, () => rng.normal()), [...shape], grad);
     const x = rand(c.batchFirst ? [c.B, c.T, c.I] : [c.T, c.B, c.I], true);
     const h0 = c.state ? rand([c.layers * D, c.B, R], true) : null;
     const c0 = c.state && c.cell === 'lstm' ? rand([c.layers * D, c.B, c.H], true) : null;
