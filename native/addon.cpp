@@ -342,7 +342,23 @@ SeqDims parseDims(Napi::Env env, const Napi::Object& a, const std::string& kern0
   return d;
 }
 
-FwdParsed parseForward(Napi::Env env, const Napi::Object& a, Keep* keep) {
+// The fields of an args object copied into a plain object first: every getter runs before any
+// buffer pointer is taken (a getter that detaches or frees an earlier buffer cannot leave a
+// dangling pointer), and each field is read once.
+Napi::Object snapshot(Napi::Env env, const Napi::Object& a, const std::vector<const char*>& names) {
+  Napi::Object s = Napi::Object::New(env);
+  for (const char* n : names) s.Set(n, a.Get(n));
+  return s;
+}
+
+const std::vector<const char*> kFwdFields = {
+    "cell", "T", "B", "I", "H", "P", "reverse", "x", "wIh", "wHh", "bIh", "bHh", "wHr", "h0",
+    "c0", "cN", "hN", "yStride", "yOffset", "y", "lengths", "training"};
+const std::vector<const char*> kBwdFields = {
+    "dy", "dyStride", "dyOffset", "dhN", "dcN", "dx", "dh0", "dc0", "dWIh", "dWHh", "dBIh", "dBHh", "dWHr"};
+
+FwdParsed parseForward(Napi::Env env, const Napi::Object& args, Keep* keep) {
+  const Napi::Object a = snapshot(env, args, kFwdFields);
   FwdParsed f;
   SeqDims& d = f.d = parseDims(env, a, "native.seqForward");
   const std::string kern = std::string("native.seqForward(") + cellName(d.cell) + ")";
@@ -409,8 +425,10 @@ struct BwdParsed {
   SeqBwdIn in;
 };
 
-BwdParsed parseBackward(Napi::Env env, const Napi::Value& ctxv, const Napi::Object& fa, const Napi::Object& a,
+BwdParsed parseBackward(Napi::Env env, const Napi::Value& ctxv, const Napi::Object& fargs, const Napi::Object& args,
                         Keep* keep) {
+  const Napi::Object fa = snapshot(env, fargs, kFwdFields);
+  const Napi::Object a = snapshot(env, args, kBwdFields);
   const std::string kern0 = "native.seqBackward";
   if (!ctxv.IsExternal() || !ctxv.As<Napi::External<CtxBox>>().CheckTypeTag(&kCtxTag))
     typeError(env, kern0 + ": ctx is not a context of native.seqForward");

@@ -158,7 +158,8 @@ async function train(f: TrainFlags, io: Io, opts: { defaultMinutes: number; titl
     if (r.checkpoint && r.out) io.out(`\ncontinue training: rnnkit train --resume ${r.out}   sample: rnnkit sample ${r.out}\n`);
     return r.stoppedBy === 'aborted' ? 130 : 0;
   } catch (e) {
-    if ((e as Error).name === 'NonFiniteError') {
+    // a checkpoint or report that cannot be written (a full disk): one line, the previous checkpoint kept
+    if ((e as Error).name === 'NonFiniteError' || (e as Error).name === 'CheckpointWriteError' || typeof (e as { code?: unknown }).code === 'string') {
       io.err(`rnnkit: ${(e as Error).message}\n`);
       return 1;
     }
