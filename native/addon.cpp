@@ -254,12 +254,63 @@ Napi::Value GemmNaiveBf16(const Napi::CallbackInfo& info) {
 }
 
 // ---------------------------------------------------------------- sequence kernels
-// Typed arrays referenced by a call, kept alive while an async call runs.
-struct Keep {
-  std::vector<Napi::ObjectReference> refs;
-  void add(const Napi::Value& v) {
-    if (v.IsObject()) refs.push_back(Napi::Persistent(v.As<Napi::Object>()));
+// An async job's own copy of every array it reads or writes. JavaScript may change, detach or
+// transfer the caller's buffers while the job runs on another thread, so the kernels touch only
+// this memory: inputs are copied when the job is queued, results are copied back (gradients:
+// added, since the kernels accumulate into zeros here) when it settles, both on the main thread.
+class JobArrays {
+ public:
+  // A copy of rows x cols floats of p read at [r * stride + offset]; returns the copy (stride cols).
+  const float* input(const float* p, int64_t rows, int64_t cols, int64_t stride = -1, int64_t offset = 0) {
+    if (!p) return nullptr;
+    if (stride < 0) stride = cols;
+    inputs_.emplace_back((size_t)(rows * cols));
+    float* q = inputs_.back().data();
+    for (int64_t r = 0; r < rows; r++) memcpy(q + r * cols, p + r * stride + offset, sizeof(float) * (size_t)cols);
+    return q;
   }
+  const int32_t* input(const int32_t* p, int64_t n) {
+    if (!p) return nullptr;
+    ints_.emplace_back(p, p + n);
+    return ints_.back().data();
+  }
+  // The job's buffer for rows x cols results that go to array (a Float32Array) at
+  // [r * stride + offset] when the job settles: written over, or added when accumulate.
+  float* output(const Napi::Value& array, const float* p, int64_t rows, int64_t cols, bool accumulate,
+                int64_t stride = -1, int64_t offset = 0) {
+    if (!p) return nullptr;
+    outputs_.push_back({Napi::Persistent(array.As<Napi::Object>()), std::vector<float>((size_t)(rows * cols)), rows,
+                        cols, stride < 0 ? cols : stride, offset, accumulate});
+    return outputs_.back().data.data();
+  }
+  // Copies the results into the caller's arrays; throws (naming the kernel) if one was detached.
+  void settle(Napi::Env env, const std::string& kern) {
+    for (Out& o : outputs_) {
+      auto a = o.array.Value().As<Napi::Float32Array>();
+      if ((int64_t)a.ElementLength() < (o.rows - 1) * o.stride + o.offset + o.cols)
+        throw Napi::Error::New(env, kern + ": an output array was detached or transferred while the job ran");
+      float* dst = a.Data();
+      for (int64_t r = 0; r < o.rows; r++) {
+        float* d = dst + r * o.stride + o.offset;
+        const float* src = o.data.data() + r * o.cols;
+        if (o.accumulate)
+          for (int64_t c = 0; c < o.cols; c++) d[c] += src[c];
+        else
+          memcpy(d, src, sizeof(float) * (size_t)o.cols);
+      }
+    }
+  }
+
+ private:
+  struct Out {
+    Napi::ObjectReference array;
+    std::vector<float> data;
+    int64_t rows, cols, stride, offset;
+    bool accumulate;
+  };
+  std::vector<std::vector<float>> inputs_;  // moving the outer vector keeps each inner buffer
+  std::vector<std::vector<int32_t>> ints_;
+  std::vector<Out> outputs_;
 };
 
 struct FwdParsed {
@@ -357,18 +408,15 @@ const std::vector<const char*> kFwdFields = {
 const std::vector<const char*> kBwdFields = {
     "dy", "dyStride", "dyOffset", "dhN", "dcN", "dx", "dh0", "dc0", "dWIh", "dWHh", "dBIh", "dBHh", "dWHr"};
 
-FwdParsed parseForward(Napi::Env env, const Napi::Object& args, Keep* keep) {
+// Checks a forward args object; with job, the kernels' pointers are the job's own copies.
+FwdParsed parseForward(Napi::Env env, const Napi::Object& args, JobArrays* job) {
   const Napi::Object a = snapshot(env, args, kFwdFields);
   FwdParsed f;
   SeqDims& d = f.d = parseDims(env, a, "native.seqForward");
   const std::string kern = std::string("native.seqForward(") + cellName(d.cell) + ")";
   const int64_t T = d.T, B = d.B, I = d.I, H = d.H, P = d.P, R = d.R, G = d.G;
   SeqFwdIn& in = f.in;
-  auto get = [&](const char* name) {
-    Napi::Value v = a.Get(name);
-    if (keep) keep->add(v);
-    return v;
-  };
+  auto get = [&](const char* name) { return a.Get(name); };
   in.x = asF32(env, get("x"), kern, "x", mul(env, kern, {T, B, I}), false).p;
   in.wIh = asF32(env, get("wIh"), kern, "wIh", G * I, false).p;
   in.wHh = asF32(env, get("wHh"), kern, "wHh", G * R, false).p;
@@ -392,6 +440,22 @@ FwdParsed parseForward(Napi::Env env, const Napi::Object& args, Keep* keep) {
                             " is out of range, expected 1.." + std::to_string(T));
   }
   in.training = asBool(env, a.Get("training"), kern, "training");
+  if (job) {
+    in.x = job->input(in.x, T * B, I);
+    in.wIh = job->input(in.wIh, G, I);
+    in.wHh = job->input(in.wHh, G, R);
+    in.bIh = job->input(in.bIh, 1, G);
+    in.bHh = job->input(in.bHh, 1, G);
+    in.wHr = job->input(in.wHr, P, H);
+    in.h0 = job->input(in.h0, B, R);
+    in.c0 = job->input(in.c0, B, H);
+    in.lengths = job->input(in.lengths, B);
+    in.y = job->output(a.Get("y"), in.y, T * B, R, false, in.yStride, in.yOffset);
+    in.yStride = R;
+    in.yOffset = 0;
+    in.hN = job->output(a.Get("hN"), in.hN, B, R, false);
+    in.cN = job->output(a.Get("cN"), in.cN, B, H, false);
+  }
   return f;
 }
 
@@ -425,8 +489,9 @@ struct BwdParsed {
   SeqBwdIn in;
 };
 
+// Checks the backward args against the context; with job, the kernels' pointers are the job's copies.
 BwdParsed parseBackward(Napi::Env env, const Napi::Value& ctxv, const Napi::Object& fargs, const Napi::Object& args,
-                        Keep* keep) {
+                        JobArrays* job) {
   const Napi::Object fa = snapshot(env, fargs, kFwdFields);
   const Napi::Object a = snapshot(env, args, kBwdFields);
   const std::string kern0 = "native.seqBackward";
@@ -444,11 +509,7 @@ BwdParsed parseBackward(Napi::Env env, const Napi::Value& ctxv, const Napi::Obje
       fd.reverse != d.reverse)
     rangeError(env, kern + ": the forward arguments do not match the context's shapes");
   const int64_t T = d.T, B = d.B, I = d.I, H = d.H, P = d.P, R = d.R, G = d.G;
-  auto get = [&](const Napi::Object& o, const char* name) {
-    Napi::Value v = o.Get(name);
-    if (keep) keep->add(v);
-    return v;
-  };
+  auto get = [&](const Napi::Object& o, const char* name) { return o.Get(name); };
   SeqBwdIn& in = r.in;
   in.x = asF32(env, get(fa, "x"), kern, "x", T * B * I, false).p;
   in.wIh = asF32(env, get(fa, "wIh"), kern, "wIh", G * I, false).p;
@@ -474,6 +535,25 @@ BwdParsed parseBackward(Napi::Env env, const Napi::Value& ctxv, const Napi::Obje
   in.dBIh = asF32(env, get(a, "dBIh"), kern, "dBIh", G, true).p;
   in.dBHh = asF32(env, get(a, "dBHh"), kern, "dBHh", G, true).p;
   in.dWHr = P > 0 ? asF32(env, get(a, "dWHr"), kern, "dWHr", P * H, true).p : nullptr;
+  if (job) {
+    in.x = job->input(in.x, T * B, I);
+    in.wIh = job->input(in.wIh, G, I);
+    in.wHh = job->input(in.wHh, G, R);
+    in.wHr = job->input(in.wHr, P, H);
+    in.dy = job->input(in.dy, T * B, R, in.dyStride, in.dyOffset);
+    in.dyStride = in.dy ? R : 0;
+    in.dyOffset = 0;
+    in.dhN = job->input(in.dhN, B, R);
+    in.dcN = job->input(in.dcN, B, H);
+    in.dx = job->output(a.Get("dx"), in.dx, T * B, I, true);
+    in.dh0 = job->output(a.Get("dh0"), in.dh0, B, R, true);
+    in.dc0 = job->output(a.Get("dc0"), in.dc0, B, H, true);
+    in.dWIh = job->output(a.Get("dWIh"), in.dWIh, G, I, true);
+    in.dWHh = job->output(a.Get("dWHh"), in.dWHh, G, R, true);
+    in.dBIh = job->output(a.Get("dBIh"), in.dBIh, 1, G, true);
+    in.dBHh = job->output(a.Get("dBHh"), in.dBHh, 1, G, true);
+    in.dWHr = job->output(a.Get("dWHr"), in.dWHr, P, H, true);
+  }
   return r;
 }
 
@@ -499,8 +579,8 @@ Napi::Value SeqBackward(const Napi::CallbackInfo& info) {
 
 class ForwardWorker : public Napi::AsyncWorker {
  public:
-  ForwardWorker(Napi::Env env, const IsaKernels& k, FwdParsed f, Keep keep)
-      : Napi::AsyncWorker(env), k_(k), f_(f), keep_(std::move(keep)), box_(new CtxBox()),
+  ForwardWorker(Napi::Env env, const IsaKernels& k, FwdParsed f, std::unique_ptr<JobArrays> job)
+      : Napi::AsyncWorker(env), k_(k), f_(f), job_(std::move(job)), box_(new CtxBox()),
         deferred_(Napi::Promise::Deferred::New(env)) {}
   Napi::Promise Promise() { return deferred_.Promise(); }
   void Execute() override {
@@ -512,6 +592,12 @@ class ForwardWorker : public Napi::AsyncWorker {
   }
   void OnOK() override {
     Napi::Env env = Env();
+    try {
+      job_->settle(env, "native.seqForwardAsync");
+    } catch (const Napi::Error& e) {
+      deferred_.Reject(e.Value());
+      return;
+    }
     if (!f_.in.training) deferred_.Resolve(env.Null());
     else deferred_.Resolve(wrapCtx(env, std::move(box_)));
   }
@@ -520,15 +606,15 @@ class ForwardWorker : public Napi::AsyncWorker {
  private:
   const IsaKernels& k_;
   FwdParsed f_;
-  Keep keep_;
+  std::unique_ptr<JobArrays> job_;
   std::unique_ptr<CtxBox> box_;
   Napi::Promise::Deferred deferred_;
 };
 
 class BackwardWorker : public Napi::AsyncWorker {
  public:
-  BackwardWorker(Napi::Env env, const IsaKernels& k, BwdParsed b, Keep keep, Napi::Value ctx)
-      : Napi::AsyncWorker(env), k_(k), b_(b), keep_(std::move(keep)), deferred_(Napi::Promise::Deferred::New(env)) {
+  BackwardWorker(Napi::Env env, const IsaKernels& k, BwdParsed b, std::unique_ptr<JobArrays> job, Napi::Value ctx)
+      : Napi::AsyncWorker(env), k_(k), b_(b), job_(std::move(job)), deferred_(Napi::Promise::Deferred::New(env)) {
     ctxRef_ = Napi::Persistent(ctx.As<Napi::Object>());
   }
   Napi::Promise Promise() { return deferred_.Promise(); }
@@ -541,6 +627,12 @@ class BackwardWorker : public Napi::AsyncWorker {
   }
   void OnOK() override {
     consume(Env(), b_.box);
+    try {
+      job_->settle(Env(), "native.seqBackwardAsync");
+    } catch (const Napi::Error& e) {
+      deferred_.Reject(e.Value());
+      return;
+    }
     deferred_.Resolve(Env().Undefined());
   }
   void OnError(const Napi::Error& e) override {
@@ -551,17 +643,17 @@ class BackwardWorker : public Napi::AsyncWorker {
  private:
   const IsaKernels& k_;
   BwdParsed b_;
-  Keep keep_;
-  Napi::ObjectReference ctxRef_;
+  std::unique_ptr<JobArrays> job_;
+  Napi::ObjectReference ctxRef_;  // the context stays alive while the job uses it
   Napi::Promise::Deferred deferred_;
 };
 
 Napi::Value SeqForwardAsync(const Napi::CallbackInfo& info) {
   Napi::Env env = info.Env();
   checkArgc(info, 1, "native.seqForwardAsync");
-  Keep keep;
-  FwdParsed f = parseForward(env, asObj(env, info[0], "native.seqForwardAsync", "args"), &keep);
-  auto* w = new ForwardWorker(env, K(env), f, std::move(keep));
+  auto job = std::make_unique<JobArrays>();
+  FwdParsed f = parseForward(env, asObj(env, info[0], "native.seqForwardAsync", "args"), job.get());
+  auto* w = new ForwardWorker(env, K(env), f, std::move(job));
   Napi::Promise p = w->Promise();
   w->Queue();
   return p;
@@ -570,11 +662,11 @@ Napi::Value SeqForwardAsync(const Napi::CallbackInfo& info) {
 Napi::Value SeqBackwardAsync(const Napi::CallbackInfo& info) {
   Napi::Env env = info.Env();
   checkArgc(info, 3, "native.seqBackwardAsync");
-  Keep keep;
+  auto job = std::make_unique<JobArrays>();
   BwdParsed b = parseBackward(env, info[0], asObj(env, info[1], "native.seqBackwardAsync", "forward args"),
-                              asObj(env, info[2], "native.seqBackwardAsync", "args"), &keep);
+                              asObj(env, info[2], "native.seqBackwardAsync", "args"), job.get());
   b.box->busy = true;
-  auto* w = new BackwardWorker(env, K(env), b, std::move(keep), info[0]);
+  auto* w = new BackwardWorker(env, K(env), b, std::move(job), info[0]);
   Napi::Promise p = w->Promise();
   w->Queue();
   return p;
