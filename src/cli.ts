@@ -3,6 +3,7 @@ import { parseArgs } from 'node:util';
 import { Command, CommanderError, InvalidArgumentError, Option } from 'commander';
 import { BACKEND_NAMES, type BackendName, backendStatus, getMatmulPrecision, loadBackend, setBackend, setMatmulPrecision, withBackend } from './backends/index.js';
 import { CrossCheckBackend } from './backends/crosscheck.js';
+import { doctorReport, formatDoctor } from './backends/doctor.js';
 import { MATMUL_PRECISIONS, type MatmulPrecision } from './backends/backend.js';
 import { type CaseResult, FORWARD_TOLERANCE, GRADIENT_TOLERANCE, goldenCaseNames, runGoldenCase } from './golden.js';
 import { LSTM } from './nn.js';
@@ -79,13 +80,11 @@ export function verifyTorch(argv: string[], print: (s: string) => void): number 
 }
 
 export function doctor(print: (s: string) => void): number {
-  print(`rnnkit doctor (node ${process.version}, ${process.platform}-${process.arch})\n`);
+  print(formatDoctor(doctorReport()));
   const status = backendStatus();
   for (const s of status) {
     print(s.available ? `  ${pad(s.name, 10)} ok       isa=${s.isa} threads=${s.threads}\n` : `  ${pad(s.name, 10)} missing  ${s.reason}\n`);
   }
-  const chosen = status.find((s) => s.available);
-  print(`auto resolves to: ${chosen ? chosen.name : 'nothing'}${process.env.RNNKIT_BACKEND ? ` (RNNKIT_BACKEND=${process.env.RNNKIT_BACKEND})` : ''}\n`);
   let failures = 0;
   for (const s of status.filter((x) => x.available && x.name !== 'reference')) {
     try {
