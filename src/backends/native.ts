@@ -113,7 +113,7 @@ export function loadNativeAddon(): NativeAddon {
   } catch (e) {
     const first = String((e as Error).message ?? e).split('\n')[0].trim();
     origin = { kind: 'none', reason: first };
-    throw new Error(`no native build or prebuild could be loaded (${first}); run \`npm run prebuilds\` or install a C++ compiler and reinstall`);
+    throw new Error(`no native build or prebuild could be loaded (${first}); no prebuild matches this platform and none was compiled at install: with a C++ compiler, python3 and make, \`npm rebuild rnnkit\` builds it`);
   }
   let path = '';
   try {
