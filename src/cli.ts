@@ -1,11 +1,12 @@
 // The `rnnkit` command line.
+import { existsSync, statSync } from 'node:fs';
 import { parseArgs } from 'node:util';
 import { Command, CommanderError, InvalidArgumentError, Option } from 'commander';
 import { BACKEND_NAMES, type BackendName, backendStatus, getMatmulPrecision, loadBackend, setBackend, setMatmulPrecision, withBackend } from './backends/index.js';
 import { CrossCheckBackend } from './backends/crosscheck.js';
 import { doctorReport, formatDoctor } from './backends/doctor.js';
 import { MATMUL_PRECISIONS, type MatmulPrecision } from './backends/backend.js';
-import { type CaseResult, FORWARD_TOLERANCE, GRADIENT_TOLERANCE, goldenCaseNames, runGoldenCase } from './golden.js';
+import { type CaseResult, FORWARD_TOLERANCE, GRADIENT_TOLERANCE, goldenCaseNames, packagedGoldenDir, runGoldenCase } from './golden.js';
 import { LSTM } from './nn.js';
 import { add, mul, sum } from './ops.js';
 import { Rng } from './random.js';
@@ -20,7 +21,7 @@ commands:
   eval DIR --data FILE                    bits per character (or perplexity) of a model on a text
   start                                   what \`npm start\` runs: a character LSTM on Moby Dick, resumable
   example NAME [options]                  a sequence task on real data: spam, stress, g2p, names, co2, adding
-  verify-torch DIR [--backend NAME|all]   run PyTorch reference cases (shared/golden format)
+  verify-torch [DIR] [--backend NAME|all] run the PyTorch reference cases (those shipped, or DIR's)
   doctor                                  which backends load, why the others do not, and a cross-check
   help                                    this text
 
@@ -39,9 +40,14 @@ function fmt(v: number): string {
 
 export function verifyTorch(argv: string[], print: (s: string) => void): number {
   const { values, positionals } = parseArgs({ args: argv, allowPositionals: true, options: { backend: { type: 'string', default: 'all' }, help: { type: 'boolean' } } });
-  if (values.help) { print('usage: rnnkit verify-torch DIR [--backend native|wasm|reference|all]\n'); return 0; }
-  if (positionals.length !== 1) throw new UsageError('verify-torch needs exactly one directory, e.g. rnnkit verify-torch ../shared/golden');
-  const dir = positionals[0];
+  if (values.help) {
+    print('usage: rnnkit verify-torch [DIR] [--backend native|wasm|reference|all]\n'
+      + 'Runs the PyTorch reference cases that ship with rnnkit (its golden/ folder), or those in DIR\n'
+      + '(NAME.json + NAME.safetensors per case, the format of golden/README.md).\n');
+    return 0;
+  }
+  if (positionals.length > 1) throw new UsageError(`verify-torch takes at most one directory, received ${positionals.length}: ${positionals.join(' ')}`);
+  const dir = positionals[0] ?? packagedGoldenDir();
   const requested = values.backend as string;
   let backends: BackendName[];
   if (requested === 'all') {
@@ -53,21 +59,24 @@ export function verifyTorch(argv: string[], print: (s: string) => void): number 
   } else {
     throw new UsageError(`--backend must be one of ${BACKEND_NAMES.join(', ')}, all; received '${requested}'`);
   }
+  if (!existsSync(dir)) throw new UsageError(`verify-torch: directory '${dir}' does not exist`);
+  if (!statSync(dir).isDirectory()) throw new UsageError(`verify-torch: '${dir}' is not a directory`);
   let names: string[];
-  try { names = goldenCaseNames(dir); } catch (e) { throw new UsageError(`cannot read ${dir}: ${(e as Error).message}`); }
-  if (names.length === 0) throw new UsageError(`${dir} holds no reference case (NAME.json with NAME.safetensors)`);
+  try { names = goldenCaseNames(dir); } catch (e) { throw new UsageError(`verify-torch: cannot read '${dir}': ${(e as Error).message}`); }
+  if (names.length === 0) throw new UsageError(`verify-torch: '${dir}' holds no reference case (NAME.json with NAME.safetensors)`);
+  const width = Math.max(26, ...names.map((n) => n.length + 2));
   const results: CaseResult[] = [];
   // the cases check fp32 parity with PyTorch: bf16 products ('medium') are off while they run
   const precision = getMatmulPrecision();
   if (precision !== 'highest') print(`note: matmul precision '${precision}' set aside: the cases check fp32 parity with PyTorch\n`);
   setMatmulPrecision('highest');
-  print(`${pad('case', 26)}${pad('backend', 11)}${pad('forward', 11)}${pad('gradient', 11)}result\n`);
+  print(`${pad('case', width)}${pad('backend', 11)}${pad('forward', 11)}${pad('gradient', 11)}result\n`);
   try {
     for (const backend of backends) {
       for (const name of names) {
         const r = runGoldenCase(dir, name, backend);
         results.push(r);
-        print(`${pad(name, 26)}${pad(backend, 11)}${pad(fmt(r.forwardError), 11)}${pad(fmt(r.gradError), 11)}${r.pass ? 'pass' : 'FAIL'}${r.detail ? '  ' + r.detail : ''}\n`);
+        print(`${pad(name, width)}${pad(backend, 11)}${pad(fmt(r.forwardError), 11)}${pad(fmt(r.gradError), 11)}${r.pass ? 'pass' : 'FAIL'}${r.detail ? '  ' + r.detail : ''}\n`);
       }
     }
   } finally {

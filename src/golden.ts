@@ -1,6 +1,7 @@
-// PyTorch reference cases (the format of shared/golden/README.md), run through the public API.
-import { readFileSync, readdirSync } from 'node:fs';
-import { join } from 'node:path';
+// PyTorch reference cases (the format of golden/README.md), run through the public API.
+import { existsSync, readFileSync, readdirSync } from 'node:fs';
+import { dirname, join } from 'node:path';
+import { fileURLToPath } from 'node:url';
 import { type BackendName, withBackend } from './backends/index.js';
 import { GRU, LSTM, RNN, type RecurrentBase } from './nn.js';
 import { LanguageModel } from './models.js';
@@ -159,6 +160,21 @@ export function runGoldenCase(dir: string, name: string, backend: BackendName): 
   const pass = cmp.forward <= FORWARD_TOLERANCE && cmp.grad <= GRADIENT_TOLERANCE;
   const detail = pass ? '' : cmp.forward > FORWARD_TOLERANCE ? `worst: ${cmp.worstForward}` : `worst: ${cmp.worstGrad}`;
   return { name, backend, forwardError: cmp.forward, gradError: cmp.grad, pass, detail };
+}
+
+/**
+ * The golden/ folder that ships with the package: found by walking up from this module to the
+ * package root (the folder whose package.json is rnnkit's), so it works from dist/ and from src/.
+ */
+export function packagedGoldenDir(): string {
+  let dir = dirname(fileURLToPath(import.meta.url));
+  for (;;) {
+    const manifest = join(dir, 'package.json');
+    if (existsSync(manifest) && (JSON.parse(readFileSync(manifest, 'utf8')) as { name?: string }).name === 'rnnkit') return join(dir, 'golden');
+    const parent = dirname(dir);
+    if (parent === dir) throw new Error(`no rnnkit package.json above ${fileURLToPath(import.meta.url)}`);
+    dir = parent;
+  }
 }
 
 /** The case names of a directory: every NAME.json with a NAME.safetensors beside it. */

@@ -4,7 +4,7 @@ import { type NamedTensor } from './safetensors.js';
 import { dropout, embedding, linear, reshape, shapeError, transpose01 } from './ops.js';
 import { type DirectionWeights, type RecurrentResult, recurrentForward, recurrentForwardAsync } from './recurrent.js';
 import { Rng, defaultRng } from './random.js';
-import { Tensor, formatShape, shapeSize } from './tensor.js';
+import { Tensor, formatShape, isGradEnabled, shapeSize, withGradMode } from './tensor.js';
 import { checkFinite } from './config.js';
 
 export type StateDict = Map<string, NamedTensor>;
@@ -288,10 +288,20 @@ export abstract class RecurrentBase extends Module {
   /**
    * The same as forward, with the sequence kernels run off the main thread where the backend
    * can (native): a server's event loop keeps running during long inference.
+   *
+   * Any number of calls may overlap, with each other and with synchronous work on the main
+   * thread or in worker_threads; each gives bitwise the result it gives alone. The call reads the
+   * weights as they are when it is made (a copy): an optimizer step, loadStateDict or a training
+   * pass that changes them while it runs changes neither its output nor the gradients its backward
+   * computes (they are those of the weights it read). Whether the result records a graph for
+   * backward is decided when the call is made (noGrad / noGradAsync). x and the states are read
+   * while the call runs: do not change their data until the promise settles.
    */
   async forwardAsync(x: Tensor, state: RecurrentInput = {}): Promise<RecurrentOutput> {
     const call = this.prepare(x, state);
-    return this.finish(call, await recurrentForwardAsync(call.cfg, call.xt, call.h0, call.c0, this.weights, call.lengths));
+    const recording = isGradEnabled();
+    const result = await recurrentForwardAsync(call.cfg, call.xt, call.h0, call.c0, this.weights, call.lengths);
+    return withGradMode(recording, () => this.finish(call, result));
   }
 
   /** Checks the arguments and brings them to the kernels' time-major batched form. */

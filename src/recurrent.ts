@@ -84,7 +84,7 @@ function* recurrentPlan(
   const isLstm = cell === 'lstm';
   const params = weights.flat().flatMap((w) => [w.wIh, w.wHh, w.bIh, w.bHh, w.wHr]).filter((t): t is Tensor => t !== null);
   const inputs = [x, ...(h0 ? [h0] : []), ...(c0 ? [c0] : []), ...params];
-  const training = needsGrad(...inputs);
+  const training = needsGrad(...inputs); // taken now: an async job keeps it while other work runs
 
   const hN = new Float32Array(L * D * B * R);
   const cN = isLstm ? new Float32Array(L * D * B * H) : null;
@@ -167,6 +167,6 @@ function* recurrentPlan(
         dy = dx;
       }
     }
-  });
+  }, training);
   return result;
 }

@@ -18,8 +18,13 @@ let gradEnabled = true;
 
 /** Runs fn without recording operations for autograd (inference). */
 export function noGrad<T>(fn: () => T): T {
+  return withGradMode(false, fn);
+}
+
+/** Runs fn with recording on or off (an async op finishing in the mode it started with). */
+export function withGradMode<T>(enabled: boolean, fn: () => T): T {
   const previous = gradEnabled;
-  gradEnabled = false;
+  gradEnabled = enabled;
   try {
     return fn();
   } finally {
@@ -27,15 +32,15 @@ export function noGrad<T>(fn: () => T): T {
   }
 }
 
-/** Async form of noGrad: recording stays off until the promise settles. */
+/**
+ * Async form of noGrad: fn starts with recording off, and the async calls it starts
+ * (layer.forwardAsync) take the mode when they are called, so their results carry no graph.
+ * The mode is restored as soon as fn has started: work that runs while fn awaits (a training step,
+ * another request) records as usual, and overlapping calls never change each other's mode.
+ * Operations fn runs after its first await record as usual.
+ */
 export async function noGradAsync<T>(fn: () => Promise<T>): Promise<T> {
-  const previous = gradEnabled;
-  gradEnabled = false;
-  try {
-    return await fn();
-  } finally {
-    gradEnabled = previous;
-  }
+  return await noGrad(fn);
 }
 
 export function isGradEnabled(): boolean {
@@ -191,8 +196,14 @@ function releaseGraph(root: Tensor, order: GradNode[]): void {
  * Records an op for autograd when recording is on and any input requires a gradient.
  * The outputs get requiresGrad and the node; backward runs once per backward pass.
  */
-export function recordOp(name: string, inputs: readonly Tensor[], outputs: readonly Tensor[], backward: () => void): void {
-  if (!gradEnabled || !inputs.some((t) => t.requiresGrad)) return;
+/**
+ * Records an op for backward when recording is on and an input needs a gradient. `enabled`: the
+ * recording mode to use instead of the current one (an async op passes the mode it started with).
+ */
+export function recordOp(
+  name: string, inputs: readonly Tensor[], outputs: readonly Tensor[], backward: () => void, enabled = gradEnabled,
+): void {
+  if (!enabled || !inputs.some((t) => t.requiresGrad)) return;
   const node: GradNode = { name, inputs, backward };
   nodeOutputs.set(node, outputs);
   for (const out of outputs) {

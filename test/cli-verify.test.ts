@@ -2,10 +2,15 @@
 import { execFileSync, spawnSync } from 'node:child_process';
 import { copyFileSync, mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
-import { join } from 'node:path';
+import { dirname, join } from 'node:path';
+import { fileURLToPath } from 'node:url';
 import { describe, expect, it } from 'vitest';
 import { doctor, main, verifyTorch } from '../src/cli.js';
+import { goldenCaseNames } from '../src/golden.js';
 import { GOLDEN_DIR, TESTED_BACKENDS } from './helpers.js';
+
+const ROOT = dirname(dirname(fileURLToPath(import.meta.url)));
+const CASES = goldenCaseNames(GOLDEN_DIR);
 
 function capture(fn: (print: (s: string) => void) => number): { code: number; text: string } {
   let text = '';
@@ -59,15 +64,57 @@ describe('rnnkit verify-torch', () => {
     expect(code).toBe(1);
   });
 
-  it('usage errors exit 2 with one line', async () => {
-    expect(await main(['verify-torch'])).toBe(2);
-    expect(await main(['verify-torch', GOLDEN_DIR, '--backend', 'gpu'])).toBe(2);
-    expect(await main(['verify-torch', '/nonexistent/dir'])).toBe(2);
+  it('with no directory runs the cases that ship with the package, on every backend that loads', async () => {
+    const { code, text } = capture((p) => verifyTorch([], p));
+    const rows = text.split('\n').filter((l) => /^\S+\s+(native|wasm|reference)\s/.test(l));
+    const backends = [...new Set(rows.map((l) => l.split(/\s+/)[1]))];
+    const { backendStatus } = await import('../src/backends/index.js');
+    expect(backends.sort()).toEqual(backendStatus().filter((s) => s.available).map((s) => s.name).sort());
+    for (const backend of backends) {
+      expect(rows.filter((l) => l.split(/\s+/)[1] === backend).map((l) => l.split(/\s+/)[0])).toEqual(CASES);
+    }
+    expect(rows.length).toBe(CASES.length * backends.length);
+    expect(text.trim().split('\n').at(-1)).toBe(`${rows.length}/${rows.length} cases pass`);
+    expect(code).toBe(0);
   });
 
-  it('the installed bin runs (dist build)', () => {
+  it('DIR runs any folder in the format (a subset copied elsewhere)', () => {
+    const dir = mkdtempSync(join(tmpdir(), 'rnnkit-golden-'));
+    for (const name of ['lstm_proj', 'charlm_step']) {
+      for (const ext of ['.json', '.safetensors']) copyFileSync(join(GOLDEN_DIR, name + ext), join(dir, name + ext));
+    }
+    writeFileSync(join(dir, 'notes.json'), '{}'); // a .json without its .safetensors is not a case
+    const { code, text } = capture((p) => verifyTorch([dir, '--backend', 'reference'], p));
+    expect(text).toMatch(/^charlm_step\s+reference\s.*pass$/m);
+    expect(text).toMatch(/^lstm_proj\s+reference\s.*pass$/m);
+    expect(text.trim().split('\n').at(-1)).toBe('2/2 cases pass');
+    expect(code).toBe(0);
+  });
+
+  it('usage errors exit 2 with one clear line', async () => {
+    const run = async (argv: string[]) => {
+      let err = '';
+      const code = await main(argv, { out: () => {}, err: (s) => { err += s; } });
+      return { code, err };
+    };
+    const empty = mkdtempSync(join(tmpdir(), 'rnnkit-empty-'));
+    writeFileSync(join(empty, 'lstm.json'), '{}'); // no lstm.safetensors beside it
+    const file = join(empty, 'lstm.json');
+    expect(await run(['verify-torch', GOLDEN_DIR, '--backend', 'gpu'])).toEqual({ code: 2, err: "rnnkit: --backend must be one of native, wasm, reference, all; received 'gpu'\n" });
+    expect(await run(['verify-torch', '/nonexistent/dir'])).toEqual({ code: 2, err: "rnnkit: verify-torch: directory '/nonexistent/dir' does not exist\n" });
+    expect(await run(['verify-torch', empty])).toEqual({ code: 2, err: `rnnkit: verify-torch: '${empty}' holds no reference case (NAME.json with NAME.safetensors)\n` });
+    expect(await run(['verify-torch', file])).toEqual({ code: 2, err: `rnnkit: verify-torch: '${file}' is not a directory\n` });
+    expect(await run(['verify-torch', GOLDEN_DIR, empty])).toEqual({ code: 2, err: `rnnkit: verify-torch takes at most one directory, received 2: ${GOLDEN_DIR} ${empty}\n` });
+  });
+
+  it('the installed bin runs (dist build): the shipped cases from any working directory, and DIR', () => {
+    const shipped = execFileSync(process.execPath, [join(ROOT, 'bin/rnnkit.js'), 'verify-torch', '--backend', 'reference'], { cwd: tmpdir(), encoding: 'utf8' });
+    expect(shipped.trim().split('\n').at(-1)).toBe(`${CASES.length}/${CASES.length} cases pass`);
     const out = execFileSync(process.execPath, ['bin/rnnkit.js', 'verify-torch', GOLDEN_DIR, '--backend', 'reference'], { encoding: 'utf8' });
-    expect(out.trim().split('\n').at(-1)).toMatch(/^(\d+)\/\1 cases pass$/);
+    expect(out.trim().split('\n').at(-1)).toBe(`${CASES.length}/${CASES.length} cases pass`);
+    const missing = spawnSync(process.execPath, ['bin/rnnkit.js', 'verify-torch', 'no-such-dir'], { encoding: 'utf8' });
+    expect(missing.status).toBe(2);
+    expect(missing.stderr).toBe("rnnkit: verify-torch: directory 'no-such-dir' does not exist\n");
     const bad = spawnSync(process.execPath, ['bin/rnnkit.js', 'frobnicate'], { encoding: 'utf8' });
     expect(bad.status).not.toBe(0);
     expect(bad.stderr).toMatch(/unknown command 'frobnicate'/);

@@ -4,7 +4,8 @@ import type { BackendName } from '../src/backends/index.js';
 import type { Tensor } from '../src/tensor.js';
 
 const here = dirname(fileURLToPath(import.meta.url));
-export const GOLDEN_DIR = process.env.RNNKIT_GOLDEN_DIR ?? resolve(here, '../../shared/golden');
+/** The PyTorch reference cases of the repository (golden/, written by test/fixtures/make_torch_fixtures.py). */
+export const GOLDEN_DIR = resolve(here, '../golden');
 
 /**
  * Backends the suite runs on: every backend this build ships (the native and wasm loaders are

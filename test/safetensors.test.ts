@@ -1,9 +1,8 @@
-import { existsSync, readdirSync, readFileSync } from 'node:fs';
+import { readdirSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
 import { type NamedTensor, readSafetensors, SafetensorsError, writeSafetensors } from '../src/safetensors.js';
-
-const GOLDEN = process.env.RNNKIT_GOLDEN_DIR ?? '/work/shared/golden';
+import { GOLDEN_DIR as GOLDEN } from './helpers.js';
 
 // ---------------------------------------------------------------------------
 // helpers
@@ -63,9 +62,7 @@ const DATA8 = f32le([1, 2]);
 // ---------------------------------------------------------------------------
 
 describe('golden files', () => {
-  const names = existsSync(GOLDEN)
-    ? readdirSync(GOLDEN).filter((f) => f.endsWith('.safetensors')).map((f) => f.slice(0, -'.safetensors'.length))
-    : [];
+  const names = readdirSync(GOLDEN).filter((f) => f.endsWith('.safetensors')).map((f) => f.slice(0, -'.safetensors'.length));
 
   it('finds golden files', () => {
     expect(names.length).toBeGreaterThan(0);

@@ -14,6 +14,7 @@ import {
   assertAdamArgs, assertCrossEntropyBackwardArgs, assertCrossEntropyForwardArgs, assertGemmArgs, assertMatmulPrecision,
   assertSeqBackwardArgs, assertSeqForwardArgs, assertSgdArgs, assertSumSquaresArgs, assertUnaryArgs,
 } from './validate.js';
+import { readEnv } from '../config.js';
 
 /** The raw addon (native/addon.cpp). */
 export interface NativeAddon {
@@ -108,16 +109,18 @@ export function loadNativeAddon(): NativeAddon {
     throw new Error(origin.reason);
   }
   const root = packageRoot(node);
+  // RNNKIT_NATIVE_ADDON: a specific build to load (e.g. build/asan/rnnkit.node from `npm run build:asan`)
+  const explicit = readEnv('RNNKIT_NATIVE_ADDON');
   try {
-    addonCache = gypBuild(root) as NativeAddon;
+    addonCache = (explicit ? require(explicit) : gypBuild(root)) as NativeAddon;
   } catch (e) {
     const first = String((e as Error).message ?? e).split('\n')[0].trim();
     origin = { kind: 'none', reason: first };
     throw new Error(`no native build or prebuild could be loaded (${first}); no prebuild matches this platform and none was compiled at install: with a C++ compiler, python3 and make, \`npm rebuild rnnkit\` builds it`);
   }
-  let path = '';
+  let path = explicit ?? '';
   try {
-    path = gypBuild.path?.(root) ?? '';
+    if (!explicit) path = gypBuild.path?.(root) ?? '';
   } catch {
     // loaded, but the path is not known (it always is with node-gyp-build 4)
   }

@@ -1,0 +1,81 @@
+#!/usr/bin/env node
+// Serving with forwardAsync: keeps N requests in flight (a closed loop, like a server with N
+// clients) and prints throughput, latency p50/p99 and the event loop's delay p99, beside the
+// same requests run one after another with the synchronous forward.
+//
+//   node bench/serve-async.mjs [--inflight 1,4,16] [--requests 400] [--threads 1,2]
+//                              [--seq 64] [--batch 1] [--hidden 256]
+//
+// Each request is one LSTM inference over [seq, batch, 64] (needs `npm run build:ts`, dist/).
+import { monitorEventLoopDelay, performance } from 'node:perf_hooks';
+import { cpus } from 'node:os';
+import { LSTM, Rng, Tensor, getBackend, noGrad, noGradAsync, setBackend } from '../dist/index.js';
+
+const argv = process.argv.slice(2);
+const opt = (name, def) => {
+  const i = argv.indexOf(`--${name}`);
+  return i >= 0 ? argv[i + 1] : def;
+};
+const inflightList = opt('inflight', '1,4,16').split(',').map(Number);
+const requests = Number(opt('requests', '400'));
+const threadList = opt('threads', '1,2').split(',').map(Number);
+const T = Number(opt('seq', '64')), B = Number(opt('batch', '1')), H = Number(opt('hidden', '256')), I = 64;
+
+setBackend('native');
+const backend = getBackend();
+const rng = new Rng(3);
+const layer = new LSTM({ inputSize: I, hiddenSize: H, rng });
+const inputs = Array.from({ length: 16 }, () => new Tensor(Float32Array.from({ length: T * B * I }, () => rng.normal()), [T, B, I]));
+
+const quantile = (sorted, q) => sorted[Math.min(sorted.length - 1, Math.floor(q * sorted.length))];
+
+async function serve(inflight) {
+  const latencies = [];
+  let next = 0;
+  const delay = monitorEventLoopDelay({ resolution: 1 });
+  delay.enable();
+  const start = performance.now();
+  async function client() {
+    while (next < requests) {
+      const x = inputs[next++ % inputs.length];
+      const t0 = performance.now();
+      await noGradAsync(() => layer.forwardAsync(x));
+      latencies.push(performance.now() - t0);
+    }
+  }
+  await Promise.all(Array.from({ length: inflight }, client));
+  const seconds = (performance.now() - start) / 1000;
+  delay.disable();
+  latencies.sort((a, b) => a - b);
+  return { rps: requests / seconds, p50: quantile(latencies, 0.5), p99: quantile(latencies, 0.99), loopP99: delay.percentile(99) / 1e6 };
+}
+
+function serveSync() {
+  const latencies = [];
+  const start = performance.now();
+  for (let i = 0; i < requests; i++) {
+    const t0 = performance.now();
+    noGrad(() => layer.forward(inputs[i % inputs.length]));
+    latencies.push(performance.now() - t0);
+  }
+  const seconds = (performance.now() - start) / 1000;
+  latencies.sort((a, b) => a - b);
+  // the synchronous calls block the event loop for each request's whole duration
+  return { rps: requests / seconds, p50: quantile(latencies, 0.5), p99: quantile(latencies, 0.99), loopP99: quantile(latencies, 0.99) };
+}
+
+console.log(`LSTM ${I}->${H}, request [${T}, ${B}, ${I}], ${requests} requests; ${cpus()[0]?.model ?? 'unknown CPU'}, ${backend.info().isa}`);
+console.log('| threads | mode | in flight | requests/s | vs sync | p50 ms | p99 ms | event loop p99 ms |');
+console.log('|---|---|---|---|---|---|---|---|');
+const fmt = (x) => (x >= 100 ? x.toFixed(0) : x >= 10 ? x.toFixed(1) : x.toFixed(2));
+for (const threads of threadList) {
+  backend.setThreads(threads);
+  serveSync(); // warm-up
+  const sync = serveSync();
+  console.log(`| ${threads} | forward | 1 | ${fmt(sync.rps)} | 1.00 | ${fmt(sync.p50)} | ${fmt(sync.p99)} | ${fmt(sync.loopP99)} |`);
+  for (const inflight of inflightList) {
+    await serve(inflight); // warm-up
+    const r = await serve(inflight);
+    console.log(`| ${threads} | forwardAsync | ${inflight} | ${fmt(r.rps)} | ${(r.rps / sync.rps).toFixed(2)} | ${fmt(r.p50)} | ${fmt(r.p99)} | ${fmt(r.loopP99)} |`);
+  }
+}
