@@ -5,8 +5,8 @@ import { tmpdir } from 'node:os';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { describe, expect, it } from 'vitest';
-import { doctor, main, verifyTorch } from '../src/cli.js';
-import { goldenCaseNames } from '../src/golden.js';
+import { doctor, main, verifyTorch } from '../src/cli/index.js';
+import { goldenCaseNames } from '../src/io/golden.js';
 import { GOLDEN_DIR, TESTED_BACKENDS } from './helpers.js';
 
 const ROOT = dirname(dirname(fileURLToPath(import.meta.url)));
@@ -100,11 +100,11 @@ describe('rnnkit verify-torch', () => {
     const empty = mkdtempSync(join(tmpdir(), 'rnnkit-empty-'));
     writeFileSync(join(empty, 'lstm.json'), '{}'); // no lstm.safetensors beside it
     const file = join(empty, 'lstm.json');
-    expect(await run(['verify-torch', GOLDEN_DIR, '--backend', 'gpu'])).toEqual({ code: 2, err: "rnnkit: --backend must be one of native, wasm, reference, all; received 'gpu'\n" });
-    expect(await run(['verify-torch', '/nonexistent/dir'])).toEqual({ code: 2, err: "rnnkit: verify-torch: directory '/nonexistent/dir' does not exist\n" });
-    expect(await run(['verify-torch', empty])).toEqual({ code: 2, err: `rnnkit: verify-torch: '${empty}' holds no reference case (NAME.json with NAME.safetensors)\n` });
-    expect(await run(['verify-torch', file])).toEqual({ code: 2, err: `rnnkit: verify-torch: '${file}' is not a directory\n` });
-    expect(await run(['verify-torch', GOLDEN_DIR, empty])).toEqual({ code: 2, err: `rnnkit: verify-torch takes at most one directory, received 2: ${GOLDEN_DIR} ${empty}\n` });
+    expect(await run(['verify-torch', GOLDEN_DIR, '--backend', 'gpu'])).toEqual({ code: 2, err: "rnnkit verify-torch: option '--backend <name>' argument 'gpu' is invalid. Allowed choices are native, wasm, reference, all. (see rnnkit verify-torch --help)\n" });
+    expect(await run(['verify-torch', '/nonexistent/dir'])).toEqual({ code: 2, err: "rnnkit verify-torch: directory '/nonexistent/dir' does not exist\n" });
+    expect(await run(['verify-torch', empty])).toEqual({ code: 2, err: `rnnkit verify-torch: '${empty}' holds no reference case (NAME.json with NAME.safetensors)\n` });
+    expect(await run(['verify-torch', file])).toEqual({ code: 2, err: `rnnkit verify-torch: '${file}' is not a directory\n` });
+    expect(await run(['verify-torch', GOLDEN_DIR, empty])).toEqual({ code: 2, err: "rnnkit verify-torch: too many arguments for 'verify-torch'. Expected 1 argument but got 2. (see rnnkit verify-torch --help)\n" });
   });
 
   it('the installed bin runs (dist build): the shipped cases from any working directory, and DIR', () => {
@@ -114,7 +114,7 @@ describe('rnnkit verify-torch', () => {
     expect(out.trim().split('\n').at(-1)).toBe(`${CASES.length}/${CASES.length} cases pass`);
     const missing = spawnSync(process.execPath, ['bin/rnnkit.js', 'verify-torch', 'no-such-dir'], { encoding: 'utf8' });
     expect(missing.status).toBe(2);
-    expect(missing.stderr).toBe("rnnkit: verify-torch: directory 'no-such-dir' does not exist\n");
+    expect(missing.stderr).toBe("rnnkit verify-torch: directory 'no-such-dir' does not exist\n");
     const bad = spawnSync(process.execPath, ['bin/rnnkit.js', 'frobnicate'], { encoding: 'utf8' });
     expect(bad.status).not.toBe(0);
     expect(bad.stderr).toMatch(/unknown command 'frobnicate'/);

@@ -4,7 +4,8 @@ import { existsSync, mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
-import { runExample, runExampleCli, type ExampleResult } from '../src/examples/index.js';
+import { main } from '../src/cli/index.js';
+import { runExample, type ExampleResult } from '../src/tasks/index.js';
 
 const out = mkdtempSync(join(tmpdir(), 'rnnkit-examples-'));
 afterAll(() => rmSync(out, { recursive: true, force: true }));
@@ -70,17 +71,27 @@ describe('examples (short versions)', () => {
     expect(existsSync(join(out, 'adding', 'gradient-norm-T50.svg'))).toBe(true);
   });
 
-  it('the CLI entry parses options, writes --json and rejects bad input', async () => {
+  it('rnnkit example parses options, writes --json and rejects bad input', async () => {
     const lines: string[] = [];
     const json = join(out, 'names.json');
-    const code = await runExampleCli(['names', '--quick', '--steps', '20', '--json', json, '--out', join(out, 'cli')], (s) => lines.push(s));
-    expect(code).toBe(0);
+    const cli = async (argv: string[]) => {
+      let stdout = '', stderr = '';
+      const code = await main(['example', ...argv], { out: (s) => { stdout += s; }, err: (s) => { stderr += s; } });
+      return { code, stdout, stderr };
+    };
+    const r = await cli(['names', '--quick', '--steps', '20', '--json', json, '--out', join(out, 'cli')]);
+    lines.push(r.stdout);
+    expect(r.code).toBe(0);
     const saved = JSON.parse(readFileSync(json, 'utf8'));
     expect(saved.name).toBe('names');
     expect(saved.rows.length).toBe(2);
     expect(lines.join('')).toMatch(/held-out bits\/char/);
-    expect(await runExampleCli([], () => {})).toBe(2);
-    expect(await runExampleCli(['nope'], () => {})).toBe(2);
-    await expect(runExampleCli(['names', '--minutes', 'x'], () => {})).rejects.toThrow(/--minutes/);
+    expect((await cli([])).code).toBe(2);
+    const unknown = await cli(['nope']);
+    expect(unknown.code).toBe(2);
+    expect(unknown.stderr).toMatch(/value 'nope' is invalid for argument 'name'\. Allowed choices are spam, stress, g2p, names, co2, adding/);
+    const bad = await cli(['names', '--minutes', 'x']);
+    expect(bad.code).toBe(2);
+    expect(bad.stderr).toMatch(/--minutes <x>' argument 'x' is invalid\. expected a number >= 0\.01/);
   });
 });

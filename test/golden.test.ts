@@ -3,7 +3,7 @@ import { execFileSync } from 'node:child_process';
 import { dirname } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { describe, expect, it } from 'vitest';
-import { goldenCaseNames, packagedGoldenDir, runGoldenCase } from '../src/golden.js';
+import { goldenCaseNames, packagedGoldenDir, runGoldenCase } from '../src/io/golden.js';
 import { GOLDEN_DIR, TESTED_BACKENDS } from './helpers.js';
 
 const names = goldenCaseNames(GOLDEN_DIR);

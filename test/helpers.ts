@@ -1,7 +1,7 @@
 import { fileURLToPath } from 'node:url';
 import { dirname, resolve } from 'node:path';
 import type { BackendName } from '../src/backends/index.js';
-import type { Tensor } from '../src/tensor.js';
+import type { Tensor } from '../src/core/tensor.js';
 
 const here = dirname(fileURLToPath(import.meta.url));
 /** The PyTorch reference cases of the repository (golden/, written by test/fixtures/make_torch_fixtures.py). */

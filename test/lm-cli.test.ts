@@ -5,7 +5,7 @@ import { existsSync, mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
-import { main } from '../src/cli.js';
+import { main } from '../src/cli/index.js';
 import type * as LM from '../src/lm/index.js';
 
 const tmp = (): string => mkdtempSync(join(tmpdir(), 'rnnkit-lmcli-'));

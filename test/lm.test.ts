@@ -4,9 +4,9 @@ import { existsSync, mkdtempSync, readFileSync, readdirSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
-import { Rng } from '../src/random.js';
-import { Tensor, noGrad, recordOp } from '../src/tensor.js';
-import { crossEntropy } from '../src/ops.js';
+import { Rng } from '../src/core/random.js';
+import { Tensor, noGrad, recordOp } from '../src/core/tensor.js';
+import { crossEntropy } from '../src/core/ops.js';
 import {
   EOS_ID, LMTrainer, NonFiniteError, PAD_ID, TbpttBatcher, TextGenerator, UNK_ID, Vocabulary, curvesSvg, evalBatches, filterDistribution,
   learningRate, loadLanguageModel, pickToken, prepareData, resolveCheckpointDir, splitHeldOut, type LMConfig,
@@ -166,7 +166,7 @@ describe('training', () => {
   });
 
   it('dropout hits the embeddings and the recurrent output in training only (PyTorch word_language_model)', async () => {
-    const { LanguageModel } = await import('../src/models.js');
+    const { LanguageModel } = await import('../src/nn/models.js');
     const make = (dropout: number) => new LanguageModel({ vocabSize: 7, embeddingDim: 4, hiddenSize: 6, numLayers: 1, dropout, rng: new Rng(5) });
     const tokens = [1, 2, 3, 4, 5, 6];
     const plain = make(0);

@@ -41,7 +41,7 @@ describe.skipIf(!nativeLoads)('overlapping native work (native backend loads)', 
     expectAllEqual(r.summary, 100);
   }, 900_000);
 
-  const SANITIZERS = [
+  const SANITIZERS: Array<{ kind: string; runtime: string; env: Record<string, string>; isReport: (block: string) => boolean }> = [
     { kind: 'asan', runtime: 'libasan.so', env: { ASAN_OPTIONS: 'detect_leaks=0:abort_on_error=1', UBSAN_OPTIONS: 'print_stacktrace=1:halt_on_error=1' },
       isReport: (block: string) => /ERROR: AddressSanitizer|runtime error:/.test(block) },
     // V8's own platform threads are not instrumented: only reports that reach the addon count

@@ -21,7 +21,8 @@ const SKIP = process.env.RNNKIT_NATIVE_ISA ? 'runs once, in the run without RNNK
         : !existsSync(join(ROOT, 'dist', 'index.js')) ? 'dist/ is not built (npm run build)' : '';
 
 // the package's files (package.json "files") as prepack leaves them; prepare (the build) already ran
-const PACKED = ['package.json', 'README.md', 'dist', 'bin', 'native', 'assembly', 'binding.gyp'];
+const PACKED = ['package.json', ...(JSON.parse(readFileSync(join(ROOT, 'package.json'), 'utf8')) as { files: string[] }).files]
+  .filter((f) => f !== 'prebuilds' && existsSync(join(ROOT, f)));
 
 const EXAMPLE = `
 import { LSTM, Linear, Adam, Tensor, Rng, crossEntropy, getBackend } from 'rnnkit';

@@ -1,7 +1,7 @@
 import { readdirSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
-import { type NamedTensor, readSafetensors, SafetensorsError, writeSafetensors } from '../src/safetensors.js';
+import { type NamedTensor, readSafetensors, SafetensorsError, writeSafetensors } from '../src/io/safetensors.js';
 import { GOLDEN_DIR as GOLDEN } from './helpers.js';
 
 // ---------------------------------------------------------------------------

@@ -6,7 +6,7 @@ import {
   Adam, AdamW, GRUCell, LSTMCell, RNNCell, SGD, Tensor, add, bceWithLogits, clipGradNorm, clipGradValue,
   crossEntropy, mseLoss, mul, sum, withBackend,
 } from '../src/index.js';
-import { relativeError } from '../src/golden.js';
+import { relativeError } from '../src/io/golden.js';
 import { TESTED_BACKENDS } from './helpers.js';
 
 interface J { shape: number[]; data: number[] }

@@ -6,7 +6,7 @@
 // setMatmulPrecision(p) (or RNNKIT_MATMUL_PRECISION) applies to the backend in use and to every
 // backend selected later.
 import type { Backend, MatmulPrecision } from './backend.js';
-import { readEnv } from '../config.js';
+import { readEnv } from '../core/config.js';
 import { CrossCheckBackend, type CrossCheckOptions } from './crosscheck.js';
 import { assertMatmulPrecision } from './validate.js';
 import { loadNativeBackend } from './native.js';

@@ -14,7 +14,7 @@ import {
   assertAdamArgs, assertCrossEntropyBackwardArgs, assertCrossEntropyForwardArgs, assertGemmArgs, assertMatmulPrecision,
   assertSeqBackwardArgs, assertSeqForwardArgs, assertSgdArgs, assertSumSquaresArgs, assertUnaryArgs,
 } from './validate.js';
-import { readEnv } from '../config.js';
+import { readEnv } from '../core/config.js';
 
 /** The raw addon (native/addon.cpp). */
 export interface NativeAddon {

@@ -8,7 +8,7 @@
 //
 // RNNKIT_WASM_BUILD=plain|relaxed forces a build (relaxed fails where the runtime lacks it).
 import type { Backend } from './backend.js';
-import { readEnv } from '../config.js';
+import { readEnv } from '../core/config.js';
 import { createWasmBackend, pickWasmBuild, type WasmBackend } from './wasm-core.js';
 
 interface FsLike {

@@ -8,7 +8,7 @@
 // atomic on POSIX). A process killed at any point leaves `latest` naming a complete checkpoint.
 import { closeSync, existsSync, fsyncSync, mkdirSync, openSync, readFileSync, readdirSync, renameSync, rmSync, statSync, writeSync } from 'node:fs';
 import { join } from 'node:path';
-import { readSafetensors, writeSafetensors, type NamedTensor } from '../safetensors.js';
+import { readSafetensors, writeSafetensors, type NamedTensor } from '../io/safetensors.js';
 
 export const LATEST = 'latest';
 export const WEIGHTS_FILE = 'weights.safetensors';

@@ -2,7 +2,7 @@
 import { readFileSync } from 'node:fs';
 import { createRequire } from 'node:module';
 import { dirname, join } from 'node:path';
-import { Rng } from '../random.js';
+import { Rng } from '../core/random.js';
 
 /** The held-out split: the last `fraction` of the stream (default 5%) is validation, the rest training. */
 export function splitHeldOut(ids: Int32Array, fraction = 0.05): { train: Int32Array; val: Int32Array } {

@@ -1,11 +1,14 @@
 // Text generation: greedy, temperature, top-k and top-p (nucleus) sampling, seeded, streamed token
 // by token through single-step cells (LSTMCell / GRUCell / RNNCell carrying the weights of each
 // layer of the trained stack) with the recurrent state kept between calls.
-import type { LanguageModel } from '../models.js';
-import { GRUCell, LSTMCell, RNNCell, type CellState } from '../nn.js';
-import { Rng } from '../random.js';
-import { Tensor, noGrad } from '../tensor.js';
+import type { LanguageModel } from '../nn/models.js';
+import { GRUCell, LSTMCell, RNNCell, type CellState } from '../nn/layers.js';
+import { softmaxProbs } from '../core/ops.js';
+import { Rng, drawIndex } from '../core/random.js';
+import { Tensor, noGrad } from '../core/tensor.js';
 import { EOS_ID, PAD_ID, UNK_ID, type Vocabulary } from './vocab.js';
+
+export { drawIndex, softmaxProbs };
 
 export interface SamplingOptions {
   /** Softmax temperature; 0 means greedy (the most likely token). Default 1. */
@@ -46,36 +49,6 @@ export function filterDistribution(probs: ArrayLike<number>, topK = 0, topP = 1)
   for (let i = 0; i < keep; i++) s += probs[order[i]];
   for (let i = 0; i < keep; i++) out[order[i]] = probs[order[i]] / s;
   return out;
-}
-
-/** Softmax of logits / temperature in float64 (banned ids get probability 0). */
-export function softmaxProbs(logits: ArrayLike<number>, temperature = 1, banned: readonly number[] = []): Float64Array {
-  const n = logits.length;
-  const out = new Float64Array(n);
-  let max = -Infinity;
-  for (let i = 0; i < n; i++) if (!banned.includes(i)) max = Math.max(max, logits[i] / temperature);
-  let s = 0;
-  for (let i = 0; i < n; i++) {
-    const e = banned.includes(i) ? 0 : Math.exp(logits[i] / temperature - max);
-    out[i] = e;
-    s += e;
-  }
-  for (let i = 0; i < n; i++) out[i] /= s;
-  return out;
-}
-
-/** Draws an index from a distribution (summing to 1) with one uniform number of rng. */
-export function drawIndex(probs: ArrayLike<number>, rng: Rng): number {
-  const r = rng.next();
-  let cum = 0;
-  let last = 0;
-  for (let i = 0; i < probs.length; i++) {
-    if (probs[i] <= 0) continue;
-    cum += probs[i];
-    last = i;
-    if (r < cum) return i;
-  }
-  return last; // rounding: r above the accumulated total
 }
 
 /** Picks the next token from logits: greedy when temperature is 0, otherwise seeded sampling. */

@@ -9,5 +9,4 @@ export * from './report.js';
 export * from './trainer.js';
 export * from './run.js';
 export * from './async.js';
-export * from './commands.js';
-export { LanguageModel, type LanguageModelOptions, type RecurrentState } from '../models.js';
+export { LanguageModel, type LanguageModelOptions, type RecurrentState } from '../nn/models.js';

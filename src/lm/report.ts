@@ -1,6 +1,6 @@
 // Pictures of a run: training and validation curves as an SVG, and a small self-contained HTML
 // report (the SVG inline, the configuration, the final numbers and samples), no external files.
-import { esc, lineChartSvg } from '../plot.js';
+import { esc, lineChartSvg } from '../tasks/plot.js';
 
 export interface CurvePoint { step: number; value: number }
 

@@ -5,12 +5,12 @@ import { createHash } from 'node:crypto';
 import { existsSync, mkdirSync, renameSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { getBackend } from '../backends/index.js';
-import { LanguageModel } from '../models.js';
-import { crossEntropy } from '../ops.js';
-import { Adam, AdamW, SGD, clipGradNorm, type Optimizer } from '../optim.js';
-import { Rng } from '../random.js';
-import { Tensor, noGrad } from '../tensor.js';
-import type { NamedTensor } from '../safetensors.js';
+import { LanguageModel } from '../nn/models.js';
+import { crossEntropy } from '../core/ops.js';
+import { Adam, AdamW, SGD, clipGradNorm, type Optimizer } from '../nn/optim.js';
+import { Rng } from '../core/random.js';
+import { Tensor, noGrad } from '../core/tensor.js';
+import type { NamedTensor } from '../io/safetensors.js';
 import {
   WEIGHTS_FILE, findNonFinite, readJsonFile, readTensorsFile, resolveCheckpointDir, tensorsBytes, writeCheckpointDir, type SaveHooks,
 } from './checkpoint.js';

@@ -1,10 +1,12 @@
 // Vocabularies for language models: character-level (Unicode code points) or word-level, with
 // the special tokens <pad> (id 0), <unk> (id 1) and <eos> (id 2). Saved with the model as JSON.
+// The token <-> id table and its frequency ranking are the SymbolTable of the sequence tasks.
+import { PAD, SymbolTable, UNK } from '../tasks/text.js';
+
+export { PAD, UNK };
 
 export type VocabLevel = 'char' | 'word';
 
-export const PAD = '<pad>';
-export const UNK = '<unk>';
 export const EOS = '<eos>';
 export const SPECIALS = [PAD, UNK, EOS] as const;
 export const PAD_ID = 0;
@@ -45,41 +47,35 @@ export function tokenize(text: string, level: VocabLevel): string[] {
 export class Vocabulary {
   readonly level: VocabLevel;
   readonly tokens: readonly string[];
-  private readonly index: Map<string, number>;
+  private readonly table: SymbolTable;
 
   constructor(level: VocabLevel, tokens: readonly string[]) {
     if (level !== 'char' && level !== 'word') throw new RangeError(`Vocabulary: level must be 'char' or 'word', received '${String(level)}'`);
     SPECIALS.forEach((s, i) => {
       if (tokens[i] !== s) throw new RangeError(`Vocabulary: token ${i} must be ${s}, received ${JSON.stringify(tokens[i])}`);
     });
+    if (level === 'char') {
+      tokens.forEach((t, i) => {
+        if (i >= SPECIALS.length && Array.from(t).length !== 1) throw new RangeError(`Vocabulary: a char vocabulary holds single characters, received ${JSON.stringify(t)} at id ${i}`);
+      });
+    }
+    try {
+      this.table = new SymbolTable(tokens);
+    } catch (e) {
+      throw new RangeError((e as Error).message.replace(/^SymbolTable: symbol/, 'Vocabulary: token'));
+    }
     this.level = level;
     this.tokens = Object.freeze([...tokens]);
-    this.index = new Map();
-    this.tokens.forEach((t, i) => {
-      if (this.index.has(t)) throw new RangeError(`Vocabulary: token ${JSON.stringify(t)} appears twice (ids ${this.index.get(t)} and ${i})`);
-      if (level === 'char' && i >= SPECIALS.length && Array.from(t).length !== 1) {
-        throw new RangeError(`Vocabulary: a char vocabulary holds single characters, received ${JSON.stringify(t)} at id ${i}`);
-      }
-      this.index.set(t, i);
-    });
   }
 
   /** Builds a vocabulary from text: specials first, then tokens by decreasing count (ties: first seen). */
   static build(text: string, options: BuildVocabOptions = {}): Vocabulary {
     const level = options.level ?? 'char';
-    const minCount = options.minCount ?? 1;
-    const counts = new Map<string, number>();
-    for (const t of tokenize(text, level)) {
-      if ((SPECIALS as readonly string[]).includes(t)) continue;
-      counts.set(t, (counts.get(t) ?? 0) + 1);
-    }
-    let entries = [...counts].filter(([, n]) => n >= minCount);
-    // stable sort keeps first-seen order among equal counts
-    entries.sort((a, b) => b[1] - a[1]);
-    if (options.maxSize !== undefined) entries = entries.slice(0, Math.max(0, options.maxSize));
+    const maxSize = options.maxSize === undefined ? undefined : Math.max(0, options.maxSize) + SPECIALS.length;
+    const ranked = SymbolTable.build([tokenize(text, level)], { specials: [EOS], minCount: options.minCount ?? 1, maxSize }).symbols.slice(SPECIALS.length);
     // char vocabularies read better in code-point order (deterministic either way)
-    if (level === 'char') entries.sort((a, b) => (a[0] < b[0] ? -1 : a[0] > b[0] ? 1 : 0));
-    return new Vocabulary(level, [...SPECIALS, ...entries.map(([t]) => t)]);
+    if (level === 'char') ranked.sort((a, b) => (a < b ? -1 : a > b ? 1 : 0));
+    return new Vocabulary(level, [...SPECIALS, ...ranked]);
   }
 
   static fromJSON(json: unknown): Vocabulary {
@@ -99,7 +95,7 @@ export class Vocabulary {
   }
 
   id(token: string): number {
-    return this.index.get(token) ?? UNK_ID;
+    return this.table.id(token);
   }
 
   token(id: number): string {

@@ -2,13 +2,13 @@
 import { existsSync, readFileSync, readdirSync } from 'node:fs';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { type BackendName, withBackend } from './backends/index.js';
-import { GRU, LSTM, RNN, type RecurrentBase } from './nn.js';
-import { LanguageModel } from './models.js';
-import { add, crossEntropy, mul, sum } from './ops.js';
-import { Adam, clipGradNorm } from './optim.js';
+import { type BackendName, withBackend } from '../backends/index.js';
+import { GRU, LSTM, RNN, type RecurrentBase } from '../nn/layers.js';
+import { LanguageModel } from '../nn/models.js';
+import { add, crossEntropy, mul, sum } from '../core/ops.js';
+import { Adam, clipGradNorm } from '../nn/optim.js';
 import { readSafetensors } from './safetensors.js';
-import { Tensor } from './tensor.js';
+import { Tensor } from '../core/tensor.js';
 
 /** Tolerances of the golden README: relative to the largest magnitude of each tensor. */
 export const FORWARD_TOLERANCE = 1e-5;

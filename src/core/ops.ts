@@ -1,8 +1,8 @@
 // Differentiable tensor ops: each computes its forward result and records its backward.
 // The heavy ones (matrix products, activations, cross-entropy) run on the selected backend;
 // the memory-bound reshuffles (reshape, concat, gather) are plain loops here.
-import { getBackend } from './backends/index.js';
-import type { UnaryOp } from './backends/backend.js';
+import { getBackend } from '../backends/index.js';
+import type { UnaryOp } from '../backends/backend.js';
 import { Rng, defaultRng } from './random.js';
 import { Tensor, formatShape, needsGrad, recordOp, shapeSize } from './tensor.js';
 
@@ -252,7 +252,7 @@ export const sigmoid = (x: Tensor): Tensor => unary('sigmoid', x);
 export const relu = (x: Tensor): Tensor => unary('relu', x);
 
 /** Token ids as an Int32Array, checked against the vocabulary size. */
-export function toIds(where: string, arg: string, ids: ArrayLike<number>, limit: number): Int32Array {
+function toIds(where: string, arg: string, ids: ArrayLike<number>, limit: number): Int32Array {
   const out = ids instanceof Int32Array ? ids : Int32Array.from(ids as ArrayLike<number>);
   for (let i = 0; i < out.length; i++) {
     if (!Number.isInteger(ids[i]) || out[i] < 0 || out[i] >= limit) {
@@ -400,17 +400,41 @@ export function bceWithLogits(logits: Tensor, targets: Tensor, reduction: Reduct
   return y;
 }
 
+/** Softmax of logits / temperature in float64 (ids in `banned` get probability 0). The one softmax of plain arrays. */
+export function softmaxProbs(logits: ArrayLike<number>, temperature = 1, banned: readonly number[] = []): Float64Array {
+  const n = logits.length;
+  const out = new Float64Array(n);
+  let max = -Infinity;
+  for (let i = 0; i < n; i++) if (!banned.includes(i)) max = Math.max(max, logits[i] / temperature);
+  let s = 0;
+  for (let i = 0; i < n; i++) {
+    const e = banned.includes(i) ? 0 : Math.exp(logits[i] / temperature - max);
+    out[i] = e;
+    s += e;
+  }
+  for (let i = 0; i < n; i++) out[i] /= s;
+  return out;
+}
+
+/** log-softmax of each row of logits [N, V] (plain arrays, no gradient). */
+export function logSoftmaxRows(logits: Float32Array, V: number): Float32Array {
+  const out = new Float32Array(logits.length);
+  for (let r = 0; r < logits.length / V; r++) {
+    let max = -Infinity;
+    for (let v = 0; v < V; v++) max = Math.max(max, logits[r * V + v]);
+    let z = 0;
+    for (let v = 0; v < V; v++) z += Math.exp(logits[r * V + v] - max);
+    const lz = max + Math.log(z);
+    for (let v = 0; v < V; v++) out[r * V + v] = logits[r * V + v] - lz;
+  }
+  return out;
+}
+
 /** Softmax over the last dimension (no gradient: for sampling and probabilities). */
 export function softmax(logits: Tensor, temperature = 1): Tensor {
   const C = logits.shape[logits.ndim - 1];
   const out = new Float32Array(logits.size);
-  for (let r = 0; r < logits.size / C; r++) {
-    let max = -Infinity;
-    for (let c = 0; c < C; c++) max = Math.max(max, logits.data[r * C + c] / temperature);
-    let s = 0;
-    for (let c = 0; c < C; c++) { const e = Math.exp(logits.data[r * C + c] / temperature - max); out[r * C + c] = e; s += e; }
-    for (let c = 0; c < C; c++) out[r * C + c] /= s;
-  }
+  for (let r = 0; r < logits.size / C; r++) out.set(softmaxProbs(logits.data.subarray(r * C, (r + 1) * C), temperature), r * C);
   return new Tensor(out, logits.shape);
 }
 

@@ -1,9 +1,9 @@
 // Optimizers (PyTorch's SGD, Adam, AdamW) and gradient clipping. The update arithmetic runs on
 // the backend (adamUpdate / sgdUpdate); state is kept per parameter and can be saved and restored.
-import { getBackend } from './backends/index.js';
-import { checkAdamHyper, checkSgdHyper } from './backends/validate.js';
-import type { NamedTensor } from './safetensors.js';
-import type { Tensor } from './tensor.js';
+import { getBackend } from '../backends/index.js';
+import { checkAdamHyper, checkSgdHyper } from '../backends/validate.js';
+import type { NamedTensor } from '../io/safetensors.js';
+import type { Tensor } from '../core/tensor.js';
 
 export interface OptimizerState {
   step: number;

@@ -1,27 +1,21 @@
 // The language-model commands of the `rnnkit` CLI: train, sample, eval, start (what `npm start` runs).
 import { existsSync } from 'node:fs';
 import { basename, extname, join } from 'node:path';
+import { type Command, Option } from 'commander';
 import type { MatmulPrecision } from '../backends/backend.js';
 import { getBackend, type BackendName } from '../backends/index.js';
-import { Rng } from '../random.js';
-import { hasCheckpoint, resolveCheckpointDir } from './checkpoint.js';
-import { datasetPath, readText } from './data.js';
-import { TextGenerator, checkSamplingOptions, type SamplingOptions } from './generate.js';
-import { ConsoleProgress } from './progress.js';
-import { chooseBackend, runTraining, type TrainJob } from './run.js';
-import { evaluateIds, loadLanguageModel, type LMConfig } from './trainer.js';
+import { Rng } from '../core/random.js';
+import { hasCheckpoint, resolveCheckpointDir } from '../lm/checkpoint.js';
+import { datasetPath, readText } from '../lm/data.js';
+import { TextGenerator, checkSamplingOptions, type SamplingOptions } from '../lm/generate.js';
+import { ConsoleProgress } from '../lm/progress.js';
+import { chooseBackend, runTraining, type TrainJob } from '../lm/run.js';
+import { evaluateIds, loadLanguageModel, type LMConfig } from '../lm/trainer.js';
+import {
+  CliError, type Io, applyBackend, backendOption, fraction, matmulPrecisionOption, nonNegativeInt, nonNegativeNumber, positiveInt, positiveNumber, probability,
+} from './options.js';
 
-export interface Io {
-  out(s: string): void;
-  err(s: string): void;
-  /** Progress output (stderr in the CLI); tests pass a plain stream. */
-  progressStream?: { write(s: string): unknown; isTTY?: boolean; columns?: number };
-}
-
-/** A problem with the command line or its files: one line on stderr, exit code 2. */
-export class CliError extends Error {}
-
-export interface TrainFlags {
+interface TrainFlags {
   data?: string;
   dataset?: string;
   level?: 'char' | 'word';
@@ -175,11 +169,11 @@ async function train(f: TrainFlags, io: Io, opts: { defaultMinutes: number; titl
   }
 }
 
-export function trainCommand(f: TrainFlags, io: Io): Promise<number> {
+function trainCommand(f: TrainFlags, io: Io): Promise<number> {
   return train(f, io, { defaultMinutes: 10, title: 'training', samples: f.samples ?? 1 });
 }
 
-export interface StartFlags {
+interface StartFlags {
   minutes?: number;
   steps?: number;
   out?: string;
@@ -191,7 +185,7 @@ export interface StartFlags {
 }
 
 /** `npm start`: a 2-layer character LSTM on Moby Dick for a few minutes; a second run resumes. */
-export function startCommand(f: StartFlags, io: Io): Promise<number> {
+function startCommand(f: StartFlags, io: Io): Promise<number> {
   const out = f.out ?? process.env.RNNKIT_START_OUT ?? join('runs', 'moby-dick');
   const envMinutes = process.env.RNNKIT_START_MINUTES;
   let minutes = f.minutes;
@@ -221,14 +215,14 @@ export function startCommand(f: StartFlags, io: Io): Promise<number> {
   return train(flags, io, { defaultMinutes: 3, title: 'rnnkit start', samples: f.samples ?? 3 });
 }
 
-export interface SampleFlags extends SamplingOptions {
+interface SampleFlags extends SamplingOptions {
   prime?: string;
   length?: number;
   seed?: number;
   backend?: BackendName | 'auto';
 }
 
-export function sampleCommand(dir: string, f: SampleFlags, io: Io): number {
+function sampleCommand(dir: string, f: SampleFlags, io: Io): number {
   try { checkSamplingOptions(f); } catch (e) { throw new CliError((e as Error).message); }
   let loaded;
   try { loaded = loadLanguageModel(dir); } catch (e) { throw new CliError((e as Error).message); }
@@ -241,7 +235,7 @@ export function sampleCommand(dir: string, f: SampleFlags, io: Io): number {
   return 0;
 }
 
-export interface EvalFlags {
+interface EvalFlags {
   data?: string;
   dataset?: string;
   seq?: number;
@@ -249,7 +243,7 @@ export interface EvalFlags {
   heldOut?: boolean;
 }
 
-export function evalCommand(dir: string, f: EvalFlags, io: Io): number {
+function evalCommand(dir: string, f: EvalFlags, io: Io): number {
   if (f.data === undefined && f.dataset === undefined) throw new CliError('eval needs --data FILE (or --dataset NAME)');
   checkDataFlags(f);
   let loaded;
@@ -268,4 +262,87 @@ export function evalCommand(dir: string, f: EvalFlags, io: Io): number {
   io.out(`${what}: ${r.bits.toFixed(4)} ${unit}, perplexity ${r.perplexity.toFixed(3)}, loss ${r.loss.toFixed(4)} nats over ${fmtInt(r.tokens)} tokens`
     + `${r.unknown ? ` (${fmtInt(r.unknown)} unknown to the vocabulary)` : ''}\n`);
   return 0;
+}
+
+/** The language-model commands: train, sample, eval, start. */
+export function addLanguageModelCommands(program: Command, io: Io, setCode: (c: number) => void): void {
+  program.command('train')
+    .summary('train a language model (--data FILE or --dataset moby-dick)')
+    .description('Train a language model on a text file or a bundled dataset, with checkpoints, curves and a report in --out.')
+    .option('--data <file>', 'UTF-8 text file to train on')
+    .addOption(new Option('--dataset <name>', 'bundled dataset').choices(['moby-dick']))
+    .addOption(new Option('--level <level>', 'tokens: characters or words (default char)').choices(['char', 'word']))
+    .option('--max-vocab <n>', 'keep the n most frequent tokens (default: all chars, 10000 words)', positiveInt)
+    .addOption(new Option('--cell <cell>', 'recurrent cell (default lstm)').choices(['lstm', 'gru', 'rnn']))
+    .option('--layers <n>', 'recurrent layers (default 2)', positiveInt)
+    .option('--hidden <n>', 'hidden size (default 256)', positiveInt)
+    .option('--embed <n>', 'embedding size (default 64)', positiveInt)
+    .option('--dropout <p>', 'dropout on the embeddings, between recurrent layers and on their output (default 0)', fraction)
+    .option('--seq <n>', 'truncated-BPTT length (default 100)', positiveInt)
+    .option('--batch <n>', 'batch size (default 32)', positiveInt)
+    .option('--lr <x>', 'learning rate (default 0.002)', positiveNumber)
+    .addOption(new Option('--optimizer <name>', 'optimizer (default adam)').choices(['adam', 'adamw', 'sgd']))
+    .option('--weight-decay <x>', 'weight decay (default 0)', nonNegativeNumber)
+    .option('--clip <x>', 'clip the gradient norm to this, 0 = off (default 1)', nonNegativeNumber)
+    .addOption(new Option('--schedule <kind>', 'learning-rate schedule (default constant)').choices(['constant', 'step', 'cosine']))
+    .option('--warmup <n>', 'warm-up steps (default 0)', nonNegativeInt)
+    .option('--step-size <n>', 'step schedule: multiply the rate by --gamma every n steps (default 1000)', positiveInt)
+    .option('--gamma <x>', 'step schedule: decay factor (default 0.5)', positiveNumber)
+    .option('--min-lr <x>', 'cosine schedule: the rate it decays to (default 0)', nonNegativeNumber)
+    .option('--decay-steps <n>', 'cosine schedule: steps to decay over (default: --steps, else the time budget)', positiveInt)
+    .option('--minutes <x>', 'time budget of this run (default 10 when no --steps/--epochs)', positiveNumber)
+    .option('--steps <n>', 'train until this step (counting the steps of a resumed run)', positiveInt)
+    .option('--epochs <x>', 'train until this many epochs', positiveNumber)
+    .option('--val-every <n>', 'validate every n steps, 0 = only at the end (default 200)', nonNegativeInt)
+    .option('--val-tokens <n>', 'held-out tokens for the periodic validations, 0 = all (default 0)', nonNegativeInt)
+    .option('--patience <n>', 'early stopping after n validations without improvement, 0 = off', nonNegativeInt)
+    .option('--checkpoint-every <n>', 'save every n steps, 0 = only at the end (default 500)', nonNegativeInt)
+    .option('--seed <n>', 'random seed (default 1)', nonNegativeInt)
+    .addOption(backendOption())
+    .option('--threads <n>', 'threads of the native backend', positiveInt)
+    .addOption(matmulPrecisionOption())
+    .option('--out <dir>', 'run directory (default runs/<data name>)')
+    .option('--resume <dir>', 'continue the run in this directory (exactly where it stopped)')
+    .option('--samples <n>', 'samples printed at the end (default 1)', nonNegativeInt)
+    .option('--sample-length <n>', 'tokens per printed sample (default 300)', positiveInt)
+    .option('--no-progress', 'no progress bar or progress lines')
+    .action(async (flags) => { setCode(await trainCommand(flags, io)); });
+  program.command('sample')
+    .summary('generate text from a trained model')
+    .description('Generate text from a trained model (a run directory or a checkpoint directory), streamed token by token.')
+    .argument('<dir>', 'run or checkpoint directory')
+    .option('--prime <text>', 'text the generation continues', '')
+    .option('--temperature <t>', 'softmax temperature, 0 = greedy (default 1)', nonNegativeNumber)
+    .option('--top-k <k>', 'sample among the k most likely tokens, 0 = all', nonNegativeInt)
+    .option('--top-p <p>', 'sample from the smallest set of tokens with probability >= p', probability)
+    .option('--length <n>', 'tokens to generate (default 500)', positiveInt)
+    .option('--seed <n>', 'random seed (default 1)', nonNegativeInt)
+    .addOption(backendOption())
+    .addOption(matmulPrecisionOption())
+    .action((dir: string, flags) => { applyBackend(flags.backend, flags.matmulPrecision); setCode(sampleCommand(dir, flags, io)); });
+  program.command('eval')
+    .summary('bits per character (or perplexity) of a model on a text')
+    .description('Bits per character (char models) or perplexity of a trained model on a text.')
+    .argument('<dir>', 'run or checkpoint directory')
+    .option('--data <file>', 'UTF-8 text file to evaluate on')
+    .addOption(new Option('--dataset <name>', 'bundled dataset').choices(['moby-dick']))
+    .option('--held-out', 'only the held-out part (the last 5%), as in training')
+    .option('--seq <n>', 'window length (default: the training --seq)', positiveInt)
+    .option('--batch <n>', 'lanes read in parallel (default: the training --batch)', positiveInt)
+    .addOption(backendOption())
+    .addOption(matmulPrecisionOption())
+    .action((dir: string, flags) => { applyBackend(flags.backend, flags.matmulPrecision); setCode(evalCommand(dir, flags, io)); });
+  program.command('start')
+    .summary('what `npm start` runs: a character LSTM on Moby Dick, resumable')
+    .description('What `npm start` runs: train a 2-layer character LSTM on Moby Dick for a few minutes (RNNKIT_START_MINUTES, default 3), '
+      + 'save it in runs/moby-dick, print held-out bits per character and samples. Running it again resumes.')
+    .option('--minutes <x>', 'time budget (default RNNKIT_START_MINUTES or 3)', positiveNumber)
+    .option('--steps <n>', 'train this many more steps', positiveInt)
+    .option('--out <dir>', 'run directory (default RNNKIT_START_OUT or runs/moby-dick)')
+    .addOption(backendOption())
+    .option('--threads <n>', 'threads of the native backend', positiveInt)
+    .addOption(matmulPrecisionOption())
+    .option('--samples <n>', 'samples printed at the end (default 3)', nonNegativeInt)
+    .option('--no-progress', 'no progress bar or progress lines')
+    .action(async (flags) => { setCode(await startCommand(flags, io)); });
 }

@@ -5,12 +5,12 @@
 // the constant 1 scores MSE 1/6 = 0.167; solving it needs information from ~T steps back.
 // RNN, LSTM and GRU at lengths 50, 100 and 200, with and without gradient clipping; and the
 // gradient norm reaching each time step (||dL/dx_t||), which shows the plain RNN's vanishing gradient.
-import { GRU, LSTM, Linear, Module, RNN, type RecurrentBase } from '../nn.js';
-import { mseLoss, reshape, select } from '../ops.js';
-import { Adam, clipGradNorm } from '../optim.js';
-import { lineChartSvg, type Series } from '../plot.js';
-import { Rng } from '../random.js';
-import { Tensor, noGrad } from '../tensor.js';
+import { GRU, LSTM, Linear, Module, RNN, type RecurrentBase } from '../nn/layers.js';
+import { mseLoss, reshape, select } from '../core/ops.js';
+import { Adam, clipGradNorm } from '../nn/optim.js';
+import { lineChartSvg, type Series } from './plot.js';
+import { Rng } from '../core/random.js';
+import { Tensor, noGrad } from '../core/tensor.js';
 import { Context, type ExampleOptions, type ExampleResult, type MetricRow } from './common.js';
 
 export type CellName = 'rnn' | 'lstm' | 'gru';

@@ -5,14 +5,14 @@
 // Linear -> spam logit; 10% of the training emails choose the best epoch (early stopping).
 // Baseline: bag-of-words logistic regression (Linear over word presence) with the same vocabulary,
 // trained with the same library. Accuracy, precision, recall and F1 on a held-out 20%.
-import { Dropout, Embedding, LSTM, Linear, Module } from '../nn.js';
-import { bceWithLogits, concatLast, reshape } from '../ops.js';
-import { Adam, clipGradNorm } from '../optim.js';
-import { Rng } from '../random.js';
-import { maskedMaxPool, maskedMeanPool, padSequences } from '../seq.js';
-import { Tensor, noGrad } from '../tensor.js';
-import { WordTokenizer } from '../text.js';
-import { accuracy, binaryScores } from '../metrics.js';
+import { Dropout, Embedding, LSTM, Linear, Module } from '../nn/layers.js';
+import { bceWithLogits, concatLast, reshape } from '../core/ops.js';
+import { Adam, clipGradNorm } from '../nn/optim.js';
+import { Rng } from '../core/random.js';
+import { maskedMaxPool, maskedMeanPool, padSequences } from '../nn/seq.js';
+import { Tensor, noGrad } from '../core/tensor.js';
+import { WordTokenizer } from './text.js';
+import { accuracy, binaryScores } from './metrics.js';
 import { Context, requirePackage, type ExampleOptions, type ExampleResult, type MetricRow } from './common.js';
 
 export interface Email { text: string; spam: number }

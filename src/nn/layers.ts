@@ -1,11 +1,11 @@
 // Layers with PyTorch's semantics and parameter names.
-import type { CellKind } from './backends/backend.js';
-import { type NamedTensor } from './safetensors.js';
-import { dropout, embedding, linear, reshape, shapeError, transpose01 } from './ops.js';
+import type { CellKind } from '../backends/backend.js';
+import { type NamedTensor } from '../io/safetensors.js';
+import { dropout, embedding, linear, reshape, shapeError, transpose01 } from '../core/ops.js';
 import { type DirectionWeights, type RecurrentResult, recurrentForward, recurrentForwardAsync } from './recurrent.js';
-import { Rng, defaultRng } from './random.js';
-import { Tensor, formatShape, isGradEnabled, shapeSize, withGradMode } from './tensor.js';
-import { checkFinite } from './config.js';
+import { Rng, defaultRng } from '../core/random.js';
+import { Tensor, formatShape, isGradEnabled, shapeSize, withGradMode } from '../core/tensor.js';
+import { checkFinite } from '../core/config.js';
 
 export type StateDict = Map<string, NamedTensor>;
 

@@ -6,13 +6,13 @@
 // Scored twice: against each word's first pronunciation only (strict), and counting a hypothesis
 // right when it matches any of the dictionary's pronunciations of the word (the usual CMUdict
 // g2p scoring; PER then uses the closest pronunciation).
-import { crossEntropy } from '../ops.js';
-import { Adam, clipGradNorm } from '../optim.js';
-import { Rng } from '../random.js';
-import { Seq2Seq } from '../seq2seq.js';
-import { padSequences } from '../seq.js';
-import { SymbolTable } from '../text.js';
-import { editDistance, sequenceErrorRate, tokenErrorRate } from '../metrics.js';
+import { crossEntropy } from '../core/ops.js';
+import { Adam, clipGradNorm } from '../nn/optim.js';
+import { Rng } from '../core/random.js';
+import { Seq2Seq } from '../nn/seq2seq.js';
+import { padSequences } from '../nn/seq.js';
+import { SymbolTable } from './text.js';
+import { editDistance, sequenceErrorRate, tokenErrorRate } from './metrics.js';
 import { Context, type ExampleOptions, type ExampleResult, type MetricRow } from './common.js';
 import { loadCmudict, loadCmudictVariants, stripStress } from './cmudict.js';
 

@@ -1,7 +1,7 @@
 // Node-only file helpers around the (runtime-neutral) safetensors codec.
 import { readFile, rename, writeFile } from 'node:fs/promises';
 import { type NamedTensor, readSafetensors, writeSafetensors } from './safetensors.js';
-import type { Module } from './nn.js';
+import type { Module } from '../nn/layers.js';
 
 /** Reads a .safetensors file into a name -> tensor map (F16/BF16 widened to float32). */
 export async function loadSafetensorsFile(path: string): Promise<Map<string, NamedTensor>> {

@@ -183,15 +183,3 @@ export function requirePackage<T>(pkg: string): T {
     throw new Error(`the example needs the npm package ${pkg}: install it with \`npm install --save-dev ${pkg}\` (${(e as Error).message})`);
   }
 }
-
-/** Mean of a list of numbers. */
-export function meanOf(xs: ArrayLike<number>): number {
-  let s = 0;
-  for (let i = 0; i < xs.length; i++) s += xs[i];
-  return s / Math.max(1, xs.length);
-}
-
-/** Indices 0..n-1 in a seeded random order. */
-export function shuffledIndices(n: number, rng: { shuffle<T>(a: T[]): T[] }): number[] {
-  return rng.shuffle(Array.from({ length: n }, (_, i) => i));
-}

@@ -11,13 +11,13 @@
 // RMSE and MAE on the held-out final stretch, beside the
 // seasonal-naive forecast (the value one season earlier: 12 months, or 365 days); SVG plots.
 import { readFileSync } from 'node:fs';
-import { LSTM, Linear, Module } from '../nn.js';
-import { mseLoss, reshape, select } from '../ops.js';
-import { Adam, clipGradNorm } from '../optim.js';
-import { lineChartSvg } from '../plot.js';
-import { Rng } from '../random.js';
-import { Tensor, noGrad } from '../tensor.js';
-import { mae, rmse } from '../metrics.js';
+import { LSTM, Linear, Module } from '../nn/layers.js';
+import { mseLoss, reshape, select } from '../core/ops.js';
+import { Adam, clipGradNorm } from '../nn/optim.js';
+import { lineChartSvg } from './plot.js';
+import { Rng } from '../core/random.js';
+import { Tensor, noGrad } from '../core/tensor.js';
+import { mae, rmse } from './metrics.js';
 import { Context, packageFile, type Budget, type ExampleOptions, type ExampleResult, type MetricRow } from './common.js';
 
 /** Rows of a CSV file with a header line (no quoted commas in these files). */
@@ -223,7 +223,7 @@ export async function runCo2(opts: ExampleOptions = {}): Promise<ExampleResult> 
       }).flat(),
       // layout [h][output column]
       target: (t) => Array.from({ length: Hz }, (_, h) => outCols.map((k) => (series[k][t + 1 + h] - mean[k]) / std[k])).flat(),
-      denormalise: (t, out) => Array.from(out, (v, j) => v * std[outCols[j % outCols.length]] + mean[outCols[j % outCols.length]]),
+      denormalise: (_t, out) => Array.from(out, (v, j) => v * std[outCols[j % outCols.length]] + mean[outCols[j % outCols.length]]),
       truth: (t) => Array.from({ length: Hz }, (_, h) => outCols.map((k) => series[k][t + 1 + h])).flat(),
     };
     const trainOrigins: number[] = [];

@@ -1,7 +1,7 @@
 // Ready-made models built from the layers.
-import { type Tensor } from './tensor.js';
-import { Dropout, Embedding, GRU, LSTM, Linear, Module, RNN, type RecurrentBase } from './nn.js';
-import type { Rng } from './random.js';
+import { type Tensor } from '../core/tensor.js';
+import { Dropout, Embedding, GRU, LSTM, Linear, Module, RNN, type RecurrentBase } from './layers.js';
+import type { Rng } from '../core/random.js';
 
 export interface LanguageModelOptions {
   vocabSize: number;

@@ -25,7 +25,7 @@ export class SymbolTable {
     if (symbols[0] !== PAD || symbols[1] !== UNK) throw new RangeError(`SymbolTable: the first two symbols must be ${PAD} and ${UNK}`);
     this.symbols = [...symbols];
     this.symbols.forEach((s, i) => {
-      if (this.index.has(s)) throw new RangeError(`SymbolTable: symbol '${s}' appears twice`);
+      if (this.index.has(s)) throw new RangeError(`SymbolTable: symbol ${JSON.stringify(s)} appears twice (ids ${this.index.get(s)} and ${i})`);
       this.index.set(s, i);
     });
   }

@@ -3,13 +3,13 @@
 // Embedding -> LSTM (unidirectional or bidirectional) -> Linear over every step, cross-entropy
 // with the padding ignored. Per-phoneme and per-word accuracy on held-out words; baseline: the
 // most frequent stress of each phoneme symbol.
-import { Embedding, LSTM, Linear, Module } from '../nn.js';
-import { crossEntropy } from '../ops.js';
-import { Adam, clipGradNorm } from '../optim.js';
-import { Rng } from '../random.js';
-import { padSequences } from '../seq.js';
-import { Tensor, noGrad } from '../tensor.js';
-import { SymbolTable } from '../text.js';
+import { Embedding, LSTM, Linear, Module } from '../nn/layers.js';
+import { crossEntropy } from '../core/ops.js';
+import { Adam, clipGradNorm } from '../nn/optim.js';
+import { Rng } from '../core/random.js';
+import { padSequences } from '../nn/seq.js';
+import { Tensor, noGrad } from '../core/tensor.js';
+import { SymbolTable } from './text.js';
 import { Context, type ExampleOptions, type ExampleResult, type MetricRow } from './common.js';
 import { loadCmudict, stressClass, stripStress } from './cmudict.js';
 

@@ -4,13 +4,13 @@
 // network fed the zero vector (a learned but class-independent initial state). Held-out bits per
 // character (the end-of-name mark included), conditional vs unconditional, and samples per class.
 // 10% of the training names pick the stopping point (best validation bits/char is kept).
-import { Embedding, LSTM, Linear, Module } from '../nn.js';
-import { crossEntropy, reshape, tanh } from '../ops.js';
-import { Adam, clipGradNorm } from '../optim.js';
-import { Rng } from '../random.js';
-import { padSequences } from '../seq.js';
-import { Tensor, noGrad } from '../tensor.js';
-import { SymbolTable } from '../text.js';
+import { Embedding, LSTM, Linear, Module } from '../nn/layers.js';
+import { crossEntropy, reshape, softmaxProbs, tanh } from '../core/ops.js';
+import { Adam, clipGradNorm } from '../nn/optim.js';
+import { Rng, drawIndex } from '../core/random.js';
+import { padSequences } from '../nn/seq.js';
+import { Tensor, noGrad } from '../core/tensor.js';
+import { SymbolTable } from './text.js';
 import { Context, requirePackage, type ExampleOptions, type ExampleResult, type MetricRow } from './common.js';
 
 const BOS = '<s>';
@@ -155,12 +155,8 @@ export function sampleNames(model: ConditionalCharLM, chars: SymbolTable, bos: n
       state = { h: r.h, c: r.c };
       tokens = tokens.map((_, b) => {
         const logits = r.logits.data.subarray(b * V, (b + 1) * V);
-        let max = -Infinity;
-        for (let v = 2; v < V; v++) if (v !== bos) max = Math.max(max, logits[v] / temperature);
-        const p = Array.from(logits, (l, v) => (v < 2 || v === bos ? 0 : Math.exp(l / temperature - max)));
-        let u = rng.next() * p.reduce((s, x) => s + x, 0);
-        let pick = V - 1;
-        for (let v = 0; v < V; v++) { u -= p[v]; if (u <= 0) { pick = v; break; } }
+        // never <pad>, <unk> or the start symbol
+        const pick = drawIndex(softmaxProbs(logits, temperature, [chars.padId, chars.unkId, bos]), rng);
         if (!done[b]) { if (pick === eos) done[b] = true; else out[b].push(chars.symbols[pick]); }
         return pick;
       });

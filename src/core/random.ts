@@ -87,3 +87,17 @@ export function manualSeed(seed: number): void {
 export function defaultRng(): Rng {
   return globalRng;
 }
+
+/** Draws an index from a distribution (summing to 1) with one uniform number of rng. */
+export function drawIndex(probs: ArrayLike<number>, rng: Rng): number {
+  const r = rng.next();
+  let cum = 0;
+  let last = 0;
+  for (let i = 0; i < probs.length; i++) {
+    if (probs[i] <= 0) continue;
+    cum += probs[i];
+    last = i;
+    if (r < cum) return i;
+  }
+  return last; // rounding: r above the accumulated total
+}

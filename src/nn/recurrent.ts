@@ -1,10 +1,10 @@
 // The fused recurrent op: a whole stacked, possibly bidirectional RNN/LSTM/GRU over a whole
 // sequence is ONE autograd op. Its forward calls backend.seqForward once per layer and direction;
 // its backward calls backend.seqBackward (whole-sequence BPTT) once per layer and direction.
-import type { Backend, CellKind, SeqContext, SeqForwardArgs } from './backends/backend.js';
-import { getBackend } from './backends/index.js';
-import { Rng } from './random.js';
-import { Tensor, needsGrad, recordOp } from './tensor.js';
+import type { Backend, CellKind, SeqContext, SeqForwardArgs } from '../backends/backend.js';
+import { getBackend } from '../backends/index.js';
+import { Rng } from '../core/random.js';
+import { Tensor, needsGrad, recordOp } from '../core/tensor.js';
 
 /** The parameters of one direction of one layer, PyTorch's layout. */
 export interface DirectionWeights {

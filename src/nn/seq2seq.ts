@@ -6,11 +6,11 @@
 //   optionally Luong dot attention over the encoder outputs, then Linear to the target vocabulary.
 // Training uses teacher forcing: the decoder reads the true previous target token at every step.
 // Decoding (greedyDecode, beamSearch) works on any StepDecoder, so it is testable on a hand-made model.
-import { Embedding, LSTM, Linear, Module } from './nn.js';
-import { concatLast, reshape, select, tanh } from './ops.js';
-import type { Rng } from './random.js';
+import { Embedding, LSTM, Linear, Module } from './layers.js';
+import { concatLast, logSoftmaxRows, reshape, select, tanh } from '../core/ops.js';
+import type { Rng } from '../core/random.js';
 import { dotAttention } from './seq.js';
-import { Tensor, noGrad } from './tensor.js';
+import { Tensor, noGrad } from '../core/tensor.js';
 
 /** One decoding step over a batch of N hypotheses, and reordering of the batch. */
 export interface StepDecoder<S> {
@@ -106,20 +106,6 @@ export function beamSearch<S>(decoder: StepDecoder<S>, state: S, options: BeamOp
   }
   if (finished.length === 0) finished.push(...beams);
   return finished.sort((a, b) => rank(b) - rank(a)).slice(0, K);
-}
-
-/** log-softmax of each row of logits [N, V] (plain arrays, no gradient). */
-export function logSoftmaxRows(logits: Float32Array, V: number): Float32Array {
-  const out = new Float32Array(logits.length);
-  for (let r = 0; r < logits.length / V; r++) {
-    let max = -Infinity;
-    for (let v = 0; v < V; v++) max = Math.max(max, logits[r * V + v]);
-    let z = 0;
-    for (let v = 0; v < V; v++) z += Math.exp(logits[r * V + v] - max);
-    const lz = max + Math.log(z);
-    for (let v = 0; v < V; v++) out[r * V + v] = logits[r * V + v] - lz;
-  }
-  return out;
 }
 
 /** Rows of a [..., N, C]-shaped tensor's middle (batch) dimension: x [A, N, C] -> [A, rows.length, C] (no gradient). */

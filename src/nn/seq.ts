@@ -2,8 +2,8 @@
 // lengths, and differentiable masked pooling over time (mean, max, the last real step) and a
 // masked dot-product attention. Every op takes lengths [B] (1..T, any order) so padded steps
 // never influence a result or receive a gradient.
-import { shapeError } from './ops.js';
-import { Tensor, formatShape, recordOp } from './tensor.js';
+import { shapeError } from '../core/ops.js';
+import { Tensor, formatShape, recordOp } from '../core/tensor.js';
 
 export interface PaddedBatch {
   /** [T, B] time-major ids (or values), padValue past each sequence's length. */
