@@ -33,9 +33,6 @@
 #if defined(RK_ARM64) && defined(__APPLE__)
 #include <sys/sysctl.h>
 #endif
-#if defined(RK_ARM64) && defined(_WIN32)
-#include <windows.h>
-#endif
 
 // Compiles the functions between RK_TARGET_BEGIN(...) and RK_TARGET_END for extra instructions
 // (x86 only; "avx2,fma" etc.). GCC: #pragma GCC target; Clang: #pragma clang attribute.
@@ -139,12 +136,14 @@ inline const CpuFeatures& cpu_features() {
     const bool ymm = (xcr0 & 0x6) == 0x6, zmm = (xcr0 & 0xe6) == 0xe6;
     if (maxLeaf >= 7) {
       cpuid_(7, 0, r);
-      const unsigned b = r[1];
+      const unsigned b = r[1], maxSub = r[0];
       c.avx2 = avx && ymm && ((b >> 5) & 1);
       c.fma = avx && ymm && fma;
       c.avx512 = c.avx2 && c.fma && zmm && ((b >> 16) & 1) && ((b >> 17) & 1) && ((b >> 30) & 1) && ((b >> 31) & 1);
-      cpuid_(7, 1, r);
-      c.avx512bf16 = c.avx512 && ((r[0] >> 5) & 1);
+      if (maxSub >= 1) {
+        cpuid_(7, 1, r);
+        c.avx512bf16 = c.avx512 && ((r[0] >> 5) & 1);
+      }
     }
 #elif defined(RK_ARM64)
     c.neon = true;  // Advanced SIMD is part of every AArch64 CPU
