@@ -7,7 +7,9 @@
         "native/dispatch.cpp",
         "native/seq.cpp",
         "native/gemm.cpp",
-        "native/pool.cpp"
+        "native/pool.cpp",
+        "native/losses.cpp",
+        "native/optim.cpp"
       ],
       "include_dirs": ["<!(node -p \"require('node-addon-api').include_dir\")"],
       "dependencies": ["<!(node -p \"require('node-addon-api').targets\"):node_addon_api_except"],

@@ -13,6 +13,8 @@
 
 #include "gemm.h"
 #include "kernels.h"
+#include "losses.h"
+#include "optim.h"
 #include "platform.h"
 #include "pool.h"
 #include "seq.h"
@@ -540,7 +542,7 @@ Napi::Value UnaryBackward(const Napi::CallbackInfo& info) {
   return env.Undefined();
 }
 
-// logits [N, C], targets [N] -> probs [N, C], losses [N]
+// logits [N, C], targets [N] -> probs [N, C], losses [N] (losses.h)
 Napi::Value CrossEntropyForward(const Napi::CallbackInfo& info) {
   Napi::Env env = info.Env();
   const std::string kern = "native.crossEntropyForward";
@@ -556,21 +558,11 @@ Napi::Value CrossEntropyForward(const Napi::CallbackInfo& info) {
     if (targets[n] != ignore && (targets[n] < 0 || targets[n] >= C))
       rangeError(env, kern + ": targets[" + std::to_string(n) + "] = " + std::to_string(targets[n]) +
                           " is not a class id in [0, " + std::to_string(C) + ")");
-  for (int64_t n = 0; n < N; n++) {
-    const float* l = logits + n * C;
-    float* p = probs + n * C;
-    double mx = -INFINITY;
-    for (int64_t c = 0; c < C; c++) mx = l[c] > mx ? l[c] : mx;
-    double sum = 0;
-    for (int64_t c = 0; c < C; c++) sum += std::exp((double)l[c] - mx);
-    const double logSum = mx + std::log(sum);
-    for (int64_t c = 0; c < C; c++) p[c] = (float)std::exp((double)l[c] - logSum);
-    losses[n] = targets[n] == ignore ? 0.0f : (float)(logSum - l[targets[n]]);
-  }
+  cross_entropy_forward(N, C, logits, targets, ignore, probs, losses);
   return env.Undefined();
 }
 
-// dLogits [N, C] += dLosses[n] * (probs - onehot(target))
+// dLogits [N, C] += dLosses[n] * (probs - onehot(target)) (losses.h)
 Napi::Value CrossEntropyBackward(const Napi::CallbackInfo& info) {
   Napi::Env env = info.Env();
   const std::string kern = "native.crossEntropyBackward";
@@ -586,29 +578,19 @@ Napi::Value CrossEntropyBackward(const Napi::CallbackInfo& info) {
     if (targets[n] != ignore && (targets[n] < 0 || targets[n] >= C))
       rangeError(env, kern + ": targets[" + std::to_string(n) + "] = " + std::to_string(targets[n]) +
                           " is not a class id in [0, " + std::to_string(C) + ")");
-  for (int64_t n = 0; n < N; n++) {
-    if (targets[n] == ignore) continue;
-    const float g = dLosses[n];
-    const float* p = probs + n * C;
-    float* d = dLogits + n * C;
-    for (int64_t c = 0; c < C; c++) d[c] += g * (p[c] - (c == targets[n] ? 1.0f : 0.0f));
-  }
+  cross_entropy_backward(N, C, probs, targets, ignore, dLosses, dLogits);
   return env.Undefined();
 }
 
+// sum x^2 in float64 (losses.h)
 Napi::Value SumSquares(const Napi::CallbackInfo& info) {
   Napi::Env env = info.Env();
   checkArgc(info, 1, "native.sumSquares");
   F32 x = asF32(env, info[0], "native.sumSquares", "x", 0, false);
-  double acc[4] = {0, 0, 0, 0};
-  int64_t i = 0;
-  for (; i + 4 <= x.n; i += 4)
-    for (int j = 0; j < 4; j++) acc[j] += (double)x.p[i + j] * x.p[i + j];
-  for (; i < x.n; i++) acc[0] += (double)x.p[i] * x.p[i];
-  return Napi::Number::New(env, (acc[0] + acc[1]) + (acc[2] + acc[3]));
+  return Napi::Number::New(env, sum_squares(x.n, x.p));
 }
 
-// Adam / AdamW (PyTorch, non-amsgrad): param, grad, m, v [n]
+// Adam / AdamW (PyTorch, non-amsgrad): param, grad, m, v [n] (optim.h)
 Napi::Value AdamUpdate(const Napi::CallbackInfo& info) {
   Napi::Env env = info.Env();
   const std::string kern = "native.adamUpdate";
@@ -623,21 +605,11 @@ Napi::Value AdamUpdate(const Napi::CallbackInfo& info) {
                wd = asNum(env, info[8], kern, "weightDecay");
   const bool decoupled = asBool(env, info[9], kern, "decoupled");
   const double step = asNum(env, info[10], kern, "step");
-  const double bc1 = 1 - std::pow(beta1, step), bc2 = 1 - std::pow(beta2, step);
-  const double stepSize = lr / bc1, bc2Sqrt = std::sqrt(bc2);
-  float* p = param.p;
-  for (int64_t i = 0; i < n; i++) {
-    double g = grad[i];
-    if (decoupled) p[i] = (float)(p[i] * (1 - lr * wd));
-    else if (wd != 0) g += wd * p[i];
-    m[i] = (float)(beta1 * m[i] + (1 - beta1) * g);
-    v[i] = (float)(beta2 * v[i] + (1 - beta2) * g * g);
-    p[i] = (float)(p[i] - stepSize * m[i] / (std::sqrt((double)v[i]) / bc2Sqrt + eps));
-  }
+  adam_update(n, param.p, grad, m, v, lr, beta1, beta2, eps, wd, decoupled, step);
   return env.Undefined();
 }
 
-// SGD (PyTorch): param, grad, momentumBuffer [n]
+// SGD (PyTorch): param, grad, momentumBuffer [n] (optim.h)
 Napi::Value SgdUpdate(const Napi::CallbackInfo& info) {
   Napi::Env env = info.Env();
   const std::string kern = "native.sgdUpdate";
@@ -649,16 +621,7 @@ Napi::Value SgdUpdate(const Napi::CallbackInfo& info) {
                dampening = asNum(env, info[5], kern, "dampening"), wd = asNum(env, info[6], kern, "weightDecay");
   const bool nesterov = asBool(env, info[7], kern, "nesterov"), first = asBool(env, info[8], kern, "firstStep");
   float* buf = asF32(env, info[2], kern, "momentumBuffer", momentum != 0 ? n : 0, false).p;
-  float* p = param.p;
-  for (int64_t i = 0; i < n; i++) {
-    double g = grad[i] + wd * p[i];
-    if (momentum != 0) {
-      const double b = first ? g : momentum * buf[i] + (1 - dampening) * g;
-      buf[i] = (float)b;
-      g = nesterov ? g + momentum * buf[i] : buf[i];
-    }
-    p[i] = (float)(p[i] - lr * g);
-  }
+  sgd_update(n, param.p, grad, buf, lr, momentum, dampening, wd, nesterov, first);
   return env.Undefined();
 }
 

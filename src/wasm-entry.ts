@@ -17,3 +17,13 @@ export {
 export * from './portable.js';
 export type { SeqContext, UnaryOp } from './backends/backend.js';
 export { gateCount, recurrentSize } from './backends/backend.js';
+// Language models without a file system: vocabularies and text generation, the same sampling as
+// `rnnkit sample` (a seed gives the same text in both), for models read from a run directory's
+// weights.safetensors, vocab.json and config.json.
+export {
+  Vocabulary, tokenize, PAD, UNK, EOS, PAD_ID, UNK_ID, EOS_ID, SPECIALS,
+  type VocabLevel, type VocabularyJSON, type BuildVocabOptions,
+} from './lm/vocab.js';
+export {
+  TextGenerator, pickToken, filterDistribution, softmaxProbs, drawIndex, checkSamplingOptions, type SamplingOptions,
+} from './lm/generate.js';

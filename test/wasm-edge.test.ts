@@ -111,9 +111,9 @@ describe('wasm in other runtimes (golden lstm forward)', () => {
     }
   });
 
-  it('the relaxed-SIMD build passes the wasm cross-check suite (Node with --experimental-wasm-relaxed-simd)', () => {
+  it('the relaxed-SIMD build passes the wasm cross-check and kernel edge suites (Node with --experimental-wasm-relaxed-simd)', () => {
     const out = execFileSync(process.execPath, [
-      '--experimental-wasm-relaxed-simd', join(ROOT, 'node_modules/vitest/vitest.mjs'), 'run', 'test/wasm.test.ts',
+      '--experimental-wasm-relaxed-simd', join(ROOT, 'node_modules/vitest/vitest.mjs'), 'run', 'test/wasm.test.ts', 'test/kernel-edges.test.ts',
       '--pool=threads', '--reporter=dot',
     ], { cwd: ROOT, encoding: 'utf8', env: { ...process.env, RNNKIT_WASM_BUILD: 'relaxed', NO_COLOR: '1', FORCE_COLOR: '0' } });
     expect(out).toMatch(/Tests\s+\d+ passed/);

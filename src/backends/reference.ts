@@ -12,9 +12,12 @@ import {
   assertSeqBackwardArgs, assertSeqForwardArgs, assertSgdArgs, assertSumSquaresArgs, assertUnaryArgs,
 } from './validate.js';
 
-type FloatArray = Float32Array | Float64Array;
+/** The arrays the reference kernels compute on: float32, or float64 for the finite-difference checks. */
+export type FloatArray = Float32Array | Float64Array;
 
 const sigmoid = (v: number): number => 1 / (1 + Math.exp(-v));
+/** relu as PyTorch: NaN stays NaN. */
+const relu = (v: number): number => (v > 0 || Number.isNaN(v) ? v : 0);
 
 function alloc(like: FloatArray, n: number): FloatArray {
   return like instanceof Float64Array ? new Float64Array(n) : new Float32Array(n);
@@ -122,7 +125,7 @@ function seqForwardReference(a: SeqForwardArgs): ReferenceSeqContext {
       } else {
         for (let j = 0; j < H; j++) {
           const v = pre[j] + rec[j];
-          const h = cell === 'rnn_tanh' ? Math.tanh(v) : Math.max(0, v);
+          const h = cell === 'rnn_tanh' ? Math.tanh(v) : relu(v);
           gates[gateRow + j] = h;
           states[stateRow + j] = h;
         }
@@ -241,6 +244,10 @@ function seqBackwardReference(d: SeqBackwardArgs): void {
   }
 }
 
+/**
+ * The kernels in plain TypeScript: the readable specification the other backends are checked
+ * against; always available, slow.
+ */
 export class ReferenceBackend implements Backend {
   readonly name = 'reference';
 
@@ -291,7 +298,7 @@ export class ReferenceBackend implements Backend {
     assertUnaryArgs('reference', op, x, y);
     for (let i = 0; i < x.length; i++) {
       const v = x[i];
-      y[i] = op === 'tanh' ? Math.tanh(v) : op === 'sigmoid' ? sigmoid(v) : v > 0 ? v : 0;
+      y[i] = op === 'tanh' ? Math.tanh(v) : op === 'sigmoid' ? sigmoid(v) : relu(v);
     }
   }
 
@@ -299,8 +306,9 @@ export class ReferenceBackend implements Backend {
   unaryBackward(op: UnaryOp, x: FloatArray, y: FloatArray, dy: FloatArray, dx: FloatArray): void {
     assertUnaryArgs('reference', op, x, y, { dy, dx });
     for (let i = 0; i < dy.length; i++) {
-      const d = op === 'tanh' ? 1 - y[i] * y[i] : op === 'sigmoid' ? y[i] * (1 - y[i]) : x[i] > 0 ? 1 : 0;
-      dx[i] += dy[i] * d;
+      // relu passes dy where x > 0 (a select, so an inf or NaN dy elsewhere gives 0)
+      if (op === 'relu') dx[i] += x[i] > 0 ? dy[i] : 0;
+      else dx[i] += dy[i] * (op === 'tanh' ? 1 - y[i] * y[i] : y[i] * (1 - y[i]));
     }
   }
 
@@ -366,9 +374,9 @@ export class ReferenceBackend implements Backend {
     for (let i = 0; i < param.length; i++) {
       let g = grad[i] + weightDecay * param[i];
       if (momentum !== 0) {
-        const buf = firstStep ? g : momentum * momentumBuffer[i] + (1 - dampening) * g;
-        momentumBuffer[i] = buf;
-        g = nesterov ? g + momentum * buf : buf;
+        // the buffer is a float32 tensor in PyTorch: later terms use its stored (rounded) value
+        momentumBuffer[i] = firstStep ? g : momentum * momentumBuffer[i] + (1 - dampening) * g;
+        g = nesterov ? g + momentum * momentumBuffer[i] : momentumBuffer[i];
       }
       param[i] -= lr * g;
     }

@@ -1,0 +1,351 @@
+// Recurrent cells and sequence helpers (native/seq.cpp and the fused gate rows of
+// native/kernels.inc: lstm_fwd_row ... rnn_bwd_row), with the activations of ./math.
+import { at, get, ld, ldi, madd, put, st, vs } from './common';
+import { dsigmoidv, dtanhv, reluv, sigmoidv, tanhv } from './math';
+
+// ---------------------------------------------------------------------------------------------
+// Sequence kernels: helpers of one direction of one layer. The driver (wasm-core.ts) runs
+//   forward:  XP[TB,G] = bias rows (fillBias) + x[TB,I] @ wIh^T  (one GEMM for all steps)
+//             per step: HP[B,G] = h[B,R] @ wHh^T (one GEMM, all gates), *StepForward (fused
+//             pointwise), LSTM P>0: proj[B,P] = hRaw[B,H] @ wHr^T, scatterRows
+//   backward: per step (last to first): addDy, LSTM P>0: saveRows(dh), dhRaw = dh @ wHr,
+//             *StepBackward (pointwise grads), dh[B,R] += dGh[B,G] @ wHh (one GEMM)
+//             after the loop: dx += dGi @ wIh, dWIh += dGi^T @ x, dWHh += dGh^T @ Hprev,
+//             dB* += column sums, dWHr += dhAll^T @ hRaw (one GEMM each, all steps).
+
+/**
+ * XP[rows, G] = bIh + bHh, except that the GRU's n gate (columns >= 2H) gets bIh only (its
+ * b_hn is applied inside r * (W_hn h + b_hn)). Null biases are 0.
+ */
+export function fillBias(rows: i32, G: i32, bIh: usize, bHh: usize, gruH: i32, XP: usize): void {
+  const row0 = XP;
+  for (let g = 0; g < G; g++) {
+    let v: f32 = bIh ? ld(bIh, g) : 0;
+    if (bHh && (gruH == 0 || g < 2 * gruH)) v += ld(bHh, g);
+    st(row0, g, v);
+  }
+  const bytes = <usize>G << 2;
+  for (let r = 1; r < rows; r++) memory.copy(XP + <usize>r * bytes, row0, bytes);
+}
+
+// Each step kernel runs one body per element group: 4 lanes at a time over a row, then the same
+// body on one lane (a splat) for the row's tail, as native's row kernels (template <bool F>),
+// so an element gets the same arithmetic wherever it sits.
+
+// LSTM gates of elements [j, j+4) (full) or j alone (see lstmStepForward)
+// @ts-ignore: decorator
+@inline function lstmForwardAt(
+  j: i32, H: i32, xr: usize, hr: usize, gr: usize, cr: usize, cs: usize, ho: usize, hs: usize, full: bool,
+): void {
+  const ig = sigmoidv(f32x4.add(get(at(xr, j), full), get(at(hr, j), full)));
+  const fg = sigmoidv(f32x4.add(get(at(xr, H + j), full), get(at(hr, H + j), full)));
+  const gg = tanhv(f32x4.add(get(at(xr, 2 * H + j), full), get(at(hr, 2 * H + j), full)));
+  const og = sigmoidv(f32x4.add(get(at(xr, 3 * H + j), full), get(at(hr, 3 * H + j), full)));
+  put(at(gr, j), ig, full);
+  put(at(gr, H + j), fg, full);
+  put(at(gr, 2 * H + j), gg, full);
+  put(at(gr, 3 * H + j), og, full);
+  // c = f c + i g, h = o tanh(c)
+  const cv = madd(fg, get(at(cr, j), full), f32x4.mul(ig, gg));
+  put(at(cr, j), cv, full);
+  put(at(cs, j), cv, full);
+  const h = f32x4.mul(og, tanhv(cv));
+  put(at(ho, j), h, full);
+  if (hs) put(at(hs, j), h, full);
+}
+
+// LSTM step forward. xp [TB,4H] (row t*B+b), hp [B,4H], c [B,H] in/out,
+// hOut [B,H] (h = o*tanh(c), leading dim ldh), hSave [TB,H] or 0 (row t*B+b),
+// gates / cells saved at row (saveFull ? t*B+b : b): gates [*,4H] (i,f,g,o), cells [*,H].
+export function lstmStepForward(
+  B: i32, H: i32, tIdx: usize, xp: usize, hp: usize, c: usize, hOut: usize, ldh: i32,
+  hSave: usize, gates: usize, cells: usize, saveFull: i32,
+): void {
+  const G = 4 * H;
+  for (let b = 0; b < B; b++) {
+    const t = ldi(tIdx, b);
+    if (t < 0) continue;
+    const row = t * B + b;
+    const sr = saveFull ? row : b;
+    const xr = at(xp, row * G);
+    const hr = at(hp, b * G);
+    const gr = at(gates, sr * G);
+    const cr = at(c, b * H);
+    const cs = at(cells, sr * H);
+    const ho = at(hOut, b * ldh);
+    const hs: usize = hSave ? at(hSave, row * H) : 0;
+    let j = 0;
+    for (; j + 4 <= H; j += 4) lstmForwardAt(j, H, xr, hr, gr, cr, cs, ho, hs, true);
+    for (; j < H; j++) lstmForwardAt(j, H, xr, hr, gr, cr, cs, ho, hs, false);
+  }
+}
+
+// GRU gates of elements [j, j+4) (full) or j alone (see gruStepForward)
+// @ts-ignore: decorator
+@inline function gruForwardAt(
+  j: i32, H: i32, xr: usize, hr: usize, bHhN: usize, gr: usize, cs: usize, hb: usize, so: usize, full: bool,
+): void {
+  const rg = sigmoidv(f32x4.add(get(at(xr, j), full), get(at(hr, j), full)));
+  const zg = sigmoidv(f32x4.add(get(at(xr, H + j), full), get(at(hr, H + j), full)));
+  let hn = get(at(hr, 2 * H + j), full);
+  if (bHhN) hn = f32x4.add(hn, get(at(bHhN, j), full));
+  const ng = tanhv(madd(rg, hn, get(at(xr, 2 * H + j), full)));
+  put(at(gr, j), rg, full);
+  put(at(gr, H + j), zg, full);
+  put(at(gr, 2 * H + j), ng, full);
+  put(at(cs, j), hn, full);
+  // h = (1 - z) n + z h
+  const hv = madd(zg, get(at(hb, j), full), f32x4.mul(f32x4.sub(vs(1), zg), ng));
+  put(at(hb, j), hv, full);
+  put(at(so, j), hv, full);
+}
+
+// GRU step forward (PyTorch reset-after): xp [TB,3H] (includes b_ir+b_hr, b_iz+b_hz, b_in),
+// hp [B,3H] = W_hh h, bHhN = b_hh + 2H or 0, h [B,H] in/out, states [TB,H] (row t*B+b),
+// gates [*,3H] r,z,n and cells [*,H] = W_hn h + b_hn at row (saveFull ? t*B+b : b).
+export function gruStepForward(
+  B: i32, H: i32, tIdx: usize, xp: usize, hp: usize, bHhN: usize, h: usize, states: usize,
+  gates: usize, cells: usize, saveFull: i32,
+): void {
+  const G = 3 * H;
+  for (let b = 0; b < B; b++) {
+    const t = ldi(tIdx, b);
+    if (t < 0) continue;
+    const row = t * B + b;
+    const sr = saveFull ? row : b;
+    const xr = at(xp, row * G);
+    const hr = at(hp, b * G);
+    const gr = at(gates, sr * G);
+    const cs = at(cells, sr * H);
+    const hb = at(h, b * H);
+    const so = at(states, row * H);
+    let j = 0;
+    for (; j + 4 <= H; j += 4) gruForwardAt(j, H, xr, hr, bHhN, gr, cs, hb, so, true);
+    for (; j < H; j++) gruForwardAt(j, H, xr, hr, bHhN, gr, cs, hb, so, false);
+  }
+}
+
+// @ts-ignore: decorator
+@inline function rnnForwardAt(j: i32, relu: i32, xr: usize, hr: usize, hb: usize, so: usize, full: bool): void {
+  const v = f32x4.add(get(at(xr, j), full), get(at(hr, j), full));
+  const hv = relu ? reluv(v) : tanhv(v);
+  put(at(hb, j), hv, full);
+  put(at(so, j), hv, full);
+}
+
+// RNN step forward: h = act(xp + hp); h [B,H] in/out, states [TB,H] row t*B+b.
+export function rnnStepForward(B: i32, H: i32, tIdx: usize, xp: usize, hp: usize, relu: i32, h: usize, states: usize): void {
+  for (let b = 0; b < B; b++) {
+    const t = ldi(tIdx, b);
+    if (t < 0) continue;
+    const row = t * B + b;
+    const xr = at(xp, row * H);
+    const hr = at(hp, b * H);
+    const hb = at(h, b * H);
+    const so = at(states, row * H);
+    let j = 0;
+    for (; j + 4 <= H; j += 4) rnnForwardAt(j, relu, xr, hr, hb, so, true);
+    for (; j < H; j++) rnnForwardAt(j, relu, xr, hr, hb, so, false);
+  }
+}
+
+/** For active rows b: dst[b] (dst [B,n], leading n) and all[t*B+b] (or 0) = src[b] ([B,n]). */
+export function scatterRows(B: i32, n: i32, tIdx: usize, src: usize, dst: usize, all: usize): void {
+  const bytes = <usize>n << 2;
+  for (let b = 0; b < B; b++) {
+    const t = ldi(tIdx, b);
+    if (t < 0) continue;
+    if (dst) memory.copy(dst + <usize>b * bytes, src + <usize>b * bytes, bytes);
+    if (all) memory.copy(all + <usize>(t * B + b) * bytes, src + <usize>b * bytes, bytes);
+  }
+}
+
+/** dh[b, :R] += dy[(t*B+b)*dyStride + dyOffset + :R] for active rows. */
+export function addDy(B: i32, R: i32, tIdx: usize, dh: usize, dy: usize, dyStride: i32, dyOffset: i32): void {
+  for (let b = 0; b < B; b++) {
+    const t = ldi(tIdx, b);
+    if (t < 0) continue;
+    const src = at(dy, (t * B + b) * dyStride + dyOffset);
+    const d = at(dh, b * R);
+    for (let r = 0; r < R; r++) st(d, r, ld(d, r) + ld(src, r));
+  }
+}
+
+// LSTM gate gradients of elements [j, j+4) (full) or j alone (see lstmStepBackward)
+// @ts-ignore: decorator
+@inline function lstmBackwardAt(
+  j: i32, H: i32, gr: usize, cr: usize, cp: usize, dhr: usize, dcr: usize, dgs: usize, dga: usize, full: bool,
+): void {
+  const ig = get(at(gr, j), full);
+  const fg = get(at(gr, H + j), full);
+  const gg = get(at(gr, 2 * H + j), full);
+  const og = get(at(gr, 3 * H + j), full);
+  const tc = tanhv(get(at(cr, j), full));
+  const dh = get(at(dhr, j), full);
+  const cPrev = cp ? get(at(cp, j), full) : vs(0);
+  const dcv = madd(f32x4.mul(dh, og), dtanhv(tc), get(at(dcr, j), full));
+  const di = f32x4.mul(f32x4.mul(dcv, gg), dsigmoidv(ig));
+  const df = f32x4.mul(f32x4.mul(dcv, cPrev), dsigmoidv(fg));
+  const dg = f32x4.mul(f32x4.mul(dcv, ig), dtanhv(gg));
+  const dO = f32x4.mul(f32x4.mul(dh, tc), dsigmoidv(og));
+  put(at(dgs, j), di, full);
+  put(at(dgs, H + j), df, full);
+  put(at(dgs, 2 * H + j), dg, full);
+  put(at(dgs, 3 * H + j), dO, full);
+  put(at(dga, j), di, full);
+  put(at(dga, H + j), df, full);
+  put(at(dga, 2 * H + j), dg, full);
+  put(at(dga, 3 * H + j), dO, full);
+  put(at(dcr, j), f32x4.mul(dcv, fg), full);
+}
+
+// LSTM step backward. dhIn [B,H] = gradient of o*tanh(c) (dh itself when P = 0), dhState [B,R]
+// (set to 0 on active rows: the recurrent GEMM adds into it next), dc [B,H] in/out,
+// gates [TB,4H], cells [TB,H], c0 [B,H] or 0; out dG [B,4H] (zero on inactive rows) and
+// dGall [TB,4H] at row t*B+b.
+export function lstmStepBackward(
+  B: i32, H: i32, R: i32, tIdx: usize, prevT: usize, dhIn: usize, dhState: usize, dc: usize,
+  gates: usize, cells: usize, c0: usize, dG: usize, dGall: usize,
+): void {
+  const G = 4 * H;
+  for (let b = 0; b < B; b++) {
+    const t = ldi(tIdx, b);
+    const dgs = at(dG, b * G);
+    if (t < 0) {
+      memory.fill(dgs, 0, <usize>G << 2);
+      continue;
+    }
+    const row = t * B + b;
+    const pt = ldi(prevT, b);
+    const gr = at(gates, row * G);
+    const cr = at(cells, row * H);
+    const cp: usize = pt >= 0 ? at(cells, (pt * B + b) * H) : (c0 ? at(c0, b * H) : 0);
+    const dga = at(dGall, row * G);
+    const dhr = at(dhIn, b * H);
+    const dcr = at(dc, b * H);
+    let j = 0;
+    for (; j + 4 <= H; j += 4) lstmBackwardAt(j, H, gr, cr, cp, dhr, dcr, dgs, dga, true);
+    for (; j < H; j++) lstmBackwardAt(j, H, gr, cr, cp, dhr, dcr, dgs, dga, false);
+    memory.fill(at(dhState, b * R), 0, <usize>R << 2);
+  }
+}
+
+// GRU gate gradients of elements [j, j+4) (full) or j alone (see gruStepBackward)
+// @ts-ignore: decorator
+@inline function gruBackwardAt(
+  j: i32, H: i32, gr: usize, cr: usize, hp: usize, dhb: usize, dgi: usize, dgh: usize, dgs: usize, full: bool,
+): void {
+  const rg = get(at(gr, j), full);
+  const zg = get(at(gr, H + j), full);
+  const ng = get(at(gr, 2 * H + j), full);
+  const hn = get(at(cr, j), full);
+  const hPrev = hp ? get(at(hp, j), full) : vs(0);
+  const d = get(at(dhb, j), full);
+  const dn = f32x4.mul(f32x4.mul(d, f32x4.sub(vs(1), zg)), dtanhv(ng));
+  const dz = f32x4.mul(f32x4.mul(d, f32x4.sub(hPrev, ng)), dsigmoidv(zg));
+  const dr = f32x4.mul(f32x4.mul(dn, hn), dsigmoidv(rg));
+  const dnr = f32x4.mul(dn, rg);
+  put(at(dgi, j), dr, full);
+  put(at(dgi, H + j), dz, full);
+  put(at(dgi, 2 * H + j), dn, full);
+  put(at(dgh, j), dr, full);
+  put(at(dgh, H + j), dz, full);
+  put(at(dgh, 2 * H + j), dnr, full);
+  put(at(dgs, j), dr, full);
+  put(at(dgs, H + j), dz, full);
+  put(at(dgs, 2 * H + j), dnr, full);
+  put(at(dhb, j), f32x4.mul(d, zg), full);
+}
+
+// GRU step backward. dh [B,H] in/out (becomes the direct path dh * z on active rows),
+// gates [TB,3H], cells [TB,H] (W_hn h + b_hn), states [TB,H], h0 [B,H] or 0;
+// out dGh [B,3H] step (zero on inactive rows), dGiAll / dGhAll [TB,3H] at row t*B+b.
+export function gruStepBackward(
+  B: i32, H: i32, tIdx: usize, prevT: usize, dh: usize, gates: usize, cells: usize,
+  states: usize, h0: usize, dGh: usize, dGiAll: usize, dGhAll: usize,
+): void {
+  const G = 3 * H;
+  for (let b = 0; b < B; b++) {
+    const t = ldi(tIdx, b);
+    const dgs = at(dGh, b * G);
+    if (t < 0) {
+      memory.fill(dgs, 0, <usize>G << 2);
+      continue;
+    }
+    const row = t * B + b;
+    const pt = ldi(prevT, b);
+    const gr = at(gates, row * G);
+    const cr = at(cells, row * H);
+    const hp: usize = pt >= 0 ? at(states, (pt * B + b) * H) : (h0 ? at(h0, b * H) : 0);
+    const dgi = at(dGiAll, row * G);
+    const dgh = at(dGhAll, row * G);
+    const dhb = at(dh, b * H);
+    let j = 0;
+    for (; j + 4 <= H; j += 4) gruBackwardAt(j, H, gr, cr, hp, dhb, dgi, dgh, dgs, true);
+    for (; j < H; j++) gruBackwardAt(j, H, gr, cr, hp, dhb, dgi, dgh, dgs, false);
+  }
+}
+
+// @ts-ignore: decorator
+@inline function rnnBackwardAt(j: i32, relu: i32, hr: usize, dhb: usize, dgs: usize, dga: usize, full: bool): void {
+  const h = get(at(hr, j), full);
+  const d = get(at(dhb, j), full);
+  // relu: dh where h > 0 (a select), tanh: dh (1 - h)(1 + h)
+  const v = relu ? v128.and(d, f32x4.gt(h, vs(0))) : f32x4.mul(d, dtanhv(h));
+  put(at(dgs, j), v, full);
+  put(at(dga, j), v, full);
+  put(at(dhb, j), vs(0), full);
+}
+
+// RNN step backward: dh [B,H] in/out (0 on active rows), states [TB,H] (h = act(pre)),
+// out dG [B,H] step (zero on inactive rows), dGall [TB,H].
+export function rnnStepBackward(
+  B: i32, H: i32, tIdx: usize, relu: i32, dh: usize, states: usize, dG: usize, dGall: usize,
+): void {
+  for (let b = 0; b < B; b++) {
+    const t = ldi(tIdx, b);
+    const dgs = at(dG, b * H);
+    if (t < 0) {
+      memory.fill(dgs, 0, <usize>H << 2);
+      continue;
+    }
+    const row = t * B + b;
+    const hr = at(states, row * H);
+    const dga = at(dGall, row * H);
+    const dhb = at(dh, b * H);
+    let j = 0;
+    for (; j + 4 <= H; j += 4) rnnBackwardAt(j, relu, hr, dhb, dgs, dga, true);
+    for (; j < H; j++) rnnBackwardAt(j, relu, hr, dhb, dgs, dga, false);
+  }
+}
+
+/**
+ * out[q, :n] for q < rows: src[idx[q]] when idx[q] >= 0, init[q % B] when idx[q] == -1 and
+ * init != 0, else zeros. Builds the previous-state matrix Hprev [TB,R] for dWHh.
+ */
+export function gatherRows(rows: i32, n: i32, B: i32, idx: usize, src: usize, init: usize, out: usize): void {
+  const bytes = <usize>n << 2;
+  for (let q = 0; q < rows; q++) {
+    const p = ldi(idx, q);
+    const dst = out + <usize>q * bytes;
+    if (p >= 0) memory.copy(dst, src + <usize>p * bytes, bytes);
+    else if (p == -1 && init) memory.copy(dst, init + <usize>(q % B) * bytes, bytes);
+    else memory.fill(dst, 0, bytes);
+  }
+}
+
+/** dst[n] += column sums of src [rows, n] (row by row, so memory is read in order). */
+export function addColumnSums(rows: i32, n: i32, src: usize, dst: usize): void {
+  for (let r = 0; r < rows; r++) addInto(n, src + ((<usize>r * <usize>n) << 2), dst);
+}
+
+/** dst[n] += src[n]. */
+export function addInto(n: i32, src: usize, dst: usize): void {
+  let i = 0;
+  for (; i + 4 <= n; i += 4) {
+    const p = at(dst, i);
+    v128.store(p, f32x4.add(v128.load(p), v128.load(at(src, i))));
+  }
+  for (; i < n; i++) st(dst, i, ld(dst, i) + ld(src, i));
+}
+

@@ -1,0 +1,538 @@
+// SGEMM (native/gemm.cpp and the GEMM part of native/kernels.inc):
+// C[M,N] = alpha * op(A)[M,K] @ op(B)[K,N] + beta * C (row-major, leading dimensions).
+import { ld, madd, st } from './common';
+
+/** Static 4x8 float tile used to write partial micro-tiles. */
+const TILE: usize = memory.data(128, 16);
+
+// Goto-style: op(B) is packed once into 8-column panels per K block of KC (packB, so a weight
+// used at every time step is packed once per sequence); a block of MC rows of op(A) is packed
+// into 4-row panels; a 4x8 register tile of f32x4 accumulators (8 vectors) does the work.
+
+const KC: i32 = 256;
+const MC: i32 = 128;
+
+/** Floats of scratch packB needs for op(B) [K, N]. */
+export function packedBSize(K: i32, N: i32): i32 {
+  return K * ((N + 7) & ~7);
+}
+/** Floats of scratch gemmPacked needs for its packed block of A. */
+export function packedASize(): i32 {
+  return MC * KC;
+}
+
+/**
+ * Packs op(B) [K, N] (B is [K, ldb] or, when transB, [N, ldb]) into dst [K * Np] (Np = N rounded
+ * up to 8): K blocks of KC rows, each a run of 8-column panels [kc, 8], zero padded.
+ */
+export function packB(transB: i32, K: i32, N: i32, B: usize, ldb: i32, dst: usize): void {
+  const Np = (N + 7) & ~7;
+  for (let k0 = 0; k0 < K; k0 += KC) {
+    const kc = min(KC, K - k0);
+    const base = dst + ((<usize>k0 * <usize>Np) << 2);
+    for (let j0 = 0; j0 < Np; j0 += 8) {
+      const panel = base + ((<usize>j0 * <usize>kc) << 2);
+      if (!transB) {
+        if (j0 + 8 <= N) {
+          for (let k = 0; k < kc; k++) {
+            const src = B + ((<usize>(k0 + k) * <usize>ldb + <usize>j0) << 2);
+            const row = panel + (<usize>k << 5);
+            v128.store(row, v128.load(src));
+            v128.store(row, v128.load(src, 16), 16);
+          }
+        } else {
+          for (let k = 0; k < kc; k++) {
+            const src = B + ((<usize>(k0 + k) * <usize>ldb + <usize>j0) << 2);
+            const row = panel + (<usize>k << 5);
+            for (let c = 0; c < 8; c++) st(row, c, j0 + c < N ? ld(src, c) : 0);
+          }
+        }
+      } else if (j0 + 8 <= N) {
+        // op(B)[k][j] = B[j * ldb + k]: two 4x4 transposes per 4 values of k
+        const ldbb = <usize>ldb << 2;
+        const s0 = B + ((<usize>j0 * <usize>ldb + <usize>k0) << 2);
+        let k = 0;
+        for (; k + 4 <= kc; k += 4) {
+          const s = s0 + (<usize>k << 2);
+          const r0 = v128.load(s);
+          const r1 = v128.load(s + ldbb);
+          const r2 = v128.load(s + 2 * ldbb);
+          const r3 = v128.load(s + 3 * ldbb);
+          const r4 = v128.load(s + 4 * ldbb);
+          const r5 = v128.load(s + 5 * ldbb);
+          const r6 = v128.load(s + 6 * ldbb);
+          const r7 = v128.load(s + 7 * ldbb);
+          const t0 = f32x4.shuffle(r0, r1, 0, 4, 1, 5);
+          const t1 = f32x4.shuffle(r0, r1, 2, 6, 3, 7);
+          const t2 = f32x4.shuffle(r2, r3, 0, 4, 1, 5);
+          const t3 = f32x4.shuffle(r2, r3, 2, 6, 3, 7);
+          const u0 = f32x4.shuffle(r4, r5, 0, 4, 1, 5);
+          const u1 = f32x4.shuffle(r4, r5, 2, 6, 3, 7);
+          const u2 = f32x4.shuffle(r6, r7, 0, 4, 1, 5);
+          const u3 = f32x4.shuffle(r6, r7, 2, 6, 3, 7);
+          const row = panel + (<usize>k << 5);
+          v128.store(row, f32x4.shuffle(t0, t2, 0, 1, 4, 5));
+          v128.store(row, f32x4.shuffle(u0, u2, 0, 1, 4, 5), 16);
+          v128.store(row, f32x4.shuffle(t0, t2, 2, 3, 6, 7), 32);
+          v128.store(row, f32x4.shuffle(u0, u2, 2, 3, 6, 7), 48);
+          v128.store(row, f32x4.shuffle(t1, t3, 0, 1, 4, 5), 64);
+          v128.store(row, f32x4.shuffle(u1, u3, 0, 1, 4, 5), 80);
+          v128.store(row, f32x4.shuffle(t1, t3, 2, 3, 6, 7), 96);
+          v128.store(row, f32x4.shuffle(u1, u3, 2, 3, 6, 7), 112);
+        }
+        for (; k < kc; k++) {
+          for (let c = 0; c < 8; c++) st(panel, k * 8 + c, load<f32>(s0 + <usize>c * ldbb + (<usize>k << 2)));
+        }
+      } else {
+        // op(B)[k][j] = B[j * ldb + k], last partial panel
+        for (let c = 0; c < 8; c++) {
+          const j = j0 + c;
+          if (j < N) {
+            const src = B + ((<usize>j * <usize>ldb + <usize>k0) << 2);
+            for (let k = 0; k < kc; k++) st(panel, k * 8 + c, ld(src, k));
+          } else {
+            for (let k = 0; k < kc; k++) st(panel, k * 8 + c, 0);
+          }
+        }
+      }
+    }
+  }
+}
+
+/** Packs rows [i0, i0+mc) x cols [k0, k0+kc) of op(A) into 4-row panels [kc, 4], zero padded. */
+function packA(transA: i32, A: usize, lda: i32, i0: i32, mc: i32, k0: i32, kc: i32, dst: usize): void {
+  for (let ir = 0; ir < mc; ir += 4) {
+    const panel = dst + ((<usize>ir * <usize>kc) << 2);
+    const mr = min(4, mc - ir);
+    if (!transA) {
+      for (let r = 0; r < 4; r++) {
+        if (r < mr) {
+          const src = A + ((<usize>(i0 + ir + r) * <usize>lda + <usize>k0) << 2);
+          for (let k = 0; k < kc; k++) st(panel, k * 4 + r, ld(src, k));
+        } else {
+          for (let k = 0; k < kc; k++) st(panel, k * 4 + r, 0);
+        }
+      }
+    } else {
+      // op(A)[i][k] = A[k * lda + i]
+      if (mr == 4) {
+        for (let k = 0; k < kc; k++) {
+          const src = A + ((<usize>(k0 + k) * <usize>lda + <usize>(i0 + ir)) << 2);
+          v128.store(panel + (<usize>k << 4), v128.load(src));
+        }
+      } else {
+        for (let k = 0; k < kc; k++) {
+          const src = A + ((<usize>(k0 + k) * <usize>lda + <usize>(i0 + ir)) << 2);
+          for (let r = 0; r < 4; r++) st(panel, k * 4 + r, r < mr ? ld(src, r) : 0);
+        }
+      }
+    }
+  }
+}
+
+/** C[mr<=4, nr<=8] += alpha * Apanel[kc,4]^T-ish @ Bpanel[kc,8]: the 4x8 register tile. */
+function kernel4x8(kc: i32, ap: usize, bp: usize, c: usize, ldc: i32, alpha: f32, mr: i32, nr: i32): void {
+  let c0a = f32x4.splat(0);
+  let c0b = c0a, c1a = c0a, c1b = c0a, c2a = c0a, c2b = c0a, c3a = c0a, c3b = c0a;
+  for (let k = 0; k < kc; k++) {
+    const b0 = v128.load(bp);
+    const b1 = v128.load(bp, 16);
+    let a = v128.load32_splat(ap);
+    c0a = madd(a, b0, c0a);
+    c0b = madd(a, b1, c0b);
+    a = v128.load32_splat(ap, 4);
+    c1a = madd(a, b0, c1a);
+    c1b = madd(a, b1, c1b);
+    a = v128.load32_splat(ap, 8);
+    c2a = madd(a, b0, c2a);
+    c2b = madd(a, b1, c2b);
+    a = v128.load32_splat(ap, 12);
+    c3a = madd(a, b0, c3a);
+    c3b = madd(a, b1, c3b);
+    ap += 16;
+    bp += 32;
+  }
+  const ldcb = <usize>ldc << 2;
+  if (mr == 4 && nr == 8) {
+    const av = f32x4.splat(alpha);
+    let p = c;
+    v128.store(p, madd(av, c0a, v128.load(p)));
+    v128.store(p, madd(av, c0b, v128.load(p, 16)), 16);
+    p += ldcb;
+    v128.store(p, madd(av, c1a, v128.load(p)));
+    v128.store(p, madd(av, c1b, v128.load(p, 16)), 16);
+    p += ldcb;
+    v128.store(p, madd(av, c2a, v128.load(p)));
+    v128.store(p, madd(av, c2b, v128.load(p, 16)), 16);
+    p += ldcb;
+    v128.store(p, madd(av, c3a, v128.load(p)));
+    v128.store(p, madd(av, c3b, v128.load(p, 16)), 16);
+  } else {
+    v128.store(TILE, c0a);
+    v128.store(TILE, c0b, 16);
+    v128.store(TILE, c1a, 32);
+    v128.store(TILE, c1b, 48);
+    v128.store(TILE, c2a, 64);
+    v128.store(TILE, c2b, 80);
+    v128.store(TILE, c3a, 96);
+    v128.store(TILE, c3b, 112);
+    for (let r = 0; r < mr; r++) {
+      const row = c + <usize>r * ldcb;
+      for (let j = 0; j < nr; j++) st(row, j, ld(row, j) + alpha * ld(TILE, r * 8 + j));
+    }
+  }
+}
+
+/** c[0, nr) += alpha * (a0 | a1): the store of a 1x8 tile (nr < 8 goes through TILE). */
+@inline function addTile1x8(c: usize, a0: v128, a1: v128, alpha: f32, nr: i32): void {
+  if (nr == 8) {
+    const av = f32x4.splat(alpha);
+    v128.store(c, madd(av, a0, v128.load(c)));
+    v128.store(c, madd(av, a1, v128.load(c, 16)), 16);
+  } else {
+    v128.store(TILE, a0);
+    v128.store(TILE, a1, 16);
+    for (let j = 0; j < nr; j++) st(c, j, ld(c, j) + alpha * ld(TILE, j));
+  }
+}
+
+/** One row of a 4-row A panel (ap already offset to the row) times a B panel: 1x8 tile. */
+function kernel1x8(kc: i32, ap: usize, bp: usize, c: usize, alpha: f32, nr: i32): void {
+  let a0 = f32x4.splat(0);
+  let a1 = a0, e0 = a0, e1 = a0;
+  let k = 0;
+  for (; k + 1 < kc; k += 2) {
+    let a = v128.load32_splat(ap);
+    a0 = madd(a, v128.load(bp), a0);
+    a1 = madd(a, v128.load(bp, 16), a1);
+    a = v128.load32_splat(ap, 16);
+    e0 = madd(a, v128.load(bp, 32), e0);
+    e1 = madd(a, v128.load(bp, 48), e1);
+    ap += 32;
+    bp += 64;
+  }
+  if (k < kc) {
+    const a = v128.load32_splat(ap);
+    a0 = madd(a, v128.load(bp), a0);
+    a1 = madd(a, v128.load(bp, 16), a1);
+  }
+  a0 = f32x4.add(a0, e0);
+  a1 = f32x4.add(a1, e1);
+  addTile1x8(c, a0, a1, alpha, nr);
+}
+
+/** C = beta * C over [M, N] with leading dimension ldc; beta = 0 ignores C's contents. */
+function scaleC(M: i32, N: i32, beta: f32, C: usize, ldc: i32): void {
+  if (beta == 1) return;
+  for (let i = 0; i < M; i++) {
+    const row = C + ((<usize>i * <usize>ldc) << 2);
+    if (beta == 0) memory.fill(row, 0, <usize>N << 2);
+    else for (let j = 0; j < N; j++) st(row, j, beta * ld(row, j));
+  }
+}
+
+/** C[1, N] += alpha * a[K] @ Bp (packed), straight from a: the streaming (batch 1) step. */
+function gemvPacked(N: i32, K: i32, alpha: f32, a: usize, Bp: usize, C: usize): void {
+  const Np = (N + 7) & ~7;
+  for (let k0 = 0; k0 < K; k0 += KC) {
+    const kc = min(KC, K - k0);
+    const bBase = Bp + ((<usize>k0 * <usize>Np) << 2);
+    const ak = a + (<usize>k0 << 2);
+    let j0 = 0;
+    // two panels (16 columns) at a time: 4 independent accumulators
+    for (; j0 + 16 <= N; j0 += 16) {
+      let bp = bBase + ((<usize>j0 * <usize>kc) << 2);
+      let bq = bp + ((<usize>kc) << 5);
+      let s0 = f32x4.splat(0);
+      let s1 = s0, s2 = s0, s3 = s0;
+      for (let k = 0; k < kc; k++) {
+        const av = v128.load32_splat(ak + (<usize>k << 2));
+        s0 = madd(av, v128.load(bp), s0);
+        s1 = madd(av, v128.load(bp, 16), s1);
+        s2 = madd(av, v128.load(bq), s2);
+        s3 = madd(av, v128.load(bq, 16), s3);
+        bp += 32;
+        bq += 32;
+      }
+      const c = C + (<usize>j0 << 2);
+      const al = f32x4.splat(alpha);
+      v128.store(c, madd(al, s0, v128.load(c)));
+      v128.store(c, madd(al, s1, v128.load(c, 16)), 16);
+      v128.store(c, madd(al, s2, v128.load(c, 32)), 32);
+      v128.store(c, madd(al, s3, v128.load(c, 48)), 48);
+    }
+    for (; j0 < N; j0 += 8) {
+      const nr = min(8, N - j0);
+      kernel1x8NoPack(kc, ak, bBase + ((<usize>j0 * <usize>kc) << 2), C + (<usize>j0 << 2), alpha, nr);
+    }
+  }
+}
+
+/** kernel1x8 with A read contiguously (stride 4 bytes) instead of from a 4-row panel. */
+function kernel1x8NoPack(kc: i32, ap: usize, bp: usize, c: usize, alpha: f32, nr: i32): void {
+  let a0 = f32x4.splat(0);
+  let a1 = a0;
+  for (let k = 0; k < kc; k++) {
+    const a = v128.load32_splat(ap + (<usize>k << 2));
+    a0 = madd(a, v128.load(bp), a0);
+    a1 = madd(a, v128.load(bp, 16), a1);
+    bp += 32;
+  }
+  addTile1x8(c, a0, a1, alpha, nr);
+}
+
+/**
+ * C[M,N] = alpha * op(A)[M,K] @ Bp + beta * C, with Bp = packB(op(B) [K,N]).
+ * Ap: scratch of packedASize() floats.
+ */
+export function gemmPacked(
+  transA: i32, M: i32, N: i32, K: i32, alpha: f32, A: usize, lda: i32, Bp: usize,
+  beta: f32, C: usize, ldc: i32, Ap: usize,
+): void {
+  scaleC(M, N, beta, C, ldc);
+  if (M == 0 || N == 0 || K == 0 || alpha == 0) return;
+  if (M == 1 && !transA) {
+    gemvPacked(N, K, alpha, A, Bp, C);
+    return;
+  }
+  const Np = (N + 7) & ~7;
+  const ldcb = <usize>ldc << 2;
+  for (let k0 = 0; k0 < K; k0 += KC) {
+    const kc = min(KC, K - k0);
+    const bBase = Bp + ((<usize>k0 * <usize>Np) << 2);
+    for (let i0 = 0; i0 < M; i0 += MC) {
+      const mc = min(MC, M - i0);
+      packA(transA, A, lda, i0, mc, k0, kc, Ap);
+      for (let j0 = 0; j0 < N; j0 += 8) {
+        const nr = min(8, N - j0);
+        const bPanel = bBase + ((<usize>j0 * <usize>kc) << 2);
+        for (let ir = 0; ir < mc; ir += 4) {
+          const mr = min(4, mc - ir);
+          const aPanel = Ap + ((<usize>ir * <usize>kc) << 2);
+          const cp = C + <usize>(i0 + ir) * ldcb + (<usize>j0 << 2);
+          if (mr >= 3) {
+            kernel4x8(kc, aPanel, bPanel, cp, ldc, alpha, mr, nr);
+          } else {
+            for (let r = 0; r < mr; r++) {
+              kernel1x8(kc, aPanel + (<usize>r << 2), bPanel, cp + <usize>r * ldcb, alpha, nr);
+            }
+          }
+        }
+      }
+    }
+  }
+}
+
+// @ts-ignore: decorator
+@inline function hsum(v: v128): f32 {
+  return (f32x4.extract_lane(v, 0) + f32x4.extract_lane(v, 1)) + (f32x4.extract_lane(v, 2) + f32x4.extract_lane(v, 3));
+}
+
+/**
+ * C[M,N] = alpha * A[M,K] @ op(B)[K,N] + beta * C without packing, for a few rows (M <= 4:
+ * streaming, batch 1): transB = dot products of A's rows with B's rows; else rows of 32 columns
+ * of C held in registers while k runs.
+ */
+export function gemmSmallM(
+  transB: i32, M: i32, N: i32, K: i32, alpha: f32, A: usize, lda: i32, B: usize, ldb: i32,
+  beta: f32, C: usize, ldc: i32,
+): void {
+  scaleC(M, N, beta, C, ldc);
+  if (M == 0 || N == 0 || K == 0 || alpha == 0) return;
+  const ldab = <usize>lda << 2;
+  const ldbb = <usize>ldb << 2;
+  const ldcb = <usize>ldc << 2;
+  if (transB) {
+    let n = 0;
+    for (; n + 4 <= N; n += 4) {
+      const b0 = B + <usize>n * ldbb;
+      const b1 = b0 + ldbb;
+      const b2 = b1 + ldbb;
+      const b3 = b2 + ldbb;
+      for (let m = 0; m < M; m++) {
+        const a = A + <usize>m * ldab;
+        let s0 = f32x4.splat(0);
+        let s1 = s0, s2 = s0, s3 = s0;
+        let k = 0;
+        for (; k + 4 <= K; k += 4) {
+          const o = <usize>k << 2;
+          const av = v128.load(a + o);
+          s0 = madd(av, v128.load(b0 + o), s0);
+          s1 = madd(av, v128.load(b1 + o), s1);
+          s2 = madd(av, v128.load(b2 + o), s2);
+          s3 = madd(av, v128.load(b3 + o), s3);
+        }
+        let e0 = hsum(s0), e1 = hsum(s1), e2 = hsum(s2), e3 = hsum(s3);
+        for (; k < K; k++) {
+          const av = ld(a, k);
+          e0 += av * ld(b0, k);
+          e1 += av * ld(b1, k);
+          e2 += av * ld(b2, k);
+          e3 += av * ld(b3, k);
+        }
+        const c = C + <usize>m * ldcb + (<usize>n << 2);
+        st(c, 0, ld(c, 0) + alpha * e0);
+        st(c, 1, ld(c, 1) + alpha * e1);
+        st(c, 2, ld(c, 2) + alpha * e2);
+        st(c, 3, ld(c, 3) + alpha * e3);
+      }
+    }
+    for (; n < N; n++) {
+      const b0 = B + <usize>n * ldbb;
+      for (let m = 0; m < M; m++) {
+        const a = A + <usize>m * ldab;
+        let s0 = f32x4.splat(0);
+        let k = 0;
+        for (; k + 4 <= K; k += 4) s0 = madd(v128.load(a + (<usize>k << 2)), v128.load(b0 + (<usize>k << 2)), s0);
+        let e0 = hsum(s0);
+        for (; k < K; k++) e0 += ld(a, k) * ld(b0, k);
+        const c = C + <usize>m * ldcb + (<usize>n << 2);
+        st(c, 0, ld(c, 0) + alpha * e0);
+      }
+    }
+  } else {
+    let n = 0;
+    if (M >= 3) {
+      // 4x8 register tiles read straight from B's rows (rows of A in groups of up to 4)
+      for (; n + 8 <= N; n += 8) {
+        for (let m0 = 0; m0 < M; m0 += 4) {
+          const mr = min(4, M - m0);
+          const a0 = A + <usize>m0 * ldab;
+          const a1 = mr > 1 ? a0 + ldab : a0;
+          const a2 = mr > 2 ? a1 + ldab : a1;
+          const a3 = mr > 3 ? a2 + ldab : a2;
+          let c0a = f32x4.splat(0);
+          let c0b = c0a, c1a = c0a, c1b = c0a, c2a = c0a, c2b = c0a, c3a = c0a, c3b = c0a;
+          let b = B + (<usize>n << 2);
+          for (let k = 0; k < K; k++) {
+            const o = <usize>k << 2;
+            const b0 = v128.load(b);
+            const b1 = v128.load(b, 16);
+            let av = v128.load32_splat(a0 + o);
+            c0a = madd(av, b0, c0a);
+            c0b = madd(av, b1, c0b);
+            av = v128.load32_splat(a1 + o);
+            c1a = madd(av, b0, c1a);
+            c1b = madd(av, b1, c1b);
+            av = v128.load32_splat(a2 + o);
+            c2a = madd(av, b0, c2a);
+            c2b = madd(av, b1, c2b);
+            av = v128.load32_splat(a3 + o);
+            c3a = madd(av, b0, c3a);
+            c3b = madd(av, b1, c3b);
+            b += ldbb;
+          }
+          const al = f32x4.splat(alpha);
+          let c = C + <usize>m0 * ldcb + (<usize>n << 2);
+          v128.store(c, madd(al, c0a, v128.load(c)));
+          v128.store(c, madd(al, c0b, v128.load(c, 16)), 16);
+          if (mr > 1) {
+            c += ldcb;
+            v128.store(c, madd(al, c1a, v128.load(c)));
+            v128.store(c, madd(al, c1b, v128.load(c, 16)), 16);
+          }
+          if (mr > 2) {
+            c += ldcb;
+            v128.store(c, madd(al, c2a, v128.load(c)));
+            v128.store(c, madd(al, c2b, v128.load(c, 16)), 16);
+          }
+          if (mr > 3) {
+            c += ldcb;
+            v128.store(c, madd(al, c3a, v128.load(c)));
+            v128.store(c, madd(al, c3b, v128.load(c, 16)), 16);
+          }
+        }
+      }
+    }
+    for (; n + 32 <= N; n += 32) {
+      for (let m = 0; m < M; m++) {
+        const a = A + <usize>m * ldab;
+        let c0 = f32x4.splat(0);
+        let c1 = c0, c2 = c0, c3 = c0, c4 = c0, c5 = c0, c6 = c0, c7 = c0;
+        let b = B + (<usize>n << 2);
+        for (let k = 0; k < K; k++) {
+          const av = v128.load32_splat(a + (<usize>k << 2));
+          c0 = madd(av, v128.load(b), c0);
+          c1 = madd(av, v128.load(b, 16), c1);
+          c2 = madd(av, v128.load(b, 32), c2);
+          c3 = madd(av, v128.load(b, 48), c3);
+          c4 = madd(av, v128.load(b, 64), c4);
+          c5 = madd(av, v128.load(b, 80), c5);
+          c6 = madd(av, v128.load(b, 96), c6);
+          c7 = madd(av, v128.load(b, 112), c7);
+          b += ldbb;
+        }
+        const c = C + <usize>m * ldcb + (<usize>n << 2);
+        const al = f32x4.splat(alpha);
+        v128.store(c, madd(al, c0, v128.load(c)));
+        v128.store(c, madd(al, c1, v128.load(c, 16)), 16);
+        v128.store(c, madd(al, c2, v128.load(c, 32)), 32);
+        v128.store(c, madd(al, c3, v128.load(c, 48)), 48);
+        v128.store(c, madd(al, c4, v128.load(c, 64)), 64);
+        v128.store(c, madd(al, c5, v128.load(c, 80)), 80);
+        v128.store(c, madd(al, c6, v128.load(c, 96)), 96);
+        v128.store(c, madd(al, c7, v128.load(c, 112)), 112);
+      }
+    }
+    for (; n + 4 <= N; n += 4) {
+      for (let m = 0; m < M; m++) {
+        const a = A + <usize>m * ldab;
+        let c0 = f32x4.splat(0);
+        let b = B + (<usize>n << 2);
+        for (let k = 0; k < K; k++) {
+          c0 = madd(v128.load32_splat(a + (<usize>k << 2)), v128.load(b), c0);
+          b += ldbb;
+        }
+        const c = C + <usize>m * ldcb + (<usize>n << 2);
+        v128.store(c, madd(f32x4.splat(alpha), c0, v128.load(c)));
+      }
+    }
+    for (; n < N; n++) {
+      for (let m = 0; m < M; m++) {
+        const a = A + <usize>m * ldab;
+        let e: f32 = 0;
+        for (let k = 0; k < K; k++) e += ld(a, k) * ld(B, k * ldb + n);
+        const c = C + <usize>m * ldcb + (<usize>n << 2);
+        st(c, 0, ld(c, 0) + alpha * e);
+      }
+    }
+  }
+}
+
+/** Full GEMM; scratch holds packedBSize(K, N) + packedASize() floats. */
+export function gemm(
+  transA: i32, transB: i32, M: i32, N: i32, K: i32, alpha: f32, A: usize, lda: i32,
+  B: usize, ldb: i32, beta: f32, C: usize, ldc: i32, scratch: usize,
+): void {
+  if (M == 0 || N == 0) return;
+  if (K == 0 || alpha == 0) {
+    scaleC(M, N, beta, C, ldc);
+    return;
+  }
+  if (!transA && M <= 4) {
+    gemmSmallM(transB, M, N, K, alpha, A, lda, B, ldb, beta, C, ldc);
+    return;
+  }
+  packB(transB, K, N, B, ldb, scratch);
+  gemmPacked(transA, M, N, K, alpha, A, lda, scratch, beta, C, ldc, scratch + (<usize>packedBSize(K, N) << 2));
+}
+
+/** The plain triple loop, kept beside the fast GEMM for testing and as the readable form. */
+export function gemmNaive(
+  transA: i32, transB: i32, M: i32, N: i32, K: i32, alpha: f32, A: usize, lda: i32,
+  B: usize, ldb: i32, beta: f32, C: usize, ldc: i32,
+): void {
+  for (let m = 0; m < M; m++) {
+    for (let n = 0; n < N; n++) {
+      let acc: f32 = 0;
+      for (let k = 0; k < K; k++) {
+        const av = transA ? ld(A, k * lda + m) : ld(A, m * lda + k);
+        const bv = transB ? ld(B, n * ldb + k) : ld(B, k * ldb + n);
+        acc += av * bv;
+      }
+      const ci = m * ldc + n;
+      st(C, ci, alpha * acc + (beta == 0 ? <f32>0 : beta * ld(C, ci)));
+    }
+  }
+}
+

@@ -1,0 +1,127 @@
+// Activations and element-wise ops (native/kernels.inc: vexp, vsigmoid, vtanh, unary_fwd/bwd).
+//
+// The same operations in the same order as the native kernels (Cephes expf / tanhf
+// polynomials), so the backends differ only where one fuses a multiply-add. Error bounds against
+// float64 (test/kernel-edges.test.ts): exp 1 ulp, sigmoid 2 ulp, tanh 2 ulp; tanh(x) = x for
+// |x| < 2^-12 (and subnormals), sigmoid and exp reach the subnormals.
+// A row's tail goes through the same vector code as its body (one element splat into every lane),
+// so an element gets the same result wherever it sits in a row.
+import { at, get, madd, put, vs } from './common';
+
+/**
+ * exp(x) with the IEEE range of expf: +inf above ln(FLT_MAX) ~ 88.72, gradual underflow to
+ * subnormals below -87.34 and 0 below -103.97. The clamp to [-104, 89] only keeps n an integer
+ * in range (it changes no result); NaN passes through.
+ */
+// @ts-ignore: decorator
+@inline export function expv(x0: v128): v128 {
+  const x = f32x4.min(f32x4.max(x0, vs(-104)), vs(89));
+  // n = round(x / ln2) by the 1.5 * 2^23 trick, r = x - n ln2 in two parts (Cody-Waite)
+  const t = madd(x, vs(1.44269504088896341), vs(12582912.0));
+  const n = f32x4.sub(t, vs(12582912.0));
+  let r = f32x4.sub(x, f32x4.mul(n, vs(0.693359375)));
+  r = f32x4.sub(r, f32x4.mul(n, vs(-2.12194440e-4)));
+  const z = f32x4.mul(r, r);
+  let p = vs(1.9875691500e-4);
+  p = madd(p, r, vs(1.3981999507e-3));
+  p = madd(p, r, vs(8.3334519073e-3));
+  p = madd(p, r, vs(4.1665795894e-2));
+  p = madd(p, r, vs(1.6666665459e-1));
+  p = madd(p, r, vs(5.0000001201e-1));
+  const y = madd(p, z, f32x4.add(r, vs(1)));
+  // y * 2^n as y * 2^n1 * 2^n2 (n1 = n >> 1, n2 = n - n1, both in [-75, 65]): the first
+  // product is exact, the second rounds once, into the subnormals or to inf where exp does
+  const ni = i32x4.trunc_sat_f32x4_s(n);
+  const n1 = i32x4.shr_s(ni, 1);
+  const n2 = i32x4.sub(ni, n1);
+  const bias = i32x4.splat(127);
+  return f32x4.mul(f32x4.mul(y, i32x4.shl(i32x4.add(n1, bias), 23)), i32x4.shl(i32x4.add(n2, bias), 23));
+}
+
+/**
+ * sigmoid(x) = 1 / (1 + e^-x); for x < 0 as e^x / (1 + e^x), which keeps relative accuracy down
+ * to the subnormals instead of reaching 0 at x = -88.7.
+ */
+// @ts-ignore: decorator
+@inline export function sigmoidv(x: v128): v128 {
+  const e = expv(f32x4.neg(f32x4.abs(x)));
+  return f32x4.div(v128.bitselect(vs(1), e, f32x4.ge(x, vs(0))), f32x4.add(vs(1), e));
+}
+
+/**
+ * tanh(x): |x| < 0.625: x + x^3 P(x^2) (relative accuracy near 0, tanh(x) = x for tiny x);
+ * else 1 - 2 / (e^2|x| + 1) with the sign of x (1 for |x| > 9.1, also +-inf). NaN stays NaN.
+ */
+// @ts-ignore: decorator
+@inline export function tanhv(x: v128): v128 {
+  const ax = f32x4.abs(x);
+  const big = f32x4.sub(vs(1), f32x4.div(vs(2), f32x4.add(expv(f32x4.add(ax, ax)), vs(1))));
+  const z = f32x4.mul(ax, ax);
+  let p = vs(-5.70498872745e-3);
+  p = madd(p, z, vs(2.06390887954e-2));
+  p = madd(p, z, vs(-5.37397155531e-2));
+  p = madd(p, z, vs(1.33314422036e-1));
+  p = madd(p, z, vs(-3.33332819422e-1));
+  const small = madd(f32x4.mul(p, z), ax, ax);
+  // tanh is odd: computed for |x|, then the sign of x (which also keeps tanh(-0) = -0)
+  return v128.or(v128.bitselect(small, big, f32x4.lt(ax, vs(0.625))), v128.and(x, i32x4.splat(0x80000000)));
+}
+
+/** relu as PyTorch: x > 0 ? x : 0, NaN stays NaN. */
+// @ts-ignore: decorator
+@inline export function reluv(x: v128): v128 {
+  return v128.bitselect(x, vs(0), v128.or(f32x4.gt(x, vs(0)), f32x4.ne(x, x)));
+}
+
+/**
+ * The derivatives from the activated value y: tanh' = 1 - y^2 as (1 - y)(1 + y), accurate to
+ * ~1 ulp also near |y| = 1 where 1 - y*y would lose up to ~10 bits; sigmoid' = y(1 - y).
+ */
+// @ts-ignore: decorator
+@inline export function dtanhv(y: v128): v128 {
+  return f32x4.mul(f32x4.sub(vs(1), y), f32x4.add(vs(1), y));
+}
+// @ts-ignore: decorator
+@inline export function dsigmoidv(y: v128): v128 {
+  return f32x4.mul(y, f32x4.sub(vs(1), y));
+}
+
+/** Test hook: y[n] = exp / sigmoid / tanh (op 0, 1, 2) of x[n] with the vector code, n % 4 == 0. */
+export function vecMath(op: i32, n: i32, x: usize, y: usize): void {
+  for (let i = 0; i < n; i += 4) {
+    const v = v128.load(at(x, i));
+    v128.store(at(y, i), op == 0 ? expv(v) : op == 1 ? sigmoidv(v) : tanhv(v));
+  }
+}
+
+// @ts-ignore: decorator
+@inline function unaryv(op: i32, v: v128): v128 {
+  return op == 0 ? tanhv(v) : op == 1 ? sigmoidv(v) : reluv(v);
+}
+
+// op: 0 tanh, 1 sigmoid, 2 relu. y[n] = op(x[n])
+export function unaryForward(op: i32, n: i32, x: usize, y: usize): void {
+  let i = 0;
+  for (; i + 4 <= n; i += 4) put(at(y, i), unaryv(op, get(at(x, i), true)), true);
+  for (; i < n; i++) put(at(y, i), unaryv(op, get(at(x, i), false)), false);
+}
+
+// dx + dy * op'(x or y): tanh (1 - y)(1 + y), sigmoid y(1 - y), relu x > 0 ? dy : 0
+// @ts-ignore: decorator
+@inline function unaryBackwardv(op: i32, x: v128, y: v128, dy: v128, dx: v128): v128 {
+  if (op == 2) return f32x4.add(dx, v128.and(dy, f32x4.gt(x, vs(0))));
+  return madd(dy, op == 0 ? dtanhv(y) : dsigmoidv(y), dx);
+}
+
+// @ts-ignore: decorator
+@inline function unaryBackwardAt(op: i32, i: i32, x: usize, y: usize, dy: usize, dx: usize, full: bool): void {
+  const r = unaryBackwardv(op, get(at(x, i), full), get(at(y, i), full), get(at(dy, i), full), get(at(dx, i), full));
+  put(at(dx, i), r, full);
+}
+
+// dx[n] += dy[n] * op'(x or y)
+export function unaryBackward(op: i32, n: i32, x: usize, y: usize, dy: usize, dx: usize): void {
+  let i = 0;
+  for (; i + 4 <= n; i += 4) unaryBackwardAt(op, i, x, y, dy, dx, true);
+  for (; i < n; i++) unaryBackwardAt(op, i, x, y, dy, dx, false);
+}
