@@ -4,6 +4,7 @@
 import { type BackendName, backendStatus, loadBackend } from './index.js';
 import { nativeOrigin } from './native.js';
 
+/** What is in use on this machine: platform, native binary and its ISA, wasm build, the backend 'auto' picks. */
 export interface DoctorReport {
   runtime: string;
   platform: string;
