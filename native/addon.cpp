@@ -249,18 +249,57 @@ struct FwdParsed {
   SeqFwdIn in;
 };
 
-int parseCell(Napi::Env env, const Napi::Value& v, const std::string& kern) {
-  if (!v.IsString()) typeError(env, kern + ": cell must be a string");
-  const std::string c = v.As<Napi::String>().Utf8Value();
-  if (c == "lstm") return CELL_LSTM;
-  if (c == "gru") return CELL_GRU;
-  if (c == "rnn_tanh") return CELL_RNN_TANH;
-  if (c == "rnn_relu") return CELL_RNN_RELU;
-  rangeError(env, kern + ": cell must be lstm, gru, rnn_tanh or rnn_relu, received " + c);
+// The one mapping of the cell kinds to the kernels' CellId, with the facts the checks below need:
+// the table of src/backends/cells.ts (CELLS), in the order of the ids. test/native.test.ts checks
+// it against that table through cellKinds().
+struct CellInfo {
+  const char* name;
+  int id;       // CellId
+  int gates;    // G = gates * H
+  bool cState;  // has the state c (c0, cN, dc0, dcN)
+  bool projection;
+};
+const CellInfo kCells[] = {
+    {"lstm", CELL_LSTM, 4, true, true},
+    {"gru", CELL_GRU, 3, false, false},
+    {"rnn_tanh", CELL_RNN_TANH, 1, false, false},
+    {"rnn_relu", CELL_RNN_RELU, 1, false, false},
+};
+
+const CellInfo& cellInfo(int id) {
+  for (const CellInfo& c : kCells)
+    if (c.id == id) return c;
+  return kCells[0];  // unreachable: ids come from parseCell
 }
 
-const char* cellName(int c) {
-  return c == CELL_LSTM ? "lstm" : c == CELL_GRU ? "gru" : c == CELL_RNN_TANH ? "rnn_tanh" : "rnn_relu";
+const char* cellName(int id) { return cellInfo(id).name; }
+
+int parseCell(Napi::Env env, const Napi::Value& v, const std::string& kern) {
+  std::string kinds;
+  for (const CellInfo& c : kCells) kinds += std::string(kinds.empty() ? "" : ", ") + c.name;
+  if (!v.IsString()) typeError(env, kern + ": cell must be a string, one of " + kinds);
+  const std::string name = v.As<Napi::String>().Utf8Value();
+  for (const CellInfo& c : kCells)
+    if (name == c.name) return c.id;
+  rangeError(env, kern + ": cell must be one of " + kinds + ", received " + name);
+}
+
+// cellKinds() -> [{ name, id, gates, cState, projection }]: the table above.
+Napi::Value CellKinds(const Napi::CallbackInfo& info) {
+  checkArgc(info, 0, "native.cellKinds");
+  Napi::Env env = info.Env();
+  Napi::Array out = Napi::Array::New(env);
+  uint32_t n = 0;
+  for (const CellInfo& c : kCells) {
+    Napi::Object o = Napi::Object::New(env);
+    o.Set("name", c.name);
+    o.Set("id", c.id);
+    o.Set("gates", c.gates);
+    o.Set("cState", c.cState);
+    o.Set("projection", c.projection);
+    out.Set(n++, o);
+  }
+  return out;
 }
 
 // Reads the dimensions (and weights, which backward needs again) of a forward args object.
@@ -273,11 +312,10 @@ SeqDims parseDims(Napi::Env env, const Napi::Object& a, const std::string& kern0
   d.I = (int)asInt(env, a.Get("I"), kern, "I", 1, kMaxDim);
   d.H = (int)asInt(env, a.Get("H"), kern, "H", 1, kMaxDim);
   d.P = (int)asInt(env, a.Get("P"), kern, "P", 0, kMaxDim);
-  if (d.P > 0 && d.cell != CELL_LSTM) rangeError(env, kern + ": a projection exists only for LSTM");
+  if (d.P > 0 && !cellInfo(d.cell).projection) rangeError(env, kern + ": a projection exists only for LSTM");
   if (d.P > 0 && d.P >= d.H) rangeError(env, kern + ": projection size P must be smaller than H");
   d.R = d.P > 0 ? d.P : d.H;
-  const int gc = d.cell == CELL_LSTM ? 4 : d.cell == CELL_GRU ? 3 : 1;
-  d.G = (int)mul(env, kern, {gc, d.H});
+  d.G = (int)mul(env, kern, {cellInfo(d.cell).gates, d.H});
   if (d.G > kMaxDim) rangeError(env, kern + ": shape too large");
   d.reverse = asBool(env, a.Get("reverse"), kern, "reverse");
   // every index computed inside the kernels must fit in int64 comfortably
@@ -304,8 +342,9 @@ FwdParsed parseForward(Napi::Env env, const Napi::Object& a, Keep* keep) {
   in.bHh = asF32(env, get("bHh"), kern, "bHh", G, true).p;
   in.wHr = P > 0 ? asF32(env, get("wHr"), kern, "wHr", P * H, false).p : nullptr;
   in.h0 = asF32(env, get("h0"), kern, "h0", B * R, true).p;
-  in.c0 = d.cell == CELL_LSTM ? asF32(env, get("c0"), kern, "c0", B * H, true).p : nullptr;
-  in.cN = d.cell == CELL_LSTM ? asF32(env, get("cN"), kern, "cN", B * H, true).p : nullptr;
+  const bool cState = cellInfo(d.cell).cState;
+  in.c0 = cState ? asF32(env, get("c0"), kern, "c0", B * H, true).p : nullptr;
+  in.cN = cState ? asF32(env, get("cN"), kern, "cN", B * H, true).p : nullptr;
   in.hN = asF32(env, get("hN"), kern, "hN", B * R, false).p;
   in.yStride = asInt(env, a.Get("yStride"), kern, "yStride", 1, kMaxDim);
   in.yOffset = asInt(env, a.Get("yOffset"), kern, "yOffset", 0, kMaxDim);
@@ -388,12 +427,12 @@ BwdParsed parseBackward(Napi::Env env, const Napi::Value& ctxv, const Napi::Obje
     if (in.dyOffset + R > in.dyStride) rangeError(env, kern + ": dy columns do not fit in dyStride");
     in.dy = asF32(env, dyv, kern, "dy", mul(env, kern, {T, B, in.dyStride}), false).p;
   }
-  const bool lstm = d.cell == CELL_LSTM;
+  const bool cState = cellInfo(d.cell).cState;
   in.dhN = asF32(env, get(a, "dhN"), kern, "dhN", B * R, true).p;
-  in.dcN = lstm ? asF32(env, get(a, "dcN"), kern, "dcN", B * H, true).p : nullptr;
+  in.dcN = cState ? asF32(env, get(a, "dcN"), kern, "dcN", B * H, true).p : nullptr;
   in.dx = asF32(env, get(a, "dx"), kern, "dx", T * B * I, true).p;
   in.dh0 = asF32(env, get(a, "dh0"), kern, "dh0", B * R, true).p;
-  in.dc0 = lstm ? asF32(env, get(a, "dc0"), kern, "dc0", B * H, true).p : nullptr;
+  in.dc0 = cState ? asF32(env, get(a, "dc0"), kern, "dc0", B * H, true).p : nullptr;
   in.dWIh = asF32(env, get(a, "dWIh"), kern, "dWIh", G * I, true).p;
   in.dWHh = asF32(env, get(a, "dWHh"), kern, "dWHh", G * R, true).p;
   in.dBIh = asF32(env, get(a, "dBIh"), kern, "dBIh", G, true).p;
@@ -649,6 +688,7 @@ Napi::Object Init(Napi::Env env, Napi::Object exports) {
     }
   });
   exports.Set("info", Napi::Function::New(env, Info));
+  exports.Set("cellKinds", Napi::Function::New(env, CellKinds));
   exports.Set("setThreads", Napi::Function::New(env, SetThreads));
   exports.Set("setIsa", Napi::Function::New(env, SetIsa));
   exports.Set("cpuSupports", Napi::Function::New(env, CpuSupports));

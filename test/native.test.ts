@@ -10,6 +10,7 @@ import { beforeAll, afterAll, describe, expect, it } from 'vitest';
 import type { UnaryOp } from '../src/backends/backend.js';
 import { type NativeBackend, type NativeIsa, loadNativeAddon, loadNativeBackend } from '../src/backends/native.js';
 import { ReferenceBackend } from '../src/backends/reference.js';
+import { CELL_KINDS, CELLS, gateCount, hasCellState } from '../src/backends/cells.js';
 import {
   bitwiseEqual, compareSeq, expectClose, randArray, rng, runSeq, seqCases, type SeqCase,
 } from './native-helpers.js';
@@ -211,6 +212,26 @@ describe('native threads and async', () => {
   });
 });
 
+describe('native cell kinds: the addon\'s table is the cell table of src/backends/cells.ts', () => {
+  it('names, ids, gate counts, cell state and projection agree', () => {
+    expect(addon.cellKinds()).toEqual(CELL_KINDS.map((kind) => ({
+      name: kind, id: CELLS[kind].id, gates: gateCount(kind), cState: hasCellState(kind), projection: CELLS[kind].projection,
+    })));
+  });
+
+  it.each(CELL_KINDS)('seqForward accepts %s with the table\'s gate count (and refuses one gate row less)', (cell) => {
+    const T = 2, B = 2, I = 3, H = 4, G = gateCount(cell) * H;
+    const args = {
+      cell, T, B, I, H, P: 0, reverse: false, x: new Float32Array(T * B * I), wIh: new Float32Array(G * I),
+      wHh: new Float32Array(G * H), bIh: null, bHh: null, wHr: null, h0: null, c0: null, lengths: null,
+      y: new Float32Array(T * B * H), yStride: H, yOffset: 0, hN: new Float32Array(B * H),
+      cN: hasCellState(cell) ? new Float32Array(B * H) : null, training: false,
+    };
+    expect(addon.seqForward(args)).toBeNull();
+    expect(() => addon.seqForward({ ...args, wIh: new Float32Array((G - H) * I) })).toThrow(`wIh has ${(G - H) * I} elements, expected at least ${G * I}`);
+  });
+});
+
 describe('native bad inputs throw JS errors (no crash)', () => {
   const T = 3, B = 2, I = 4, H = 5;
   const base = () => ({
@@ -239,7 +260,8 @@ describe('native bad inputs throw JS errors (no crash)', () => {
     expect(() => a.seqForward({ ...base(), lengths: Int32Array.from([2, 4]) })).toThrow('lengths[1] = 4 is out of range');
     expect(() => a.seqForward({ ...base(), lengths: new Int32Array(1) })).toThrow('lengths has 1 elements');
     expect(() => a.seqForward({ ...base(), T: 2.5 })).toThrow('T must be an integer');
-    expect(() => a.seqForward({ ...base(), cell: 'lstmx' })).toThrow('cell must be lstm, gru, rnn_tanh or rnn_relu');
+    expect(() => a.seqForward({ ...base(), cell: 'lstmx' })).toThrow(`cell must be one of ${CELL_KINDS.join(', ')}, received lstmx`);
+    expect(() => a.seqForward({ ...base(), cell: 4 })).toThrow(`cell must be a string, one of ${CELL_KINDS.join(', ')}`);
     expect(() => a.seqForward({ ...base(), P: 2 })).toThrow('a projection exists only for LSTM');
     expect(() => a.seqForward({ ...base(), T: 1e6, B: 1e6 })).toThrow(RangeError);
     expect(() => a.seqForward(42)).toThrow('args must be an object');

@@ -3,7 +3,8 @@ import { existsSync, readFileSync, readdirSync } from 'node:fs';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { type BackendName, withBackend } from '../backends/index.js';
-import { GRU, LSTM, RNN, type RecurrentBase } from '../nn/layers.js';
+import { type RecurrentBase, recurrentLayer } from '../nn/layers.js';
+import { type ModuleName, cellKindOf } from '../backends/cells.js';
 import { LanguageModel } from '../nn/models.js';
 import { add, crossEntropy, mul, sum } from '../core/ops.js';
 import { Adam, clipGradNorm } from '../nn/optim.js';
@@ -18,7 +19,7 @@ interface JsonTensor { shape: number[]; data: number[] }
 
 interface GoldenCase {
   name: string;
-  module: 'RNN' | 'LSTM' | 'GRU' | 'CharLM';
+  module: ModuleName | 'CharLM';
   config: Record<string, unknown>;
   state_dict: Record<string, JsonTensor>;
   inputs: Record<string, JsonTensor | number[] | null>;
@@ -74,7 +75,8 @@ function isTensor(v: unknown): v is JsonTensor {
 
 function buildRecurrent(c: GoldenCase): RecurrentBase {
   const cfg = c.config as Record<string, number | boolean | string | undefined>;
-  const options = {
+  const kind = cellKindOf(`golden case ${c.name}`, c.module, (cfg.nonlinearity as string | undefined) ?? 'tanh');
+  return recurrentLayer(kind, {
     inputSize: cfg.input_size as number,
     hiddenSize: cfg.hidden_size as number,
     numLayers: (cfg.num_layers as number | undefined) ?? 1,
@@ -82,11 +84,7 @@ function buildRecurrent(c: GoldenCase): RecurrentBase {
     bias: (cfg.bias as boolean | undefined) ?? true,
     batchFirst: (cfg.batch_first as boolean | undefined) ?? false,
     projSize: (cfg.proj_size as number | undefined) ?? 0,
-    nonlinearity: ((cfg.nonlinearity as string | undefined) ?? 'tanh') as 'tanh' | 'relu',
-  };
-  if (c.module === 'LSTM') return new LSTM(options);
-  if (c.module === 'GRU') return new GRU(options);
-  return new RNN(options);
+  });
 }
 
 function runRecurrentCase(c: GoldenCase, weights: Map<string, { shape: number[]; data: Float32Array }>, cmp: Comparison): void {

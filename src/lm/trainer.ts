@@ -20,9 +20,10 @@ import { silentProgress, type ProgressSink } from './progress.js';
 import { curvesSvg, reportHtml, smooth } from './report.js';
 import { learningRate, type ScheduleKind } from './schedule.js';
 import { UNK_ID, Vocabulary, type VocabLevel } from './vocab.js';
+import { LAYER_NAMES, type LayerName } from '../backends/cells.js';
 
-/** The recurrent cell of a language model. */
-export type CellName = 'lstm' | 'gru' | 'rnn';
+/** The recurrent cell of a language model: the lower-case layer name (lstm, gru, rnn). */
+export type CellName = LayerName;
 /** The optimizer of a language-model run. */
 export type OptimizerName = 'adam' | 'adamw' | 'sgd';
 
@@ -188,7 +189,7 @@ function checkConfig(c: LMConfig): void {
   };
   (['layers', 'hidden', 'embed', 'seq', 'batch', 'stepSize'] as const).forEach(posInt);
   (['warmup', 'valEvery', 'valTokens', 'patience', 'checkpointEvery', 'decaySteps', 'seed', 'maxVocab'] as const).forEach(nonNegInt);
-  if (!['lstm', 'gru', 'rnn'].includes(c.cell)) throw new RangeError(`cell must be lstm, gru or rnn, received '${c.cell}'`);
+  if (!LAYER_NAMES.includes(c.cell)) throw new RangeError(`cell must be one of ${LAYER_NAMES.join(', ')}, received '${c.cell}'`);
   if (!['char', 'word'].includes(c.level)) throw new RangeError(`level must be char or word, received '${c.level}'`);
   if (!['adam', 'adamw', 'sgd'].includes(c.optimizer)) throw new RangeError(`optimizer must be adam, adamw or sgd, received '${c.optimizer}'`);
   if (!['constant', 'step', 'cosine'].includes(c.schedule)) throw new RangeError(`schedule must be constant, step or cosine, received '${c.schedule}'`);
