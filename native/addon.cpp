@@ -15,6 +15,7 @@
 #include "kernels.h"
 #include "losses.h"
 #include "optim.h"
+#include "platform.h"
 #include "pool.h"
 #include "seq.h"
 
@@ -29,32 +30,13 @@ struct AddonData {
 
 const napi_type_tag kCtxTag = {0x7a1c5e0b2f3d4e11ULL, 0x9b8a7c6d5e4f3a21ULL};
 
-bool cpu_has(const char* isa) {
-  __builtin_cpu_init();
-  if (!strcmp(isa, "avx512"))
-    return __builtin_cpu_supports("avx512f") && __builtin_cpu_supports("avx512vl") &&
-           __builtin_cpu_supports("avx512bw") && __builtin_cpu_supports("avx512dq") &&
-           __builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma");
-  if (!strcmp(isa, "avx2")) return __builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma");
-  if (!strcmp(isa, "avx512bf16")) return cpu_has("avx512") && __builtin_cpu_supports("avx512bf16");
-  return !strcmp(isa, "sse2");
-}
-
-const IsaKernels* kernels_for(const std::string& isa) {
-  if (isa == "avx512") return &kernels_avx512;
-  if (isa == "avx2") return &kernels_avx2;
-  if (isa == "sse2") return &kernels_sse2;
-  return nullptr;
-}
-
-// The kernels every call uses: the ISA's fp32 table, or under matmul precision 'medium' the bf16
-// one when the ISA is avx512 and the CPU has avx512_bf16 ('medium' permits bf16, it does not
+// The kernels every call uses: the ISA's fp32 table, or under matmul precision 'medium' its bf16
+// variant when the CPU has one (avx512 with avx512_bf16; 'medium' permits bf16, it does not
 // require it, as torch.set_float32_matmul_precision). Taken once per call (async workers keep it).
 const IsaKernels& K(const Napi::Env& env) {
   const AddonData* d = env.GetInstanceData<AddonData>();
-  static const bool bf16 = cpu_has("avx512bf16");
-  if (d->medium && bf16 && d->k == &kernels_avx512) return kernels_avx512bf16;
-  return *d->k;
+  const IsaKernels* b = d->medium ? bf16_kernels_for(d->k) : nullptr;
+  return b ? *b : *d->k;
 }
 
 // ---------------------------------------------------------------- argument checking
@@ -62,10 +44,10 @@ const IsaKernels& K(const Napi::Env& env) {
 [[noreturn]] void typeError(Napi::Env env, const std::string& msg) { throw Napi::TypeError::New(env, msg); }
 
 int64_t mul(Napi::Env env, const std::string& kern, std::initializer_list<int64_t> xs) {
-  int64_t r = 1;
+  long long r = 1;
   for (int64_t x : xs)
-    if (__builtin_mul_overflow(r, x, &r)) rangeError(env, kern + ": shape too large");
-  return r;
+    if (mul_overflow(r, x, &r)) rangeError(env, kern + ": shape too large");
+  return (int64_t)r;
 }
 
 struct F32 {
@@ -143,7 +125,7 @@ Napi::Value Info(const Napi::CallbackInfo& info) {
   const IsaKernels& k = K(env);
   Napi::Object o = Napi::Object::New(env);
   const AddonData* d = env.GetInstanceData<AddonData>();
-  const bool bf16 = &k == &kernels_avx512bf16;
+  const bool bf16 = &k != d->k;
   o.Set("isa", d->k->name);
   o.Set("threads", pool_threads());
   o.Set("matmul", bf16 ? "bf16" : "fp32");
@@ -165,8 +147,8 @@ Napi::Value SetIsa(const Napi::CallbackInfo& info) {
   checkArgc(info, 1, "native.setIsa");
   if (!info[0].IsString()) typeError(env, "native.setIsa: isa must be a string");
   std::string isa = info[0].As<Napi::String>().Utf8Value();
-  const IsaKernels* k = kernels_for(isa);
-  if (!k) rangeError(env, "native.setIsa: isa must be avx512, avx2 or sse2, received " + isa);
+  const IsaKernels* k = kernels_for(isa.c_str());
+  if (!k) rangeError(env, std::string("native.setIsa: isa must be ") + isa_choices() + ", received " + isa);
   if (!cpu_has(isa.c_str())) rangeError(env, "native.setIsa: this CPU does not support " + isa);
   env.GetInstanceData<AddonData>()->k = k;
   return env.Undefined();
@@ -795,17 +777,17 @@ Napi::Value SgdUpdate(const Napi::CallbackInfo& info) {
 Napi::Object Init(Napi::Env env, Napi::Object exports) {
   auto* data = new AddonData();
   env.SetInstanceData(data);
-  for (const char* isa : {"avx512", "avx512bf16", "avx2", "sse2"}) {
+  for (const char* isa : {"avx512", "avx512bf16", "avx2", "sse2", "neon", "bf16"}) {
     if (cpu_has(isa)) data->cpuIsas += (data->cpuIsas.empty() ? "" : ",") + std::string(isa);
   }
   const char* forced = std::getenv("RNNKIT_NATIVE_ISA");
   if (forced && *forced) {
     const IsaKernels* k = kernels_for(forced);
-    if (!k) throw Napi::RangeError::New(env, std::string("RNNKIT_NATIVE_ISA must be avx512, avx2 or sse2, received ") + forced);
+    if (!k) throw Napi::RangeError::New(env, std::string("RNNKIT_NATIVE_ISA must be ") + isa_choices() + ", received " + forced);
     if (!cpu_has(forced)) throw Napi::RangeError::New(env, std::string("RNNKIT_NATIVE_ISA=") + forced + " but this CPU does not support it");
     data->k = k;
   } else {
-    data->k = cpu_has("avx512") ? &kernels_avx512 : cpu_has("avx2") ? &kernels_avx2 : &kernels_sse2;
+    data->k = best_kernels();
   }
   static std::once_flag threadsSet;  // the pool is process-wide; worker_threads load the addon too
   std::call_once(threadsSet, [] {

@@ -19,7 +19,9 @@ const ROOT = fileURLToPath(new URL('..', import.meta.url));
 const native: NativeBackend = loadNativeBackend();
 const reference = new ReferenceBackend();
 const addon = loadNativeAddon();
-const ALL_ISAS: NativeIsa[] = ['avx512', 'avx2', 'sse2'];
+// the paths of this build's CPU family, best first, and how the addon lists them in messages
+const ALL_ISAS: NativeIsa[] = process.arch === 'arm64' ? ['neon'] : ['avx512', 'avx2', 'sse2'];
+const ISA_CHOICES = process.arch === 'arm64' ? 'neon' : 'avx512, avx2 or sse2';
 const ISAS = ALL_ISAS.filter((isa) => addon.cpuSupports(isa));
 const defaultIsa = native.info().isa as NativeIsa;
 
@@ -28,7 +30,7 @@ describe('native backend loads', () => {
     const info = native.info();
     expect(info.isa).toBe(process.env.RNNKIT_NATIVE_ISA || ISAS[0]);
     expect(info.threads).toBeGreaterThanOrEqual(1);
-    expect(ISAS).toContain('sse2');
+    expect(ISAS).toContain(ALL_ISAS.at(-1)); // the baseline path runs on every CPU of the family
   });
 });
 
@@ -282,7 +284,7 @@ describe('native bad inputs throw JS errors (no crash)', () => {
     expect(() => a.adamUpdate(new Float32Array(4), new Float32Array(4), new Float32Array(3), new Float32Array(4), 1, 0.9, 0.99, 1e-8, 0, false, 1)).toThrow('m has 3 elements');
     expect(() => a.sgdUpdate(new Float32Array(4), new Float32Array(4), new Float32Array(0), 0.1, 0.9, 0, 0, false, true)).toThrow('momentumBuffer has 0 elements');
     expect(() => a.sumSquares(null)).toThrow('x is required');
-    expect(() => a.setIsa('avx9')).toThrow('isa must be avx512, avx2 or sse2');
+    expect(() => a.setIsa('avx9')).toThrow(`isa must be ${ISA_CHOICES}`);
     expect(() => a.setThreads(0)).toThrow(RangeError);
   });
 });
@@ -311,7 +313,7 @@ describe('ISA selection by RNNKIT_NATIVE_ISA in a fresh process', () => {
   it('an unknown or unsupported ISA makes loading fail with a clear message', () => {
     const out = run({ RNNKIT_NATIVE_ISA: 'avx9' });
     expect(out.status).not.toBe(0);
-    expect(out.stderr).toContain('RNNKIT_NATIVE_ISA must be avx512, avx2 or sse2, received avx9');
+    expect(out.stderr).toContain(`RNNKIT_NATIVE_ISA must be ${ISA_CHOICES}, received avx9`);
   });
 });
 
@@ -319,7 +321,7 @@ describe('ISA selection by RNNKIT_NATIVE_ISA in a fresh process', () => {
 // models emulated by qemu-user: it must run there and pick the matching kernels.
 // Needs Debian's qemu-user (`apt-get install -y qemu-user`); skipped only when qemu is absent.
 const QEMU = ['/usr/bin/qemu-x86_64', '/usr/bin/qemu-x86_64-static'].find((p) => existsSync(p));
-describe.skipIf(!QEMU)('prebuilt addon under qemu-user on older CPU models', () => {
+describe.skipIf(!QEMU || process.arch !== 'x64')(`prebuilt addon under qemu-user on older x86-64 CPU models${process.arch !== 'x64' ? ' (skipped: x86-64 only)' : ''}`, () => {
   const prebuild = join(ROOT, 'prebuilds', 'linux-x64');
   const binary = existsSync(prebuild) && readdirSync(prebuild).find((f) => f.endsWith('.node'))
     ? join(prebuild, readdirSync(prebuild).find((f) => f.endsWith('.node'))!)
