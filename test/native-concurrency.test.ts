@@ -33,7 +33,7 @@ function expectAllEqual(summary: Summary | null, minRuns: number): void {
 }
 
 describe.skipIf(!nativeLoads)('overlapping native work (native backend loads)', () => {
-  it('six overlap scenarios 100 times each, and buffers detached during jobs at 1 and 2 threads, two sizes: no crash, results bitwise equal to calls alone', () => {
+  it('six overlap scenarios 100 times each at 1 and 2 threads and two sizes, and buffers detached during jobs: no crash, results bitwise equal to calls alone', () => {
     const r = runOverlap({});
     expect(r.stderr).not.toMatch(/corruption|free\(\)|Aborted|Segmentation/);
     expect(r.signal).toBeNull();
