@@ -238,8 +238,9 @@ Napi::Value GemmNaiveBf16(const Napi::CallbackInfo& info) {
 // ---------------------------------------------------------------- sequence kernels
 // An async job's own copy of every array it reads or writes. JavaScript may change, detach or
 // transfer the caller's buffers while the job runs on another thread, so the kernels touch only
-// this memory: inputs are copied when the job is queued, results are copied back (gradients:
-// added, since the kernels accumulate into zeros here) when it settles, both on the main thread.
+// this memory: inputs (and the gradients the kernels add to) are copied when the job is queued,
+// results are copied back when it settles, both on the main thread. The arithmetic is that of the
+// synchronous call on the values the arrays held when the job was queued.
 class JobArrays {
  public:
   // A copy of rows x cols floats of p read at [r * stride + offset]; returns the copy (stride cols).
@@ -256,13 +257,16 @@ class JobArrays {
     ints_.emplace_back(p, p + n);
     return ints_.back().data();
   }
-  // The job's buffer for rows x cols results that go to array (a Float32Array) at
-  // [r * stride + offset] when the job settles: written over, or added when accumulate.
+  // The job's buffer for rows x cols results that go to array (a Float32Array, p its data) at
+  // [r * stride + offset] when the job settles; accumulate: the kernel adds to the current values.
   float* output(const Napi::Value& array, const float* p, int64_t rows, int64_t cols, bool accumulate,
                 int64_t stride = -1, int64_t offset = 0) {
     if (!p) return nullptr;
-    outputs_.push_back({Napi::Persistent(array.As<Napi::Object>()), std::vector<float>((size_t)(rows * cols)), rows,
-                        cols, stride < 0 ? cols : stride, offset, accumulate});
+    if (stride < 0) stride = cols;
+    std::vector<float> data((size_t)(rows * cols));
+    if (accumulate)
+      for (int64_t r = 0; r < rows; r++) memcpy(data.data() + r * cols, p + r * stride + offset, sizeof(float) * (size_t)cols);
+    outputs_.push_back({Napi::Persistent(array.As<Napi::Object>()), std::move(data), rows, cols, stride, offset});
     return outputs_.back().data.data();
   }
   // Copies the results into the caller's arrays; throws (naming the kernel) if one was detached.
@@ -272,14 +276,8 @@ class JobArrays {
       if ((int64_t)a.ElementLength() < (o.rows - 1) * o.stride + o.offset + o.cols)
         throw Napi::Error::New(env, kern + ": an output array was detached or transferred while the job ran");
       float* dst = a.Data();
-      for (int64_t r = 0; r < o.rows; r++) {
-        float* d = dst + r * o.stride + o.offset;
-        const float* src = o.data.data() + r * o.cols;
-        if (o.accumulate)
-          for (int64_t c = 0; c < o.cols; c++) d[c] += src[c];
-        else
-          memcpy(d, src, sizeof(float) * (size_t)o.cols);
-      }
+      for (int64_t r = 0; r < o.rows; r++)
+        memcpy(dst + r * o.stride + o.offset, o.data.data() + r * o.cols, sizeof(float) * (size_t)o.cols);
     }
   }
 
@@ -288,7 +286,6 @@ class JobArrays {
     Napi::ObjectReference array;
     std::vector<float> data;
     int64_t rows, cols, stride, offset;
-    bool accumulate;
   };
   std::vector<std::vector<float>> inputs_;  // moving the outer vector keeps each inner buffer
   std::vector<std::vector<int32_t>> ints_;

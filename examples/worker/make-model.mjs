@@ -10,7 +10,8 @@ import { copyFileSync, mkdirSync, mkdtempSync, readFileSync, rmSync } from 'node
 import { tmpdir } from 'node:os';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { Adam, LSTM, Linear, Rng, Tensor, clipGradNorm, mseLoss, reshape, saveSafetensorsFile, select } from 'rnnkit';
+import { Adam, LSTM, Linear, Rng, clipGradNorm, mseLoss, reshape, saveSafetensorsFile, select } from 'rnnkit';
+import { addingBatch as addingTaskBatch } from '../../dist/tasks/adding.js';
 
 const here = dirname(fileURLToPath(import.meta.url));
 const root = join(here, '..', '..');
@@ -36,21 +37,8 @@ const MAX_T = 50;
 const B = 64;
 const H = 32;
 const rng = new Rng(1);
-function addingBatch() {
-  const T = MIN_T + rng.int(MAX_T - MIN_T + 1);
-  const x = new Float32Array(T * B * 2);
-  const y = new Float32Array(B);
-  const half = Math.floor(T / 2);
-  for (let b = 0; b < B; b++) {
-    const i = rng.int(half);
-    const j = half + rng.int(T - half);
-    for (let t = 0; t < T; t++) x[(t * B + b) * 2] = rng.next();
-    x[(i * B + b) * 2 + 1] = 1;
-    x[(j * B + b) * 2 + 1] = 1;
-    y[b] = x[(i * B + b) * 2] + x[(j * B + b) * 2];
-  }
-  return { x: new Tensor(x, [T, B, 2]), y: new Tensor(y, [B, 1]) };
-}
+// one batch of sequences of a random length in [MIN_T, MAX_T] (the adding task of `rnnkit example adding`)
+const addingBatch = () => addingTaskBatch(MIN_T + rng.int(MAX_T - MIN_T + 1), B, rng);
 const lstm = new LSTM({ inputSize: 2, hiddenSize: H, rng });
 const fc = new Linear(H, 1, { rng });
 const params = [...lstm.parameters(), ...fc.parameters()];
