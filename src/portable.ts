@@ -11,11 +11,12 @@ export {
   Module, Linear, Embedding, Dropout, Sequential, RNN, LSTM, GRU, RNNCell, LSTMCell, GRUCell, RecurrentBase,
   type RNNOptions, type RecurrentInput, type RecurrentOutput, type CellState, type StateDict,
 } from './nn/layers.js';
-export { LanguageModel, type LanguageModelOptions, type RecurrentState } from './nn/models.js';
+export { LanguageModel, RecurrentModel, type LanguageModelOptions, type RecurrentModelParts, type RecurrentState } from './nn/models.js';
 export { SGD, Adam, AdamW, Optimizer, clipGradNorm, clipGradValue, type OptimizerState } from './nn/optim.js';
 export { Rng, manualSeed } from './core/random.js';
 export { setCheckFinite } from './core/config.js';
 export { readSafetensors, writeSafetensors, SafetensorsError, type NamedTensor } from './io/safetensors.js';
+export { toOnnx, loadOnnx, OnnxError, type OnnxExportOptions, type OnnxExportable } from './io/onnx.js';
 export {
   getBackend, setBackend, withBackend, loadBackend, backendStatus, setMatmulPrecision, getMatmulPrecision,
   BACKEND_NAMES, type BackendName, type BackendStatus, type SetBackendOptions,
