@@ -1,17 +1,18 @@
 // `rnnkit convert IN OUT` (models between formats) and `rnnkit run MODEL --input IN.json`.
 import { existsSync, readFileSync, statSync, writeFileSync } from 'node:fs';
-import { extname } from 'node:path';
+import { dirname, extname, join } from 'node:path';
 import { type Command, Option } from 'commander';
 import { Tensor, noGrad } from '../core/tensor.js';
 import { loadSafetensorsFile, saveSafetensorsFile } from '../io/files.js';
 import { loadOnnx, toOnnx } from '../io/onnx.js';
+import { TfjsModel, loadTfjsModel } from '../io/tfjs.js';
 import { moduleFromStateDict } from '../io/torch.js';
 import { loadLanguageModel } from '../lm/trainer.js';
 import { RecurrentBase } from '../nn/layers.js';
 import { LanguageModel, RecurrentModel } from '../nn/models.js';
 import { CliError, type Io } from './options.js';
 
-export type LoadedModel = RecurrentBase | RecurrentModel;
+export type LoadedModel = RecurrentBase | RecurrentModel | TfjsModel;
 
 interface LoadFlags { nonlinearity?: 'tanh' | 'relu' }
 
@@ -26,18 +27,38 @@ export async function loadModelFile(path: string, flags: LoadFlags = {}): Promis
     const ext = extname(path).toLowerCase();
     if (ext === '.onnx') return loadOnnx(new Uint8Array(readFileSync(path)));
     if (ext === '.safetensors') return moduleFromStateDict(await loadSafetensorsFile(path), flags);
+    if (ext === '.json') return readTfjsFiles(path);
   } catch (e) {
     if (e instanceof CliError) throw e;
     const msg = (e as Error).message;
     throw new CliError(msg.startsWith(path) ? msg : `${path}: ${msg}`);
   }
-  throw new CliError(`${path}: unknown model format '${extname(path) || '(no extension)'}' (expected .onnx, .safetensors or a run directory)`);
+  throw new CliError(`${path}: unknown model format '${extname(path) || '(no extension)'}' (expected .onnx, .safetensors, a TF.js model.json or a run directory)`);
+}
+
+/** model.json and the weight files its manifest names (beside it). */
+function readTfjsFiles(path: string): TfjsModel {
+  let json: { weightsManifest?: Array<{ paths?: string[] }> };
+  try {
+    json = JSON.parse(readFileSync(path, 'utf8'));
+  } catch (e) {
+    throw new CliError(`${path}: not valid JSON (${(e as Error).message})`);
+  }
+  const shards: Uint8Array[] = [];
+  for (const group of json?.weightsManifest ?? []) {
+    for (const file of group.paths ?? []) {
+      const shard = join(dirname(path), String(file));
+      if (!existsSync(shard)) throw new CliError(`${path}: weight file ${String(file)} is missing (looked for ${shard})`);
+      shards.push(new Uint8Array(readFileSync(shard)));
+    }
+  }
+  return loadTfjsModel(json, Buffer.concat(shards));
 }
 
 export function addConvertCommands(program: Command, io: Io, setCode: (code: number) => void): void {
   const nonlinearity = new Option('--nonlinearity <name>', 'a plain RNN\'s nonlinearity (not stored in a state_dict)').choices(['tanh', 'relu']).default('tanh');
   program.command('convert')
-    .description('Convert a model: IN is .onnx, a PyTorch state_dict .safetensors or a run directory of `rnnkit train`; OUT is .onnx or .safetensors (PyTorch state_dict names)')
+    .description('Convert a model: IN is .onnx, a PyTorch state_dict .safetensors, a TF.js layers model.json or a run directory of `rnnkit train`; OUT is .onnx or .safetensors (PyTorch state_dict names)')
     .argument('<in>', 'model to read')
     .argument('<out>', 'file to write (.onnx or .safetensors)')
     .addOption(nonlinearity)
@@ -48,6 +69,7 @@ export function addConvertCommands(program: Command, io: Io, setCode: (code: num
       if (ext !== '.onnx' && ext !== '.safetensors') throw new CliError(`${out}: unknown output format '${ext || '(no extension)'}' (expected .onnx or .safetensors)`);
       const model = await loadModelFile(input, f);
       if (ext === '.onnx') {
+        if (model instanceof TfjsModel) throw new CliError(`${input}: ONNX export of a TF.js model is not supported yet (convert to .safetensors)`);
         let bytes: Uint8Array;
         try { bytes = toOnnx(model, { initialState: f.initialState, lengths: f.lengths }); } catch (e) { throw new CliError((e as Error).message); }
         writeFileSync(out, bytes);
@@ -80,6 +102,15 @@ export function addConvertCommands(program: Command, io: Io, setCode: (code: num
       };
       const x = tensor('x')!;
       const lengths = parsed.lengths === undefined ? null : parsed.lengths as number[];
+      if (model instanceof TfjsModel) {
+        let y: Tensor;
+        try { y = noGrad(() => model.forward(x)); } catch (e) { throw new CliError((e as Error).message); }
+        const json = JSON.stringify({ output: tensorToNested(y) });
+        if (f.output) writeFileSync(f.output, json + '\n');
+        else io.out(json + '\n');
+        setCode(0);
+        return;
+      }
       let result;
       try {
         result = noGrad(() => model.forward(x, { h0: tensor('h0'), c0: tensor('c0'), lengths }));
@@ -94,6 +125,7 @@ export function addConvertCommands(program: Command, io: Io, setCode: (code: num
 }
 
 function describe(m: LoadedModel): string {
+  if (m instanceof TfjsModel) return `TF.js layers ${m.layerNames.join(', ')}`;
   const rnn = m instanceof RecurrentBase ? m : m.rnn;
   const kind = rnn.cell === 'lstm' ? 'LSTM' : rnn.cell === 'gru' ? 'GRU' : `RNN (${rnn.cell === 'rnn_relu' ? 'relu' : 'tanh'})`;
   const parts = [`${kind} ${rnn.inputSize} -> ${rnn.hiddenSize}, ${rnn.numLayers} layer${rnn.numLayers > 1 ? 's' : ''}${rnn.bidirectional ? ', bidirectional' : ''}`];
