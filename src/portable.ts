@@ -17,7 +17,7 @@ export { Rng, manualSeed } from './core/random.js';
 export { setCheckFinite } from './core/config.js';
 export { readSafetensors, writeSafetensors, SafetensorsError, type NamedTensor } from './io/safetensors.js';
 export { toOnnx, loadOnnx, OnnxError, type OnnxExportOptions, type OnnxExportable } from './io/onnx.js';
-export { loadTfjsModel, TfjsModel, TfjsError } from './io/tfjs.js';
+export { loadTfjsModel, toTfjsModel, TfjsModel, TfjsError, type TfjsArtifacts } from './io/tfjs.js';
 export { moduleFromStateDict, type StateDictOptions } from './io/torch.js';
 export {
   getBackend, setBackend, withBackend, loadBackend, backendStatus, setMatmulPrecision, getMatmulPrecision,

@@ -1,12 +1,12 @@
 // TF.js layers models made by @tensorflow/tfjs load into rnnkit and predict what TF.js predicts;
 // unsupported layers and options, and broken files, get one clear error each.
-import { mkdtempSync, writeFileSync } from 'node:fs';
+import { mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import * as tf from '@tensorflow/tfjs';
 import { beforeAll, describe, expect, it } from 'vitest';
 import { main } from '../src/cli/index.js';
-import { Rng, Tensor, TfjsError, loadTfjsModel, noGrad } from '../src/index.js';
+import { Embedding, GRU, LSTM, Linear, RNN, RecurrentModel, Rng, Tensor, TfjsError, loadTfjsModel, noGrad, toTfjsModel, type TfjsArtifacts } from '../src/index.js';
 
 interface Saved { modelJson: Record<string, unknown>; weightData: Uint8Array }
 
@@ -35,7 +35,6 @@ const sig = { recurrentActivation: 'sigmoid' } as const;
 
 beforeAll(async () => {
   await tf.setBackend('cpu');
-  tf.util.seedrandom?.('1');
 });
 
 describe('loadTfjsModel: rnnkit predicts what TF.js predicts', () => {
@@ -179,5 +178,58 @@ describe('loadTfjsModel: unsupported and malformed models', () => {
     expectClose((JSON.parse(r.o.out).output as number[][][]).flat(2), want, 'run output');
     const c = io();
     expect(await main(['convert', join(dir, 'model.json'), join(dir, 'm.safetensors')], c.io), c.o.err).toBe(0);
+    // and back out as TF.js: model.json + weights beside it, loaded by tf.loadLayersModel
+    const w = io();
+    expect(await main(['convert', join(dir, 'model.json'), join(dir, 'out.json')], w.io), w.o.err).toBe(0);
+    const written = JSON.parse(readFileSync(join(dir, 'out.json'), 'utf8'));
+    expect(written.weightsManifest[0].paths).toEqual(['out.weights.bin']);
+    const back = await loadInTfjs({ modelJson: written, weightData: new Uint8Array(readFileSync(join(dir, 'out.weights.bin'))) });
+    expectClose((back.predict(tf.tensor3d(x)) as tf.Tensor).dataSync(), want, 'written model');
+  });
+});
+
+async function loadInTfjs(a: TfjsArtifacts): Promise<tf.LayersModel> {
+  const buffer = a.weightData.buffer.slice(a.weightData.byteOffset, a.weightData.byteOffset + a.weightData.byteLength) as ArrayBuffer;
+  return tf.loadLayersModel(tf.io.fromMemory({ modelTopology: a.modelJson.modelTopology as object, weightSpecs: a.modelJson.weightsManifest[0].weights as tf.io.WeightsManifestEntry[], weightData: buffer }));
+}
+
+describe('toTfjsModel: tf.loadLayersModel loads what rnnkit writes and predicts the same', () => {
+  it('Embedding -> 2-layer bidirectional LSTM -> Linear', async () => {
+    const rng = new Rng(8);
+    const m = new RecurrentModel({ embedding: new Embedding(7, 3, { rng }), rnn: new LSTM({ inputSize: 3, hiddenSize: 4, numLayers: 2, bidirectional: true, rng }), fc: new Linear(8, 5, { rng }) }).eval();
+    const B = 2, T = 4;
+    const idsBT = [[1, 2, 3, 4], [5, 6, 0, 1]];
+    const idsTB = Array.from({ length: T }, (_, t) => idsBT.map((row) => row[t]));
+    const want = noGrad(() => m.forward(new Tensor(Float32Array.from(idsTB.flat()), [T, B]))).output; // [T, B, 5]
+    const tm = await loadInTfjs(toTfjsModel(m));
+    const got = (tm.predict(tf.tensor2d(idsBT)) as tf.Tensor).dataSync(); // [B, T, 5]
+    const wantBT = Array.from({ length: B * T * 5 }, (_, k) => { const b = Math.floor(k / (T * 5)), t = Math.floor(k / 5) % T, o = k % 5; return want.data[(t * B + b) * 5 + o]; });
+    expectClose(got, wantBT, 'logits');
+  });
+
+  it('RNN relu with 2 layers (features in, sequences out)', async () => {
+    const rnn = new RNN({ inputSize: 3, hiddenSize: 5, numLayers: 2, nonlinearity: 'relu', batchFirst: true, rng: new Rng(9) }).eval();
+    const rng = new Rng(10);
+    const x = Float32Array.from({ length: 2 * 4 * 3 }, () => rng.uniform(-1, 1));
+    const want = noGrad(() => rnn.forward(new Tensor(x, [2, 4, 3]))).output;
+    const tm = await loadInTfjs(toTfjsModel(rnn));
+    expectClose((tm.predict(tf.tensor3d(x, [2, 4, 3])) as tf.Tensor).dataSync(), want.data, 'output');
+  });
+
+  it('a model read from TF.js is written back with its masks, merges and activations', async () => {
+    const m = tf.sequential();
+    m.add(tf.layers.embedding({ inputDim: 9, outputDim: 4, maskZero: true, inputLength: 5 }));
+    m.add(tf.layers.bidirectional({ layer: tf.layers.lstm({ units: 3, returnSequences: true, ...sig }), mergeMode: 'ave' }));
+    m.add(tf.layers.simpleRNN({ units: 3 }));
+    m.add(tf.layers.dense({ units: 2, activation: 'softmax' }));
+    const ids = [[1, 2, 3, 4, 5], [7, 8, 0, 0, 0]];
+    const want = (m.predict(tf.tensor2d(ids)) as tf.Tensor).dataSync();
+    const s = await save(m);
+    const again = await loadInTfjs(toTfjsModel(loadTfjsModel(s.modelJson, s.weightData)));
+    expectClose((again.predict(tf.tensor2d(ids)) as tf.Tensor).dataSync(), want, 'probabilities');
+  });
+
+  it('GRU is refused with the reason', () => {
+    expect(() => toTfjsModel(new GRU({ inputSize: 2, hiddenSize: 3 }))).toThrow(/GRU cannot be written: TF.js layers only implements the reset-before GRU/);
   });
 });

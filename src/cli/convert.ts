@@ -1,11 +1,11 @@
 // `rnnkit convert IN OUT` (models between formats) and `rnnkit run MODEL --input IN.json`.
 import { existsSync, readFileSync, statSync, writeFileSync } from 'node:fs';
-import { dirname, extname, join } from 'node:path';
+import { basename, dirname, extname, join } from 'node:path';
 import { type Command, Option } from 'commander';
 import { Tensor, noGrad } from '../core/tensor.js';
 import { loadSafetensorsFile, saveSafetensorsFile } from '../io/files.js';
 import { loadOnnx, toOnnx } from '../io/onnx.js';
-import { TfjsModel, loadTfjsModel } from '../io/tfjs.js';
+import { TfjsModel, loadTfjsModel, toTfjsModel } from '../io/tfjs.js';
 import { moduleFromStateDict } from '../io/torch.js';
 import { loadLanguageModel } from '../lm/trainer.js';
 import { RecurrentBase } from '../nn/layers.js';
@@ -58,21 +58,27 @@ function readTfjsFiles(path: string): TfjsModel {
 export function addConvertCommands(program: Command, io: Io, setCode: (code: number) => void): void {
   const nonlinearity = new Option('--nonlinearity <name>', 'a plain RNN\'s nonlinearity (not stored in a state_dict)').choices(['tanh', 'relu']).default('tanh');
   program.command('convert')
-    .description('Convert a model: IN is .onnx, a PyTorch state_dict .safetensors, a TF.js layers model.json or a run directory of `rnnkit train`; OUT is .onnx or .safetensors (PyTorch state_dict names)')
+    .description('Convert a model: IN is .onnx, a PyTorch state_dict .safetensors, a TF.js layers model.json or a run directory of `rnnkit train`; OUT is .onnx, .safetensors (PyTorch state_dict names) or a TF.js model.json (weights written beside it)')
     .argument('<in>', 'model to read')
-    .argument('<out>', 'file to write (.onnx or .safetensors)')
+    .argument('<out>', 'file to write (.onnx, .safetensors or .json)')
     .addOption(nonlinearity)
     .option('--initial-state', 'ONNX: add graph inputs h0 (and c0) for the initial state')
     .option('--lengths', 'ONNX: add graph input `lengths` (int32 [B]) for sequences of different lengths')
     .action(async (input: string, out: string, f: LoadFlags & { initialState?: boolean; lengths?: boolean }) => {
       const ext = extname(out).toLowerCase();
-      if (ext !== '.onnx' && ext !== '.safetensors') throw new CliError(`${out}: unknown output format '${ext || '(no extension)'}' (expected .onnx or .safetensors)`);
+      if (ext !== '.onnx' && ext !== '.safetensors' && ext !== '.json') throw new CliError(`${out}: unknown output format '${ext || '(no extension)'}' (expected .onnx, .safetensors or a TF.js model.json)`);
       const model = await loadModelFile(input, f);
       if (ext === '.onnx') {
         if (model instanceof TfjsModel) throw new CliError(`${input}: ONNX export of a TF.js model is not supported yet (convert to .safetensors)`);
         let bytes: Uint8Array;
         try { bytes = toOnnx(model, { initialState: f.initialState, lengths: f.lengths }); } catch (e) { throw new CliError((e as Error).message); }
         writeFileSync(out, bytes);
+      } else if (ext === '.json') {
+        const weightsFile = `${basename(out, extname(out))}.weights.bin`;
+        let a;
+        try { a = toTfjsModel(model, { weightsPath: weightsFile }); } catch (e) { throw new CliError((e as Error).message); }
+        writeFileSync(join(dirname(out), weightsFile), a.weightData);
+        writeFileSync(out, JSON.stringify(a.modelJson));
       } else {
         await saveSafetensorsFile(out, model);
       }
@@ -81,7 +87,7 @@ export function addConvertCommands(program: Command, io: Io, setCode: (code: num
     });
 
   program.command('run')
-    .description('Run a model (any format `rnnkit convert` reads) on the inputs in a JSON file: {"x": [T][B][F] (or token ids [T][B]), "h0"?, "c0"?, "lengths"?}; writes {"output", "h_n", "c_n"?}')
+    .description('Run a model (any format `rnnkit convert` reads) on the inputs in a JSON file: {"x": [T][B][F] (or token ids [T][B]), "h0"?, "c0"?, "lengths"?}; writes {"output", "h_n", "c_n"?}. TF.js models take Keras\' batch-first x [B][T][F] (or ids [B][T]) and give {"output"}')
     .argument('<model>', 'model file or run directory')
     .requiredOption('--input <file>', 'JSON file with the inputs')
     .option('--output <file>', 'write the result here (default: stdout)')

@@ -28,7 +28,7 @@ interface ModelJson {
 type Activation = 'linear' | 'relu' | 'tanh' | 'sigmoid' | 'softmax';
 const ACTIVATIONS = new Set(['linear', 'relu', 'tanh', 'sigmoid', 'softmax']);
 
-type Step =
+export type Step =
   | { kind: 'embedding'; layer: Embedding; maskZero: boolean }
   | { kind: 'masking'; value: number }
   | { kind: 'recurrent'; rnn: RecurrentBase; returnSequences: boolean; merge: 'concat' | 'sum' | 'mul' | 'ave' | null }
@@ -48,6 +48,11 @@ export class TfjsModel extends Module {
       else if (s.kind === 'dense') this.registerModule(layerNames[i], s.layer);
     });
     this.eval();
+  }
+
+  /** The layers as read (for toTfjsModel). */
+  exportSteps(): Step[] {
+    return [...this.steps];
   }
 
   forward(x: Tensor): Tensor {
@@ -331,4 +336,112 @@ function readRecurrent(
     }
   });
   return { rnn, inputSize: I };
+}
+
+// ---------------------------------------------------------------- export
+
+export interface TfjsArtifacts {
+  /** model.json's content: { format, modelTopology, weightsManifest: [{ paths: [weightsPath], weights }] } */
+  modelJson: { format: 'layers-model'; generatedBy: string; modelTopology: unknown; weightsManifest: Array<{ paths: string[]; weights: WeightSpec[] }> };
+  /** the weights file's bytes (float32, little-endian, in manifest order) */
+  weightData: Uint8Array;
+}
+
+/**
+ * A TF.js layers model (Keras layout: batch-first x [B, T, F] or token ids [B, T]) computing what
+ * the module computes: each recurrent layer (and direction) of a stack becomes one LSTM / SimpleRNN
+ * layer (Bidirectional, merge concat) returning sequences, an Embedding and a Linear head become
+ * Embedding and Dense. TfjsModels are written back as they were read (masks, merges, activations,
+ * last-step outputs). GRU is refused: TF.js layers only implements the reset-before GRU, which
+ * rnnkit does not have yet, and refuses PyTorch's form (reset_after=True). Initial states and the
+ * final state are not part of a Keras Sequential model.
+ */
+export function toTfjsModel(module: RecurrentBase | TfjsModel | { embedding: Embedding | null; rnn: RecurrentBase; fc: Linear | null }, options: { weightsPath?: string } = {}): TfjsArtifacts {
+  const steps: Step[] = module instanceof TfjsModel ? module.exportSteps()
+    : 'rnn' in module && module.rnn ? [
+      ...(module.embedding ? [{ kind: 'embedding' as const, layer: module.embedding, maskZero: false }] : []),
+      { kind: 'recurrent' as const, rnn: module.rnn, returnSequences: true, merge: module.rnn.bidirectional ? 'concat' as const : null },
+      ...(module.fc ? [{ kind: 'dense' as const, layer: module.fc, activation: 'linear' as const }] : []),
+    ] : [{ kind: 'recurrent' as const, rnn: module as RecurrentBase, returnSequences: true, merge: (module as RecurrentBase).bidirectional ? 'concat' as const : null }];
+  const layers: LayerJson[] = [];
+  const specs: WeightSpec[] = [];
+  const chunks: Float32Array[] = [];
+  const add = (name: string, shape: number[], data: Float32Array) => { specs.push({ name, shape, dtype: 'float32' }); chunks.push(data); };
+  let count = 0;
+  const fresh = (base: string) => `${base}_${++count}`;
+  let inputShape: Array<number | null> | null = null;
+  for (const s of steps) {
+    if (s.kind === 'embedding') {
+      const name = fresh('embedding');
+      layers.push({ class_name: 'Embedding', config: { name, input_dim: s.layer.numEmbeddings, output_dim: s.layer.embeddingDim, mask_zero: s.maskZero, ...(inputShape ? {} : { batch_input_shape: [null, null] }) } });
+      add(`${name}/embeddings`, [...s.layer.weight.shape], s.layer.weight.data);
+      inputShape = [null, null];
+    } else if (s.kind === 'masking') {
+      layers.push({ class_name: 'Masking', config: { name: fresh('masking'), mask_value: s.value } });
+    } else if (s.kind === 'dense') {
+      const name = fresh('dense');
+      const [out, inp] = s.layer.weight.shape;
+      const kernel = new Float32Array(inp * out);
+      for (let o = 0; o < out; o++) for (let i = 0; i < inp; i++) kernel[i * out + o] = s.layer.weight.data[o * inp + i];
+      layers.push({ class_name: 'Dense', config: { name, units: out, activation: s.activation, use_bias: s.layer.bias !== null } });
+      add(`${name}/kernel`, [inp, out], kernel);
+      if (s.layer.bias) add(`${name}/bias`, [out], s.layer.bias.data);
+    } else {
+      const { rnn } = s;
+      if (rnn.cell === 'gru') throw new TfjsError('toTfjsModel: GRU cannot be written: TF.js layers only implements the reset-before GRU (reset_after=False), PyTorch\'s GRU is reset-after');
+      if (rnn.projSize > 0) throw new TfjsError(`toTfjsModel: LSTM projSize (${rnn.projSize}) has no Keras equivalent`);
+      const cls = rnn.cell === 'lstm' ? 'LSTM' : 'SimpleRNN';
+      const H = rnn.hiddenSize;
+      const G = (rnn.cell === 'lstm' ? 4 : 1) * H;
+      for (let l = 0; l < rnn.numLayers; l++) {
+        const I = l === 0 ? rnn.inputSize : H * (rnn.bidirectional ? 2 : 1);
+        const last = l === rnn.numLayers - 1;
+        const name = fresh(cls.toLowerCase());
+        const config: Record<string, unknown> = {
+          name, units: H, activation: rnn.cell === 'rnn_relu' ? 'relu' : 'tanh', use_bias: rnn.bias,
+          return_sequences: last ? s.returnSequences : true, ...(rnn.cell === 'lstm' ? { recurrent_activation: 'sigmoid' } : {}),
+        };
+        const dirNames = rnn.bidirectional ? [`forward_${name}`, `backward_${name}`] : [''];
+        const outer = rnn.bidirectional ? fresh('bidirectional') : name;
+        const layer: LayerJson = rnn.bidirectional
+          ? { class_name: 'Bidirectional', config: { name: outer, merge_mode: last ? s.merge ?? 'concat' : 'concat', layer: { class_name: cls, config } } }
+          : { class_name: cls, config };
+        if (!inputShape) {
+          layer.config.batch_input_shape = [null, null, I];
+          inputShape = [null, null, I];
+        }
+        layers.push(layer);
+        dirNames.forEach((dir, d) => {
+          const w = rnn.weights[l][d];
+          const prefix = dir ? `${outer}/${dir}` : name;
+          const kernel = new Float32Array(I * G);
+          const rec = new Float32Array(H * G);
+          for (let g = 0; g < G; g++) {
+            for (let i = 0; i < I; i++) kernel[i * G + g] = w.wIh.data[g * I + i];
+            for (let k = 0; k < H; k++) rec[k * G + g] = w.wHh.data[g * H + k];
+          }
+          add(`${prefix}/kernel`, [I, G], kernel);
+          add(`${prefix}/recurrent_kernel`, [H, G], rec);
+          if (w.bIh && w.bHh) add(`${prefix}/bias`, [G], Float32Array.from(w.bIh.data, (v, g) => v + w.bHh!.data[g]));
+        });
+      }
+    }
+  }
+  if (!inputShape) throw new TfjsError('toTfjsModel: the model has no layer that fixes its input shape (Embedding or a recurrent layer first)');
+  const total = chunks.reduce((n, c) => n + c.length, 0);
+  const all = new Float32Array(total);
+  let at = 0;
+  for (const c of chunks) { all.set(c, at); at += c.length; }
+  const weightData = new Uint8Array(total * 4);
+  const view = new DataView(weightData.buffer);
+  all.forEach((v, i) => view.setFloat32(i * 4, v, true));
+  return {
+    modelJson: {
+      format: 'layers-model',
+      generatedBy: 'rnnkit',
+      modelTopology: { class_name: 'Sequential', config: { name: 'rnnkit', layers }, keras_version: 'tfjs-layers', backend: 'tensor_flow.js' },
+      weightsManifest: [{ paths: [options.weightsPath ?? 'weights.bin'], weights: specs }],
+    },
+    weightData,
+  };
 }
