@@ -1,6 +1,6 @@
 #!/usr/bin/env node
 // fp32 vs bf16 GEMM throughput of the native addon (matmul precision 'highest' vs 'medium') on the
-// GEMM shapes of the issue-5 language model (2-layer LSTM, hidden 256, embedding 64, batch 32,
+// GEMM shapes of the language model of `npm start` (2-layer LSTM, hidden 256, embedding 64, batch 32,
 // seq 100): per-step recurrent forward / backward and the all-steps input / weight-gradient GEMMs.
 //
 //   node bench/bf16-gemm.mjs [--threads 1,2] [--ms 300]

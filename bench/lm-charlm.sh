@@ -1,9 +1,9 @@
 #!/usr/bin/env bash
-# The issue-5 comparison: `rnnkit train --dataset moby-dick` (2-layer LSTM, hidden 256, embedding 64,
+# rnnkit against PyTorch on a character LM: `rnnkit train --dataset moby-dick` (2-layer LSTM, hidden 256, embedding 64,
 # seq 100, batch 32, clip 1) for MINUTES, then the PyTorch baseline with the same model, data, split
 # and learning-rate recipe for the same time, one after the other (run it on an idle machine).
 #   bash bench/lm-charlm.sh [MINUTES] [extra rnnkit train flags, e.g. --threads 2]
-# RECIPE (default: the issue's "Adam 2e-3") is given to both; e.g.
+# RECIPE (default: Adam with a constant 2e-3) is given to both; e.g.
 #   RECIPE="--lr 1e-2 --schedule cosine --warmup 100" bash bench/lm-charlm.sh 10 --threads 2
 # The run directory is runs/charlm-bench (checkpoint, curves.svg, report.html); the printed results
 # and the pictures are copied to bench/lm-results/ (OUT).

@@ -1,5 +1,5 @@
 #!/usr/bin/env python3
-"""PyTorch baseline of `rnnkit train --dataset moby-dick` (issue 5): the same model, data and split.
+"""PyTorch baseline of `rnnkit train --dataset moby-dick`: the same model, data and split.
 
 2-layer character LSTM (hidden 256, embedding 64), truncated BPTT with seq 100 x batch 32 and the
 hidden state carried (detached) between batches, Adam lr 2e-3 (or rnnkit's --schedule cosine with --warmup), gradient clipping at norm 1.0,

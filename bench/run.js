@@ -1,5 +1,5 @@
 #!/usr/bin/env node
-// rnnkit benchmark: the workloads of ../shared/WORKLOADS.md on an rnnkit backend, with PyTorch
+// rnnkit benchmark: the workloads of bench/workloads.mjs on an rnnkit backend, with PyTorch
 // (Debian's python3-torch, OpenBLAS with OPENBLAS_CORETYPE=Cooperlake) in the same run.
 //
 //   npm run bench -- [--backend native|wasm|reference] [--threads N[,M]] [--workloads ids]
@@ -13,6 +13,7 @@ import { existsSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
+import { flops, gatesOf, selectWorkloads } from './workloads.mjs';
 
 const ROOT = join(dirname(fileURLToPath(import.meta.url)), '..');
 if (!existsSync(join(ROOT, 'dist', 'index.js'))) {
@@ -35,21 +36,11 @@ const warmup = 3;
 const jsonFile = opt('json', null);
 const withTorch = !argv.includes('--no-torch');
 
-const WORKLOADS = [
-  { id: 'lstm-s', cell: 'lstm', input: 32, hidden: 128, layers: 1, bidir: false, batch: 16, seq: 50, mode: 'train' },
-  { id: 'lstm-m', cell: 'lstm', input: 64, hidden: 256, layers: 1, bidir: false, batch: 32, seq: 64, mode: 'train' },
-  { id: 'lstm-l', cell: 'lstm', input: 256, hidden: 1024, layers: 1, bidir: false, batch: 64, seq: 32, mode: 'train' },
-  { id: 'gru-m', cell: 'gru', input: 64, hidden: 256, layers: 1, bidir: false, batch: 32, seq: 64, mode: 'train' },
-  { id: 'rnn-m', cell: 'rnn_tanh', input: 64, hidden: 256, layers: 1, bidir: false, batch: 32, seq: 64, mode: 'train' },
-  { id: 'bilstm2-m', cell: 'lstm', input: 64, hidden: 256, layers: 2, bidir: true, batch: 32, seq: 64, mode: 'train' },
-  { id: 'lstm-m-infer', cell: 'lstm', input: 64, hidden: 256, layers: 1, bidir: false, batch: 32, seq: 64, mode: 'infer' },
-  { id: 'lstm-stream', cell: 'lstm', input: 64, hidden: 256, layers: 1, bidir: false, batch: 1, seq: 256, mode: 'infer' },
-  { id: 'charlm', cell: 'charlm', emb: 64, vocab: 65, input: 64, hidden: 256, layers: 2, bidir: false, batch: 32, seq: 100, mode: 'train' },
-];
-const wanted = opt('workloads', null)?.split(',');
-const workloads = wanted ? WORKLOADS.filter((w) => wanted.includes(w.id)) : WORKLOADS;
-if (wanted && workloads.length !== wanted.length) {
-  console.error(`bench: unknown workload in ${wanted.join(',')}; known: ${WORKLOADS.map((w) => w.id).join(', ')}`);
+let workloads;
+try {
+  workloads = selectWorkloads(opt('workloads', null));
+} catch (e) {
+  console.error(`bench: ${e.message}`);
   process.exit(1);
 }
 
@@ -64,24 +55,11 @@ const randArray = (n, s = 1) => {
   for (let i = 0; i < n; i++) a[i] = rand() * s;
   return a;
 };
-const gates = (cell) => (cell === 'lstm' ? 4 : cell === 'gru' ? 3 : 1);
-
-/** FLOPs of one step of the workload (forward formula of WORKLOADS.md; backward = 2x forward). */
-function flops(w) {
-  const D = w.bidir ? 2 : 1;
-  let f = 0;
-  for (let l = 0; l < w.layers; l++) {
-    const I = l === 0 ? w.input : D * w.hidden;
-    f += D * 2 * w.batch * w.seq * (I + w.hidden) * gates(w.cell === 'charlm' ? 'lstm' : w.cell) * w.hidden;
-  }
-  if (w.cell === 'charlm') f += 2 * w.batch * w.seq * w.hidden * w.vocab;
-  return w.mode === 'train' ? 3 * f : f;
-}
 
 /** Floats the native kernels keep for BPTT (forward context) plus backward scratch, in MB. */
 function workspaceMB(w) {
   if (w.cell === 'charlm') w = { ...w, cell: 'lstm' };
-  const D = w.bidir ? 2 : 1, T = w.seq, B = w.batch, H = w.hidden, G = gates(w.cell) * H;
+  const D = w.bidir ? 2 : 1, T = w.seq, B = w.batch, H = w.hidden, G = gatesOf(w.cell) * H;
   const ctx = (T + 1) * B * H + (w.cell === 'lstm' ? (T + 1) * B * H : 0) + T * B * G + (w.cell === 'gru' ? T * B * H : 0);
   const input = T * B * G; // Gx, the input projection of all steps (reused scratch)
   const bwd = T * B * G * (w.cell === 'gru' ? 2 : 1);
@@ -106,7 +84,7 @@ function time(fn) {
 function kernelStep(be, w) {
   const { cell, batch: B, seq: T, hidden: H, layers: L } = w;
   const D = w.bidir ? 2 : 1;
-  const G = gates(cell) * H;
+  const G = gatesOf(cell) * H;
   const x = randArray(T * B * w.input);
   const layers = [];
   for (let l = 0; l < L; l++) {

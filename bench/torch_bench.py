@@ -1,4 +1,4 @@
-"""PyTorch side of the rnnkit benchmark: the same workloads (../shared/WORKLOADS.md), same timing.
+"""PyTorch side of the rnnkit benchmark: the same workloads (bench/workloads.mjs), same timing.
 
 Usage: python3 torch_bench.py THREADS '<json list of workloads>'  -> one JSON object per line.
 Run with OPENBLAS_CORETYPE=Cooperlake and OPENBLAS_NUM_THREADS=THREADS set in the environment

@@ -1,7 +1,7 @@
-// Kernel-level benchmark of the rnnkit wasm backend on the workloads of ../shared/WORKLOADS.md,
+// Kernel-level benchmark of the rnnkit wasm backend on the workloads of bench/workloads.mjs,
 // side by side with TensorFlow.js's wasm backend in the same run, printing times and ratios.
 //
-//   npm run build && node bench/wasm-bench.mjs [--only lstm-m,gru-m] [--iters 10] [--peer-iters 5] [--no-tfjs] [--no-ort] [--native]
+//   npm run build && node bench/wasm-bench.mjs [--workloads lstm-m,gru-m] [--iters 10] [--peer-iters 5] [--no-tfjs] [--no-ort] [--native]
 //
 // rnnkit: seqForward(training) + seqBackward with dy = G (a fixed random tensor) and every
 // gradient (parameters and x) = one train step; "infer" = seqForward(training = false).
@@ -14,6 +14,7 @@
 // --peer-iters (default 5, warm-up 1) because one of its steps can take tens of seconds.
 import { performance } from 'node:perf_hooks';
 import { loadWasmBackend } from '../dist/backends/wasm.js';
+import { flops, gatesOf, selectWorkloads } from './workloads.mjs';
 
 const argv = process.argv.slice(2);
 const opt = (name, dflt) => {
@@ -22,22 +23,18 @@ const opt = (name, dflt) => {
 };
 const ITERS = Number(opt('iters', 10));
 const PEER_ITERS = Number(opt('peer-iters', 5));
-const ONLY = opt('only', null)?.split(',');
+const ONLY = opt('workloads', opt('only', null));
 const NO_TFJS = argv.includes('--no-tfjs');
 const NO_ORT = argv.includes('--no-ort');
 const WITH_NATIVE = argv.includes('--native'); // rnnkit-native with 1 thread, for the wasm / native ratio
 
-const WORKLOADS = [
-  { id: 'lstm-s', cell: 'lstm', I: 32, H: 128, L: 1, bi: false, B: 16, T: 50, train: true },
-  { id: 'lstm-m', cell: 'lstm', I: 64, H: 256, L: 1, bi: false, B: 32, T: 64, train: true },
-  { id: 'lstm-l', cell: 'lstm', I: 256, H: 1024, L: 1, bi: false, B: 64, T: 32, train: true },
-  { id: 'gru-m', cell: 'gru', I: 64, H: 256, L: 1, bi: false, B: 32, T: 64, train: true },
-  { id: 'rnn-m', cell: 'rnn_tanh', I: 64, H: 256, L: 1, bi: false, B: 32, T: 64, train: true },
-  { id: 'bilstm2-m', cell: 'lstm', I: 64, H: 256, L: 2, bi: true, B: 32, T: 64, train: true },
-  { id: 'lstm-m-infer', cell: 'lstm', I: 64, H: 256, L: 1, bi: false, B: 32, T: 64, train: false },
-  { id: 'lstm-stream', cell: 'lstm', I: 64, H: 256, L: 1, bi: false, B: 1, T: 256, train: false },
-  { id: 'charlm', cell: 'lstm', I: 64, H: 256, L: 2, bi: false, B: 32, T: 100, train: true, vocab: 65 },
-].filter((w) => !ONLY || ONLY.includes(w.id));
+let WORKLOADS;
+try {
+  WORKLOADS = selectWorkloads(ONLY);
+} catch (e) {
+  console.error(`wasm-bench: ${e.message}`);
+  process.exit(1);
+}
 
 let seed = 12345;
 const rand = () => {
@@ -45,24 +42,6 @@ const rand = () => {
   return seed / 2147483648;
 };
 const randn = (n, s = 1) => Float32Array.from({ length: n }, () => Math.sqrt(-2 * Math.log(rand() + 1e-12)) * Math.cos(2 * Math.PI * rand()) * s);
-const gatesOf = (cell) => (cell === 'lstm' ? 4 : cell === 'gru' ? 3 : 1);
-
-function flops(w) {
-  if (w.vocab) {
-    // two LSTM layers train step + the output layer (forward + 2x backward)
-    const g = 4;
-    const lstm = 2 * w.B * w.T * (w.I + w.H) * g * w.H + 2 * w.B * w.T * (w.H + w.H) * g * w.H;
-    return 3 * (lstm + 2 * w.B * w.T * w.H * w.vocab);
-  }
-  const g = gatesOf(w.cell);
-  const dirs = w.bi ? 2 : 1;
-  let f = 0;
-  for (let l = 0; l < w.L; l++) {
-    const I = l === 0 ? w.I : w.H * dirs;
-    f += dirs * 2 * w.B * w.T * (I + w.H) * g * w.H;
-  }
-  return w.train ? 3 * f : f;
-}
 
 function time(fn, warm, iters) {
   for (let i = 0; i < warm; i++) fn();
@@ -79,8 +58,8 @@ function time(fn, warm, iters) {
 // ---- charlm: embedding(65 -> 64) -> LSTM x2 (256) -> linear(256 -> 65) -> softmax CE (mean) ->
 // Adam step over every parameter; kernel level on rnnkit (embedding gather/scatter in JS).
 function rnnkitCharlm(backend, w) {
-  const { T, B, H, vocab: V } = w;
-  const E = w.I;
+  const { seq: T, batch: B, hidden: H, vocab: V } = w;
+  const E = w.emb;
   const N = T * B;
   const s = 1 / Math.sqrt(H);
   const G = 4 * H;
@@ -144,14 +123,14 @@ function rnnkitCharlm(backend, w) {
 }
 
 function tfCharlm(tf, w) {
-  const { T, B, H, vocab: V } = w;
+  const { seq: T, batch: B, hidden: H, vocab: V } = w;
   const N = T * B;
   // tfjs-wasm has no gradient of an embedding lookup (UnsortedSegmentSum): dense over one-hot
   const oneHot = tf.oneHot(tf.tensor2d(Int32Array.from({ length: N }, () => Math.floor(rand() * V)), [B, T], 'int32'), V).toFloat();
   const targets = tf.oneHot(tf.tensor2d(Int32Array.from({ length: N }, () => Math.floor(rand() * V)), [B, T], 'int32'), V).toFloat();
   const model = tf.sequential({
     layers: [
-      tf.layers.dense({ units: w.I, useBias: false, inputShape: [T, V] }),
+      tf.layers.dense({ units: w.input, useBias: false, inputShape: [T, V] }),
       tf.layers.lstm({ units: H, returnSequences: true, recurrentActivation: 'sigmoid', recurrentInitializer: 'glorotNormal' }),
       tf.layers.lstm({ units: H, returnSequences: true, recurrentActivation: 'sigmoid', recurrentInitializer: 'glorotNormal' }),
       tf.layers.dense({ units: V }),
@@ -167,12 +146,12 @@ function tfCharlm(tf, w) {
 // ---- rnnkit wasm (kernel level)
 function rnnkitStep(backend, w) {
   const g = gatesOf(w.cell);
-  const dirs = w.bi ? 2 : 1;
-  const { T, B, H } = w;
+  const dirs = w.bidir ? 2 : 1;
+  const { seq: T, batch: B, hidden: H } = w;
   const G = g * H;
   const layers = [];
-  for (let l = 0; l < w.L; l++) {
-    const I = l === 0 ? w.I : H * dirs;
+  for (let l = 0; l < w.layers; l++) {
+    const I = l === 0 ? w.input : H * dirs;
     const d = [];
     for (let k = 0; k < dirs; k++) {
       const s = 1 / Math.sqrt(H);
@@ -183,7 +162,7 @@ function rnnkitStep(backend, w) {
     }
     layers.push({ I, dirs: d, y: new Float32Array(T * B * H * dirs), dx: new Float32Array(T * B * I) });
   }
-  const x = randn(T * B * w.I);
+  const x = randn(T * B * w.input);
   const Gy = randn(T * B * H * dirs);
   const hN = new Float32Array(B * H);
   const cN = w.cell === 'lstm' ? new Float32Array(B * H) : null;
@@ -195,13 +174,13 @@ function rnnkitStep(backend, w) {
       layer.dirs.forEach((p, k) => {
         cs.push(backend.seqForward({
           cell: w.cell, T, B, I: layer.I, H, P: 0, reverse: k === 1, x: input, wIh: p.wIh, wHh: p.wHh, bIh: p.bIh, bHh: p.bHh,
-          wHr: null, h0: null, c0: null, lengths: null, y: layer.y, yStride: H * dirs, yOffset: k * H, hN, cN, training: w.train,
+          wHr: null, h0: null, c0: null, lengths: null, y: layer.y, yStride: H * dirs, yOffset: k * H, hN, cN, training: w.mode === 'train',
         }));
       });
       ctxs.push(cs);
       input = layer.y;
     }
-    if (!w.train) return;
+    if (w.mode !== 'train') return;
     let dy = Gy;
     for (let l = layers.length - 1; l >= 0; l--) {
       const layer = layers[l];
@@ -219,18 +198,18 @@ function rnnkitStep(backend, w) {
 
 /** lstm-stream as a stream: one seqForward call per step (T = 1), the state carried in h0/c0. */
 function rnnkitStreamSteps(backend, w) {
-  const { B, H, I } = w;
+  const { batch: B, hidden: H, input: I } = w;
   const G = 4 * H;
   const s = 1 / Math.sqrt(H);
   const p = { wIh: randn(G * I, s), wHh: randn(G * H, s), bIh: randn(G, s), bHh: randn(G, s) };
-  const xs = randn(w.T * B * I);
+  const xs = randn(w.seq * B * I);
   const h = [new Float32Array(B * H), new Float32Array(B * H)];
   const c = [new Float32Array(B * H), new Float32Array(B * H)];
   const y = new Float32Array(B * H);
   return () => {
     h[0].fill(0);
     c[0].fill(0);
-    for (let t = 0; t < w.T; t++) {
+    for (let t = 0; t < w.seq; t++) {
       const a = t & 1;
       backend.seqForward({
         cell: 'lstm', T: 1, B, I, H, P: 0, reverse: false, x: xs.subarray(t * B * I, (t + 1) * B * I), ...p, wHr: null,
@@ -260,8 +239,8 @@ async function loadOrt() {
 }
 async function ortRun(ort, w) {
   const { onnxRecurrentModel } = await import('./onnx-lstm.mjs');
-  const session = await ort.InferenceSession.create(onnxRecurrentModel(w.cell, w.T, w.B, w.I, w.H, randn), { executionProviders: ['wasm'] });
-  const X = new ort.Tensor('float32', randn(w.T * w.B * w.I), [w.T, w.B, w.I]);
+  const session = await ort.InferenceSession.create(onnxRecurrentModel(w.cell, w.seq, w.batch, w.input, w.hidden, randn), { executionProviders: ['wasm'] });
+  const X = new ort.Tensor('float32', randn(w.seq * w.batch * w.input), [w.seq, w.batch, w.input]);
   return () => session.run({ X });
 }
 
@@ -280,23 +259,23 @@ async function loadTf() {
 }
 
 function tfStep(tf, w) {
-  const dirs = w.bi ? 2 : 1;
-  const { T, B, H } = w;
+  const dirs = w.bidir ? 2 : 1;
+  const { seq: T, batch: B, hidden: H } = w;
   const layers = [];
-  for (let l = 0; l < w.L; l++) {
+  for (let l = 0; l < w.layers; l++) {
     const mk = () => {
       const o = { units: H, returnSequences: true, recurrentInitializer: 'glorotNormal' };
       if (w.cell === 'lstm') return tf.layers.lstm({ ...o, recurrentActivation: 'sigmoid' });
       if (w.cell === 'gru') return tf.layers.gru({ ...o, recurrentActivation: 'sigmoid' }); // tfjs has no reset_after: same FLOPs
       return tf.layers.simpleRNN({ ...o, activation: 'tanh' });
     };
-    layers.push(w.bi ? tf.layers.bidirectional({ layer: mk(), mergeMode: 'concat' }) : mk());
+    layers.push(w.bidir ? tf.layers.bidirectional({ layer: mk(), mergeMode: 'concat' }) : mk());
   }
-  const x = tf.variable(tf.tensor3d(randn(B * T * w.I), [B, T, w.I]));
+  const x = tf.variable(tf.tensor3d(randn(B * T * w.input), [B, T, w.input]));
   const G = tf.tensor3d(randn(B * T * H * dirs), [B, T, H * dirs]);
   const forward = () => layers.reduce((h, layer) => layer.apply(h), x);
   tf.tidy(() => forward()); // builds the weights
-  if (!w.train) return () => tf.tidy(() => forward().dataSync());
+  if (w.mode !== 'train') return () => tf.tidy(() => forward().dataSync());
   return () => tf.tidy(() => {
     const { value, grads } = tf.variableGrads(() => tf.sum(tf.mul(forward(), G)));
     value.dataSync();
@@ -323,27 +302,27 @@ console.log(`rnnkit wasm: ${backend.info().isa}, ${backend.info().detail}`);
 console.log(`node ${process.version}; iters ${ITERS} (peer ${PEER_ITERS}); median [min, max]`);
 const rows = [];
 for (const w of WORKLOADS) {
-  const r = time(w.vocab ? rnnkitCharlm(backend, w) : rnnkitStep(backend, w), 3, ITERS);
+  const r = time(w.cell === 'charlm' ? rnnkitCharlm(backend, w) : rnnkitStep(backend, w), 3, ITERS);
   const gf = flops(w) / (r.median * 1e6);
   let line = `${w.id.padEnd(13)} rnnkit-wasm ${fmt(r)} ${gf.toFixed(1)} GFLOP/s`;
   const row = { id: w.id, rnnkit: r.median, gflops: gf };
-  if (w.vocab) line += ` = ${Math.round((w.T * w.B) / (r.median / 1000))} tokens/s`;
+  if (w.cell === 'charlm') line += ` = ${Math.round((w.seq * w.batch) / (r.median / 1000))} tokens/s`;
   if (native) {
-    const n = time(w.vocab ? rnnkitCharlm(native, w) : rnnkitStep(native, w), 3, ITERS);
+    const n = time(w.cell === 'charlm' ? rnnkitCharlm(native, w) : rnnkitStep(native, w), 3, ITERS);
     row.native = n.median;
     line += ` | native-1t ${fmt(n)} | wasm/native ${(r.median / n.median).toFixed(2)}`;
   }
   if (w.id === 'lstm-stream') {
     const s = time(rnnkitStreamSteps(backend, w), 3, ITERS);
-    line += ` | step by step (256 calls, T=1): ${fmt(s)} = ${(s.median / w.T * 1000).toFixed(1)} us/step`;
+    line += ` | step by step (256 calls, T=1): ${fmt(s)} = ${(s.median / w.seq * 1000).toFixed(1)} us/step`;
     row.stream = s.median;
   }
   if (tf) {
-    const t = time(w.vocab ? tfCharlm(tf, w) : tfStep(tf, w), 1, PEER_ITERS);
+    const t = time(w.cell === 'charlm' ? tfCharlm(tf, w) : tfStep(tf, w), 1, PEER_ITERS);
     row.tfjs = t.median;
     line += ` | tfjs-wasm ${fmt(t)} | ratio ${(r.median / t.median).toFixed(4)}`;
   }
-  if (ort && !w.train && w.L === 1 && !w.bi) {
+  if (ort && w.mode !== 'train' && w.layers === 1 && !w.bidir) {
     const o = await timeAsync(await ortRun(ort, w), 3, ITERS);
     row.ort = o.median;
     line += ` | ort-web ${fmt(o)} | ratio ${(r.median / o.median).toFixed(3)}`;

@@ -14,8 +14,16 @@
 // P projection size (LSTM proj_size; 0 = none), R = P > 0 ? P : H the recurrent/output size,
 // G gates (LSTM 4: i,f,g,o; GRU 3: r,z,n; RNN 1), N rows, C classes, M/N/K GEMM sizes.
 
+/**
+ * The recurrent cells the kernels know: 'lstm', 'gru' (PyTorch's reset-after form), 'rnn_tanh',
+ * 'rnn_relu'.
+ */
 export type CellKind = 'lstm' | 'gru' | 'rnn_tanh' | 'rnn_relu';
 
+/**
+ * Gate blocks of a cell (LSTM 4, GRU 3, plain RNN 1): its weight matrices have gateCount(cell) *
+ * hidden rows.
+ */
 export function gateCount(cell: CellKind): number {
   return cell === 'lstm' ? 4 : cell === 'gru' ? 3 : 1;
 }
@@ -71,6 +79,11 @@ export interface SeqForwardArgs {
  */
 export type SeqContext = { readonly backend: string };
 
+/**
+ * Arguments of `Backend.seqBackward`: the context saved by the forward call, the gradients
+ * arriving at the outputs, and the buffers the input, state and weight gradients are accumulated
+ * into.
+ */
 export interface SeqBackwardArgs {
   ctx: SeqContext;
   /** [T, B, dyStride] gradient of y, read at columns [dyOffset, dyOffset + R); null = zero. */
@@ -92,8 +105,13 @@ export interface SeqBackwardArgs {
   dWHr: Float32Array | null; // [P, H]
 }
 
+/** The element-wise activations with a forward/backward kernel pair. */
 export type UnaryOp = 'tanh' | 'sigmoid' | 'relu';
 
+/**
+ * Arguments of `Backend.adamUpdate`: one parameter tensor with its gradient and moments, updated
+ * in place, and the hyper-parameters of the step.
+ */
 export interface AdamArgs {
   /** All [n]: parameter (updated in place), its gradient, first and second moments (updated). */
   param: Float32Array;
@@ -111,6 +129,10 @@ export interface AdamArgs {
   step: number;
 }
 
+/**
+ * Arguments of `Backend.sgdUpdate`: one parameter tensor with its gradient and momentum buffer,
+ * updated in place, and the hyper-parameters of the step.
+ */
 export interface SgdArgs {
   /** All [n]: parameter (updated in place), gradient, momentum buffer (updated; unused if momentum 0). */
   param: Float32Array;
@@ -125,6 +147,10 @@ export interface SgdArgs {
   firstStep: boolean;
 }
 
+/**
+ * What a backend reports about itself: name, instruction set, threads and matrix-product
+ * precision.
+ */
 export interface BackendInfo {
   /** e.g. "avx512", "avx2", "sse2", "simd128", "ts". */
   isa: string;
@@ -144,6 +170,12 @@ export interface BackendInfo {
 export type MatmulPrecision = 'highest' | 'medium';
 export const MATMUL_PRECISIONS: readonly MatmulPrecision[] = ['highest', 'medium'];
 
+/**
+ * The kernels every backend implements (native, wasm, reference): GEMM, the whole-sequence
+ * recurrent forward/backward, element-wise ops, losses and optimizer updates. Shapes and semantics
+ * are given on each method; src/backends/validate.ts checks the arguments before any backend sees
+ * them.
+ */
 export interface Backend {
   readonly name: string;
   info(): BackendInfo;

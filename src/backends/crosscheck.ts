@@ -5,6 +5,7 @@ import type {
   AdamArgs, Backend, BackendInfo, MatmulPrecision, SeqBackwardArgs, SeqContext, SeqForwardArgs, SgdArgs, UnaryOp,
 } from './backend.js';
 
+/** How closely a `CrossCheckBackend` expects its two backends to agree. */
 export interface CrossCheckOptions {
   /** Allowed |a - b| relative to max(1e-3, largest |b| of the tensor). */
   tolerance?: number;
@@ -16,12 +17,17 @@ interface PairContext extends SeqContext {
   args: SeqForwardArgs;
 }
 
+/** A mismatch between the two backends of a `CrossCheckBackend`. */
 export class CrossCheckError extends Error {}
 
 function copy<T extends Float32Array | null>(a: T): T {
   return (a ? a.slice() : null) as T;
 }
 
+/**
+ * A backend that runs every kernel on two backends (e.g. native against reference) and throws a
+ * `CrossCheckError` naming the kernel, the shapes and the worst element on the first mismatch.
+ */
 export class CrossCheckBackend implements Backend {
   readonly name: string;
   private readonly tolerance: number;

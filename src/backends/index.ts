@@ -13,7 +13,9 @@ import { loadNativeBackend } from './native.js';
 import { ReferenceBackend } from './reference.js';
 import { loadWasmBackend } from './wasm.js';
 
+/** A backend by name: 'native' (C++ addon), 'wasm' (WebAssembly) or 'reference' (TypeScript). */
 export type BackendName = 'native' | 'wasm' | 'reference';
+/** The backends in the order `auto` tries them: native, wasm, reference. */
 export const BACKEND_NAMES: readonly BackendName[] = ['native', 'wasm', 'reference'];
 
 const loaders: Record<BackendName, () => Backend> = {
@@ -45,6 +47,7 @@ export function loadBackend(name: BackendName): Backend {
   }
 }
 
+/** Whether a backend loads here, and why not (see `backendStatus()`). */
 export interface BackendStatus {
   name: BackendName;
   available: boolean;
@@ -78,6 +81,10 @@ export function resolveAuto(): Backend {
   throw new Error('no backend could be loaded');
 }
 
+/**
+ * Options of `setBackend` / `withBackend`, e.g. `crossCheck: 'reference'` to check every kernel
+ * against another backend.
+ */
 export interface SetBackendOptions extends CrossCheckOptions {
   /** Also run every kernel on this backend and throw on the first mismatch. */
   crossCheck?: BackendName | null;

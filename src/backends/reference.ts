@@ -12,7 +12,8 @@ import {
   assertSeqBackwardArgs, assertSeqForwardArgs, assertSgdArgs, assertSumSquaresArgs, assertUnaryArgs,
 } from './validate.js';
 
-type FloatArray = Float32Array | Float64Array;
+/** The arrays the reference kernels compute on: float32, or float64 for the finite-difference checks. */
+export type FloatArray = Float32Array | Float64Array;
 
 const sigmoid = (v: number): number => 1 / (1 + Math.exp(-v));
 /** relu as PyTorch: NaN stays NaN. */
@@ -243,6 +244,10 @@ function seqBackwardReference(d: SeqBackwardArgs): void {
   }
 }
 
+/**
+ * The kernels in plain TypeScript: the readable specification the other backends are checked
+ * against; always available, slow.
+ */
 export class ReferenceBackend implements Backend {
   readonly name = 'reference';
 

@@ -123,11 +123,16 @@ interface WasmSeqContext extends SeqContext {
 
 const UNARY: Record<UnaryOp, number> = { tanh: 0, sigmoid: 1, relu: 2 };
 
+/** Options of `createWasmBackend`. */
 export interface WasmBackendOptions {
   /** Name reported by info().detail, e.g. which build was chosen. */
   detail?: string;
 }
 
+/**
+ * The WebAssembly backend (AssemblyScript, 128-bit SIMD): made by `createWasmBackend` from the
+ * module or its bytes, in any runtime.
+ */
 export class WasmBackend implements Backend {
   readonly name = 'wasm';
   readonly kernels: WasmKernels;
@@ -618,6 +623,7 @@ function stepTables(T: number, B: number, lengths: Int32Array | null, reverse: b
 // ---------------------------------------------------------------------------------------------
 // Loading from bytes or a compiled module (no Node APIs).
 
+/** The wasm build as a compiled `WebAssembly.Module` or as its bytes. */
 export type WasmSource = WebAssembly.Module | BufferSource;
 
 function toModule(source: WasmSource): WebAssembly.Module {

@@ -29,7 +29,9 @@ function addInto(target: Tensor, g: ArrayLike<number>, scale = 1): void {
   for (let i = 0; i < dst.length; i++) dst[i] += scale * g[i];
 }
 
-// add: a [*], b [*] -> [*]
+/**
+ * add: a [*], b [*] -> [*]
+ */
 export function add(a: Tensor, b: Tensor): Tensor {
   assertSameShape('add', a, b);
   const out = new Float32Array(a.size);
@@ -43,7 +45,9 @@ export function add(a: Tensor, b: Tensor): Tensor {
   return y;
 }
 
-// sub: a [*], b [*] -> [*]
+/**
+ * sub: a [*], b [*] -> [*]
+ */
 export function sub(a: Tensor, b: Tensor): Tensor {
   assertSameShape('sub', a, b);
   const out = new Float32Array(a.size);
@@ -57,7 +61,9 @@ export function sub(a: Tensor, b: Tensor): Tensor {
   return y;
 }
 
-// mul: a [*], b [*] -> [*] (elementwise)
+/**
+ * mul: a [*], b [*] -> [*] (elementwise)
+ */
 export function mul(a: Tensor, b: Tensor): Tensor {
   assertSameShape('mul', a, b);
   const out = new Float32Array(a.size);
@@ -72,7 +78,9 @@ export function mul(a: Tensor, b: Tensor): Tensor {
   return y;
 }
 
-// scale: a [*] * s -> [*]
+/**
+ * scale: a [*] * s -> [*]
+ */
 export function scale(a: Tensor, s: number): Tensor {
   const out = new Float32Array(a.size);
   for (let i = 0; i < out.length; i++) out[i] = a.data[i] * s;
@@ -81,7 +89,9 @@ export function scale(a: Tensor, s: number): Tensor {
   return y;
 }
 
-// sum: a [*] -> [] (scalar)
+/**
+ * sum: a [*] -> [] (scalar)
+ */
 export function sum(a: Tensor): Tensor {
   let acc = 0;
   for (let i = 0; i < a.size; i++) acc += a.data[i];
@@ -95,12 +105,16 @@ export function sum(a: Tensor): Tensor {
   return y;
 }
 
-// mean: a [*] -> [] (scalar)
+/**
+ * mean: a [*] -> [] (scalar)
+ */
 export function mean(a: Tensor): Tensor {
   return scale(sum(a), 1 / Math.max(1, a.size));
 }
 
-// reshape: a [*] -> shape (same number of elements; one dimension may be -1)
+/**
+ * reshape: a [*] -> shape (same number of elements; one dimension may be -1)
+ */
 export function reshape(a: Tensor, shape: readonly number[]): Tensor {
   const known = shape.filter((d) => d !== -1);
   const inferred = shape.map((d) => (d === -1 ? a.size / Math.max(1, shapeSize(known)) : d));
@@ -112,7 +126,9 @@ export function reshape(a: Tensor, shape: readonly number[]): Tensor {
   return y;
 }
 
-// transpose01: a [A, B, C] -> [B, A, C] (batch-first <-> time-major)
+/**
+ * transpose01: a [A, B, C] -> [B, A, C] (batch-first <-> time-major)
+ */
 export function transpose01(a: Tensor): Tensor {
   if (a.ndim !== 3) throw shapeError('transpose01', 'a', '[A, B, C]', a.shape);
   const [A, B, C] = a.shape;
@@ -127,7 +143,9 @@ export function transpose01(a: Tensor): Tensor {
   return y;
 }
 
-// concat along the last dimension: [..., C_k] for each k -> [..., sum C_k]
+/**
+ * concat along the last dimension: [..., C_k] for each k -> [..., sum C_k]
+ */
 export function concatLast(parts: Tensor[]): Tensor {
   if (parts.length === 0) throw new RangeError('concatLast: parts must not be empty');
   const lead = parts[0].shape.slice(0, -1);
@@ -162,7 +180,9 @@ export function concatLast(parts: Tensor[]): Tensor {
   return y;
 }
 
-// select: a [N, ...] -> a[index] [...]
+/**
+ * select: a [N, ...] -> a[index] [...]
+ */
 export function select(a: Tensor, index: number): Tensor {
   const n = a.shape[0];
   if (!Number.isInteger(index) || index < -n || index >= n) throw new RangeError(`select: index ${index} is out of range for dimension 0 of size ${n}`);
@@ -177,7 +197,9 @@ export function select(a: Tensor, index: number): Tensor {
   return y;
 }
 
-// stack: N tensors [...] -> [N, ...]
+/**
+ * stack: N tensors [...] -> [N, ...]
+ */
 export function stack(parts: Tensor[]): Tensor {
   if (parts.length === 0) throw new RangeError('stack: parts must not be empty');
   const inner = parts[0].size;
@@ -192,7 +214,9 @@ export function stack(parts: Tensor[]): Tensor {
   return y;
 }
 
-// matmul: a [M, K] @ b [K, N] -> [M, N]
+/**
+ * matmul: a [M, K] @ b [K, N] -> [M, N]
+ */
 export function matmul(a: Tensor, b: Tensor): Tensor {
   if (a.ndim !== 2) throw shapeError('matmul', 'a', '[M, K]', a.shape);
   if (b.ndim !== 2 || b.shape[0] !== a.shape[1]) throw shapeError('matmul', 'b', `[${a.shape[1]}, N]`, b.shape);
@@ -211,7 +235,9 @@ export function matmul(a: Tensor, b: Tensor): Tensor {
   return y;
 }
 
-// linear: x [..., I], weight [O, I], bias [O] -> [..., O]  (PyTorch's F.linear)
+/**
+ * linear: x [..., I], weight [O, I], bias [O] -> [..., O]  (PyTorch's F.linear)
+ */
 export function linear(x: Tensor, weight: Tensor, bias: Tensor | null): Tensor {
   assertTensor('linear', 'x', x);
   const [O, I] = weight.shape;
@@ -247,8 +273,11 @@ function unary(op: UnaryOp, x: Tensor): Tensor {
   return y;
 }
 
+/** tanh: x [*] -> tanh(x) [*] */
 export const tanh = (x: Tensor): Tensor => unary('tanh', x);
+/** sigmoid: x [*] -> 1 / (1 + exp(-x)) [*] */
 export const sigmoid = (x: Tensor): Tensor => unary('sigmoid', x);
+/** relu: x [*] -> max(x, 0) [*] */
 export const relu = (x: Tensor): Tensor => unary('relu', x);
 
 /** Token ids as an Int32Array, checked against the vocabulary size. */
@@ -262,7 +291,9 @@ function toIds(where: string, arg: string, ids: ArrayLike<number>, limit: number
   return out;
 }
 
-// embedding: weight [V, E], ids [*] -> [*, E]; rows of paddingIdx get no gradient
+/**
+ * embedding: weight [V, E], ids [*] -> [*, E]; rows of paddingIdx get no gradient
+ */
 export function embedding(weight: Tensor, ids: ArrayLike<number>, idsShape: readonly number[], paddingIdx: number | null = null): Tensor {
   const [V, E] = weight.shape;
   if (shapeSize(idsShape) !== ids.length) throw shapeError('embedding', 'ids', formatShape(idsShape), `${ids.length} ids`);
@@ -281,7 +312,9 @@ export function embedding(weight: Tensor, ids: ArrayLike<number>, idsShape: read
   return y;
 }
 
-// dropout: x [*] -> x * mask / (1 - p), mask ~ Bernoulli(1 - p); identity when not training
+/**
+ * dropout: x [*] -> x * mask / (1 - p), mask ~ Bernoulli(1 - p); identity when not training
+ */
 export function dropout(x: Tensor, p: number, training: boolean, rng: Rng = defaultRng()): Tensor {
   if (!(p >= 0 && p < 1)) throw new RangeError(`dropout: p must be in [0, 1), received ${p}`);
   if (!training || p === 0) return x;
@@ -299,8 +332,10 @@ export function dropout(x: Tensor, p: number, training: boolean, rng: Rng = defa
   return y;
 }
 
+/** How a loss combines its elements: 'mean', 'sum' or 'none' (one value per element). */
 export type Reduction = 'mean' | 'sum' | 'none';
 
+/** Options of `crossEntropy`: the ignored class id, a per-target mask, the reduction. */
 export interface CrossEntropyOptions {
   /** Targets equal to this are ignored (PyTorch's default -100). */
   ignoreIndex?: number;
@@ -310,7 +345,9 @@ export interface CrossEntropyOptions {
   reduction?: Reduction;
 }
 
-// crossEntropy: logits [N, C] (or [..., C]), targets [N] class ids -> [] (mean/sum) or [N] (none)
+/**
+ * crossEntropy: logits [N, C] (or [..., C]), targets [N] class ids -> [] (mean/sum) or [N] (none)
+ */
 export function crossEntropy(logits: Tensor, targets: ArrayLike<number>, options: CrossEntropyOptions = {}): Tensor {
   assertTensor('crossEntropy', 'logits', logits);
   const ignoreIndex = options.ignoreIndex ?? -100;
@@ -362,7 +399,9 @@ function reduce(where: string, values: Float64Array, shape: readonly number[], r
   return { y: Tensor.scalar(total * weight), weight };
 }
 
-// mseLoss: pred [*], target [*] -> [] ((pred - target)^2 averaged)
+/**
+ * mseLoss: pred [*], target [*] -> [] ((pred - target)^2 averaged)
+ */
 export function mseLoss(pred: Tensor, target: Tensor, reduction: Reduction = 'mean'): Tensor {
   assertSameShape('mseLoss', pred, target, ['pred', 'target']);
   const diff = new Float64Array(pred.size);
@@ -377,7 +416,9 @@ export function mseLoss(pred: Tensor, target: Tensor, reduction: Reduction = 'me
   return y;
 }
 
-// bceWithLogits: logits [*], targets [*] in [0, 1] -> [] (numerically stable, PyTorch's form)
+/**
+ * bceWithLogits: logits [*], targets [*] in [0, 1] -> [] (numerically stable, PyTorch's form)
+ */
 export function bceWithLogits(logits: Tensor, targets: Tensor, reduction: Reduction = 'mean'): Tensor {
   assertSameShape('bceWithLogits', logits, targets, ['logits', 'targets']);
   const n = logits.size;

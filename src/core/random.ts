@@ -63,10 +63,12 @@ export class Rng {
     return items;
   }
 
+  /** The generator state (four 32-bit words), to save and restore a random stream. */
   getState(): number[] {
     return Array.from(this.s);
   }
 
+  /** Restores a state from `getState()`. */
   setState(state: number[]): void {
     if (!Array.isArray(state) || state.length !== 4) throw new RangeError(`Rng state must be 4 numbers, received ${JSON.stringify(state)}`);
     this.s.set(state.map((v) => v >>> 0));

@@ -7,6 +7,10 @@
 // outputs has run. Gradients of leaves (parameters) accumulate across backward calls until
 // zeroGrad(), as in PyTorch. After backward the graph is released.
 
+/**
+ * The operation that produced a tensor, as recorded on the tape: its name, its inputs, and how it
+ * sends the gradient back to them.
+ */
 export interface GradNode {
   readonly name: string;
   readonly inputs: readonly Tensor[];
@@ -43,6 +47,7 @@ export async function noGradAsync<T>(fn: () => Promise<T>): Promise<T> {
   return await noGrad(fn);
 }
 
+/** Whether operations record a graph for backward now (false inside `noGrad`). */
 export function isGradEnabled(): boolean {
   return gradEnabled;
 }
@@ -63,10 +68,18 @@ function checkShape(shape: readonly number[], where: string): void {
   }
 }
 
+/**
+ * A float32 tensor (row-major `data` with a `shape`) that records the operations applied to it
+ * when it requires a gradient, so `backward()` can compute every gradient of a scalar.
+ */
 export class Tensor {
+  /** The values, row-major. */
   readonly data: Float32Array;
+  /** The size of each dimension ([] for a scalar). */
   readonly shape: readonly number[];
+  /** The gradient accumulated by `backward()` (same layout as `data`), or null before any. */
   grad: Float32Array | null = null;
+  /** Whether operations on this tensor are recorded for backward (true for parameters). */
   requiresGrad: boolean;
   /** The op that produced this tensor (null for leaves and after backward). */
   node: GradNode | null = null;
@@ -83,11 +96,13 @@ export class Tensor {
     this.requiresGrad = requiresGrad;
   }
 
+  /** A tensor of zeros. */
   static zeros(shape: readonly number[], requiresGrad = false): Tensor {
     checkShape(shape, 'Tensor.zeros');
     return new Tensor(new Float32Array(shapeSize(shape)), shape, requiresGrad);
   }
 
+  /** A tensor filled with one value. */
   static full(shape: readonly number[], value: number, requiresGrad = false): Tensor {
     checkShape(shape, 'Tensor.full');
     return new Tensor(new Float32Array(shapeSize(shape)).fill(value), shape, requiresGrad);
@@ -98,10 +113,12 @@ export class Tensor {
     return new Tensor(Float32Array.of(value), [], requiresGrad);
   }
 
+  /** Number of elements. */
   get size(): number {
     return this.data.length;
   }
 
+  /** Number of dimensions. */
   get ndim(): number {
     return this.shape.length;
   }
@@ -112,6 +129,7 @@ export class Tensor {
     return this.data[0];
   }
 
+  /** The values as a plain array, row-major. */
   toArray(): number[] {
     return Array.from(this.data);
   }
@@ -122,6 +140,7 @@ export class Tensor {
     return this.grad;
   }
 
+  /** Sets the gradient to zeros (keeps the buffer). */
   zeroGrad(): void {
     this.grad = null;
   }

@@ -17,6 +17,7 @@ export interface NamedTensor {
 
 export type SafetensorsDtype = 'F32' | 'F16' | 'BF16' | 'F64';
 
+/** A malformed safetensors file, or a tensor that cannot be read or written (the message names it). */
 export class SafetensorsError extends Error {
   constructor(message: string) {
     super(message);

@@ -7,6 +7,10 @@ import type { ProgressInfo } from './progress.js';
 import type { JobResult, TrainJob } from './run.js';
 import type { StepMetrics, ValMetrics } from './trainer.js';
 
+/**
+ * What a training run in a worker reports back to the main thread: steps, validations,
+ * checkpoints, progress and log lines.
+ */
 export interface WorkerCallbacks {
   onProgress?(info: ProgressInfo): void;
   onLog?(line: string): void;
@@ -15,6 +19,10 @@ export interface WorkerCallbacks {
   onCheckpoint?(dir: string): void;
 }
 
+/**
+ * A training run in a worker thread (`trainInWorker`): its result as a promise, and ways to stop
+ * it.
+ */
 export interface TrainingHandle {
   /** Settles when the job ends (rejects with the job's error, e.g. a non-finite step). */
   result: Promise<JobResult>;

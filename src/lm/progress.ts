@@ -1,6 +1,10 @@
 // Training progress: a one-line progress bar with ETA, loss and tokens/s on a terminal; plain
 // periodic lines when the output is not a terminal (CI logs).
 
+/**
+ * What a progress display shows: step, fraction done, time left, loss, bits per token, speed,
+ * learning rate, gradient norm, epoch, last validation.
+ */
 export interface ProgressInfo {
   step: number;
   /** Fraction of the run done, 0..1 (steps, epochs or time, whichever budget binds). */
@@ -17,6 +21,7 @@ export interface ProgressInfo {
   valBits?: number;
 }
 
+/** Receives progress updates from a training run (e.g. `ConsoleProgress`). */
 export interface ProgressSink {
   update(info: ProgressInfo): void;
   /** A line that must not be overwritten (validation results, checkpoints). */
@@ -24,6 +29,10 @@ export interface ProgressSink {
   end(): void;
 }
 
+/**
+ * Options of `ConsoleProgress`: the stream to write to, and whether to draw a bar (default: when
+ * the stream is a terminal).
+ */
 export interface ProgressOptions {
   stream?: NodeJS.WriteStream | { write(s: string): unknown; isTTY?: boolean; columns?: number };
   /** Force the bar (true) or plain lines (false); default: the stream's isTTY. */
@@ -34,6 +43,7 @@ export interface ProgressOptions {
   bitsLabel?: string;
 }
 
+/** Seconds as m:ss or h:mm:ss (e.g. 3:05, 1:02:09); "--:--" when unknown. */
 export function formatDuration(seconds: number): string {
   if (!Number.isFinite(seconds) || seconds < 0) return '--:--';
   const s = Math.round(seconds);
@@ -48,6 +58,7 @@ function fmtRate(n: number): string {
   return Number.isFinite(n) ? Math.round(n).toLocaleString('en-US') : '-';
 }
 
+/** A one-line progress bar on a terminal (plain lines when the output is not a terminal). */
 export class ConsoleProgress implements ProgressSink {
   private readonly stream: NonNullable<ProgressOptions['stream']>;
   private readonly tty: boolean;

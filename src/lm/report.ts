@@ -2,8 +2,10 @@
 // report (the SVG inline, the configuration, the final numbers and samples), no external files.
 import { esc, lineChartSvg } from '../tasks/plot.js';
 
+/** One point of a training or validation curve. */
 export interface CurvePoint { step: number; value: number }
 
+/** Title, axis label and size of a curve chart. */
 export interface CurveOptions {
   title?: string;
   yLabel?: string;
@@ -36,6 +38,10 @@ export function curvesSvg(train: CurvePoint[], val: CurvePoint[], o: CurveOption
   );
 }
 
+/**
+ * What the self-contained HTML report of a run shows: title, curves (SVG), summary rows,
+ * configuration and samples.
+ */
 export interface ReportData {
   title: string;
   svg: string;

@@ -9,6 +9,10 @@ import { LATEST, hasCheckpoint, resolveCheckpointDir } from './checkpoint.js';
 import type { ProgressSink } from './progress.js';
 import { DEFAULT_CONFIG, LMTrainer, loadCheckpointMeta, prepareData, type LMConfig, type RunResult, type TrainCallbacks } from './trainer.js';
 
+/**
+ * A training job as the CLI and `trainInWorker` describe it: the text (or dataset), the
+ * configuration, the budget and the run directory.
+ */
 export interface TrainJob {
   /** Model and training settings (unset fields: DEFAULT_CONFIG, or the checkpoint's when resuming). */
   config?: Partial<LMConfig>;
@@ -31,12 +35,17 @@ export interface TrainJob {
   reportSampleLength?: number;
 }
 
+/** Progress display, callbacks and abort signal of a training job. */
 export interface JobHooks {
   progress?: ProgressSink;
   callbacks?: TrainCallbacks;
   signal?: AbortSignal;
 }
 
+/**
+ * The result of a training job: the run result, the step it resumed from, the backend and the run
+ * directory.
+ */
 export interface JobResult extends RunResult {
   resumedFrom: number | null;
   backend: string;

@@ -1,8 +1,14 @@
 // Learning-rate schedules: constant, step decay, cosine; each with an optional linear warm-up.
 
+/**
+ * A learning-rate schedule: 'constant', 'step' (multiply by gamma every stepSize steps) or
+ * 'cosine' (decay to minLr over the budget), each with optional linear warm-up.
+ */
 export type ScheduleKind = 'constant' | 'step' | 'cosine';
+/** The learning-rate schedules by name. */
 export const SCHEDULES: readonly ScheduleKind[] = ['constant', 'step', 'cosine'];
 
+/** Parameters of a learning-rate schedule (see `learningRate`). */
 export interface ScheduleOptions {
   kind: ScheduleKind;
   /** Peak learning rate. */

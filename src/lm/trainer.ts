@@ -21,7 +21,9 @@ import { curvesSvg, reportHtml, smooth } from './report.js';
 import { learningRate, type ScheduleKind } from './schedule.js';
 import { UNK_ID, Vocabulary, type VocabLevel } from './vocab.js';
 
+/** The recurrent cell of a language model. */
 export type CellName = 'lstm' | 'gru' | 'rnn';
+/** The optimizer of a language-model run. */
 export type OptimizerName = 'adam' | 'adamw' | 'sgd';
 
 /** Everything that defines a run (saved as config.json in each checkpoint). */
@@ -64,6 +66,7 @@ export interface LMConfig {
   source: string;
 }
 
+/** The configuration a run starts from; every field can be overridden. */
 export const DEFAULT_CONFIG: LMConfig = {
   level: 'char', cell: 'lstm', layers: 2, hidden: 256, embed: 64, dropout: 0,
   seq: 100, batch: 32, lr: 2e-3, optimizer: 'adam', weightDecay: 0, momentum: 0, clip: 1,
@@ -71,6 +74,7 @@ export const DEFAULT_CONFIG: LMConfig = {
   seed: 1, maxVocab: 0, valFraction: 0.05, valEvery: 200, valTokens: 0, patience: 0, checkpointEvery: 500, source: '',
 };
 
+/** What one optimizer step reports: loss, learning rate, gradient norm and speed. */
 export interface StepMetrics {
   step: number;
   epoch: number;
@@ -82,6 +86,7 @@ export interface StepMetrics {
   tokensPerSecond: number;
 }
 
+/** A validation: held-out loss, bits per token and perplexity. */
 export interface ValMetrics {
   step: number;
   loss: number;
@@ -91,11 +96,13 @@ export interface ValMetrics {
   best: boolean;
 }
 
+/** The training and validation curves of a run. */
 export interface TrainHistory {
   train: Array<{ step: number; loss: number; lr: number; gradNorm: number; tps: number }>;
   val: Array<{ step: number; loss: number }>;
 }
 
+/** Callbacks of a training run; each may return 'stop' to end it. */
 export interface TrainCallbacks {
   /** After every optimizer step. Return 'stop' to end the run. */
   onStep?(m: StepMetrics, trainer: LMTrainer): void | 'stop';
@@ -103,6 +110,10 @@ export interface TrainCallbacks {
   onCheckpoint?(dir: string, trainer: LMTrainer): void;
 }
 
+/**
+ * How long `LMTrainer.run` trains (steps, epochs or minutes), where it saves, and what it reports
+ * to.
+ */
 export interface RunOptions {
   /** Train until this step number (absolute: a resumed run counts the steps already done). */
   steps?: number;
@@ -122,8 +133,10 @@ export interface RunOptions {
   saveHooks?: SaveHooks;
 }
 
+/** Why a run stopped. */
 export type StopReason = 'steps' | 'epochs' | 'time' | 'early-stopping' | 'callback' | 'aborted';
 
+/** How a call of `LMTrainer.run` ended: step, reason, last losses, speed and checkpoint. */
 export interface RunResult {
   step: number;
   stoppedBy: StopReason;
@@ -159,6 +172,7 @@ interface TrainerState {
   dataTokens: number;
 }
 
+/** A short SHA-256 fingerprint of a text (a resumed run checks it trains on the same text). */
 export function hashText(text: string): string {
   return createHash('sha256').update(text).digest('hex').slice(0, 16);
 }
@@ -184,6 +198,10 @@ function checkConfig(c: LMConfig): void {
   if (!(c.valFraction > 0 && c.valFraction < 1)) throw new RangeError(`valFraction must be in (0, 1), received ${c.valFraction}`);
 }
 
+/**
+ * A prepared text: its vocabulary, the token ids of the training and held-out splits, and a hash
+ * of the text.
+ */
 export interface LMData {
   vocab: Vocabulary;
   train: Int32Array;
@@ -200,6 +218,10 @@ export function prepareData(text: string, config: Pick<LMConfig, 'level' | 'valF
   return { vocab: v, train, val, hash: hashText(text) };
 }
 
+/**
+ * Trains a language model on prepared data: truncated BPTT with the state carried between batches,
+ * schedules, clipping, periodic validation, early stopping, atomic checkpoints and exact resume.
+ */
 export class LMTrainer {
   readonly config: LMConfig;
   readonly vocab: Vocabulary;

@@ -5,14 +5,21 @@ import { PAD, SymbolTable, UNK } from '../tasks/text.js';
 
 export { PAD, UNK };
 
+/** Whether a vocabulary splits text into characters or words. */
 export type VocabLevel = 'char' | 'word';
 
+/** The end-of-sequence token. */
 export const EOS = '<eos>';
+/** The special tokens, in id order: padding, unknown, end of sequence. */
 export const SPECIALS = [PAD, UNK, EOS] as const;
+/** Id of the padding token. */
 export const PAD_ID = 0;
+/** Id of the unknown-token token. */
 export const UNK_ID = 1;
+/** Id of the end-of-sequence token. */
 export const EOS_ID = 2;
 
+/** A vocabulary as saved in a checkpoint. */
 export interface VocabularyJSON {
   format: 'rnnkit-vocab';
   version: 1;
@@ -20,6 +27,10 @@ export interface VocabularyJSON {
   tokens: string[];
 }
 
+/**
+ * Options of `Vocabulary.build`: character or word level, minimum count, and how many of the most
+ * frequent tokens to keep.
+ */
 export interface BuildVocabOptions {
   level?: VocabLevel;
   /** Tokens seen fewer times are left out (they encode as <unk>). Default 1. */
@@ -44,6 +55,7 @@ export function tokenize(text: string, level: VocabLevel): string[] {
   return out;
 }
 
+/** Maps tokens (characters or words) to ids and back; the special tokens come first. */
 export class Vocabulary {
   readonly level: VocabLevel;
   readonly tokens: readonly string[];
@@ -78,6 +90,7 @@ export class Vocabulary {
     return new Vocabulary(level, [...SPECIALS, ...ranked]);
   }
 
+  /** A vocabulary from `toJSON()` output; throws when it is not one. */
   static fromJSON(json: unknown): Vocabulary {
     const j = json as Partial<VocabularyJSON>;
     if (!j || j.format !== 'rnnkit-vocab' || !Array.isArray(j.tokens)) {
@@ -86,18 +99,22 @@ export class Vocabulary {
     return new Vocabulary(j.level as VocabLevel, j.tokens);
   }
 
+  /** The vocabulary as JSON, for a checkpoint. */
   toJSON(): VocabularyJSON {
     return { format: 'rnnkit-vocab', version: 1, level: this.level, tokens: [...this.tokens] };
   }
 
+  /** Number of tokens, the special tokens included. */
   get size(): number {
     return this.tokens.length;
   }
 
+  /** The id of a token (the <unk> id when unknown). */
   id(token: string): number {
     return this.table.id(token);
   }
 
+  /** The token of an id; throws a RangeError for an id out of range. */
   token(id: number): string {
     const t = this.tokens[id];
     if (t === undefined) throw new RangeError(`Vocabulary: id ${id} is out of range 0..${this.size - 1}`);

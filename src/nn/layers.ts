@@ -7,19 +7,27 @@ import { Rng, defaultRng } from '../core/random.js';
 import { Tensor, formatShape, isGradEnabled, shapeSize, withGradMode } from '../core/tensor.js';
 import { checkFinite } from '../core/config.js';
 
+/** Named tensors with PyTorch parameter names, as in `state_dict()`. */
 export type StateDict = Map<string, NamedTensor>;
 
+/**
+ * Base of every layer: named parameters and submodules, `stateDict` / `loadStateDict` with PyTorch
+ * names, train and eval modes.
+ */
 export abstract class Module {
+  /** True in training mode (dropout active), false after `eval()`. */
   training = true;
   private readonly ownParameters = new Map<string, Tensor>();
   private readonly children = new Map<string, Module>();
 
+  /** Adds a trainable tensor under a PyTorch parameter name (e.g. `weight_ih_l0`). */
   protected registerParameter(name: string, t: Tensor): Tensor {
     t.requiresGrad = true;
     this.ownParameters.set(name, t);
     return t;
   }
 
+  /** Adds a submodule; its parameters' names get the prefix `name.`. */
   protected registerModule<M extends Module>(name: string, m: M): M {
     this.children.set(name, m);
     return m;
@@ -33,6 +41,7 @@ export abstract class Module {
     return out;
   }
 
+  /** Every parameter, in registration order (what an optimizer takes). */
   parameters(): Tensor[] {
     return this.namedParameters().map(([, t]) => t);
   }
@@ -42,16 +51,19 @@ export abstract class Module {
     return this.parameters().reduce((s, t) => s + t.size, 0);
   }
 
+  /** Training mode (or eval mode with `false`), for this module and every submodule. */
   train(on = true): this {
     this.training = on;
     for (const child of this.children.values()) child.train(on);
     return this;
   }
 
+  /** Eval mode: dropout off. */
   eval(): this {
     return this.train(false);
   }
 
+  /** Sets the gradient of every parameter to zeros. */
   zeroGrad(): void {
     for (const p of this.parameters()) p.zeroGrad();
   }
@@ -107,6 +119,7 @@ function checkPositiveInt(where: string, name: string, v: unknown): number {
   return v;
 }
 
+/** Options of `Linear`: whether it has a bias, and the random source of its initial weights. */
 export interface LinearOptions { bias?: boolean; rng?: Rng }
 
 /** y = x W^T + b. Parameters: weight [out, in], bias [out]. */
@@ -134,6 +147,10 @@ export class Linear extends Module {
   }
 }
 
+/**
+ * Options of `Embedding`: the padding id (its row gets no gradient), and the random source of its
+ * initial weights.
+ */
 export interface EmbeddingOptions { paddingIdx?: number | null; rng?: Rng }
 
 /** Lookup table. Parameter: weight [num, dim], initialised N(0, 1) (the paddingIdx row zero). */
@@ -159,6 +176,10 @@ export class Embedding extends Module {
   }
 }
 
+/**
+ * Zeroes each element with probability p in training and scales the rest by 1 / (1 - p); the
+ * identity in eval mode (PyTorch's nn.Dropout).
+ */
 export class Dropout extends Module {
   private readonly rng: Rng;
 
@@ -188,6 +209,7 @@ export class Sequential extends Module {
   }
 }
 
+/** Options of the `RNN`, `LSTM` and `GRU` layers (PyTorch's constructor arguments in camelCase). */
 export interface RNNOptions {
   inputSize: number;
   hiddenSize: number;
@@ -203,6 +225,7 @@ export interface RNNOptions {
   rng?: Rng;
 }
 
+/** Optional inputs of a recurrent layer's forward: initial states and per-sequence lengths. */
 export interface RecurrentInput {
   /** [numLayers * D, B, R] initial hidden state; zeros when omitted. */
   h0?: Tensor | null;
@@ -212,6 +235,7 @@ export interface RecurrentInput {
   lengths?: ArrayLike<number> | null;
 }
 
+/** What a recurrent layer returns: the output of every step and the final states. */
 export interface RecurrentOutput {
   /** [T, B, D * R] (or [B, T, D * R] when batchFirst; [T, D * R] for unbatched input). */
   output: Tensor;
@@ -366,6 +390,10 @@ function checkLengths(where: string, lengths: ArrayLike<number>, B: number, T: n
   return out;
 }
 
+/**
+ * A multi-layer Elman RNN with tanh or relu (PyTorch's nn.RNN): x [T, B, input] (or batch-first)
+ * -> output [T, B, D * hidden], hN [layers * D, B, hidden].
+ */
 export class RNN extends RecurrentBase {
   constructor(options: RNNOptions) {
     const nl = options?.nonlinearity ?? 'tanh';
@@ -374,20 +402,34 @@ export class RNN extends RecurrentBase {
   }
 }
 
+/**
+ * A multi-layer LSTM, optionally with projections (PyTorch's nn.LSTM): x [T, B, input] (or
+ * batch-first) -> output [T, B, D * P], hN [layers * D, B, P], cN [layers * D, B, hidden], where
+ * P = projSize || hidden.
+ */
 export class LSTM extends RecurrentBase {
   constructor(options: RNNOptions) {
     super('LSTM', 'lstm', options);
   }
 }
 
+/**
+ * A multi-layer GRU, reset-after form (PyTorch's nn.GRU): x [T, B, input] (or batch-first)
+ * -> output [T, B, D * hidden], hN [layers * D, B, hidden].
+ */
 export class GRU extends RecurrentBase {
   constructor(options: RNNOptions) {
     super('GRU', 'gru', options);
   }
 }
 
+/**
+ * Options of the single-step cells: bias, the plain RNN's nonlinearity, and the random source of
+ * their initial weights.
+ */
 export interface CellOptions { bias?: boolean; nonlinearity?: 'tanh' | 'relu'; rng?: Rng }
 
+/** The state of a single-step cell. */
 export interface CellState {
   /** [B, hiddenSize] */
   h: Tensor;
@@ -444,6 +486,10 @@ abstract class CellBase extends Module {
   }
 }
 
+/**
+ * One plain RNN step (PyTorch's nn.RNNCell, tanh or relu): x [B, input], h [B, hidden] -> h' [B,
+ * hidden].
+ */
 export class RNNCell extends CellBase {
   constructor(inputSize: number, hiddenSize: number, options: CellOptions = {}) {
     const nl = options.nonlinearity ?? 'tanh';
@@ -452,12 +498,17 @@ export class RNNCell extends CellBase {
   }
 }
 
+/** One LSTM step (PyTorch's nn.LSTMCell): x [B, input], (h, c) [B, hidden] -> (h', c'). */
 export class LSTMCell extends CellBase {
   constructor(inputSize: number, hiddenSize: number, options: CellOptions = {}) {
     super('LSTMCell', 'lstm', inputSize, hiddenSize, options);
   }
 }
 
+/**
+ * One GRU step (PyTorch's nn.GRUCell, reset-after form): x [B, input], h [B, hidden] -> h' [B,
+ * hidden].
+ */
 export class GRUCell extends CellBase {
   constructor(inputSize: number, hiddenSize: number, options: CellOptions = {}) {
     super('GRUCell', 'gru', inputSize, hiddenSize, options);

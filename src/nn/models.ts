@@ -3,6 +3,10 @@ import { type Tensor } from '../core/tensor.js';
 import { Dropout, Embedding, GRU, LSTM, Linear, Module, RNN, type RecurrentBase, type RecurrentInput, type RecurrentOutput } from './layers.js';
 import type { Rng } from '../core/random.js';
 
+/**
+ * Options of `LanguageModel`: vocabulary size, embedding and hidden sizes, layers, cell, dropout
+ * and random source.
+ */
 export interface LanguageModelOptions {
   vocabSize: number;
   embeddingDim: number;
@@ -17,6 +21,7 @@ export interface LanguageModelOptions {
   rng?: Rng;
 }
 
+/** The recurrent state a language model carries between batches (c only for LSTM). */
 export interface RecurrentState {
   h: Tensor | null;
   c: Tensor | null;

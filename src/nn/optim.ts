@@ -5,6 +5,7 @@ import { checkAdamHyper, checkSgdHyper } from '../backends/validate.js';
 import type { NamedTensor } from '../io/safetensors.js';
 import type { Tensor } from '../core/tensor.js';
 
+/** An optimizer's state for a checkpoint: step count, per-parameter buffers and hyper-parameters. */
 export interface OptimizerState {
   step: number;
   /** Named buffers per parameter index, e.g. "0.m", "0.v", "3.momentum". */
@@ -12,6 +13,7 @@ export interface OptimizerState {
   hyper: Record<string, number | boolean>;
 }
 
+/** Base of the optimizers: the parameters, `zeroGrad`, `step`, and a state dict for checkpoints. */
 export abstract class Optimizer {
   readonly params: Tensor[];
   lr: number;
@@ -24,6 +26,7 @@ export abstract class Optimizer {
     this.lr = lr;
   }
 
+  /** Sets the gradient of every parameter to zeros. */
   zeroGrad(): void {
     for (const p of this.params) p.zeroGrad();
   }
@@ -49,12 +52,14 @@ export abstract class Optimizer {
   protected abstract update(p: Tensor, grad: Float32Array, index: number): void;
   protected abstract hyper(): Record<string, number | boolean>;
 
+  /** The step count, buffers and hyper-parameters, for a checkpoint. */
   stateDict(): OptimizerState {
     const buffers = new Map<string, NamedTensor>();
     for (const [k, v] of this.buffers) buffers.set(k, { shape: [v.length], data: v.slice() });
     return { step: this.stepCount, buffers, hyper: this.hyper() };
   }
 
+  /** Restores a state from `stateDict()` (checks the buffer sizes against the parameters). */
   loadStateDict(state: OptimizerState): void {
     for (const [k, v] of state.buffers) {
       const index = Number(k.split('.')[0]);
@@ -70,8 +75,16 @@ export abstract class Optimizer {
   }
 }
 
+/**
+ * Options of `SGD` (PyTorch names in camelCase): learning rate, momentum, dampening, weight decay,
+ * Nesterov.
+ */
 export interface SGDOptions { lr: number; momentum?: number; dampening?: number; weightDecay?: number; nesterov?: boolean }
 
+/**
+ * Stochastic gradient descent with momentum, dampening, Nesterov and weight decay (PyTorch's
+ * torch.optim.SGD).
+ */
 export class SGD extends Optimizer {
   readonly momentum: number;
   readonly dampening: number;
@@ -100,8 +113,10 @@ export class SGD extends Optimizer {
   }
 }
 
+/** Options of `Adam` and `AdamW`: learning rate, betas, eps, weight decay. */
 export interface AdamOptions { lr?: number; betas?: [number, number]; eps?: number; weightDecay?: number }
 
+/** Adam and, with `decoupled: true`, AdamW (PyTorch's torch.optim.Adam / AdamW). */
 export class Adam extends Optimizer {
   readonly beta1: number;
   readonly beta2: number;

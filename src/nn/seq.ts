@@ -5,6 +5,7 @@
 import { shapeError } from '../core/ops.js';
 import { Tensor, formatShape, recordOp } from '../core/tensor.js';
 
+/** Sequences of different lengths padded into one time-major [T, B] batch, with their lengths. */
 export interface PaddedBatch {
   /** [T, B] time-major ids (or values), padValue past each sequence's length. */
   data: Int32Array;
@@ -18,6 +19,10 @@ export interface PaddedBatch {
   mask: Float32Array;
 }
 
+/**
+ * Options of `padSequences`: padding value, and a maximum length (longer sequences throw, or are
+ * cut with `truncate`).
+ */
 export interface PadOptions {
   /** The value written past each sequence's end (default 0). */
   padValue?: number;
@@ -100,8 +105,10 @@ function checkSeq(where: string, x: Tensor, lengths: ArrayLike<number> | null | 
   return { T, B, C, len };
 }
 
-// maskedMeanPool: x [T, B, C], lengths [B] -> [B, C], the mean over each sequence's real steps.
-// backward: dx[t, b, :] = dy[b, :] / len_b for t < len_b, 0 on padding.
+/**
+ * maskedMeanPool: x [T, B, C], lengths [B] -> [B, C], the mean over each sequence's real steps.
+ * backward: dx[t, b, :] = dy[b, :] / len_b for t < len_b, 0 on padding.
+ */
 export function maskedMeanPool(x: Tensor, lengths?: ArrayLike<number> | null): Tensor {
   const { B, C, len } = checkSeq('maskedMeanPool', x, lengths);
   const out = new Float32Array(B * C);
@@ -127,8 +134,10 @@ export function maskedMeanPool(x: Tensor, lengths?: ArrayLike<number> | null): T
   return y;
 }
 
-// maskedMaxPool: x [T, B, C], lengths [B] -> [B, C], the max over each sequence's real steps.
-// backward: the gradient goes to the (first) arg-max step of each (b, c); padding gets none.
+/**
+ * maskedMaxPool: x [T, B, C], lengths [B] -> [B, C], the max over each sequence's real steps.
+ * backward: the gradient goes to the (first) arg-max step of each (b, c); padding gets none.
+ */
 export function maskedMaxPool(x: Tensor, lengths?: ArrayLike<number> | null): Tensor {
   const { B, C, len } = checkSeq('maskedMaxPool', x, lengths);
   const out = new Float32Array(B * C).fill(-Infinity);
@@ -151,8 +160,10 @@ export function maskedMaxPool(x: Tensor, lengths?: ArrayLike<number> | null): Te
   return y;
 }
 
-// lastStep: x [T, B, C], lengths [B] -> [B, C], x[len_b - 1, b, :] (the last real step).
-// backward: dx[len_b - 1, b, :] += dy[b, :].
+/**
+ * lastStep: x [T, B, C], lengths [B] -> [B, C], x[len_b - 1, b, :] (the last real step).
+ * backward: dx[len_b - 1, b, :] += dy[b, :].
+ */
 export function lastStep(x: Tensor, lengths?: ArrayLike<number> | null): Tensor {
   const { B, C, len } = checkSeq('lastStep', x, lengths);
   const out = new Float32Array(B * C);
@@ -169,7 +180,9 @@ export function lastStep(x: Tensor, lengths?: ArrayLike<number> | null): Tensor 
   return y;
 }
 
-// timeSlice: x [T, B, C] -> x[from:to] [to - from, B, C] (e.g. the last K steps as targets).
+/**
+ * timeSlice: x [T, B, C] -> x[from:to] [to - from, B, C] (e.g. the last K steps as targets).
+ */
 export function timeSlice(x: Tensor, from: number, to: number): Tensor {
   if (!(x instanceof Tensor) || x.ndim !== 3) throw shapeError('timeSlice', 'x', '[T, B, C]', x instanceof Tensor ? x.shape : String(x));
   const [T, B, C] = x.shape;
@@ -186,12 +199,14 @@ export function timeSlice(x: Tensor, from: number, to: number): Tensor {
   return y;
 }
 
-// dotAttention (Luong's global "dot" attention, keys = values):
-//   query [Tq, B, C], keys [Tk, B, C], keyLengths [B] -> context [Tq, B, C]
-//   score[q, k] = query[q] . keys[k] (k < len_b; padding excluded), a = softmax_k(score),
-//   context[q] = sum_k a[q, k] keys[k].  Also returns the weights [Tq, B, Tk] (no gradient).
-// backward: da[q,k] = dctx[q] . keys[k]; ds = a * (da - sum_k a da);
-//   dquery[q] += sum_k ds[q,k] keys[k]; dkeys[k] += sum_q (a[q,k] dctx[q] + ds[q,k] query[q]).
+/**
+ * dotAttention (Luong's global "dot" attention, keys = values):
+ *   query [Tq, B, C], keys [Tk, B, C], keyLengths [B] -> context [Tq, B, C]
+ *   score[q, k] = query[q] . keys[k] (k < len_b; padding excluded), a = softmax_k(score),
+ *   context[q] = sum_k a[q, k] keys[k].  Also returns the weights [Tq, B, Tk] (no gradient).
+ * backward: da[q,k] = dctx[q] . keys[k]; ds = a * (da - sum_k a da);
+ *   dquery[q] += sum_k ds[q,k] keys[k]; dkeys[k] += sum_q (a[q,k] dctx[q] + ds[q,k] query[q]).
+ */
 export function dotAttention(query: Tensor, keys: Tensor, keyLengths?: ArrayLike<number> | null): { context: Tensor; weights: Float32Array } {
   const q = checkSeq('dotAttention', query, null);
   const k = checkSeq('dotAttention', keys, keyLengths);

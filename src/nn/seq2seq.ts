@@ -21,6 +21,10 @@ export interface StepDecoder<S> {
   readonly vocabSize: number;
 }
 
+/**
+ * Options of greedy and beam decoding: the start (bos) and end (eos) token ids, and a maximum
+ * length.
+ */
 export interface DecodeOptions {
   /** Token fed at the first step. */
   bos: number;
@@ -54,6 +58,7 @@ export function greedyDecode<S>(decoder: StepDecoder<S>, state: S, batchSize: nu
   return out;
 }
 
+/** Options of `beamSearch`: beam width and length penalty, beside the decoding options. */
 export interface BeamOptions extends DecodeOptions {
   /** Hypotheses kept at every step (default 5). */
   beamSize?: number;
@@ -61,6 +66,7 @@ export interface BeamOptions extends DecodeOptions {
   lengthPenalty?: number;
 }
 
+/** A decoded sequence with its log-probability. */
 export interface Hypothesis {
   tokens: number[];
   /** Total log-probability (eos included). */
@@ -121,6 +127,10 @@ export function gatherBatch(x: Tensor, rows: readonly number[]): Tensor {
   return new Tensor(out, [A, rows.length, C]);
 }
 
+/**
+ * Options of `Seq2Seq`: source and target vocabulary sizes, embedding and hidden sizes, layers,
+ * attention, dropout, random source.
+ */
 export interface Seq2SeqOptions {
   srcVocabSize: number;
   tgtVocabSize: number;

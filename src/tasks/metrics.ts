@@ -14,6 +14,7 @@ export function accuracy(predictions: ArrayLike<number>, targets: ArrayLike<numb
   return right / targets.length;
 }
 
+/** Accuracy, precision, recall and F1 of a binary classifier. */
 export interface BinaryScores {
   accuracy: number;
   /** TP / (TP + FP); 0 when nothing was predicted positive. */

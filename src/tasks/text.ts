@@ -2,9 +2,12 @@
 // with a capped vocabulary. Id 0 is always padding and id 1 the unknown symbol; special
 // symbols (e.g. '<s>', '</s>') follow, then the symbols in order of frequency.
 
+/** The padding token of a symbol table. */
 export const PAD = '<pad>';
+/** The unknown-symbol token of a symbol table. */
 export const UNK = '<unk>';
 
+/** Options of a symbol table: size cap, minimum count, and its special symbols. */
 export interface SymbolTableOptions {
   /** Keep at most this many symbols, specials included (the most frequent win; ties by first appearance). */
   maxSize?: number;
@@ -46,6 +49,7 @@ export class SymbolTable {
     return new SymbolTable([...specials, ...ranked.slice(0, room)]);
   }
 
+  /** Number of symbols, the special ones included. */
   get size(): number {
     return this.symbols.length;
   }
@@ -55,27 +59,35 @@ export class SymbolTable {
     return this.index.get(symbol) ?? this.unkId;
   }
 
+  /** Whether the symbol is in the table. */
   has(symbol: string): boolean {
     return this.index.has(symbol);
   }
 
+  /** Symbols -> ids (unknown symbols -> unkId). */
   encode(symbols: Iterable<string>): number[] {
     const out: number[] = [];
     for (const s of symbols) out.push(this.id(s));
     return out;
   }
 
+  /** Ids -> symbols (an id out of range -> <unk>). */
   decode(ids: Iterable<number>): string[] {
     const out: string[] = [];
     for (const i of ids) out.push(this.symbols[i] ?? UNK);
     return out;
   }
 
+  /** The symbols in id order. */
   toJSON(): string[] {
     return [...this.symbols];
   }
 }
 
+/**
+ * Options of `WordTokenizer.fit`: beside the symbol-table options, lower-casing and the
+ * word-splitting pattern.
+ */
 export interface WordTokenizerOptions extends SymbolTableOptions {
   /** Lower-case before splitting (default true). */
   lowercase?: boolean;
@@ -119,6 +131,7 @@ export class WordTokenizer {
     return this.vocab.size;
   }
 
+  /** The words of a text (lower-cased first when the tokenizer lower-cases). */
   tokenize(text: string): string[] {
     return this.splitFn(this.lowercase ? text.toLowerCase() : text);
   }
@@ -129,6 +142,7 @@ export class WordTokenizer {
     return this.vocab.encode(words.length > maxLength ? words.slice(0, maxLength) : words);
   }
 
+  /** Word ids -> the words joined by spaces. */
   decode(ids: Iterable<number>): string {
     return this.vocab.decode(ids).join(' ');
   }
