@@ -2,3 +2,5 @@
 export * from './portable.js';
 // Node-only: files on disk.
 export { loadSafetensorsFile, saveSafetensorsFile } from './io/files.js';
+// ONNX in and out (encoded with the onnx-proto package: bundle it to use it outside Node).
+export { toOnnx, loadOnnx, OnnxError, type OnnxExportOptions, type OnnxExportable } from './io/onnx.js';

@@ -18,7 +18,6 @@ export { SGD, Adam, AdamW, Optimizer, clipGradNorm, clipGradValue, type Optimize
 export { Rng, manualSeed } from './core/random.js';
 export { setCheckFinite } from './core/config.js';
 export { readSafetensors, writeSafetensors, SafetensorsError, type NamedTensor } from './io/safetensors.js';
-export { toOnnx, loadOnnx, OnnxError, type OnnxExportOptions, type OnnxExportable } from './io/onnx.js';
 export { loadTfjsModel, toTfjsModel, TfjsModel, TfjsError, type TfjsArtifacts } from './io/tfjs.js';
 export { moduleFromStateDict, type StateDictOptions } from './io/torch.js';
 export {
