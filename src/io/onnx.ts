@@ -23,6 +23,7 @@ export class OnnxError extends Error {
   override name = 'OnnxError';
 }
 
+/** Options of toOnnx: which optional graph inputs to add. */
 export interface OnnxExportOptions {
   /** Add graph inputs h0 (and c0 for LSTM) [numLayers * D, B, H] (default false: zeros). */
   initialState?: boolean;
@@ -32,6 +33,7 @@ export interface OnnxExportOptions {
   name?: string;
 }
 
+/** What toOnnx writes: a recurrent stack, alone or between an Embedding and a Linear head. */
 export type OnnxExportable = RecurrentBase | LanguageModel | RecurrentModel;
 
 const FLOAT = 1;

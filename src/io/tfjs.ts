@@ -340,6 +340,7 @@ function readRecurrent(
 
 // ---------------------------------------------------------------- export
 
+/** A TF.js layers model as files: model.json's content and the weights file's bytes. */
 export interface TfjsArtifacts {
   /** model.json's content: { format, modelTopology, weightsManifest: [{ paths: [weightsPath], weights }] } */
   modelJson: { format: 'layers-model'; generatedBy: string; modelTopology: unknown; weightsManifest: Array<{ paths: string[]; weights: WeightSpec[] }> };

@@ -5,6 +5,7 @@ import { Embedding, GRU, LSTM, Linear, RNN, type RecurrentBase } from '../nn/lay
 import { RecurrentModel } from '../nn/models.js';
 import type { NamedTensor } from './safetensors.js';
 
+/** What a state_dict does not record: a plain RNN's nonlinearity. */
 export interface StateDictOptions {
   /** A plain RNN's nonlinearity (not recorded in a state_dict): 'tanh' (default) or 'relu'. */
   nonlinearity?: 'tanh' | 'relu';

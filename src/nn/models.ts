@@ -57,6 +57,7 @@ export class LanguageModel extends Module {
   }
 }
 
+/** The layers of a RecurrentModel. */
 export interface RecurrentModelParts {
   /** Token ids in front of the recurrent stack (input: ids [T, B]); none = feature input [T, B, inputSize]. */
   embedding?: Embedding | null;
