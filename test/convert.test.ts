@@ -169,3 +169,12 @@ print(json.dumps(out))
     }
   }, 120_000);
 });
+
+describe('state_dicts: sizes are checked before anything is allocated', () => {
+  it('a layer number far beyond the weights present is named', async () => {
+    const { moduleFromStateDict } = await import('../src/index.js');
+    const t = (shape: number[]) => ({ shape, data: new Float32Array(shape.reduce((a, b) => a * b, 1)) });
+    const state = new Map([['weight_ih_l0', t([4, 2])], ['weight_hh_l0', t([4, 4])], ['weight_ih_l999999', t([4, 4])]]);
+    expect(() => moduleFromStateDict(state)).toThrow('state_dict: weight_ih_l1 is missing (the weights name layers up to 999999)');
+  });
+});

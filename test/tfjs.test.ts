@@ -233,3 +233,14 @@ describe('toTfjsModel: tf.loadLayersModel loads what rnnkit writes and predicts 
     expect(() => toTfjsModel(new GRU({ inputSize: 2, hiddenSize: 3 }))).toThrow(/GRU cannot be written: TF.js layers only implements the reset-before GRU/);
   });
 });
+
+describe('loadTfjsModel: sizes in the file are checked before anything is allocated', () => {
+  it('units far larger than the weights is a shape error, not an allocation failure', async () => {
+    const m = tf.sequential();
+    m.add(tf.layers.lstm({ units: 2, inputShape: [3, 2], name: 'lstm', ...sig }));
+    const s = await save(m);
+    const bad = structuredClone(s.modelJson) as { modelTopology: { config: { layers: Array<{ config: { units: number } }> } } };
+    bad.modelTopology.config.layers[0].config.units = 1e9;
+    expect(() => loadTfjsModel(bad, s.weightData)).toThrow(/LSTM 'lstm': kernel has shape \[2, 8\], expected \[2, 4000000000\]/);
+  });
+});

@@ -317,6 +317,12 @@ function readRecurrent(
   const useBias = cfg.use_bias !== false;
   const first = pick('kernel', dirs[0]);
   const I = first.shape[0];
+  // every shape is checked before anything is allocated from the sizes the file states
+  dirs.forEach((ws) => {
+    checkShape('kernel', pick('kernel', ws), [I, G]);
+    checkShape('recurrent_kernel', pick('recurrent_kernel', ws), [H, G]);
+    if (useBias) checkShape('bias', pick('bias', ws), kind === 'GRU' ? [2, G] : [G]);
+  });
   const options = { inputSize: I, hiddenSize: H, bidirectional: dirs.length === 2, bias: useBias, batchFirst: true };
   const rnn = kind === 'LSTM' ? new LSTM(options) : kind === 'GRU' ? new GRU(options) : new RNN({ ...options, nonlinearity: act as 'tanh' | 'relu' });
   dirs.forEach((ws, d) => {

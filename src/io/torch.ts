@@ -41,6 +41,9 @@ export function moduleFromStateDict(state: Map<string, NamedTensor>, options: St
   if (prefixes.size > 1) throw new Error(`state_dict: recurrent weights under several names (${[...prefixes].map((p) => p || '(none)').join(', ')})`);
   const prefix = [...prefixes][0];
   const at = (name: string) => state.get(prefix ? `${prefix}.${name}` : name);
+  for (let l = 0; l < layers; l++) {
+    if (!at(`weight_ih_l${l}`)) throw new Error(`state_dict: weight_ih_l${l} is missing (the weights name layers up to ${layers - 1})`);
+  }
   const wIh = at('weight_ih_l0');
   const wHh = at('weight_hh_l0');
   if (!wIh || !wHh || wIh.shape.length !== 2 || wHh.shape.length !== 2) throw new Error('state_dict: weight_ih_l0 and weight_hh_l0 must both be present and 2-D');
