@@ -12,6 +12,7 @@
 //   mode    'train': forward + backward of every parameter and of x (loss = sum(y * G) for a fixed
 //           random G; charlm: its loss and an Adam step); 'infer': forward only, no autograd state
 //   vocab, emb   charlm only
+import { gateCount } from '../dist/backends/cells.js';
 
 /** @type {ReadonlyArray<{id: string, cell: 'lstm'|'gru'|'rnn_tanh'|'charlm', input: number, hidden: number, layers: number, bidir: boolean, batch: number, seq: number, mode: 'train'|'infer', vocab?: number, emb?: number}>} */
 export const WORKLOADS = Object.freeze([
@@ -26,8 +27,8 @@ export const WORKLOADS = Object.freeze([
   { id: 'charlm', cell: 'charlm', emb: 64, vocab: 65, input: 64, hidden: 256, layers: 2, bidir: false, batch: 32, seq: 100, mode: 'train' },
 ].map((w) => Object.freeze(w)));
 
-/** Gate blocks of a cell: LSTM 4, GRU 3, plain RNN 1 (charlm is LSTM). */
-export const gatesOf = (cell) => (cell === 'lstm' || cell === 'charlm' ? 4 : cell === 'gru' ? 3 : 1);
+/** Gate blocks of a cell, from rnnkit's cell table (charlm is LSTM). */
+export const gatesOf = (cell) => gateCount(cell === 'charlm' ? 'lstm' : cell);
 
 /**
  * FLOPs of one step of a workload: 2 per multiply-add of the recurrent layers' products

@@ -15,6 +15,7 @@
 #include "kernels.h"
 #include "losses.h"
 #include "optim.h"
+#include "platform.h"
 #include "pool.h"
 #include "seq.h"
 
@@ -29,32 +30,13 @@ struct AddonData {
 
 const napi_type_tag kCtxTag = {0x7a1c5e0b2f3d4e11ULL, 0x9b8a7c6d5e4f3a21ULL};
 
-bool cpu_has(const char* isa) {
-  __builtin_cpu_init();
-  if (!strcmp(isa, "avx512"))
-    return __builtin_cpu_supports("avx512f") && __builtin_cpu_supports("avx512vl") &&
-           __builtin_cpu_supports("avx512bw") && __builtin_cpu_supports("avx512dq") &&
-           __builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma");
-  if (!strcmp(isa, "avx2")) return __builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma");
-  if (!strcmp(isa, "avx512bf16")) return cpu_has("avx512") && __builtin_cpu_supports("avx512bf16");
-  return !strcmp(isa, "sse2");
-}
-
-const IsaKernels* kernels_for(const std::string& isa) {
-  if (isa == "avx512") return &kernels_avx512;
-  if (isa == "avx2") return &kernels_avx2;
-  if (isa == "sse2") return &kernels_sse2;
-  return nullptr;
-}
-
-// The kernels every call uses: the ISA's fp32 table, or under matmul precision 'medium' the bf16
-// one when the ISA is avx512 and the CPU has avx512_bf16 ('medium' permits bf16, it does not
+// The kernels every call uses: the ISA's fp32 table, or under matmul precision 'medium' its bf16
+// variant when the CPU has one (avx512 with avx512_bf16; 'medium' permits bf16, it does not
 // require it, as torch.set_float32_matmul_precision). Taken once per call (async workers keep it).
 const IsaKernels& K(const Napi::Env& env) {
   const AddonData* d = env.GetInstanceData<AddonData>();
-  static const bool bf16 = cpu_has("avx512bf16");
-  if (d->medium && bf16 && d->k == &kernels_avx512) return kernels_avx512bf16;
-  return *d->k;
+  const IsaKernels* b = d->medium ? bf16_kernels_for(d->k) : nullptr;
+  return b ? *b : *d->k;
 }
 
 // ---------------------------------------------------------------- argument checking
@@ -62,10 +44,10 @@ const IsaKernels& K(const Napi::Env& env) {
 [[noreturn]] void typeError(Napi::Env env, const std::string& msg) { throw Napi::TypeError::New(env, msg); }
 
 int64_t mul(Napi::Env env, const std::string& kern, std::initializer_list<int64_t> xs) {
-  int64_t r = 1;
+  long long r = 1;
   for (int64_t x : xs)
-    if (__builtin_mul_overflow(r, x, &r)) rangeError(env, kern + ": shape too large");
-  return r;
+    if (mul_overflow(r, x, &r)) rangeError(env, kern + ": shape too large");
+  return (int64_t)r;
 }
 
 struct F32 {
@@ -143,7 +125,7 @@ Napi::Value Info(const Napi::CallbackInfo& info) {
   const IsaKernels& k = K(env);
   Napi::Object o = Napi::Object::New(env);
   const AddonData* d = env.GetInstanceData<AddonData>();
-  const bool bf16 = &k == &kernels_avx512bf16;
+  const bool bf16 = &k != d->k;
   o.Set("isa", d->k->name);
   o.Set("threads", pool_threads());
   o.Set("matmul", bf16 ? "bf16" : "fp32");
@@ -165,8 +147,8 @@ Napi::Value SetIsa(const Napi::CallbackInfo& info) {
   checkArgc(info, 1, "native.setIsa");
   if (!info[0].IsString()) typeError(env, "native.setIsa: isa must be a string");
   std::string isa = info[0].As<Napi::String>().Utf8Value();
-  const IsaKernels* k = kernels_for(isa);
-  if (!k) rangeError(env, "native.setIsa: isa must be avx512, avx2 or sse2, received " + isa);
+  const IsaKernels* k = kernels_for(isa.c_str());
+  if (!k) rangeError(env, std::string("native.setIsa: isa must be ") + isa_choices() + ", received " + isa);
   if (!cpu_has(isa.c_str())) rangeError(env, "native.setIsa: this CPU does not support " + isa);
   env.GetInstanceData<AddonData>()->k = k;
   return env.Undefined();
@@ -254,12 +236,63 @@ Napi::Value GemmNaiveBf16(const Napi::CallbackInfo& info) {
 }
 
 // ---------------------------------------------------------------- sequence kernels
-// Typed arrays referenced by a call, kept alive while an async call runs.
-struct Keep {
-  std::vector<Napi::ObjectReference> refs;
-  void add(const Napi::Value& v) {
-    if (v.IsObject()) refs.push_back(Napi::Persistent(v.As<Napi::Object>()));
+// An async job's own copy of every array it reads or writes. JavaScript may change, detach or
+// transfer the caller's buffers while the job runs on another thread, so the kernels touch only
+// this memory: inputs are copied when the job is queued, results are copied back (gradients:
+// added, since the kernels accumulate into zeros here) when it settles, both on the main thread.
+class JobArrays {
+ public:
+  // A copy of rows x cols floats of p read at [r * stride + offset]; returns the copy (stride cols).
+  const float* input(const float* p, int64_t rows, int64_t cols, int64_t stride = -1, int64_t offset = 0) {
+    if (!p) return nullptr;
+    if (stride < 0) stride = cols;
+    inputs_.emplace_back((size_t)(rows * cols));
+    float* q = inputs_.back().data();
+    for (int64_t r = 0; r < rows; r++) memcpy(q + r * cols, p + r * stride + offset, sizeof(float) * (size_t)cols);
+    return q;
   }
+  const int32_t* input(const int32_t* p, int64_t n) {
+    if (!p) return nullptr;
+    ints_.emplace_back(p, p + n);
+    return ints_.back().data();
+  }
+  // The job's buffer for rows x cols results that go to array (a Float32Array) at
+  // [r * stride + offset] when the job settles: written over, or added when accumulate.
+  float* output(const Napi::Value& array, const float* p, int64_t rows, int64_t cols, bool accumulate,
+                int64_t stride = -1, int64_t offset = 0) {
+    if (!p) return nullptr;
+    outputs_.push_back({Napi::Persistent(array.As<Napi::Object>()), std::vector<float>((size_t)(rows * cols)), rows,
+                        cols, stride < 0 ? cols : stride, offset, accumulate});
+    return outputs_.back().data.data();
+  }
+  // Copies the results into the caller's arrays; throws (naming the kernel) if one was detached.
+  void settle(Napi::Env env, const std::string& kern) {
+    for (Out& o : outputs_) {
+      auto a = o.array.Value().As<Napi::Float32Array>();
+      if ((int64_t)a.ElementLength() < (o.rows - 1) * o.stride + o.offset + o.cols)
+        throw Napi::Error::New(env, kern + ": an output array was detached or transferred while the job ran");
+      float* dst = a.Data();
+      for (int64_t r = 0; r < o.rows; r++) {
+        float* d = dst + r * o.stride + o.offset;
+        const float* src = o.data.data() + r * o.cols;
+        if (o.accumulate)
+          for (int64_t c = 0; c < o.cols; c++) d[c] += src[c];
+        else
+          memcpy(d, src, sizeof(float) * (size_t)o.cols);
+      }
+    }
+  }
+
+ private:
+  struct Out {
+    Napi::ObjectReference array;
+    std::vector<float> data;
+    int64_t rows, cols, stride, offset;
+    bool accumulate;
+  };
+  std::vector<std::vector<float>> inputs_;  // moving the outer vector keeps each inner buffer
+  std::vector<std::vector<int32_t>> ints_;
+  std::vector<Out> outputs_;
 };
 
 struct FwdParsed {
@@ -267,18 +300,57 @@ struct FwdParsed {
   SeqFwdIn in;
 };
 
-int parseCell(Napi::Env env, const Napi::Value& v, const std::string& kern) {
-  if (!v.IsString()) typeError(env, kern + ": cell must be a string");
-  const std::string c = v.As<Napi::String>().Utf8Value();
-  if (c == "lstm") return CELL_LSTM;
-  if (c == "gru") return CELL_GRU;
-  if (c == "rnn_tanh") return CELL_RNN_TANH;
-  if (c == "rnn_relu") return CELL_RNN_RELU;
-  rangeError(env, kern + ": cell must be lstm, gru, rnn_tanh or rnn_relu, received " + c);
+// The one mapping of the cell kinds to the kernels' CellId, with the facts the checks below need:
+// the table of src/backends/cells.ts (CELLS), in the order of the ids. test/native.test.ts checks
+// it against that table through cellKinds().
+struct CellInfo {
+  const char* name;
+  int id;       // CellId
+  int gates;    // G = gates * H
+  bool cState;  // has the state c (c0, cN, dc0, dcN)
+  bool projection;
+};
+const CellInfo kCells[] = {
+    {"lstm", CELL_LSTM, 4, true, true},
+    {"gru", CELL_GRU, 3, false, false},
+    {"rnn_tanh", CELL_RNN_TANH, 1, false, false},
+    {"rnn_relu", CELL_RNN_RELU, 1, false, false},
+};
+
+const CellInfo& cellInfo(int id) {
+  for (const CellInfo& c : kCells)
+    if (c.id == id) return c;
+  return kCells[0];  // unreachable: ids come from parseCell
 }
 
-const char* cellName(int c) {
-  return c == CELL_LSTM ? "lstm" : c == CELL_GRU ? "gru" : c == CELL_RNN_TANH ? "rnn_tanh" : "rnn_relu";
+const char* cellName(int id) { return cellInfo(id).name; }
+
+int parseCell(Napi::Env env, const Napi::Value& v, const std::string& kern) {
+  std::string kinds;
+  for (const CellInfo& c : kCells) kinds += std::string(kinds.empty() ? "" : ", ") + c.name;
+  if (!v.IsString()) typeError(env, kern + ": cell must be a string, one of " + kinds);
+  const std::string name = v.As<Napi::String>().Utf8Value();
+  for (const CellInfo& c : kCells)
+    if (name == c.name) return c.id;
+  rangeError(env, kern + ": cell must be one of " + kinds + ", received " + name);
+}
+
+// cellKinds() -> [{ name, id, gates, cState, projection }]: the table above.
+Napi::Value CellKinds(const Napi::CallbackInfo& info) {
+  checkArgc(info, 0, "native.cellKinds");
+  Napi::Env env = info.Env();
+  Napi::Array out = Napi::Array::New(env);
+  uint32_t n = 0;
+  for (const CellInfo& c : kCells) {
+    Napi::Object o = Napi::Object::New(env);
+    o.Set("name", c.name);
+    o.Set("id", c.id);
+    o.Set("gates", c.gates);
+    o.Set("cState", c.cState);
+    o.Set("projection", c.projection);
+    out.Set(n++, o);
+  }
+  return out;
 }
 
 // Reads the dimensions (and weights, which backward needs again) of a forward args object.
@@ -291,11 +363,10 @@ SeqDims parseDims(Napi::Env env, const Napi::Object& a, const std::string& kern0
   d.I = (int)asInt(env, a.Get("I"), kern, "I", 1, kMaxDim);
   d.H = (int)asInt(env, a.Get("H"), kern, "H", 1, kMaxDim);
   d.P = (int)asInt(env, a.Get("P"), kern, "P", 0, kMaxDim);
-  if (d.P > 0 && d.cell != CELL_LSTM) rangeError(env, kern + ": a projection exists only for LSTM");
+  if (d.P > 0 && !cellInfo(d.cell).projection) rangeError(env, kern + ": a projection exists only for LSTM");
   if (d.P > 0 && d.P >= d.H) rangeError(env, kern + ": projection size P must be smaller than H");
   d.R = d.P > 0 ? d.P : d.H;
-  const int gc = d.cell == CELL_LSTM ? 4 : d.cell == CELL_GRU ? 3 : 1;
-  d.G = (int)mul(env, kern, {gc, d.H});
+  d.G = (int)mul(env, kern, {cellInfo(d.cell).gates, d.H});
   if (d.G > kMaxDim) rangeError(env, kern + ": shape too large");
   d.reverse = asBool(env, a.Get("reverse"), kern, "reverse");
   // every index computed inside the kernels must fit in int64 comfortably
@@ -304,17 +375,30 @@ SeqDims parseDims(Napi::Env env, const Napi::Object& a, const std::string& kern0
   return d;
 }
 
-FwdParsed parseForward(Napi::Env env, const Napi::Object& a, Keep* keep) {
+// The fields of an args object copied into a plain object first: every getter runs before any
+// buffer pointer is taken (a getter that detaches or frees an earlier buffer cannot leave a
+// dangling pointer), and each field is read once.
+Napi::Object snapshot(Napi::Env env, const Napi::Object& a, const std::vector<const char*>& names) {
+  Napi::Object s = Napi::Object::New(env);
+  for (const char* n : names) s.Set(n, a.Get(n));
+  return s;
+}
+
+const std::vector<const char*> kFwdFields = {
+    "cell", "T", "B", "I", "H", "P", "reverse", "x", "wIh", "wHh", "bIh", "bHh", "wHr", "h0",
+    "c0", "cN", "hN", "yStride", "yOffset", "y", "lengths", "training"};
+const std::vector<const char*> kBwdFields = {
+    "dy", "dyStride", "dyOffset", "dhN", "dcN", "dx", "dh0", "dc0", "dWIh", "dWHh", "dBIh", "dBHh", "dWHr"};
+
+// Checks a forward args object; with job, the kernels' pointers are the job's own copies.
+FwdParsed parseForward(Napi::Env env, const Napi::Object& args, JobArrays* job) {
+  const Napi::Object a = snapshot(env, args, kFwdFields);
   FwdParsed f;
   SeqDims& d = f.d = parseDims(env, a, "native.seqForward");
   const std::string kern = std::string("native.seqForward(") + cellName(d.cell) + ")";
   const int64_t T = d.T, B = d.B, I = d.I, H = d.H, P = d.P, R = d.R, G = d.G;
   SeqFwdIn& in = f.in;
-  auto get = [&](const char* name) {
-    Napi::Value v = a.Get(name);
-    if (keep) keep->add(v);
-    return v;
-  };
+  auto get = [&](const char* name) { return a.Get(name); };
   in.x = asF32(env, get("x"), kern, "x", mul(env, kern, {T, B, I}), false).p;
   in.wIh = asF32(env, get("wIh"), kern, "wIh", G * I, false).p;
   in.wHh = asF32(env, get("wHh"), kern, "wHh", G * R, false).p;
@@ -322,8 +406,9 @@ FwdParsed parseForward(Napi::Env env, const Napi::Object& a, Keep* keep) {
   in.bHh = asF32(env, get("bHh"), kern, "bHh", G, true).p;
   in.wHr = P > 0 ? asF32(env, get("wHr"), kern, "wHr", P * H, false).p : nullptr;
   in.h0 = asF32(env, get("h0"), kern, "h0", B * R, true).p;
-  in.c0 = d.cell == CELL_LSTM ? asF32(env, get("c0"), kern, "c0", B * H, true).p : nullptr;
-  in.cN = d.cell == CELL_LSTM ? asF32(env, get("cN"), kern, "cN", B * H, true).p : nullptr;
+  const bool cState = cellInfo(d.cell).cState;
+  in.c0 = cState ? asF32(env, get("c0"), kern, "c0", B * H, true).p : nullptr;
+  in.cN = cState ? asF32(env, get("cN"), kern, "cN", B * H, true).p : nullptr;
   in.hN = asF32(env, get("hN"), kern, "hN", B * R, false).p;
   in.yStride = asInt(env, a.Get("yStride"), kern, "yStride", 1, kMaxDim);
   in.yOffset = asInt(env, a.Get("yOffset"), kern, "yOffset", 0, kMaxDim);
@@ -337,6 +422,22 @@ FwdParsed parseForward(Napi::Env env, const Napi::Object& a, Keep* keep) {
                             " is out of range, expected 1.." + std::to_string(T));
   }
   in.training = asBool(env, a.Get("training"), kern, "training");
+  if (job) {
+    in.x = job->input(in.x, T * B, I);
+    in.wIh = job->input(in.wIh, G, I);
+    in.wHh = job->input(in.wHh, G, R);
+    in.bIh = job->input(in.bIh, 1, G);
+    in.bHh = job->input(in.bHh, 1, G);
+    in.wHr = job->input(in.wHr, P, H);
+    in.h0 = job->input(in.h0, B, R);
+    in.c0 = job->input(in.c0, B, H);
+    in.lengths = job->input(in.lengths, B);
+    in.y = job->output(a.Get("y"), in.y, T * B, R, false, in.yStride, in.yOffset);
+    in.yStride = R;
+    in.yOffset = 0;
+    in.hN = job->output(a.Get("hN"), in.hN, B, R, false);
+    in.cN = job->output(a.Get("cN"), in.cN, B, H, false);
+  }
   return f;
 }
 
@@ -370,8 +471,11 @@ struct BwdParsed {
   SeqBwdIn in;
 };
 
-BwdParsed parseBackward(Napi::Env env, const Napi::Value& ctxv, const Napi::Object& fa, const Napi::Object& a,
-                        Keep* keep) {
+// Checks the backward args against the context; with job, the kernels' pointers are the job's copies.
+BwdParsed parseBackward(Napi::Env env, const Napi::Value& ctxv, const Napi::Object& fargs, const Napi::Object& args,
+                        JobArrays* job) {
+  const Napi::Object fa = snapshot(env, fargs, kFwdFields);
+  const Napi::Object a = snapshot(env, args, kBwdFields);
   const std::string kern0 = "native.seqBackward";
   if (!ctxv.IsExternal() || !ctxv.As<Napi::External<CtxBox>>().CheckTypeTag(&kCtxTag))
     typeError(env, kern0 + ": ctx is not a context of native.seqForward");
@@ -387,11 +491,7 @@ BwdParsed parseBackward(Napi::Env env, const Napi::Value& ctxv, const Napi::Obje
       fd.reverse != d.reverse)
     rangeError(env, kern + ": the forward arguments do not match the context's shapes");
   const int64_t T = d.T, B = d.B, I = d.I, H = d.H, P = d.P, R = d.R, G = d.G;
-  auto get = [&](const Napi::Object& o, const char* name) {
-    Napi::Value v = o.Get(name);
-    if (keep) keep->add(v);
-    return v;
-  };
+  auto get = [&](const Napi::Object& o, const char* name) { return o.Get(name); };
   SeqBwdIn& in = r.in;
   in.x = asF32(env, get(fa, "x"), kern, "x", T * B * I, false).p;
   in.wIh = asF32(env, get(fa, "wIh"), kern, "wIh", G * I, false).p;
@@ -406,17 +506,36 @@ BwdParsed parseBackward(Napi::Env env, const Napi::Value& ctxv, const Napi::Obje
     if (in.dyOffset + R > in.dyStride) rangeError(env, kern + ": dy columns do not fit in dyStride");
     in.dy = asF32(env, dyv, kern, "dy", mul(env, kern, {T, B, in.dyStride}), false).p;
   }
-  const bool lstm = d.cell == CELL_LSTM;
+  const bool cState = cellInfo(d.cell).cState;
   in.dhN = asF32(env, get(a, "dhN"), kern, "dhN", B * R, true).p;
-  in.dcN = lstm ? asF32(env, get(a, "dcN"), kern, "dcN", B * H, true).p : nullptr;
+  in.dcN = cState ? asF32(env, get(a, "dcN"), kern, "dcN", B * H, true).p : nullptr;
   in.dx = asF32(env, get(a, "dx"), kern, "dx", T * B * I, true).p;
   in.dh0 = asF32(env, get(a, "dh0"), kern, "dh0", B * R, true).p;
-  in.dc0 = lstm ? asF32(env, get(a, "dc0"), kern, "dc0", B * H, true).p : nullptr;
+  in.dc0 = cState ? asF32(env, get(a, "dc0"), kern, "dc0", B * H, true).p : nullptr;
   in.dWIh = asF32(env, get(a, "dWIh"), kern, "dWIh", G * I, true).p;
   in.dWHh = asF32(env, get(a, "dWHh"), kern, "dWHh", G * R, true).p;
   in.dBIh = asF32(env, get(a, "dBIh"), kern, "dBIh", G, true).p;
   in.dBHh = asF32(env, get(a, "dBHh"), kern, "dBHh", G, true).p;
   in.dWHr = P > 0 ? asF32(env, get(a, "dWHr"), kern, "dWHr", P * H, true).p : nullptr;
+  if (job) {
+    in.x = job->input(in.x, T * B, I);
+    in.wIh = job->input(in.wIh, G, I);
+    in.wHh = job->input(in.wHh, G, R);
+    in.wHr = job->input(in.wHr, P, H);
+    in.dy = job->input(in.dy, T * B, R, in.dyStride, in.dyOffset);
+    in.dyStride = in.dy ? R : 0;
+    in.dyOffset = 0;
+    in.dhN = job->input(in.dhN, B, R);
+    in.dcN = job->input(in.dcN, B, H);
+    in.dx = job->output(a.Get("dx"), in.dx, T * B, I, true);
+    in.dh0 = job->output(a.Get("dh0"), in.dh0, B, R, true);
+    in.dc0 = job->output(a.Get("dc0"), in.dc0, B, H, true);
+    in.dWIh = job->output(a.Get("dWIh"), in.dWIh, G, I, true);
+    in.dWHh = job->output(a.Get("dWHh"), in.dWHh, G, R, true);
+    in.dBIh = job->output(a.Get("dBIh"), in.dBIh, 1, G, true);
+    in.dBHh = job->output(a.Get("dBHh"), in.dBHh, 1, G, true);
+    in.dWHr = job->output(a.Get("dWHr"), in.dWHr, P, H, true);
+  }
   return r;
 }
 
@@ -442,8 +561,8 @@ Napi::Value SeqBackward(const Napi::CallbackInfo& info) {
 
 class ForwardWorker : public Napi::AsyncWorker {
  public:
-  ForwardWorker(Napi::Env env, const IsaKernels& k, FwdParsed f, Keep keep)
-      : Napi::AsyncWorker(env), k_(k), f_(f), keep_(std::move(keep)), box_(new CtxBox()),
+  ForwardWorker(Napi::Env env, const IsaKernels& k, FwdParsed f, std::unique_ptr<JobArrays> job)
+      : Napi::AsyncWorker(env), k_(k), f_(f), job_(std::move(job)), box_(new CtxBox()),
         deferred_(Napi::Promise::Deferred::New(env)) {}
   Napi::Promise Promise() { return deferred_.Promise(); }
   void Execute() override {
@@ -455,6 +574,12 @@ class ForwardWorker : public Napi::AsyncWorker {
   }
   void OnOK() override {
     Napi::Env env = Env();
+    try {
+      job_->settle(env, "native.seqForwardAsync");
+    } catch (const Napi::Error& e) {
+      deferred_.Reject(e.Value());
+      return;
+    }
     if (!f_.in.training) deferred_.Resolve(env.Null());
     else deferred_.Resolve(wrapCtx(env, std::move(box_)));
   }
@@ -463,15 +588,15 @@ class ForwardWorker : public Napi::AsyncWorker {
  private:
   const IsaKernels& k_;
   FwdParsed f_;
-  Keep keep_;
+  std::unique_ptr<JobArrays> job_;
   std::unique_ptr<CtxBox> box_;
   Napi::Promise::Deferred deferred_;
 };
 
 class BackwardWorker : public Napi::AsyncWorker {
  public:
-  BackwardWorker(Napi::Env env, const IsaKernels& k, BwdParsed b, Keep keep, Napi::Value ctx)
-      : Napi::AsyncWorker(env), k_(k), b_(b), keep_(std::move(keep)), deferred_(Napi::Promise::Deferred::New(env)) {
+  BackwardWorker(Napi::Env env, const IsaKernels& k, BwdParsed b, std::unique_ptr<JobArrays> job, Napi::Value ctx)
+      : Napi::AsyncWorker(env), k_(k), b_(b), job_(std::move(job)), deferred_(Napi::Promise::Deferred::New(env)) {
     ctxRef_ = Napi::Persistent(ctx.As<Napi::Object>());
   }
   Napi::Promise Promise() { return deferred_.Promise(); }
@@ -484,6 +609,12 @@ class BackwardWorker : public Napi::AsyncWorker {
   }
   void OnOK() override {
     consume(Env(), b_.box);
+    try {
+      job_->settle(Env(), "native.seqBackwardAsync");
+    } catch (const Napi::Error& e) {
+      deferred_.Reject(e.Value());
+      return;
+    }
     deferred_.Resolve(Env().Undefined());
   }
   void OnError(const Napi::Error& e) override {
@@ -494,17 +625,17 @@ class BackwardWorker : public Napi::AsyncWorker {
  private:
   const IsaKernels& k_;
   BwdParsed b_;
-  Keep keep_;
-  Napi::ObjectReference ctxRef_;
+  std::unique_ptr<JobArrays> job_;
+  Napi::ObjectReference ctxRef_;  // the context stays alive while the job uses it
   Napi::Promise::Deferred deferred_;
 };
 
 Napi::Value SeqForwardAsync(const Napi::CallbackInfo& info) {
   Napi::Env env = info.Env();
   checkArgc(info, 1, "native.seqForwardAsync");
-  Keep keep;
-  FwdParsed f = parseForward(env, asObj(env, info[0], "native.seqForwardAsync", "args"), &keep);
-  auto* w = new ForwardWorker(env, K(env), f, std::move(keep));
+  auto job = std::make_unique<JobArrays>();
+  FwdParsed f = parseForward(env, asObj(env, info[0], "native.seqForwardAsync", "args"), job.get());
+  auto* w = new ForwardWorker(env, K(env), f, std::move(job));
   Napi::Promise p = w->Promise();
   w->Queue();
   return p;
@@ -513,11 +644,11 @@ Napi::Value SeqForwardAsync(const Napi::CallbackInfo& info) {
 Napi::Value SeqBackwardAsync(const Napi::CallbackInfo& info) {
   Napi::Env env = info.Env();
   checkArgc(info, 3, "native.seqBackwardAsync");
-  Keep keep;
+  auto job = std::make_unique<JobArrays>();
   BwdParsed b = parseBackward(env, info[0], asObj(env, info[1], "native.seqBackwardAsync", "forward args"),
-                              asObj(env, info[2], "native.seqBackwardAsync", "args"), &keep);
+                              asObj(env, info[2], "native.seqBackwardAsync", "args"), job.get());
   b.box->busy = true;
-  auto* w = new BackwardWorker(env, K(env), b, std::move(keep), info[0]);
+  auto* w = new BackwardWorker(env, K(env), b, std::move(job), info[0]);
   Napi::Promise p = w->Promise();
   w->Queue();
   return p;
@@ -646,17 +777,17 @@ Napi::Value SgdUpdate(const Napi::CallbackInfo& info) {
 Napi::Object Init(Napi::Env env, Napi::Object exports) {
   auto* data = new AddonData();
   env.SetInstanceData(data);
-  for (const char* isa : {"avx512", "avx512bf16", "avx2", "sse2"}) {
+  for (const char* isa : {"avx512", "avx512bf16", "avx2", "sse2", "neon", "bf16"}) {
     if (cpu_has(isa)) data->cpuIsas += (data->cpuIsas.empty() ? "" : ",") + std::string(isa);
   }
   const char* forced = std::getenv("RNNKIT_NATIVE_ISA");
   if (forced && *forced) {
     const IsaKernels* k = kernels_for(forced);
-    if (!k) throw Napi::RangeError::New(env, std::string("RNNKIT_NATIVE_ISA must be avx512, avx2 or sse2, received ") + forced);
+    if (!k) throw Napi::RangeError::New(env, std::string("RNNKIT_NATIVE_ISA must be ") + isa_choices() + ", received " + forced);
     if (!cpu_has(forced)) throw Napi::RangeError::New(env, std::string("RNNKIT_NATIVE_ISA=") + forced + " but this CPU does not support it");
     data->k = k;
   } else {
-    data->k = cpu_has("avx512") ? &kernels_avx512 : cpu_has("avx2") ? &kernels_avx2 : &kernels_sse2;
+    data->k = best_kernels();
   }
   static std::once_flag threadsSet;  // the pool is process-wide; worker_threads load the addon too
   std::call_once(threadsSet, [] {
@@ -667,6 +798,7 @@ Napi::Object Init(Napi::Env env, Napi::Object exports) {
     }
   });
   exports.Set("info", Napi::Function::New(env, Info));
+  exports.Set("cellKinds", Napi::Function::New(env, CellKinds));
   exports.Set("setThreads", Napi::Function::New(env, SetThreads));
   exports.Set("setIsa", Napi::Function::New(env, SetIsa));
   exports.Set("cpuSupports", Napi::Function::New(env, CpuSupports));

@@ -58,7 +58,7 @@ void cache_give(void* p, size_t bytes) {
     std::lock_guard<std::mutex> lk(c.m);
     // make room: drop the oldest blocks
     while (!c.blocks.empty() && (c.bytes + bytes > kCacheMax || c.blocks.size() >= kCacheCount)) {
-      free(c.blocks.front().p);
+      aligned_free(c.blocks.front().p);
       c.bytes -= c.blocks.front().bytes;
       c.blocks.erase(c.blocks.begin());
     }
@@ -66,7 +66,7 @@ void cache_give(void* p, size_t bytes) {
     c.bytes += bytes;
     return;
   }
-  free(p);
+  aligned_free(p);
 }
 
 size_t packed_b_size(const IsaKernels& k, int K, int N) { return (size_t)k.packed_b_floats(K, N); }

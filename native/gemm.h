@@ -6,6 +6,7 @@
 #include <string.h>
 
 #include "kernels.h"
+#include "platform.h"
 
 namespace rk {
 
@@ -32,7 +33,8 @@ struct FBuf {
       size_t got = 0;
       void* q = cache_take(want, &got);
       if (!q) {
-        if (posix_memalign(&q, 64, want) != 0) throw_oom();
+        q = aligned_alloc64(want);
+        if (!q) throw_oom();
         got = want;
       }
       p = static_cast<float*>(q);

@@ -1,6 +1,7 @@
+#include "platform.h"
+#if defined(RK_X86)
 #include "kernels.h"
-#include <string.h>
-#pragma GCC target("avx2,fma")
+RK_TARGET_BEGIN("avx2,fma")
 #define RK_NS k_avx2
 #define RK_NAME "avx2"
 #define RK_VW 8
@@ -8,4 +9,6 @@
 #define RK_KC 256
 #define RK_MCP 24
 #include "kernels.inc"
+RK_TARGET_END
 const rk::IsaKernels rk::kernels_avx2 = RK_TABLE;
+#endif

@@ -1,6 +1,7 @@
 // Baseline x86-64 (SSE2, no FMA): runs on any x86-64 CPU.
+#include "platform.h"
+#if defined(RK_X86)
 #include "kernels.h"
-#include <string.h>
 #define RK_NS k_sse2
 #define RK_NAME "sse2"
 #define RK_VW 4
@@ -9,3 +10,4 @@
 #define RK_MCP 24
 #include "kernels.inc"
 const rk::IsaKernels rk::kernels_sse2 = RK_TABLE;
+#endif

@@ -51,11 +51,28 @@ struct IsaKernels {
   void (*unary_bwd)(int op, int64_t n, const float* x, const float* y, const float* dy, float* dx);
 };
 
+#if defined(__x86_64__) || defined(_M_X64)
 extern const IsaKernels kernels_avx512;
 extern const IsaKernels kernels_avx2;
 extern const IsaKernels kernels_sse2;
 // AVX-512 kernels whose GEMMs round both operands to bf16 (round-to-nearest-even) and accumulate
 // the exact products in fp32 with VDPBF16PS (matmul precision 'medium'); pointwise kernels as avx512.
 extern const IsaKernels kernels_avx512bf16;
+#elif defined(__aarch64__) || defined(_M_ARM64)
+extern const IsaKernels kernels_neon;
+#endif
+
+// ---- dispatch (dispatch.cpp) ----
+// Whether the running CPU can run the named path ("avx512", "avx2", "sse2", "avx512bf16" on
+// x86-64; "neon", "bf16" on arm64). False for names of another architecture.
+bool cpu_has(const char* isa);
+// The fp32 kernels of a path this build has, or nullptr.
+const IsaKernels* kernels_for(const char* isa);
+// The best fp32 path of this CPU.
+const IsaKernels* best_kernels();
+// The paths a user may pick, for messages: "avx512, avx2 or sse2" / "neon".
+const char* isa_choices();
+// The bf16 GEMM variant of a path when the CPU has it (matmul precision 'medium'), else nullptr.
+const IsaKernels* bf16_kernels_for(const IsaKernels* k);
 
 }  // namespace rk

@@ -6,6 +6,8 @@
 // only for tasks that were actually claimed.
 #include "pool.h"
 
+#include "platform.h"
+
 #include <stdint.h>
 
 #include <atomic>
@@ -57,7 +59,7 @@ struct Pool {
       while (!claimable(state.load(std::memory_order_acquire))) {
         if (stop.load(std::memory_order_relaxed)) return;
         if (++spin < 3000) {
-          __builtin_ia32_pause();
+          cpu_pause();
         } else {
           std::unique_lock<std::mutex> lk(m);
           sleepers.fetch_add(1);
@@ -142,7 +144,7 @@ void parallel_for_raw(int ntasks, void (*fn)(void*, int), void* ctx) {
   while (p.run_one()) {
   }
   for (int spin = 0; p.completed.load(std::memory_order_acquire) < ntasks; spin++) {
-    if (spin < 20000) __builtin_ia32_pause();
+    if (spin < 20000) cpu_pause();
     else std::this_thread::yield();
   }
   p.busy.store(false, std::memory_order_release);

@@ -6,6 +6,7 @@
 //    layers, batch-first, unbatched input, lengths, cells, Linear, Embedding, losses.
 import { describe, expect, it } from 'vitest';
 import type { CellKind, SeqForwardArgs } from '../src/backends/backend.js';
+import { CELL_KINDS, CELLS, gateCount, hasCellState } from '../src/backends/cells.js';
 import { ReferenceBackend } from '../src/backends/reference.js';
 import {
   GRU, GRUCell, LSTM, LSTMCell, Linear, Embedding, RNN, RNNCell, Rng, Tensor,
@@ -35,20 +36,20 @@ function kernelLoss(k: KernelCase, p: Record<string, Float64Array | null>, g: Re
     cell: k.cell, T, B, I: k.I, H, P, reverse: k.reverse,
     x: p.x, wIh: p.wIh, wHh: p.wHh, bIh: p.bIh, bHh: p.bHh, wHr: p.wHr, h0: p.h0, c0: p.c0,
     lengths: k.lengths ? Int32Array.from(k.lengths) : null,
-    y, yStride: k.yStride, yOffset: k.yOffset, hN, cN: k.cell === 'lstm' ? cN : null, training: false,
+    y, yStride: k.yStride, yOffset: k.yOffset, hN, cN: hasCellState(k.cell) ? cN : null, training: false,
   } as unknown as SeqForwardArgs);
   let loss = 0;
   for (let i = 0; i < y.length; i++) loss += y[i] * g.y[i];
   for (let i = 0; i < hN.length; i++) loss += hN[i] * g.hN[i];
-  if (k.cell === 'lstm') for (let i = 0; i < cN.length; i++) loss += cN[i] * g.cN[i];
+  if (hasCellState(k.cell)) for (let i = 0; i < cN.length; i++) loss += cN[i] * g.cN[i];
   return loss;
 }
 
 function checkKernel(k: KernelCase, seed: number): number {
   const rng = new Rng(seed);
-  const G = (k.cell === 'lstm' ? 4 : k.cell === 'gru' ? 3 : 1) * k.H;
+  const G = gateCount(k.cell) * k.H;
   const R = k.P || k.H;
-  const lstm = k.cell === 'lstm';
+  const withC = hasCellState(k.cell);
   const p: Record<string, Float64Array | null> = {
     x: randomArray(rng, k.T * k.B * k.I),
     wIh: randomArray(rng, G * k.I, 0.5),
@@ -57,7 +58,7 @@ function checkKernel(k: KernelCase, seed: number): number {
     bHh: k.bias ? randomArray(rng, G, 0.5) : null,
     wHr: k.P ? randomArray(rng, k.P * k.H, 0.5) : null,
     h0: k.states ? randomArray(rng, k.B * R) : null,
-    c0: k.states && lstm ? randomArray(rng, k.B * k.H) : null,
+    c0: k.states && withC ? randomArray(rng, k.B * k.H) : null,
   };
   const g = { y: randomArray(rng, k.T * k.B * k.yStride), hN: randomArray(rng, k.B * R), cN: randomArray(rng, k.B * k.H) };
   // analytic
@@ -65,13 +66,13 @@ function checkKernel(k: KernelCase, seed: number): number {
   const ctx = reference.seqForward({
     cell: k.cell, T: k.T, B: k.B, I: k.I, H: k.H, P: k.P, reverse: k.reverse, ...p,
     lengths: k.lengths ? Int32Array.from(k.lengths) : null, y, yStride: k.yStride, yOffset: k.yOffset,
-    hN: new Float64Array(k.B * R), cN: lstm ? new Float64Array(k.B * k.H) : null, training: true,
+    hN: new Float64Array(k.B * R), cN: withC ? new Float64Array(k.B * k.H) : null, training: true,
   } as unknown as SeqForwardArgs);
   const grads: Record<string, Float64Array> = {};
   for (const [name, v] of Object.entries(p)) if (v) grads[name] = new Float64Array(v.length);
   reference.seqBackward({
     ctx: ctx!, dy: g.y as unknown as Float32Array, dyStride: k.yStride, dyOffset: k.yOffset,
-    dhN: g.hN as unknown as Float32Array, dcN: lstm ? (g.cN as unknown as Float32Array) : null,
+    dhN: g.hN as unknown as Float32Array, dcN: withC ? (g.cN as unknown as Float32Array) : null,
     dx: grads.x as unknown as Float32Array, dh0: (grads.h0 ?? null) as unknown as Float32Array, dc0: (grads.c0 ?? null) as unknown as Float32Array,
     dWIh: grads.wIh as unknown as Float32Array, dWHh: grads.wHh as unknown as Float32Array,
     dBIh: (grads.bIh ?? null) as unknown as Float32Array, dBHh: (grads.bHh ?? null) as unknown as Float32Array,
@@ -98,7 +99,6 @@ function checkKernel(k: KernelCase, seed: number): number {
 }
 
 describe('float64 finite differences of the reference sequence kernels', () => {
-  const cells: CellKind[] = ['lstm', 'gru', 'rnn_tanh', 'rnn_relu'];
   const variants: Array<Partial<KernelCase> & { label: string }> = [
     { label: 'plain' },
     { label: 'reverse', reverse: true },
@@ -108,19 +108,20 @@ describe('float64 finite differences of the reference sequence kernels', () => {
     { label: 'zero initial states', states: false },
     { label: 'strided output (bidirectional slot)', yStride: 11, yOffset: 3 },
   ];
-  for (const cell of cells) {
+  for (const cell of CELL_KINDS) {
     for (const v of variants) {
       it(`${cell}: ${v.label}`, () => {
         const H = 3;
         const k: KernelCase = { cell, T: 4, B: 3, I: 2, H, P: 0, reverse: false, lengths: null, bias: true, states: true, yStride: H, yOffset: 0, ...v };
         if (k.yStride < k.yOffset + H) k.yStride = k.yOffset + H;
-        expect(checkKernel(k, 7 + cells.indexOf(cell))).toBeLessThan(1e-6);
+        expect(checkKernel(k, 7 + CELLS[cell].id)).toBeLessThan(1e-6);
       });
     }
   }
-  for (const v of [{ label: 'projection' }, { label: 'projection, reverse, lengths', reverse: true, lengths: [4, 2, 3] }]) {
-    it(`lstm: ${v.label}`, () => {
-      const k: KernelCase = { cell: 'lstm', T: 4, B: 3, I: 2, H: 4, P: 2, reverse: false, lengths: null, bias: true, states: true, yStride: 2, yOffset: 0, ...v };
+  const projected = CELL_KINDS.filter((c) => CELLS[c].projection);
+  for (const cell of projected) for (const v of [{ label: 'projection' }, { label: 'projection, reverse, lengths', reverse: true, lengths: [4, 2, 3] }]) {
+    it(`${cell}: ${v.label}`, () => {
+      const k: KernelCase = { cell, T: 4, B: 3, I: 2, H: 4, P: 2, reverse: false, lengths: null, bias: true, states: true, yStride: 2, yOffset: 0, ...v };
       expect(checkKernel(k, 3)).toBeLessThan(1e-6);
     });
   }
@@ -153,7 +154,7 @@ for (const backend of TESTED_BACKENDS) describe(`float32 finite differences thro
       const R = layer.projSize || layer.hiddenSize;
       const stateShape = unbatched ? [layer.numLayers * D, R] : [layer.numLayers * D, B, R];
       const h0 = randn(rng, stateShape);
-      const c0 = layer.cell === 'lstm' ? randn(rng, unbatched ? [layer.numLayers * D, layer.hiddenSize] : [layer.numLayers * D, B, layer.hiddenSize]) : null;
+      const c0 = hasCellState(layer.cell) ? randn(rng, unbatched ? [layer.numLayers * D, layer.hiddenSize] : [layer.numLayers * D, B, layer.hiddenSize]) : null;
       const seed = 5;
       const loss = () => {
         // the dropout mask must be the same in every evaluation: reseed the layer's generator
@@ -180,7 +181,7 @@ for (const backend of TESTED_BACKENDS) describe(`float32 finite differences thro
       const xs = [randn(rng, [2, 3]), randn(rng, [2, 3]), randn(rng, [2, 3])];
       const h0 = randn(rng, [2, 4]);
       const loss = () => {
-        let state = { h: h0, c: cell.cell === 'lstm' ? h0 : null };
+        let state = { h: h0, c: hasCellState(cell.cell) ? h0 : null };
         for (const x of xs) state = cell.step(x, state);
         return add(sum(mul(state.h, state.h)), state.c ? sum(state.c) : sum(state.h));
       };

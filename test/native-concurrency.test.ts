@@ -15,7 +15,7 @@ const nativeLoads = backendStatus().find((s) => s.name === 'native')?.available 
 interface Summary { scenarios: Record<string, { runs: number; mismatches: number }>; isa: string }
 
 function runOverlap(env: Record<string, string>): { status: number | null; signal: string | null; stderr: string; summary: Summary | null } {
-  const r = spawnSync(process.execPath, [SCRIPT], { cwd: ROOT, env: { ...process.env, ...env }, encoding: 'utf8', timeout: 900_000, maxBuffer: 64 << 20 });
+  const r = spawnSync(process.execPath, ['--expose-gc', SCRIPT], { cwd: ROOT, env: { ...process.env, ...env }, encoding: 'utf8', timeout: 900_000, maxBuffer: 64 << 20 });
   const line = r.stdout.trim().split('\n').pop() ?? '';
   let summary: Summary | null = null;
   try { summary = JSON.parse(line) as Summary; } catch { /* reported below */ }
@@ -25,15 +25,15 @@ function runOverlap(env: Record<string, string>): { status: number | null; signa
 function expectAllEqual(summary: Summary | null, minRuns: number): void {
   expect(summary, 'the overlap script printed no summary').not.toBeNull();
   const names = Object.keys(summary!.scenarios);
-  expect(names.length).toBe(12); // six scenarios, two sizes
+  expect(names.length).toBe(14); // six scenarios at two sizes, and detached buffers
   for (const [name, r] of Object.entries(summary!.scenarios)) {
     expect(r.mismatches, `${name}: results differ from the same call alone`).toBe(0);
-    expect(r.runs, name).toBeGreaterThanOrEqual(name.startsWith('worker_threads') ? 2 : minRuns);
+    expect(r.runs, name).toBeGreaterThanOrEqual(/worker_threads|detached/.test(name) ? 2 : minRuns);
   }
 }
 
 describe.skipIf(!nativeLoads)('overlapping native work (native backend loads)', () => {
-  it('six overlap scenarios 100 times each at 1 and 2 threads, two sizes: no crash, results bitwise equal to calls alone', () => {
+  it('six overlap scenarios 100 times each, and buffers detached during jobs at 1 and 2 threads, two sizes: no crash, results bitwise equal to calls alone', () => {
     const r = runOverlap({});
     expect(r.stderr).not.toMatch(/corruption|free\(\)|Aborted|Segmentation/);
     expect(r.signal).toBeNull();

@@ -2,7 +2,8 @@
 // cross-check of one sequence forward + backward between two backends.
 import { expect } from 'vitest';
 import type { Backend, CellKind, SeqBackwardArgs, SeqForwardArgs } from '../src/backends/backend.js';
-import { gateCount, recurrentSize } from '../src/backends/backend.js';
+import { recurrentSize } from '../src/backends/backend.js';
+import { CELL_KINDS, CELLS, gateCount, hasCellState } from '../src/backends/cells.js';
 
 export function rng(seed: number): () => number {
   let s = seed >>> 0;
@@ -57,7 +58,7 @@ function makeArgs(c: SeqCase): { fwd: SeqForwardArgs; bwd: Omit<SeqBackwardArgs,
   const { T, B, I, H, P } = c;
   const G = gateCount(c.cell) * H;
   const R = recurrentSize(H, P);
-  const lstm = c.cell === 'lstm';
+  const withC = hasCellState(c.cell);
   const yStride = c.stride ? 2 * R + 3 : R;
   const yOffset = c.stride ? 1 + Math.floor(r() * (R + 2)) : 0;
   let lengths: Int32Array | null = null;
@@ -75,12 +76,12 @@ function makeArgs(c: SeqCase): { fwd: SeqForwardArgs; bwd: Omit<SeqBackwardArgs,
     bHh: c.bias ? randArray(r, G, 0.5) : null,
     wHr: P > 0 ? randArray(r, P * H, 0.5) : null,
     h0: c.state ? randArray(r, B * R) : null,
-    c0: c.state && lstm ? randArray(r, B * H) : null,
+    c0: c.state && withC ? randArray(r, B * H) : null,
     lengths,
     y: randArray(r, T * B * yStride, 9), // garbage that must be overwritten / kept
     yStride, yOffset,
     hN: randArray(r, B * R, 9),
-    cN: lstm ? randArray(r, B * H, 9) : null,
+    cN: withC ? randArray(r, B * H, 9) : null,
     training: true,
   };
   const dyStride = c.stride ? R + 5 : R;
@@ -89,10 +90,10 @@ function makeArgs(c: SeqCase): { fwd: SeqForwardArgs; bwd: Omit<SeqBackwardArgs,
     dyStride,
     dyOffset: c.stride ? 2 : 0,
     dhN: c.state ? randArray(r, B * R) : null,
-    dcN: c.state && lstm ? randArray(r, B * H) : null,
+    dcN: c.state && withC ? randArray(r, B * H) : null,
     dx: randArray(r, T * B * I), // accumulate onto non-zero values
     dh0: c.state ? randArray(r, B * R) : null,
-    dc0: c.state && lstm ? randArray(r, B * H) : null,
+    dc0: c.state && withC ? randArray(r, B * H) : null,
     dWIh: randArray(r, G * I),
     dWHh: randArray(r, G * R),
     dBIh: c.bias ? randArray(r, G) : null,
@@ -153,13 +154,12 @@ export function bitwiseEqual(a: SeqResult, b: SeqResult): boolean {
 /** The random cases every ISA path runs. */
 export function seqCases(): SeqCase[] {
   const cases: SeqCase[] = [];
-  const cells: CellKind[] = ['lstm', 'gru', 'rnn_tanh', 'rnn_relu'];
   let seed = 1;
-  for (const cell of cells) {
+  for (const cell of CELL_KINDS) {
     for (const reverse of [false, true]) {
       for (const variant of [0, 1, 2]) {
         const r = rng(1000 + seed);
-        const P = cell === 'lstm' && variant === 1 ? 3 : 0;
+        const P = CELLS[cell].projection && variant === 1 ? 3 : 0;
         cases.push({
           cell,
           T: 2 + Math.floor(r() * 5),

@@ -1,7 +1,7 @@
 // Overlapping native work, run in a child process by test/native-concurrency.test.ts (a heap
 // corruption shows as a crash, often only at exit, so the process itself is what is checked).
 // Every result of an overlapped call must equal, bit for bit, the result of the same call alone.
-// Prints one JSON line: { scenarios: { name: { runs, mismatches } }, threads, isa }.
+// Run with --expose-gc to collect detached buffers at once. Prints one JSON line: { scenarios: { name: { runs, mismatches } }, threads, isa }.
 //   RNNKIT_OVERLAP_REPS     repetitions of each scenario per size and thread count (default 50)
 //   RNNKIT_OVERLAP_THREADS  comma-separated native thread counts (default 1,2)
 import { Worker } from 'node:worker_threads';
@@ -128,4 +128,36 @@ for (const threads of THREADS) {
     }
   }
 }
+// 7. the caller's buffers detached (transferred) while jobs run: the jobs work on their own copies,
+// so the results are unchanged; an output array that is gone when a job settles rejects its promise
+{
+  const { loadNativeAddon } = await import('../dist/backends/native.js');
+  const addon = loadNativeAddon();
+  const { T, B, I, H } = SIZES[1];
+  const rng = new Rng(11);
+  const layer = new LSTM({ inputSize: I, hiddenSize: H, rng });
+  const x = randn(rng, [T, B, I]);
+  const alone = infer(layer, x);
+  for (let rep = 0; rep < Math.max(2, REPS / 5); rep++) {
+    const input = new Tensor(Float32Array.from(x.data), x.shape);
+    const pending = inferAsync(layer, input);
+    structuredClone(input.data.buffer, { transfer: [input.data.buffer] }); // input.data is now detached
+    globalThis.gc?.();
+    record('input detached during a job', sameOut(await pending, alone));
+
+    const w = layer.weights[0][0];
+    const args = {
+      cell: 'lstm', T, B, I, H, P: 0, reverse: false, x: Float32Array.from(x.data), wIh: w.wIh.data, wHh: w.wHh.data,
+      bIh: w.bIh.data, bHh: w.bHh.data, wHr: null, h0: null, c0: null, lengths: null, training: false,
+      y: new Float32Array(T * B * H), yStride: H, yOffset: 0, hN: new Float32Array(B * H), cN: new Float32Array(B * H),
+    };
+    const job = addon.seqForwardAsync(args);
+    structuredClone(args.y.buffer, { transfer: [args.y.buffer] });
+    structuredClone(args.x.buffer, { transfer: [args.x.buffer] });
+    globalThis.gc?.();
+    const outcome = await job.then(() => 'resolved', (e) => String(e.message));
+    record('output detached during a job: a clear rejection', /an output array was detached or transferred while the job ran/.test(outcome));
+  }
+}
+
 console.log(JSON.stringify({ scenarios: results, threads: THREADS, isa: backend.info().isa }));

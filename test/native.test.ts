@@ -10,6 +10,7 @@ import { beforeAll, afterAll, describe, expect, it } from 'vitest';
 import type { UnaryOp } from '../src/backends/backend.js';
 import { type NativeBackend, type NativeIsa, loadNativeAddon, loadNativeBackend } from '../src/backends/native.js';
 import { ReferenceBackend } from '../src/backends/reference.js';
+import { CELL_KINDS, CELLS, gateCount, hasCellState } from '../src/backends/cells.js';
 import {
   bitwiseEqual, compareSeq, expectClose, randArray, rng, runSeq, seqCases, type SeqCase,
 } from './native-helpers.js';
@@ -18,7 +19,9 @@ const ROOT = fileURLToPath(new URL('..', import.meta.url));
 const native: NativeBackend = loadNativeBackend();
 const reference = new ReferenceBackend();
 const addon = loadNativeAddon();
-const ALL_ISAS: NativeIsa[] = ['avx512', 'avx2', 'sse2'];
+// the paths of this build's CPU family, best first, and how the addon lists them in messages
+const ALL_ISAS: NativeIsa[] = process.arch === 'arm64' ? ['neon'] : ['avx512', 'avx2', 'sse2'];
+const ISA_CHOICES = process.arch === 'arm64' ? 'neon' : 'avx512, avx2 or sse2';
 const ISAS = ALL_ISAS.filter((isa) => addon.cpuSupports(isa));
 const defaultIsa = native.info().isa as NativeIsa;
 
@@ -27,7 +30,7 @@ describe('native backend loads', () => {
     const info = native.info();
     expect(info.isa).toBe(process.env.RNNKIT_NATIVE_ISA || ISAS[0]);
     expect(info.threads).toBeGreaterThanOrEqual(1);
-    expect(ISAS).toContain('sse2');
+    expect(ISAS).toContain(ALL_ISAS.at(-1)); // the baseline path runs on every CPU of the family
   });
 });
 
@@ -209,6 +212,26 @@ describe('native threads and async', () => {
   });
 });
 
+describe('native cell kinds: the addon\'s table is the cell table of src/backends/cells.ts', () => {
+  it('names, ids, gate counts, cell state and projection agree', () => {
+    expect(addon.cellKinds()).toEqual(CELL_KINDS.map((kind) => ({
+      name: kind, id: CELLS[kind].id, gates: gateCount(kind), cState: hasCellState(kind), projection: CELLS[kind].projection,
+    })));
+  });
+
+  it.each(CELL_KINDS)('seqForward accepts %s with the table\'s gate count (and refuses one gate row less)', (cell) => {
+    const T = 2, B = 2, I = 3, H = 4, G = gateCount(cell) * H;
+    const args = {
+      cell, T, B, I, H, P: 0, reverse: false, x: new Float32Array(T * B * I), wIh: new Float32Array(G * I),
+      wHh: new Float32Array(G * H), bIh: null, bHh: null, wHr: null, h0: null, c0: null, lengths: null,
+      y: new Float32Array(T * B * H), yStride: H, yOffset: 0, hN: new Float32Array(B * H),
+      cN: hasCellState(cell) ? new Float32Array(B * H) : null, training: false,
+    };
+    expect(addon.seqForward(args)).toBeNull();
+    expect(() => addon.seqForward({ ...args, wIh: new Float32Array((G - H) * I) })).toThrow(`wIh has ${(G - H) * I} elements, expected at least ${G * I}`);
+  });
+});
+
 describe('native bad inputs throw JS errors (no crash)', () => {
   const T = 3, B = 2, I = 4, H = 5;
   const base = () => ({
@@ -237,7 +260,8 @@ describe('native bad inputs throw JS errors (no crash)', () => {
     expect(() => a.seqForward({ ...base(), lengths: Int32Array.from([2, 4]) })).toThrow('lengths[1] = 4 is out of range');
     expect(() => a.seqForward({ ...base(), lengths: new Int32Array(1) })).toThrow('lengths has 1 elements');
     expect(() => a.seqForward({ ...base(), T: 2.5 })).toThrow('T must be an integer');
-    expect(() => a.seqForward({ ...base(), cell: 'lstmx' })).toThrow('cell must be lstm, gru, rnn_tanh or rnn_relu');
+    expect(() => a.seqForward({ ...base(), cell: 'lstmx' })).toThrow(`cell must be one of ${CELL_KINDS.join(', ')}, received lstmx`);
+    expect(() => a.seqForward({ ...base(), cell: 4 })).toThrow(`cell must be a string, one of ${CELL_KINDS.join(', ')}`);
     expect(() => a.seqForward({ ...base(), P: 2 })).toThrow('a projection exists only for LSTM');
     expect(() => a.seqForward({ ...base(), T: 1e6, B: 1e6 })).toThrow(RangeError);
     expect(() => a.seqForward(42)).toThrow('args must be an object');
@@ -260,7 +284,7 @@ describe('native bad inputs throw JS errors (no crash)', () => {
     expect(() => a.adamUpdate(new Float32Array(4), new Float32Array(4), new Float32Array(3), new Float32Array(4), 1, 0.9, 0.99, 1e-8, 0, false, 1)).toThrow('m has 3 elements');
     expect(() => a.sgdUpdate(new Float32Array(4), new Float32Array(4), new Float32Array(0), 0.1, 0.9, 0, 0, false, true)).toThrow('momentumBuffer has 0 elements');
     expect(() => a.sumSquares(null)).toThrow('x is required');
-    expect(() => a.setIsa('avx9')).toThrow('isa must be avx512, avx2 or sse2');
+    expect(() => a.setIsa('avx9')).toThrow(`isa must be ${ISA_CHOICES}`);
     expect(() => a.setThreads(0)).toThrow(RangeError);
   });
 });
@@ -289,7 +313,7 @@ describe('ISA selection by RNNKIT_NATIVE_ISA in a fresh process', () => {
   it('an unknown or unsupported ISA makes loading fail with a clear message', () => {
     const out = run({ RNNKIT_NATIVE_ISA: 'avx9' });
     expect(out.status).not.toBe(0);
-    expect(out.stderr).toContain('RNNKIT_NATIVE_ISA must be avx512, avx2 or sse2, received avx9');
+    expect(out.stderr).toContain(`RNNKIT_NATIVE_ISA must be ${ISA_CHOICES}, received avx9`);
   });
 });
 
@@ -297,7 +321,7 @@ describe('ISA selection by RNNKIT_NATIVE_ISA in a fresh process', () => {
 // models emulated by qemu-user: it must run there and pick the matching kernels.
 // Needs Debian's qemu-user (`apt-get install -y qemu-user`); skipped only when qemu is absent.
 const QEMU = ['/usr/bin/qemu-x86_64', '/usr/bin/qemu-x86_64-static'].find((p) => existsSync(p));
-describe.skipIf(!QEMU)('prebuilt addon under qemu-user on older CPU models', () => {
+describe.skipIf(!QEMU || process.arch !== 'x64')(`prebuilt addon under qemu-user on older x86-64 CPU models${process.arch !== 'x64' ? ' (skipped: x86-64 only)' : ''}`, () => {
   const prebuild = join(ROOT, 'prebuilds', 'linux-x64');
   const binary = existsSync(prebuild) && readdirSync(prebuild).find((f) => f.endsWith('.node'))
     ? join(prebuild, readdirSync(prebuild).find((f) => f.endsWith('.node'))!)

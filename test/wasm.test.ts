@@ -3,7 +3,8 @@
 // The wasm build must load: a missing or broken build fails these tests (it never skips them).
 import { describe, expect, it } from 'vitest';
 import type { CellKind, SeqBackwardArgs, SeqForwardArgs } from '../src/backends/backend.js';
-import { gateCount, recurrentSize } from '../src/backends/backend.js';
+import { recurrentSize } from '../src/backends/backend.js';
+import { CELL_KINDS, CELLS, gateCount, hasCellState } from '../src/backends/cells.js';
 import { ReferenceBackend } from '../src/backends/reference.js';
 import { loadWasmBackend } from '../src/backends/wasm.js';
 import { WasmArena, createWasmBackend, pickWasmBuild } from '../src/backends/wasm-core.js';
@@ -171,14 +172,14 @@ function checkSeq(c: SeqCase): void {
     bHh: c.bias ? r.arr(G, scale) : null,
     wHr: P > 0 ? r.arr(P * H, scale) : null,
     h0: c.init ? r.arr(B * R) : null,
-    c0: c.init && cell === 'lstm' ? r.arr(B * H) : null,
+    c0: c.init && hasCellState(cell) ? r.arr(B * H) : null,
     lengths,
     yStride, yOffset,
     training: true,
   };
   const y0 = r.arr(T * B * yStride); // the other columns must stay
   const mk = (): SeqForwardArgs => ({
-    ...base, y: y0.slice(), hN: new Float32Array(B * R), cN: cell === 'lstm' ? new Float32Array(B * H) : null,
+    ...base, y: y0.slice(), hN: new Float32Array(B * R), cN: hasCellState(cell) ? new Float32Array(B * H) : null,
   });
   const fr = mk();
   const fw = mk();
@@ -199,7 +200,7 @@ function checkSeq(c: SeqCase): void {
   const dyOffset = c.strided ? 2 : 0;
   const dy = r.arr(T * B * dyStride);
   const dhN = r.arr(B * R);
-  const dcN = cell === 'lstm' ? r.arr(B * H) : null;
+  const dcN = hasCellState(cell) ? r.arr(B * H) : null;
   // pre-filled outputs: gradients accumulate
   const pre = {
     dx: r.arr(T * B * I), dh0: r.arr(B * R), dc0: r.arr(B * H), dWIh: r.arr(G * I), dWHh: r.arr(G * R),
@@ -207,7 +208,7 @@ function checkSeq(c: SeqCase): void {
   };
   const mkB = (ctx: unknown): SeqBackwardArgs => ({
     ctx: ctx as SeqBackwardArgs['ctx'], dy, dyStride, dyOffset, dhN, dcN,
-    dx: pre.dx.slice(), dh0: pre.dh0.slice(), dc0: cell === 'lstm' ? pre.dc0.slice() : null,
+    dx: pre.dx.slice(), dh0: pre.dh0.slice(), dc0: hasCellState(cell) ? pre.dc0.slice() : null,
     dWIh: pre.dWIh.slice(), dWHh: pre.dWHh.slice(), dBIh: pre.dBIh.slice(), dBHh: pre.dBHh.slice(),
     dWHr: P > 0 ? pre.dWHr.slice() : null,
   });
@@ -230,7 +231,7 @@ function checkSeq(c: SeqCase): void {
   // null outputs and null upstream gradients
   const bnR: SeqBackwardArgs = { ...mkB(ctxR), dy: null, dhN: null, dcN: null, dx: null, dWIh: null, dBHh: null, dWHr: null };
   const bnW: SeqBackwardArgs = { ...mkB(ctxW), dy: null, dhN: null, dcN: null, dx: null, dWIh: null, dBHh: null, dWHr: null };
-  if (cell === 'lstm') {
+  if (hasCellState(cell)) {
     bnR.dcN = dcN;
     bnW.dcN = dcN;
   } else {
@@ -247,10 +248,9 @@ function checkSeq(c: SeqCase): void {
 }
 
 describe('wasm seqForward / seqBackward vs reference', () => {
-  const cells: CellKind[] = ['lstm', 'gru', 'rnn_tanh', 'rnn_relu'];
   let seed = 100;
-  for (const cell of cells) {
-    const projections = cell === 'lstm' ? [0, 3] : [0];
+  for (const cell of CELL_KINDS) {
+    const projections = CELLS[cell].projection ? [0, 3] : [0];
     for (const P of projections) {
       for (const reverse of [false, true]) {
         for (const lengths of [false, true]) {
@@ -264,10 +264,10 @@ describe('wasm seqForward / seqBackward vs reference', () => {
     }
   }
   it('every option flipped: bias, h0/c0, strides', () => {
-    for (const cell of cells) {
+    for (const cell of CELL_KINDS) {
       for (let m = 0; m < 8; m++) {
         checkSeq({
-          cell, T: 4, B: 5, I: 3, H: 6, P: cell === 'lstm' && m & 1 ? 2 : 0, reverse: (m & 2) !== 0, lengths: true,
+          cell, T: 4, B: 5, I: 3, H: 6, P: CELLS[cell].projection && m & 1 ? 2 : 0, reverse: (m & 2) !== 0, lengths: true,
           bias: (m & 1) !== 0, init: (m & 2) === 0, strided: (m & 4) !== 0, seed: 1000 + m,
         });
       }

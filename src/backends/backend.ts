@@ -12,21 +12,12 @@
 //
 // Shapes use these letters: T time steps, B batch, I input features, H hidden size,
 // P projection size (LSTM proj_size; 0 = none), R = P > 0 ? P : H the recurrent/output size,
-// G gates (LSTM 4: i,f,g,o; GRU 3: r,z,n; RNN 1), N rows, C classes, M/N/K GEMM sizes.
+// G gates (the cell table of cells.ts: LSTM 4: i,f,g,o; GRU 3: r,z,n; RNN 1), N rows, C classes,
+// M/N/K GEMM sizes.
+import type { CellKind } from './cells.js';
 
-/**
- * The recurrent cells the kernels know: 'lstm', 'gru' (PyTorch's reset-after form), 'rnn_tanh',
- * 'rnn_relu'.
- */
-export type CellKind = 'lstm' | 'gru' | 'rnn_tanh' | 'rnn_relu';
-
-/**
- * Gate blocks of a cell (LSTM 4, GRU 3, plain RNN 1): its weight matrices have gateCount(cell) *
- * hidden rows.
- */
-export function gateCount(cell: CellKind): number {
-  return cell === 'lstm' ? 4 : cell === 'gru' ? 3 : 1;
-}
+/** The recurrent cells the kernels know ('lstm', 'gru' in PyTorch's reset-after form, 'rnn_tanh', 'rnn_relu'): the table of cells.ts. */
+export { type CellKind, gateCount } from './cells.js';
 
 /** Arguments of one direction of one recurrent layer over a whole sequence. */
 export interface SeqForwardArgs {
@@ -35,7 +26,7 @@ export interface SeqForwardArgs {
   B: number;
   I: number;
   H: number;
-  /** LSTM projection size; 0 = no projection (must be 0 for GRU and RNN). */
+  /** LSTM projection size; 0 = no projection (must be 0 for a cell without `projection` in the table). */
   P: number;
   /** Process each sequence from its last real step (lengths[b]-1) back to step 0. */
   reverse: boolean;
@@ -53,7 +44,7 @@ export interface SeqForwardArgs {
   wHr: Float32Array | null;
   /** [B, R] initial hidden state, or null for zeros. */
   h0: Float32Array | null;
-  /** [B, H] initial cell state (LSTM only), or null for zeros. */
+  /** [B, H] initial cell state (cells with the state c: LSTM), or null for zeros. */
   c0: Float32Array | null;
   /** [B] real length of each sequence, 1 <= lengths[b] <= T, any order; null = all T. */
   lengths: Int32Array | null;
@@ -67,7 +58,7 @@ export interface SeqForwardArgs {
   yOffset: number;
   /** [B, R] out: the state after each sequence's last processed real step. */
   hN: Float32Array;
-  /** [B, H] out (LSTM only, else null): the cell state at the same step. */
+  /** [B, H] out (cells with the state c: LSTM; else null): the cell state at the same step. */
   cN: Float32Array | null;
   /** Keep what the backward pass needs and return it as the context. */
   training: boolean;

@@ -69,12 +69,26 @@ export function backendStatus(): BackendStatus[] {
   });
 }
 
-/** The fastest backend that loads: native, then wasm, then reference. */
+let fallbackSaid = false;
+
+/**
+ * The fastest backend that loads: native, then wasm, then reference. Under Node, where the native
+ * addon is expected, a fallback is said once, in one line on stderr, with the reason.
+ */
 export function resolveAuto(): Backend {
+  let nativeError: Error | null = null;
   for (const name of BACKEND_NAMES) {
     try {
-      return loadBackend(name);
-    } catch {
+      const b = loadBackend(name);
+      const node = (globalThis as { process?: { versions?: { node?: string } } }).process?.versions?.node;
+      if (name !== 'native' && nativeError && node && !fallbackSaid) {
+        fallbackSaid = true;
+        const why = nativeError.message.replace(/^backend 'native' is unavailable: /, '');
+        console.warn(`rnnkit: using the ${name} backend, the native addon did not load: ${why} (\`npx rnnkit doctor\` says more)`);
+      }
+      return b;
+    } catch (e) {
+      if (name === 'native') nativeError = e as Error;
       // fall through to the next one; `rnnkit doctor` and backendStatus() say why
     }
   }

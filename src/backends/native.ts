@@ -19,6 +19,8 @@ import { readEnv } from '../core/config.js';
 /** The raw addon (native/addon.cpp). */
 export interface NativeAddon {
   info(): BackendInfo;
+  /** The addon's table of cell kinds (native/addon.cpp kCells): what it accepts as `cell`. */
+  cellKinds(): Array<{ name: string; id: number; gates: number; cState: boolean; projection: boolean }>;
   setThreads(n: number): void;
   setIsa(isa: string): void;
   cpuSupports(isa: string): boolean;
@@ -50,7 +52,8 @@ type GemmArgs = [
   B: Float32Array, ldb: number, beta: number, C: Float32Array, ldc: number,
 ];
 
-export type NativeIsa = 'avx512' | 'avx2' | 'sse2';
+/** Kernel paths: x86-64 'avx512' | 'avx2' | 'sse2' (baseline), arm64 'neon'. */
+export type NativeIsa = 'avx512' | 'avx2' | 'sse2' | 'neon';
 
 interface NativeSeqContext extends SeqContext {
   args: SeqForwardArgs;
@@ -80,25 +83,50 @@ function packageRoot(node: NodeBuiltins): string {
 
 let addonCache: NativeAddon | null = null;
 
+/** Where the loaded addon came from (for `rnnkit doctor`): set by loadNativeAddon. */
+export interface NativeOrigin {
+  /** 'prebuild' (prebuilds/ in the package), 'local build' (build/, compiled at install), 'none'. */
+  kind: 'prebuild' | 'local build' | 'none';
+  path?: string;
+  /** Why none loaded. */
+  reason?: string;
+}
+let origin: NativeOrigin = { kind: 'none', reason: 'not loaded yet' };
+
+/** Which native binary is in use: a shipped prebuild, a local build, or none and why. */
+export function nativeOrigin(): NativeOrigin {
+  return origin;
+}
+
 /** Loads the addon once; throws a one-line reason when it cannot. */
 export function loadNativeAddon(): NativeAddon {
   if (addonCache) return addonCache;
   const node = nodeBuiltins();
   const require = node.createRequire(import.meta.url);
-  let gypBuild: (dir: string) => unknown;
+  let gypBuild: ((dir: string) => unknown) & { path?: (dir: string) => string };
   try {
-    gypBuild = require('node-gyp-build') as (dir: string) => unknown;
+    gypBuild = require('node-gyp-build') as typeof gypBuild;
   } catch {
-    throw new Error('node-gyp-build is not installed, so the native addon cannot be located');
+    origin = { kind: 'none', reason: 'node-gyp-build is not installed, so the native addon cannot be located' };
+    throw new Error(origin.reason);
   }
+  const root = packageRoot(node);
   // RNNKIT_NATIVE_ADDON: a specific build to load (e.g. build/asan/rnnkit.node from `npm run build:asan`)
   const explicit = readEnv('RNNKIT_NATIVE_ADDON');
   try {
-    addonCache = (explicit ? require(explicit) : gypBuild(packageRoot(node))) as NativeAddon;
+    addonCache = (explicit ? require(explicit) : gypBuild(root)) as NativeAddon;
   } catch (e) {
     const first = String((e as Error).message ?? e).split('\n')[0].trim();
-    throw new Error(`no native build or prebuild could be loaded (${first}); run \`npm run prebuilds\` or install a C++ compiler and reinstall`);
+    origin = { kind: 'none', reason: first };
+    throw new Error(`no native build or prebuild could be loaded (${first}); no prebuild matches this platform and none was compiled at install: with a C++ compiler, python3 and make, \`npm rebuild rnnkit\` builds it`);
   }
+  let path = explicit ?? '';
+  try {
+    if (!explicit) path = gypBuild.path?.(root) ?? '';
+  } catch {
+    // loaded, but the path is not known (it always is with node-gyp-build 4)
+  }
+  origin = { kind: /[\\/]prebuilds[\\/]/.test(path) ? 'prebuild' : 'local build', path };
   return addonCache;
 }
 

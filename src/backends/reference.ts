@@ -5,8 +5,9 @@
 // the input), which the tests use for float64 finite-difference gradient checks.
 import {
   type AdamArgs, type Backend, type BackendInfo, type MatmulPrecision, type SeqBackwardArgs, type SeqContext,
-  type SeqForwardArgs, type SgdArgs, type UnaryOp, gateCount, recurrentSize,
+  type SeqForwardArgs, type SgdArgs, type UnaryOp, recurrentSize,
 } from './backend.js';
+import { cellSpec, gateCount, hasCellState, relu, sigmoid } from './cells.js';
 import {
   assertAdamArgs, assertCrossEntropyBackwardArgs, assertCrossEntropyForwardArgs, assertGemmArgs, assertMatmulPrecision,
   assertSeqBackwardArgs, assertSeqForwardArgs, assertSgdArgs, assertSumSquaresArgs, assertUnaryArgs,
@@ -15,9 +16,6 @@ import {
 /** The arrays the reference kernels compute on: float32, or float64 for the finite-difference checks. */
 export type FloatArray = Float32Array | Float64Array;
 
-const sigmoid = (v: number): number => 1 / (1 + Math.exp(-v));
-/** relu as PyTorch: NaN stays NaN. */
-const relu = (v: number): number => (v > 0 || Number.isNaN(v) ? v : 0);
 
 function alloc(like: FloatArray, n: number): FloatArray {
   return like instanceof Float64Array ? new Float64Array(n) : new Float32Array(n);
@@ -26,11 +24,13 @@ function alloc(like: FloatArray, n: number): FloatArray {
 /** Saved activations of one forward call, all indexed by real time step t. */
 interface ReferenceSeqContext extends SeqContext {
   args: SeqForwardArgs;
-  /** [T, B, G*H] activated gates: LSTM i,f,g,o; GRU r,z,n; RNN the new state h. */
+  /** [T, B, G] activated gates (the cell's gate order; RNN: the new state h). */
   gates: FloatArray;
-  /** [T, B, H] LSTM cell state c_t; GRU: W_hn h_{t-1} + b_hn (needed for dr). */
+  /** [T, B, G] recurrent pre-activations W_hh h_{t-1} + b_hh (GRU's backward reads hp_n). */
+  hp: FloatArray;
+  /** [T, B, H] cell state c_t (cells with the state c; else empty). */
   cells: FloatArray;
-  /** [T, B, H] LSTM o * tanh(c_t) before projection (only when P > 0). */
+  /** [T, B, H] the cell's output h_t before the projection (only when P > 0). */
   hRaw: FloatArray | null;
   /** [T, B, R] the recurrent state h_t after step t. */
   states: FloatArray;
@@ -48,199 +48,149 @@ function previousTime(t: number, len: number, reverse: boolean): number {
   return p < 0 || p >= len ? -1 : p;
 }
 
+/** Row `row` ([n] wide) of a [rows, n] buffer, as a view. */
+function rowOf<A extends FloatArray>(buf: A, row: number, n: number): A {
+  return buf.subarray(row * n, row * n + n) as A;
+}
+
+/**
+ * The views of one batch row b at one time step t that a cell's step functions read and write:
+ * h_{t-1} and c_{t-1} (the initial state h0 / c0, or zeros, before the first processed step).
+ */
+function stepViews(ctx: ReferenceSeqContext, b: number, t: number, tp: number, zeros: FloatArray) {
+  const { cell, B, H, P, h0, c0 } = ctx.args;
+  const R = recurrentSize(H, P);
+  const G = gateCount(cell) * H;
+  const withC = hasCellState(cell);
+  const row = t * B + b;
+  const hPrev = tp >= 0 ? rowOf(ctx.states, tp * B + b, R) : h0 ? rowOf(h0, b, R) : zeros.subarray(0, R);
+  const cPrev = !withC ? zeros.subarray(0, 0) : tp >= 0 ? rowOf(ctx.cells, tp * B + b, H) : c0 ? rowOf(c0, b, H) : zeros.subarray(0, H);
+  return {
+    H, hPrev, cPrev,
+    hp: rowOf(ctx.hp, row, G),
+    gates: rowOf(ctx.gates, row, G),
+    c: withC ? rowOf(ctx.cells, row, H) : zeros.subarray(0, 0),
+    h: ctx.hRaw ? rowOf(ctx.hRaw, row, H) : rowOf(ctx.states, row, R),
+  };
+}
+
+// out[N] = bias[N] (or 0) + W[N, K] @ v[K]
+function affine(out: FloatArray, W: ArrayLike<number>, v: ArrayLike<number>, bias: ArrayLike<number> | null, N: number, K: number): void {
+  for (let n = 0; n < N; n++) {
+    let acc = bias ? bias[n] : 0;
+    for (let k = 0; k < K; k++) acc += W[n * K + k] * v[k];
+    out[n] = acc;
+  }
+}
+
 // seqForward: x [T,B,I], wIh [G*H,I], wHh [G*H,R], b* [G*H], wHr [P,H], h0 [B,R], c0 [B,H]
 //   -> y [T,B,yStride] (cols yOffset..+R), hN [B,R], cN [B,H]
+// Per step: xp = W_ih x_t + b_ih, hp = W_hh h_{t-1} + b_hh, the cell's forward step (cells.ts),
+// then h_t = W_hr h_t with a projection.
 function seqForwardReference(a: SeqForwardArgs): ReferenceSeqContext {
-  const { cell, T, B, I, H, P, reverse, x, wIh, wHh, bIh, bHh, wHr, h0, c0, lengths } = a;
+  const { cell, T, B, I, H, P, reverse, x, wIh, wHh, bIh, bHh, wHr, lengths } = a;
+  const spec = cellSpec(cell);
   const G = gateCount(cell) * H;
   const R = recurrentSize(H, P);
-  const gates = alloc(x, T * B * G);
-  const cells = alloc(x, cell === 'rnn_tanh' || cell === 'rnn_relu' ? 0 : T * B * H);
-  const hRaw = P > 0 ? alloc(x, T * B * H) : null;
-  const states = alloc(x, T * B * R);
-  const pre = new Float64Array(G); // input part + biases
-  const rec = new Float64Array(G); // recurrent part W_hh h + b_hh
-  const hPrev = new Float64Array(R);
-  const cPrev = new Float64Array(H);
+  const ctx: ReferenceSeqContext = {
+    backend: 'reference', args: a,
+    gates: alloc(x, T * B * G),
+    hp: alloc(x, T * B * G),
+    cells: alloc(x, hasCellState(cell) ? T * B * H : 0),
+    hRaw: P > 0 ? alloc(x, T * B * H) : null,
+    states: alloc(x, T * B * R),
+  };
+  const zeros = alloc(x, Math.max(R, H));
+  const xp = new Float64Array(G);
+  const hp = new Float64Array(G);
+  const y = (t: number, b: number) => a.y.subarray((t * B + b) * a.yStride + a.yOffset, (t * B + b) * a.yStride + a.yOffset + R);
 
   for (let b = 0; b < B; b++) {
     const len = lengths ? lengths[b] : T;
-    // rows past the length are zero
-    for (let t = len; t < T; t++) {
-      for (let r = 0; r < R; r++) a.y[(t * B + b) * a.yStride + a.yOffset + r] = 0;
-    }
+    for (let t = len; t < T; t++) y(t, b).fill(0); // rows past the length are zero
     for (let s = 0; s < len; s++) {
       const t = timeOfStep(s, len, reverse);
-      const tp = previousTime(t, len, reverse);
-      for (let r = 0; r < R; r++) {
-        hPrev[r] = tp < 0 ? (h0 ? h0[b * R + r] : 0) : states[(tp * B + b) * R + r];
-      }
-      if (cell === 'lstm') {
-        for (let j = 0; j < H; j++) cPrev[j] = tp < 0 ? (c0 ? c0[b * H + j] : 0) : cells[(tp * B + b) * H + j];
-      }
-      for (let g = 0; g < G; g++) {
-        let acc = bIh ? bIh[g] : 0;
-        for (let i = 0; i < I; i++) acc += wIh[g * I + i] * x[(t * B + b) * I + i];
-        pre[g] = acc;
-        let accH = bHh ? bHh[g] : 0;
-        for (let r = 0; r < R; r++) accH += wHh[g * R + r] * hPrev[r];
-        rec[g] = accH;
-      }
-      const gateRow = (t * B + b) * G;
-      const stateRow = (t * B + b) * R;
-      if (cell === 'lstm') {
-        for (let j = 0; j < H; j++) {
-          const ig = sigmoid(pre[j] + rec[j]);
-          const fg = sigmoid(pre[H + j] + rec[H + j]);
-          const gg = Math.tanh(pre[2 * H + j] + rec[2 * H + j]);
-          const og = sigmoid(pre[3 * H + j] + rec[3 * H + j]);
-          gates[gateRow + j] = ig;
-          gates[gateRow + H + j] = fg;
-          gates[gateRow + 2 * H + j] = gg;
-          gates[gateRow + 3 * H + j] = og;
-          const c = fg * cPrev[j] + ig * gg;
-          cells[(t * B + b) * H + j] = c;
-          const h = og * Math.tanh(c);
-          if (hRaw) hRaw[(t * B + b) * H + j] = h;
-          else states[stateRow + j] = h;
-        }
-        if (hRaw && wHr) {
-          for (let p = 0; p < P; p++) {
-            let acc = 0;
-            for (let j = 0; j < H; j++) acc += wHr[p * H + j] * hRaw[(t * B + b) * H + j];
-            states[stateRow + p] = acc;
-          }
-        }
-      } else if (cell === 'gru') {
-        for (let j = 0; j < H; j++) {
-          const rg = sigmoid(pre[j] + rec[j]);
-          const zg = sigmoid(pre[H + j] + rec[H + j]);
-          const ng = Math.tanh(pre[2 * H + j] + rg * rec[2 * H + j]);
-          gates[gateRow + j] = rg;
-          gates[gateRow + H + j] = zg;
-          gates[gateRow + 2 * H + j] = ng;
-          cells[(t * B + b) * H + j] = rec[2 * H + j];
-          states[stateRow + j] = (1 - zg) * ng + zg * hPrev[j];
-        }
-      } else {
-        for (let j = 0; j < H; j++) {
-          const v = pre[j] + rec[j];
-          const h = cell === 'rnn_tanh' ? Math.tanh(v) : relu(v);
-          gates[gateRow + j] = h;
-          states[stateRow + j] = h;
-        }
-      }
-      for (let r = 0; r < R; r++) a.y[(t * B + b) * a.yStride + a.yOffset + r] = states[stateRow + r];
+      const v = stepViews(ctx, b, t, previousTime(t, len, reverse), zeros);
+      affine(xp, wIh, rowOf(x, t * B + b, I), bIh, G, I);
+      affine(hp, wHh, v.hPrev, bHh, G, R);
+      v.hp.set(hp);
+      spec.forward({ ...v, xp, hp });
+      const state = rowOf(ctx.states, t * B + b, R);
+      if (ctx.hRaw && wHr) affine(state, wHr, v.h, null, P, H);
+      y(t, b).set(state);
     }
     // final state: after the last processed step (t = len-1 forward, t = 0 reverse)
     const tLast = reverse ? 0 : len - 1;
-    for (let r = 0; r < R; r++) a.hN[b * R + r] = states[(tLast * B + b) * R + r];
-    if (cell === 'lstm' && a.cN) {
-      for (let j = 0; j < H; j++) a.cN[b * H + j] = cells[(tLast * B + b) * H + j];
-    }
+    a.hN.set(rowOf(ctx.states, tLast * B + b, R), b * R);
+    if (hasCellState(cell) && a.cN) a.cN.set(rowOf(ctx.cells, tLast * B + b, H), b * H);
   }
-  return { backend: 'reference', args: a, gates, cells, hRaw, states };
+  return ctx;
 }
 
 // seqBackward: dy [T,B,dyStride], dhN [B,R], dcN [B,H]
 //   -> dx [T,B,I], dh0 [B,R], dc0 [B,H], dWIh [G*H,I], dWHh [G*H,R], dB* [G*H], dWHr [P,H]  (all +=)
+// Per step, last to first: dh = dh_next + dy_t; with a projection dWHr += dh h_raw^T and
+// dh = W_hr^T dh; the cell's backward step (cells.ts) gives dxp, dhp; then
+// dW_ih += dxp x_t^T, dx_t += W_ih^T dxp, db_ih += dxp, dW_hh += dhp h_{t-1}^T, db_hh += dhp,
+// dh_next = (the cell's direct path) + W_hh^T dhp.
 function seqBackwardReference(d: SeqBackwardArgs): void {
   const ctx = d.ctx as ReferenceSeqContext;
-  const { cell, T, B, I, H, P, reverse, x, wIh, wHh, wHr, h0, c0, lengths } = ctx.args;
-  const { gates, cells, hRaw, states } = ctx;
+  const { cell, T, B, I, H, P, reverse, x, wIh, wHh, wHr, lengths } = ctx.args;
+  const spec = cellSpec(cell);
   const G = gateCount(cell) * H;
   const R = recurrentSize(H, P);
+  const withC = hasCellState(cell);
+  const zeros = alloc(x, Math.max(R, H));
   const dh = new Float64Array(R); // gradient reaching h_t
-  const dhRaw = new Float64Array(H);
-  const dGi = new Float64Array(G); // gradient of the input pre-activations (W_ih x + b_ih)
-  const dGh = new Float64Array(G); // gradient of the recurrent pre-activations (W_hh h + b_hh)
-  const hPrev = new Float64Array(R);
+  const dhRaw = new Float64Array(H); // the same before the projection
+  const dxp = new Float64Array(G); // gradient of the input pre-activations (W_ih x + b_ih)
+  const dhp = new Float64Array(G); // gradient of the recurrent pre-activations (W_hh h + b_hh)
 
   for (let b = 0; b < B; b++) {
     const len = lengths ? lengths[b] : T;
     const dhNext = new Float64Array(R); // gradient flowing into the state of the previous step
-    const dcNext = new Float64Array(H);
-    for (let r = 0; r < R; r++) dhNext[r] = d.dhN ? d.dhN[b * R + r] : 0;
-    if (cell === 'lstm') for (let j = 0; j < H; j++) dcNext[j] = d.dcN ? d.dcN[b * H + j] : 0;
+    const dc = new Float64Array(withC ? H : 0);
+    if (d.dhN) dhNext.set(rowOf(d.dhN, b, R));
+    if (withC && d.dcN) dc.set(rowOf(d.dcN, b, H));
 
     for (let s = len - 1; s >= 0; s--) {
       const t = timeOfStep(s, len, reverse);
-      const tp = previousTime(t, len, reverse);
-      for (let r = 0; r < R; r++) {
-        hPrev[r] = tp < 0 ? (h0 ? h0[b * R + r] : 0) : states[(tp * B + b) * R + r];
-        dh[r] = dhNext[r] + (d.dy ? d.dy[(t * B + b) * d.dyStride + d.dyOffset + r] : 0);
-      }
-      const gateRow = (t * B + b) * G;
-      if (cell === 'lstm') {
-        if (P > 0 && hRaw && wHr) {
-          for (let j = 0; j < H; j++) {
-            let acc = 0;
-            for (let p = 0; p < P; p++) acc += wHr[p * H + j] * dh[p];
-            dhRaw[j] = acc;
-          }
-          if (d.dWHr) {
-            for (let p = 0; p < P; p++) {
-              for (let j = 0; j < H; j++) d.dWHr[p * H + j] += dh[p] * hRaw[(t * B + b) * H + j];
-            }
-          }
-        } else {
-          for (let j = 0; j < H; j++) dhRaw[j] = dh[j];
-        }
+      const v = stepViews(ctx, b, t, previousTime(t, len, reverse), zeros);
+      for (let r = 0; r < R; r++) dh[r] = dhNext[r] + (d.dy ? d.dy[(t * B + b) * d.dyStride + d.dyOffset + r] : 0);
+      if (ctx.hRaw && wHr) {
         for (let j = 0; j < H; j++) {
-          const ig = gates[gateRow + j];
-          const fg = gates[gateRow + H + j];
-          const gg = gates[gateRow + 2 * H + j];
-          const og = gates[gateRow + 3 * H + j];
-          const c = cells[(t * B + b) * H + j];
-          const cPrev = tp < 0 ? (c0 ? c0[b * H + j] : 0) : cells[(tp * B + b) * H + j];
-          const tc = Math.tanh(c);
-          const dc = dcNext[j] + dhRaw[j] * og * (1 - tc * tc);
-          dGi[j] = dc * gg * ig * (1 - ig);
-          dGi[H + j] = dc * cPrev * fg * (1 - fg);
-          dGi[2 * H + j] = dc * ig * (1 - gg * gg);
-          dGi[3 * H + j] = dhRaw[j] * tc * og * (1 - og);
-          dcNext[j] = dc * fg;
+          let acc = 0;
+          for (let p = 0; p < P; p++) acc += wHr[p * H + j] * dh[p];
+          dhRaw[j] = acc;
         }
-        dGh.set(dGi);
-      } else if (cell === 'gru') {
-        for (let j = 0; j < H; j++) {
-          const rg = gates[gateRow + j];
-          const zg = gates[gateRow + H + j];
-          const ng = gates[gateRow + 2 * H + j];
-          const hn = cells[(t * B + b) * H + j];
-          const dn = dh[j] * (1 - zg) * (1 - ng * ng);
-          const dz = dh[j] * (hPrev[j] - ng) * zg * (1 - zg);
-          const dr = dn * hn * rg * (1 - rg);
-          dGi[j] = dr; dGh[j] = dr;
-          dGi[H + j] = dz; dGh[H + j] = dz;
-          dGi[2 * H + j] = dn; dGh[2 * H + j] = dn * rg;
+        if (d.dWHr) {
+          for (let p = 0; p < P; p++) {
+            for (let j = 0; j < H; j++) d.dWHr[p * H + j] += dh[p] * v.h[j];
+          }
         }
       } else {
-        for (let j = 0; j < H; j++) {
-          const h = gates[gateRow + j];
-          const dpre = cell === 'rnn_tanh' ? dh[j] * (1 - h * h) : (h > 0 ? dh[j] : 0);
-          dGi[j] = dpre; dGh[j] = dpre;
-        }
+        dhRaw.set(dh);
       }
-      // the direct path h_{t-1} -> h_t of the GRU, then W_hh^T dGh
-      for (let r = 0; r < R; r++) dhNext[r] = cell === 'gru' ? dh[r] * gates[gateRow + H + r] : 0;
+      dhNext.fill(0);
+      spec.backward(v, { dh: dhRaw, dc, dxp, dhp, dhPrev: dhNext });
+      const xRow = rowOf(x, t * B + b, I);
       for (let g = 0; g < G; g++) {
-        const gi = dGi[g];
-        const gh = dGh[g];
+        const gi = dxp[g];
+        const gh = dhp[g];
         if (d.dBIh) d.dBIh[g] += gi;
         if (d.dBHh) d.dBHh[g] += gh;
         for (let i = 0; i < I; i++) {
-          if (d.dWIh) d.dWIh[g * I + i] += gi * x[(t * B + b) * I + i];
+          if (d.dWIh) d.dWIh[g * I + i] += gi * xRow[i];
           if (d.dx) d.dx[(t * B + b) * I + i] += gi * wIh[g * I + i];
         }
         for (let r = 0; r < R; r++) {
-          if (d.dWHh) d.dWHh[g * R + r] += gh * hPrev[r];
+          if (d.dWHh) d.dWHh[g * R + r] += gh * v.hPrev[r];
           dhNext[r] += gh * wHh[g * R + r];
         }
       }
     }
     if (d.dh0) for (let r = 0; r < R; r++) d.dh0[b * R + r] += dhNext[r];
-    if (d.dc0 && cell === 'lstm') for (let j = 0; j < H; j++) d.dc0[b * H + j] += dcNext[j];
+    if (d.dc0 && withC) for (let j = 0; j < H; j++) d.dc0[b * H + j] += dc[j];
   }
 }
 

@@ -2,8 +2,9 @@
 // whichever backend runs (native and wasm check again on their side of the boundary).
 import {
   type AdamArgs, type MatmulPrecision, type SeqBackwardArgs, type SeqForwardArgs, type SgdArgs, type UnaryOp,
-  MATMUL_PRECISIONS, gateCount, recurrentSize,
+  MATMUL_PRECISIONS, recurrentSize,
 } from './backend.js';
+import { CELL_KINDS, CELLS, gateCount, hasCellState, isCellKind, modulesWhere } from './cells.js';
 
 type Buffer32 = ArrayLike<number> | null;
 
@@ -49,12 +50,12 @@ export function assertGemmArgs(
 
 export function assertSeqForwardArgs(backend: string, a: SeqForwardArgs): void {
   const k = `${backend}.seqForward(${a.cell})`;
-  if (!['lstm', 'gru', 'rnn_tanh', 'rnn_relu'].includes(a.cell)) fail(k, `cell must be lstm, gru, rnn_tanh or rnn_relu, received ${String(a.cell)}`);
+  if (!isCellKind(a.cell)) fail(k, `cell must be one of ${CELL_KINDS.join(', ')}, received ${String(a.cell)}`);
   for (const [name, v] of [['T', a.T], ['B', a.B], ['I', a.I], ['H', a.H], ['P', a.P]] as const) {
     checkSize(k, name, v, 'size');
   }
   if (a.T < 1 || a.B < 1 || a.H < 1 || a.I < 1) fail(k, `T, B, I and H must be at least 1, received T=${a.T} B=${a.B} I=${a.I} H=${a.H}`);
-  if (a.P > 0 && a.cell !== 'lstm') fail(k, `a projection (P=${a.P}) exists only for LSTM`);
+  if (a.P > 0 && !CELLS[a.cell].projection) fail(k, `a projection (P=${a.P}) exists only for ${modulesWhere((c) => c.projection)}`);
   if (a.P >= a.H && a.P > 0) fail(k, `projection size P=${a.P} must be smaller than H=${a.H}`);
   const { T, B, I, H, P } = a;
   const G = gateCount(a.cell) * H;
@@ -66,7 +67,7 @@ export function assertSeqForwardArgs(backend: string, a: SeqForwardArgs): void {
   checkBuffer(k, 'bHh', a.bHh, G, `[${G}]`, true);
   if (P > 0) checkBuffer(k, 'wHr', a.wHr, P * H, `[${P}, ${H}]`);
   checkBuffer(k, 'h0', a.h0, B * R, `[${B}, ${R}]`, true);
-  if (a.cell === 'lstm') {
+  if (hasCellState(a.cell)) {
     checkBuffer(k, 'c0', a.c0, B * H, `[${B}, ${H}]`, true);
     checkBuffer(k, 'cN', a.cN, B * H, `[${B}, ${H}]`, true);
   }

@@ -10,8 +10,9 @@
 // so nothing stays allocated between calls.
 import {
   type AdamArgs, type Backend, type BackendInfo, type MatmulPrecision, type SeqBackwardArgs, type SeqContext,
-  type SeqForwardArgs, type SgdArgs, type UnaryOp, gateCount, recurrentSize,
+  type SeqForwardArgs, type SgdArgs, type UnaryOp, recurrentSize,
 } from './backend.js';
+import { CELLS, gateCount } from './cells.js';
 import {
   assertAdamArgs, assertCrossEntropyBackwardArgs, assertCrossEntropyForwardArgs, assertGemmArgs, assertMatmulPrecision,
   assertSeqBackwardArgs, assertSeqForwardArgs, assertSgdArgs, assertSumSquaresArgs, assertUnaryArgs,
@@ -273,7 +274,7 @@ export class WasmBackend implements Backend {
       k.packB(1, R, G, pWhh, R, pWhhP); // op(B) = wHh^T [R, G]
       if (P > 0) k.packB(1, H, P, pWhr, H, pWhrP); // op(B) = wHr^T [H, P]
     }
-    const relu = cell === 'rnn_relu' ? 1 : 0;
+    const relu = CELLS[cell].nonlinearity === 'relu' ? 1 : 0;
     const full = training ? 1 : 0;
     for (let s = 0; s < maxLen; s++) {
       const ti = pTIdx + s * B * 4;
@@ -412,7 +413,7 @@ export class WasmBackend implements Backend {
       k.packB(0, G, R, pWhh, R, pWhhP); // op(B) = wHh [G, R]
       if (P > 0) k.packB(0, P, H, pWhr, H, pWhrP); // op(B) = wHr [P, H]
     }
-    const relu = cell === 'rnn_relu' ? 1 : 0;
+    const relu = CELLS[cell].nonlinearity === 'relu' ? 1 : 0;
     for (let s = maxLen - 1; s >= 0; s--) {
       const ti = pTIdx + s * B * 4;
       const pt = pPrevT + s * B * 4;

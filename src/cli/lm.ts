@@ -3,6 +3,7 @@ import { existsSync } from 'node:fs';
 import { basename, extname, join } from 'node:path';
 import { type Command, Option } from 'commander';
 import type { MatmulPrecision } from '../backends/backend.js';
+import { LAYER_NAMES, type LayerName } from '../backends/cells.js';
 import { getBackend, type BackendName } from '../backends/index.js';
 import { Rng } from '../core/random.js';
 import { hasCheckpoint, resolveCheckpointDir } from '../lm/checkpoint.js';
@@ -20,7 +21,7 @@ interface TrainFlags {
   dataset?: string;
   level?: 'char' | 'word';
   maxVocab?: number;
-  cell?: 'lstm' | 'gru' | 'rnn';
+  cell?: LayerName;
   layers?: number;
   hidden?: number;
   embed?: number;
@@ -157,7 +158,8 @@ async function train(f: TrainFlags, io: Io, opts: { defaultMinutes: number; titl
     if (r.checkpoint && r.out) io.out(`\ncontinue training: rnnkit train --resume ${r.out}   sample: rnnkit sample ${r.out}\n`);
     return r.stoppedBy === 'aborted' ? 130 : 0;
   } catch (e) {
-    if ((e as Error).name === 'NonFiniteError') {
+    // a checkpoint or report that cannot be written (a full disk): one line, the previous checkpoint kept
+    if ((e as Error).name === 'NonFiniteError' || (e as Error).name === 'CheckpointWriteError' || typeof (e as { code?: unknown }).code === 'string') {
       io.err(`rnnkit: ${(e as Error).message}\n`);
       return 1;
     }
@@ -273,7 +275,7 @@ export function addLanguageModelCommands(program: Command, io: Io, setCode: (c: 
     .addOption(new Option('--dataset <name>', 'bundled dataset').choices(['moby-dick']))
     .addOption(new Option('--level <level>', 'tokens: characters or words (default char)').choices(['char', 'word']))
     .option('--max-vocab <n>', 'keep the n most frequent tokens (default: all chars, 10000 words)', positiveInt)
-    .addOption(new Option('--cell <cell>', 'recurrent cell (default lstm)').choices(['lstm', 'gru', 'rnn']))
+    .addOption(new Option('--cell <cell>', 'recurrent cell (default lstm)').choices(LAYER_NAMES))
     .option('--layers <n>', 'recurrent layers (default 2)', positiveInt)
     .option('--hidden <n>', 'hidden size (default 256)', positiveInt)
     .option('--embed <n>', 'embedding size (default 64)', positiveInt)

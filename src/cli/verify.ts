@@ -1,8 +1,10 @@
-// `rnnkit verify-torch DIR` (the PyTorch reference cases) and `rnnkit doctor` (which backends load).
+// `rnnkit verify-torch DIR` (the PyTorch reference cases) and `rnnkit doctor` (what is in use: the
+// report of src/backends/doctor.ts, then each backend's status and a cross-check).
 import { existsSync, statSync } from 'node:fs';
 import { type Command, Option } from 'commander';
 import { BACKEND_NAMES, type BackendName, backendStatus, getMatmulPrecision, loadBackend, setMatmulPrecision, withBackend } from '../backends/index.js';
 import { CrossCheckBackend } from '../backends/crosscheck.js';
+import { doctorReport, formatDoctor } from '../backends/doctor.js';
 import { type CaseResult, FORWARD_TOLERANCE, GRADIENT_TOLERANCE, goldenCaseNames, packagedGoldenDir, runGoldenCase } from '../io/golden.js';
 import { LSTM } from '../nn/layers.js';
 import { add, mul, sum } from '../core/ops.js';
@@ -58,13 +60,11 @@ function runVerifyTorch(dir: string, requested: BackendName | 'all', print: (s: 
 }
 
 export function doctor(print: (s: string) => void): number {
-  print(`rnnkit doctor (node ${process.version}, ${process.platform}-${process.arch})\n`);
+  print(formatDoctor(doctorReport()));
   const status = backendStatus();
   for (const s of status) {
     print(s.available ? `  ${pad(s.name, 10)} ok       isa=${s.isa} threads=${s.threads}\n` : `  ${pad(s.name, 10)} missing  ${s.reason}\n`);
   }
-  const chosen = status.find((s) => s.available);
-  print(`auto resolves to: ${chosen ? chosen.name : 'nothing'}${process.env.RNNKIT_BACKEND ? ` (RNNKIT_BACKEND=${process.env.RNNKIT_BACKEND})` : ''}\n`);
   let failures = 0;
   for (const s of status.filter((x) => x.available && x.name !== 'reference')) {
     try {

@@ -70,7 +70,10 @@ export class Rng {
 
   /** Restores a state from `getState()`. */
   setState(state: number[]): void {
-    if (!Array.isArray(state) || state.length !== 4) throw new RangeError(`Rng state must be 4 numbers, received ${JSON.stringify(state)}`);
+    if (!Array.isArray(state) || state.length !== 4 || !state.every((v) => Number.isInteger(v) && v >= 0 && v <= 0xffffffff)) {
+      throw new RangeError(`Rng state must be 4 unsigned 32-bit integers, received ${JSON.stringify(state)}`);
+    }
+    if (state.every((v) => v === 0)) throw new RangeError('Rng state must not be all zeros');
     this.s.set(state.map((v) => v >>> 0));
   }
 }

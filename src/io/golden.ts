@@ -3,11 +3,12 @@ import { existsSync, readFileSync, readdirSync } from 'node:fs';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { type BackendName, withBackend } from '../backends/index.js';
-import { GRU, LSTM, RNN, type RecurrentBase } from '../nn/layers.js';
+import { type RecurrentBase, recurrentLayer } from '../nn/layers.js';
+import { type ModuleName, cellKindOf } from '../backends/cells.js';
 import { LanguageModel } from '../nn/models.js';
 import { add, crossEntropy, mul, sum } from '../core/ops.js';
 import { Adam, clipGradNorm } from '../nn/optim.js';
-import { readSafetensors } from './safetensors.js';
+import { oneLine, readSafetensors } from './safetensors.js';
 import { Tensor } from '../core/tensor.js';
 
 /** Tolerances of the golden README: relative to the largest magnitude of each tensor. */
@@ -18,7 +19,7 @@ interface JsonTensor { shape: number[]; data: number[] }
 
 interface GoldenCase {
   name: string;
-  module: 'RNN' | 'LSTM' | 'GRU' | 'CharLM';
+  module: ModuleName | 'CharLM';
   config: Record<string, unknown>;
   state_dict: Record<string, JsonTensor>;
   inputs: Record<string, JsonTensor | number[] | null>;
@@ -74,7 +75,8 @@ function isTensor(v: unknown): v is JsonTensor {
 
 function buildRecurrent(c: GoldenCase): RecurrentBase {
   const cfg = c.config as Record<string, number | boolean | string | undefined>;
-  const options = {
+  const kind = cellKindOf(`golden case ${c.name}`, c.module, (cfg.nonlinearity as string | undefined) ?? 'tanh');
+  return recurrentLayer(kind, {
     inputSize: cfg.input_size as number,
     hiddenSize: cfg.hidden_size as number,
     numLayers: (cfg.num_layers as number | undefined) ?? 1,
@@ -82,11 +84,7 @@ function buildRecurrent(c: GoldenCase): RecurrentBase {
     bias: (cfg.bias as boolean | undefined) ?? true,
     batchFirst: (cfg.batch_first as boolean | undefined) ?? false,
     projSize: (cfg.proj_size as number | undefined) ?? 0,
-    nonlinearity: ((cfg.nonlinearity as string | undefined) ?? 'tanh') as 'tanh' | 'relu',
-  };
-  if (c.module === 'LSTM') return new LSTM(options);
-  if (c.module === 'GRU') return new GRU(options);
-  return new RNN(options);
+  });
 }
 
 function runRecurrentCase(c: GoldenCase, weights: Map<string, { shape: number[]; data: Float32Array }>, cmp: Comparison): void {
@@ -143,13 +141,125 @@ function runCharLMCase(c: GoldenCase, weights: Map<string, { shape: number[]; da
   for (const [name, p] of Object.entries(e.after_step)) cmp.add('forward', `after_step ${name}`, params.get(name)?.data, p.data);
 }
 
+// ---- the format of a case file, checked before anything is built (messages name the field) ----
+
+function show(v: unknown): string {
+  const s = JSON.stringify(v);
+  return s === undefined ? String(v) : s.length > 60 ? `${s.slice(0, 57)}...` : s;
+}
+
+function need(ok: boolean, where: string, what: string, v: unknown): void {
+  if (!ok) throw new Error(`${where} must be ${what}, received ${show(v)}`);
+}
+
+function plainObject(v: unknown, where: string): Record<string, unknown> {
+  need(typeof v === 'object' && v !== null && !Array.isArray(v), where, 'an object', v);
+  return v as Record<string, unknown>;
+}
+
+const isPosInt = (v: unknown) => Number.isSafeInteger(v) && (v as number) > 0;
+
+function checkTensor(v: unknown, where: string): void {
+  const t = plainObject(v, where);
+  need(Array.isArray(t.shape) && t.shape.every((d) => Number.isSafeInteger(d) && d >= 0), `${where}.shape`, 'an array of non-negative integers', t.shape);
+  need(Array.isArray(t.data) && t.data.every((x) => typeof x === 'number'), `${where}.data`, 'an array of numbers', typeof t.data === 'object' ? '(an array with other values)' : t.data);
+  const n = (t.shape as number[]).reduce((p, d) => p * d, 1);
+  need((t.data as number[]).length === n, `${where}.data`, `${n} numbers (shape ${show(t.shape)})`, `${(t.data as number[]).length} numbers`);
+}
+
+function checkOptionalTensor(v: unknown, where: string): void {
+  if (v !== undefined && v !== null) checkTensor(v, where);
+}
+
+function checkTensors(v: unknown, where: string): void {
+  for (const [k, t] of Object.entries(plainObject(v, where))) checkTensor(t, `${where}.${k}`);
+}
+
+function checkWeight(weights: Map<string, { shape: number[] }>, name: string, shape: number[], file: string): void {
+  const w = weights.get(name);
+  if (!w) throw new Error(`${file} has no ${name}, which the case's config needs`);
+  if (w.shape.length !== shape.length || w.shape.some((d, i) => d !== shape[i])) {
+    throw new Error(`${file}: ${name} has shape ${show(w.shape)}, but the case's config gives ${show(shape)}`);
+  }
+}
+
+/** Checks a parsed case file and its weights against each other, before any model is allocated. */
+function checkCase(raw: unknown, weights: Map<string, { shape: number[] }>, name: string): GoldenCase {
+  const f = `${name}.json`;
+  const w = `${name}.safetensors`;
+  const c = plainObject(raw, f);
+  need(['RNN', 'LSTM', 'GRU', 'CharLM'].includes(c.module as string), `${f}: module`, 'RNN, LSTM, GRU or CharLM', c.module);
+  const cfg = plainObject(c.config, `${f}: config`);
+  const inputs = plainObject(c.inputs, `${f}: inputs`);
+  const expected = plainObject(c.expected, `${f}: expected`);
+  const posInt = (k: string) => need(isPosInt(cfg[k]), `${f}: config.${k}`, 'a positive integer', cfg[k]);
+  if (c.module === 'CharLM') {
+    ['vocab', 'embedding_dim', 'hidden_size', 'num_layers'].forEach(posInt);
+    need(typeof cfg.clip_grad_norm === 'number' && cfg.clip_grad_norm > 0, `${f}: config.clip_grad_norm`, 'a positive number', cfg.clip_grad_norm);
+    const o = plainObject(cfg.optimizer, `${f}: config.optimizer`);
+    need(typeof o.lr === 'number' && typeof o.eps === 'number' && Array.isArray(o.betas) && o.betas.length === 2 && o.betas.every((b) => typeof b === 'number'),
+      `${f}: config.optimizer`, '{ lr, betas: [b1, b2], eps } of numbers', o);
+    const V = cfg.vocab as number;
+    for (const k of ['tokens', 'targets']) {
+      checkTensor(inputs[k], `${f}: inputs.${k}`);
+      const t = inputs[k] as JsonTensor;
+      need(t.shape.length === 2, `${f}: inputs.${k}.shape`, '[T, B]', t.shape);
+      need(t.data.every((id) => Number.isInteger(id) && id >= 0 && id < V), `${f}: inputs.${k}.data`, `token ids in [0, ${V})`, '(other values)');
+    }
+    checkTensor(expected.logits, `${f}: expected.logits`);
+    need(typeof expected.loss === 'number' && typeof expected.total_norm === 'number', `${f}: expected.loss and total_norm`, 'numbers', [expected.loss, expected.total_norm]);
+    for (const k of ['grad', 'clipped_grad', 'after_step']) checkTensors(expected[k], `${f}: expected.${k}`);
+    const [E, H, L] = [cfg.embedding_dim as number, cfg.hidden_size as number, cfg.num_layers as number];
+    checkWeight(weights, 'embedding.weight', [V, E], w);
+    checkWeight(weights, 'lstm.weight_hh_l0', [4 * H, H], w);
+    checkWeight(weights, `lstm.weight_hh_l${L - 1}`, [4 * H, H], w);
+  } else {
+    posInt('input_size');
+    posInt('hidden_size');
+    if (cfg.num_layers !== undefined) posInt('num_layers');
+    if (cfg.proj_size !== undefined) need(Number.isSafeInteger(cfg.proj_size) && (cfg.proj_size as number) >= 0, `${f}: config.proj_size`, 'a non-negative integer', cfg.proj_size);
+    for (const k of ['bidirectional', 'bias', 'batch_first']) if (cfg[k] !== undefined) need(typeof cfg[k] === 'boolean', `${f}: config.${k}`, 'true or false', cfg[k]);
+    if (cfg.nonlinearity !== undefined) need(cfg.nonlinearity === 'tanh' || cfg.nonlinearity === 'relu', `${f}: config.nonlinearity`, "'tanh' or 'relu'", cfg.nonlinearity);
+    checkTensor(inputs.x, `${f}: inputs.x`);
+    checkOptionalTensor(inputs.h0, `${f}: inputs.h0`);
+    checkOptionalTensor(inputs.c0, `${f}: inputs.c0`);
+    if (inputs.lengths !== undefined && inputs.lengths !== null) {
+      need(Array.isArray(inputs.lengths) && inputs.lengths.every(isPosInt), `${f}: inputs.lengths`, 'an array of positive integers', inputs.lengths);
+    }
+    const up = plainObject(c.upstream ?? {}, `${f}: upstream`);
+    checkTensor(up.output, `${f}: upstream.output`);
+    checkOptionalTensor(up.h_n, `${f}: upstream.h_n`);
+    checkOptionalTensor(up.c_n, `${f}: upstream.c_n`);
+    checkTensor(expected.output, `${f}: expected.output`);
+    checkTensor(expected.h_n, `${f}: expected.h_n`);
+    checkOptionalTensor(expected.c_n, `${f}: expected.c_n`);
+    checkTensors(expected.grad, `${f}: expected.grad`);
+    const G = c.module === 'LSTM' ? 4 : c.module === 'GRU' ? 3 : 1;
+    const [I, H, L, P] = [cfg.input_size as number, cfg.hidden_size as number, (cfg.num_layers as number | undefined) ?? 1, (cfg.proj_size as number | undefined) ?? 0];
+    checkWeight(weights, 'weight_ih_l0', [G * H, I], w);
+    checkWeight(weights, `weight_hh_l${L - 1}`, [G * H, P || H], w);
+  }
+  return c as unknown as GoldenCase;
+}
+
 /** Runs one case (NAME.json + NAME.safetensors in dir) on one backend. */
 export function runGoldenCase(dir: string, name: string, backend: BackendName): CaseResult {
   const cmp = new Comparison();
   try {
-    const c = JSON.parse(readFileSync(join(dir, `${name}.json`), 'utf8')) as GoldenCase;
+    let raw: unknown;
+    try {
+      raw = JSON.parse(readFileSync(join(dir, `${name}.json`), 'utf8'));
+    } catch (e) {
+      throw new Error(`${name}.json: ${oneLine((e as Error).message)}`);
+    }
     const bytes = readFileSync(join(dir, `${name}.safetensors`));
-    const weights = readSafetensors(new Uint8Array(bytes.buffer, bytes.byteOffset, bytes.byteLength)).tensors;
+    let weights: Map<string, { shape: number[]; data: Float32Array }>;
+    try {
+      weights = readSafetensors(new Uint8Array(bytes.buffer, bytes.byteOffset, bytes.byteLength)).tensors;
+    } catch (e) {
+      throw new Error(`${name}.safetensors: ${(e as Error).message}`);
+    }
+    const c = checkCase(raw, weights, name);
     withBackend(backend, () => {
       if (c.module === 'CharLM') runCharLMCase(c, weights, cmp);
       else runRecurrentCase(c, weights, cmp);

@@ -32,6 +32,11 @@ const METADATA_KEY = '__metadata__';
 
 const LITTLE_ENDIAN_HOST = new Uint8Array(new Uint32Array([1]).buffer)[0] === 1;
 
+/** A message on one line: control characters quoted from the input (line breaks, NUL) are escaped. */
+export function oneLine(message: string): string {
+  return message.replace(/[\u0000-\u001f\u007f\u2028\u2029]/g, (c) => `\\u${c.charCodeAt(0).toString(16).padStart(4, '0')}`);
+}
+
 function fail(message: string): never {
   throw new SafetensorsError(message);
 }
@@ -189,6 +194,38 @@ function parseEntry(name: string, raw: unknown, dataLength: number): Entry {
   return { name, dtype, shape: shape.slice(), begin, end };
 }
 
+/**
+ * The first top-level key that occurs twice in a JSON object text (already known to be valid
+ * JSON), or null. One pass over the text: strings are skipped, nesting is counted.
+ */
+function firstRepeatedKey(text: string): string | null {
+  const seen = new Set<string>();
+  let depth = 0;
+  let expectKey = false;
+  for (let i = 0; i < text.length; i++) {
+    const ch = text[i];
+    if (ch === '"') {
+      let j = i + 1;
+      while (text[j] !== '"') j += text[j] === '\\' ? 2 : 1;
+      if (depth === 1 && expectKey) {
+        const key = JSON.parse(text.slice(i, j + 1)) as string;
+        if (seen.has(key)) return key;
+        seen.add(key);
+        expectKey = false;
+      }
+      i = j;
+    } else if (ch === '{' || ch === '[') {
+      depth++;
+      if (depth === 1) expectKey = true;
+    } else if (ch === '}' || ch === ']') {
+      depth--;
+    } else if (ch === ',' && depth === 1) {
+      expectKey = true;
+    }
+  }
+  return null;
+}
+
 /** Parses a whole file. F16/BF16/F64 are widened/narrowed to Float32Array. */
 export function readSafetensors(bytes: Uint8Array): {
   tensors: Map<string, NamedTensor>;
@@ -220,11 +257,14 @@ export function readSafetensors(bytes: Uint8Array): {
   try {
     header = JSON.parse(text);
   } catch (e) {
-    fail(`header is not valid JSON: ${e instanceof Error ? e.message : String(e)}`);
+    fail(`header is not valid JSON: ${oneLine(e instanceof Error ? e.message : String(e))}`);
   }
   if (!isPlainObject(header)) {
     fail(`header must be a JSON object, received ${describe(header)}`);
   }
+  // JSON.parse keeps the last of repeated keys: a name given twice is refused, not half-read
+  const repeated = firstRepeatedKey(text);
+  if (repeated !== null) fail(`tensor "${repeated}" appears twice in the header`);
 
   const dataStart = 8 + headerLength;
   const dataLength = bytes.length - dataStart;

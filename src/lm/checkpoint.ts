@@ -8,7 +8,7 @@
 // atomic on POSIX). A process killed at any point leaves `latest` naming a complete checkpoint.
 import { closeSync, existsSync, fsyncSync, mkdirSync, openSync, readFileSync, readdirSync, renameSync, rmSync, statSync, writeSync } from 'node:fs';
 import { join } from 'node:path';
-import { readSafetensors, writeSafetensors, type NamedTensor } from '../io/safetensors.js';
+import { oneLine, readSafetensors, writeSafetensors, type NamedTensor } from '../io/safetensors.js';
 
 /** Name of the pointer file in a run directory that names the newest complete checkpoint. */
 export const LATEST = 'latest';
@@ -49,8 +49,29 @@ function syncDir(dir: string): void {
   }
 }
 
+/** A checkpoint could not be written (a full disk, no permission): the previous one is still the one `latest` names. */
+export class CheckpointWriteError extends Error {
+  constructor(readonly runDir: string, readonly step: number, cause: Error) {
+    super(`cannot save the checkpoint of step ${step} in ${runDir} (${cause.message}); the previous checkpoint is kept`);
+    this.name = 'CheckpointWriteError';
+  }
+}
+
 /** Writes a checkpoint into runDir atomically and points `latest` at it. Returns its directory. */
 export function writeCheckpointDir(runDir: string, step: number, files: CheckpointFiles, hooks: SaveHooks = {}): string {
+  try {
+    return writeCheckpointDirOrThrow(runDir, step, files, hooks);
+  } catch (e) {
+    // a system error (ENOSPC, EACCES, EDQUOT, EROFS, EIO ...): the files written aside are removed
+    if (typeof (e as { code?: unknown }).code !== 'string') throw e;
+    for (const entry of existsSync(runDir) ? readdirSync(runDir) : []) {
+      if (entry.endsWith(`.tmp-${process.pid}`)) rmSync(join(runDir, entry), { recursive: true, force: true });
+    }
+    throw new CheckpointWriteError(runDir, step, e as Error);
+  }
+}
+
+function writeCheckpointDirOrThrow(runDir: string, step: number, files: CheckpointFiles, hooks: SaveHooks): string {
   mkdirSync(runDir, { recursive: true });
   let name = `ckpt-${String(step).padStart(8, '0')}`;
   for (let n = 1; existsSync(join(runDir, name)); n++) name = `ckpt-${String(step).padStart(8, '0')}-${n}`;
@@ -116,7 +137,7 @@ export function readJsonFile<T>(dir: string, file: string): T {
   try {
     return JSON.parse(readFileSync(path, 'utf8')) as T;
   } catch (e) {
-    throw new Error(`${path}: ${(e as { code?: string }).code === 'ENOENT' ? 'missing' : (e as Error).message}`);
+    throw new Error(`${path}: ${(e as { code?: string }).code === 'ENOENT' ? 'missing' : oneLine((e as Error).message)}`);
   }
 }
 

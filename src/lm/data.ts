@@ -122,6 +122,19 @@ export class TbpttBatcher {
     if (!s || !Array.isArray(s.order) || s.order.length !== this.B) {
       throw new RangeError(`TbpttBatcher.setState: the saved state is for another batch size (${s?.order?.length}) than ${this.B}`);
     }
+    const count = (k: 'epoch' | 'index' | 'offset', max: number) => {
+      const v = s[k];
+      if (!Number.isSafeInteger(v) || v < 0 || v > max) {
+        throw new RangeError(`TbpttBatcher.setState: ${k} must be an integer in [0, ${max}], received ${JSON.stringify(v)}`);
+      }
+    };
+    count('epoch', Number.MAX_SAFE_INTEGER);
+    count('index', this.batchesPerEpoch);
+    count('offset', this.T - 1);
+    const sorted = [...s.order].sort((a, b) => a - b);
+    if (!sorted.every((v, i) => v === i)) {
+      throw new RangeError(`TbpttBatcher.setState: order must be a permutation of 0..${this.B - 1}, received ${JSON.stringify(s.order)}`);
+    }
     this.epoch = s.epoch;
     this.index = s.index;
     this.offset = s.offset;

@@ -2,7 +2,8 @@
 // by token through single-step cells (LSTMCell / GRUCell / RNNCell carrying the weights of each
 // layer of the trained stack) with the recurrent state kept between calls.
 import type { LanguageModel } from '../nn/models.js';
-import { GRUCell, LSTMCell, RNNCell, type CellState } from '../nn/layers.js';
+import { type CellState, type StepCell, stepCell } from '../nn/layers.js';
+import { parameterNames } from '../backends/cells.js';
 import { softmaxProbs } from '../core/ops.js';
 import { Rng, drawIndex } from '../core/random.js';
 import { Tensor, noGrad } from '../core/tensor.js';
@@ -65,21 +66,19 @@ export function pickToken(logits: ArrayLike<number>, o: SamplingOptions, rng: Rn
   return drawIndex(probs, rng);
 }
 
-type Cell = LSTMCell | GRUCell | RNNCell;
 
 /**
  * Streams text out of a trained LanguageModel one token at a time. The model's weights are copied
  * into one single-step cell per layer when the generator is made (train more, make a new one).
  */
 export class TextGenerator {
-  private readonly cells: Cell[];
+  private readonly cells: StepCell[];
   private states: Array<CellState | null>;
   private lastLogits: Float32Array | null = null;
   private lastId: number | null = null;
   readonly banned: number[] = [PAD_ID, UNK_ID];
 
   constructor(private readonly model: LanguageModel, readonly vocab: Vocabulary) {
-    const kind = model.options.cell ?? 'lstm';
     const layers = model.options.numLayers ?? 1;
     const H = model.options.hiddenSize;
     const E = model.options.embeddingDim;
@@ -88,11 +87,14 @@ export class TextGenerator {
     for (let l = 0; l < layers; l++) {
       const input = l === 0 ? E : H;
       const rng = new Rng(0); // the init is overwritten by the trained weights just below
-      const cell = kind === 'lstm' ? new LSTMCell(input, H, { rng }) : kind === 'gru' ? new GRUCell(input, H, { rng }) : new RNNCell(input, H, { rng });
+      const kind = model.rnn.cell;
+      const cell = stepCell(kind, input, H, { rng });
       const sd = new Map<string, { shape: number[]; data: Float32Array }>();
-      for (const name of ['weight_ih', 'weight_hh', 'bias_ih', 'bias_hh']) {
-        const p = params.get(`${name}_l${l}`);
-        if (p) sd.set(name, { shape: [...p.shape], data: p.data });
+      const layerNames = parameterNames(kind, l, false, { bias: true, projSize: 0 });
+      const cellNames = parameterNames(kind, null, false, { bias: true, projSize: 0 });
+      for (const k of ['wIh', 'wHh', 'bIh', 'bHh'] as const) {
+        const p = params.get(layerNames[k]!);
+        if (p) sd.set(cellNames[k]!, { shape: [...p.shape], data: p.data });
       }
       cell.loadStateDict(sd);
       cell.eval();

@@ -20,9 +20,10 @@ import { silentProgress, type ProgressSink } from './progress.js';
 import { curvesSvg, reportHtml, smooth } from './report.js';
 import { learningRate, type ScheduleKind } from './schedule.js';
 import { UNK_ID, Vocabulary, type VocabLevel } from './vocab.js';
+import { LAYER_NAMES, type LayerName } from '../backends/cells.js';
 
-/** The recurrent cell of a language model. */
-export type CellName = 'lstm' | 'gru' | 'rnn';
+/** The recurrent cell of a language model: the lower-case layer name (lstm, gru, rnn). */
+export type CellName = LayerName;
 /** The optimizer of a language-model run. */
 export type OptimizerName = 'adam' | 'adamw' | 'sgd';
 
@@ -188,7 +189,7 @@ function checkConfig(c: LMConfig): void {
   };
   (['layers', 'hidden', 'embed', 'seq', 'batch', 'stepSize'] as const).forEach(posInt);
   (['warmup', 'valEvery', 'valTokens', 'patience', 'checkpointEvery', 'decaySteps', 'seed', 'maxVocab'] as const).forEach(nonNegInt);
-  if (!['lstm', 'gru', 'rnn'].includes(c.cell)) throw new RangeError(`cell must be lstm, gru or rnn, received '${c.cell}'`);
+  if (!LAYER_NAMES.includes(c.cell)) throw new RangeError(`cell must be one of ${LAYER_NAMES.join(', ')}, received '${c.cell}'`);
   if (!['char', 'word'].includes(c.level)) throw new RangeError(`level must be char or word, received '${c.level}'`);
   if (!['adam', 'adamw', 'sgd'].includes(c.optimizer)) throw new RangeError(`optimizer must be adam, adamw or sgd, received '${c.optimizer}'`);
   if (!['constant', 'step', 'cosine'].includes(c.schedule)) throw new RangeError(`schedule must be constant, step or cosine, received '${c.schedule}'`);
@@ -462,23 +463,51 @@ export class LMTrainer {
     const safe: Array<keyof LMConfig> = ['lr', 'schedule', 'warmup', 'stepSize', 'gamma', 'minLr', 'decaySteps', 'clip', 'valEvery', 'valTokens', 'patience', 'checkpointEvery'];
     const merged: LMConfig = { ...config };
     for (const k of safe) if (overrides[k] !== undefined) (merged as unknown as Record<string, unknown>)[k] = overrides[k];
+    // the weights are read (and checked against config.json) before the model is allocated
+    const weights = readWeights(dir, merged, vocab);
     const data = prepareData(text, merged, vocab);
-    const trainer = new LMTrainer(merged, data);
+    const trainer = inFile(join(dir, 'config.json'), () => new LMTrainer(merged, data));
+    const statePath = join(dir, 'trainer.json');
     const st = readJsonFile<TrainerState>(dir, 'trainer.json');
-    if (st.format !== 'rnnkit-lm-trainer') throw new Error(`${join(dir, 'trainer.json')} is not an rnnkit trainer state`);
+    inFile(statePath, () => checkTrainerState(st));
     if (st.dataHash !== data.hash) {
       throw new Error(`${dir} was trained on other text (hash ${st.dataHash}, this text ${data.hash}); resume with the same --data or --dataset`);
     }
-    trainer.model.loadStateDict(readTensorsFile(dir, WEIGHTS_FILE).tensors);
+    inFile(join(dir, WEIGHTS_FILE), () => trainer.model.loadStateDict(weights));
+    const optPath = join(dir, 'optimizer.safetensors');
     const opt = readTensorsFile(dir, 'optimizer.safetensors');
-    trainer.optimizer.loadStateDict({ step: Number(opt.metadata.step ?? 0), buffers: opt.tensors, hyper: JSON.parse(opt.metadata.hyper ?? '{}') });
+    inFile(optPath, () => {
+      const step = Number(opt.metadata.step ?? 0);
+      if (!Number.isSafeInteger(step) || step < 0) throw new RangeError(`metadata step must be a non-negative integer, received ${JSON.stringify(opt.metadata.step)}`);
+      const hyper = JSON.parse(opt.metadata.hyper ?? '{}') as unknown;
+      if (typeof hyper !== 'object' || hyper === null || Array.isArray(hyper)) throw new RangeError(`metadata hyper must be a JSON object, received ${describeValue(hyper)}`);
+      const lr = (hyper as { lr?: unknown }).lr;
+      if (lr !== undefined && !(typeof lr === 'number' && lr > 0 && Number.isFinite(lr))) throw new RangeError(`metadata hyper.lr must be a positive number, received ${describeValue(lr)}`);
+      const bad = findNonFinite(opt.tensors);
+      if (bad) throw new RangeError(`buffer ${bad} is not finite`);
+      trainer.optimizer.loadStateDict({ step, buffers: opt.tensors, hyper: hyper as Record<string, number> });
+    });
+    const carriedPath = join(dir, 'state.safetensors');
     const carried = readTensorsFile(dir, 'state.safetensors');
     if (carried.metadata.present === '1') {
-      const t = (k: string) => { const v = carried.tensors.get(k); return v ? new Tensor(v.data, v.shape) : null; };
-      trainer.carried = { h: t('h'), c: t('c') };
+      inFile(carriedPath, () => {
+        const R = merged.hidden;
+        const expected = [merged.layers, merged.batch, R];
+        const t = (k: string, needed: boolean) => {
+          const v = carried.tensors.get(k);
+          if (!v) { if (needed) throw new RangeError(`the carried state "${k}" is missing`); return null; }
+          if (v.shape.length !== 3 || v.shape.some((d, i) => d !== expected[i])) throw new RangeError(`the carried state "${k}" has shape ${JSON.stringify(v.shape)}, expected ${JSON.stringify(expected)}`);
+          const bad = findNonFinite(new Map([[k, v]]));
+          if (bad) throw new RangeError(`the carried state ${bad} is not finite`);
+          return new Tensor(v.data, v.shape);
+        };
+        trainer.carried = { h: t('h', true), c: t('c', merged.cell === 'lstm') };
+      });
     }
-    trainer.batcher.setState(st.batcher);
-    trainer.modelRng.setState(st.modelRng);
+    inFile(statePath, () => {
+      trainer.batcher.setState(st.batcher);
+      trainer.modelRng.setState(st.modelRng);
+    });
     trainer.step = st.step;
     trainer.bestVal = st.bestVal;
     trainer.badValidations = st.badValidations;
@@ -524,27 +553,105 @@ export class LMTrainer {
   }
 }
 
+/** Runs fn; an error it throws gets the file it is about in front of its message (same class). */
+function inFile<T>(path: string, fn: () => T): T {
+  try {
+    return fn();
+  } catch (e) {
+    if (e instanceof Error && !e.message.startsWith(path)) e.message = `${path}: ${e.message}`;
+    throw e;
+  }
+}
+
+function describeValue(v: unknown): string {
+  const s = JSON.stringify(v);
+  return s === undefined ? String(v) : s.length > 60 ? `${s.slice(0, 57)}...` : s;
+}
+
+/** trainer.json: every field the trainer takes over, of the right type (the messages name the field). */
+function checkTrainerState(st: TrainerState): void {
+  if (typeof st !== 'object' || st === null || Array.isArray(st)) throw new RangeError(`expected a JSON object, received ${describeValue(st)}`);
+  if (st.format !== 'rnnkit-lm-trainer') throw new RangeError('not an rnnkit trainer state (format is not "rnnkit-lm-trainer")');
+  const count = (k: 'step' | 'badValidations') => {
+    if (!Number.isSafeInteger(st[k]) || st[k] < 0) throw new RangeError(`${k} must be a non-negative integer, received ${describeValue(st[k])}`);
+  };
+  count('step');
+  count('badValidations');
+  for (const k of ['trainSeconds', 'tokensSeen'] as const) {
+    if (typeof st[k] !== 'number' || !(st[k] >= 0) || !Number.isFinite(st[k])) throw new RangeError(`${k} must be a non-negative number, received ${describeValue(st[k])}`);
+  }
+  if (st.bestVal !== null && !(typeof st.bestVal === 'number' && Number.isFinite(st.bestVal))) throw new RangeError(`bestVal must be a number or null, received ${describeValue(st.bestVal)}`);
+  if (typeof st.dataHash !== 'string') throw new RangeError(`dataHash must be a string, received ${describeValue(st.dataHash)}`);
+  if (typeof st.batcher !== 'object' || st.batcher === null) throw new RangeError(`batcher must be an object, received ${describeValue(st.batcher)}`);
+  const h = st.history;
+  if (typeof h !== 'object' || h === null || !Array.isArray(h.train) || !Array.isArray(h.val)) throw new RangeError(`history must be { train: [...], val: [...] }, received ${describeValue(h)}`);
+  const num = (v: unknown) => typeof v === 'number' && Number.isFinite(v);
+  h.train.forEach((p, i) => {
+    if (typeof p !== 'object' || p === null || !num(p.step) || !num(p.loss) || !num(p.lr) || !num(p.gradNorm) || !num(p.tps)) {
+      throw new RangeError(`history.train[${i}] must hold numbers step, loss, lr, gradNorm and tps, received ${describeValue(p)}`);
+    }
+  });
+  h.val.forEach((p, i) => {
+    if (typeof p !== 'object' || p === null || !num(p.step) || !num(p.loss)) throw new RangeError(`history.val[${i}] must hold numbers step and loss, received ${describeValue(p)}`);
+  });
+}
+
+/**
+ * Reads weights.safetensors (memory bounded by the file) and checks it against config.json and
+ * vocab.json before any model is allocated: a config that lies about the size is refused here.
+ */
+function readWeights(dir: string, config: LMConfig, vocab: Vocabulary): Map<string, NamedTensor> {
+  const path = join(dir, WEIGHTS_FILE);
+  const weights = readTensorsFile(dir, WEIGHTS_FILE).tensors;
+  inFile(path, () => {
+    const gates = config.cell === 'lstm' ? 4 : config.cell === 'gru' ? 3 : 1;
+    const want: Array<[string, number[]]> = [
+      ['embedding.weight', [vocab.size, config.embed]],
+      [`${config.cell}.weight_hh_l0`, [gates * config.hidden, config.hidden]],
+      [`${config.cell}.weight_hh_l${config.layers - 1}`, [gates * config.hidden, config.hidden]],
+    ];
+    for (const [name, shape] of want) {
+      const t = weights.get(name);
+      if (!t) throw new RangeError(`has no ${name}, which config.json (${config.layers}-layer ${config.cell}) needs`);
+      if (t.shape.length !== shape.length || t.shape.some((d, i) => d !== shape[i])) {
+        throw new RangeError(`${name} has shape ${JSON.stringify(t.shape)}, but config.json and vocab.json give ${JSON.stringify(shape)}`);
+      }
+    }
+    if (weights.has(`${config.cell}.weight_hh_l${config.layers}`)) throw new RangeError(`has more layers than config.json's ${config.layers}`);
+    const bad = findNonFinite(weights);
+    if (bad) throw new RangeError(`weight ${bad} is not finite`);
+  });
+  return weights;
+}
+
 /** Reads config and vocabulary of a checkpoint (a run directory or a checkpoint directory). */
 export function loadCheckpointMeta(path: string): { dir: string; config: LMConfig; vocab: Vocabulary; step: number } {
   const dir = resolveCheckpointDir(path);
-  const config = { ...DEFAULT_CONFIG, ...readJsonFile<Partial<LMConfig>>(dir, 'config.json') };
-  let vocab: Vocabulary;
-  try {
-    vocab = Vocabulary.fromJSON(readJsonFile(dir, 'vocab.json'));
-  } catch (e) {
-    throw new Error(`${join(dir, 'vocab.json')}: ${(e as Error).message}`);
-  }
+  const saved = readJsonFile<Partial<LMConfig>>(dir, 'config.json');
+  const config = inFile(join(dir, 'config.json'), () => {
+    if (typeof saved !== 'object' || saved === null || Array.isArray(saved)) throw new RangeError(`expected a JSON object, received ${describeValue(saved)}`);
+    const c = { ...DEFAULT_CONFIG, ...saved };
+    checkConfig(c);
+    return c;
+  });
+  const vocabJson = readJsonFile(dir, 'vocab.json');
+  const vocab = inFile(join(dir, 'vocab.json'), () => Vocabulary.fromJSON(vocabJson));
+  if (vocab.level !== config.level) throw new Error(`${join(dir, 'vocab.json')}: a ${vocab.level}-level vocabulary, but config.json says level ${config.level}`);
   const st = existsSync(join(dir, 'trainer.json')) ? readJsonFile<{ step: number }>(dir, 'trainer.json') : { step: 0 };
+  if (typeof st !== 'object' || st === null || !Number.isSafeInteger(st.step) || st.step < 0) {
+    throw new Error(`${join(dir, 'trainer.json')}: step must be a non-negative integer, received ${describeValue((st as { step?: unknown } | null)?.step)}`);
+  }
   return { dir, config, vocab, step: st.step };
 }
 
 /** Loads a trained model (for sampling and evaluation) from a checkpoint. */
 export function loadLanguageModel(path: string): { model: LanguageModel; vocab: Vocabulary; config: LMConfig; step: number; dir: string } {
   const { dir, config, vocab, step } = loadCheckpointMeta(path);
+  const weights = readWeights(dir, config, vocab);
   const model = new LanguageModel({
     vocabSize: vocab.size, embeddingDim: config.embed, hiddenSize: config.hidden, numLayers: config.layers, cell: config.cell, dropout: config.dropout, rng: new Rng(0),
   });
-  model.loadStateDict(readTensorsFile(dir, WEIGHTS_FILE).tensors);
+  inFile(join(dir, WEIGHTS_FILE), () => model.loadStateDict(weights));
   model.eval();
   return { model, vocab, config, step, dir };
 }

@@ -63,6 +63,10 @@ export class Vocabulary {
 
   constructor(level: VocabLevel, tokens: readonly string[]) {
     if (level !== 'char' && level !== 'word') throw new RangeError(`Vocabulary: level must be 'char' or 'word', received '${String(level)}'`);
+    if (!Array.isArray(tokens)) throw new TypeError(`Vocabulary: tokens must be an array of strings, received ${typeof tokens}`);
+    tokens.forEach((t, i) => {
+      if (typeof t !== 'string') throw new RangeError(`Vocabulary: token ${i} must be a string, received ${JSON.stringify(t) ?? typeof t}`);
+    });
     SPECIALS.forEach((s, i) => {
       if (tokens[i] !== s) throw new RangeError(`Vocabulary: token ${i} must be ${s}, received ${JSON.stringify(tokens[i])}`);
     });

@@ -1,5 +1,5 @@
 // Layers with PyTorch's semantics and parameter names.
-import type { CellKind } from '../backends/backend.js';
+import { type CellKind, type ModuleName, CELLS, cellKindOf, gateCount, hasCellState, modulesWhere, parameterNames } from '../backends/cells.js';
 import { type NamedTensor } from '../io/safetensors.js';
 import { dropout, embedding, linear, reshape, shapeError, transpose01 } from '../core/ops.js';
 import { type DirectionWeights, type RecurrentResult, recurrentForward, recurrentForwardAsync } from './recurrent.js';
@@ -260,9 +260,9 @@ export abstract class RecurrentBase extends Module {
   readonly weights: DirectionWeights[][] = [];
   private readonly rng: Rng;
 
-  protected constructor(kind: 'RNN' | 'LSTM' | 'GRU', cell: CellKind, o: RNNOptions) {
+  protected constructor(cell: CellKind, o: RNNOptions) {
     super();
-    const where = kind;
+    const where = CELLS[cell].module;
     if (typeof o !== 'object' || o === null) throw new TypeError(`${where}: options must be an object like { inputSize, hiddenSize }`);
     this.cell = cell;
     this.inputSize = checkPositiveInt(where, 'inputSize', o.inputSize);
@@ -275,10 +275,10 @@ export abstract class RecurrentBase extends Module {
     this.bidirectional = o.bidirectional ?? false;
     this.projSize = o.projSize ?? 0;
     if (!Number.isInteger(this.projSize) || this.projSize < 0) throw new RangeError(`${where}: projSize must be a non-negative integer, received ${o.projSize}`);
-    if (this.projSize > 0 && cell !== 'lstm') throw new RangeError(`${where}: projSize is only supported by LSTM`);
+    if (this.projSize > 0 && !CELLS[cell].projection) throw new RangeError(`${where}: projSize is only supported by ${modulesWhere((c) => c.projection)}`);
     if (this.projSize >= this.hiddenSize) throw new RangeError(`${where}: projSize must be smaller than hiddenSize (${this.hiddenSize}), received ${this.projSize}`);
     this.rng = o.rng ?? defaultRng();
-    const G = (cell === 'lstm' ? 4 : cell === 'gru' ? 3 : 1) * this.hiddenSize;
+    const G = gateCount(cell) * this.hiddenSize;
     const R = this.projSize || this.hiddenSize;
     const D = this.bidirectional ? 2 : 1;
     const bound = 1 / Math.sqrt(this.hiddenSize);
@@ -286,13 +286,13 @@ export abstract class RecurrentBase extends Module {
       const I = l === 0 ? this.inputSize : R * D;
       const layer: DirectionWeights[] = [];
       for (let d = 0; d < D; d++) {
-        const sfx = `_l${l}${d === 1 ? '_reverse' : ''}`;
-        const p = (name: string, shape: number[]) => this.registerParameter(name + sfx, uniformTensor(shape, bound, this.rng));
-        const wIh = p('weight_ih', [G, I]);
-        const wHh = p('weight_hh', [G, R]);
-        const bIh = this.bias ? p('bias_ih', [G]) : null;
-        const bHh = this.bias ? p('bias_hh', [G]) : null;
-        const wHr = this.projSize > 0 ? p('weight_hr', [this.projSize, this.hiddenSize]) : null;
+        const names = parameterNames(cell, l, d === 1, this);
+        const p = (name: string | null, shape: number[]) => (name === null ? null : this.registerParameter(name, uniformTensor(shape, bound, this.rng)));
+        const wIh = p(names.wIh, [G, I])!;
+        const wHh = p(names.wHh, [G, R])!;
+        const bIh = p(names.bIh, [G]);
+        const bHh = p(names.bHh, [G]);
+        const wHr = p(names.wHr, [this.projSize, this.hiddenSize]);
         layer.push({ wIh, wHh, bIh, bHh, wHr });
       }
       this.weights.push(layer);
@@ -300,7 +300,7 @@ export abstract class RecurrentBase extends Module {
   }
 
   private get name(): string {
-    return this.cell === 'lstm' ? 'LSTM' : this.cell === 'gru' ? 'GRU' : 'RNN';
+    return CELLS[this.cell].module;
   }
 
   /** Runs the whole sequence. x: [T, B, inputSize] ([B, T, inputSize] when batchFirst, or [T, inputSize] unbatched). */
@@ -344,8 +344,9 @@ export abstract class RecurrentBase extends Module {
     const D = this.bidirectional ? 2 : 1;
     const R = this.projSize || this.hiddenSize;
     const h0 = this.checkState(where, 'h0', state.h0, [this.numLayers * D, B, R], unbatched);
-    const c0 = this.cell === 'lstm' ? this.checkState(where, 'c0', state.c0, [this.numLayers * D, B, this.hiddenSize], unbatched) : null;
-    if (this.cell !== 'lstm' && state.c0) throw new TypeError(`${where}: c0 is only for LSTM`);
+    const withC = hasCellState(this.cell);
+    const c0 = withC ? this.checkState(where, 'c0', state.c0, [this.numLayers * D, B, this.hiddenSize], unbatched) : null;
+    if (!withC && state.c0) throw new TypeError(`${where}: c0 is only for ${modulesWhere((c) => c.states.includes('c'))}`);
     const lengths = state.lengths ? checkLengths(where, state.lengths, B, T) : null;
     const cfg = { cell: this.cell, H: this.hiddenSize, P: this.projSize, numLayers: this.numLayers, bidirectional: this.bidirectional,
       dropout: this.dropout, training: this.training, rng: this.rng };
@@ -396,9 +397,7 @@ function checkLengths(where: string, lengths: ArrayLike<number>, B: number, T: n
  */
 export class RNN extends RecurrentBase {
   constructor(options: RNNOptions) {
-    const nl = options?.nonlinearity ?? 'tanh';
-    if (nl !== 'tanh' && nl !== 'relu') throw new RangeError(`RNN: nonlinearity must be 'tanh' or 'relu', received '${String(nl)}'`);
-    super('RNN', nl === 'tanh' ? 'rnn_tanh' : 'rnn_relu', options);
+    super(cellKindOf('RNN', 'RNN', options?.nonlinearity), options);
   }
 }
 
@@ -409,7 +408,7 @@ export class RNN extends RecurrentBase {
  */
 export class LSTM extends RecurrentBase {
   constructor(options: RNNOptions) {
-    super('LSTM', 'lstm', options);
+    super('lstm', options);
   }
 }
 
@@ -419,8 +418,17 @@ export class LSTM extends RecurrentBase {
  */
 export class GRU extends RecurrentBase {
   constructor(options: RNNOptions) {
-    super('GRU', 'gru', options);
+    super('gru', options);
   }
+}
+
+/** The layer class of each module of the cell table (backends/cells.ts). */
+const LAYER_CLASSES: Record<ModuleName, new (options: RNNOptions) => RecurrentBase> = { LSTM, GRU, RNN };
+
+/** The layer (LSTM, GRU or RNN with its nonlinearity) that runs cells of `kind`. */
+export function recurrentLayer(kind: CellKind, options: Omit<RNNOptions, 'nonlinearity'>): RecurrentBase {
+  const spec = CELLS[kind];
+  return new LAYER_CLASSES[spec.module]({ ...options, nonlinearity: spec.nonlinearity ?? undefined });
 }
 
 /**
@@ -445,23 +453,25 @@ abstract class CellBase extends Module {
   readonly biasHh: Tensor | null;
   private readonly rngCell: Rng;
 
-  protected constructor(private readonly kind: string, readonly cell: CellKind, readonly inputSize: number, readonly hiddenSize: number, options: CellOptions) {
+  protected constructor(readonly cell: CellKind, readonly inputSize: number, readonly hiddenSize: number, options: CellOptions) {
     super();
+    const kind = CELLS[cell].stepModule;
     checkPositiveInt(kind, 'inputSize', inputSize);
     checkPositiveInt(kind, 'hiddenSize', hiddenSize);
     this.rngCell = options.rng ?? defaultRng();
-    const G = (cell === 'lstm' ? 4 : cell === 'gru' ? 3 : 1) * hiddenSize;
+    const G = gateCount(cell) * hiddenSize;
     const bound = 1 / Math.sqrt(hiddenSize);
-    const p = (name: string, shape: number[]) => this.registerParameter(name, uniformTensor(shape, bound, this.rngCell));
-    this.weightIh = p('weight_ih', [G, inputSize]);
-    this.weightHh = p('weight_hh', [G, hiddenSize]);
-    this.biasIh = options.bias === false ? null : p('bias_ih', [G]);
-    this.biasHh = options.bias === false ? null : p('bias_hh', [G]);
+    const names = parameterNames(cell, null, false, { bias: options.bias !== false, projSize: 0 });
+    const p = (name: string | null, shape: number[]) => (name === null ? null : this.registerParameter(name, uniformTensor(shape, bound, this.rngCell)));
+    this.weightIh = p(names.wIh, [G, inputSize])!;
+    this.weightHh = p(names.wHh, [G, hiddenSize])!;
+    this.biasIh = p(names.bIh, [G]);
+    this.biasHh = p(names.bHh, [G]);
   }
 
   // x [B, inputSize], state {h [B, H], c [B, H]} -> next state
   step(x: Tensor, state: Partial<CellState> | null = null): CellState {
-    const where = `${this.kind}.step`;
+    const where = `${CELLS[this.cell].stepModule}.step`;
     if (!(x instanceof Tensor) || x.ndim !== 2 || x.shape[1] !== this.inputSize) {
       throw shapeError(where, 'x', `[B, ${this.inputSize}]`, x instanceof Tensor ? x.shape : String(x));
     }
@@ -476,7 +486,7 @@ abstract class CellBase extends Module {
       return reshape(t, [1, B, H]);
     };
     const h0 = checkHidden('state.h', state?.h);
-    const c0 = this.cell === 'lstm' ? checkHidden('state.c', state?.c) : null;
+    const c0 = hasCellState(this.cell) ? checkHidden('state.c', state?.c) : null;
     const r = recurrentForward(
       { cell: this.cell, H, P: 0, numLayers: 1, bidirectional: false, dropout: 0, training: this.training, rng: this.rngCell },
       reshape(x, [1, B, this.inputSize]), h0, c0,
@@ -492,16 +502,14 @@ abstract class CellBase extends Module {
  */
 export class RNNCell extends CellBase {
   constructor(inputSize: number, hiddenSize: number, options: CellOptions = {}) {
-    const nl = options.nonlinearity ?? 'tanh';
-    if (nl !== 'tanh' && nl !== 'relu') throw new RangeError(`RNNCell: nonlinearity must be 'tanh' or 'relu', received '${String(nl)}'`);
-    super('RNNCell', nl === 'tanh' ? 'rnn_tanh' : 'rnn_relu', inputSize, hiddenSize, options);
+    super(cellKindOf('RNNCell', 'RNN', options.nonlinearity), inputSize, hiddenSize, options);
   }
 }
 
 /** One LSTM step (PyTorch's nn.LSTMCell): x [B, input], (h, c) [B, hidden] -> (h', c'). */
 export class LSTMCell extends CellBase {
   constructor(inputSize: number, hiddenSize: number, options: CellOptions = {}) {
-    super('LSTMCell', 'lstm', inputSize, hiddenSize, options);
+    super('lstm', inputSize, hiddenSize, options);
   }
 }
 
@@ -511,6 +519,19 @@ export class LSTMCell extends CellBase {
  */
 export class GRUCell extends CellBase {
   constructor(inputSize: number, hiddenSize: number, options: CellOptions = {}) {
-    super('GRUCell', 'gru', inputSize, hiddenSize, options);
+    super('gru', inputSize, hiddenSize, options);
   }
+}
+
+/** A single-step cell of any kind. */
+export type StepCell = LSTMCell | GRUCell | RNNCell;
+/** The one-step class of each module of the cell table. */
+const STEP_CLASSES: Record<ModuleName, new (inputSize: number, hiddenSize: number, options: CellOptions) => StepCell> = {
+  LSTM: LSTMCell, GRU: GRUCell, RNN: RNNCell,
+};
+
+/** The one-step cell (LSTMCell, GRUCell or RNNCell with its nonlinearity) of `kind`. */
+export function stepCell(kind: CellKind, inputSize: number, hiddenSize: number, options: Omit<CellOptions, 'nonlinearity'> = {}): StepCell {
+  const spec = CELLS[kind];
+  return new STEP_CLASSES[spec.module](inputSize, hiddenSize, { ...options, nonlinearity: spec.nonlinearity ?? undefined });
 }

@@ -1,6 +1,7 @@
 // Ready-made models built from the layers.
 import { type Tensor } from '../core/tensor.js';
-import { Dropout, Embedding, GRU, LSTM, Linear, Module, RNN, type RecurrentBase, type RecurrentInput, type RecurrentOutput } from './layers.js';
+import { Dropout, Embedding, Linear, Module, type RecurrentBase, type RecurrentInput, type RecurrentOutput, recurrentLayer } from './layers.js';
+import { type LayerName, cellKindOf, cellSpec } from '../backends/cells.js';
 import type { Rng } from '../core/random.js';
 
 /**
@@ -12,7 +13,7 @@ export interface LanguageModelOptions {
   embeddingDim: number;
   hiddenSize: number;
   numLayers?: number;
-  cell?: 'lstm' | 'gru' | 'rnn';
+  cell?: LayerName;
   /**
    * Dropout on the embeddings, between the recurrent layers and on the recurrent output, as in
    * PyTorch's word_language_model example (training mode only; 0 = none).
@@ -43,7 +44,7 @@ export class LanguageModel extends Module {
     const cell = options.cell ?? 'lstm';
     this.embedding = this.registerModule('embedding', new Embedding(vocabSize, embeddingDim, { rng }));
     const rnnOptions = { inputSize: embeddingDim, hiddenSize, numLayers: options.numLayers ?? 1, dropout: options.dropout ?? 0, rng };
-    const rnn = cell === 'lstm' ? new LSTM(rnnOptions) : cell === 'gru' ? new GRU(rnnOptions) : new RNN(rnnOptions);
+    const rnn = recurrentLayer(cellKindOf('LanguageModel', cell.toUpperCase()), rnnOptions);
     this.rnn = this.registerModule(cell, rnn);
     this.fc = this.registerModule('fc', new Linear(hiddenSize, vocabSize, { rng }));
     this.drop = this.registerModule('drop', new Dropout(options.dropout ?? 0, { rng }));
@@ -79,7 +80,7 @@ export class RecurrentModel extends Module {
   constructor(parts: RecurrentModelParts) {
     super();
     this.embedding = parts.embedding ? this.registerModule('embedding', parts.embedding) : null;
-    this.rnn = this.registerModule(parts.rnn.cell === 'lstm' ? 'lstm' : parts.rnn.cell === 'gru' ? 'gru' : 'rnn', parts.rnn);
+    this.rnn = this.registerModule(cellSpec(parts.rnn.cell).module.toLowerCase(), parts.rnn);
     this.fc = parts.fc ? this.registerModule('fc', parts.fc) : null;
   }
 

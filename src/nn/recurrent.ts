@@ -3,6 +3,7 @@
 // its backward calls backend.seqBackward (whole-sequence BPTT) once per layer and direction.
 import type { Backend, CellKind, SeqContext, SeqForwardArgs } from '../backends/backend.js';
 import { getBackend } from '../backends/index.js';
+import { hasCellState } from '../backends/cells.js';
 import { Rng } from '../core/random.js';
 import { Tensor, needsGrad, recordOp } from '../core/tensor.js';
 
@@ -81,13 +82,12 @@ function* recurrentPlan(
   const D = cfg.bidirectional ? 2 : 1;
   const R = P > 0 ? P : H;
   const [T, B] = x.shape;
-  const isLstm = cell === 'lstm';
   const params = weights.flat().flatMap((w) => [w.wIh, w.wHh, w.bIh, w.bHh, w.wHr]).filter((t): t is Tensor => t !== null);
   const inputs = [x, ...(h0 ? [h0] : []), ...(c0 ? [c0] : []), ...params];
   const training = needsGrad(...inputs); // taken now: an async job keeps it while other work runs
 
   const hN = new Float32Array(L * D * B * R);
-  const cN = isLstm ? new Float32Array(L * D * B * H) : null;
+  const cN = hasCellState(cell) ? new Float32Array(L * D * B * H) : null;
   const contexts: Array<Array<SeqContext | null>> = [];
   const layerInputs: Float32Array[] = [x.data];
   const dropoutMasks: Array<Float32Array | null> = [];

@@ -5,7 +5,8 @@
 // the constant 1 scores MSE 1/6 = 0.167; solving it needs information from ~T steps back.
 // RNN, LSTM and GRU at lengths 50, 100 and 200, with and without gradient clipping; and the
 // gradient norm reaching each time step (||dL/dx_t||), which shows the plain RNN's vanishing gradient.
-import { GRU, LSTM, Linear, Module, RNN, type RecurrentBase } from '../nn/layers.js';
+import { Linear, Module, type RecurrentBase, recurrentLayer } from '../nn/layers.js';
+import { type LayerName, cellKindOf } from '../backends/cells.js';
 import { mseLoss, reshape, select } from '../core/ops.js';
 import { Adam, clipGradNorm } from '../nn/optim.js';
 import { lineChartSvg, type Series } from './plot.js';
@@ -13,7 +14,7 @@ import { Rng } from '../core/random.js';
 import { Tensor, noGrad } from '../core/tensor.js';
 import { Context, type ExampleOptions, type ExampleResult, type MetricRow } from './common.js';
 
-export type CellName = 'rnn' | 'lstm' | 'gru';
+export type CellName = LayerName;
 
 /** A batch of the adding problem: x [T, B, 2], y [B, 1]. */
 export function addingBatch(T: number, B: number, rng: Rng): { x: Tensor; y: Tensor } {
@@ -39,7 +40,7 @@ export class AddingModel extends Module {
   constructor(readonly cell: CellName, readonly hiddenSize: number, rng: Rng) {
     super();
     const o = { inputSize: 2, hiddenSize, rng };
-    this.rnn = this.registerModule(cell, cell === 'lstm' ? new LSTM(o) : cell === 'gru' ? new GRU(o) : new RNN(o));
+    this.rnn = this.registerModule(cell, recurrentLayer(cellKindOf('AddingModel', cell.toUpperCase()), o));
     this.fc = this.registerModule('fc', new Linear(hiddenSize, 1, { rng }));
   }
 

