@@ -4,3 +4,5 @@ export * from './portable.js';
 export { loadSafetensorsFile, saveSafetensorsFile } from './io/files.js';
 // Which native binary, ISA, wasm build and backend are in use (`rnnkit doctor`).
 export { doctorReport, formatDoctor, type DoctorReport } from './backends/doctor.js';
+// ONNX in and out (encoded with the onnx-proto package: bundle it to use it outside Node).
+export { toOnnx, loadOnnx, OnnxError, type OnnxExportOptions, type OnnxExportable } from './io/onnx.js';

