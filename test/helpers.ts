@@ -1,4 +1,5 @@
 import { fileURLToPath } from 'node:url';
+import { expect } from 'vitest';
 import { dirname, resolve } from 'node:path';
 import type { BackendName } from '../src/backends/index.js';
 import type { Tensor } from '../src/core/tensor.js';
@@ -35,4 +36,15 @@ export function gradCheck(tensors: Tensor[], loss: () => Tensor): number {
     }
   });
   return worst;
+}
+
+/** |actual - expected| <= 1e-5 * max(1, max |expected|) elementwise: the round-trip tolerance of model formats. */
+export function expectCloseToLargest(actual: ArrayLike<number>, expected: ArrayLike<number>, what: string): void {
+  expect(actual.length, what).toBe(expected.length);
+  let scale = 0;
+  for (let i = 0; i < expected.length; i++) scale = Math.max(scale, Math.abs(expected[i]));
+  const tol = 1e-5 * Math.max(scale, 1);
+  let worst = 0;
+  for (let i = 0; i < expected.length; i++) worst = Math.max(worst, Math.abs(actual[i] - expected[i]));
+  expect(worst, `${what}: largest difference ${worst} (tolerance ${tol})`).toBeLessThanOrEqual(tol);
 }
