@@ -395,23 +395,22 @@ FwdParsed parseForward(Napi::Env env, const Napi::Object& args, JobArrays* job) 
   const std::string kern = std::string("native.seqForward(") + cellName(d.cell) + ")";
   const int64_t T = d.T, B = d.B, I = d.I, H = d.H, P = d.P, R = d.R, G = d.G;
   SeqFwdIn& in = f.in;
-  auto get = [&](const char* name) { return a.Get(name); };
-  in.x = asF32(env, get("x"), kern, "x", mul(env, kern, {T, B, I}), false).p;
-  in.wIh = asF32(env, get("wIh"), kern, "wIh", G * I, false).p;
-  in.wHh = asF32(env, get("wHh"), kern, "wHh", G * R, false).p;
-  in.bIh = asF32(env, get("bIh"), kern, "bIh", G, true).p;
-  in.bHh = asF32(env, get("bHh"), kern, "bHh", G, true).p;
-  in.wHr = P > 0 ? asF32(env, get("wHr"), kern, "wHr", P * H, false).p : nullptr;
-  in.h0 = asF32(env, get("h0"), kern, "h0", B * R, true).p;
+  in.x = asF32(env, a.Get("x"), kern, "x", mul(env, kern, {T, B, I}), false).p;
+  in.wIh = asF32(env, a.Get("wIh"), kern, "wIh", G * I, false).p;
+  in.wHh = asF32(env, a.Get("wHh"), kern, "wHh", G * R, false).p;
+  in.bIh = asF32(env, a.Get("bIh"), kern, "bIh", G, true).p;
+  in.bHh = asF32(env, a.Get("bHh"), kern, "bHh", G, true).p;
+  in.wHr = P > 0 ? asF32(env, a.Get("wHr"), kern, "wHr", P * H, false).p : nullptr;
+  in.h0 = asF32(env, a.Get("h0"), kern, "h0", B * R, true).p;
   const bool cState = cellInfo(d.cell).cState;
-  in.c0 = cState ? asF32(env, get("c0"), kern, "c0", B * H, true).p : nullptr;
-  in.cN = cState ? asF32(env, get("cN"), kern, "cN", B * H, true).p : nullptr;
-  in.hN = asF32(env, get("hN"), kern, "hN", B * R, false).p;
+  in.c0 = cState ? asF32(env, a.Get("c0"), kern, "c0", B * H, true).p : nullptr;
+  in.cN = cState ? asF32(env, a.Get("cN"), kern, "cN", B * H, true).p : nullptr;
+  in.hN = asF32(env, a.Get("hN"), kern, "hN", B * R, false).p;
   in.yStride = asInt(env, a.Get("yStride"), kern, "yStride", 1, kMaxDim);
   in.yOffset = asInt(env, a.Get("yOffset"), kern, "yOffset", 0, kMaxDim);
   if (in.yOffset + R > in.yStride) rangeError(env, kern + ": y columns do not fit in yStride");
-  in.y = asF32(env, get("y"), kern, "y", mul(env, kern, {T, B, in.yStride}), false).p;
-  in.lengths = asI32(env, get("lengths"), kern, "lengths", B, true);
+  in.y = asF32(env, a.Get("y"), kern, "y", mul(env, kern, {T, B, in.yStride}), false).p;
+  in.lengths = asI32(env, a.Get("lengths"), kern, "lengths", B, true);
   if (in.lengths) {
     for (int64_t b = 0; b < B; b++)
       if (in.lengths[b] < 1 || in.lengths[b] > T)
@@ -488,13 +487,12 @@ BwdParsed parseBackward(Napi::Env env, const Napi::Value& ctxv, const Napi::Obje
       fd.reverse != d.reverse)
     rangeError(env, kern + ": the forward arguments do not match the context's shapes");
   const int64_t T = d.T, B = d.B, I = d.I, H = d.H, P = d.P, R = d.R, G = d.G;
-  auto get = [&](const Napi::Object& o, const char* name) { return o.Get(name); };
   SeqBwdIn& in = r.in;
-  in.x = asF32(env, get(fa, "x"), kern, "x", T * B * I, false).p;
-  in.wIh = asF32(env, get(fa, "wIh"), kern, "wIh", G * I, false).p;
-  in.wHh = asF32(env, get(fa, "wHh"), kern, "wHh", G * R, false).p;
-  in.wHr = P > 0 ? asF32(env, get(fa, "wHr"), kern, "wHr", P * H, false).p : nullptr;
-  Napi::Value dyv = get(a, "dy");
+  in.x = asF32(env, fa.Get("x"), kern, "x", T * B * I, false).p;
+  in.wIh = asF32(env, fa.Get("wIh"), kern, "wIh", G * I, false).p;
+  in.wHh = asF32(env, fa.Get("wHh"), kern, "wHh", G * R, false).p;
+  in.wHr = P > 0 ? asF32(env, fa.Get("wHr"), kern, "wHr", P * H, false).p : nullptr;
+  Napi::Value dyv = a.Get("dy");
   in.dy = nullptr;
   in.dyStride = in.dyOffset = 0;
   if (!dyv.IsNull() && !dyv.IsUndefined()) {
@@ -504,16 +502,16 @@ BwdParsed parseBackward(Napi::Env env, const Napi::Value& ctxv, const Napi::Obje
     in.dy = asF32(env, dyv, kern, "dy", mul(env, kern, {T, B, in.dyStride}), false).p;
   }
   const bool cState = cellInfo(d.cell).cState;
-  in.dhN = asF32(env, get(a, "dhN"), kern, "dhN", B * R, true).p;
-  in.dcN = cState ? asF32(env, get(a, "dcN"), kern, "dcN", B * H, true).p : nullptr;
-  in.dx = asF32(env, get(a, "dx"), kern, "dx", T * B * I, true).p;
-  in.dh0 = asF32(env, get(a, "dh0"), kern, "dh0", B * R, true).p;
-  in.dc0 = cState ? asF32(env, get(a, "dc0"), kern, "dc0", B * H, true).p : nullptr;
-  in.dWIh = asF32(env, get(a, "dWIh"), kern, "dWIh", G * I, true).p;
-  in.dWHh = asF32(env, get(a, "dWHh"), kern, "dWHh", G * R, true).p;
-  in.dBIh = asF32(env, get(a, "dBIh"), kern, "dBIh", G, true).p;
-  in.dBHh = asF32(env, get(a, "dBHh"), kern, "dBHh", G, true).p;
-  in.dWHr = P > 0 ? asF32(env, get(a, "dWHr"), kern, "dWHr", P * H, true).p : nullptr;
+  in.dhN = asF32(env, a.Get("dhN"), kern, "dhN", B * R, true).p;
+  in.dcN = cState ? asF32(env, a.Get("dcN"), kern, "dcN", B * H, true).p : nullptr;
+  in.dx = asF32(env, a.Get("dx"), kern, "dx", T * B * I, true).p;
+  in.dh0 = asF32(env, a.Get("dh0"), kern, "dh0", B * R, true).p;
+  in.dc0 = cState ? asF32(env, a.Get("dc0"), kern, "dc0", B * H, true).p : nullptr;
+  in.dWIh = asF32(env, a.Get("dWIh"), kern, "dWIh", G * I, true).p;
+  in.dWHh = asF32(env, a.Get("dWHh"), kern, "dWHh", G * R, true).p;
+  in.dBIh = asF32(env, a.Get("dBIh"), kern, "dBIh", G, true).p;
+  in.dBHh = asF32(env, a.Get("dBHh"), kern, "dBHh", G, true).p;
+  in.dWHr = P > 0 ? asF32(env, a.Get("dWHr"), kern, "dWHr", P * H, true).p : nullptr;
   if (job) {
     in.x = job->input(in.x, T * B, I);
     in.wIh = job->input(in.wIh, G, I);
