@@ -120,6 +120,11 @@ void checkArgc(const Napi::CallbackInfo& info, size_t n, const char* kern) {
 }
 
 // ---------------------------------------------------------------- info / threads / isa
+#if defined(RK_ARM64)
+const char* const kBf16GemmText = "bf16 (BFDOT) gemm";
+#else
+const char* const kBf16GemmText = "bf16 (VDPBF16PS) gemm";
+#endif
 Napi::Value Info(const Napi::CallbackInfo& info) {
   Napi::Env env = info.Env();
   const IsaKernels& k = K(env);
@@ -130,7 +135,7 @@ Napi::Value Info(const Napi::CallbackInfo& info) {
   o.Set("threads", pool_threads());
   o.Set("matmul", bf16 ? "bf16" : "fp32");
   o.Set("matmulPrecision", d->medium ? "medium" : "highest");
-  o.Set("detail", std::string("C++ N-API kernels, ") + (bf16 ? "bf16 (VDPBF16PS) gemm" : "sgemm") + " register tile " +
+  o.Set("detail", std::string("C++ N-API kernels, ") + (bf16 ? kBf16GemmText : "sgemm") + " register tile " +
                       std::to_string(k.MR) + "x" + std::to_string(k.NR) + " (kc " + std::to_string(k.KC) +
                       "), cpu supports: " + d->cpuIsas);
   return o;

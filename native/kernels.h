@@ -60,6 +60,9 @@ extern const IsaKernels kernels_sse2;
 extern const IsaKernels kernels_avx512bf16;
 #elif defined(__aarch64__) || defined(_M_ARM64)
 extern const IsaKernels kernels_neon;
+// NEON kernels whose GEMMs round both operands to bf16 and accumulate the exact products in fp32
+// with BFDOT (matmul precision 'medium', CPUs with FEAT_BF16); pointwise kernels as neon.
+extern const IsaKernels kernels_neon_bf16;
 #endif
 
 // ---- dispatch (dispatch.cpp) ----
