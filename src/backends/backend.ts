@@ -155,7 +155,7 @@ export interface BackendInfo {
  * Internal precision allowed for fp32 matrix products, as torch.set_float32_matmul_precision:
  * 'highest' (default) computes in fp32; 'medium' permits rounding the inputs of each product to
  * bf16 (round-to-nearest-even) and accumulating in fp32, where the hardware does that faster
- * (native backend on AVX-512 CPUs with avx512_bf16). A permission, not a requirement: the other
+ * (native backend on AVX-512 CPUs with avx512_bf16 and arm64 CPUs with BF16). A permission, not a requirement: the other
  * backends, and native elsewhere, stay fp32.
  */
 export type MatmulPrecision = 'highest' | 'medium';

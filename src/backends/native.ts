@@ -151,8 +151,8 @@ export class NativeBackend implements Backend {
 
   /**
    * Matmul precision (process-wide). 'medium' runs every GEMM (gemm and the sequence kernels) on
-   * bf16 inputs with fp32 accumulation when the ISA is avx512 and the CPU has avx512_bf16, and
-   * stays fp32 otherwise; info().matmul says which is in effect.
+   * bf16 inputs with fp32 accumulation when the ISA is avx512 and the CPU has avx512_bf16, or on
+   * arm64 CPUs with BF16 (BFDOT), and stays fp32 otherwise; info().matmul says which is in effect.
    */
   setMatmulPrecision(p: MatmulPrecision): void {
     assertMatmulPrecision('native.setMatmulPrecision', p);
