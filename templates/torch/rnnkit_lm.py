@@ -15,7 +15,8 @@ vocabulary, the truncated-BPTT batching, the learning-rate schedule and the grad
 
 Several processes split every batch of the run's --batch lanes between them (the batch size must
 be a multiple of the number of processes), so N processes compute what one does, N times faster
-(gloo on CPUs, NCCL on CUDA GPUs; several machines: torchrun --nnodes ... --rdzv_endpoint ...).
+(gloo on CPUs, NCCL on CUDA GPUs; several machines: torchrun --nnodes ... --rdzv_endpoint ...,
+each with a copy of OUT_DIR and the text; the process of rank 0 writes the checkpoints).
 Needs PyTorch and NumPy only.
 """
 import argparse
@@ -127,8 +128,11 @@ WORD_RE = re.compile(rf"[^\W]+(?:['\u2019][^\W]+)*|[^{JS_SPACE}\w]")
 
 def read_text(path):
     """The text of a UTF-8 file, its byte-order mark dropped (as rnnkit reads it)."""
-    with open(path, 'rb') as f:
-        text = f.read().decode('utf-8', errors='replace')
+    try:
+        with open(path, 'rb') as f:
+            text = f.read().decode('utf-8', errors='replace')
+    except OSError as e:
+        fail(f'cannot read {path}: {e.strerror}')
     if text.startswith('\ufeff'):
         text = text[1:]
     if '\0' in text:
@@ -327,14 +331,30 @@ def load_checkpoint(path):
     config = read_json(directory, 'config.json')
     if config.get('cell') not in ('lstm', 'gru', 'rnn'):
         fail(f'{directory}/config.json: cell {config.get("cell")!r} is not one this program builds (lstm, gru, rnn)')
-    vocab = Vocabulary(read_json(directory, 'vocab.json'))
+    try:
+        vocab = Vocabulary(read_json(directory, 'vocab.json'))
+    except (ValueError, KeyError, TypeError) as e:
+        fail(f'{directory}/vocab.json: {e}')
     model = LanguageModel(config, len(vocab.tokens))
-    weights, _ = read_safetensors(os.path.join(directory, WEIGHTS_FILE))
+    weights, _ = read_checked(directory, WEIGHTS_FILE)
     names = [n for n, _ in model.named_parameters()]
     if sorted(names) != sorted(weights):
-        fail(f'{directory}/{WEIGHTS_FILE}: holds {sorted(weights)}, the model has {sorted(names)}')
+        fail(f'{directory}/{WEIGHTS_FILE}: holds {sorted(weights)}, the {config["layers"]}-layer {config["cell"]} of config.json has {sorted(names)}')
+    for name, p in model.named_parameters():
+        if tuple(weights[name].shape) != tuple(p.shape):
+            fail(f'{directory}/{WEIGHTS_FILE}: {name} has shape {list(weights[name].shape)}, config.json and vocab.json give {list(p.shape)}')
     model.load_state_dict(weights)
     return directory, config, vocab, model
+
+
+def read_checked(directory, name):
+    """A safetensors file of a checkpoint; a missing or damaged file is one line naming it."""
+    try:
+        return read_safetensors(os.path.join(directory, name))
+    except FileNotFoundError:
+        fail(f'{os.path.join(directory, name)}: missing')
+    except (OSError, ValueError, KeyError, TypeError, struct.error, RuntimeError) as e:
+        fail(f'{os.path.join(directory, name)}: not a readable safetensors file ({e})')
 
 
 def write_durable(path, data):
@@ -447,7 +467,7 @@ def train(args):
     model.to(device)
     params = list(model.parameters())
     optimizer = make_optimizer(c, params)
-    opt_tensors, opt_meta = read_safetensors(os.path.join(directory, 'optimizer.safetensors'))
+    opt_tensors, opt_meta = read_checked(directory, 'optimizer.safetensors')
     step = int(trainer['step'])
     load_optimizer(optimizer, params, c, opt_tensors, int(opt_meta.get('step', step)))
     batcher = TbpttBatcher(train_ids, c['seq'], c['batch'], c['seed'] + 1)
@@ -455,7 +475,7 @@ def train(args):
         batcher.load(trainer['batcher'])
     lanes = c['batch'] // world
     rows = list(range(rank * lanes, (rank + 1) * lanes))  # this process's rows of every batch
-    carried_file, carried_meta = read_safetensors(os.path.join(directory, 'state.safetensors'))
+    carried_file, carried_meta = read_checked(directory, 'state.safetensors')
     carried = None
     if carried_meta.get('present') == '1' and trainer['batcher'] is not None:
         carried = {k: (carried_file[k][:, rows[0]:rows[-1] + 1].contiguous().to(device) if k in carried_file else None) for k in ('h', 'c')}
