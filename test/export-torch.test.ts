@@ -84,8 +84,9 @@ function bothEvaluations(runDir: string, data: string, heldOut: boolean): { rnnk
   let ids = vocab.encode(readText(data));
   if (heldOut) ids = ids.subarray(ids.length - Math.max(2, Math.round(ids.length * config.valFraction)));
   const ours = evaluateIds(model, ids, config.seq, config.batch);
-  const theirs = JSON.parse(python([join(runDir, 'rnnkit_lm.py'), 'eval', '--run', runDir, '--data', data, '--json', ...(heldOut ? ['--held-out'] : [])])) as { bits: number; tokens: number };
+  const theirs = JSON.parse(python([join(runDir, 'rnnkit_lm.py'), 'eval', '--run', runDir, '--data', data, '--json', ...(heldOut ? ['--held-out'] : [])])) as { bits: number; tokens: number; unknown: number };
   expect(theirs.tokens).toBe(ours.tokens);
+  expect(theirs.unknown).toBe(ours.unknown);
   return { rnnkit: ours.bits, torch: theirs.bits };
 }
 
@@ -176,6 +177,12 @@ describe.skipIf(!hasTorch)(`rnnkit export-torch: PyTorch continues the run, rnnk
     expect(checkpointDifference(exp, out).weights).toBeLessThan(1e-4);
     const ev = bothEvaluations(exp, data, false);
     expect(Math.abs(ev.rnnkit - ev.torch)).toBeLessThan(1e-4);
+    // the program splits words as rnnkit does: accents, curly apostrophes, underscores, numbers, odd spaces, emoji
+    const tricky = join(dir, 'tricky.txt');
+    writeFileSync(tricky, "Café naïve — whale’s don't x_y 3.14 ½ ₂ Ⅻ e\u0301 tab\there 東京 🐳! «it''s» __init__ a’b’c\n"
+      + 'nbsp\u00a0here\u2003em\ufeffbom\u001cfs it was   the\r\nage of wisdom\n');
+    const evTricky = bothEvaluations(exp, tricky, false);
+    expect(Math.abs(evTricky.rnnkit - evTricky.torch)).toBeLessThan(1e-4);
   }, 300_000);
 });
 

@@ -43,8 +43,8 @@ describe('npm pack', () => {
     const missing = [...targets].map((t) => t.replace(/^\.\//, '')).filter((t) => !files.includes(t));
     expect(missing).toEqual([]);
 
-    // the whole addon source (an install without a matching prebuild compiles it), the prebuilds
-    // and the PyTorch reference cases when the repository has them
+    // the whole addon source (an install without a matching prebuild compiles it), the prebuilds,
+    // the PyTorch reference cases when the repository has them, and the program export-torch writes
     for (const dir of ['native', 'prebuilds', 'golden', 'templates']) {
       expect(filesUnder(dir).filter((f) => !files.includes(f)), `${dir}/ is packed whole`).toEqual([]);
     }
