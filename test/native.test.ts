@@ -73,7 +73,7 @@ describe.each(ISAS)('native %s kernels vs reference', (isa) => {
   });
 
   const cases = seqCases();
-  it.each(cases.map((c) => [`${c.cell} T${c.T} B${c.B} I${c.I} H${c.H} P${c.P}${c.reverse ? ' reverse' : ''}${c.lengths ? ' lengths' : ''}${c.bias ? '' : ' nobias'}${c.state ? '' : ' nostate'}${c.stride ? ' strided' : ''}`, c] as [string, SeqCase]))(
+  it.each(cases.map((c) => [`${c.cell}${c.act?.kind === "hardSigmoid" ? ` hardSigmoid ${c.act.alpha}` : ""} T${c.T} B${c.B} I${c.I} H${c.H} P${c.P}${c.reverse ? ' reverse' : ''}${c.lengths ? ' lengths' : ''}${c.bias ? '' : ' nobias'}${c.state ? '' : ' nostate'}${c.stride ? ' strided' : ''}`, c] as [string, SeqCase]))(
     'seqForward + seqBackward: %s', async (_name, c) => {
       const got = await runSeq(native, c);
       const want = await runSeq(reference, c);
@@ -216,6 +216,7 @@ describe('native cell kinds: the addon\'s table is the cell table of src/backend
   it('names, ids, gate counts, cell state and projection agree', () => {
     expect(addon.cellKinds()).toEqual(CELL_KINDS.map((kind) => ({
       name: kind, id: CELLS[kind].id, gates: gateCount(kind), cState: hasCellState(kind), projection: CELLS[kind].projection,
+      gateActivation: CELLS[kind].gateActivation, lateGates: CELLS[kind].lateGates,
     })));
   });
 
