@@ -4,10 +4,9 @@ import { basename, dirname, extname, join } from 'node:path';
 import { type Command, Option } from 'commander';
 import { Tensor, noGrad } from '../core/tensor.js';
 import { saveSafetensorsFile } from '../io/files.js';
-import { readSafetensors } from '../io/safetensors.js';
 import { loadOnnx, toOnnx } from '../io/onnx.js';
 import { TfjsModel, loadTfjsModel, toTfjsModel } from '../io/tfjs.js';
-import { cellMetadata, cellOptionsFromMetadata, moduleFromStateDict } from '../io/torch.js';
+import { moduleFromSafetensors } from '../io/torch.js';
 import { loadLanguageModel } from '../lm/trainer.js';
 import { RecurrentBase } from '../nn/layers.js';
 import { LanguageModel, RecurrentModel } from '../nn/models.js';
@@ -30,8 +29,7 @@ export async function loadModelFile(path: string, flags: LoadFlags = {}): Promis
     if (ext === '.safetensors') {
       // the options PyTorch has no equivalent of (reset-before GRU, hard sigmoid) are in the metadata
       const bytes = readFileSync(path);
-      const { tensors, metadata } = readSafetensors(new Uint8Array(bytes.buffer, bytes.byteOffset, bytes.byteLength));
-      return moduleFromStateDict(tensors, { ...flags, ...cellOptionsFromMetadata(metadata) });
+      return moduleFromSafetensors(new Uint8Array(bytes.buffer, bytes.byteOffset, bytes.byteLength), flags);
     }
     if (ext === '.json') return readTfjsFiles(path);
   } catch (e) {
@@ -86,13 +84,8 @@ export function addConvertCommands(program: Command, io: Io, setCode: (code: num
         writeFileSync(join(dirname(out), weightsFile), a.weightData);
         writeFileSync(out, JSON.stringify(a.modelJson));
       } else {
-        if (model instanceof TfjsModel) {
-          await saveSafetensorsFile(out, model);
-        } else {
-          // a reset-before GRU or hard-sigmoid gates: recorded in the metadata (PyTorch has neither)
-          const meta = cellMetadata(model);
-          await saveSafetensorsFile(out, model, Object.keys(meta).length ? meta : undefined);
-        }
+        // a reset-before GRU or hard-sigmoid gates are recorded in the metadata (PyTorch has neither)
+        await saveSafetensorsFile(out, model);
       }
       io.out(`${input} -> ${out}: ${describe(model)}\n`);
       setCode(0);

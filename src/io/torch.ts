@@ -7,7 +7,7 @@
 // rnnkit, and torchStateDict (a state_dict for PyTorch) refuses such a module.
 import { Embedding, GRU, LSTM, Linear, RNN, RecurrentBase, type RNNOptions, type StateDict } from '../nn/layers.js';
 import { RecurrentModel } from '../nn/models.js';
-import type { NamedTensor } from './safetensors.js';
+import { type NamedTensor, readSafetensors } from './safetensors.js';
 
 /**
  * What a state_dict does not record: a plain RNN's nonlinearity, and the options PyTorch has no
@@ -132,4 +132,13 @@ export function moduleFromStateDict(state: Map<string, NamedTensor>, options: St
   const module = prefix ? new RecurrentModel({ embedding, rnn, fc }) : rnn;
   module.loadStateDict(state); // checks every name and shape, all problems in one message
   return module.eval();
+}
+
+/**
+ * The module a safetensors file holds (its bytes): moduleFromStateDict with the cell options its
+ * metadata records (cellMetadata: a reset-before GRU, hard-sigmoid gates) over `options`.
+ */
+export function moduleFromSafetensors(bytes: Uint8Array, options: StateDictOptions = {}): RecurrentBase | RecurrentModel {
+  const { tensors, metadata } = readSafetensors(bytes);
+  return moduleFromStateDict(tensors, { ...options, ...cellOptionsFromMetadata(metadata) });
 }
