@@ -4,8 +4,9 @@
 // Everything that needs a fact about a cell reads it here: validation (validate.ts), the reference
 // backend's time loop (reference.ts), the wasm driver (wasm-core.ts), the layers (nn/layers.ts),
 // the golden-case loader (io/golden.ts), the language model and the tests. The native addon keeps
-// the same table (native/addon.cpp, kCells) and exports it as cellKinds(); test/native.test.ts
-// checks it against this one. The wasm driver dispatches on the kind itself (wasm-core.ts).
+// the same table with each cell's row kernels (native/kernels.h kCellInfo, CellKernels; the addon
+// exports it as cellKinds(), which test/native.test.ts checks against this one); the wasm driver
+// keeps one row per cell with its step kernels (wasm-core.ts WASM_CELLS).
 //
 // The gate (recurrent) activation of LSTM and GRU is sigmoid, or a hard sigmoid
 // clamp(alpha * v + beta, 0, 1) (RecurrentActivation below), chosen per layer.
