@@ -1,5 +1,5 @@
 // Recurrent cells and sequence helpers (native/seq.cpp and the fused gate rows of
-// native/kernels.inc: lstm_fwd_row ... rnn_bwd_row), with the activations of ./math.
+// native/kernels.inc: the cells' row kernels, lstm_fwd ... grurb_bwd_early), with the activations of ./math.
 import { at, get, ld, ldi, madd, put, st, vs } from './common';
 import { dgatev, dtanhv, gatev, reluv, tanhv } from './math';
 

@@ -80,7 +80,7 @@ export interface CellStepGrad {
 
 /** One row of the cell table. */
 export interface CellSpec {
-  /** The numeric id of the native kernels (native/kernels.h CellId, addon.cpp kCells). */
+  /** The numeric id of the native kernels (native/kernels.h CellId and kCellInfo). */
   id: number;
   /** The layer class (nn/layers.ts) and PyTorch module: torch.nn.LSTM, GRU, RNN. */
   module: 'LSTM' | 'GRU' | 'RNN';
