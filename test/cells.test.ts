@@ -3,7 +3,7 @@
 import { describe, expect, it } from 'vitest';
 import { CELL_KINDS, CELLS, LAYER_NAMES, MODULE_NAMES, cellKindOf, gateCount, hasCellState, parameterNames } from '../src/backends/cells.js';
 import { recurrentLayer, stepCell } from '../src/nn/layers.js';
-import { GRU, GRUCell, LSTM, LSTMCell, RNN, Rng, Tensor, getBackend, withBackend } from '../src/index.js';
+import { GRU, GRUCell, LSTM, LSTMCell, RNN, Rng, Tensor, getBackend, noGrad, withBackend } from '../src/index.js';
 import type { SeqForwardArgs } from '../src/backends/backend.js';
 import { TESTED_BACKENDS } from './helpers.js';
 
@@ -84,6 +84,29 @@ describe.each(CELL_KINDS)('%s: layers built from the table row', (kind) => {
       expect(Array.from(s.h.data)).toEqual(Array.from(out.hN.data));
       expect(s.c !== null).toBe(hasCellState(kind));
     }));
+  }
+});
+
+describe('inference (no saved activations) gives the training forward\'s outputs', () => {
+  for (const backend of TESTED_BACKENDS) {
+    for (const kind of CELL_KINDS) {
+      for (const hard of CELLS[kind].gateActivation ? [false, true] : [false]) {
+        it(`${backend}: ${kind}${hard ? ' hard sigmoid' : ''}, bidirectional with lengths`, () => withBackend(backend, () => {
+          const rng = new Rng(8);
+          const layer = recurrentLayer(kind, {
+            inputSize: 3, hiddenSize: 5, numLayers: 2, bidirectional: true, rng, ...(hard ? { recurrentActivation: 'hardSigmoid' as const } : {}),
+          });
+          const x = new Tensor(Float32Array.from({ length: 6 * 3 * 3 }, () => rng.normal() * 2), [6, 3, 3]);
+          const lengths = [6, 2, 4];
+          const train = layer.forward(x, { lengths });
+          const infer = noGrad(() => layer.forward(x, { lengths }));
+          expect(Array.from(infer.output.data)).toEqual(Array.from(train.output.data));
+          expect(Array.from(infer.hN.data)).toEqual(Array.from(train.hN.data));
+          const ref = withBackend('reference', () => noGrad(() => layer.forward(x, { lengths })));
+          for (let i = 0; i < ref.output.size; i++) expect(Math.abs(infer.output.data[i] - ref.output.data[i])).toBeLessThan(1e-5);
+        }));
+      }
+    }
   }
 });
 
