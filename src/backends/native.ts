@@ -19,8 +19,8 @@ import { readEnv } from '../core/config.js';
 /** The raw addon (native/addon.cpp). */
 export interface NativeAddon {
   info(): BackendInfo;
-  /** The addon's table of cell kinds (native/addon.cpp kCells): what it accepts as `cell`. */
-  cellKinds(): Array<{ name: string; id: number; gates: number; cState: boolean; projection: boolean }>;
+  /** The addon's table of cell kinds (native/kernels.h kCellInfo): what it accepts as `cell`. */
+  cellKinds(): Array<{ name: string; id: number; gates: number; cState: boolean; projection: boolean; gateActivation: boolean; lateGates: number }>;
   setThreads(n: number): void;
   setIsa(isa: string): void;
   cpuSupports(isa: string): boolean;
