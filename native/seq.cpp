@@ -94,7 +94,8 @@ void seq_forward(const IsaKernels& k, const SeqDims& d, const SeqFwdIn& in, SeqC
 
   // scratch owned by this call (large blocks come from the shared cache, under its lock), so any
   // number of calls may run at once on different threads
-  FBuf tGx, tGh, tPwhh, tPwhr, tBias;
+  FBuf tGx, tGh, tBias;
+  StepWeights wHh, wHr;
   float* Gx = tGx.ensure((size_t)TB * G);
   float* Gh = tGh.ensure((size_t)B * G);
   float* bias = tBias.zeros((size_t)G + H);  // [G] folded biases, then [H] b_hn (GRU)
@@ -109,14 +110,9 @@ void seq_forward(const IsaKernels& k, const SeqDims& d, const SeqFwdIn& in, SeqC
 
   // ---- input projection for all time steps: Gx[T*B, G] = x[T*B, I] @ W_ih^T ----
   gemm(k, false, true, (int)TB, G, I, 1.0f, in.x, I, in.wIh, I, 0.0f, Gx, G);
-  // ---- weights packed once for all steps ----
-  float* pWhh = tPwhh.ensure(packed_b_size(k, R, G));
-  pack_b_all(k, in.wHh, R, true, R, G, pWhh);  // op(B) = W_hh^T [R, G]
-  float* pWhr = nullptr;
-  if (P > 0) {
-    pWhr = tPwhr.ensure(packed_b_size(k, H, P));
-    pack_b_all(k, in.wHr, H, true, H, P, pWhr);  // op(B) = W_hr^T [H, P]
-  }
+  // ---- weights packed once for all steps (the layouts their row counts need) ----
+  wHh.pack(k, in.wHh, R, true, R, G, ctx.active);  // op(B) = W_hh^T [R, G]
+  if (P > 0) wHr.pack(k, in.wHr, H, true, H, P, ctx.active);  // op(B) = W_hr^T [H, P]
 
   // ---- initial state (slot 0), padding rows of y ----
   for (int i = 0; i < B; i++) {
@@ -143,7 +139,7 @@ void seq_forward(const IsaKernels& k, const SeqDims& d, const SeqFwdIn& in, SeqC
       if (hraw) memset(hraw + stepRow(s, nA) * H, 0, sizeof(float) * (size_t)(B - nA) * H);
     }
     // Gh[nA, G] = h_prev[nA, R] @ W_hh^T
-    gemm_packed(k, nA, G, R, 1.0f, hPrev, R, false, pWhh, 0.0f, Gh, G);
+    gemm_step(k, nA, 1.0f, hPrev, R, wHh, 0.0f, Gh, G);
     rows_parallel(nA, (int64_t)G * 8, [&](int i) {
       const int b = perm[i];
       const int t = timeOf(i, s);
@@ -161,7 +157,7 @@ void seq_forward(const IsaKernels& k, const SeqDims& d, const SeqFwdIn& in, SeqC
       }
     });
     if (P > 0) {  // h[nA, P] = hRaw[nA, H] @ W_hr^T
-      gemm_packed(k, nA, P, H, 1.0f, hraw + stepRow(s, 0) * H, H, false, pWhr, 0.0f, hNext, R);
+      gemm_step(k, nA, 1.0f, hraw + stepRow(s, 0) * H, H, wHr, 0.0f, hNext, R);
     }
     for (int i = 0; i < nA; i++) {
       const int b = perm[i];
@@ -190,7 +186,8 @@ void seq_backward(const IsaKernels& k, const SeqCtx& ctx, const SeqBwdIn& in) {
   const float* cells = ctx.cells.p;
   const float* hraw = ctx.hraw.p;
 
-  FBuf tDGh, tDGx, tDh, tDc, tDhTot, tDhRaw, tPwhh, tPwhr, tWsDh;  // scratch owned by this call
+  FBuf tDGh, tDGx, tDh, tDc, tDhTot, tDhRaw, tWsDh;  // scratch owned by this call
+  StepWeights wHh, wHr;
   // dGh: [T, B, G] gradients of the recurrent pre-activations in processing order (s, i);
   // dGx: [T, B, G] gradients of the input pre-activations in (t, b) order, the layout of x.
   float* dGh = tDGh.ensure((size_t)TB * G);
@@ -223,13 +220,8 @@ void seq_backward(const IsaKernels& k, const SeqCtx& ctx, const SeqBwdIn& in) {
       else memset(dc + (int64_t)i * H, 0, sizeof(float) * H);
     }
   }
-  float* pWhh = tPwhh.ensure(packed_b_size(k, G, R));
-  pack_b_all(k, in.wHh, R, false, G, R, pWhh);  // op(B) = W_hh [G, R]
-  float* pWhr = nullptr;
-  if (P > 0) {
-    pWhr = tPwhr.ensure(packed_b_size(k, P, H));
-    pack_b_all(k, in.wHr, H, false, P, H, pWhr);  // op(B) = W_hr [P, H]
-  }
+  wHh.pack(k, in.wHh, R, false, G, R, ctx.active);  // op(B) = W_hh [G, R]
+  if (P > 0) wHr.pack(k, in.wHr, H, false, P, H, ctx.active);  // op(B) = W_hr [P, H]
 
   for (int s = T - 1; s >= 0; s--) {
     const int nA = ctx.active[s];
@@ -247,7 +239,7 @@ void seq_backward(const IsaKernels& k, const SeqCtx& ctx, const SeqBwdIn& in) {
         memcpy(dst, src, sizeof(float) * R);
       }
     }
-    if (P > 0) gemm_packed(k, nA, H, P, 1.0f, dhs, P, false, pWhr, 0.0f, dhRaw, H);  // dhRaw = dh @ W_hr
+    if (P > 0) gemm_step(k, nA, 1.0f, dhs, P, wHr, 0.0f, dhRaw, H);  // dhRaw = dh @ W_hr
     float* dGs = dGh + (int64_t)s * B * G;
     rows_parallel(nA, (int64_t)G * 8, [&](int i) {
       const int t = timeOf(i, s);
@@ -266,7 +258,7 @@ void seq_backward(const IsaKernels& k, const SeqCtx& ctx, const SeqBwdIn& in) {
       }
     });
     // dh_prev[nA, R] (+)= dG[nA, G] @ W_hh  (GRU adds to the direct path dh * z)
-    gemm_packed(k, nA, R, G, 1.0f, dGs, G, false, pWhh, gru ? 1.0f : 0.0f, dh, R);
+    gemm_step(k, nA, 1.0f, dGs, G, wHh, gru ? 1.0f : 0.0f, dh, R);
   }
 
   for (int i = 0; i < B; i++) {
