@@ -123,7 +123,7 @@ void pack_gemv_all(const IsaKernels& k, const float* B, int64_t ldb, bool transB
 }
 
 void gemv_packed(const IsaKernels& k, int M, int N, int K, float alpha, const float* A, int64_t lda, bool transA,
-                 const float* packed, float beta, float* C, int64_t ldc) {
+                 const float* packed, float beta, float* C, int64_t ldc, bool backwards) {
   if (M <= 0 || N <= 0) return;
   const int np = (N + k.GV - 1) / k.GV;
   // the product streams K * N weights: a second thread pays off from about 64K of them (each
@@ -131,7 +131,11 @@ void gemv_packed(const IsaKernels& k, int M, int N, int K, float alpha, const fl
   int nt = (int64_t)K * N < 65536 ? 1 : std::min(pool_threads(), np);
   parallel_for(nt, [&](int t) {
     const int p0 = (int)((int64_t)np * t / nt), p1 = (int)((int64_t)np * (t + 1) / nt);
-    if (p1 > p0) k.gemv_compute(M, N, K, alpha, A, lda, transA ? 1 : 0, packed, beta, C, ldc, p0, p1);
+    if (!backwards) {
+      if (p1 > p0) k.gemv_compute(M, N, K, alpha, A, lda, transA ? 1 : 0, packed, beta, C, ldc, p0, p1);
+    } else {
+      for (int p = p1 - 1; p >= p0; p--) k.gemv_compute(M, N, K, alpha, A, lda, transA ? 1 : 0, packed, beta, C, ldc, p, p + 1);
+    }
   });
 }
 
@@ -140,6 +144,7 @@ void StepWeights::pack(const IsaKernels& k, const float* B, int64_t ldb, bool tr
   K = K_;
   N = N_;
   packedGemm = packedGemv = nullptr;
+  backwards = false;
   if (K <= 0 || N <= 0) return;
   bool anyGemm = false, anyGemv = false;
   for (int m : rows) {
@@ -158,7 +163,7 @@ void StepWeights::pack(const IsaKernels& k, const float* B, int64_t ldb, bool tr
   }
 }
 
-void gemm_step(const IsaKernels& k, int M, float alpha, const float* A, int64_t lda, const StepWeights& w, float beta,
+void gemm_step(const IsaKernels& k, int M, float alpha, const float* A, int64_t lda, StepWeights& w, float beta,
                float* C, int64_t ldc) {
   if (M <= 0 || w.N <= 0) return;
   if (w.K <= 0) {  // C = beta * C
@@ -169,8 +174,12 @@ void gemm_step(const IsaKernels& k, int M, float alpha, const float* A, int64_t 
     }
     return;
   }
-  if (use_gemv(k, M)) gemv_packed(k, M, w.N, w.K, alpha, A, lda, false, w.packedGemv, beta, C, ldc);
-  else gemm_packed(k, M, w.N, w.K, alpha, A, lda, false, w.packedGemm, beta, C, ldc);
+  if (use_gemv(k, M)) {
+    gemv_packed(k, M, w.N, w.K, alpha, A, lda, false, w.packedGemv, beta, C, ldc, w.backwards);
+    w.backwards = !w.backwards;
+    return;
+  }
+  gemm_packed(k, M, w.N, w.K, alpha, A, lda, false, w.packedGemm, beta, C, ldc);
 }
 
 void gemm(const IsaKernels& k, bool transA, bool transB, int M, int N, int K, float alpha, const float* A,
