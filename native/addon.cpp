@@ -135,6 +135,7 @@ Napi::Value Info(const Napi::CallbackInfo& info) {
   o.Set("threads", pool_threads());
   o.Set("matmul", bf16 ? "bf16" : "fp32");
   o.Set("matmulPrecision", d->medium ? "medium" : "highest");
+  o.Set("gemvRows", k.gemv_compute ? k.gemv_rows : 0);  // products with 1..gemvRows rows take the GEMV path
   o.Set("detail", std::string("C++ N-API kernels, ") + (bf16 ? kBf16GemmText : "sgemm") + " register tile " +
                       std::to_string(k.MR) + "x" + std::to_string(k.NR) + " (kc " + std::to_string(k.KC) +
                       "), cpu supports: " + d->cpuIsas);

@@ -109,6 +109,16 @@ struct IsaKernels {
 
   void (*unary_fwd)(int op, int64_t n, const float* x, float* y);
   void (*unary_bwd)(int op, int64_t n, const float* x, const float* y, const float* dy, float* dx);
+
+  // ---- GEMV: products with 1..gemv_rows rows of op(A) (batch-1 streaming); null in the bf16 table ----
+  // GEMV layout of op(B) [K, N]: blocks of GV columns, each the whole K, k-major (block p: K x GV
+  // floats at out + p * K * GV, zero-padded). pack_gemv packs blocks [p0, p1).
+  int GV, gemv_rows;
+  int64_t (*gemv_packed_floats)(int K, int N);
+  void (*pack_gemv)(const float* B, int64_t ldb, int transB, int K, int N, float* out, int p0, int p1);
+  // C[0:M, blocks p0:p1] = alpha * op(A)[M, K] @ packed + beta * C (beta 0: C not read)
+  void (*gemv_compute)(int M, int N, int K, float alpha, const float* A, int64_t lda, int transA,
+                       const float* packed, float beta, float* C, int64_t ldc, int p0, int p1);
 };
 
 #if defined(__x86_64__) || defined(_M_X64)

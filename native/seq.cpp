@@ -102,7 +102,8 @@ void seq_forward(const IsaKernels& k, const SeqDims& d, const SeqFwdIn& in, SeqC
 
   // scratch owned by this call (large blocks come from the shared cache, under its lock), so any
   // number of calls may run at once on different threads
-  FBuf tGx, tGh, tPwhh, tPwhl, tPwhr, tBias;
+  FBuf tGx, tGh, tBias;
+  StepWeights wHe, wHl, wHr;  // W_h{early}, W_h{late}, W_hr packed for the step products
   float* Gx = tGx.ensure((size_t)TB * G);
   float* Gh = tGh.ensure((size_t)B * G);
   float* bias = tBias.zeros((size_t)G + H);  // [G] folded biases, then [H] b_hh of the last gate (lastBiasInside)
@@ -117,20 +118,11 @@ void seq_forward(const IsaKernels& k, const SeqDims& d, const SeqFwdIn& in, SeqC
 
   // ---- input projection for all time steps: Gx[T*B, G] = x[T*B, I] @ W_ih^T ----
   gemm(k, false, true, (int)TB, G, I, 1.0f, in.x, I, in.wIh, I, 0.0f, Gx, G);
-  // ---- weights packed once for all steps ----
-  float* pWhh = tPwhh.ensure(packed_b_size(k, R, GE));
-  pack_b_all(k, in.wHh, R, true, R, GE, pWhh);  // op(B) = W_h{early}^T [R, GE]
-  float* pWhl = nullptr;
-  if (GL > 0) {
-    // cells with late gates have no projection: save [H] and the rows of W_h{late} [GL, R = H]
-    pWhl = tPwhl.ensure(packed_b_size(k, R, GL));
-    pack_b_all(k, in.wHh + (int64_t)GE * R, R, true, R, GL, pWhl);  // op(B) = W_h{late}^T [R, GL]
-  }
-  float* pWhr = nullptr;
-  if (P > 0) {
-    pWhr = tPwhr.ensure(packed_b_size(k, H, P));
-    pack_b_all(k, in.wHr, H, true, H, P, pWhr);  // op(B) = W_hr^T [H, P]
-  }
+  // ---- weights packed once for all steps (the layouts their row counts need) ----
+  wHe.pack(k, in.wHh, R, true, R, GE, ctx.active);  // op(B) = W_h{early}^T [R, GE]
+  // cells with late gates have no projection: save [H] and the rows of W_h{late} [GL, R = H]
+  if (GL > 0) wHl.pack(k, in.wHh + (int64_t)GE * R, R, true, R, GL, ctx.active);  // op(B) = W_h{late}^T [R, GL]
+  if (P > 0) wHr.pack(k, in.wHr, H, true, H, P, ctx.active);  // op(B) = W_hr^T [H, P]
 
   // ---- initial state (slot 0), padding rows of y ----
   for (int i = 0; i < B; i++) {
@@ -177,14 +169,14 @@ void seq_forward(const IsaKernels& k, const SeqDims& d, const SeqFwdIn& in, SeqC
       return r;
     };
     // Gh[nA, GE] = h_prev[nA, R] @ W_h{early}^T
-    gemm_packed(k, nA, GE, R, 1.0f, hPrev, R, false, pWhh, 0.0f, Gh, G);
+    gemm_step(k, nA, 1.0f, hPrev, R, wHe, 0.0f, Gh, G);
     if (GL > 0) {  // the late gates: Gh[nA, GE:G] = save[nA, H] @ W_h{late}^T after fwd_early
       rows_parallel(nA, (int64_t)G * 8, [&](int i) { ck.fwd_early(row(i)); });
-      gemm_packed(k, nA, GL, R, 1.0f, cells + stepRow(s, 0) * H, H, false, pWhl, 0.0f, Gh + GE, G);
+      gemm_step(k, nA, 1.0f, cells + stepRow(s, 0) * H, H, wHl, 0.0f, Gh + GE, G);
     }
     rows_parallel(nA, (int64_t)G * 8, [&](int i) { ck.fwd(row(i)); });
     if (P > 0) {  // h[nA, P] = hRaw[nA, H] @ W_hr^T
-      gemm_packed(k, nA, P, H, 1.0f, hraw + stepRow(s, 0) * H, H, false, pWhr, 0.0f, hNext, R);
+      gemm_step(k, nA, 1.0f, hraw + stepRow(s, 0) * H, H, wHr, 0.0f, hNext, R);
     }
     for (int i = 0; i < nA; i++) {
       const int b = perm[i];
@@ -216,7 +208,8 @@ void seq_backward(const IsaKernels& k, const SeqCtx& ctx, const SeqBwdIn& in) {
   const float* cells = ctx.cells.p;
   const float* hraw = ctx.hraw.p;
 
-  FBuf tDGh, tDGx, tDh, tDc, tDhTot, tDhRaw, tPwhh, tPwhl, tPwhr, tWsDh, tDSave;  // scratch owned by this call
+  FBuf tDGh, tDGx, tDh, tDc, tDhTot, tDhRaw, tWsDh, tDSave;  // scratch owned by this call
+  StepWeights wHe, wHl, wHr;
   // dGh: [T, B, G] gradients of the recurrent pre-activations in processing order (s, i);
   // dGx: [T, B, G] gradients of the input pre-activations in (t, b) order, the layout of x.
   float* dGh = tDGh.ensure((size_t)TB * G);
@@ -250,18 +243,9 @@ void seq_backward(const IsaKernels& k, const SeqCtx& ctx, const SeqBwdIn& in) {
       else memset(dc + (int64_t)i * H, 0, sizeof(float) * H);
     }
   }
-  float* pWhh = tPwhh.ensure(packed_b_size(k, GE, R));
-  pack_b_all(k, in.wHh, R, false, GE, R, pWhh);  // op(B) = W_h{early} [GE, R]
-  float* pWhl = nullptr;
-  if (GL > 0) {
-    pWhl = tPwhl.ensure(packed_b_size(k, GL, R));
-    pack_b_all(k, in.wHh + (int64_t)GE * R, R, false, GL, R, pWhl);  // op(B) = W_h{late} [GL, R]
-  }
-  float* pWhr = nullptr;
-  if (P > 0) {
-    pWhr = tPwhr.ensure(packed_b_size(k, P, H));
-    pack_b_all(k, in.wHr, H, false, P, H, pWhr);  // op(B) = W_hr [P, H]
-  }
+  wHe.pack(k, in.wHh, R, false, GE, R, ctx.active);  // op(B) = W_h{early} [GE, R]
+  if (GL > 0) wHl.pack(k, in.wHh + (int64_t)GE * R, R, false, GL, R, ctx.active);  // op(B) = W_h{late} [GL, R]
+  if (P > 0) wHr.pack(k, in.wHr, H, false, P, H, ctx.active);  // op(B) = W_hr [P, H]
 
   for (int s = T - 1; s >= 0; s--) {
     const int nA = ctx.active[s];
@@ -279,7 +263,7 @@ void seq_backward(const IsaKernels& k, const SeqCtx& ctx, const SeqBwdIn& in) {
         memcpy(dst, src, sizeof(float) * R);
       }
     }
-    if (P > 0) gemm_packed(k, nA, H, P, 1.0f, dhs, P, false, pWhr, 0.0f, dhRaw, H);  // dhRaw = dh @ W_hr
+    if (P > 0) gemm_step(k, nA, 1.0f, dhs, P, wHr, 0.0f, dhRaw, H);  // dhRaw = dh @ W_hr
     float* dGs = dGh + (int64_t)s * B * G;
     // the row kernels' arguments of row i
     auto row = [&](int i) {
@@ -304,11 +288,11 @@ void seq_backward(const IsaKernels& k, const SeqCtx& ctx, const SeqBwdIn& in) {
     };
     rows_parallel(nA, (int64_t)G * 8, [&](int i) { ck.bwd(row(i)); });
     if (GL > 0) {  // dsave[nA, H] = dG[nA, GE:G] @ W_h{late}, then the early gates' gradients
-      gemm_packed(k, nA, H, GL, 1.0f, dGs + GE, G, false, pWhl, 0.0f, dSave, H);
+      gemm_step(k, nA, 1.0f, dGs + GE, G, wHl, 0.0f, dSave, H);
       rows_parallel(nA, (int64_t)G * 8, [&](int i) { ck.bwd_early(row(i)); });
     }
     // dh_prev[nA, R] (+)= dG[nA, GE] @ W_h{early}  (a cell's direct path is already in dh)
-    gemm_packed(k, nA, R, GE, 1.0f, dGs, G, false, pWhh, cell.directPath ? 1.0f : 0.0f, dh, R);
+    gemm_step(k, nA, 1.0f, dGs, G, wHe, cell.directPath ? 1.0f : 0.0f, dh, R);
   }
 
   for (int i = 0; i < B; i++) {

@@ -18,7 +18,8 @@ import { readEnv } from '../core/config.js';
 
 /** The raw addon (native/addon.cpp). */
 export interface NativeAddon {
-  info(): BackendInfo;
+  /** gemvRows: products with 1..gemvRows rows run the GEMV kernel (0: none, the bf16 GEMMs). */
+  info(): BackendInfo & { gemvRows: number };
   /** The addon's table of cell kinds (native/kernels.h kCellInfo): what it accepts as `cell`. */
   cellKinds(): Array<{ name: string; id: number; gates: number; cState: boolean; projection: boolean; gateActivation: boolean; lateGates: number }>;
   setThreads(n: number): void;
