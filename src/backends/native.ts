@@ -24,6 +24,8 @@ export interface NativeAddon {
   setThreads(n: number): void;
   setIsa(isa: string): void;
   cpuSupports(isa: string): boolean;
+  memoryStats(): NativeMemoryStats;
+  trimMemory(): void;
   setMatmulPrecision(p: MatmulPrecision): void;
   getMatmulPrecision(): MatmulPrecision;
   gemm(...args: GemmArgs): void;
@@ -51,6 +53,19 @@ type GemmArgs = [
   transA: boolean, transB: boolean, M: number, N: number, K: number, alpha: number, A: Float32Array, lda: number,
   B: Float32Array, ldb: number, beta: number, C: Float32Array, ldc: number,
 ];
+
+/**
+ * The native backend's memory: the recycled-block cache (at most 64 blocks and 256 MiB) and, where
+ * the C library reports them (glibc), the malloc arenas' size, bytes in use and free bytes kept.
+ */
+export interface NativeMemoryStats {
+  cacheBytes: number;
+  cacheBlocks: number;
+  mallocArenaBytes?: number;
+  mallocInUseBytes?: number;
+  mallocFreeBytes?: number;
+  mallocMmapBytes?: number;
+}
 
 /** Kernel paths: x86-64 'avx512' | 'avx2' | 'sse2' (baseline), arm64 'neon'. */
 export type NativeIsa = 'avx512' | 'avx2' | 'sse2' | 'neon';
@@ -141,6 +156,19 @@ export class NativeBackend implements Backend {
 
   info(): BackendInfo {
     return this.addon.info();
+  }
+
+  /** The recycled-block cache and the malloc figures (process-wide); see NativeMemoryStats. */
+  memoryStats(): NativeMemoryStats {
+    return this.addon.memoryStats();
+  }
+
+  /**
+   * Frees the recycled blocks and gives the C library's free memory back to the system
+   * (process-wide): for a long-lived process after a phase of large work, e.g. training.
+   */
+  trimMemory(): void {
+    this.addon.trimMemory();
   }
 
   /** Number of threads of the native pool (process-wide). */
