@@ -63,7 +63,7 @@ for (const name of BACKENDS) {
   setBackend(name);
   const backend = getBackend();
   const trainer = new LMTrainer({ layers: 1, hidden: HIDDEN, embed: 32, seq: SEQ, batch: BATCH, valEvery: 0, checkpointEvery: 0, seed: 3 }, prepareData(TEXT, { level: 'char', valFraction: 0.05 }));
-  const rss = [], heap = [], wasmMem = [], nativeCache = [], mallocInUse = [];
+  const rss = [], heap = [], wasmMem = [], nativeCache = [], mallocInUse = [], mallocHeld = [];
   const t0 = performance.now();
   for (let step = 1; step <= STEPS; step++) {
     trainer.trainStep();
@@ -78,6 +78,7 @@ for (const name of BACKENDS) {
         const n = backend.memoryStats();
         nativeCache.push([step, n.cacheBytes / MB]);
         if (n.mallocInUseBytes !== undefined) mallocInUse.push([step, n.mallocInUseBytes / MB]);
+        if (n.mallocArenaBytes !== undefined) mallocHeld.push([step, (n.mallocArenaBytes + n.mallocMmapBytes) / MB]);
       }
     }
   }
@@ -91,6 +92,8 @@ for (const name of BACKENDS) {
     ...(wasmMem.length ? { wasmMemoryMB: firstLast(wasmMem), wasmSlopeKBPer1000Steps: kbPer1000(wasmMem) } : {}),
     ...(nativeCache.length ? { nativeCacheMB: firstLast(nativeCache), nativeCacheSlopeKBPer1000Steps: kbPer1000(nativeCache) } : {}),
     ...(mallocInUse.length ? { mallocInUseMB: firstLast(mallocInUse), mallocInUseSlopeKBPer1000Steps: kbPer1000(mallocInUse) } : {}),
+    // what malloc holds from the system (in use + free kept for reuse)
+    ...(mallocHeld.length ? { mallocHeldMB: firstLast(mallocHeld), mallocHeldSlopeKBPer1000Steps: kbPer1000(mallocHeld) } : {}),
     // mean training loss of the first and the last 50 steps
     lossFirst: meanLoss(losses.slice(0, 50)), lossLast: meanLoss(losses.slice(-50)),
   };
