@@ -8,7 +8,7 @@
 // No static import of a Node module (Node's are taken from process.getBuiltinModule when the
 // addon is loaded), so the backend registry also imports in browsers and edge runtimes.
 import type {
-  AdamArgs, Backend, BackendInfo, MatmulPrecision, SeqBackwardArgs, SeqContext, SeqForwardArgs, SgdArgs, UnaryOp,
+  AdamArgs, Backend, BackendInfo, MatmulPrecision, NativeMemoryStats, SeqBackwardArgs, SeqContext, SeqForwardArgs, SgdArgs, UnaryOp,
 } from './backend.js';
 import {
   assertAdamArgs, assertCrossEntropyBackwardArgs, assertCrossEntropyForwardArgs, assertGemmArgs, assertMatmulPrecision,
@@ -53,19 +53,6 @@ type GemmArgs = [
   transA: boolean, transB: boolean, M: number, N: number, K: number, alpha: number, A: Float32Array, lda: number,
   B: Float32Array, ldb: number, beta: number, C: Float32Array, ldc: number,
 ];
-
-/**
- * The native backend's memory: the recycled-block cache (at most 64 blocks and 256 MiB) and, where
- * the C library reports them (glibc), the malloc arenas' size, bytes in use and free bytes kept.
- */
-export interface NativeMemoryStats {
-  cacheBytes: number;
-  cacheBlocks: number;
-  mallocArenaBytes?: number;
-  mallocInUseBytes?: number;
-  mallocFreeBytes?: number;
-  mallocMmapBytes?: number;
-}
 
 /** Kernel paths: x86-64 'avx512' | 'avx2' | 'sse2' (baseline), arm64 'neon'. */
 export type NativeIsa = 'avx512' | 'avx2' | 'sse2' | 'neon';
