@@ -73,7 +73,7 @@ describe.each(ISAS)('native %s kernels vs reference', (isa) => {
   });
 
   const cases = seqCases();
-  it.each(cases.map((c) => [`${c.cell} T${c.T} B${c.B} I${c.I} H${c.H} P${c.P}${c.reverse ? ' reverse' : ''}${c.lengths ? ' lengths' : ''}${c.bias ? '' : ' nobias'}${c.state ? '' : ' nostate'}${c.stride ? ' strided' : ''}`, c] as [string, SeqCase]))(
+  it.each(cases.map((c) => [`${c.cell}${c.act?.kind === "hardSigmoid" ? ` hardSigmoid ${c.act.alpha}` : ""} T${c.T} B${c.B} I${c.I} H${c.H} P${c.P}${c.reverse ? ' reverse' : ''}${c.lengths ? ' lengths' : ''}${c.bias ? '' : ' nobias'}${c.state ? '' : ' nostate'}${c.stride ? ' strided' : ''}`, c] as [string, SeqCase]))(
     'seqForward + seqBackward: %s', async (_name, c) => {
       const got = await runSeq(native, c);
       const want = await runSeq(reference, c);
@@ -216,6 +216,7 @@ describe('native cell kinds: the addon\'s table is the cell table of src/backend
   it('names, ids, gate counts, cell state and projection agree', () => {
     expect(addon.cellKinds()).toEqual(CELL_KINDS.map((kind) => ({
       name: kind, id: CELLS[kind].id, gates: gateCount(kind), cState: hasCellState(kind), projection: CELLS[kind].projection,
+      gateActivation: CELLS[kind].gateActivation, lateGates: CELLS[kind].lateGates,
     })));
   });
 
@@ -263,6 +264,11 @@ describe('native bad inputs throw JS errors (no crash)', () => {
     expect(() => a.seqForward({ ...base(), cell: 'lstmx' })).toThrow(`cell must be one of ${CELL_KINDS.join(', ')}, received lstmx`);
     expect(() => a.seqForward({ ...base(), cell: 4 })).toThrow(`cell must be a string, one of ${CELL_KINDS.join(', ')}`);
     expect(() => a.seqForward({ ...base(), P: 2 })).toThrow('a projection exists only for LSTM');
+    expect(() => a.seqForward({ ...base(), recurrentActivation: 'hard' })).toThrow("recurrentActivation must be { kind: 'sigmoid' } or { kind: 'hardSigmoid', alpha, beta }");
+    expect(() => a.seqForward({ ...base(), recurrentActivation: { kind: 'relu6' } })).toThrow("received kind 'relu6'");
+    expect(() => a.seqForward({ ...base(), recurrentActivation: { kind: 'hardSigmoid', alpha: NaN, beta: 0.5 } })).toThrow('hardSigmoid alpha must be a positive finite number');
+    expect(() => a.seqForward({ ...base(), recurrentActivation: { kind: 'hardSigmoid', alpha: 0.2, beta: '0.5' } })).toThrow('hardSigmoid beta must be a finite number');
+    expect(() => a.seqForward({ ...base(), cell: 'rnn_tanh', G: 1, recurrentActivation: { kind: 'hardSigmoid', alpha: 0.2, beta: 0.5 } })).toThrow("recurrentActivation 'hardSigmoid' is only for cells with sigmoid gates");
     expect(() => a.seqForward({ ...base(), T: 1e6, B: 1e6 })).toThrow(RangeError);
     expect(() => a.seqForward(42)).toThrow('args must be an object');
     expect(() => a.seqBackward({}, base(), {})).toThrow('ctx is not a context of native.seqForward');
