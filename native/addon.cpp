@@ -6,6 +6,10 @@
 #include <cmath>
 #include <cstdlib>
 #include <cstring>
+#include <deque>
+#if defined(__GLIBC__)
+#include <malloc.h>
+#endif
 #include <memory>
 #include <mutex>
 #include <string>
@@ -178,6 +182,35 @@ Napi::Value GetMatmulPrecision(const Napi::CallbackInfo& info) {
   return Napi::String::New(info.Env(), info.Env().GetInstanceData<AddonData>()->medium ? "medium" : "highest");
 }
 
+// memoryStats() -> { cacheBytes, cacheBlocks, mallocArenaBytes, mallocInUseBytes, mallocFreeBytes,
+// mallocMmapBytes } (the malloc figures where the C library reports them, glibc mallinfo2)
+Napi::Value MemoryStats(const Napi::CallbackInfo& info) {
+  Napi::Env env = info.Env();
+  Napi::Object o = Napi::Object::New(env);
+  size_t bytes = 0, blocks = 0;
+  cache_stats(&bytes, &blocks);
+  o.Set("cacheBytes", (double)bytes);
+  o.Set("cacheBlocks", (double)blocks);
+#if defined(__GLIBC__) && (__GLIBC__ > 2 || (__GLIBC__ == 2 && __GLIBC_MINOR__ >= 33))
+  const struct mallinfo2 mi = mallinfo2();
+  o.Set("mallocArenaBytes", (double)mi.arena);
+  o.Set("mallocInUseBytes", (double)(mi.uordblks + mi.hblkhd));
+  o.Set("mallocFreeBytes", (double)mi.fordblks);
+  o.Set("mallocMmapBytes", (double)mi.hblkhd);
+#endif
+  return o;
+}
+
+// trimMemory(): frees the recycled blocks and gives the C library's free memory back to the
+// system (glibc malloc_trim); for a long-lived process after a phase of large work.
+Napi::Value TrimMemory(const Napi::CallbackInfo& info) {
+  cache_clear();
+#if defined(__GLIBC__)
+  malloc_trim(0);
+#endif
+  return info.Env().Undefined();
+}
+
 Napi::Value CpuSupports(const Napi::CallbackInfo& info) {
   checkArgc(info, 1, "native.cpuSupports");
   if (!info[0].IsString()) typeError(info.Env(), "native.cpuSupports: isa must be a string");
@@ -253,9 +286,10 @@ class JobArrays {
   const float* input(const float* p, int64_t rows, int64_t cols, int64_t stride = -1, int64_t offset = 0) {
     if (!p) return nullptr;
     if (stride < 0) stride = cols;
-    inputs_.emplace_back((size_t)(rows * cols));
-    float* q = inputs_.back().data();
-    for (int64_t r = 0; r < rows; r++) memcpy(q + r * cols, p + r * stride + offset, sizeof(float) * (size_t)cols);
+    float* q = buffer(rows * cols);
+    if (stride == cols) memcpy(q, p + offset, sizeof(float) * (size_t)(rows * cols));
+    else
+      for (int64_t r = 0; r < rows; r++) memcpy(q + r * cols, p + r * stride + offset, sizeof(float) * (size_t)cols);
     return q;
   }
   const int32_t* input(const int32_t* p, int64_t n) {
@@ -269,11 +303,9 @@ class JobArrays {
                 int64_t stride = -1, int64_t offset = 0) {
     if (!p) return nullptr;
     if (stride < 0) stride = cols;
-    std::vector<float> data((size_t)(rows * cols));
-    if (accumulate)
-      for (int64_t r = 0; r < rows; r++) memcpy(data.data() + r * cols, p + r * stride + offset, sizeof(float) * (size_t)cols);
-    outputs_.push_back({Napi::Persistent(array.As<Napi::Object>()), std::move(data), rows, cols, stride, offset});
-    return outputs_.back().data.data();
+    float* q = accumulate ? const_cast<float*>(input(p, rows, cols, stride, offset)) : buffer(rows * cols);
+    outputs_.push_back({Napi::Persistent(array.As<Napi::Object>()), q, rows, cols, stride, offset});
+    return q;
   }
   // Copies the results into the caller's arrays; throws (naming the kernel) if one was detached.
   void settle(Napi::Env env, const std::string& kern) {
@@ -282,18 +314,25 @@ class JobArrays {
       if ((int64_t)a.ElementLength() < (o.rows - 1) * o.stride + o.offset + o.cols)
         throw Napi::Error::New(env, kern + ": an output array was detached or transferred while the job ran");
       float* dst = a.Data();
-      for (int64_t r = 0; r < o.rows; r++)
-        memcpy(dst + r * o.stride + o.offset, o.data.data() + r * o.cols, sizeof(float) * (size_t)o.cols);
+      if (o.stride == o.cols) memcpy(dst + o.offset, o.data, sizeof(float) * (size_t)(o.rows * o.cols));
+      else
+        for (int64_t r = 0; r < o.rows; r++)
+          memcpy(dst + r * o.stride + o.offset, o.data + r * o.cols, sizeof(float) * (size_t)o.cols);
     }
   }
 
  private:
+  // An uninitialised buffer of n floats owned by the job (from the recycled-block cache when large).
+  float* buffer(int64_t n) {
+    bufs_.emplace_back();
+    return bufs_.back().ensure((size_t)n);
+  }
   struct Out {
     Napi::ObjectReference array;
-    std::vector<float> data;
+    float* data;  // in bufs_
     int64_t rows, cols, stride, offset;
   };
-  std::vector<std::vector<float>> inputs_;  // moving the outer vector keeps each inner buffer
+  std::deque<FBuf> bufs_;  // a deque never moves its elements
   std::vector<std::vector<int32_t>> ints_;
   std::vector<Out> outputs_;
 };
@@ -814,6 +853,8 @@ Napi::Object Init(Napi::Env env, Napi::Object exports) {
   exports.Set("setThreads", Napi::Function::New(env, SetThreads));
   exports.Set("setIsa", Napi::Function::New(env, SetIsa));
   exports.Set("cpuSupports", Napi::Function::New(env, CpuSupports));
+  exports.Set("memoryStats", Napi::Function::New(env, MemoryStats));
+  exports.Set("trimMemory", Napi::Function::New(env, TrimMemory));
   exports.Set("gemm", Napi::Function::New(env, Gemm));
   exports.Set("gemmNaive", Napi::Function::New(env, GemmNaive));
   exports.Set("gemmNaiveBf16", Napi::Function::New(env, GemmNaiveBf16));

@@ -22,15 +22,18 @@ struct Block {
 // thread-local buffers back here from their thread_local destructors.
 struct BlockCache {
   std::mutex m;
-  std::vector<Block> blocks;
+  std::vector<Block> blocks;  // oldest first
   size_t bytes = 0;
 };
 BlockCache& block_cache() {
   static BlockCache* c = new BlockCache();
   return *c;
 }
-constexpr size_t kCacheMin = 1 << 20;         // smaller blocks go straight to malloc / free
-constexpr size_t kCacheMax = (size_t)1 << 30;  // at most 1 GiB kept
+// Blocks from 64 KiB up are recycled (the saved activations and the per-call scratch of the
+// sequence kernels), smaller ones go straight to malloc / free. The cache holds at most
+// kCacheCount blocks and kCacheMax bytes (a larger block is freed at once); the oldest go first.
+constexpr size_t kCacheMin = (size_t)64 << 10;
+constexpr size_t kCacheMax = (size_t)256 << 20;
 constexpr size_t kCacheCount = 64;
 }  // namespace
 
@@ -50,6 +53,21 @@ void* cache_take(size_t bytes, size_t* got) {
   c.bytes -= blk.bytes;
   *got = blk.bytes;
   return blk.p;
+}
+
+void cache_clear() {
+  BlockCache& c = block_cache();
+  std::lock_guard<std::mutex> lk(c.m);
+  for (const Block& b : c.blocks) aligned_free(b.p);
+  c.blocks.clear();
+  c.bytes = 0;
+}
+
+void cache_stats(size_t* bytes, size_t* blocks) {
+  BlockCache& c = block_cache();
+  std::lock_guard<std::mutex> lk(c.m);
+  *bytes = c.bytes;
+  *blocks = c.blocks.size();
 }
 
 void cache_give(void* p, size_t bytes) {

@@ -14,9 +14,12 @@ namespace rk {
 
 // Recycles large aligned blocks between calls (the saved activations of one training step are
 // freed after backward and needed again by the next forward): avoids returning them to the OS and
-// page-faulting fresh zero pages every step. Bounded; thread-safe.
+// page-faulting fresh zero pages every step. Bounded (at most 64 blocks and 256 MiB); thread-safe.
 void* cache_take(size_t bytes, size_t* got);
 void cache_give(void* p, size_t bytes);
+// The bytes and blocks the cache holds now; cache_clear frees them all.
+void cache_stats(size_t* bytes, size_t* blocks);
+void cache_clear();
 
 // 64-byte aligned float buffer (grow-only, contents not initialised unless asked).
 struct FBuf {

@@ -84,8 +84,10 @@ for (const threads of THREADS) {
     }
 
     // 5. an optimizer step on the same layer while a job reads its weights: the job sees the weights
-    // as they were when it started, for its output and for the gradients of its backward
-    const layer = new LSTM({ inputSize: I, hiddenSize: H, rng: new Rng(5) });
+    // as they were when it started, for its output and for the gradients of its backward (two
+    // layers, both directions: the later jobs start after the step, from the call's snapshot),
+    // and the next job sees the new weights
+    const layer = new LSTM({ inputSize: I, hiddenSize: H, numLayers: 2, bidirectional: true, rng: new Rng(5) });
     const opt = new Adam(layer.parameters(), { lr: 1e-2 });
     const trainStep = () => {
       const out = layer.forward(x).output;
@@ -109,8 +111,10 @@ for (const threads of THREADS) {
       sum(mul(trained.output, trained.output)).backward();
       const gradsOk = layer.parameters().every((p, i) => sameData(p.grad, gradsBefore[i]));
       layer.zeroGrad();
-      const changed = !sameOut(infer(layer, x), before);
-      record(`optimizer step during jobs (${size.name})`, sameOut(inferred, before) && same(trained.output, before.output) && gradsOk && changed);
+      const after = infer(layer, x);
+      const changed = !sameOut(after, before);
+      const nextSeesStep = sameOut(await inferAsync(layer, x), after);
+      record(`optimizer step during jobs (${size.name})`, sameOut(inferred, before) && same(trained.output, before.output) && gradsOk && changed && nextSeesStep);
     }
 
     // 6. worker_threads with synchronous calls while the main thread's jobs run

@@ -204,6 +204,10 @@ export interface Backend {
   setThreads?(n: number): void;
   /** Optional: matmul precision (see MatmulPrecision); backends without it compute in fp32. */
   setMatmulPrecision?(p: MatmulPrecision): void;
+  /** Optional (native): the recycled-block cache and malloc's figures, process-wide. */
+  memoryStats?(): NativeMemoryStats;
+  /** Optional (native): gives the cached blocks and malloc's free memory back to the system. */
+  trimMemory?(): void;
 
   /** y[n] = op(x[n]). */
   unaryForward(op: UnaryOp, x: Float32Array, y: Float32Array): void;
@@ -236,4 +240,17 @@ export interface Backend {
 /** Size of the recurrent / output state of a layer. */
 export function recurrentSize(H: number, P: number): number {
   return P > 0 ? P : H;
+}
+
+/**
+ * The native backend's memory: the recycled-block cache (at most 64 blocks and 256 MiB) and, where
+ * the C library reports them (glibc), the malloc arenas' size, bytes in use and free bytes kept.
+ */
+export interface NativeMemoryStats {
+  cacheBytes: number;
+  cacheBlocks: number;
+  mallocArenaBytes?: number;
+  mallocInUseBytes?: number;
+  mallocFreeBytes?: number;
+  mallocMmapBytes?: number;
 }

@@ -8,7 +8,7 @@
 // No static import of a Node module (Node's are taken from process.getBuiltinModule when the
 // addon is loaded), so the backend registry also imports in browsers and edge runtimes.
 import type {
-  AdamArgs, Backend, BackendInfo, MatmulPrecision, SeqBackwardArgs, SeqContext, SeqForwardArgs, SgdArgs, UnaryOp,
+  AdamArgs, Backend, BackendInfo, MatmulPrecision, NativeMemoryStats, SeqBackwardArgs, SeqContext, SeqForwardArgs, SgdArgs, UnaryOp,
 } from './backend.js';
 import {
   assertAdamArgs, assertCrossEntropyBackwardArgs, assertCrossEntropyForwardArgs, assertGemmArgs, assertMatmulPrecision,
@@ -25,6 +25,8 @@ export interface NativeAddon {
   setThreads(n: number): void;
   setIsa(isa: string): void;
   cpuSupports(isa: string): boolean;
+  memoryStats(): NativeMemoryStats;
+  trimMemory(): void;
   setMatmulPrecision(p: MatmulPrecision): void;
   getMatmulPrecision(): MatmulPrecision;
   gemm(...args: GemmArgs): void;
@@ -142,6 +144,19 @@ export class NativeBackend implements Backend {
 
   info(): BackendInfo {
     return this.addon.info();
+  }
+
+  /** The recycled-block cache and the malloc figures (process-wide); see NativeMemoryStats. */
+  memoryStats(): NativeMemoryStats {
+    return this.addon.memoryStats();
+  }
+
+  /**
+   * Frees the recycled blocks and gives the C library's free memory back to the system
+   * (process-wide): for a long-lived process after a phase of large work, e.g. training.
+   */
+  trimMemory(): void {
+    this.addon.trimMemory();
   }
 
   /** Number of threads of the native pool (process-wide). */

@@ -55,19 +55,60 @@ export async function recurrentForwardAsync(
   weights: DirectionWeights[][], lengths: Int32Array | null,
 ): Promise<RecurrentResult> {
   const backend = getBackend();
-  // The job reads the weights as they are now: a copy, so an optimizer step, loadStateDict or a
-  // training pass that changes them while the job runs changes neither this result nor its gradients.
+  // Each job reads the weights as they are now, and a backward reads the weights its forward
+  // read: an optimizer step, loadStateDict or a training pass that changes them meanwhile changes
+  // neither. The native addon copies what a job reads when it queues the job; the jobs after the
+  // first (later layers, the reverse direction) are queued when the one before ends, and a
+  // backward runs later still, so those read a snapshot taken now. A snapshot is reused while its
+  // weight holds the same bits: serving a model that does not change copies no weights here.
+  // Without async kernels every forward runs now, and only a backward needs the snapshot.
+  const params = weights.flat().flatMap((w) => [w.wIh, w.wHh, w.bIh, w.bHh, w.wHr]).filter((t): t is Tensor => t !== null);
+  const recording = needsGrad(x, ...(h0 ? [h0] : []), ...(c0 ? [c0] : []), ...params);
   const snapshot = new Map<Tensor, Float32Array>();
-  for (const w of weights.flat()) {
-    for (const t of [w.wIh, w.wHh, w.bIh, w.bHh, w.wHr]) if (t) snapshot.set(t, t.data.slice());
-  }
-  const plan = recurrentPlan(backend, cfg, x, h0, c0, weights, lengths, (t) => snapshot.get(t) as Float32Array);
+  weights.forEach((layer, l) => layer.forEach((w, d) => {
+    const queuedNow = backend.seqForwardAsync ? l === 0 && d === 0 : true;
+    if (queuedNow && !recording) return;
+    for (const t of [w.wIh, w.wHh, w.bIh, w.bHh, w.wHr]) if (t) snapshot.set(t, snapshotOf(t));
+  }));
+  const plan = recurrentPlan(backend, cfg, x, h0, c0, weights, lengths, (t) => snapshot.get(t) ?? t.data);
   let step = plan.next();
   while (!step.done) {
     const args = step.value;
     step = plan.next(backend.seqForwardAsync ? await backend.seqForwardAsync(args) : backend.seqForward(args));
   }
   return step.value;
+}
+
+// The last snapshot of each weight; never written after it is made (jobs and contexts share it).
+const snapshots = new WeakMap<Tensor, Float32Array>();
+
+/** A copy of t.data: the last one made while it still holds the same bits, a new one otherwise. */
+function snapshotOf(t: Tensor): Float32Array {
+  const last = snapshots.get(t);
+  if (last && sameBits(last, t.data)) return last;
+  const copy = t.data.slice();
+  snapshots.set(t, copy);
+  return copy;
+}
+
+/** Whether a and b hold the same bits (NaN payloads and -0 included). */
+function sameBits(a: Float32Array, b: Float32Array): boolean {
+  if (a.length !== b.length) return false;
+  if (a.length % 2 === 0 && a.byteOffset % 8 === 0 && b.byteOffset % 8 === 0) {
+    // two floats at a time: doubles compare equal exactly when their bits are equal, except
+    // +0 / -0 (told apart by 1 / x) and NaN (never equal: reported as a change, which is safe)
+    const ad = new Float64Array(a.buffer, a.byteOffset, a.length / 2);
+    const bd = new Float64Array(b.buffer, b.byteOffset, b.length / 2);
+    for (let i = 0; i < ad.length; i++) {
+      const x = ad[i];
+      if (x !== bd[i] || (x === 0 && 1 / x !== 1 / bd[i])) return false;
+    }
+    return true;
+  }
+  const ai = new Int32Array(a.buffer, a.byteOffset, a.length);
+  const bi = new Int32Array(b.buffer, b.byteOffset, b.length);
+  for (let i = 0; i < ai.length; i++) if (ai[i] !== bi[i]) return false;
+  return true;
 }
 
 /**
