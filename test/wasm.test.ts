@@ -230,7 +230,9 @@ function checkSeq(c: SeqCase): void {
   }
   // null outputs and null upstream gradients
   const bnR: SeqBackwardArgs = { ...mkB(ctxR), dy: null, dhN: null, dcN: null, dx: null, dWIh: null, dBHh: null, dWHr: null };
-  const bnW: SeqBackwardArgs = { ...mkB(ctxW), dy: null, dhN: null, dcN: null, dx: null, dWIh: null, dBHh: null, dWHr: null };
+  // a wasm context serves one backward (its blocks are freed then): a second forward for the second
+  expect(() => wasm.seqBackward(mkB(ctxW))).toThrow('already used by a backward pass');
+  const bnW: SeqBackwardArgs = { ...mkB(wasm.seqForward(mk())), dy: null, dhN: null, dcN: null, dx: null, dWIh: null, dBHh: null, dWHr: null };
   if (hasCellState(cell)) {
     bnR.dcN = dcN;
     bnW.dcN = dcN;

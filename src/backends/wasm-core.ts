@@ -1,13 +1,19 @@
 // The WebAssembly backend built from the module's bytes or a compiled WebAssembly.Module.
 // Node-free: no fs, no module, no process; usable in Deno, Bun, workers and browsers.
 //
-// Memory: the kernels (assembly/index.ts) work on byte offsets into the module's linear memory.
-// This file keeps one arena above heapBase(): every kernel call resets it, allocates what it
-// needs (growing memory only when a call needs more than any call before), copies its inputs in
-// and its outputs out. A training loop therefore reaches a fixed memory size after its first
-// step. Growing memory detaches every view, so views are created after all allocations of a call.
-// A forward call's saved activations are copied out into the returned context (plain JS arrays),
-// so nothing stays allocated between calls.
+// Memory: the kernels (assembly/index.ts) work on byte offsets into the module's linear memory,
+// which this file lays out with a small allocator above heapBase() (WasmHeap). What lives there:
+// - the scratch of a call (WasmArena), freed when the call returns;
+// - resident weights: a sequence call that passes its weights' change counters
+//   (SeqForwardArgs.weightVersions, which the layers do) leaves each weight, and its packed forms
+//   for the GEMMs, in linear memory; the next call uses them as long as the counter has not moved.
+//   The copy belongs to the backend and is freed when the weight array is garbage-collected
+//   (FinalizationRegistry) or by release();
+// - forward contexts: a training forward keeps x and the activations for its backward; the
+//   context owns those blocks, and its backward frees them (a context serves one backward; one
+//   never used is freed when it is garbage-collected, or by release(ctx)).
+// Outputs are copied into the caller's arrays, which stay the caller's. Growing memory detaches
+// every view, so views are created after all allocations of a call.
 import {
   type AdamArgs, type Backend, type BackendInfo, type MatmulPrecision, type SeqBackwardArgs, type SeqContext,
   type SeqForwardArgs, type SgdArgs, type UnaryOp, recurrentSize,
@@ -71,55 +77,152 @@ const SMALL_T = 8;
 const PAGE = 65536;
 const MAX_PAGES = 65536; // 4 GiB, the wasm32 limit
 
-/** A bump allocator over linear memory, reset at the start of every kernel call. */
-export class WasmArena {
+/**
+ * The allocator of linear memory above heapBase(): first fit over the free ranges below the top,
+ * else at the top, growing memory when needed. Blocks are 16-byte aligned; sizes are counted in
+ * float32 (or int32) elements.
+ */
+export class WasmHeap {
   private top: number;
-  /** Largest number of bytes any call has used (high-water mark above the base). */
+  /** Free [ptr, bytes] ranges below top, sorted by ptr, neighbours merged. */
+  private readonly holes: Array<[number, number]> = [];
+  private readonly sizes = new Map<number, number>();
+  /** Bytes of the blocks allocated and not yet freed. */
+  bytesInUse = 0;
+  /** Highest top reached, in bytes above the base. */
   peak = 0;
 
   constructor(private readonly memory: WebAssembly.Memory, readonly base: number, private readonly kernel = 'wasm') {
     this.top = base;
   }
 
-  reset(): void {
-    this.top = this.base;
+  /** Number of live blocks. */
+  get blocks(): number {
+    return this.sizes.size;
   }
 
-  /** Reserves n float32 (or int32) elements, 16-byte aligned; grows memory when needed. */
+  /** Reserves n float32 (or int32) elements; `what` names the buffer in an out-of-memory error. */
   alloc(n: number, what: string): number {
-    const bytes = Math.ceil((n * 4) / 16) * 16;
-    const ptr = this.top;
-    const end = ptr + bytes;
-    const have = this.memory.buffer.byteLength;
-    if (end > have) {
-      const pages = Math.ceil((end - have) / PAGE);
-      const total = have / PAGE + pages;
-      const fail = (why: string) =>
-        new RangeError(`${this.kernel}: out of WebAssembly memory: this call needs ${(end / 2 ** 20).toFixed(1)} MiB ` +
-          `of linear memory (at ${what}), ${why}`);
-      if (total > MAX_PAGES) throw fail('more than the 4 GiB a wasm32 module can address');
-      try {
-        this.memory.grow(pages);
-      } catch (e) {
-        throw fail(`the runtime refused to grow memory to ${(total * PAGE / 2 ** 20).toFixed(0)} MiB (${(e as Error).message})`);
-      }
+    const bytes = Math.max(16, Math.ceil((n * 4) / 16) * 16);
+    let ptr = -1;
+    for (let i = 0; i < this.holes.length; i++) {
+      const [p, size] = this.holes[i];
+      if (size < bytes) continue;
+      ptr = p;
+      if (size === bytes) this.holes.splice(i, 1);
+      else this.holes[i] = [p + bytes, size - bytes];
+      break;
     }
-    this.top = end;
-    this.peak = Math.max(this.peak, end - this.base);
+    if (ptr < 0) {
+      ptr = this.top;
+      this.grow(ptr + bytes, what);
+      this.top = ptr + bytes;
+      this.peak = Math.max(this.peak, this.top - this.base);
+    }
+    this.sizes.set(ptr, bytes);
+    this.bytesInUse += bytes;
     return ptr;
+  }
+
+  /** Bytes of a live block (0 if none starts at ptr). */
+  sizeOf(ptr: number): number {
+    return this.sizes.get(ptr) ?? 0;
+  }
+
+  /** Returns a block to the heap. */
+  free(ptr: number): void {
+    const bytes = this.sizes.get(ptr);
+    if (bytes === undefined) throw new Error(`${this.kernel}: freeing ${ptr}, which is not a live block`);
+    this.sizes.delete(ptr);
+    this.bytesInUse -= bytes;
+    const h = this.holes;
+    let i = 0;
+    while (i < h.length && h[i][0] < ptr) i++;
+    h.splice(i, 0, [ptr, bytes]);
+    if (i + 1 < h.length && h[i][0] + h[i][1] === h[i + 1][0]) h.splice(i, 2, [h[i][0], h[i][1] + h[i + 1][1]]);
+    if (i > 0 && h[i - 1][0] + h[i - 1][1] === h[i][0]) h.splice(i - 1, 2, [h[i - 1][0], h[i - 1][1] + h[i][1]]);
+    const last = h[h.length - 1];
+    if (last && last[0] + last[1] === this.top) {
+      this.top = last[0];
+      h.pop();
+    }
+  }
+
+  private grow(end: number, what: string): void {
+    const have = this.memory.buffer.byteLength;
+    if (end <= have) return;
+    const pages = Math.ceil((end - have) / PAGE);
+    const total = have / PAGE + pages;
+    const fail = (why: string) =>
+      new RangeError(`${this.kernel}: out of WebAssembly memory: this call needs ${(end / 2 ** 20).toFixed(1)} MiB ` +
+        `of linear memory (at ${what}), ${why}`);
+    if (total > MAX_PAGES) throw fail('more than the 4 GiB a wasm32 module can address');
+    try {
+      this.memory.grow(pages);
+    } catch (e) {
+      throw fail(`the runtime refused to grow memory to ${(total * PAGE / 2 ** 20).toFixed(0)} MiB (${(e as Error).message})`);
+    }
   }
 }
 
+/** The scratch blocks of one kernel call: allocated from the heap, all freed by reset(). */
+export class WasmArena {
+  readonly heap: WasmHeap;
+  private readonly live: number[] = [];
+
+  constructor(memory: WebAssembly.Memory | WasmHeap, base = 0, kernel = 'wasm') {
+    this.heap = memory instanceof WasmHeap ? memory : new WasmHeap(memory, base, kernel);
+  }
+
+  /** Highest top of the heap reached, in bytes above its base. */
+  get peak(): number {
+    return this.heap.peak;
+  }
+
+  /** Frees every block allocated since the last reset. */
+  reset(): void {
+    for (const p of this.live) this.heap.free(p);
+    this.live.length = 0;
+  }
+
+  /** Reserves n float32 (or int32) elements until the next reset; grows memory when needed. */
+  alloc(n: number, what: string): number {
+    const p = this.heap.alloc(n, what);
+    this.live.push(p);
+    return p;
+  }
+}
+
+/** A weight kept in linear memory between calls, with its packed forms for the GEMMs. */
+interface Resident {
+  ptr: number;
+  n: number;
+  /** The caller's change counter the copy was made at (NaN: stale). */
+  version: number;
+  /** Packed op(B) ('T': transposed, 'N': as is) and the version it was packed from. */
+  packed: Map<string, { ptr: number; version: number }>;
+  freed: boolean;
+}
+
+/** Blocks of a forward context, freed by its backward, by release(ctx) or when the context is collected. */
+interface ContextBlocks {
+  ptrs: number[];
+  freed: boolean;
+}
+
 interface WasmSeqContext extends SeqContext {
+  owner: WasmBackend;
   args: SeqForwardArgs;
   lens: Int32Array;
   maxLen: number;
-  /** [T,B,R] states h_t; [T,B,G] activated gates (LSTM/GRU); [T,B,H] cells (LSTM c, GRU W_hn h + b_hn);
-   * [T,B,H] LSTM o*tanh(c) before the projection (P > 0). */
-  states: Float32Array;
-  gates: Float32Array | null;
-  cells: Float32Array | null;
-  hRaw: Float32Array | null;
+  /** Blocks in linear memory (0 = none): x [T,B,I]; states h_t [T,B,R]; activated gates [T,B,G]
+   * (LSTM/GRU); cells [T,B,H] (LSTM c, GRU W_hn h + b_hn); LSTM o*tanh(c) before the projection [T,B,H]. */
+  pX: number;
+  pStates: number;
+  pGates: number;
+  pCells: number;
+  pHRaw: number;
+  blocks: ContextBlocks;
 }
 
 const UNARY: Record<UnaryOp, number> = { tanh: 0, sigmoid: 1, relu: 2 };
@@ -128,6 +231,27 @@ const UNARY: Record<UnaryOp, number> = { tanh: 0, sigmoid: 1, relu: 2 };
 export interface WasmBackendOptions {
   /** Name reported by info().detail, e.g. which build was chosen. */
   detail?: string;
+  /**
+   * Keep the weights of a sequence call in linear memory between calls when it passes their
+   * change counters (SeqForwardArgs.weightVersions). Default true; false reads every weight on
+   * every call.
+   */
+  residentWeights?: boolean;
+}
+
+/** What the wasm backend holds in linear memory (WasmBackend.heapStats()). */
+export interface WasmHeapStats {
+  /** Bytes of linear memory the module holds. */
+  memoryBytes: number;
+  /** Bytes in live blocks: resident weights and forward contexts waiting for their backward. */
+  bytesInUse: number;
+  /** Weights kept between calls (with their packed forms), and their bytes. */
+  residentWeights: number;
+  residentBytes: number;
+  /** Forward contexts whose backward has not run yet. */
+  contexts: number;
+  /** Times a resident weight was copied into linear memory (first use, then after each change). */
+  weightUploads: number;
 }
 
 /**
@@ -137,15 +261,29 @@ export interface WasmBackendOptions {
 export class WasmBackend implements Backend {
   readonly name = 'wasm';
   readonly kernels: WasmKernels;
+  readonly heap: WasmHeap;
+  /** The scratch of the current call (freed when the call returns). */
   readonly arena: WasmArena;
   readonly relaxed: boolean;
   private readonly detail: string;
+  private readonly residentWeights: boolean;
+  private readonly resident = new WeakMap<Float32Array, Resident>();
+  private readonly residentLive = new Set<Resident>();
+  private contexts = 0;
+  private weightUploads = 0;
+  private readonly weightReaper: FinalizationRegistry<Resident> | null;
+  private readonly contextReaper: FinalizationRegistry<ContextBlocks> | null;
 
   constructor(instance: WebAssembly.Instance, options: WasmBackendOptions = {}) {
     this.kernels = instance.exports as unknown as WasmKernels;
-    this.arena = new WasmArena(this.kernels.memory, this.kernels.heapBase());
+    this.heap = new WasmHeap(this.kernels.memory, this.kernels.heapBase());
+    this.arena = new WasmArena(this.heap);
     this.relaxed = this.kernels.isRelaxed() === 1;
     this.detail = options.detail ?? 'AssemblyScript SIMD kernels';
+    this.residentWeights = options.residentWeights ?? true;
+    const Registry = typeof FinalizationRegistry === 'function' ? FinalizationRegistry : null;
+    this.weightReaper = Registry ? new Registry<Resident>((r) => this.dropResident(r)) : null;
+    this.contextReaper = Registry ? new Registry<ContextBlocks>((b) => this.freeContext(b)) : null;
   }
 
   info(): BackendInfo {
@@ -160,6 +298,122 @@ export class WasmBackend implements Backend {
   /** Bytes of linear memory the module holds now. */
   memoryBytes(): number {
     return this.kernels.memory.buffer.byteLength;
+  }
+
+  /** What lives in linear memory now: resident weights and forward contexts. */
+  heapStats(): WasmHeapStats {
+    let residentBytes = 0;
+    for (const r of this.residentLive) {
+      residentBytes += r.n * 4;
+      for (const p of r.packed.values()) residentBytes += this.heap.sizeOf(p.ptr);
+    }
+    return {
+      memoryBytes: this.memoryBytes(), bytesInUse: this.heap.bytesInUse, residentWeights: this.residentLive.size,
+      residentBytes, contexts: this.contexts, weightUploads: this.weightUploads,
+    };
+  }
+
+  /**
+   * Frees linear memory now instead of when the garbage collector finds the owner unreachable:
+   * a weight array's resident copy (read again on its next use), a forward context that will get
+   * no backward (it cannot be used afterwards), or with no argument every resident weight.
+   */
+  release(what?: Float32Array | SeqContext): void {
+    if (what === undefined) {
+      for (const r of [...this.residentLive]) this.dropResident(r);
+    } else if (what instanceof Float32Array) {
+      const r = this.resident.get(what);
+      if (r) {
+        this.resident.delete(what);
+        this.dropResident(r);
+      }
+    } else if ((what as WasmSeqContext).owner === this) {
+      const ctx = what as WasmSeqContext;
+      this.contextReaper?.unregister(ctx.blocks);
+      this.freeContext(ctx.blocks);
+    }
+  }
+
+  private dropResident(r: Resident): void {
+    if (r.freed) return;
+    r.freed = true;
+    this.residentLive.delete(r);
+    this.weightReaper?.unregister(r);
+    this.heap.free(r.ptr);
+    for (const p of r.packed.values()) this.heap.free(p.ptr);
+  }
+
+  private freeContext(b: ContextBlocks): void {
+    if (b.freed) return;
+    b.freed = true;
+    this.contexts--;
+    for (const p of b.ptrs) if (p) this.heap.free(p);
+  }
+
+  /** A weight's resident record when it may stay in linear memory (a change counter given), else null. */
+  private residentOf(w: Float32Array, version: number | undefined, n: number): Resident | null {
+    if (!this.residentWeights || version === undefined) return null;
+    let r = this.resident.get(w);
+    if (r && (r.freed || r.n !== n)) {
+      this.resident.delete(w);
+      this.dropResident(r);
+      r = undefined;
+    }
+    if (!r) {
+      const ptr = this.heap.alloc(n, 'resident weight');
+      r = { ptr, n, version: NaN, packed: new Map(), freed: false };
+      this.resident.set(w, r);
+      this.residentLive.add(r);
+      this.weightReaper?.register(w, r, r);
+    }
+    if (r.version !== version) {
+      this.put(r.ptr, w, n);
+      r.version = version;
+      this.weightUploads++;
+    }
+    return r;
+  }
+
+  /** Marks a weight's resident copy stale (its values were changed by a kernel of this backend). */
+  private changed(w: Float32Array): void {
+    const r = this.resident.get(w);
+    if (r) r.version = NaN;
+  }
+
+  /** Linear-memory copy of w [n]: resident when a change counter is given, else in this call's scratch. */
+  private weight(w: Float32Array, version: number | undefined, n: number, what: string): number {
+    const r = this.residentOf(w, version, n);
+    if (r) return r.ptr;
+    const p = this.arena.alloc(n, what);
+    this.put(p, w, n);
+    return p;
+  }
+
+  /**
+   * Packed op(W) for gemmPacked (packB(trans, K, N, W, ld)): kept with the resident weight while
+   * its version holds, else packed into this call's scratch.
+   */
+  private packedWeight(w: Float32Array, version: number | undefined, n: number, trans: number, K: number, N: number,
+    ld: number, what: string): number {
+    const k = this.kernels;
+    const r = this.residentOf(w, version, n);
+    if (!r) {
+      const src = this.weight(w, undefined, n, what);
+      const p = this.arena.alloc(k.packedBSize(K, N), `packed ${what}`);
+      k.packB(trans, K, N, src, ld, p);
+      return p;
+    }
+    const key = trans ? 'T' : 'N';
+    let pk = r.packed.get(key);
+    if (!pk) {
+      pk = { ptr: this.heap.alloc(k.packedBSize(K, N), `packed ${what}`), version: NaN };
+      r.packed.set(key, pk);
+    }
+    if (pk.version !== r.version) {
+      k.packB(trans, K, N, r.ptr, ld, pk.ptr);
+      pk.version = r.version;
+    }
+    return pk.ptr;
   }
 
   // views: created fresh, after every allocation of the current call
@@ -200,19 +454,33 @@ export class WasmBackend implements Backend {
     const k = this.kernels;
     const ar = this.arena;
     ar.reset();
-    const pA = ar.alloc(nA, 'gemm A');
-    const pB = ar.alloc(nB, 'gemm B');
-    const pC = ar.alloc(nC, 'gemm C');
-    const pS = ar.alloc(k.packedBSize(K, N) + k.packedASize(), 'gemm scratch');
-    this.put(pA, A, nA);
-    this.put(pB, B, nB);
-    this.put(pC, C, nC);
-    k.gemm(+transA, +transB, M, N, K, alpha, pA, lda, pB, ldb, beta, pC, ldc, pS);
-    this.get(pC, C, nC);
+    try {
+      try {
+        try {
+          const pA = ar.alloc(nA, 'gemm A');
+          const pB = ar.alloc(nB, 'gemm B');
+          const pC = ar.alloc(nC, 'gemm C');
+          const pS = ar.alloc(k.packedBSize(K, N) + k.packedASize(), 'gemm scratch');
+          this.put(pA, A, nA);
+          this.put(pB, B, nB);
+          this.put(pC, C, nC);
+          k.gemm(+transA, +transB, M, N, K, alpha, pA, lda, pB, ldb, beta, pC, ldc, pS);
+          this.get(pC, C, nC);
+        } finally {
+          ar.reset();
+        }
+      } finally {
+        ar.reset();
+      }
+    } finally {
+      ar.reset();
+    }
   }
 
   // seqForward: x [T,B,I], wIh [G,I], wHh [G,R], b* [G], wHr [P,H], h0 [B,R], c0 [B,H]
   //   -> y [T,B,yStride] (cols yOffset..+R), hN [B,R], cN [B,H]
+  // Weights with change counters stay resident (with their packed forms); a training call keeps
+  // x and the activations in linear memory for its backward (the context owns those blocks).
   seqForward(a: SeqForwardArgs): SeqContext | null {
     assertSeqForwardArgs('wasm', a);
     const { cell, T, B, I, H, P, reverse, training } = a;
@@ -225,108 +493,117 @@ export class WasmBackend implements Backend {
     const { lens, maxLen, tIdx } = stepTables(T, B, a.lengths, reverse);
     const k = this.kernels;
     const ar = this.arena;
-    ar.reset();
-    // --- allocate everything first (memory may grow), then create views
-    const pX = ar.alloc(TB * I, 'x');
-    const pWih = ar.alloc(G * I, 'wIh');
-    const pWhh = ar.alloc(G * R, 'wHh');
-    const pBih = a.bIh ? ar.alloc(G, 'bIh') : 0;
-    const pBhh = a.bHh ? ar.alloc(G, 'bHh') : 0;
-    const pWhr = P > 0 ? ar.alloc(P * H, 'wHr') : 0;
-    const pTIdx = ar.alloc(maxLen * B, 'step table');
-    const pXP = ar.alloc(TB * G, 'input projection');
-    const pS = ar.alloc(k.packedBSize(I, G) + k.packedASize(), 'gemm scratch');
-    // a few rows and steps (streaming): per-step GEMMs straight from the weights, no packing
-    const small = B <= SMALL_M && maxLen <= SMALL_T;
-    const pWhhP = small ? 0 : ar.alloc(k.packedBSize(R, G), 'packed wHh');
-    const pWhrP = P > 0 && !small ? ar.alloc(k.packedBSize(H, P), 'packed wHr') : 0;
-    const pAp = ar.alloc(k.packedASize(), 'gemm scratch');
-    const pH = ar.alloc(B * R, 'h');
-    const pC = lstm ? ar.alloc(B * H, 'c') : 0;
-    const pHP = ar.alloc(B * G, 'recurrent projection');
-    const pStates = ar.alloc(TB * R, 'states');
-    const saveRows = training ? TB : B;
-    const pGates = rnn ? 0 : ar.alloc(saveRows * G, 'gates');
-    const pCells = rnn ? 0 : ar.alloc(saveRows * H, 'cells');
-    const pHRawTmp = P > 0 ? ar.alloc(B * H, 'h before projection') : 0;
-    const pHRawSave = P > 0 && training ? ar.alloc(TB * H, 'saved h before projection') : 0;
-    const pProj = P > 0 ? ar.alloc(B * P, 'projection') : 0;
-    // --- copy in
-    this.put(pX, a.x, TB * I);
-    this.put(pWih, a.wIh, G * I);
-    this.put(pWhh, a.wHh, G * R);
-    if (a.bIh) this.put(pBih, a.bIh, G);
-    if (a.bHh) this.put(pBhh, a.bHh, G);
-    if (a.wHr) this.put(pWhr, a.wHr, P * H);
-    this.putI(pTIdx, tIdx, maxLen * B);
-    if (a.h0) this.put(pH, a.h0, B * R);
-    else this.f32(pH, B * R).fill(0);
-    if (lstm) {
-      if (a.c0) this.put(pC, a.c0, B * H);
-      else this.f32(pC, B * H).fill(0);
-    }
-    if (pHRawSave) this.f32(pHRawSave, TB * H).fill(0);
-    if (maxLen < T || a.lengths) this.f32(pStates, TB * R).fill(0);
-    // --- input projection for all steps: XP = (bIh + bHh) + x @ wIh^T   [TB, G]
-    k.fillBias(TB, G, pBih, pBhh, gru ? H : 0, pXP);
-    k.gemm(0, 1, TB, G, I, 1, pX, I, pWih, I, 1, pXP, G, pS);
-    if (!small) {
-      k.packB(1, R, G, pWhh, R, pWhhP); // op(B) = wHh^T [R, G]
-      if (P > 0) k.packB(1, H, P, pWhr, H, pWhrP); // op(B) = wHr^T [H, P]
-    }
-    const relu = CELLS[cell].nonlinearity === 'relu' ? 1 : 0;
-    const full = training ? 1 : 0;
-    for (let s = 0; s < maxLen; s++) {
-      const ti = pTIdx + s * B * 4;
-      // HP[B, G] = h[B, R] @ wHh^T: all gates in one GEMM
-      if (small) k.gemmSmallM(1, B, G, R, 1, pH, R, pWhh, R, 0, pHP, G);
-      else k.gemmPacked(0, B, G, R, 1, pH, R, pWhhP, 0, pHP, G, pAp);
-      if (lstm) {
-        if (P > 0) {
-          k.lstmStepForward(B, H, ti, pXP, pHP, pC, pHRawTmp, H, pHRawSave, pGates, pCells, full);
-          if (small) k.gemmSmallM(1, B, P, H, 1, pHRawTmp, H, pWhr, H, 0, pProj, P);
-          else k.gemmPacked(0, B, P, H, 1, pHRawTmp, H, pWhrP, 0, pProj, P, pAp);
-          k.scatterRows(B, P, ti, pProj, pH, pStates);
-        } else {
-          k.lstmStepForward(B, H, ti, pXP, pHP, pC, pH, H, pStates, pGates, pCells, full);
-        }
-      } else if (gru) {
-        k.gruStepForward(B, H, ti, pXP, pHP, pBhh ? pBhh + 2 * H * 4 : 0, pH, pStates, pGates, pCells, full);
-      } else {
-        k.rnnStepForward(B, H, ti, pXP, pHP, relu, pH, pStates);
-      }
-    }
-    // --- outputs
-    const states = this.f32(pStates, TB * R);
-    if (a.yStride === R && a.yOffset === 0) {
-      a.y.set(states); // padded rows are zero in states
-    } else {
-      const y = a.y;
-      for (let row = 0; row < TB; row++) {
-        const t = Math.floor(row / B);
-        const o = row * a.yStride + a.yOffset;
-        if (t < lens[row % B]) y.set(states.subarray(row * R, row * R + R), o);
-        else y.fill(0, o, o + R);
-      }
-    }
-    this.get(pH, a.hN, B * R);
-    if (lstm && a.cN) this.get(pC, a.cN, B * H);
-    if (!training) return null;
-    const ctx: WasmSeqContext = {
-      backend: 'wasm', args: a, lens, maxLen,
-      states: states.slice(),
-      gates: rnn ? null : this.f32(pGates, TB * G).slice(),
-      cells: rnn ? null : this.f32(pCells, TB * H).slice(),
-      hRaw: P > 0 ? this.f32(pHRawSave, TB * H).slice() : null,
+    const ver = a.weightVersions;
+    const kept: number[] = [];
+    const keep = (n: number, what: string) => {
+      const p = this.heap.alloc(n, what);
+      kept.push(p);
+      return p;
     };
-    return ctx;
+    const save = training ? keep : (n: number, what: string) => ar.alloc(n, what);
+    ar.reset();
+    try {
+      // a few rows and steps (streaming): per-step GEMMs straight from the weights, no packing
+      const small = B <= SMALL_M && maxLen <= SMALL_T;
+      // --- allocate everything first (memory may grow), then create views
+      const pX = save(TB * I, 'x');
+      const pWih = TB <= SMALL_M ? this.weight(a.wIh, ver?.[0], G * I, 'wIh') : 0;
+      const pWihT = TB <= SMALL_M ? 0 : this.packedWeight(a.wIh, ver?.[0], G * I, 1, I, G, I, 'wIh');
+      const pWhh = small ? this.weight(a.wHh, ver?.[1], G * R, 'wHh') : 0;
+      const pWhhT = small ? 0 : this.packedWeight(a.wHh, ver?.[1], G * R, 1, R, G, R, 'wHh'); // op(B) = wHh^T [R, G]
+      const pBih = a.bIh ? this.weight(a.bIh, ver?.[2], G, 'bIh') : 0;
+      const pBhh = a.bHh ? this.weight(a.bHh, ver?.[3], G, 'bHh') : 0;
+      const pWhr = P > 0 && small ? this.weight(a.wHr as Float32Array, ver?.[4], P * H, 'wHr') : 0;
+      const pWhrT = P > 0 && !small ? this.packedWeight(a.wHr as Float32Array, ver?.[4], P * H, 1, H, P, H, 'wHr') : 0; // op(B) = wHr^T [H, P]
+      const pTIdx = ar.alloc(maxLen * B, 'step table');
+      const pXP = ar.alloc(TB * G, 'input projection');
+      const pAp = ar.alloc(k.packedASize(), 'gemm scratch');
+      const pH = ar.alloc(B * R, 'h');
+      const pC = lstm ? ar.alloc(B * H, 'c') : 0;
+      const pHP = ar.alloc(B * G, 'recurrent projection');
+      const pStates = save(TB * R, 'states');
+      const saveRows = training ? TB : B;
+      const pGates = rnn ? 0 : save(saveRows * G, 'gates');
+      const pCells = rnn ? 0 : save(saveRows * H, 'cells');
+      const pHRawTmp = P > 0 ? ar.alloc(B * H, 'h before projection') : 0;
+      const pHRawSave = P > 0 && training ? keep(TB * H, 'saved h before projection') : 0;
+      const pProj = P > 0 ? ar.alloc(B * P, 'projection') : 0;
+      // --- copy in
+      this.put(pX, a.x, TB * I);
+      this.putI(pTIdx, tIdx, maxLen * B);
+      if (a.h0) this.put(pH, a.h0, B * R);
+      else this.f32(pH, B * R).fill(0);
+      if (lstm) {
+        if (a.c0) this.put(pC, a.c0, B * H);
+        else this.f32(pC, B * H).fill(0);
+      }
+      if (pHRawSave) this.f32(pHRawSave, TB * H).fill(0);
+      if (maxLen < T || a.lengths) this.f32(pStates, TB * R).fill(0);
+      // --- input projection for all steps: XP = (bIh + bHh) + x @ wIh^T   [TB, G]
+      k.fillBias(TB, G, pBih, pBhh, gru ? H : 0, pXP);
+      if (pWihT) k.gemmPacked(0, TB, G, I, 1, pX, I, pWihT, 1, pXP, G, pAp);
+      else k.gemmSmallM(1, TB, G, I, 1, pX, I, pWih, I, 1, pXP, G);
+      const relu = CELLS[cell].nonlinearity === 'relu' ? 1 : 0;
+      const full = training ? 1 : 0;
+      for (let s = 0; s < maxLen; s++) {
+        const ti = pTIdx + s * B * 4;
+        // HP[B, G] = h[B, R] @ wHh^T: all gates in one GEMM
+        if (small) k.gemmSmallM(1, B, G, R, 1, pH, R, pWhh, R, 0, pHP, G);
+        else k.gemmPacked(0, B, G, R, 1, pH, R, pWhhT, 0, pHP, G, pAp);
+        if (lstm) {
+          if (P > 0) {
+            k.lstmStepForward(B, H, ti, pXP, pHP, pC, pHRawTmp, H, pHRawSave, pGates, pCells, full);
+            if (small) k.gemmSmallM(1, B, P, H, 1, pHRawTmp, H, pWhr, H, 0, pProj, P);
+            else k.gemmPacked(0, B, P, H, 1, pHRawTmp, H, pWhrT, 0, pProj, P, pAp);
+            k.scatterRows(B, P, ti, pProj, pH, pStates);
+          } else {
+            k.lstmStepForward(B, H, ti, pXP, pHP, pC, pH, H, pStates, pGates, pCells, full);
+          }
+        } else if (gru) {
+          k.gruStepForward(B, H, ti, pXP, pHP, pBhh ? pBhh + 2 * H * 4 : 0, pH, pStates, pGates, pCells, full);
+        } else {
+          k.rnnStepForward(B, H, ti, pXP, pHP, relu, pH, pStates);
+        }
+      }
+      // --- outputs
+      const states = this.f32(pStates, TB * R);
+      if (a.yStride === R && a.yOffset === 0) {
+        a.y.set(states); // padded rows are zero in states
+      } else {
+        const y = a.y;
+        for (let row = 0; row < TB; row++) {
+          const t = Math.floor(row / B);
+          const o = row * a.yStride + a.yOffset;
+          if (t < lens[row % B]) y.set(states.subarray(row * R, row * R + R), o);
+          else y.fill(0, o, o + R);
+        }
+      }
+      this.get(pH, a.hN, B * R);
+      if (lstm && a.cN) this.get(pC, a.cN, B * H);
+      if (!training) return null;
+      const blocks: ContextBlocks = { ptrs: kept.splice(0), freed: false };
+      const ctx: WasmSeqContext = {
+        backend: 'wasm', owner: this, args: a, lens, maxLen, pX, pStates, pGates, pCells, pHRaw: pHRawSave, blocks,
+      };
+      this.contexts++;
+      this.contextReaper?.register(ctx, blocks, blocks);
+      return ctx;
+    } finally {
+      for (const p of kept) this.heap.free(p); // a call that failed keeps nothing
+      ar.reset();
+    }
   }
 
   // seqBackward: dy [T,B,dyStride], dhN [B,R], dcN [B,H]
   //   -> dx [T,B,I], dh0 [B,R], dc0 [B,H], dWIh [G,I], dWHh [G,R], dB* [G], dWHr [P,H]  (all +=)
+  // The context's blocks are freed when it returns: a context serves one backward.
   seqBackward(d: SeqBackwardArgs): void {
     const ctx = d.ctx as WasmSeqContext;
     if (!ctx || ctx.backend !== 'wasm') throw new Error(`wasm.seqBackward: context from backend '${ctx?.backend}'`);
+    if (ctx.owner !== this) throw new Error('wasm.seqBackward: the context comes from another wasm backend instance');
+    if (ctx.blocks.freed) {
+      throw new Error('wasm.seqBackward: this context was already used by a backward pass or released (a forward context serves one backward)');
+    }
     const f = ctx.args;
     assertSeqBackwardArgs('wasm', f, d);
     const { cell, T, B, I, H, P, reverse } = f;
@@ -336,142 +613,132 @@ export class WasmBackend implements Backend {
     const lstm = cell === 'lstm';
     const gru = cell === 'gru';
     const rnn = !lstm && !gru;
-    const { lens, maxLen } = ctx;
+    const { lens, maxLen, pX, pStates, pGates, pCells, pHRaw } = ctx;
     const { tIdx, prevT, prevRow } = stepTables(T, B, f.lengths, reverse, true);
     const k = this.kernels;
     const ar = this.arena;
+    const ver = f.weightVersions;
     ar.reset();
-    const needX = !!d.dWIh;
-    const needHprev = !!d.dWHh;
-    const pX = needX ? ar.alloc(TB * I, 'x') : 0;
-    const pWih = d.dx ? ar.alloc(G * I, 'wIh') : 0;
-    const pWhh = ar.alloc(G * R, 'wHh');
-    const pWhr = P > 0 ? ar.alloc(P * H, 'wHr') : 0;
-    const pH0 = f.h0 && (gru || needHprev) ? ar.alloc(B * R, 'h0') : 0;
-    const pC0 = lstm && f.c0 ? ar.alloc(B * H, 'c0') : 0;
-    const pStates = ar.alloc(TB * R, 'states');
-    const pGates = rnn ? 0 : ar.alloc(TB * G, 'gates');
-    const pCells = rnn ? 0 : ar.alloc(TB * H, 'cells');
-    const pHRaw = P > 0 ? ar.alloc(TB * H, 'h before projection') : 0;
-    const pTIdx = ar.alloc(maxLen * B, 'step table');
-    const pPrevT = ar.alloc(maxLen * B, 'step table');
-    const pPrevRow = needHprev ? ar.alloc(TB, 'previous rows') : 0;
-    const nDy = d.dy ? TB * d.dyStride : 0;
-    const pDy = d.dy ? ar.alloc(nDy, 'dy') : 0;
-    const pDh = ar.alloc(B * R, 'dh');
-    const pDc = lstm ? ar.alloc(B * H, 'dc') : 0;
-    const pDG = ar.alloc(B * G, 'step gate gradient');
-    const pDGi = ar.alloc(TB * G, 'gate gradients');
-    const pDGh = gru ? ar.alloc(TB * G, 'recurrent gate gradients') : pDGi;
-    const small = B <= SMALL_M && maxLen <= SMALL_T;
-    const pWhhP = small ? 0 : ar.alloc(k.packedBSize(G, R), 'packed wHh');
-    const pAp = ar.alloc(k.packedASize(), 'gemm scratch');
-    const pDhRaw = P > 0 ? ar.alloc(B * H, 'dh before projection') : 0;
-    const pWhrP = P > 0 && !small ? ar.alloc(k.packedBSize(P, H), 'packed wHr') : 0;
-    const pDhAll = P > 0 ? ar.alloc(TB * P, 'saved dh') : 0;
-    const pHprev = needHprev ? ar.alloc(TB * R, 'previous states') : 0;
-    const pDx = d.dx ? ar.alloc(TB * I, 'dx') : 0;
-    const pDWih = d.dWIh ? ar.alloc(G * I, 'dWIh') : 0;
-    const pDWhh = d.dWHh ? ar.alloc(G * R, 'dWHh') : 0;
-    const pDBih = d.dBIh ? ar.alloc(G, 'dBIh') : 0;
-    const pDBhh = d.dBHh ? ar.alloc(G, 'dBHh') : 0;
-    const pDWhr = P > 0 && d.dWHr ? ar.alloc(P * H, 'dWHr') : 0;
-    const scratch = Math.max(k.packedBSize(G, I), k.packedBSize(TB, I), k.packedBSize(TB, R), k.packedBSize(TB, H));
-    const pS = ar.alloc(scratch + k.packedASize(), 'gemm scratch');
-    // --- copy in
-    if (needX) {
-      this.put(pX, f.x, TB * I);
-      if (f.lengths) {
-        const xv = this.f32(pX, TB * I);
+    try {
+      const needX = !!d.dWIh;
+      const needHprev = !!d.dWHh;
+      const small = B <= SMALL_M && maxLen <= SMALL_T;
+      const pWihN = d.dx && TB > SMALL_M ? this.packedWeight(f.wIh, ver?.[0], G * I, 0, G, I, I, 'wIh') : 0; // op(B) = wIh [G, I]
+      const pWih = d.dx && TB <= SMALL_M ? this.weight(f.wIh, ver?.[0], G * I, 'wIh') : 0;
+      const pWhh = small ? this.weight(f.wHh, ver?.[1], G * R, 'wHh') : 0;
+      const pWhhN = small ? 0 : this.packedWeight(f.wHh, ver?.[1], G * R, 0, G, R, R, 'wHh'); // op(B) = wHh [G, R]
+      const pWhr = P > 0 && small ? this.weight(f.wHr as Float32Array, ver?.[4], P * H, 'wHr') : 0;
+      const pWhrN = P > 0 && !small ? this.packedWeight(f.wHr as Float32Array, ver?.[4], P * H, 0, P, H, H, 'wHr') : 0; // op(B) = wHr [P, H]
+      const pH0 = f.h0 && (gru || needHprev) ? ar.alloc(B * R, 'h0') : 0;
+      const pC0 = lstm && f.c0 ? ar.alloc(B * H, 'c0') : 0;
+      const pTIdx = ar.alloc(maxLen * B, 'step table');
+      const pPrevT = ar.alloc(maxLen * B, 'step table');
+      const pPrevRow = needHprev ? ar.alloc(TB, 'previous rows') : 0;
+      const nDy = d.dy ? TB * d.dyStride : 0;
+      const pDy = d.dy ? ar.alloc(nDy, 'dy') : 0;
+      const pDh = ar.alloc(B * R, 'dh');
+      const pDc = lstm ? ar.alloc(B * H, 'dc') : 0;
+      const pDG = ar.alloc(B * G, 'step gate gradient');
+      const pDGi = ar.alloc(TB * G, 'gate gradients');
+      const pDGh = gru ? ar.alloc(TB * G, 'recurrent gate gradients') : pDGi;
+      const pAp = ar.alloc(k.packedASize(), 'gemm scratch');
+      const pDhRaw = P > 0 ? ar.alloc(B * H, 'dh before projection') : 0;
+      const pDhAll = P > 0 ? ar.alloc(TB * P, 'saved dh') : 0;
+      const pHprev = needHprev ? ar.alloc(TB * R, 'previous states') : 0;
+      const pDx = d.dx ? ar.alloc(TB * I, 'dx') : 0;
+      const pDWih = d.dWIh ? ar.alloc(G * I, 'dWIh') : 0;
+      const pDWhh = d.dWHh ? ar.alloc(G * R, 'dWHh') : 0;
+      const pDBih = d.dBIh ? ar.alloc(G, 'dBIh') : 0;
+      const pDBhh = d.dBHh ? ar.alloc(G, 'dBHh') : 0;
+      const pDWhr = P > 0 && d.dWHr ? ar.alloc(P * H, 'dWHr') : 0;
+      const scratch = Math.max(k.packedBSize(TB, I), k.packedBSize(TB, R), k.packedBSize(TB, H));
+      const pS = ar.alloc(scratch + k.packedASize(), 'gemm scratch');
+      // --- copy in
+      if (needX && f.lengths) {
+        const xv = this.f32(pX, TB * I); // the context's own x: padded rows zeroed for dWIh
         for (let row = 0; row < TB; row++) if (Math.floor(row / B) >= lens[row % B]) xv.fill(0, row * I, row * I + I);
       }
-    }
-    if (pWih) this.put(pWih, f.wIh, G * I);
-    this.put(pWhh, f.wHh, G * R);
-    if (pWhr && f.wHr) this.put(pWhr, f.wHr, P * H);
-    if (pH0 && f.h0) this.put(pH0, f.h0, B * R);
-    if (pC0 && f.c0) this.put(pC0, f.c0, B * H);
-    this.put(pStates, ctx.states, TB * R);
-    if (ctx.gates) this.put(pGates, ctx.gates, TB * G);
-    if (ctx.cells) this.put(pCells, ctx.cells, TB * H);
-    if (ctx.hRaw) this.put(pHRaw, ctx.hRaw, TB * H);
-    this.putI(pTIdx, tIdx, maxLen * B);
-    this.putI(pPrevT, prevT, maxLen * B);
-    if (pPrevRow) this.putI(pPrevRow, prevRow, TB);
-    if (d.dy) this.put(pDy, d.dy, nDy);
-    if (d.dhN) this.put(pDh, d.dhN, B * R);
-    else this.f32(pDh, B * R).fill(0);
-    if (lstm) {
-      if (d.dcN) this.put(pDc, d.dcN, B * H);
-      else this.f32(pDc, B * H).fill(0);
-    }
-    this.f32(pDGi, TB * G).fill(0);
-    if (gru) this.f32(pDGh, TB * G).fill(0);
-    if (pDhAll) this.f32(pDhAll, TB * P).fill(0);
-    // --- BPTT
-    if (!small) {
-      k.packB(0, G, R, pWhh, R, pWhhP); // op(B) = wHh [G, R]
-      if (P > 0) k.packB(0, P, H, pWhr, H, pWhrP); // op(B) = wHr [P, H]
-    }
-    const relu = CELLS[cell].nonlinearity === 'relu' ? 1 : 0;
-    for (let s = maxLen - 1; s >= 0; s--) {
-      const ti = pTIdx + s * B * 4;
-      const pt = pPrevT + s * B * 4;
-      if (d.dy) k.addDy(B, R, ti, pDh, pDy, d.dyStride, d.dyOffset);
+      if (pH0 && f.h0) this.put(pH0, f.h0, B * R);
+      if (pC0 && f.c0) this.put(pC0, f.c0, B * H);
+      this.putI(pTIdx, tIdx, maxLen * B);
+      this.putI(pPrevT, prevT, maxLen * B);
+      if (pPrevRow) this.putI(pPrevRow, prevRow, TB);
+      if (d.dy) this.put(pDy, d.dy, nDy);
+      if (d.dhN) this.put(pDh, d.dhN, B * R);
+      else this.f32(pDh, B * R).fill(0);
       if (lstm) {
-        if (P > 0) {
-          k.scatterRows(B, P, ti, pDh, 0, pDhAll);
-          // dhRaw = dh @ wHr
-          if (small) k.gemmSmallM(0, B, H, P, 1, pDh, P, pWhr, H, 0, pDhRaw, H);
-          else k.gemmPacked(0, B, H, P, 1, pDh, P, pWhrP, 0, pDhRaw, H, pAp);
-          k.lstmStepBackward(B, H, R, ti, pt, pDhRaw, pDh, pDc, pGates, pCells, pC0, pDG, pDGi);
-        } else {
-          k.lstmStepBackward(B, H, R, ti, pt, pDh, pDh, pDc, pGates, pCells, pC0, pDG, pDGi);
-        }
-      } else if (gru) {
-        k.gruStepBackward(B, H, ti, pt, pDh, pGates, pCells, pStates, pH0, pDG, pDGi, pDGh);
-      } else {
-        k.rnnStepBackward(B, H, ti, relu, pDh, pStates, pDG, pDGi);
+        if (d.dcN) this.put(pDc, d.dcN, B * H);
+        else this.f32(pDc, B * H).fill(0);
       }
-      // dh[B, R] += dGh[B, G] @ wHh: the recurrent delta, all gates in one GEMM
-      if (small) k.gemmSmallM(0, B, R, G, 1, pDG, G, pWhh, R, 1, pDh, R);
-      else k.gemmPacked(0, B, R, G, 1, pDG, G, pWhhP, 1, pDh, R, pAp);
+      this.f32(pDGi, TB * G).fill(0);
+      if (gru) this.f32(pDGh, TB * G).fill(0);
+      if (pDhAll) this.f32(pDhAll, TB * P).fill(0);
+      // --- BPTT
+      const relu = CELLS[cell].nonlinearity === 'relu' ? 1 : 0;
+      for (let s = maxLen - 1; s >= 0; s--) {
+        const ti = pTIdx + s * B * 4;
+        const pt = pPrevT + s * B * 4;
+        if (d.dy) k.addDy(B, R, ti, pDh, pDy, d.dyStride, d.dyOffset);
+        if (lstm) {
+          if (P > 0) {
+            k.scatterRows(B, P, ti, pDh, 0, pDhAll);
+            // dhRaw = dh @ wHr
+            if (small) k.gemmSmallM(0, B, H, P, 1, pDh, P, pWhr, H, 0, pDhRaw, H);
+            else k.gemmPacked(0, B, H, P, 1, pDh, P, pWhrN, 0, pDhRaw, H, pAp);
+            k.lstmStepBackward(B, H, R, ti, pt, pDhRaw, pDh, pDc, pGates, pCells, pC0, pDG, pDGi);
+          } else {
+            k.lstmStepBackward(B, H, R, ti, pt, pDh, pDh, pDc, pGates, pCells, pC0, pDG, pDGi);
+          }
+        } else if (gru) {
+          k.gruStepBackward(B, H, ti, pt, pDh, pGates, pCells, pStates, pH0, pDG, pDGi, pDGh);
+        } else {
+          k.rnnStepBackward(B, H, ti, relu, pDh, pStates, pDG, pDGi);
+        }
+        // dh[B, R] += dGh[B, G] @ wHh: the recurrent delta, all gates in one GEMM
+        if (small) k.gemmSmallM(0, B, R, G, 1, pDG, G, pWhh, R, 1, pDh, R);
+        else k.gemmPacked(0, B, R, G, 1, pDG, G, pWhhN, 1, pDh, R, pAp);
+      }
+      // --- gradients over all steps at once
+      if (d.dx) {
+        this.put(pDx, d.dx, TB * I);
+        // dx += dGi @ wIh
+        if (pWihN) k.gemmPacked(0, TB, I, G, 1, pDGi, G, pWihN, 1, pDx, I, pAp);
+        else k.gemmSmallM(0, TB, I, G, 1, pDGi, G, pWih, I, 1, pDx, I);
+      }
+      if (d.dWIh) {
+        this.put(pDWih, d.dWIh, G * I);
+        k.gemm(1, 0, G, I, TB, 1, pDGi, G, pX, I, 1, pDWih, I, pS); // dWIh += dGi^T @ x
+      }
+      if (d.dWHh) {
+        k.gatherRows(TB, R, B, pPrevRow, pStates, pH0, pHprev);
+        this.put(pDWhh, d.dWHh, G * R);
+        k.gemm(1, 0, G, R, TB, 1, pDGh, G, pHprev, R, 1, pDWhh, R, pS); // dWHh += dGh^T @ Hprev
+      }
+      if (d.dBIh) {
+        this.put(pDBih, d.dBIh, G);
+        k.addColumnSums(TB, G, pDGi, pDBih);
+      }
+      if (d.dBHh) {
+        this.put(pDBhh, d.dBHh, G);
+        k.addColumnSums(TB, G, pDGh, pDBhh);
+      }
+      if (pDWhr && d.dWHr) {
+        this.put(pDWhr, d.dWHr, P * H);
+        k.gemm(1, 0, P, H, TB, 1, pDhAll, P, pHRaw, H, 1, pDWhr, H, pS); // dWHr += dh^T @ hRaw
+      }
+      // --- copy out
+      if (d.dx) this.get(pDx, d.dx, TB * I);
+      if (d.dWIh) this.get(pDWih, d.dWIh, G * I);
+      if (d.dWHh) this.get(pDWhh, d.dWHh, G * R);
+      if (d.dBIh) this.get(pDBih, d.dBIh, G);
+      if (d.dBHh) this.get(pDBhh, d.dBHh, G);
+      if (pDWhr && d.dWHr) this.get(pDWhr, d.dWHr, P * H);
+      if (d.dh0) this.addTo(pDh, d.dh0, B * R);
+      if (d.dc0 && lstm) this.addTo(pDc, d.dc0, B * H);
+    } finally {
+      ar.reset();
+      this.release(ctx);
     }
-    // --- gradients over all steps at once
-    if (d.dx) {
-      this.put(pDx, d.dx, TB * I);
-      k.gemm(0, 0, TB, I, G, 1, pDGi, G, pWih, I, 1, pDx, I, pS); // dx += dGi @ wIh
-    }
-    if (d.dWIh) {
-      this.put(pDWih, d.dWIh, G * I);
-      k.gemm(1, 0, G, I, TB, 1, pDGi, G, pX, I, 1, pDWih, I, pS); // dWIh += dGi^T @ x
-    }
-    if (d.dWHh) {
-      k.gatherRows(TB, R, B, pPrevRow, pStates, pH0, pHprev);
-      this.put(pDWhh, d.dWHh, G * R);
-      k.gemm(1, 0, G, R, TB, 1, pDGh, G, pHprev, R, 1, pDWhh, R, pS); // dWHh += dGh^T @ Hprev
-    }
-    if (d.dBIh) {
-      this.put(pDBih, d.dBIh, G);
-      k.addColumnSums(TB, G, pDGi, pDBih);
-    }
-    if (d.dBHh) {
-      this.put(pDBhh, d.dBHh, G);
-      k.addColumnSums(TB, G, pDGh, pDBhh);
-    }
-    if (pDWhr && d.dWHr) {
-      this.put(pDWhr, d.dWHr, P * H);
-      k.gemm(1, 0, P, H, TB, 1, pDhAll, P, pHRaw, H, 1, pDWhr, H, pS); // dWHr += dh^T @ hRaw
-    }
-    // --- copy out
-    if (d.dx) this.get(pDx, d.dx, TB * I);
-    if (d.dWIh) this.get(pDWih, d.dWIh, G * I);
-    if (d.dWHh) this.get(pDWhh, d.dWHh, G * R);
-    if (d.dBIh) this.get(pDBih, d.dBIh, G);
-    if (d.dBHh) this.get(pDBhh, d.dBHh, G);
-    if (pDWhr && d.dWHr) this.get(pDWhr, d.dWHr, P * H);
-    if (d.dh0) this.addTo(pDh, d.dh0, B * R);
-    if (d.dc0 && lstm) this.addTo(pDc, d.dc0, B * H);
   }
 
   // y[n] = op(x[n])
@@ -511,15 +778,19 @@ export class WasmBackend implements Backend {
     assertCrossEntropyForwardArgs('wasm', N, C, logits, targets, ignoreIndex, probs, losses);
     const ar = this.arena;
     ar.reset();
-    const pl = ar.alloc(N * C, 'logits');
-    const pt = ar.alloc(N, 'targets');
-    const pp = ar.alloc(N * C, 'probs');
-    const ps = ar.alloc(N, 'losses');
-    this.put(pl, logits, N * C);
-    this.putI(pt, targets, N);
-    this.kernels.crossEntropyForward(N, C, pl, pt, ignoreIndex, pp, ps);
-    this.get(pp, probs, N * C);
-    this.get(ps, losses, N);
+    try {
+      const pl = ar.alloc(N * C, 'logits');
+      const pt = ar.alloc(N, 'targets');
+      const pp = ar.alloc(N * C, 'probs');
+      const ps = ar.alloc(N, 'losses');
+      this.put(pl, logits, N * C);
+      this.putI(pt, targets, N);
+      this.kernels.crossEntropyForward(N, C, pl, pt, ignoreIndex, pp, ps);
+      this.get(pp, probs, N * C);
+      this.get(ps, losses, N);
+    } finally {
+      ar.reset();
+    }
   }
 
   // dLogits [N,C] += dLosses[n] * (probs - onehot)
@@ -530,16 +801,20 @@ export class WasmBackend implements Backend {
     assertCrossEntropyBackwardArgs('wasm', N, C, probs, targets, ignoreIndex, dLosses, dLogits);
     const ar = this.arena;
     ar.reset();
-    const pp = ar.alloc(N * C, 'probs');
-    const pt = ar.alloc(N, 'targets');
-    const pd = ar.alloc(N, 'dLosses');
-    const pg = ar.alloc(N * C, 'dLogits');
-    this.put(pp, probs, N * C);
-    this.putI(pt, targets, N);
-    this.put(pd, dLosses, N);
-    this.put(pg, dLogits, N * C);
-    this.kernels.crossEntropyBackward(N, C, pp, pt, ignoreIndex, pd, pg);
-    this.get(pg, dLogits, N * C);
+    try {
+      const pp = ar.alloc(N * C, 'probs');
+      const pt = ar.alloc(N, 'targets');
+      const pd = ar.alloc(N, 'dLosses');
+      const pg = ar.alloc(N * C, 'dLogits');
+      this.put(pp, probs, N * C);
+      this.putI(pt, targets, N);
+      this.put(pd, dLosses, N);
+      this.put(pg, dLogits, N * C);
+      this.kernels.crossEntropyBackward(N, C, pp, pt, ignoreIndex, pd, pg);
+      this.get(pg, dLogits, N * C);
+    } finally {
+      ar.reset();
+    }
   }
 
   sumSquares(x: Float32Array): number {
@@ -547,9 +822,13 @@ export class WasmBackend implements Backend {
     const n = x.length;
     const ar = this.arena;
     ar.reset();
-    const px = ar.alloc(n, 'x');
-    this.put(px, x, n);
-    return this.kernels.sumSquares(n, px);
+    try {
+      const px = ar.alloc(n, 'x');
+      this.put(px, x, n);
+      return this.kernels.sumSquares(n, px);
+    } finally {
+      ar.reset();
+    }
   }
 
   adamUpdate(a: AdamArgs): void {
@@ -557,18 +836,23 @@ export class WasmBackend implements Backend {
     const n = a.param.length;
     const ar = this.arena;
     ar.reset();
-    const pp = ar.alloc(n, 'param');
-    const pg = ar.alloc(n, 'grad');
-    const pm = ar.alloc(n, 'm');
-    const pv = ar.alloc(n, 'v');
-    this.put(pp, a.param, n);
-    this.put(pg, a.grad, n);
-    this.put(pm, a.m, n);
-    this.put(pv, a.v, n);
-    this.kernels.adamUpdate(n, pp, pg, pm, pv, a.lr, a.beta1, a.beta2, a.eps, a.weightDecay, a.decoupled ? 1 : 0, a.step);
-    this.get(pp, a.param, n);
-    this.get(pm, a.m, n);
-    this.get(pv, a.v, n);
+    try {
+      const pp = ar.alloc(n, 'param');
+      const pg = ar.alloc(n, 'grad');
+      const pm = ar.alloc(n, 'm');
+      const pv = ar.alloc(n, 'v');
+      this.put(pp, a.param, n);
+      this.put(pg, a.grad, n);
+      this.put(pm, a.m, n);
+      this.put(pv, a.v, n);
+      this.kernels.adamUpdate(n, pp, pg, pm, pv, a.lr, a.beta1, a.beta2, a.eps, a.weightDecay, a.decoupled ? 1 : 0, a.step);
+      this.get(pp, a.param, n);
+      this.changed(a.param);
+      this.get(pm, a.m, n);
+      this.get(pv, a.v, n);
+    } finally {
+      ar.reset();
+    }
   }
 
   sgdUpdate(a: SgdArgs): void {
@@ -577,15 +861,20 @@ export class WasmBackend implements Backend {
     const useBuf = a.momentum !== 0;
     const ar = this.arena;
     ar.reset();
-    const pp = ar.alloc(n, 'param');
-    const pg = ar.alloc(n, 'grad');
-    const pb = ar.alloc(useBuf ? n : 0, 'momentumBuffer');
-    this.put(pp, a.param, n);
-    this.put(pg, a.grad, n);
-    if (useBuf) this.put(pb, a.momentumBuffer, n);
-    this.kernels.sgdUpdate(n, pp, pg, pb, a.lr, a.momentum, a.dampening, a.weightDecay, a.nesterov ? 1 : 0, a.firstStep ? 1 : 0);
-    this.get(pp, a.param, n);
-    if (useBuf) this.get(pb, a.momentumBuffer, n);
+    try {
+      const pp = ar.alloc(n, 'param');
+      const pg = ar.alloc(n, 'grad');
+      const pb = ar.alloc(useBuf ? n : 0, 'momentumBuffer');
+      this.put(pp, a.param, n);
+      this.put(pg, a.grad, n);
+      if (useBuf) this.put(pb, a.momentumBuffer, n);
+      this.kernels.sgdUpdate(n, pp, pg, pb, a.lr, a.momentum, a.dampening, a.weightDecay, a.nesterov ? 1 : 0, a.firstStep ? 1 : 0);
+      this.get(pp, a.param, n);
+      this.changed(a.param);
+      if (useBuf) this.get(pb, a.momentumBuffer, n);
+    } finally {
+      ar.reset();
+    }
   }
 }
 
