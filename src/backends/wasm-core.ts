@@ -34,6 +34,9 @@ export interface WasmKernels {
   packB(transB: number, K: number, N: number, B: number, ldb: number, dst: number): void;
   gemmPacked(transA: number, M: number, N: number, K: number, alpha: number, A: number, lda: number, Bp: number,
     beta: number, C: number, ldc: number, Ap: number): void;
+  gemmPackedCols(transA: number, M: number, N: number, K: number, alpha: number, A: number, lda: number, Bp: number,
+    beta: number, C: number, ldc: number, Ap: number, jBegin: number, jEnd: number): void;
+  setTile(p: number): void;
   gemm(transA: number, transB: number, M: number, N: number, K: number, alpha: number, A: number, lda: number,
     B: number, ldb: number, beta: number, C: number, ldc: number, scratch: number): void;
   gemmSmallM(transB: number, M: number, N: number, K: number, alpha: number, A: number, lda: number, B: number, ldb: number,
@@ -237,6 +240,11 @@ export interface WasmBackendOptions {
    * every call.
    */
   residentWeights?: boolean;
+  /**
+   * Threads of a threaded build (rnnkit-threads.wasm) to start with; default the number of
+   * cores. Ignored (one thread) by the other builds. `setThreads(n)` changes it later.
+   */
+  threads?: number;
 }
 
 /** What the wasm backend holds in linear memory (WasmBackend.heapStats()). */
@@ -273,21 +281,81 @@ export class WasmBackend implements Backend {
   private weightUploads = 0;
   private readonly weightReaper: FinalizationRegistry<Resident> | null;
   private readonly contextReaper: FinalizationRegistry<ContextBlocks> | null;
+  /** The workers of a threaded build (null: one thread), the threads asked for, and why one thread. */
+  private pool: WasmThreadPool | null = null;
+  private threads = 1;
+  private readonly singleThreadReason: string | null;
 
-  constructor(instance: WebAssembly.Instance, options: WasmBackendOptions = {}) {
+  /**
+   * The backend over an instance of the module. A threaded build (its memory imported and shared)
+   * also needs its compiled module, to start the same build in every worker.
+   */
+  constructor(instance: WebAssembly.Instance, options: WasmBackendOptions = {}, module: WebAssembly.Module | null = null) {
     this.kernels = instance.exports as unknown as WasmKernels;
     this.heap = new WasmHeap(this.kernels.memory, this.kernels.heapBase());
     this.arena = new WasmArena(this.heap);
     this.relaxed = this.kernels.isRelaxed() === 1;
     this.detail = options.detail ?? 'AssemblyScript SIMD kernels';
     this.residentWeights = options.residentWeights ?? true;
+    const shared = typeof SharedArrayBuffer === 'function' && this.kernels.memory.buffer instanceof SharedArrayBuffer;
+    this.singleThreadReason = !shared ? 'a build without shared memory' : !module ? 'no module to start workers with' : wasmThreadsUnavailable();
+    if (this.singleThreadReason === null && module) {
+      this.kernels.setTile(this.heap.alloc(32, 'thread tile')); // the static tile is shared by every instance
+      this.pool = new WasmThreadPool(module, this.kernels.memory, this.heap, this.heap.alloc(CTL.words, 'thread control'));
+      this.setThreads(options.threads ?? defaultThreads());
+    }
     const Registry = typeof FinalizationRegistry === 'function' ? FinalizationRegistry : null;
     this.weightReaper = Registry ? new Registry<Resident>((r) => this.dropResident(r)) : null;
     this.contextReaper = Registry ? new Registry<ContextBlocks>((b) => this.freeContext(b)) : null;
   }
 
   info(): BackendInfo {
-    return { isa: this.relaxed ? 'simd128+relaxed' : 'simd128', threads: 1, matmul: 'fp32', detail: this.detail };
+    const how = this.pool ? `shared memory, ${this.threads} thread${this.threads > 1 ? 's' : ''}` : `one thread: ${this.singleThreadReason}`;
+    return { isa: this.relaxed ? 'simd128+relaxed' : 'simd128', threads: this.threads, matmul: 'fp32', detail: `${this.detail}; ${how}` };
+  }
+
+  /**
+   * Threads the GEMMs are split across (threaded build only; the other builds stay at one and
+   * info().detail says why). Results are bitwise the same for any number. New workers start in
+   * the background: until they are ready fewer threads work (see `whenReady`).
+   */
+  setThreads(n: number): void {
+    if (!Number.isInteger(n) || n < 1) throw new RangeError(`wasm.setThreads: n must be a positive integer, received ${n}`);
+    if (!this.pool) return;
+    this.threads = Math.min(n, MAX_WASM_THREADS);
+    this.pool.ensure(this.threads, this.kernels.packedASize());
+  }
+
+  /** Resolves when every thread set by setThreads has started. */
+  async whenReady(): Promise<void> {
+    await this.pool?.ready(this.threads);
+  }
+
+  /** Stops the worker threads (the backend then computes on one thread). */
+  close(): void {
+    this.pool?.close();
+    this.pool = null;
+    this.threads = 1;
+  }
+
+  /** gemmPacked, its output columns split across the threads when the product is big enough. */
+  private gemmPacked(transA: number, M: number, N: number, K: number, alpha: number, A: number, lda: number, Bp: number,
+    beta: number, C: number, ldc: number, Ap: number): void {
+    const t = this.pool && this.threads > 1 && N >= 32 && M * N * K >= SPLIT_MACS ? this.pool.usable(this.threads) : 1;
+    if (t > 1) this.pool!.gemm(this.kernels, t, transA, M, N, K, alpha, A, lda, Bp, beta, C, ldc, Ap);
+    else this.kernels.gemmPacked(transA, M, N, K, alpha, A, lda, Bp, beta, C, ldc, Ap);
+  }
+
+  /** The kernel's gemm (scratch: packedBSize(K, N) + packedASize() floats), threaded as gemmPacked. */
+  private gemmAll(transA: number, transB: number, M: number, N: number, K: number, alpha: number, A: number, lda: number,
+    B: number, ldb: number, beta: number, C: number, ldc: number, scratch: number): void {
+    const k = this.kernels;
+    if (!this.pool || this.threads < 2 || M === 0 || N === 0 || K === 0 || alpha === 0 || (!transA && M <= 4)) {
+      k.gemm(transA, transB, M, N, K, alpha, A, lda, B, ldb, beta, C, ldc, scratch);
+      return;
+    }
+    k.packB(transB, K, N, B, ldb, scratch);
+    this.gemmPacked(transA, M, N, K, alpha, A, lda, scratch, beta, C, ldc, scratch + k.packedBSize(K, N) * 4);
   }
 
   /** Accepted for the registry; 'medium' only permits bf16, and wasm has no bf16 dot product: fp32. */
@@ -464,7 +532,7 @@ export class WasmBackend implements Backend {
           this.put(pA, A, nA);
           this.put(pB, B, nB);
           this.put(pC, C, nC);
-          k.gemm(+transA, +transB, M, N, K, alpha, pA, lda, pB, ldb, beta, pC, ldc, pS);
+          this.gemmAll(+transA, +transB, M, N, K, alpha, pA, lda, pB, ldb, beta, pC, ldc, pS);
           this.get(pC, C, nC);
         } finally {
           ar.reset();
@@ -541,7 +609,7 @@ export class WasmBackend implements Backend {
       if (maxLen < T || a.lengths) this.f32(pStates, TB * R).fill(0);
       // --- input projection for all steps: XP = (bIh + bHh) + x @ wIh^T   [TB, G]
       k.fillBias(TB, G, pBih, pBhh, gru ? H : 0, pXP);
-      if (pWihT) k.gemmPacked(0, TB, G, I, 1, pX, I, pWihT, 1, pXP, G, pAp);
+      if (pWihT) this.gemmPacked(0, TB, G, I, 1, pX, I, pWihT, 1, pXP, G, pAp);
       else k.gemmSmallM(1, TB, G, I, 1, pX, I, pWih, I, 1, pXP, G);
       const relu = CELLS[cell].nonlinearity === 'relu' ? 1 : 0;
       const full = training ? 1 : 0;
@@ -549,12 +617,12 @@ export class WasmBackend implements Backend {
         const ti = pTIdx + s * B * 4;
         // HP[B, G] = h[B, R] @ wHh^T: all gates in one GEMM
         if (small) k.gemmSmallM(1, B, G, R, 1, pH, R, pWhh, R, 0, pHP, G);
-        else k.gemmPacked(0, B, G, R, 1, pH, R, pWhhT, 0, pHP, G, pAp);
+        else this.gemmPacked(0, B, G, R, 1, pH, R, pWhhT, 0, pHP, G, pAp);
         if (lstm) {
           if (P > 0) {
             k.lstmStepForward(B, H, ti, pXP, pHP, pC, pHRawTmp, H, pHRawSave, pGates, pCells, full);
             if (small) k.gemmSmallM(1, B, P, H, 1, pHRawTmp, H, pWhr, H, 0, pProj, P);
-            else k.gemmPacked(0, B, P, H, 1, pHRawTmp, H, pWhrT, 0, pProj, P, pAp);
+            else this.gemmPacked(0, B, P, H, 1, pHRawTmp, H, pWhrT, 0, pProj, P, pAp);
             k.scatterRows(B, P, ti, pProj, pH, pStates);
           } else {
             k.lstmStepForward(B, H, ti, pXP, pHP, pC, pH, H, pStates, pGates, pCells, full);
@@ -684,7 +752,7 @@ export class WasmBackend implements Backend {
             k.scatterRows(B, P, ti, pDh, 0, pDhAll);
             // dhRaw = dh @ wHr
             if (small) k.gemmSmallM(0, B, H, P, 1, pDh, P, pWhr, H, 0, pDhRaw, H);
-            else k.gemmPacked(0, B, H, P, 1, pDh, P, pWhrN, 0, pDhRaw, H, pAp);
+            else this.gemmPacked(0, B, H, P, 1, pDh, P, pWhrN, 0, pDhRaw, H, pAp);
             k.lstmStepBackward(B, H, R, ti, pt, pDhRaw, pDh, pDc, pGates, pCells, pC0, pDG, pDGi);
           } else {
             k.lstmStepBackward(B, H, R, ti, pt, pDh, pDh, pDc, pGates, pCells, pC0, pDG, pDGi);
@@ -696,23 +764,23 @@ export class WasmBackend implements Backend {
         }
         // dh[B, R] += dGh[B, G] @ wHh: the recurrent delta, all gates in one GEMM
         if (small) k.gemmSmallM(0, B, R, G, 1, pDG, G, pWhh, R, 1, pDh, R);
-        else k.gemmPacked(0, B, R, G, 1, pDG, G, pWhhN, 1, pDh, R, pAp);
+        else this.gemmPacked(0, B, R, G, 1, pDG, G, pWhhN, 1, pDh, R, pAp);
       }
       // --- gradients over all steps at once
       if (d.dx) {
         this.put(pDx, d.dx, TB * I);
         // dx += dGi @ wIh
-        if (pWihN) k.gemmPacked(0, TB, I, G, 1, pDGi, G, pWihN, 1, pDx, I, pAp);
+        if (pWihN) this.gemmPacked(0, TB, I, G, 1, pDGi, G, pWihN, 1, pDx, I, pAp);
         else k.gemmSmallM(0, TB, I, G, 1, pDGi, G, pWih, I, 1, pDx, I);
       }
       if (d.dWIh) {
         this.put(pDWih, d.dWIh, G * I);
-        k.gemm(1, 0, G, I, TB, 1, pDGi, G, pX, I, 1, pDWih, I, pS); // dWIh += dGi^T @ x
+        this.gemmAll(1, 0, G, I, TB, 1, pDGi, G, pX, I, 1, pDWih, I, pS); // dWIh += dGi^T @ x
       }
       if (d.dWHh) {
         k.gatherRows(TB, R, B, pPrevRow, pStates, pH0, pHprev);
         this.put(pDWhh, d.dWHh, G * R);
-        k.gemm(1, 0, G, R, TB, 1, pDGh, G, pHprev, R, 1, pDWhh, R, pS); // dWHh += dGh^T @ Hprev
+        this.gemmAll(1, 0, G, R, TB, 1, pDGh, G, pHprev, R, 1, pDWhh, R, pS); // dWHh += dGh^T @ Hprev
       }
       if (d.dBIh) {
         this.put(pDBih, d.dBIh, G);
@@ -724,7 +792,7 @@ export class WasmBackend implements Backend {
       }
       if (pDWhr && d.dWHr) {
         this.put(pDWhr, d.dWHr, P * H);
-        k.gemm(1, 0, P, H, TB, 1, pDhAll, P, pHRaw, H, 1, pDWhr, H, pS); // dWHr += dh^T @ hRaw
+        this.gemmAll(1, 0, P, H, TB, 1, pDhAll, P, pHRaw, H, 1, pDWhr, H, pS); // dWHr += dh^T @ hRaw
       }
       // --- copy out
       if (d.dx) this.get(pDx, d.dx, TB * I);
@@ -911,6 +979,170 @@ function stepTables(T: number, B: number, lengths: Int32Array | null, reverse: b
 }
 
 // ---------------------------------------------------------------------------------------------
+// Threads: the threaded build (rnnkit-threads.wasm: shared, imported memory) runs one instance per
+// thread on the same linear memory. The calling thread writes a GEMM's arguments into a control
+// block in that memory and wakes the workers (Atomics); each computes its share of the output
+// columns (gemmPackedCols: panels of 16 columns, the sum over K never split, so the result is
+// bitwise that of one thread) and the caller waits for all of them.
+
+/** Words of the control block: job counter, workers still running, job, threads, arguments, ready flags. */
+const CTL = { seq: 0, remain: 1, fn: 3, threads: 4, args: 8, ready: 32, words: 64 } as const;
+const JOB_GEMM = 1;
+const JOB_QUIT = -1;
+/** Most threads a backend uses (ready flags in the control block). */
+export const MAX_WASM_THREADS = 16;
+/** A GEMM is split across threads from this many multiply-adds (smaller ones cost less than the hand-off). */
+const SPLIT_MACS = 1 << 17;
+/** Pages of a threaded build's shared memory: initial, and the maximum its build declares (2 GiB). */
+const SHARED_INITIAL_PAGES = 16;
+const SHARED_MAX_PAGES = 32768;
+
+/** The worker: instantiates the module on the shared memory and serves jobs until told to quit. */
+const WORKER_SOURCE = `
+const serve = ({ module, memory, ctl, tile, ap, index }) => {
+  const k = new WebAssembly.Instance(module, { env: { memory } }).exports;
+  k.setTile(tile);
+  const i32 = new Int32Array(memory.buffer, ctl, ${CTL.words});
+  const f32 = new Float32Array(memory.buffer, ctl, ${CTL.words});
+  let seen = Atomics.load(i32, ${CTL.seq});
+  Atomics.store(i32, ${CTL.ready} + index, 1);
+  for (;;) {
+    for (let spin = 0; spin < 2000 && Atomics.load(i32, ${CTL.seq}) === seen; spin++);
+    Atomics.wait(i32, ${CTL.seq}, seen);
+    const seq = Atomics.load(i32, ${CTL.seq});
+    if (seq === seen) continue;
+    seen = seq;
+    const job = i32[${CTL.fn}];
+    if (job === ${JOB_QUIT}) return;
+    if (index >= i32[${CTL.threads}]) continue;
+    if (job === ${JOB_GEMM}) {
+      const a = ${CTL.args};
+      const N = i32[a + 2];
+      const chunk = i32[a + 12];
+      const j0 = index * chunk;
+      const j1 = Math.min(N, j0 + chunk);
+      if (j0 < j1) {
+        k.gemmPackedCols(i32[a], i32[a + 1], N, i32[a + 3], f32[a + 4], i32[a + 5], i32[a + 6], i32[a + 7],
+          f32[a + 8], i32[a + 9], i32[a + 10], ap, j0, j1);
+      }
+    }
+    if (Atomics.sub(i32, ${CTL.remain}, 1) === 1) Atomics.notify(i32, ${CTL.remain});
+  }
+};
+if (typeof require === 'undefined') self.onmessage = (e) => serve(e.data);
+else serve(require('node:worker_threads').workerData);
+`;
+
+type WorkerLike = { terminate(): unknown; unref?(): void; postMessage?(m: unknown): void };
+type GetBuiltin = (id: string) => unknown;
+
+function builtin(id: string): unknown {
+  const proc = (globalThis as { process?: { getBuiltinModule?: GetBuiltin } }).process;
+  try {
+    return typeof proc?.getBuiltinModule === 'function' ? proc.getBuiltinModule(id) : null;
+  } catch {
+    return null;
+  }
+}
+
+/**
+ * Why this runtime cannot run the threaded build, or null when it can: SharedArrayBuffer
+ * (cross-origin isolation in browsers), Atomics.wait on this thread (not a page's main thread)
+ * and workers (worker_threads, or Web Workers).
+ */
+export function wasmThreadsUnavailable(): string | null {
+  if (typeof SharedArrayBuffer !== 'function') {
+    return 'SharedArrayBuffer is not available (a page needs cross-origin isolation: COOP/COEP headers)';
+  }
+  if ((globalThis as { crossOriginIsolated?: boolean }).crossOriginIsolated === false) return 'the page is not cross-origin isolated';
+  try {
+    Atomics.wait(new Int32Array(new SharedArrayBuffer(4)), 0, 1, 0);
+  } catch {
+    return 'Atomics.wait is not allowed on this thread (a page\'s main thread: run rnnkit in a Web Worker)';
+  }
+  if (!builtin('node:worker_threads') && typeof (globalThis as { Worker?: unknown }).Worker !== 'function') return 'no workers in this runtime';
+  return null;
+}
+
+/** The workers of a threaded backend and the control block they watch. */
+class WasmThreadPool {
+  private readonly workers: WorkerLike[] = [];
+  private readonly i32: Int32Array;
+  private readonly f32: Float32Array;
+
+  constructor(
+    private readonly module: WebAssembly.Module, private readonly memory: WebAssembly.Memory,
+    private readonly heap: WasmHeap, private readonly ctl: number,
+  ) {
+    this.i32 = new Int32Array(memory.buffer, ctl, CTL.words);
+    this.f32 = new Float32Array(memory.buffer, ctl, CTL.words);
+  }
+
+  /** Starts workers until there are n - 1 (thread 0 is the caller); they become usable when ready. */
+  ensure(n: number, packedAFloats: number): void {
+    while (this.workers.length < n - 1) {
+      const index = this.workers.length + 1;
+      const data = {
+        module: this.module, memory: this.memory, ctl: this.ctl, index,
+        tile: this.heap.alloc(32, 'thread tile'), ap: this.heap.alloc(packedAFloats, 'thread scratch'),
+      };
+      const wt = builtin('node:worker_threads') as { Worker: new (src: string, o: object) => WorkerLike } | null;
+      let w: WorkerLike;
+      if (wt) {
+        w = new wt.Worker(WORKER_SOURCE, { eval: true, workerData: data });
+        w.unref?.();
+      } else {
+        const W = (globalThis as unknown as { Worker: new (url: string, o: object) => WorkerLike }).Worker;
+        const url = URL.createObjectURL(new Blob([WORKER_SOURCE], { type: 'text/javascript' }));
+        w = new W(url, { type: 'module' });
+        w.postMessage?.(data);
+      }
+      this.workers.push(w);
+    }
+  }
+
+  /** Threads usable now, at most n: the caller and the workers 1..n-1 that are ready. */
+  usable(n: number): number {
+    let t = 1;
+    while (t < n && t <= this.workers.length && Atomics.load(this.i32, CTL.ready + t) === 1) t++;
+    return t;
+  }
+
+  /** Resolves when workers 1..n-1 are ready (polling: a page's event loop must keep running). */
+  async ready(n: number): Promise<void> {
+    while (this.usable(n) < Math.min(n, this.workers.length + 1)) await new Promise((r) => setTimeout(r, 5));
+  }
+
+  /** C[M, N] = alpha * op(A) @ Bp + beta * C over `threads` threads (columns split in panels of 16). */
+  gemm(k: WasmKernels, threads: number, transA: number, M: number, N: number, K: number, alpha: number, A: number,
+    lda: number, Bp: number, beta: number, C: number, ldc: number, Ap: number): void {
+    const chunk = Math.ceil(N / threads / 16) * 16;
+    const used = Math.ceil(N / chunk);
+    const { i32, f32 } = this;
+    const a = CTL.args;
+    i32[a] = transA; i32[a + 1] = M; i32[a + 2] = N; i32[a + 3] = K; f32[a + 4] = alpha; i32[a + 5] = A;
+    i32[a + 6] = lda; i32[a + 7] = Bp; f32[a + 8] = beta; i32[a + 9] = C; i32[a + 10] = ldc; i32[a + 12] = chunk;
+    i32[CTL.fn] = JOB_GEMM;
+    i32[CTL.threads] = used;
+    Atomics.store(i32, CTL.remain, used - 1);
+    Atomics.add(i32, CTL.seq, 1);
+    Atomics.notify(i32, CTL.seq);
+    k.gemmPackedCols(transA, M, N, K, alpha, A, lda, Bp, beta, C, ldc, Ap, 0, Math.min(N, chunk));
+    for (let spin = 0; spin < 20000 && Atomics.load(i32, CTL.remain) !== 0; spin++);
+    for (let r = Atomics.load(i32, CTL.remain); r !== 0; r = Atomics.load(i32, CTL.remain)) Atomics.wait(i32, CTL.remain, r);
+  }
+
+  /** Stops every worker. */
+  close(): void {
+    this.i32[CTL.fn] = JOB_QUIT;
+    Atomics.add(this.i32, CTL.seq, 1);
+    Atomics.notify(this.i32, CTL.seq);
+    for (const w of this.workers) w.terminate();
+    this.workers.length = 0;
+  }
+}
+
+// ---------------------------------------------------------------------------------------------
 // Loading from bytes or a compiled module (no Node APIs).
 
 /** The wasm build as a compiled `WebAssembly.Module` or as its bytes. */
@@ -931,13 +1163,38 @@ export function pickWasmBuild(plain: BufferSource, relaxed?: BufferSource | null
   return plain;
 }
 
-/** Synchronously builds the backend from the .wasm bytes or a compiled WebAssembly.Module. */
+/** Cores of this machine (os.availableParallelism, navigator.hardwareConcurrency), at most MAX_WASM_THREADS. */
+function defaultThreads(): number {
+  const os = builtin('node:os') as { availableParallelism?(): number; cpus(): unknown[] } | null;
+  const nav = (globalThis as { navigator?: { hardwareConcurrency?: number } }).navigator;
+  const n = os ? (os.availableParallelism?.() ?? os.cpus().length) : (nav?.hardwareConcurrency ?? 1);
+  return Math.max(1, Math.min(MAX_WASM_THREADS, n));
+}
+
+/** Whether a module is a threaded build: it imports its (shared) memory. */
+export function isThreadedBuild(module: WebAssembly.Module): boolean {
+  return WebAssembly.Module.imports(module).some((i) => i.kind === 'memory');
+}
+
+/** The imports of an instance: a threaded build gets a new shared memory. */
+function importsFor(module: WebAssembly.Module): WebAssembly.Imports {
+  if (!isThreadedBuild(module)) return {};
+  const why = wasmThreadsUnavailable();
+  if (why) throw new Error(`the threaded rnnkit build (rnnkit-threads.wasm) cannot run here: ${why}; use rnnkit.wasm`);
+  return { env: { memory: new WebAssembly.Memory({ initial: SHARED_INITIAL_PAGES, maximum: SHARED_MAX_PAGES, shared: true }) } };
+}
+
+/**
+ * Synchronously builds the backend from the .wasm bytes or a compiled WebAssembly.Module. The
+ * threaded build (rnnkit-threads.wasm) starts its worker threads here (options.threads).
+ */
 export function createWasmBackend(source: WasmSource, options: WasmBackendOptions = {}): WasmBackend {
   if (!(source instanceof WebAssembly.Module) && !WebAssembly.validate(source)) {
     throw new Error('the rnnkit .wasm does not validate here (this runtime needs WebAssembly SIMD)');
   }
-  const instance = new WebAssembly.Instance(toModule(source), {});
-  return new WasmBackend(instance, options);
+  const module = toModule(source);
+  const instance = new WebAssembly.Instance(module, importsFor(module));
+  return new WasmBackend(instance, options, module);
 }
 
 /**
@@ -952,6 +1209,8 @@ export async function createWasmBackendAsync(
   if (s instanceof WebAssembly.Module) module = s;
   else if (typeof Response !== 'undefined' && s instanceof Response) module = await WebAssembly.compile(await s.arrayBuffer());
   else module = await WebAssembly.compile(s as BufferSource);
-  const instance = await WebAssembly.instantiate(module, {});
-  return new WasmBackend(instance, options);
+  const instance = await WebAssembly.instantiate(module, importsFor(module));
+  const backend = new WasmBackend(instance, options, module);
+  await backend.whenReady();
+  return backend;
 }
