@@ -11,7 +11,8 @@
 //   lstm.loadStateDict(readSafetensors(new Uint8Array(bytes)).tensors);
 //   const { output } = lstm.forward(x);
 export {
-  WasmBackend, WasmArena, WasmHeap, createWasmBackend, createWasmBackendAsync, pickWasmBuild,
+  WasmBackend, WasmArena, WasmHeap, createWasmBackend, createWasmBackendAsync, pickWasmBuild, isThreadedBuild, wasmThreadsUnavailable,
+  MAX_WASM_THREADS,
   type WasmBackendOptions, type WasmHeapStats, type WasmKernels, type WasmSource,
 } from './backends/wasm-core.js';
 export * from './portable.js';

@@ -326,6 +326,11 @@ export class WasmBackend implements Backend {
     this.pool.ensure(this.threads, this.kernels.packedASize());
   }
 
+  /** Number of GEMMs split across threads so far. */
+  get splitGemms(): number {
+    return this.pool?.jobs ?? 0;
+  }
+
   /** Resolves when every thread set by setThreads has started. */
   async whenReady(): Promise<void> {
     await this.pool?.ready(this.threads);
@@ -1067,6 +1072,8 @@ export function wasmThreadsUnavailable(): string | null {
 /** The workers of a threaded backend and the control block they watch. */
 class WasmThreadPool {
   private readonly workers: WorkerLike[] = [];
+  /** GEMMs split so far. */
+  jobs = 0;
   private readonly i32: Int32Array;
   private readonly f32: Float32Array;
 
@@ -1119,6 +1126,7 @@ class WasmThreadPool {
     const chunk = Math.ceil(N / threads / 16) * 16;
     const used = Math.ceil(N / chunk);
     const { i32, f32 } = this;
+    this.jobs++;
     const a = CTL.args;
     i32[a] = transA; i32[a + 1] = M; i32[a + 2] = N; i32[a + 3] = K; f32[a + 4] = alpha; i32[a + 5] = A;
     i32[a + 6] = lda; i32[a + 7] = Bp; f32[a + 8] = beta; i32[a + 9] = C; i32[a + 10] = ldc; i32[a + 12] = chunk;
