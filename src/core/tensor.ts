@@ -76,8 +76,12 @@ let shareStorage: (from: Tensor, to: Tensor) => void;
  * when it requires a gradient, so `backward()` can compute every gradient of a scalar.
  */
 export class Tensor {
-  /** The values and their change counter, shared by the tensors made with detach(). */
-  #storage: { readonly data: Float32Array; version: number };
+  /**
+   * The values and their change counter, shared by the tensors made with detach(). The counter
+   * moves only once someone watches it (read `version`), so tensors nobody keeps a copy of pay
+   * nothing for it.
+   */
+  #storage: { readonly data: Float32Array; version: number; watched: boolean };
   /** The size of each dimension ([] for a scalar). */
   readonly shape: readonly number[];
   /** The gradient accumulated by `backward()` (same layout as `data`), or null before any. */
@@ -94,7 +98,7 @@ export class Tensor {
     if (shapeSize(s) !== array.length) {
       throw new RangeError(`Tensor: data has ${array.length} elements but shape ${formatShape(s)} needs ${shapeSize(s)}`);
     }
-    this.#storage = { data: array, version: 0 };
+    this.#storage = { data: array, version: 0, watched: false };
     this.shape = Object.freeze([...s]);
     this.requiresGrad = requiresGrad;
   }
@@ -106,13 +110,15 @@ export class Tensor {
    */
   get data(): Float32Array {
     const s = this.#storage;
-    s.version++;
+    if (s.watched) s.version++;
     return s.data;
   }
 
-  /** Change counter of the values: moves on every `data` access and `markChanged()`. */
+  /** Change counter of the values: from its first read on, moves on every `data` access and `markChanged()`. */
   get version(): number {
-    return this.#storage.version;
+    const s = this.#storage;
+    s.watched = true;
+    return s.version;
   }
 
   /** Tells rnnkit the values changed (after writing through a `data` array kept from earlier). */
