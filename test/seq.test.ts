@@ -5,9 +5,10 @@ import { describe, expect, it } from 'vitest';
 import {
   Adam, LSTM, Rng, Seq2Seq, Tensor, SymbolTable, WordTokenizer, accuracy, beamSearch, binaryScores, crossEntropy,
   dotAttention, editDistance, greedyDecode, lastStep, lengthMask, mae, maskedMaxPool, maskedMeanPool, mul,
-  noGrad, padFeatureSequences, padSequences, rmse, sequenceErrorRate, sum, timeSlice, tokenErrorRate,
+  noGrad, padFeatureSequences, padSequences, rmse, sequenceErrorRate, splitWords, sum, timeSlice, tokenErrorRate,
   type StepDecoder,
 } from '../src/index.js';
+import { tokenize } from '../src/lm/vocab.js';
 import { gradCheck } from './helpers.js';
 
 function randn(rng: Rng, shape: number[], requiresGrad = true): Tensor {
@@ -108,6 +109,14 @@ describe('text', () => {
     expect(tok.tokenize("Don't stop-now")).toEqual(["don't", 'stop', '-', 'now']);
     const again = WordTokenizer.fromVocabulary(tok.vocab.toJSON());
     expect(again.encode('the cat')).toEqual([2, 4]);
+  });
+
+  it('one word splitter: the word tokenizer and word-level LM vocabularies split alike', () => {
+    const text = "The whale’s jaw, don't snake_case rock'n'roll x''y 42km!";
+    const words = ['The', 'whale’s', 'jaw', ',', "don't", 'snake_case', "rock'n'roll", 'x', "'", "'", 'y', '42km', '!'];
+    expect(splitWords(text)).toEqual(words);
+    expect(tokenize(text, 'word')).toEqual(words);
+    expect(WordTokenizer.fit([text]).tokenize(text)).toEqual(words.map((w) => w.toLowerCase()));
   });
 
   it('vocabulary with specials and minCount', () => {

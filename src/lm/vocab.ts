@@ -1,7 +1,7 @@
 // Vocabularies for language models: character-level (Unicode code points) or word-level, with
 // the special tokens <pad> (id 0), <unk> (id 1) and <eos> (id 2). Saved with the model as JSON.
 // The token <-> id table and its frequency ranking are the SymbolTable of the sequence tasks.
-import { PAD, SymbolTable, UNK } from '../tasks/text.js';
+import { PAD, SymbolTable, UNK, splitWords } from '../tasks/text.js';
 
 export { PAD, UNK };
 
@@ -39,17 +39,13 @@ export interface BuildVocabOptions {
   maxSize?: number;
 }
 
-// Words: runs of letters/digits (with inner apostrophes, "don't", "whale’s"), or one other
-// non-space character (punctuation). Line ends become <eos>.
-const WORD_RE = /[\p{L}\p{N}_]+(?:['’][\p{L}\p{N}_]+)*|[^\s\p{L}\p{N}_]/gu;
-
 /** Splits text into tokens of the given level (no ids). Word level marks each line end with <eos>. */
 export function tokenize(text: string, level: VocabLevel): string[] {
   if (level === 'char') return Array.from(text);
   const out: string[] = [];
   const lines = text.split(/\r?\n/);
   lines.forEach((line, i) => {
-    for (const m of line.matchAll(WORD_RE)) out.push(m[0]);
+    for (const word of splitWords(line)) out.push(word);
     if (i < lines.length - 1) out.push(EOS);
   });
   return out;

@@ -91,13 +91,18 @@ export class SymbolTable {
 export interface WordTokenizerOptions extends SymbolTableOptions {
   /** Lower-case before splitting (default true). */
   lowercase?: boolean;
-  /** Splits a text into words (default: runs of letters/digits/apostrophes, plus each other non-space character). */
+  /** Splits a text into words (default: splitWords). */
   split?: (text: string) => string[];
 }
 
-const WORD = /[\p{L}\p{N}]+(?:'[\p{L}]+)?|[^\s\p{L}\p{N}]/gu;
+// Words: runs of letters/digits/underscores with inner apostrophes ("don't", "whale’s"), or one
+// other non-space character (punctuation).
+const WORD = /[\p{L}\p{N}_]+(?:['’][\p{L}\p{N}_]+)*|[^\s\p{L}\p{N}_]/gu;
 
-/** Default word splitting: words (letters and digits, with an apostrophe suffix) and single punctuation marks. */
+/**
+ * The one word splitter of rnnkit (word tokenizers and word-level language-model vocabularies):
+ * words of letters, digits and underscores with inner apostrophes, and single punctuation marks.
+ */
 export function splitWords(text: string): string[] {
   return text.match(WORD) ?? [];
 }
