@@ -1,7 +1,7 @@
 // Kernel-level benchmark of the rnnkit wasm backend on the workloads of bench/workloads.mjs,
 // side by side with TensorFlow.js's wasm backend in the same run, printing times and ratios.
 //
-//   npm run build && node bench/wasm-bench.mjs [--workloads lstm-m,gru-m] [--iters 10] [--peer-iters 5] [--no-tfjs] [--no-ort] [--native] [--copies]
+//   npm run build && node bench/wasm-bench.mjs [--workloads lstm-m,gru-m] [--iters 10] [--peer-iters 5] [--no-tfjs] [--no-ort] [--native] [--copies] [--threads N]
 //
 // rnnkit: seqForward(training) + seqBackward with dy = G (a fixed random tensor) and every
 // gradient (parameters and x) = one train step; "infer" = seqForward(training = false).
@@ -31,6 +31,7 @@ const NO_TFJS = argv.includes('--no-tfjs');
 const NO_ORT = argv.includes('--no-ort');
 const WITH_NATIVE = argv.includes('--native'); // rnnkit-native with 1 thread, for the wasm / native ratio
 const COPIES = argv.includes('--copies'); // A/B: resident weights vs a copy of every weight per call
+const THREADS = opt('threads', null); // threads of the threaded build (default: one per core)
 
 let WORKLOADS;
 try {
@@ -313,6 +314,10 @@ function tfStep(tf, w) {
 // ---- run
 const backend = loadWasmBackend();
 const copying = COPIES ? loadWasmBackend({ residentWeights: false }) : null;
+for (const b of [backend, copying]) {
+  if (b && THREADS) b.setThreads(Number(THREADS));
+  await b?.whenReady();
+}
 const tf = NO_TFJS ? null : await loadTf();
 const ort = NO_ORT ? null : await loadOrt();
 let native = null;
@@ -326,7 +331,7 @@ if (WITH_NATIVE) {
   }
 }
 const fmt = (t) => `${t.median.toFixed(2)} ms [${t.min.toFixed(2)}, ${t.max.toFixed(2)}]`;
-console.log(`rnnkit wasm: ${backend.info().isa}, ${backend.info().detail}`);
+console.log(`rnnkit wasm: ${backend.info().isa}, ${backend.info().threads} thread(s), ${backend.info().detail}`);
 console.log(`node ${process.version}; iters ${ITERS} (peer ${PEER_ITERS}); median [min, max]`);
 const rows = [];
 for (const w of WORKLOADS) {

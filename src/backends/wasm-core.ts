@@ -991,7 +991,7 @@ function stepTables(T: number, B: number, lengths: Int32Array | null, reverse: b
 // bitwise that of one thread) and the caller waits for all of them.
 
 /** Words of the control block: job counter, workers still running, job, threads, arguments, ready flags. */
-const CTL = { seq: 0, remain: 1, fn: 3, threads: 4, args: 8, ready: 32, words: 64 } as const;
+const CTL = { seq: 0, remain: 1, failed: 2, fn: 3, threads: 4, args: 8, ready: 32, words: 64 } as const;
 const JOB_GEMM = 1;
 const JOB_QUIT = -1;
 /** Most threads a backend uses (ready flags in the control block). */
@@ -1020,16 +1020,20 @@ const serve = ({ module, memory, ctl, tile, ap, index }) => {
     const job = i32[${CTL.fn}];
     if (job === ${JOB_QUIT}) return;
     if (index >= i32[${CTL.threads}]) continue;
-    if (job === ${JOB_GEMM}) {
-      const a = ${CTL.args};
-      const N = i32[a + 2];
-      const chunk = i32[a + 12];
-      const j0 = index * chunk;
-      const j1 = Math.min(N, j0 + chunk);
-      if (j0 < j1) {
-        k.gemmPackedCols(i32[a], i32[a + 1], N, i32[a + 3], f32[a + 4], i32[a + 5], i32[a + 6], i32[a + 7],
-          f32[a + 8], i32[a + 9], i32[a + 10], ap, j0, j1);
+    try {
+      if (job === ${JOB_GEMM}) {
+        const a = ${CTL.args};
+        const N = i32[a + 2];
+        const chunk = i32[a + 12];
+        const j0 = index * chunk;
+        const j1 = Math.min(N, j0 + chunk);
+        if (j0 < j1) {
+          k.gemmPackedCols(i32[a], i32[a + 1], N, i32[a + 3], f32[a + 4], i32[a + 5], i32[a + 6], i32[a + 7],
+            f32[a + 8], i32[a + 9], i32[a + 10], ap, j0, j1);
+        }
       }
+    } catch {
+      Atomics.store(i32, ${CTL.failed}, index); // the caller throws instead of using a partial result
     }
     if (Atomics.sub(i32, ${CTL.remain}, 1) === 1) Atomics.notify(i32, ${CTL.remain});
   }
@@ -1138,6 +1142,8 @@ class WasmThreadPool {
     k.gemmPackedCols(transA, M, N, K, alpha, A, lda, Bp, beta, C, ldc, Ap, 0, Math.min(N, chunk));
     for (let spin = 0; spin < 20000 && Atomics.load(i32, CTL.remain) !== 0; spin++);
     for (let r = Atomics.load(i32, CTL.remain); r !== 0; r = Atomics.load(i32, CTL.remain)) Atomics.wait(i32, CTL.remain, r);
+    const failed = Atomics.exchange(i32, CTL.failed, 0);
+    if (failed) throw new Error(`wasm: worker thread ${failed} failed in a matrix product (${M}x${N}x${K}); the result is not usable`);
   }
 
   /** Stops every worker. */
