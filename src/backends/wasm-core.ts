@@ -996,8 +996,11 @@ const JOB_GEMM = 1;
 const JOB_QUIT = -1;
 /** Most threads a backend uses (ready flags in the control block). */
 export const MAX_WASM_THREADS = 16;
-/** A GEMM is split across threads from this many multiply-adds (smaller ones cost less than the hand-off). */
-const SPLIT_MACS = 1 << 17;
+/**
+ * A GEMM is split across threads from this many multiply-adds: a smaller one costs less than
+ * waking the workers and waiting for the slowest (batch-1 streaming steps stay on one thread).
+ */
+const SPLIT_MACS = 1 << 20;
 /** Pages of a threaded build's shared memory: initial, and the maximum its build declares (2 GiB). */
 const SHARED_INITIAL_PAGES = 16;
 const SHARED_MAX_PAGES = 32768;

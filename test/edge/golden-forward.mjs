@@ -51,8 +51,8 @@ export async function threadsCheck(api, threadsBytes) {
     const backend = await api.createWasmBackendAsync(threadsBytes, { threads });
     api.setBackend(backend);
     const rng = new api.Rng(3);
-    const lstm = new api.LSTM({ inputSize: 16, hiddenSize: 64, rng });
-    const x = new api.Tensor(Float32Array.from({ length: 10 * 12 * 16 }, () => rng.normal()), [10, 12, 16]);
+    const lstm = new api.LSTM({ inputSize: 16, hiddenSize: 128, rng });
+    const x = new api.Tensor(Float32Array.from({ length: 6 * 24 * 16 }, () => rng.normal()), [6, 24, 16]);
     const { output } = lstm.forward(x);
     api.mean(api.mul(output, output)).backward();
     const out = [output.data, ...lstm.parameters().map((p) => p.grad)];
