@@ -24,14 +24,14 @@ function filesUnder(dir: string): string[] {
 describe('npm pack', () => {
   const built = existsSync(join(ROOT, 'dist', 'index.js'));
 
-  it('holds the library, the addon sources, the reference cases and nothing else', () => {
+  it('holds the library, the addon sources, the reference cases, the PyTorch program of export-torch and nothing else', () => {
     expect(built, 'dist/ is missing: run npm run build first').toBe(true);
     const out = execFileSync('npm', ['pack', '--dry-run', '--json', '--ignore-scripts'], { cwd: ROOT, encoding: 'utf8', stdio: ['ignore', 'pipe', 'pipe'] });
     const [info] = JSON.parse(out) as Array<{ size: number; unpackedSize: number; entryCount: number; files: Array<{ path: string; size: number }> }>;
     const files = info.files.map((f) => f.path).sort();
 
     // only these places, and no test files, source maps or sources of the TypeScript
-    const allowed = /^(dist\/|bin\/|native\/|prebuilds\/|golden\/|binding\.gyp$|README\.md$|LICEN[CS]E(\.\w+)?$|package\.json$)/;
+    const allowed = /^(dist\/|bin\/|native\/|prebuilds\/|golden\/|templates\/|binding\.gyp$|README\.md$|LICEN[CS]E(\.\w+)?$|package\.json$)/;
     expect(files.filter((f) => !allowed.test(f))).toEqual([]);
     expect(files.filter((f) => /(^|\/)(test|tests|__tests__)\/|\.test\.|\.spec\.|\.map$|\.tsbuildinfo$/.test(f))).toEqual([]);
 
@@ -43,12 +43,13 @@ describe('npm pack', () => {
     const missing = [...targets].map((t) => t.replace(/^\.\//, '')).filter((t) => !files.includes(t));
     expect(missing).toEqual([]);
 
-    // the whole addon source (an install without a matching prebuild compiles it), the prebuilds
-    // and the PyTorch reference cases when the repository has them
-    for (const dir of ['native', 'prebuilds', 'golden']) {
+    // the whole addon source (an install without a matching prebuild compiles it), the prebuilds,
+    // the PyTorch reference cases when the repository has them, and the program export-torch writes
+    for (const dir of ['native', 'prebuilds', 'golden', 'templates']) {
       expect(filesUnder(dir).filter((f) => !files.includes(f)), `${dir}/ is packed whole`).toEqual([]);
     }
     expect(files.some((f) => f.startsWith('native/'))).toBe(true);
+    expect(files).toContain('templates/torch/rnnkit_lm.py'); // what `rnnkit export-torch` copies
 
     // every compiled module of src/ (declarations included); nothing compiled from test/ or bench/
     expect(files.filter((f) => f.startsWith('dist/') && !/\.(js|d\.ts|wasm)$/.test(f))).toEqual([]);

@@ -4,6 +4,7 @@ import { addConvertCommands } from './convert.js';
 import { addExampleCommand } from './example.js';
 import { addLanguageModelCommands } from './lm.js';
 import { CliError, type Io } from './options.js';
+import { addTorchCommands } from './torch.js';
 import { addCheckCommands } from './verify.js';
 
 export { CliError, type Io } from './options.js';
@@ -23,6 +24,7 @@ function cliProgram(io: Io, setCode: (code: number) => void): Command {
   addExampleCommand(program, io, setCode);
   addCheckCommands(program, io, setCode);
   addConvertCommands(program, io, setCode);
+  addTorchCommands(program, io, setCode);
   program.addHelpText('after', '\n`rnnkit help COMMAND` (or `rnnkit COMMAND --help`) describes each command\'s options.\n');
   return program;
 }
