@@ -25,7 +25,7 @@
           ]
         }],
         ["target_arch=='arm64'", {
-          "sources": ["native/kern_neon.cpp"]
+          "sources": ["native/kern_neon.cpp", "native/kern_neon_bf16.cpp"]
         }],
         ["OS=='mac'", {
           "xcode_settings": {

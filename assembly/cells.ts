@@ -1,7 +1,7 @@
 // Recurrent cells and sequence helpers (native/seq.cpp and the fused gate rows of
-// native/kernels.inc: lstm_fwd_row ... rnn_bwd_row), with the activations of ./math.
+// native/kernels.inc: the cells' row kernels, lstm_fwd ... grurb_bwd_early), with the activations of ./math.
 import { at, get, ld, ldi, madd, put, st, vs } from './common';
-import { dsigmoidv, dtanhv, reluv, sigmoidv, tanhv } from './math';
+import { dgatev, dtanhv, gatev, reluv, tanhv } from './math';
 
 // ---------------------------------------------------------------------------------------------
 // Sequence kernels: helpers of one direction of one layer. The driver (wasm-core.ts) runs
@@ -28,6 +28,9 @@ export function fillBias(rows: i32, G: i32, bIh: usize, bHh: usize, gruH: i32, X
   for (let r = 1; r < rows; r++) memory.copy(XP + <usize>r * bytes, row0, bytes);
 }
 
+// The LSTM and GRU step kernels take their gate activation as (hard, alpha, beta): sigmoid when
+// hard is 0, else the hard sigmoid clamp(alpha x + beta, 0, 1) (math.ts gatev / dgatev).
+//
 // Each step kernel runs one body per element group: 4 lanes at a time over a row, then the same
 // body on one lane (a splat) for the row's tail, as native's row kernels (template <bool F>),
 // so an element gets the same arithmetic wherever it sits.
@@ -36,11 +39,12 @@ export function fillBias(rows: i32, G: i32, bIh: usize, bHh: usize, gruH: i32, X
 // @ts-ignore: decorator
 @inline function lstmForwardAt(
   j: i32, H: i32, xr: usize, hr: usize, gr: usize, cr: usize, cs: usize, ho: usize, hs: usize, full: bool,
+  hard: i32, alpha: f32, beta: f32,
 ): void {
-  const ig = sigmoidv(f32x4.add(get(at(xr, j), full), get(at(hr, j), full)));
-  const fg = sigmoidv(f32x4.add(get(at(xr, H + j), full), get(at(hr, H + j), full)));
+  const ig = gatev(f32x4.add(get(at(xr, j), full), get(at(hr, j), full)), hard, alpha, beta);
+  const fg = gatev(f32x4.add(get(at(xr, H + j), full), get(at(hr, H + j), full)), hard, alpha, beta);
   const gg = tanhv(f32x4.add(get(at(xr, 2 * H + j), full), get(at(hr, 2 * H + j), full)));
-  const og = sigmoidv(f32x4.add(get(at(xr, 3 * H + j), full), get(at(hr, 3 * H + j), full)));
+  const og = gatev(f32x4.add(get(at(xr, 3 * H + j), full), get(at(hr, 3 * H + j), full)), hard, alpha, beta);
   put(at(gr, j), ig, full);
   put(at(gr, H + j), fg, full);
   put(at(gr, 2 * H + j), gg, full);
@@ -59,7 +63,7 @@ export function fillBias(rows: i32, G: i32, bIh: usize, bHh: usize, gruH: i32, X
 // gates / cells saved at row (saveFull ? t*B+b : b): gates [*,4H] (i,f,g,o), cells [*,H].
 export function lstmStepForward(
   B: i32, H: i32, tIdx: usize, xp: usize, hp: usize, c: usize, hOut: usize, ldh: i32,
-  hSave: usize, gates: usize, cells: usize, saveFull: i32,
+  hSave: usize, gates: usize, cells: usize, saveFull: i32, hard: i32, alpha: f32, beta: f32,
 ): void {
   const G = 4 * H;
   for (let b = 0; b < B; b++) {
@@ -75,8 +79,8 @@ export function lstmStepForward(
     const ho = at(hOut, b * ldh);
     const hs: usize = hSave ? at(hSave, row * H) : 0;
     let j = 0;
-    for (; j + 4 <= H; j += 4) lstmForwardAt(j, H, xr, hr, gr, cr, cs, ho, hs, true);
-    for (; j < H; j++) lstmForwardAt(j, H, xr, hr, gr, cr, cs, ho, hs, false);
+    for (; j + 4 <= H; j += 4) lstmForwardAt(j, H, xr, hr, gr, cr, cs, ho, hs, true, hard, alpha, beta);
+    for (; j < H; j++) lstmForwardAt(j, H, xr, hr, gr, cr, cs, ho, hs, false, hard, alpha, beta);
   }
 }
 
@@ -84,9 +88,10 @@ export function lstmStepForward(
 // @ts-ignore: decorator
 @inline function gruForwardAt(
   j: i32, H: i32, xr: usize, hr: usize, bHhN: usize, gr: usize, cs: usize, hb: usize, so: usize, full: bool,
+  hard: i32, alpha: f32, beta: f32,
 ): void {
-  const rg = sigmoidv(f32x4.add(get(at(xr, j), full), get(at(hr, j), full)));
-  const zg = sigmoidv(f32x4.add(get(at(xr, H + j), full), get(at(hr, H + j), full)));
+  const rg = gatev(f32x4.add(get(at(xr, j), full), get(at(hr, j), full)), hard, alpha, beta);
+  const zg = gatev(f32x4.add(get(at(xr, H + j), full), get(at(hr, H + j), full)), hard, alpha, beta);
   let hn = get(at(hr, 2 * H + j), full);
   if (bHhN) hn = f32x4.add(hn, get(at(bHhN, j), full));
   const ng = tanhv(madd(rg, hn, get(at(xr, 2 * H + j), full)));
@@ -105,7 +110,7 @@ export function lstmStepForward(
 // gates [*,3H] r,z,n and cells [*,H] = W_hn h + b_hn at row (saveFull ? t*B+b : b).
 export function gruStepForward(
   B: i32, H: i32, tIdx: usize, xp: usize, hp: usize, bHhN: usize, h: usize, states: usize,
-  gates: usize, cells: usize, saveFull: i32,
+  gates: usize, cells: usize, saveFull: i32, hard: i32, alpha: f32, beta: f32,
 ): void {
   const G = 3 * H;
   for (let b = 0; b < B; b++) {
@@ -120,8 +125,164 @@ export function gruStepForward(
     const hb = at(h, b * H);
     const so = at(states, row * H);
     let j = 0;
-    for (; j + 4 <= H; j += 4) gruForwardAt(j, H, xr, hr, bHhN, gr, cs, hb, so, true);
-    for (; j < H; j++) gruForwardAt(j, H, xr, hr, bHhN, gr, cs, hb, so, false);
+    for (; j + 4 <= H; j += 4) gruForwardAt(j, H, xr, hr, bHhN, gr, cs, hb, so, true, hard, alpha, beta);
+    for (; j < H; j++) gruForwardAt(j, H, xr, hr, bHhN, gr, cs, hb, so, false, hard, alpha, beta);
+  }
+}
+
+// ---- reset-before GRU (src/backends/cells.ts): the step runs in two phases around the n gate's
+// product hp_n = W_hn (r * h) that the driver computes between them ----
+
+// @ts-ignore: decorator
+@inline function gruResetBeforeGatesAt(
+  j: i32, H: i32, xr: usize, hr: usize, hb: usize, gr: usize, rhb: usize, rhs: usize, full: bool,
+  hard: i32, alpha: f32, beta: f32,
+): void {
+  const rg = gatev(f32x4.add(get(at(xr, j), full), get(at(hr, j), full)), hard, alpha, beta);
+  const zg = gatev(f32x4.add(get(at(xr, H + j), full), get(at(hr, H + j), full)), hard, alpha, beta);
+  put(at(gr, j), rg, full);
+  put(at(gr, H + j), zg, full);
+  const rh = f32x4.mul(rg, get(at(hb, j), full));
+  put(at(rhb, j), rh, full);
+  if (rhs) put(at(rhs, j), rh, full);
+}
+
+// Reset-before GRU, phase 1: r, z = act(xp + hp) (xp [TB,3H] holds every bias, hp [B,3H] the
+// r, z part of W_hh h), rh [B,H] = r * h, rhSave [TB,H] (row t*B+b) or 0; gates at row
+// (saveFull ? t*B+b : b).
+export function gruResetBeforeStepGates(
+  B: i32, H: i32, tIdx: usize, xp: usize, hp: usize, h: usize, gates: usize, rh: usize, rhSave: usize,
+  saveFull: i32, hard: i32, alpha: f32, beta: f32,
+): void {
+  const G = 3 * H;
+  for (let b = 0; b < B; b++) {
+    const t = ldi(tIdx, b);
+    if (t < 0) continue;
+    const row = t * B + b;
+    const sr = saveFull ? row : b;
+    const xr = at(xp, row * G);
+    const hr = at(hp, b * G);
+    const hb = at(h, b * H);
+    const gr = at(gates, sr * G);
+    const rhb = at(rh, b * H);
+    const rhs: usize = rhSave ? at(rhSave, row * H) : 0;
+    let j = 0;
+    for (; j + 4 <= H; j += 4) gruResetBeforeGatesAt(j, H, xr, hr, hb, gr, rhb, rhs, true, hard, alpha, beta);
+    for (; j < H; j++) gruResetBeforeGatesAt(j, H, xr, hr, hb, gr, rhb, rhs, false, hard, alpha, beta);
+  }
+}
+
+// @ts-ignore: decorator
+@inline function gruResetBeforeForwardAt(j: i32, H: i32, xr: usize, hr: usize, gr: usize, hb: usize, so: usize, full: bool): void {
+  const ng = tanhv(f32x4.add(get(at(xr, 2 * H + j), full), get(at(hr, 2 * H + j), full)));
+  const zg = get(at(gr, H + j), full);
+  put(at(gr, 2 * H + j), ng, full);
+  // h = (1 - z) n + z h
+  const hv = madd(zg, get(at(hb, j), full), f32x4.mul(f32x4.sub(vs(1), zg), ng));
+  put(at(hb, j), hv, full);
+  put(at(so, j), hv, full);
+}
+
+// Reset-before GRU, phase 2: n = tanh(xp_n + hp_n) (hp_n = W_hn rh in hp's n columns),
+// h [B,H] in/out = (1 - z) n + z h, states [TB,H] row t*B+b.
+export function gruResetBeforeStepForward(
+  B: i32, H: i32, tIdx: usize, xp: usize, hp: usize, h: usize, states: usize, gates: usize, saveFull: i32,
+): void {
+  const G = 3 * H;
+  for (let b = 0; b < B; b++) {
+    const t = ldi(tIdx, b);
+    if (t < 0) continue;
+    const row = t * B + b;
+    const sr = saveFull ? row : b;
+    const xr = at(xp, row * G);
+    const hr = at(hp, b * G);
+    const gr = at(gates, sr * G);
+    const hb = at(h, b * H);
+    const so = at(states, row * H);
+    let j = 0;
+    for (; j + 4 <= H; j += 4) gruResetBeforeForwardAt(j, H, xr, hr, gr, hb, so, true);
+    for (; j < H; j++) gruResetBeforeForwardAt(j, H, xr, hr, gr, hb, so, false);
+  }
+}
+
+// @ts-ignore: decorator
+@inline function gruResetBeforeBackwardAt(
+  j: i32, H: i32, gr: usize, hp: usize, dhb: usize, dgs: usize, dga: usize, full: bool, hard: i32, alpha: f32,
+): void {
+  const zg = get(at(gr, H + j), full);
+  const ng = get(at(gr, 2 * H + j), full);
+  const hPrev = hp ? get(at(hp, j), full) : vs(0);
+  const d = get(at(dhb, j), full);
+  const dn = f32x4.mul(f32x4.mul(d, f32x4.sub(vs(1), zg)), dtanhv(ng));
+  const dz = f32x4.mul(f32x4.mul(d, f32x4.sub(hPrev, ng)), dgatev(zg, hard, alpha));
+  put(at(dgs, H + j), dz, full);
+  put(at(dgs, 2 * H + j), dn, full);
+  put(at(dga, H + j), dz, full);
+  put(at(dga, 2 * H + j), dn, full);
+  put(at(dhb, j), f32x4.mul(d, zg), full);
+}
+
+// Reset-before GRU backward, phase 1: dh [B,H] in/out (becomes the direct path dh * z),
+// gates [TB,3H], states [TB,H], h0 [B,H] or 0; out the z and n columns of dG [B,3H] (the whole
+// row zero on inactive rows) and of dGall [TB,3H] at row t*B+b.
+export function gruResetBeforeStepBackward(
+  B: i32, H: i32, tIdx: usize, prevT: usize, dh: usize, gates: usize, states: usize, h0: usize,
+  dG: usize, dGall: usize, hard: i32, alpha: f32,
+): void {
+  const G = 3 * H;
+  for (let b = 0; b < B; b++) {
+    const t = ldi(tIdx, b);
+    const dgs = at(dG, b * G);
+    if (t < 0) {
+      memory.fill(dgs, 0, <usize>G << 2);
+      continue;
+    }
+    const row = t * B + b;
+    const pt = ldi(prevT, b);
+    const gr = at(gates, row * G);
+    const hp: usize = pt >= 0 ? at(states, (pt * B + b) * H) : (h0 ? at(h0, b * H) : 0);
+    const dga = at(dGall, row * G);
+    const dhb = at(dh, b * H);
+    let j = 0;
+    for (; j + 4 <= H; j += 4) gruResetBeforeBackwardAt(j, H, gr, hp, dhb, dgs, dga, true, hard, alpha);
+    for (; j < H; j++) gruResetBeforeBackwardAt(j, H, gr, hp, dhb, dgs, dga, false, hard, alpha);
+  }
+}
+
+// @ts-ignore: decorator
+@inline function gruResetBeforeResetAt(
+  j: i32, gr: usize, hp: usize, drb: usize, dhb: usize, dgs: usize, dga: usize, full: bool, hard: i32, alpha: f32,
+): void {
+  const rg = get(at(gr, j), full);
+  const hPrev = hp ? get(at(hp, j), full) : vs(0);
+  const drh = get(at(drb, j), full);
+  const dr = f32x4.mul(f32x4.mul(drh, hPrev), dgatev(rg, hard, alpha));
+  put(at(dgs, j), dr, full);
+  put(at(dga, j), dr, full);
+  put(at(dhb, j), madd(drh, rg, get(at(dhb, j), full)), full);
+}
+
+// Reset-before GRU backward, phase 2: drh [B,H] = W_hn^T dn (the driver's product); out the r
+// column of dG / dGall, dh [B,H] += drh * r on active rows.
+export function gruResetBeforeStepResetBackward(
+  B: i32, H: i32, tIdx: usize, prevT: usize, drh: usize, gates: usize, states: usize, h0: usize,
+  dh: usize, dG: usize, dGall: usize, hard: i32, alpha: f32,
+): void {
+  const G = 3 * H;
+  for (let b = 0; b < B; b++) {
+    const t = ldi(tIdx, b);
+    if (t < 0) continue;
+    const row = t * B + b;
+    const pt = ldi(prevT, b);
+    const gr = at(gates, row * G);
+    const hp: usize = pt >= 0 ? at(states, (pt * B + b) * H) : (h0 ? at(h0, b * H) : 0);
+    const drb = at(drh, b * H);
+    const dhb = at(dh, b * H);
+    const dgs = at(dG, b * G);
+    const dga = at(dGall, row * G);
+    let j = 0;
+    for (; j + 4 <= H; j += 4) gruResetBeforeResetAt(j, gr, hp, drb, dhb, dgs, dga, true, hard, alpha);
+    for (; j < H; j++) gruResetBeforeResetAt(j, gr, hp, drb, dhb, dgs, dga, false, hard, alpha);
   }
 }
 
@@ -175,6 +336,7 @@ export function addDy(B: i32, R: i32, tIdx: usize, dh: usize, dy: usize, dyStrid
 // @ts-ignore: decorator
 @inline function lstmBackwardAt(
   j: i32, H: i32, gr: usize, cr: usize, cp: usize, dhr: usize, dcr: usize, dgs: usize, dga: usize, full: bool,
+  hard: i32, alpha: f32,
 ): void {
   const ig = get(at(gr, j), full);
   const fg = get(at(gr, H + j), full);
@@ -184,10 +346,10 @@ export function addDy(B: i32, R: i32, tIdx: usize, dh: usize, dy: usize, dyStrid
   const dh = get(at(dhr, j), full);
   const cPrev = cp ? get(at(cp, j), full) : vs(0);
   const dcv = madd(f32x4.mul(dh, og), dtanhv(tc), get(at(dcr, j), full));
-  const di = f32x4.mul(f32x4.mul(dcv, gg), dsigmoidv(ig));
-  const df = f32x4.mul(f32x4.mul(dcv, cPrev), dsigmoidv(fg));
+  const di = f32x4.mul(f32x4.mul(dcv, gg), dgatev(ig, hard, alpha));
+  const df = f32x4.mul(f32x4.mul(dcv, cPrev), dgatev(fg, hard, alpha));
   const dg = f32x4.mul(f32x4.mul(dcv, ig), dtanhv(gg));
-  const dO = f32x4.mul(f32x4.mul(dh, tc), dsigmoidv(og));
+  const dO = f32x4.mul(f32x4.mul(dh, tc), dgatev(og, hard, alpha));
   put(at(dgs, j), di, full);
   put(at(dgs, H + j), df, full);
   put(at(dgs, 2 * H + j), dg, full);
@@ -205,7 +367,7 @@ export function addDy(B: i32, R: i32, tIdx: usize, dh: usize, dy: usize, dyStrid
 // dGall [TB,4H] at row t*B+b.
 export function lstmStepBackward(
   B: i32, H: i32, R: i32, tIdx: usize, prevT: usize, dhIn: usize, dhState: usize, dc: usize,
-  gates: usize, cells: usize, c0: usize, dG: usize, dGall: usize,
+  gates: usize, cells: usize, c0: usize, dG: usize, dGall: usize, hard: i32, alpha: f32,
 ): void {
   const G = 4 * H;
   for (let b = 0; b < B; b++) {
@@ -224,8 +386,8 @@ export function lstmStepBackward(
     const dhr = at(dhIn, b * H);
     const dcr = at(dc, b * H);
     let j = 0;
-    for (; j + 4 <= H; j += 4) lstmBackwardAt(j, H, gr, cr, cp, dhr, dcr, dgs, dga, true);
-    for (; j < H; j++) lstmBackwardAt(j, H, gr, cr, cp, dhr, dcr, dgs, dga, false);
+    for (; j + 4 <= H; j += 4) lstmBackwardAt(j, H, gr, cr, cp, dhr, dcr, dgs, dga, true, hard, alpha);
+    for (; j < H; j++) lstmBackwardAt(j, H, gr, cr, cp, dhr, dcr, dgs, dga, false, hard, alpha);
     memory.fill(at(dhState, b * R), 0, <usize>R << 2);
   }
 }
@@ -234,6 +396,7 @@ export function lstmStepBackward(
 // @ts-ignore: decorator
 @inline function gruBackwardAt(
   j: i32, H: i32, gr: usize, cr: usize, hp: usize, dhb: usize, dgi: usize, dgh: usize, dgs: usize, full: bool,
+  hard: i32, alpha: f32,
 ): void {
   const rg = get(at(gr, j), full);
   const zg = get(at(gr, H + j), full);
@@ -242,8 +405,8 @@ export function lstmStepBackward(
   const hPrev = hp ? get(at(hp, j), full) : vs(0);
   const d = get(at(dhb, j), full);
   const dn = f32x4.mul(f32x4.mul(d, f32x4.sub(vs(1), zg)), dtanhv(ng));
-  const dz = f32x4.mul(f32x4.mul(d, f32x4.sub(hPrev, ng)), dsigmoidv(zg));
-  const dr = f32x4.mul(f32x4.mul(dn, hn), dsigmoidv(rg));
+  const dz = f32x4.mul(f32x4.mul(d, f32x4.sub(hPrev, ng)), dgatev(zg, hard, alpha));
+  const dr = f32x4.mul(f32x4.mul(dn, hn), dgatev(rg, hard, alpha));
   const dnr = f32x4.mul(dn, rg);
   put(at(dgi, j), dr, full);
   put(at(dgi, H + j), dz, full);
@@ -262,7 +425,7 @@ export function lstmStepBackward(
 // out dGh [B,3H] step (zero on inactive rows), dGiAll / dGhAll [TB,3H] at row t*B+b.
 export function gruStepBackward(
   B: i32, H: i32, tIdx: usize, prevT: usize, dh: usize, gates: usize, cells: usize,
-  states: usize, h0: usize, dGh: usize, dGiAll: usize, dGhAll: usize,
+  states: usize, h0: usize, dGh: usize, dGiAll: usize, dGhAll: usize, hard: i32, alpha: f32,
 ): void {
   const G = 3 * H;
   for (let b = 0; b < B; b++) {
@@ -281,8 +444,8 @@ export function gruStepBackward(
     const dgh = at(dGhAll, row * G);
     const dhb = at(dh, b * H);
     let j = 0;
-    for (; j + 4 <= H; j += 4) gruBackwardAt(j, H, gr, cr, hp, dhb, dgi, dgh, dgs, true);
-    for (; j < H; j++) gruBackwardAt(j, H, gr, cr, hp, dhb, dgi, dgh, dgs, false);
+    for (; j + 4 <= H; j += 4) gruBackwardAt(j, H, gr, cr, hp, dhb, dgi, dgh, dgs, true, hard, alpha);
+    for (; j < H; j++) gruBackwardAt(j, H, gr, cr, hp, dhb, dgi, dgh, dgs, false, hard, alpha);
   }
 }
 

@@ -30,7 +30,8 @@ export function isRelaxed(): i32 {
 export { unaryBackward, unaryForward, vecMath } from './math';
 export { gemm, gemmNaive, gemmPacked, gemmPackedCols, gemmSmallM, packB, packedASize, packedBSize, setTile } from './gemm';
 export {
-  addColumnSums, addDy, addInto, fillBias, gatherRows, gruStepBackward, gruStepForward, lstmStepBackward,
+  addColumnSums, addDy, addInto, fillBias, gatherRows, gruResetBeforeStepBackward, gruResetBeforeStepForward,
+  gruResetBeforeStepGates, gruResetBeforeStepResetBackward, gruStepBackward, gruStepForward, lstmStepBackward,
   lstmStepForward, rnnStepBackward, rnnStepForward, scatterRows,
 } from './cells';
 export { crossEntropyBackward, crossEntropyForward, sumSquares } from './losses';

@@ -86,6 +86,22 @@ import { at, get, madd, put, vs } from './common';
   return f32x4.mul(y, f32x4.sub(vs(1), y));
 }
 
+/**
+ * The gate activation of LSTM and GRU: sigmoid (hard 0), or the hard sigmoid
+ * clamp(alpha x + beta, 0, 1) (hard 1; NaN stays NaN: wasm's min / max propagate it).
+ */
+// @ts-ignore: decorator
+@inline export function gatev(x: v128, hard: i32, alpha: f32, beta: f32): v128 {
+  if (hard) return f32x4.min(f32x4.max(madd(x, vs(alpha), vs(beta)), vs(0)), vs(1));
+  return sigmoidv(x);
+}
+/** The gate activation's derivative from the activated value y: hard sigmoid alpha where 0 < y < 1, else 0. */
+// @ts-ignore: decorator
+@inline export function dgatev(y: v128, hard: i32, alpha: f32): v128 {
+  if (hard) return v128.and(vs(alpha), v128.and(f32x4.gt(y, vs(0)), f32x4.lt(y, vs(1))));
+  return dsigmoidv(y);
+}
+
 /** Test hook: y[n] = exp / sigmoid / tanh (op 0, 1, 2) of x[n] with the vector code, n % 4 == 0. */
 export function vecMath(op: i32, n: i32, x: usize, y: usize): void {
   for (let i = 0; i < n; i += 4) {

@@ -1,15 +1,19 @@
 #!/usr/bin/env node
 // rnnkit benchmark: the workloads of bench/workloads.mjs on an rnnkit backend, with PyTorch
-// (Debian's python3-torch, OpenBLAS with OPENBLAS_CORETYPE=Cooperlake) in the same run.
+// (Debian's python3-torch), oneDNN's RNN primitives (bench/onednn/rnn_bench.cpp, when oneDNN's
+// headers are installed: Debian's libdnnl-dev) and onnxruntime-node in the same run.
 //
 //   npm run bench -- [--backend native|wasm|reference] [--threads N[,M]] [--workloads ids]
-//                    [--json FILE] [--reps N] [--no-torch]
+//                    [--json FILE] [--reps N] [--no-torch] [--no-onednn]
 //
 // Kernel-level workloads time backend.seqForward (+ seqBackward with dy = a fixed random G),
 // exactly the workload's train step (loss = sum(y * G)); charlm uses the public API
 // (Embedding -> LSTM x2 -> Linear -> cross-entropy -> Adam). Needs `npm run build:ts` (dist/).
+// Efficiency: the single-thread SGEMM peak of this run (the faster of rnnkit's SGEMM and
+// PyTorch's torch.mm on square fp32 matrices of PEAK_N) and, per training row, its GFLOP/s as a
+// share of that peak times the threads.
 import { spawnSync } from 'node:child_process';
-import { existsSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdirSync, readFileSync, statSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -35,6 +39,19 @@ const reps = Number(opt('reps', '10'));
 const warmup = 3;
 const jsonFile = opt('json', null);
 const withTorch = !argv.includes('--no-torch');
+const withOnednn = !argv.includes('--no-onednn');
+const PEAK_N = 2048;
+
+// OpenBLAS picks its kernels from the CPU; its Cooperlake (AVX512_BF16) kernels are chosen
+// explicitly only where the CPU has them (Debian's OpenBLAS may not detect that CPU by itself).
+const cpuFlags = (() => {
+  try {
+    return readFileSync('/proc/cpuinfo', 'utf8');
+  } catch {
+    return '';
+  }
+})();
+const openblasEnv = /\bavx512_bf16\b/.test(cpuFlags) ? { OPENBLAS_CORETYPE: 'Cooperlake' } : {};
 
 let workloads;
 try {
@@ -179,7 +196,7 @@ function exportOnnx(w) {
   const file = join(tmpdir(), `rnnkit-bench-${w.id}.onnx`);
   const py = `import torch\nm = torch.nn.LSTM(${w.input}, ${w.hidden}, ${w.layers})\n` +
     `torch.onnx.export(m, (torch.randn(${w.seq}, ${w.batch}, ${w.input}),), '${file}', input_names=['x'], opset_version=14)\n`;
-  const out = spawnSync('/usr/bin/python3', ['-c', py], { encoding: 'utf8', env: { ...process.env, OPENBLAS_CORETYPE: 'Cooperlake' } });
+  const out = spawnSync('/usr/bin/python3', ['-c', py], { encoding: 'utf8', env: { ...process.env, ...openblasEnv } });
   const ok = out.status === 0 && existsSync(file) ? file : null;
   ortModels.set(w.id, ok);
   return ok;
@@ -193,14 +210,15 @@ async function ortBench(w, threads) {
   return timeAsync(() => session.run({ x }));
 }
 
+/** SGEMM n x n x n; gflops from the fastest of the runs (the peak). */
 function sgemmPeak(be, n) {
   const A = randArray(n * n), B = randArray(n * n), C = new Float32Array(n * n);
   const t = time(() => be.gemm(false, false, n, n, n, 1, A, n, B, n, 0, C, n));
-  return { ...t, gflops: (2 * n ** 3) / t.median / 1e6 };
+  return { ...t, gflops: (2 * n ** 3) / t.min / 1e6 };
 }
 
 function runTorch(threads, list) {
-  const env = { ...process.env, OPENBLAS_CORETYPE: 'Cooperlake', OPENBLAS_NUM_THREADS: String(threads), OMP_NUM_THREADS: String(threads) };
+  const env = { ...process.env, ...openblasEnv, OPENBLAS_NUM_THREADS: String(threads), OMP_NUM_THREADS: String(threads) };
   const out = spawnSync('/usr/bin/python3', [join(ROOT, 'bench', 'torch_bench.py'), String(threads), JSON.stringify(list), String(warmup), String(reps)], { env, encoding: 'utf8', maxBuffer: 1 << 24 });
   if (out.status !== 0) {
     console.error(`bench: PyTorch run failed: ${(out.stderr || out.error?.message || '').trim().split('\n').pop()}`);
@@ -209,35 +227,75 @@ function runTorch(threads, list) {
   return out.stdout.trim().split('\n').filter(Boolean).map((l) => JSON.parse(l));
 }
 
+// oneDNN: bench/onednn/rnn_bench.cpp, compiled here on first use (and again when the source is
+// newer) where oneDNN's C++ headers are installed; run once per workload and thread count.
+const ONEDNN_SRC = join(ROOT, 'bench', 'onednn', 'rnn_bench.cpp');
+const ONEDNN_BIN = join(ROOT, 'build', 'onednn', 'rnn_bench');
+function buildOnednn() {
+  if (!withOnednn) return { bin: null, why: 'skipped (--no-onednn)' };
+  if (!['/usr/include/dnnl.hpp', '/usr/include/oneapi/dnnl/dnnl.hpp'].some((f) => existsSync(f))) {
+    return { bin: null, why: 'not available (no oneDNN headers: apt-get install libdnnl-dev)' };
+  }
+  if (existsSync(ONEDNN_BIN) && statSync(ONEDNN_BIN).mtimeMs >= statSync(ONEDNN_SRC).mtimeMs) return { bin: ONEDNN_BIN, why: '' };
+  mkdirSync(dirname(ONEDNN_BIN), { recursive: true });
+  const out = spawnSync('g++', ['-O2', '-std=c++17', ONEDNN_SRC, '-o', ONEDNN_BIN, '-ldnnl'], { encoding: 'utf8' });
+  if (out.status !== 0) {
+    const msg = (out.stderr || out.error?.message || '').trim().split('\n').find((l) => /error/.test(l)) || 'g++ failed';
+    return { bin: null, why: `not available (building bench/onednn/rnn_bench.cpp failed: ${msg.trim()})` };
+  }
+  return { bin: ONEDNN_BIN, why: '' };
+}
+function runOnednn(bin, w, threads) {
+  if (!bin || w.cell === 'charlm') return null;
+  const args = [w.id, w.cell, w.mode, w.seq, w.batch, w.input, w.hidden, w.layers, w.bidir ? 1 : 0, warmup, reps].map(String);
+  const out = spawnSync(bin, args, { encoding: 'utf8', env: { ...process.env, OMP_NUM_THREADS: String(threads), OMP_PROC_BIND: 'false' } });
+  if (out.status !== 0) {
+    console.error(`bench: oneDNN ${w.id} failed: ${(out.stderr || out.error?.message || '').trim().split('\n').pop()}`);
+    return null;
+  }
+  return JSON.parse(out.stdout.trim());
+}
+
 // ---------------------------------------------------------------- run
 const be = loadBackend(backendName);
 rnnkit.setBackend(be);
 const info = be.info();
 const hasTorch = withTorch && existsSync('/usr/bin/python3') &&
   spawnSync('/usr/bin/python3', ['-c', 'import torch'], { encoding: 'utf8' }).status === 0;
+const onednn = buildOnednn();
 console.log(`rnnkit bench: backend ${be.name} (isa ${info.isa}), reps ${reps} after ${warmup} warm-ups, ` +
-  `PyTorch ${hasTorch ? 'yes (OPENBLAS_CORETYPE=Cooperlake)' : 'not available'}, onnxruntime-node ${ort && hasTorch ? 'yes' : 'not available'}`);
+  `PyTorch ${hasTorch ? `yes${openblasEnv.OPENBLAS_CORETYPE ? ' (OPENBLAS_CORETYPE=Cooperlake)' : ''}` : 'not available'}, ` +
+  `oneDNN ${onednn.bin ? 'yes (OpenMP threads)' : onednn.why}, onnxruntime-node ${ort && hasTorch ? 'yes' : 'not available'}`);
 const results = [];
 const fmt = (v, d = 2) => (v === undefined || v === null || Number.isNaN(v) ? '-' : v.toFixed(d));
+const pct = (v) => (v === undefined || v === null || Number.isNaN(v) ? '-' : `${(100 * v).toFixed(0)}%`);
+
+// single-thread SGEMM peak: the faster of rnnkit's SGEMM and torch.mm (fastest run of each)
+let peakGflops = null;
+if (be.gemm) {
+  be.setThreads?.(1);
+  const own = sgemmPeak(be, PEAK_N);
+  const torchPeak = hasTorch ? runTorch(1, [{ id: 'sgemm', n: PEAK_N }]).find((r) => r.workload === 'sgemm') : undefined;
+  const torchGflops = torchPeak ? (2 * PEAK_N ** 3) / torchPeak.min_ms / 1e6 : null;
+  peakGflops = Math.max(own.gflops, torchGflops ?? 0);
+  console.log(`\nSGEMM peak, 1 thread, ${PEAK_N}^3 fp32 (fastest of the runs): ${be.name} ${fmt(own.gflops, 1)} GFLOP/s` +
+    (torchPeak ? `, PyTorch torch.mm ${fmt(torchGflops, 1)} GFLOP/s` : '') + ` -> peak ${fmt(peakGflops, 1)} GFLOP/s`);
+  results.push({ workload: `sgemm-${PEAK_N}`, impl: 'rnnkit', backend: be.name, threads: 1, median_ms: own.median, min_ms: own.min, max_ms: own.max, gflops: own.gflops, tokens_per_s: null });
+  if (torchPeak) results.push({ ...torchPeak, workload: `sgemm-${PEAK_N}`, gflops: torchGflops, tokens_per_s: null });
+}
 
 for (const threads of threadList) {
   be.setThreads?.(threads);
-  const peak = be.gemm ? sgemmPeak(be, threads === 1 ? 1024 : 1024) : null;
-  const torchRes = hasTorch ? runTorch(threads, [{ id: 'sgemm', n: 1024 }]) : [];
-  const torchPeak = torchRes.find((r) => r.workload === 'sgemm');
-  console.log(`\n== threads ${threads}: SGEMM 1024^3 ${be.name} ${fmt(peak?.gflops, 1)} GFLOP/s` +
-    (torchPeak ? `, PyTorch ${fmt((2 * 1024 ** 3) / torchPeak.median_ms / 1e6, 1)} GFLOP/s` : ''));
-  results.push({ workload: 'sgemm-1024', impl: 'rnnkit', backend: be.name, threads, median_ms: peak.median, min_ms: peak.min, max_ms: peak.max, gflops: peak.gflops, tokens_per_s: null });
-  if (torchPeak) results.push({ ...torchPeak, workload: 'sgemm-1024', gflops: (2 * 1024 ** 3) / torchPeak.median_ms / 1e6, tokens_per_s: null });
-  console.log('| workload | rnnkit ms (min-max) | PyTorch ms | ratio | ORT ms | ratio ORT | GFLOP/s | tokens/s | workspace MB | max RSS MB |');
-  console.log('|---|---|---|---|---|---|---|---|---|---|');
+  console.log(`\n== threads ${threads}` + (peakGflops ? ` (% peak: GFLOP/s of a training row / (${threads} x ${fmt(peakGflops, 1)}))` : ''));
+  console.log('| workload | rnnkit ms (min-max) | PyTorch ms | ratio PyTorch | oneDNN ms | ratio oneDNN | ORT ms | ratio ORT | GFLOP/s | % peak | tokens/s | workspace MB | max RSS MB |');
+  console.log('|---|---|---|---|---|---|---|---|---|---|---|---|---|');
   for (const w of workloads) {
     let t;
     try {
       const step = w.cell === 'charlm' ? charlmStep(w) : kernelStep(be, w);
       t = time(step);
     } catch (e) {
-      console.log(`| ${w.id} | failed: ${e.message.split('\n')[0]} | | | | | | | | |`);
+      console.log(`| ${w.id} | failed: ${e.message.split('\n')[0]} | | | | | | | | | | | |`);
       continue;
     }
     const tokens = w.batch * w.seq;
@@ -246,15 +304,20 @@ for (const threads of threadList) {
       gflops: flops(w) / t.median / 1e6, tokens_per_s: (tokens / t.median) * 1e3,
       max_rss_mb: process.resourceUsage().maxRSS / 1024, workspace_mb: workspaceMB(w),
     };
+    if (peakGflops && w.mode === 'train') r.peak_fraction = r.gflops / (threads * peakGflops);
     results.push(r);
     // PyTorch right after rnnkit on the same workload, so both see the same machine load
     const pt = hasTorch ? runTorch(threads, [w]).find((x) => x.workload === w.id) : undefined;
     if (pt) results.push({ ...pt, gflops: flops(w) / pt.median_ms / 1e6, tokens_per_s: (tokens / pt.median_ms) * 1e3 });
+    const dn = runOnednn(onednn.bin, w, threads);
+    if (dn) results.push({ ...dn, backend: 'onednn-cpu', threads, gflops: flops(w) / dn.median_ms / 1e6, tokens_per_s: (tokens / dn.median_ms) * 1e3 });
     const ot = await ortBench(w, threads);
     if (ot) results.push({ workload: w.id, impl: 'onnxruntime-node', backend: 'ort-cpu', threads, median_ms: ot.median, min_ms: ot.min, max_ms: ot.max, gflops: flops(w) / ot.median / 1e6, tokens_per_s: (tokens / ot.median) * 1e3 });
     const extra = w.id === 'lstm-stream' ? ` (${fmt((t.median / w.seq) * 1e3, 1)} us/step)` : '';
     console.log(`| ${w.id} | ${fmt(t.median)} (${fmt(t.min)}-${fmt(t.max)})${extra} | ${pt ? fmt(pt.median_ms) : '-'} | ` +
-      `${pt ? fmt(t.median / pt.median_ms) : '-'} | ${ot ? fmt(ot.median) : '-'} | ${ot ? fmt(t.median / ot.median) : '-'} | ${fmt(r.gflops, 1)} | ${fmt(r.tokens_per_s, 0)} | ${fmt(r.workspace_mb, 1)} | ${fmt(r.max_rss_mb, 0)} |`);
+      `${pt ? fmt(t.median / pt.median_ms) : '-'} | ${dn ? fmt(dn.median_ms) : '-'} | ${dn ? fmt(t.median / dn.median_ms) : '-'} | ` +
+      `${ot ? fmt(ot.median) : '-'} | ${ot ? fmt(t.median / ot.median) : '-'} | ${fmt(r.gflops, 1)} | ${pct(r.peak_fraction)} | ` +
+      `${fmt(r.tokens_per_s, 0)} | ${fmt(r.workspace_mb, 1)} | ${fmt(r.max_rss_mb, 0)} |`);
   }
 }
 if (jsonFile) {

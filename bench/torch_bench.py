@@ -1,8 +1,9 @@
 """PyTorch side of the rnnkit benchmark: the same workloads (bench/workloads.mjs), same timing.
 
 Usage: python3 torch_bench.py THREADS '<json list of workloads>'  -> one JSON object per line.
-Run with OPENBLAS_CORETYPE=Cooperlake and OPENBLAS_NUM_THREADS=THREADS set in the environment
-(bench/run.js does this), since torch.set_num_threads does not limit OpenBLAS's own threads.
+Run with OPENBLAS_NUM_THREADS=THREADS set in the environment (bench/run.js does this), since
+torch.set_num_threads does not limit OpenBLAS's own threads; bench/run.js also sets
+OPENBLAS_CORETYPE=Cooperlake, but only on a CPU whose /proc/cpuinfo shows avx512_bf16.
 """
 import json
 import resource

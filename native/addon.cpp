@@ -120,6 +120,11 @@ void checkArgc(const Napi::CallbackInfo& info, size_t n, const char* kern) {
 }
 
 // ---------------------------------------------------------------- info / threads / isa
+#if defined(RK_ARM64)
+const char* const kBf16GemmText = "bf16 (BFDOT) gemm";
+#else
+const char* const kBf16GemmText = "bf16 (VDPBF16PS) gemm";
+#endif
 Napi::Value Info(const Napi::CallbackInfo& info) {
   Napi::Env env = info.Env();
   const IsaKernels& k = K(env);
@@ -130,7 +135,8 @@ Napi::Value Info(const Napi::CallbackInfo& info) {
   o.Set("threads", pool_threads());
   o.Set("matmul", bf16 ? "bf16" : "fp32");
   o.Set("matmulPrecision", d->medium ? "medium" : "highest");
-  o.Set("detail", std::string("C++ N-API kernels, ") + (bf16 ? "bf16 (VDPBF16PS) gemm" : "sgemm") + " register tile " +
+  o.Set("gemvRows", k.gemv_compute ? k.gemv_rows : 0);  // products with 1..gemvRows rows take the GEMV path
+  o.Set("detail", std::string("C++ N-API kernels, ") + (bf16 ? kBf16GemmText : "sgemm") + " register tile " +
                       std::to_string(k.MR) + "x" + std::to_string(k.NR) + " (kc " + std::to_string(k.KC) +
                       "), cpu supports: " + d->cpuIsas);
   return o;
@@ -297,57 +303,67 @@ struct FwdParsed {
   SeqFwdIn in;
 };
 
-// The one mapping of the cell kinds to the kernels' CellId, with the facts the checks below need:
-// the table of src/backends/cells.ts (CELLS), in the order of the ids. test/native.test.ts checks
-// it against that table through cellKinds().
-struct CellInfo {
-  const char* name;
-  int id;       // CellId
-  int gates;    // G = gates * H
-  bool cState;  // has the state c (c0, cN, dc0, dcN)
-  bool projection;
-};
-const CellInfo kCells[] = {
-    {"lstm", CELL_LSTM, 4, true, true},
-    {"gru", CELL_GRU, 3, false, false},
-    {"rnn_tanh", CELL_RNN_TANH, 1, false, false},
-    {"rnn_relu", CELL_RNN_RELU, 1, false, false},
-};
-
-const CellInfo& cellInfo(int id) {
-  for (const CellInfo& c : kCells)
-    if (c.id == id) return c;
-  return kCells[0];  // unreachable: ids come from parseCell
-}
+// The cell kinds are the table of kernels.h (kCellInfo, indexed by CellId): the table of
+// src/backends/cells.ts (CELLS), in the order of the ids. test/native.test.ts checks it against
+// that table through cellKinds().
+const CellInfo& cellInfo(int id) { return kCellInfo[id]; }
 
 const char* cellName(int id) { return cellInfo(id).name; }
 
 int parseCell(Napi::Env env, const Napi::Value& v, const std::string& kern) {
   std::string kinds;
-  for (const CellInfo& c : kCells) kinds += std::string(kinds.empty() ? "" : ", ") + c.name;
+  for (const CellInfo& c : kCellInfo) kinds += std::string(kinds.empty() ? "" : ", ") + c.name;
   if (!v.IsString()) typeError(env, kern + ": cell must be a string, one of " + kinds);
   const std::string name = v.As<Napi::String>().Utf8Value();
-  for (const CellInfo& c : kCells)
-    if (name == c.name) return c.id;
+  for (int id = 0; id < CELL_COUNT; id++)
+    if (name == kCellInfo[id].name) return id;
   rangeError(env, kern + ": cell must be one of " + kinds + ", received " + name);
 }
 
-// cellKinds() -> [{ name, id, gates, cState, projection }]: the table above.
+// cellKinds() -> [{ name, id, gates, cState, projection, gateActivation, lateGates }]: kCellInfo.
 Napi::Value CellKinds(const Napi::CallbackInfo& info) {
   checkArgc(info, 0, "native.cellKinds");
   Napi::Env env = info.Env();
   Napi::Array out = Napi::Array::New(env);
   uint32_t n = 0;
-  for (const CellInfo& c : kCells) {
+  for (int id = 0; id < CELL_COUNT; id++) {
+    const CellInfo& c = kCellInfo[id];
     Napi::Object o = Napi::Object::New(env);
     o.Set("name", c.name);
-    o.Set("id", c.id);
+    o.Set("id", id);
     o.Set("gates", c.gates);
     o.Set("cState", c.cState);
     o.Set("projection", c.projection);
+    o.Set("gateActivation", c.gateAct);
+    o.Set("lateGates", c.lateGates);
     out.Set(n++, o);
   }
   return out;
+}
+
+// recurrentActivation: null / undefined / { kind: 'sigmoid' } -> sigmoid; { kind: 'hardSigmoid',
+// alpha, beta } (finite, alpha > 0) -> the hard sigmoid, for cells with sigmoid gates only.
+GateAct parseGateAct(Napi::Env env, const Napi::Value& v, int cell, const std::string& kern) {
+  GateAct act{0, 0.0f, 0.0f};
+  if (v.IsNull() || v.IsUndefined()) return act;
+  const std::string expected = "recurrentActivation must be { kind: 'sigmoid' } or { kind: 'hardSigmoid', alpha, beta }";
+  if (!v.IsObject()) typeError(env, kern + ": " + expected);
+  const Napi::Object o = v.As<Napi::Object>();
+  const Napi::Value kind = o.Get("kind");
+  const std::string name = kind.IsString() ? kind.As<Napi::String>().Utf8Value() : std::string();
+  if (name == "sigmoid") return act;
+  if (name != "hardSigmoid") rangeError(env, kern + ": " + expected + ", received kind " + (kind.IsString() ? "'" + name + "'" : "of another type"));
+  if (!kCellInfo[cell].gateAct)
+    rangeError(env, kern + ": recurrentActivation 'hardSigmoid' is only for cells with sigmoid gates (LSTM, GRU)");
+  const Napi::Value alpha = o.Get("alpha"), beta = o.Get("beta");
+  if (!alpha.IsNumber() || !std::isfinite(alpha.As<Napi::Number>().DoubleValue()) || alpha.As<Napi::Number>().DoubleValue() <= 0)
+    rangeError(env, kern + ": hardSigmoid alpha must be a positive finite number");
+  if (!beta.IsNumber() || !std::isfinite(beta.As<Napi::Number>().DoubleValue()))
+    rangeError(env, kern + ": hardSigmoid beta must be a finite number");
+  act.hard = 1;
+  act.alpha = alpha.As<Napi::Number>().FloatValue();
+  act.beta = beta.As<Napi::Number>().FloatValue();
+  return act;
 }
 
 // Reads the dimensions (and weights, which backward needs again) of a forward args object.
@@ -366,6 +382,7 @@ SeqDims parseDims(Napi::Env env, const Napi::Object& a, const std::string& kern0
   d.G = (int)mul(env, kern, {cellInfo(d.cell).gates, d.H});
   if (d.G > kMaxDim) rangeError(env, kern + ": shape too large");
   d.reverse = asBool(env, a.Get("reverse"), kern, "reverse");
+  d.act = parseGateAct(env, a.Get("recurrentActivation"), d.cell, kern);
   // every index computed inside the kernels must fit in int64 comfortably
   mul(env, kern, {d.T + 1, d.B, std::max(d.G, std::max(d.I, d.R)), 4});
   if ((int64_t)d.T * d.B > kMaxDim) rangeError(env, kern + ": T * B too large");
@@ -383,7 +400,7 @@ Napi::Object snapshot(Napi::Env env, const Napi::Object& a, const std::vector<co
 
 const std::vector<const char*> kFwdFields = {
     "cell", "T", "B", "I", "H", "P", "reverse", "x", "wIh", "wHh", "bIh", "bHh", "wHr", "h0",
-    "c0", "cN", "hN", "yStride", "yOffset", "y", "lengths", "training"};
+    "c0", "cN", "hN", "yStride", "yOffset", "y", "lengths", "training", "recurrentActivation"};
 const std::vector<const char*> kBwdFields = {
     "dy", "dyStride", "dyOffset", "dhN", "dcN", "dx", "dh0", "dc0", "dWIh", "dWHh", "dBIh", "dBHh", "dWHr"};
 
@@ -484,7 +501,7 @@ BwdParsed parseBackward(Napi::Env env, const Napi::Value& ctxv, const Napi::Obje
                                        "are freed after backward, like PyTorch without retain_graph)");
   SeqDims fd = parseDims(env, fa, kern0);
   if (fd.cell != d.cell || fd.T != d.T || fd.B != d.B || fd.I != d.I || fd.H != d.H || fd.P != d.P ||
-      fd.reverse != d.reverse)
+      fd.reverse != d.reverse || fd.act.hard != d.act.hard || fd.act.alpha != d.act.alpha || fd.act.beta != d.act.beta)
     rangeError(env, kern + ": the forward arguments do not match the context's shapes");
   const int64_t T = d.T, B = d.B, I = d.I, H = d.H, P = d.P, R = d.R, G = d.G;
   SeqBwdIn& in = r.in;

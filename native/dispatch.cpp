@@ -57,6 +57,9 @@ const IsaKernels* bf16_kernels_for(const IsaKernels* k) {
 #if defined(RK_X86)
   static const bool bf16 = cpu_has("avx512bf16");
   if (bf16 && k == &kernels_avx512) return &kernels_avx512bf16;
+#elif defined(RK_ARM64)
+  static const bool bf16 = cpu_has("bf16");
+  if (bf16 && k == &kernels_neon) return &kernels_neon_bf16;
 #endif
   (void)k;
   return nullptr;

@@ -111,6 +111,77 @@ void gemm_packed(const IsaKernels& k, int M, int N, int K, float alpha, const fl
   });
 }
 
+size_t gemv_packed_size(const IsaKernels& k, int K, int N) { return (size_t)k.gemv_packed_floats(K, N); }
+
+void pack_gemv_all(const IsaKernels& k, const float* B, int64_t ldb, bool transB, int K, int N, float* out) {
+  const int np = (N + k.GV - 1) / k.GV;
+  const int nt = (int64_t)K * N < 32768 ? 1 : std::min(pool_threads(), np);
+  parallel_for(nt, [&](int t) {
+    const int p0 = (int)((int64_t)np * t / nt), p1 = (int)((int64_t)np * (t + 1) / nt);
+    if (p1 > p0) k.pack_gemv(B, ldb, transB ? 1 : 0, K, N, out, p0, p1);
+  });
+}
+
+void gemv_packed(const IsaKernels& k, int M, int N, int K, float alpha, const float* A, int64_t lda, bool transA,
+                 const float* packed, float beta, float* C, int64_t ldc, bool backwards) {
+  if (M <= 0 || N <= 0) return;
+  const int np = (N + k.GV - 1) / k.GV;
+  // the product streams K * N weights: a second thread pays off from about 64K of them (each
+  // core then reads its half from its own cache)
+  int nt = (int64_t)K * N < 65536 ? 1 : std::min(pool_threads(), np);
+  parallel_for(nt, [&](int t) {
+    const int p0 = (int)((int64_t)np * t / nt), p1 = (int)((int64_t)np * (t + 1) / nt);
+    if (!backwards) {
+      if (p1 > p0) k.gemv_compute(M, N, K, alpha, A, lda, transA ? 1 : 0, packed, beta, C, ldc, p0, p1);
+    } else {
+      for (int p = p1 - 1; p >= p0; p--) k.gemv_compute(M, N, K, alpha, A, lda, transA ? 1 : 0, packed, beta, C, ldc, p, p + 1);
+    }
+  });
+}
+
+void StepWeights::pack(const IsaKernels& k, const float* B, int64_t ldb, bool transB, int K_, int N_,
+                       const std::vector<int>& rows) {
+  K = K_;
+  N = N_;
+  packedGemm = packedGemv = nullptr;
+  backwards = false;
+  if (K <= 0 || N <= 0) return;
+  bool anyGemm = false, anyGemv = false;
+  for (int m : rows) {
+    anyGemv = anyGemv || use_gemv(k, m);
+    anyGemm = anyGemm || (m > 0 && !use_gemv(k, m));
+  }
+  if (anyGemm) {
+    float* p = gemmBuf.ensure(packed_b_size(k, K, N));
+    pack_b_all(k, B, ldb, transB, K, N, p);
+    packedGemm = p;
+  }
+  if (anyGemv) {
+    float* p = gemvBuf.ensure(gemv_packed_size(k, K, N));
+    pack_gemv_all(k, B, ldb, transB, K, N, p);
+    packedGemv = p;
+  }
+}
+
+void gemm_step(const IsaKernels& k, int M, float alpha, const float* A, int64_t lda, StepWeights& w, float beta,
+               float* C, int64_t ldc) {
+  if (M <= 0 || w.N <= 0) return;
+  if (w.K <= 0) {  // C = beta * C
+    for (int m = 0; m < M; m++) {
+      float* c = C + (int64_t)m * ldc;
+      if (beta == 0.0f) memset(c, 0, sizeof(float) * (size_t)w.N);
+      else if (beta != 1.0f) for (int n = 0; n < w.N; n++) c[n] *= beta;
+    }
+    return;
+  }
+  if (use_gemv(k, M)) {
+    gemv_packed(k, M, w.N, w.K, alpha, A, lda, false, w.packedGemv, beta, C, ldc, w.backwards);
+    w.backwards = !w.backwards;
+    return;
+  }
+  gemm_packed(k, M, w.N, w.K, alpha, A, lda, false, w.packedGemm, beta, C, ldc);
+}
+
 void gemm(const IsaKernels& k, bool transA, bool transB, int M, int N, int K, float alpha, const float* A,
           int64_t lda, const float* B, int64_t ldb, float beta, float* C, int64_t ldc) {
   if (M <= 0 || N <= 0) return;
@@ -121,6 +192,12 @@ void gemm(const IsaKernels& k, bool transA, bool transB, int M, int N, int K, fl
       if (beta == 0.0f) memset(c, 0, sizeof(float) * (size_t)N);
       else if (beta != 1.0f) for (int n = 0; n < N; n++) c[n] *= beta;
     }
+    return;
+  }
+  if (use_gemv(k, M)) {
+    float* pv = tl_packB.ensure(gemv_packed_size(k, K, N));
+    pack_gemv_all(k, B, ldb, transB, K, N, pv);
+    gemv_packed(k, M, N, K, alpha, A, lda, transA, pv, beta, C, ldc);
     return;
   }
   float* pb = tl_packB.ensure(packed_b_size(k, K, N));

@@ -5,6 +5,8 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include <vector>
+
 #include "kernels.h"
 #include "platform.h"
 
@@ -64,6 +66,34 @@ void pack_b_all(const IsaKernels& k, const float* B, int64_t ldb, bool transB, i
 // C[M, N] = alpha * op(A) @ packedB + beta * C, split over the thread pool.
 void gemm_packed(const IsaKernels& k, int M, int N, int K, float alpha, const float* A, int64_t lda,
                  bool transA, const float* packedB, float beta, float* C, int64_t ldc);
+// Products with few rows (1..k.gemv_rows, batch-1 streaming) read op(B) from the GEMV layout
+// (kernels.h): floats needed, packing (in parallel), and C = alpha * op(A) @ packed + beta * C
+// split over the thread pool by column blocks (each column's sums in the same order for any split);
+// backwards: each thread takes its blocks last to first.
+size_t gemv_packed_size(const IsaKernels& k, int K, int N);
+void pack_gemv_all(const IsaKernels& k, const float* B, int64_t ldb, bool transB, int K, int N, float* out);
+void gemv_packed(const IsaKernels& k, int M, int N, int K, float alpha, const float* A, int64_t lda, bool transA,
+                 const float* packed, float beta, float* C, int64_t ldc, bool backwards = false);
+// Whether products with M rows take the GEMV path of k.
+inline bool use_gemv(const IsaKernels& k, int M) { return k.gemv_compute && M >= 1 && M <= k.gemv_rows; }
+
+// op(B) [K, N] of a sequence's per-step products C[M, N] = alpha * op(A)[M, K] @ op(B) + beta * C,
+// packed once for all steps: the GEMM layout when some step has more than gemv_rows rows, the
+// GEMV layout when some step has 1..gemv_rows (rows shrink over the steps with variable lengths).
+struct StepWeights {
+  FBuf gemmBuf, gemvBuf;
+  const float* packedGemm = nullptr;
+  const float* packedGemv = nullptr;
+  int K = 0, N = 0;
+  // Direction of the next GEMV pass over the blocks: it alternates, so each step first reads the
+  // blocks the previous step read last (still in cache when the weights do not all fit).
+  bool backwards = false;
+  // rows: the row count of each step's product
+  void pack(const IsaKernels& k, const float* B, int64_t ldb, bool transB, int K_, int N_, const std::vector<int>& rows);
+};
+void gemm_step(const IsaKernels& k, int M, float alpha, const float* A, int64_t lda, StepWeights& w, float beta,
+               float* C, int64_t ldc);
+
 // Full GEMM (the Backend.gemm semantics), packs B into a thread-local buffer.
 void gemm(const IsaKernels& k, bool transA, bool transB, int M, int N, int K, float alpha, const float* A,
           int64_t lda, const float* B, int64_t ldb, float beta, float* C, int64_t ldc);

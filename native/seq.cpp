@@ -4,6 +4,11 @@
 //                         fused gate math (both biases folded in), LSTM projection GEMM
 //   backward: per step s: dh = dh_next + dy; (projection: dhRaw = dh @ W_hr)
 //                         fused gate gradients -> dG; dh_next = dG @ W_hh (one GEMM)
+// Each cell is a row of the tables of kernels.h (CellInfo facts, CellKernels row kernels). A cell
+// with late gates (reset-before GRU) splits the step's W_hh product: the early gates' rows take
+// h_{s-1}, the row kernel's fwd_early forms save = r * h_{s-1}, the late rows take save, then fwd;
+// backward runs bwd, save's gradient dG[late] @ W_h{late}, then bwd_early, then the early rows'
+// dG @ W_h{early}.
 //             after the loop: dW_ih += dGx^T @ x, dx += dGx @ W_ih, dW_hh += dG^T @ h_prev,
 //                             dW_hr += dh^T @ hRaw (one GEMM each), bias grads = column sums.
 // Variable lengths: rows sorted by decreasing length (stable) so the rows still running at a step
@@ -56,7 +61,10 @@ void colsum_add(const float* src, int64_t M, int N, float* dst) {
 
 void seq_forward(const IsaKernels& k, const SeqDims& d, const SeqFwdIn& in, SeqCtx& ctx) {
   const int T = d.T, B = d.B, I = d.I, H = d.H, P = d.P, R = d.R, G = d.G;
-  const bool lstm = d.cell == CELL_LSTM, gru = d.cell == CELL_GRU, relu = d.cell == CELL_RNN_RELU;
+  const CellInfo& cell = kCellInfo[d.cell];
+  const CellKernels& ck = k.cells[d.cell];
+  const bool cState = cell.cState;
+  const int GL = cell.lateGates * H, GE = G - GL;  // late gates' columns [GE, G)
   const bool train = in.training;
   ctx.d = d;
 
@@ -83,9 +91,9 @@ void seq_forward(const IsaKernels& k, const SeqDims& d, const SeqFwdIn& in, SeqC
   const int64_t TB = (int64_t)T * B;
   const int hslots = train ? T + 1 : 2;
   float* Hall = ctx.Hall.ensure((size_t)hslots * B * R);
-  float* Call = lstm ? ctx.Call.ensure((size_t)hslots * B * H) : nullptr;
+  float* Call = cState ? ctx.Call.ensure((size_t)hslots * B * H) : nullptr;
   float* gates = ctx.gates.ensure((size_t)(train ? TB : B) * G);
-  float* cells = gru ? ctx.cells.ensure((size_t)(train ? TB : B) * H) : nullptr;
+  float* cells = cell.saves ? ctx.cells.ensure((size_t)(train ? TB : B) * H) : nullptr;
   float* hraw = P > 0 ? ctx.hraw.ensure((size_t)(train ? TB : B) * H) : nullptr;
   ctx.bytes = sizeof(float) * (ctx.Hall.n + ctx.Call.n + ctx.gates.n + ctx.cells.n + ctx.hraw.n);
   auto Hs = [&](int s) { return Hall + (int64_t)(train ? s : (s & 1)) * B * R; };
@@ -94,29 +102,27 @@ void seq_forward(const IsaKernels& k, const SeqDims& d, const SeqFwdIn& in, SeqC
 
   // scratch owned by this call (large blocks come from the shared cache, under its lock), so any
   // number of calls may run at once on different threads
-  FBuf tGx, tGh, tPwhh, tPwhr, tBias;
+  FBuf tGx, tGh, tBias;
+  StepWeights wHe, wHl, wHr;  // W_h{early}, W_h{late}, W_hr packed for the step products
   float* Gx = tGx.ensure((size_t)TB * G);
   float* Gh = tGh.ensure((size_t)B * G);
-  float* bias = tBias.zeros((size_t)G + H);  // [G] folded biases, then [H] b_hn (GRU)
-  float* bhn = bias + G;
+  float* bias = tBias.zeros((size_t)G + H);  // [G] folded biases, then [H] b_hh of the last gate (lastBiasInside)
+  float* bhhLast = bias + G;
   for (int g = 0; g < G; g++) {
     float v = in.bIh ? in.bIh[g] : 0.0f;
-    if (in.bHh && !(gru && g >= 2 * H)) v += in.bHh[g];
+    if (in.bHh && !(cell.lastBiasInside && g >= G - H)) v += in.bHh[g];
     bias[g] = v;
   }
-  if (gru && in.bHh)
-    for (int j = 0; j < H; j++) bhn[j] = in.bHh[2 * H + j];
+  if (cell.lastBiasInside && in.bHh)
+    for (int j = 0; j < H; j++) bhhLast[j] = in.bHh[G - H + j];
 
   // ---- input projection for all time steps: Gx[T*B, G] = x[T*B, I] @ W_ih^T ----
   gemm(k, false, true, (int)TB, G, I, 1.0f, in.x, I, in.wIh, I, 0.0f, Gx, G);
-  // ---- weights packed once for all steps ----
-  float* pWhh = tPwhh.ensure(packed_b_size(k, R, G));
-  pack_b_all(k, in.wHh, R, true, R, G, pWhh);  // op(B) = W_hh^T [R, G]
-  float* pWhr = nullptr;
-  if (P > 0) {
-    pWhr = tPwhr.ensure(packed_b_size(k, H, P));
-    pack_b_all(k, in.wHr, H, true, H, P, pWhr);  // op(B) = W_hr^T [H, P]
-  }
+  // ---- weights packed once for all steps (the layouts their row counts need) ----
+  wHe.pack(k, in.wHh, R, true, R, GE, ctx.active);  // op(B) = W_h{early}^T [R, GE]
+  // cells with late gates have no projection: save [H] and the rows of W_h{late} [GL, R = H]
+  if (GL > 0) wHl.pack(k, in.wHh + (int64_t)GE * R, R, true, R, GL, ctx.active);  // op(B) = W_h{late}^T [R, GL]
+  if (P > 0) wHr.pack(k, in.wHr, H, true, H, P, ctx.active);  // op(B) = W_hr^T [H, P]
 
   // ---- initial state (slot 0), padding rows of y ----
   for (int i = 0; i < B; i++) {
@@ -124,7 +130,7 @@ void seq_forward(const IsaKernels& k, const SeqDims& d, const SeqFwdIn& in, SeqC
     float* h = Hs(0) + (int64_t)i * R;
     if (in.h0) memcpy(h, in.h0 + (int64_t)b * R, sizeof(float) * R);
     else memset(h, 0, sizeof(float) * R);
-    if (lstm) {
+    if (cState) {
       float* c = Cs(0) + (int64_t)i * H;
       if (in.c0) memcpy(c, in.c0 + (int64_t)b * H, sizeof(float) * H);
       else memset(c, 0, sizeof(float) * H);
@@ -139,29 +145,38 @@ void seq_forward(const IsaKernels& k, const SeqDims& d, const SeqFwdIn& in, SeqC
     float* hNext = Hs(s + 1);
     if (train && nA < B) {  // finished rows: keep finite zeros for the weight-gradient GEMMs
       memset(hNext + (int64_t)nA * R, 0, sizeof(float) * (size_t)(B - nA) * R);
-      if (lstm) memset(Cs(s + 1) + (int64_t)nA * H, 0, sizeof(float) * (size_t)(B - nA) * H);
+      if (cState) memset(Cs(s + 1) + (int64_t)nA * H, 0, sizeof(float) * (size_t)(B - nA) * H);
       if (hraw) memset(hraw + stepRow(s, nA) * H, 0, sizeof(float) * (size_t)(B - nA) * H);
+      if (cells) memset(cells + stepRow(s, nA) * H, 0, sizeof(float) * (size_t)(B - nA) * H);
     }
-    // Gh[nA, G] = h_prev[nA, R] @ W_hh^T
-    gemm_packed(k, nA, G, R, 1.0f, hPrev, R, false, pWhh, 0.0f, Gh, G);
-    rows_parallel(nA, (int64_t)G * 8, [&](int i) {
+    // the row kernels' arguments of row i
+    auto row = [&](int i) {
       const int b = perm[i];
       const int t = timeOf(i, s);
-      const float* gx = Gx + ((int64_t)t * B + b) * G;
-      const float* gh = Gh + (int64_t)i * G;
-      float* gt = gates + stepRow(s, i) * G;
-      if (lstm) {
-        float* hout = P > 0 ? hraw + stepRow(s, i) * H : hNext + (int64_t)i * R;
-        k.lstm_fwd_row(H, gx, gh, bias, Cs(s) + (int64_t)i * H, gt, Cs(s + 1) + (int64_t)i * H, hout);
-      } else if (gru) {
-        k.gru_fwd_row(H, gx, gh, bias, bhn, hPrev + (int64_t)i * R, gt, cells + stepRow(s, i) * H,
-                      hNext + (int64_t)i * R);
-      } else {
-        k.rnn_fwd_row(H, relu ? 1 : 0, gx, gh, bias, gt, hNext + (int64_t)i * R);
-      }
-    });
+      CellRowFwd r;
+      r.H = H;
+      r.act = d.act;
+      r.gx = Gx + ((int64_t)t * B + b) * G;
+      r.gh = Gh + (int64_t)i * G;
+      r.bias = bias;
+      r.bhh_last = bhhLast;
+      r.hprev = hPrev + (int64_t)i * R;
+      r.cprev = cState ? Cs(s) + (int64_t)i * H : nullptr;
+      r.gates = gates + stepRow(s, i) * G;
+      r.c = cState ? Cs(s + 1) + (int64_t)i * H : nullptr;
+      r.save = cells ? cells + stepRow(s, i) * H : nullptr;
+      r.h = P > 0 ? hraw + stepRow(s, i) * H : hNext + (int64_t)i * R;
+      return r;
+    };
+    // Gh[nA, GE] = h_prev[nA, R] @ W_h{early}^T
+    gemm_step(k, nA, 1.0f, hPrev, R, wHe, 0.0f, Gh, G);
+    if (GL > 0) {  // the late gates: Gh[nA, GE:G] = save[nA, H] @ W_h{late}^T after fwd_early
+      rows_parallel(nA, (int64_t)G * 8, [&](int i) { ck.fwd_early(row(i)); });
+      gemm_step(k, nA, 1.0f, cells + stepRow(s, 0) * H, H, wHl, 0.0f, Gh + GE, G);
+    }
+    rows_parallel(nA, (int64_t)G * 8, [&](int i) { ck.fwd(row(i)); });
     if (P > 0) {  // h[nA, P] = hRaw[nA, H] @ W_hr^T
-      gemm_packed(k, nA, P, H, 1.0f, hraw + stepRow(s, 0) * H, H, false, pWhr, 0.0f, hNext, R);
+      gemm_step(k, nA, 1.0f, hraw + stepRow(s, 0) * H, H, wHr, 0.0f, hNext, R);
     }
     for (int i = 0; i < nA; i++) {
       const int b = perm[i];
@@ -170,7 +185,7 @@ void seq_forward(const IsaKernels& k, const SeqDims& d, const SeqFwdIn& in, SeqC
       memcpy(in.y + ((int64_t)t * B + b) * in.yStride + in.yOffset, h, sizeof(float) * R);
       if (s == lens[b] - 1) {
         memcpy(in.hN + (int64_t)b * R, h, sizeof(float) * R);
-        if (lstm && in.cN) memcpy(in.cN + (int64_t)b * H, Cs(s + 1) + (int64_t)i * H, sizeof(float) * H);
+        if (cState && in.cN) memcpy(in.cN + (int64_t)b * H, Cs(s + 1) + (int64_t)i * H, sizeof(float) * H);
       }
     }
   }
@@ -179,7 +194,10 @@ void seq_forward(const IsaKernels& k, const SeqDims& d, const SeqFwdIn& in, SeqC
 void seq_backward(const IsaKernels& k, const SeqCtx& ctx, const SeqBwdIn& in) {
   const SeqDims& d = ctx.d;
   const int T = d.T, B = d.B, I = d.I, H = d.H, P = d.P, R = d.R, G = d.G;
-  const bool lstm = d.cell == CELL_LSTM, gru = d.cell == CELL_GRU, relu = d.cell == CELL_RNN_RELU;
+  const CellInfo& cell = kCellInfo[d.cell];
+  const CellKernels& ck = k.cells[d.cell];
+  const bool cState = cell.cState;
+  const int GL = cell.lateGates * H, GE = G - GL;  // late gates' columns [GE, G)
   const int64_t TB = (int64_t)T * B;
   const std::vector<int>& perm = ctx.perm;
   const std::vector<int>& lens = ctx.lens;
@@ -190,17 +208,19 @@ void seq_backward(const IsaKernels& k, const SeqCtx& ctx, const SeqBwdIn& in) {
   const float* cells = ctx.cells.p;
   const float* hraw = ctx.hraw.p;
 
-  FBuf tDGh, tDGx, tDh, tDc, tDhTot, tDhRaw, tPwhh, tPwhr, tWsDh;  // scratch owned by this call
+  FBuf tDGh, tDGx, tDh, tDc, tDhTot, tDhRaw, tWsDh, tDSave;  // scratch owned by this call
+  StepWeights wHe, wHl, wHr;
   // dGh: [T, B, G] gradients of the recurrent pre-activations in processing order (s, i);
   // dGx: [T, B, G] gradients of the input pre-activations in (t, b) order, the layout of x.
   float* dGh = tDGh.ensure((size_t)TB * G);
-  const bool separateDGx = gru || !ctx.identity;
+  const bool separateDGx = cell.splitGrad || !ctx.identity;
   float* dGx = separateDGx ? tDGx.ensure((size_t)TB * G) : dGh;
   float* dh = tDh.ensure((size_t)B * R);   // gradient flowing into the state, processing order
-  float* dc = lstm ? tDc.ensure((size_t)B * H) : nullptr;
+  float* dc = cState ? tDc.ensure((size_t)B * H) : nullptr;
   float* dhTot = tDhTot.ensure((size_t)B * R);
   float* dhRaw = P > 0 ? tDhRaw.ensure((size_t)B * H) : nullptr;
   float* wsDh = P > 0 ? tWsDh.ensure((size_t)TB * P) : nullptr;  // [T, B, P] dh per step
+  float* dSave = GL > 0 ? tDSave.ensure((size_t)B * H) : nullptr;  // [B, H] dL/dsave of the late gates
 
   // rows never processed keep zeros (they enter the all-steps GEMMs)
   for (int s = 0; s < T; s++) {
@@ -218,18 +238,14 @@ void seq_backward(const IsaKernels& k, const SeqCtx& ctx, const SeqBwdIn& in) {
     const int b = perm[i];
     if (in.dhN) memcpy(dh + (int64_t)i * R, in.dhN + (int64_t)b * R, sizeof(float) * R);
     else memset(dh + (int64_t)i * R, 0, sizeof(float) * R);
-    if (lstm) {
+    if (cState) {
       if (in.dcN) memcpy(dc + (int64_t)i * H, in.dcN + (int64_t)b * H, sizeof(float) * H);
       else memset(dc + (int64_t)i * H, 0, sizeof(float) * H);
     }
   }
-  float* pWhh = tPwhh.ensure(packed_b_size(k, G, R));
-  pack_b_all(k, in.wHh, R, false, G, R, pWhh);  // op(B) = W_hh [G, R]
-  float* pWhr = nullptr;
-  if (P > 0) {
-    pWhr = tPwhr.ensure(packed_b_size(k, P, H));
-    pack_b_all(k, in.wHr, H, false, P, H, pWhr);  // op(B) = W_hr [P, H]
-  }
+  wHe.pack(k, in.wHh, R, false, GE, R, ctx.active);  // op(B) = W_h{early} [GE, R]
+  if (GL > 0) wHl.pack(k, in.wHh + (int64_t)GE * R, R, false, GL, R, ctx.active);  // op(B) = W_h{late} [GL, R]
+  if (P > 0) wHr.pack(k, in.wHr, H, false, P, H, ctx.active);  // op(B) = W_hr [P, H]
 
   for (int s = T - 1; s >= 0; s--) {
     const int nA = ctx.active[s];
@@ -247,40 +263,52 @@ void seq_backward(const IsaKernels& k, const SeqCtx& ctx, const SeqBwdIn& in) {
         memcpy(dst, src, sizeof(float) * R);
       }
     }
-    if (P > 0) gemm_packed(k, nA, H, P, 1.0f, dhs, P, false, pWhr, 0.0f, dhRaw, H);  // dhRaw = dh @ W_hr
+    if (P > 0) gemm_step(k, nA, 1.0f, dhs, P, wHr, 0.0f, dhRaw, H);  // dhRaw = dh @ W_hr
     float* dGs = dGh + (int64_t)s * B * G;
-    rows_parallel(nA, (int64_t)G * 8, [&](int i) {
+    // the row kernels' arguments of row i
+    auto row = [&](int i) {
       const int t = timeOf(i, s);
       const int b = perm[i];
       const int64_t sr = (int64_t)s * B + i;
-      float* dg = dGs + (int64_t)i * G;
-      float* dgx = separateDGx ? dGx + ((int64_t)t * B + b) * G : nullptr;
-      if (lstm) {
-        const float* dhr = P > 0 ? dhRaw + (int64_t)i * H : dhTot + (int64_t)i * R;
-        k.lstm_bwd_row(H, dhr, gates + sr * G, Call + (sr + B) * H, Call + sr * H, dc + (int64_t)i * H, dg, dgx);
-      } else if (gru) {
-        k.gru_bwd_row(H, dhTot + (int64_t)i * R, gates + sr * G, cells + sr * H, Hall + sr * R, dgx, dg,
-                      dh + (int64_t)i * R);
-      } else {
-        k.rnn_bwd_row(H, relu ? 1 : 0, dhTot + (int64_t)i * R, gates + sr * G, dg, dgx);
-      }
-    });
-    // dh_prev[nA, R] (+)= dG[nA, G] @ W_hh  (GRU adds to the direct path dh * z)
-    gemm_packed(k, nA, R, G, 1.0f, dGs, G, false, pWhh, gru ? 1.0f : 0.0f, dh, R);
+      CellRowBwd r;
+      r.H = H;
+      r.act = d.act;
+      r.dh = P > 0 ? dhRaw + (int64_t)i * H : dhTot + (int64_t)i * R;
+      r.gates = gates + sr * G;
+      r.c = cState ? Call + (sr + B) * H : nullptr;
+      r.cprev = cState ? Call + sr * H : nullptr;
+      r.save = cells ? cells + sr * H : nullptr;
+      r.hprev = Hall + sr * R;
+      r.dsave = dSave ? dSave + (int64_t)i * H : nullptr;
+      r.dc = cState ? dc + (int64_t)i * H : nullptr;
+      r.dg = dGs + (int64_t)i * G;
+      r.dgx = separateDGx ? dGx + ((int64_t)t * B + b) * G : nullptr;
+      r.dhprev = cell.directPath ? dh + (int64_t)i * R : nullptr;
+      return r;
+    };
+    rows_parallel(nA, (int64_t)G * 8, [&](int i) { ck.bwd(row(i)); });
+    if (GL > 0) {  // dsave[nA, H] = dG[nA, GE:G] @ W_h{late}, then the early gates' gradients
+      gemm_step(k, nA, 1.0f, dGs + GE, G, wHl, 0.0f, dSave, H);
+      rows_parallel(nA, (int64_t)G * 8, [&](int i) { ck.bwd_early(row(i)); });
+    }
+    // dh_prev[nA, R] (+)= dG[nA, GE] @ W_h{early}  (a cell's direct path is already in dh)
+    gemm_step(k, nA, 1.0f, dGs, G, wHe, cell.directPath ? 1.0f : 0.0f, dh, R);
   }
 
   for (int i = 0; i < B; i++) {
     const int b = perm[i];
     if (in.dh0)
       for (int r = 0; r < R; r++) in.dh0[(int64_t)b * R + r] += dh[(int64_t)i * R + r];
-    if (lstm && in.dc0)
+    if (cState && in.dc0)
       for (int j = 0; j < H; j++) in.dc0[(int64_t)b * H + j] += dc[(int64_t)i * H + j];
   }
   const int TBi = (int)TB;
-  // weight gradients for all steps, one GEMM each
+  // weight gradients for all steps, one GEMM each (the late rows of W_hh multiplied save)
   if (in.dWIh) gemm(k, true, false, G, I, TBi, 1.0f, dGx, G, in.x, I, 1.0f, in.dWIh, I);
   if (in.dx) gemm(k, false, false, TBi, I, G, 1.0f, dGx, G, in.wIh, I, 1.0f, in.dx, I);
-  if (in.dWHh) gemm(k, true, false, G, R, TBi, 1.0f, dGh, G, Hall, R, 1.0f, in.dWHh, R);
+  if (in.dWHh) gemm(k, true, false, GE, R, TBi, 1.0f, dGh, G, Hall, R, 1.0f, in.dWHh, R);
+  if (in.dWHh && GL > 0)
+    gemm(k, true, false, GL, R, TBi, 1.0f, dGh + GE, G, cells, H, 1.0f, in.dWHh + (int64_t)GE * R, R);
   if (P > 0 && in.dWHr) gemm(k, true, false, P, H, TBi, 1.0f, wsDh, P, hraw, H, 1.0f, in.dWHr, H);
   if (in.dBIh) colsum_add(dGx, TB, G, in.dBIh);
   if (in.dBHh) colsum_add(dGh, TB, G, in.dBHh);

@@ -19,7 +19,7 @@ export { Rng, manualSeed } from './core/random.js';
 export { setCheckFinite } from './core/config.js';
 export { readSafetensors, writeSafetensors, SafetensorsError, type NamedTensor } from './io/safetensors.js';
 export { loadTfjsModel, toTfjsModel, TfjsModel, TfjsError, type TfjsArtifacts } from './io/tfjs.js';
-export { moduleFromStateDict, type StateDictOptions } from './io/torch.js';
+export { cellMetadata, cellOptionsFromMetadata, moduleFromSafetensors, moduleFromStateDict, torchStateDict, type StateDictOptions } from './io/torch.js';
 export {
   getBackend, setBackend, withBackend, loadBackend, backendStatus, setMatmulPrecision, getMatmulPrecision,
   BACKEND_NAMES, type BackendName, type BackendStatus, type SetBackendOptions,

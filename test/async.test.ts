@@ -13,6 +13,8 @@ for (const backend of TESTED_BACKENDS) {
         for (const layer of [
           new LSTM({ inputSize: 5, hiddenSize: 7, numLayers: 2, bidirectional: true, batchFirst: true, projSize: 3, rng }),
           new GRU({ inputSize: 5, hiddenSize: 6, rng }),
+          new GRU({ inputSize: 5, hiddenSize: 6, bidirectional: true, resetAfter: false, recurrentActivation: 'hardSigmoid', rng }),
+          new LSTM({ inputSize: 5, hiddenSize: 4, recurrentActivation: 'hardSigmoid', hardSigmoidAlpha: 1 / 6, rng }),
         ]) {
           const shape = layer.batchFirst ? [3, 9, 5] : [9, 3, 5];
           const x = new Tensor(Float32Array.from({ length: 135 }, () => rng.normal()), shape, true);

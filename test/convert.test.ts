@@ -8,7 +8,10 @@ import * as ort from 'onnxruntime-node';
 import { describe, expect, it } from 'vitest';
 import { expectCloseToLargest } from './helpers.js';
 import { main } from '../src/cli/index.js';
-import { GRU, LSTM, RNN, Rng, saveSafetensorsFile, toOnnx } from '../src/index.js';
+import {
+  GRU, LSTM, RNN, Rng, Tensor, cellMetadata, cellOptionsFromMetadata, moduleFromSafetensors, noGrad, readSafetensors, saveSafetensorsFile, toOnnx,
+  torchStateDict,
+} from '../src/index.js';
 
 const PYTHON = '/usr/bin/python3';
 const hasTorch = existsSync(PYTHON) && (() => {
@@ -168,5 +171,58 @@ describe('state_dicts: sizes are checked before anything is allocated', () => {
     const t = (shape: number[]) => ({ shape, data: new Float32Array(shape.reduce((a, b) => a * b, 1)) });
     const state = new Map([['weight_ih_l0', t([4, 2])], ['weight_hh_l0', t([4, 4])], ['weight_ih_l999999', t([4, 4])]]);
     expect(() => moduleFromStateDict(state)).toThrow('state_dict: weight_ih_l1 is missing (the weights name layers up to 999999)');
+  });
+});
+
+describe('the cell options PyTorch lacks (reset-before GRU, hard-sigmoid gates) in safetensors', () => {
+  const models = () => [
+    new GRU({ inputSize: 3, hiddenSize: 4, numLayers: 2, bidirectional: true, resetAfter: false, rng: new Rng(1) }),
+    new LSTM({ inputSize: 3, hiddenSize: 4, recurrentActivation: 'hardSigmoid', hardSigmoidAlpha: 1 / 6, rng: new Rng(2) }),
+    new GRU({ inputSize: 3, hiddenSize: 4, resetAfter: false, recurrentActivation: 'hardSigmoid', rng: new Rng(3) }),
+  ].map((m) => m.eval());
+  const x = new Tensor(Float32Array.from({ length: 5 * 2 * 3 }, (_, i) => Math.sin(i) * 2), [5, 2, 3]);
+
+  it('saveSafetensorsFile records them in the metadata; moduleFromSafetensors reads the same model back', async () => {
+    const dir = tmp();
+    for (const m of models()) {
+      const path = join(dir, `${m.cell}.safetensors`);
+      await saveSafetensorsFile(path, m);
+      const bytes = new Uint8Array(readFileSync(path));
+      expect(readSafetensors(bytes).metadata).toEqual(cellMetadata(m));
+      const back = moduleFromSafetensors(bytes) as typeof m;
+      expect(back.cell).toBe(m.cell);
+      expect(back.recurrentActivation).toEqual(m.recurrentActivation);
+      const want = noGrad(() => m.forward(x));
+      const got = noGrad(() => back.forward(x));
+      expect(Array.from(got.output.data)).toEqual(Array.from(want.output.data));
+    }
+  });
+
+  it('rnnkit convert keeps them (safetensors -> safetensors -> ONNX) and describes them', async () => {
+    const dir = tmp();
+    const m = models()[2];
+    await saveSafetensorsFile(join(dir, 'in.safetensors'), m);
+    const c = await run(['convert', join(dir, 'in.safetensors'), join(dir, 'out.safetensors')]);
+    expect(c.code, c.err).toBe(0);
+    expect(c.out).toContain('GRU (reset-before), hard-sigmoid gates (alpha 0.2, beta 0.5)');
+    const o = await run(['convert', join(dir, 'out.safetensors'), join(dir, 'out.onnx')]);
+    expect(o.code, o.err).toBe(0);
+    const session = await ort.InferenceSession.create(readFileSync(join(dir, 'out.onnx')));
+    const got = await session.run({ x: new ort.Tensor('float32', x.data, [...x.shape]) });
+    expectCloseToLargest(got.output.data as Float32Array, noGrad(() => m.forward(x)).output.data, 'onnxruntime output');
+  });
+
+  it('a PyTorch state_dict is refused with one clear error; PyTorch\'s own cells pass', () => {
+    const [rb, hard] = models();
+    expect(() => torchStateDict(rb)).toThrow('PyTorch export: torch.nn has no layer with a reset-before GRU (resetAfter: false); PyTorch would run these weights as a different cell (save as rnnkit safetensors, ONNX or TF.js instead)');
+    expect(() => torchStateDict(hard)).toThrow(/torch\.nn has no layer with hard-sigmoid gates \(recurrentActivation 'hardSigmoid', alpha 0\.1666\d+, beta 0\.5\)/);
+    expect([...torchStateDict(new GRU({ inputSize: 2, hiddenSize: 3 })).keys()]).toEqual(['weight_ih_l0', 'weight_hh_l0', 'bias_ih_l0', 'bias_hh_l0']);
+  });
+
+  it('bad metadata values are refused naming the key', () => {
+    expect(() => cellOptionsFromMetadata({ resetAfter: 'yes' })).toThrow("metadata resetAfter must be 'true' or 'false', received 'yes'");
+    expect(() => cellOptionsFromMetadata({ recurrentActivation: 'relu' })).toThrow("metadata recurrentActivation must be 'sigmoid' or 'hardSigmoid', received 'relu'");
+    expect(() => cellOptionsFromMetadata({ recurrentActivation: 'hardSigmoid', hardSigmoidAlpha: 'x' })).toThrow("metadata hardSigmoidAlpha must be a finite number, received 'x'");
+    expect(cellOptionsFromMetadata({ format: 'pt' })).toEqual({});
   });
 });

@@ -5,7 +5,7 @@
 // 2. Layer level, float32 through the public API: stacking, bidirectional, dropout between
 //    layers, batch-first, unbatched input, lengths, cells, Linear, Embedding, losses.
 import { describe, expect, it } from 'vitest';
-import type { CellKind, SeqForwardArgs } from '../src/backends/backend.js';
+import type { CellKind, RecurrentActivation, SeqForwardArgs } from '../src/backends/backend.js';
 import { CELL_KINDS, CELLS, gateCount, hasCellState } from '../src/backends/cells.js';
 import { ReferenceBackend } from '../src/backends/reference.js';
 import {
@@ -23,6 +23,7 @@ function randomArray(rng: Rng, n: number, scale = 1): Float64Array {
 interface KernelCase {
   cell: CellKind; T: number; B: number; I: number; H: number; P: number;
   reverse: boolean; lengths: number[] | null; bias: boolean; states: boolean; yStride: number; yOffset: number;
+  act?: RecurrentActivation;
 }
 
 /** Runs forward in float64 and returns loss = sum(y*Gy) + sum(hN*Gh) + sum(cN*Gc). */
@@ -37,6 +38,7 @@ function kernelLoss(k: KernelCase, p: Record<string, Float64Array | null>, g: Re
     x: p.x, wIh: p.wIh, wHh: p.wHh, bIh: p.bIh, bHh: p.bHh, wHr: p.wHr, h0: p.h0, c0: p.c0,
     lengths: k.lengths ? Int32Array.from(k.lengths) : null,
     y, yStride: k.yStride, yOffset: k.yOffset, hN, cN: hasCellState(k.cell) ? cN : null, training: false,
+    recurrentActivation: k.act ?? null,
   } as unknown as SeqForwardArgs);
   let loss = 0;
   for (let i = 0; i < y.length; i++) loss += y[i] * g.y[i];
@@ -67,6 +69,7 @@ function checkKernel(k: KernelCase, seed: number): number {
     cell: k.cell, T: k.T, B: k.B, I: k.I, H: k.H, P: k.P, reverse: k.reverse, ...p,
     lengths: k.lengths ? Int32Array.from(k.lengths) : null, y, yStride: k.yStride, yOffset: k.yOffset,
     hN: new Float64Array(k.B * R), cN: withC ? new Float64Array(k.B * k.H) : null, training: true,
+    recurrentActivation: k.act ?? null,
   } as unknown as SeqForwardArgs);
   const grads: Record<string, Float64Array> = {};
   for (const [name, v] of Object.entries(p)) if (v) grads[name] = new Float64Array(v.length);
@@ -125,6 +128,25 @@ describe('float64 finite differences of the reference sequence kernels', () => {
       expect(checkKernel(k, 3)).toBeLessThan(1e-6);
     });
   }
+  // the hard sigmoid: TF.js's slope (most gates on the linear part) and a steep one (many gates
+  // saturated at 0 or 1, where the derivative is 0); no pre-activation lands within eps of a kink
+  const hard: Array<Partial<KernelCase> & { label: string }> = [
+    { label: 'hardSigmoid alpha 0.2 beta 0.5', act: { kind: 'hardSigmoid', alpha: 0.2, beta: 0.5 } },
+    { label: 'hardSigmoid alpha 1/6 (Keras 3), reverse with lengths', act: { kind: 'hardSigmoid', alpha: 1 / 6, beta: 0.5 }, reverse: true, lengths: [3, 1, 4] },
+    { label: 'hardSigmoid steep (alpha 0.9, beta 0.4): saturated gates', act: { kind: 'hardSigmoid', alpha: 0.9, beta: 0.4 } },
+  ];
+  for (const cell of CELL_KINDS.filter((c) => CELLS[c].gateActivation)) {
+    for (const v of hard) {
+      it(`${cell}: ${v.label}`, () => {
+        const k: KernelCase = { cell, T: 4, B: 3, I: 2, H: 3, P: 0, reverse: false, lengths: null, bias: true, states: true, yStride: 3, yOffset: 0, ...v };
+        expect(checkKernel(k, 13 + CELLS[cell].id)).toBeLessThan(1e-6);
+      });
+    }
+  }
+  it('lstm: hardSigmoid with a projection', () => {
+    const k: KernelCase = { cell: 'lstm', T: 4, B: 3, I: 2, H: 4, P: 2, reverse: false, lengths: [4, 2, 3], bias: true, states: true, yStride: 2, yOffset: 0, act: { kind: 'hardSigmoid', alpha: 0.5, beta: 0.5 } };
+    expect(checkKernel(k, 5)).toBeLessThan(1e-6);
+  });
 });
 
 function randn(rng: Rng, shape: number[], requiresGrad = true): Tensor {
@@ -142,6 +164,10 @@ for (const backend of TESTED_BACKENDS) describe(`float32 finite differences thro
     { label: 'RNN relu bidirectional 2 layers', make: (rng) => new RNN({ inputSize: 2, hiddenSize: 3, numLayers: 2, bidirectional: true, nonlinearity: 'relu', rng }), input: [3, 2, 2] },
     { label: 'LSTM 2 layers with dropout 0.3 between layers (fixed mask by seed)', make: (rng) => new LSTM({ inputSize: 2, hiddenSize: 3, numLayers: 2, dropout: 0.3, rng }), input: [3, 2, 2] },
     { label: 'GRU unbatched input', make: (rng) => new GRU({ inputSize: 3, hiddenSize: 3, rng }), input: [4, 3] },
+    { label: 'GRU reset-before, 2 layers bidirectional with lengths', make: (rng) => new GRU({ inputSize: 3, hiddenSize: 3, numLayers: 2, bidirectional: true, resetAfter: false, rng }), input: [4, 3, 3], lengths: [4, 1, 3] },
+    { label: 'GRU reset-before with the hard sigmoid (alpha 1/6), batch-first', make: (rng) => new GRU({ inputSize: 3, hiddenSize: 4, batchFirst: true, resetAfter: false, recurrentActivation: 'hardSigmoid', hardSigmoidAlpha: 1 / 6, rng }), input: [2, 4, 3] },
+    { label: 'LSTM hard sigmoid (TF.js 0.2 / 0.5), bidirectional with lengths', make: (rng) => new LSTM({ inputSize: 3, hiddenSize: 4, bidirectional: true, recurrentActivation: 'hardSigmoid', rng }), input: [4, 3, 3], lengths: [2, 4, 3] },
+    { label: 'GRU reset-after with the hard sigmoid', make: (rng) => new GRU({ inputSize: 3, hiddenSize: 3, recurrentActivation: 'hardSigmoid', hardSigmoidAlpha: 0.3, hardSigmoidBeta: 0.4, rng }), input: [3, 2, 3] },
   ];
   for (const c of layerCases) {
     it(c.label, on(() => {
@@ -174,6 +200,8 @@ for (const backend of TESTED_BACKENDS) describe(`float32 finite differences thro
     ['LSTMCell', (rng: Rng) => new LSTMCell(3, 4, { rng })],
     ['GRUCell', (rng: Rng) => new GRUCell(3, 4, { rng })],
     ['RNNCell relu', (rng: Rng) => new RNNCell(3, 4, { nonlinearity: 'relu', rng })],
+    ['GRUCell reset-before', (rng: Rng) => new GRUCell(3, 4, { resetAfter: false, rng })],
+    ['LSTMCell hard sigmoid', (rng: Rng) => new LSTMCell(3, 4, { recurrentActivation: 'hardSigmoid', rng })],
   ] as const) {
     it(`${label} over three steps`, on(() => {
       const rng = new Rng(2);

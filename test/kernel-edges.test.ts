@@ -17,7 +17,7 @@
 import { readFileSync } from 'node:fs';
 import { fileURLToPath } from 'node:url';
 import { afterAll, describe, expect, it } from 'vitest';
-import type { AdamArgs, Backend, CellKind, SeqForwardArgs, SgdArgs, UnaryOp } from '../src/backends/backend.js';
+import type { AdamArgs, Backend, CellKind, RecurrentActivation, SeqForwardArgs, SgdArgs, UnaryOp } from '../src/backends/backend.js';
 import { type NativeIsa, loadNativeAddon, loadNativeBackend } from '../src/backends/native.js';
 import { ReferenceBackend } from '../src/backends/reference.js';
 import { createWasmBackend } from '../src/backends/wasm-core.js';
@@ -189,7 +189,7 @@ describe.each(SUBJECTS)('kernel edges on $name', (s) => {
     const H = EDGES.length;
     const BIG = 200; // sigmoid(200) = 1 and sigmoid(-200) = 0 exactly in float32
     // pre-activations per gate (one column per hidden unit), with x = [1] and W_hh = 0
-    const run = (be: Backend, cell: CellKind, gatePre: (number | Float32Array)[], opts: { h0?: number; c0?: number; bHh?: number[] } = {}, f64 = false) => {
+    const run = (be: Backend, cell: CellKind, gatePre: (number | Float32Array)[], opts: { h0?: number; c0?: number; bHh?: number[]; act?: RecurrentActivation } = {}, f64 = false) => {
       const G = gatePre.length * H;
       const F = (n: number) => (f64 ? new Float64Array(n) : new Float32Array(n)) as Float32Array;
       const wIh = F(G);
@@ -204,6 +204,7 @@ describe.each(SUBJECTS)('kernel edges on $name', (s) => {
         cell, T: 1, B: 1, I: 1, H, P: 0, reverse: false, x: F(1).fill(1), wIh, wHh: F(G * H), bIh: null, bHh, wHr: null,
         h0: full(opts.h0, H), c0: cell === 'lstm' ? full(opts.c0, H) : null, lengths: null,
         y: F(H), yStride: H, yOffset: 0, hN: F(H), cN: cell === 'lstm' ? F(H) : null, training: false,
+        recurrentActivation: opts.act ?? null,
       };
       be.seqForward(args);
       return { h: Float32Array.from(args.hN), c: args.cN ? Float32Array.from(args.cN) : null };
@@ -226,6 +227,30 @@ describe.each(SUBJECTS)('kernel edges on $name', (s) => {
     check('lstm i gate: c = sigmoid(v), h = tanh(c)', 'lstm', [v, -BIG, BIG, BIG], { c: 2, h: 4 });
     check('lstm f gate: c = sigmoid(v) c0', 'lstm', [-BIG, v, 0, BIG], { c: 2, h: 4 }, { c0: 1 });
     check('lstm o gate: h = sigmoid(v) tanh(100)', 'lstm', [-BIG, BIG, 0, v], { h: 2 }, { c0: 100 });
+    // the reset-before GRU: with W_hh = 0, h = (1 - z) tanh(v_n + b_hn) + z h0
+    check('gru_reset_before n gate: h = tanh(v)', 'gru_reset_before', [0, -BIG, v], { h: 2 });
+    check('gru_reset_before z gate: h = sigmoid(v) h0', 'gru_reset_before', [0, v, 0], { h: 2 }, { h0: 1 });
+    check('gru_reset_before b_hn outside r: h = tanh(1)', 'gru_reset_before', [-BIG, -BIG, 0], { h: 2 }, { bHh: [0, 0, 1] });
+    // the hard sigmoid clamp(alpha v + beta, 0, 1): within 2^-23 of float64 (alpha v + beta may
+    // round once more without a fused multiply-add), exactly 0 and 1 past the kinks, NaN kept
+    for (const act of [{ kind: 'hardSigmoid', alpha: 0.2, beta: 0.5 }, { kind: 'hardSigmoid', alpha: 1 / 6, beta: 0.5 }] as const) {
+      for (const [what, cell, pre, opts, out] of [
+        ['lstm i gate: c = hardSigmoid(v)', 'lstm', [v, -BIG, BIG, BIG], {}, 'c'],
+        ['lstm f gate: c = hardSigmoid(v) c0', 'lstm', [-BIG, v, 0, BIG], { c0: 1 }, 'c'],
+        ['gru z gate: h = hardSigmoid(v) h0', 'gru', [0, v, 0], { h0: 1 }, 'h'],
+        ['gru_reset_before z gate: h = hardSigmoid(v) h0', 'gru_reset_before', [0, v, 0], { h0: 1 }, 'h'],
+      ] as const) {
+        const got = run(s.backend, cell, [...pre], { ...opts, act })[out]!;
+        const want = run(reference, cell, [...pre], { ...opts, act }, true)[out]!;
+        for (let j = 0; j < H; j++) {
+          const tag = `${s.name} ${what} alpha ${act.alpha.toFixed(3)} at v=${v[j]}`;
+          if (Number.isNaN(want[j])) expect(got[j], tag).toBeNaN();
+          else expect(Math.abs(got[j] - want[j]), `${tag}: ${got[j]} vs ${want[j]}`).toBeLessThanOrEqual(2 ** -23);
+          const u = act.alpha * v[j] + act.beta;
+          if (u <= -1e-6 || u >= 1 + 1e-6) expect(got[j], tag).toBe(u < 0 ? 0 : 1);
+        }
+      }
+    }
   });
 
   it('cross-entropy: forward within 1 ulp of float64, backward identical to float64 rounded once (0 ulp)', () => {

@@ -63,7 +63,9 @@ const name = (c: GemmCase) => `${c[0]}x${c[1]}x${c[2]} tA=${c[3]} tB=${c[4]} a=$
 function bf16SeqCases(): SeqCase[] {
   const base: SeqCase = { cell: 'lstm', T: 7, B: 37, I: 45, H: 70, P: 0, reverse: true, lengths: true, bias: true, state: true, stride: true, seed: 99 };
   return [
-    ...seqCases(),
+    // not the hard-sigmoid cases: its derivative jumps at the kinks, so a pre-activation that bf16
+    // rounding moves across a kink changes a gradient by a whole alpha, which no tolerance bounds
+    ...seqCases().filter((c) => c.act?.kind !== 'hardSigmoid'),
     base,
     { ...base, P: 21, reverse: false, seed: 97 },
     { ...base, cell: 'gru', reverse: false, seed: 98 },

@@ -1,7 +1,7 @@
 // Shared helpers of the native backend tests: seeded random data, tolerant comparison, and a
 // cross-check of one sequence forward + backward between two backends.
 import { expect } from 'vitest';
-import type { Backend, CellKind, SeqBackwardArgs, SeqForwardArgs } from '../src/backends/backend.js';
+import type { Backend, CellKind, RecurrentActivation, SeqBackwardArgs, SeqForwardArgs } from '../src/backends/backend.js';
 import { recurrentSize } from '../src/backends/backend.js';
 import { CELL_KINDS, CELLS, gateCount, hasCellState } from '../src/backends/cells.js';
 
@@ -49,6 +49,8 @@ export interface SeqCase {
   state: boolean;
   stride: boolean;
   seed: number;
+  /** The gate activation (LSTM, GRU); omitted = sigmoid. */
+  act?: RecurrentActivation;
 }
 
 const BWD_OUTPUTS = ['dx', 'dh0', 'dc0', 'dWIh', 'dWHh', 'dBIh', 'dBHh', 'dWHr'] as const;
@@ -83,6 +85,7 @@ function makeArgs(c: SeqCase): { fwd: SeqForwardArgs; bwd: Omit<SeqBackwardArgs,
     hN: randArray(r, B * R, 9),
     cN: withC ? randArray(r, B * H, 9) : null,
     training: true,
+    recurrentActivation: c.act ?? null,
   };
   const dyStride = c.stride ? R + 5 : R;
   const bwd = {
@@ -175,6 +178,18 @@ export function seqCases(): SeqCase[] {
           seed: seed++,
         });
       }
+    }
+  }
+  // the hard sigmoid on every cell with sigmoid gates: TF.js's slope, and a steep one that
+  // saturates many gates (derivative 0)
+  for (const cell of CELL_KINDS.filter((k) => CELLS[k].gateActivation)) {
+    for (const [alpha, beta] of [[0.2, 0.5], [0.9, 0.45]]) {
+      const r = rng(1000 + seed);
+      cases.push({
+        cell, T: 3 + Math.floor(r() * 4), B: 1 + Math.floor(r() * 5), I: 1 + Math.floor(r() * 19), H: 5 + Math.floor(r() * 15),
+        P: 0, reverse: alpha > 0.5, lengths: true, bias: true, state: true, stride: alpha < 0.5, seed: seed++,
+        act: { kind: 'hardSigmoid', alpha, beta },
+      });
     }
   }
   return cases;

@@ -72,8 +72,58 @@ describe.each(ISAS)('native %s kernels vs reference', (isa) => {
     }
   });
 
+  it('gemm with 1..4 rows (the GEMV path up to info().gemvRows): odd sizes, transposes, alpha/beta', () => {
+    // 32 vector registers (avx512, neon) hold 4 rows of GEMV accumulators, 16 (avx2, sse2) 2
+    expect(addon.info().gemvRows).toBe(isa === 'avx512' || isa === 'neon' ? 4 : 2);
+    const r = rng(12);
+    for (const M of [1, 2, 3, 4]) {
+      for (const [N, K] of [[1, 1], [5, 2], [31, 7], [33, 64], [71, 257], [200, 3], [1030, 19]]) {
+        for (const tA of [false, true]) {
+          for (const tB of [false, true]) {
+            for (const [alpha, beta] of [[1, 0], [0.5, 1], [-1.25, 0.75]]) {
+              const lda = (tA ? M : K) + 1, ldb = (tB ? K : N) + (N % 3), ldc = N + 3;
+              const A = randArray(r, (tA ? K : M) * lda), B = randArray(r, (tB ? N : K) * ldb);
+              const C = randArray(r, M * ldc);
+              if (beta === 0) C.fill(NaN); // beta = 0 must ignore C's contents
+              const C2 = C.slice();
+              native.gemm(tA, tB, M, N, K, alpha, A, lda, B, ldb, beta, C, ldc);
+              addon.gemmNaive(tA, tB, M, N, K, alpha, A, lda, B, ldb, beta, C2, ldc);
+              // the padding columns of C (past N) must keep their contents
+              const fix = (c: Float32Array) => c.map((v) => (Number.isNaN(v) ? -7 : v));
+              expectClose(`gemm ${M}x${N}x${K} tA=${tA} tB=${tB} a=${alpha} b=${beta}`, fix(C), fix(C2), 1e-5);
+            }
+          }
+        }
+      }
+    }
+  });
+
+  it('gemm with 1..4 rows over large weights: bitwise the same for 1, 2 and 3 threads', () => {
+    const threads = native.info().threads;
+    const r = rng(13);
+    try {
+      for (const [M, N, K] of [[1, 1027, 301], [2, 515, 260], [3, 1024, 256], [4, 333, 700]]) {
+        const A = randArray(r, M * K), B = randArray(r, N * K);
+        const run = (t: number) => {
+          native.setThreads(t);
+          const C = new Float32Array(M * N);
+          native.gemm(false, true, M, N, K, 1, A, K, B, K, 0, C, N);
+          return C;
+        };
+        const one = run(1), two = run(2), three = run(3);
+        expect(Buffer.from(one.buffer).equals(Buffer.from(two.buffer)), `${M}x${N}x${K} 1 vs 2 threads`).toBe(true);
+        expect(Buffer.from(one.buffer).equals(Buffer.from(three.buffer)), `${M}x${N}x${K} 1 vs 3 threads`).toBe(true);
+        const want = new Float32Array(M * N);
+        addon.gemmNaive(false, true, M, N, K, 1, A, K, B, K, 0, want, N);
+        expectClose(`gemm ${M}x${N}x${K}`, one, want, 1e-5);
+      }
+    } finally {
+      native.setThreads(threads);
+    }
+  });
+
   const cases = seqCases();
-  it.each(cases.map((c) => [`${c.cell} T${c.T} B${c.B} I${c.I} H${c.H} P${c.P}${c.reverse ? ' reverse' : ''}${c.lengths ? ' lengths' : ''}${c.bias ? '' : ' nobias'}${c.state ? '' : ' nostate'}${c.stride ? ' strided' : ''}`, c] as [string, SeqCase]))(
+  it.each(cases.map((c) => [`${c.cell}${c.act?.kind === "hardSigmoid" ? ` hardSigmoid ${c.act.alpha}` : ""} T${c.T} B${c.B} I${c.I} H${c.H} P${c.P}${c.reverse ? ' reverse' : ''}${c.lengths ? ' lengths' : ''}${c.bias ? '' : ' nobias'}${c.state ? '' : ' nostate'}${c.stride ? ' strided' : ''}`, c] as [string, SeqCase]))(
     'seqForward + seqBackward: %s', async (_name, c) => {
       const got = await runSeq(native, c);
       const want = await runSeq(reference, c);
@@ -145,11 +195,15 @@ describe('native threads and async', () => {
   const big: SeqCase = { cell: 'lstm', T: 9, B: 37, I: 45, H: 70, P: 0, reverse: true, lengths: true, bias: true, state: true, stride: true, seed: 99 };
   const gru: SeqCase = { ...big, cell: 'gru', reverse: false, seed: 98 };
   const proj: SeqCase = { ...big, P: 21, seed: 97 };
+  // batch 1 and a batch whose rows end one by one: the per-step products take the GEMV path
+  // (with weights large enough to be split over the threads)
+  const stream: SeqCase = { cell: 'lstm', T: 6, B: 1, I: 9, H: 130, P: 0, reverse: false, lengths: false, bias: true, state: true, stride: false, seed: 96 };
+  const shrink: SeqCase = { ...big, cell: 'gru', B: 5, H: 150, seed: 95 };
 
   it('results are bitwise identical for 1, 2 and 3 threads', async () => {
     const threads = native.info().threads;
     try {
-      for (const c of [big, gru, proj]) {
+      for (const c of [big, gru, proj, stream, shrink]) {
         native.setThreads(1);
         const one = await runSeq(native, c);
         native.setThreads(2);
@@ -216,6 +270,7 @@ describe('native cell kinds: the addon\'s table is the cell table of src/backend
   it('names, ids, gate counts, cell state and projection agree', () => {
     expect(addon.cellKinds()).toEqual(CELL_KINDS.map((kind) => ({
       name: kind, id: CELLS[kind].id, gates: gateCount(kind), cState: hasCellState(kind), projection: CELLS[kind].projection,
+      gateActivation: CELLS[kind].gateActivation, lateGates: CELLS[kind].lateGates,
     })));
   });
 
@@ -263,6 +318,11 @@ describe('native bad inputs throw JS errors (no crash)', () => {
     expect(() => a.seqForward({ ...base(), cell: 'lstmx' })).toThrow(`cell must be one of ${CELL_KINDS.join(', ')}, received lstmx`);
     expect(() => a.seqForward({ ...base(), cell: 4 })).toThrow(`cell must be a string, one of ${CELL_KINDS.join(', ')}`);
     expect(() => a.seqForward({ ...base(), P: 2 })).toThrow('a projection exists only for LSTM');
+    expect(() => a.seqForward({ ...base(), recurrentActivation: 'hard' })).toThrow("recurrentActivation must be { kind: 'sigmoid' } or { kind: 'hardSigmoid', alpha, beta }");
+    expect(() => a.seqForward({ ...base(), recurrentActivation: { kind: 'relu6' } })).toThrow("received kind 'relu6'");
+    expect(() => a.seqForward({ ...base(), recurrentActivation: { kind: 'hardSigmoid', alpha: NaN, beta: 0.5 } })).toThrow('hardSigmoid alpha must be a positive finite number');
+    expect(() => a.seqForward({ ...base(), recurrentActivation: { kind: 'hardSigmoid', alpha: 0.2, beta: '0.5' } })).toThrow('hardSigmoid beta must be a finite number');
+    expect(() => a.seqForward({ ...base(), cell: 'rnn_tanh', G: 1, recurrentActivation: { kind: 'hardSigmoid', alpha: 0.2, beta: 0.5 } })).toThrow("recurrentActivation 'hardSigmoid' is only for cells with sigmoid gates");
     expect(() => a.seqForward({ ...base(), T: 1e6, B: 1e6 })).toThrow(RangeError);
     expect(() => a.seqForward(42)).toThrow('args must be an object');
     expect(() => a.seqBackward({}, base(), {})).toThrow('ctx is not a context of native.seqForward');

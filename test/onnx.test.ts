@@ -44,6 +44,11 @@ const CASES: Case[] = [
   { name: 'RNN tanh 2 layers bidirectional', make: (rng) => new RNN({ inputSize: 3, hiddenSize: 33, numLayers: 2, bidirectional: true, rng }), T: 9, B: 2, state: true, lengths: true },
   { name: 'RNN relu, no bias', make: (rng) => new RNN({ inputSize: 4, hiddenSize: 6, nonlinearity: 'relu', bias: false, rng }), T: 5, B: 2, state: true, lengths: false },
   { name: 'LSTM batchFirst', make: (rng) => new LSTM({ inputSize: 3, hiddenSize: 4, batchFirst: true, rng }), T: 3, B: 5, state: false, lengths: false },
+  // the reset-before GRU (linear_before_reset=0) and hard-sigmoid gates (HardSigmoid, alpha, beta)
+  { name: 'GRU reset-before 2 layers bidirectional, states, lengths', make: (rng) => new GRU({ inputSize: 4, hiddenSize: 6, numLayers: 2, bidirectional: true, resetAfter: false, rng }), T: 6, B: 3, state: true, lengths: true },
+  { name: 'GRU reset-before, hard sigmoid (TF.js 0.2 / 0.5)', make: (rng) => new GRU({ inputSize: 3, hiddenSize: 5, resetAfter: false, recurrentActivation: 'hardSigmoid', rng }), T: 5, B: 2, state: true, lengths: false },
+  { name: 'GRU reset-after, hard sigmoid alpha 1/6 (Keras 3), bidirectional', make: (rng) => new GRU({ inputSize: 3, hiddenSize: 5, bidirectional: true, recurrentActivation: 'hardSigmoid', hardSigmoidAlpha: 1 / 6, rng }), T: 5, B: 2, state: false, lengths: true },
+  { name: 'LSTM hard sigmoid steep (alpha 0.9, beta 0.45), 2 layers bidirectional, states', make: (rng) => new LSTM({ inputSize: 3, hiddenSize: 4, numLayers: 2, bidirectional: true, recurrentActivation: 'hardSigmoid', hardSigmoidAlpha: 0.9, hardSigmoidBeta: 0.45, rng }), T: 5, B: 3, state: true, lengths: true },
 ];
 
 describe('toOnnx: onnxruntime runs the exported model and agrees with rnnkit', () => {
@@ -69,8 +74,12 @@ describe('toOnnx: onnxruntime runs the exported model and agrees with rnnkit', (
         if (want.cN) expectCloseToLargest(got.c_n, want.cN.data, 'c_n');
         // and back: the file loads into rnnkit with the same weights
         const back = loadOnnx(bytes);
-        expect([...back.stateDict().keys()].sort()).toEqual([...m.stateDict().keys()].map((k) => `${m.cell === 'lstm' ? 'lstm' : m.cell === 'gru' ? 'gru' : 'rnn'}.${k}`).sort());
+        expect([...back.stateDict().keys()].sort()).toEqual([...m.stateDict().keys()].map((k) => `${m.constructor.name.toLowerCase()}.${k}`).sort());
         for (const [k, v] of m.stateDict()) expect(back.rnn.stateDict().get(k)!.data).toEqual(v.data);
+        expect(back.rnn.cell).toBe(m.cell);
+        // ONNX keeps alpha and beta as float32
+        const f32 = (a: typeof m.recurrentActivation) => (a.kind === 'hardSigmoid' ? { ...a, alpha: Math.fround(a.alpha), beta: Math.fround(a.beta) } : a);
+        expect(f32(back.rnn.recurrentActivation)).toEqual(f32(m.recurrentActivation));
       });
     }
   }
@@ -122,15 +131,23 @@ describe('loadOnnx: malformed and unsupported files', () => {
     const bytes = edit((m) => { m.graph!.node!.push(onnx.NodeProto.create({ opType: 'Softmax', name: 'sm', input: ['output'], output: ['p'] })); });
     expect(() => loadOnnx(bytes)).toThrow(/unsupported ONNX operator 'Softmax' \(node 'sm'\)/);
   });
-  it('reset-before GRU (linear_before_reset=0)', () => {
-    const bytes = edit((m) => { gruNode(m).attribute!.find((a) => a.name === 'linear_before_reset')!.i = 0; });
-    expect(() => loadOnnx(bytes)).toThrow(/GRU 'GRU_\d+': linear_before_reset=0 \(reset-before GRU\) is not supported yet/);
-  });
-  it('HardSigmoid activations', () => {
-    const bytes = edit((m) => {
+  it('linear_before_reset=0 is the reset-before GRU; HardSigmoid without alpha / beta takes ONNX\'s defaults', () => {
+    const rb = loadOnnx(edit((m) => { gruNode(m).attribute!.find((a) => a.name === 'linear_before_reset')!.i = 0; }));
+    expect(rb.rnn.cell).toBe('gru_reset_before');
+    const hard = loadOnnx(edit((m) => {
       gruNode(m).attribute!.push(onnx.AttributeProto.create({ name: 'activations', type: 8, strings: ['HardSigmoid', 'Tanh'].map((s) => new TextEncoder().encode(s)) }));
+    }));
+    expect(hard.rnn.recurrentActivation).toEqual({ kind: 'hardSigmoid', alpha: 0.2, beta: 0.5 });
+    expect(hard.rnn.cell).toBe('gru');
+  });
+  it('gate activations rnnkit does not have, and a bad linear_before_reset', () => {
+    const acts = (names: string[]) => edit((m) => {
+      gruNode(m).attribute!.push(onnx.AttributeProto.create({ name: 'activations', type: 8, strings: names.map((s) => new TextEncoder().encode(s)) }));
     });
-    expect(() => loadOnnx(bytes)).toThrow(/activation HardSigmoid is not supported.*hardSigmoid is not supported yet/);
+    expect(() => loadOnnx(acts(['Relu', 'Tanh']))).toThrow(/GRU 'GRU_\d+': activation Relu is not supported for the gates \(expected Sigmoid or HardSigmoid\)/);
+    expect(() => loadOnnx(acts(['Sigmoid', 'Relu']))).toThrow(/activation Relu is not supported \(expected Tanh for the cell input and output\)/);
+    const lbr = edit((m) => { gruNode(m).attribute!.find((a) => a.name === 'linear_before_reset')!.i = 2; });
+    expect(() => loadOnnx(lbr)).toThrow(/linear_before_reset must be 0 or 1, received 2/);
   });
   it('weights of the wrong shape', () => {
     const bytes = edit((m) => { m.graph!.initializer!.find((t) => t.name === 'gru.R_l0')!.dims = [1, 12, 2]; });

@@ -1,8 +1,9 @@
-// The published package: `npm pack` with the prebuilds prepack writes (linux-x64, linux-arm64),
+// The published package: `npm pack` with the prebuilds prepack writes (linux-x64, linux-arm64,
+// win32-x64),
 // installed into an empty project on a PATH with Node and npm only (no compiler, python or make).
 // The matching prebuild loads; without one the install still succeeds and the first use says in
 // one line that wasm is in use and why. Runs once in CI (skipped in the runs with
-// RNNKIT_NATIVE_ISA); needs the arm64 cross compiler (prepack builds both prebuilds) and the npm
+// RNNKIT_NATIVE_ISA); needs the arm64 cross compiler and MinGW-w64 (prepack builds all three) and the npm
 // registry (or npm's cache) for the dependencies.
 import { spawnSync } from 'node:child_process';
 import { cpSync, existsSync, mkdirSync, mkdtempSync, readFileSync, readdirSync, realpathSync, rmSync, statSync, symlinkSync, writeFileSync } from 'node:fs';
@@ -14,10 +15,12 @@ import { ROOT, toolchain, writePrebuilds } from '../scripts/prebuilds.mjs';
 
 const NPM = spawnSync('sh', ['-c', 'command -v npm'], { encoding: 'utf8' }).stdout.trim();
 const ARM64 = (toolchain as (a: string) => { ok: boolean; reason?: string })('arm64');
+const WIN32 = (toolchain as (a: string) => { ok: boolean; reason?: string })('win32-x64');
 const SKIP = process.env.RNNKIT_NATIVE_ISA ? 'runs once, in the run without RNNKIT_NATIVE_ISA'
   : process.platform !== 'linux' || process.arch !== 'x64' ? `packs on linux-x64 (this is ${process.platform}-${process.arch})`
     : !NPM ? 'npm is not on PATH'
       : !ARM64.ok ? `prepack needs the arm64 cross compiler: ${ARM64.reason}`
+        : !WIN32.ok ? `prepack needs MinGW-w64: ${WIN32.reason}`
         : !existsSync(join(ROOT, 'dist', 'index.js')) ? 'dist/ is not built (npm run build)' : '';
 
 // the package's files (package.json "files") as prepack leaves them; prepare (the build) already ran
@@ -51,7 +54,7 @@ describe.skipIf(!!SKIP)(`npm package with prebuilds, installed without a compile
     const stage = join(dir, 'stage');
     mkdirSync(stage);
     for (const p of PACKED) cpSync(join(ROOT, p), join(stage, p), { recursive: true });
-    (writePrebuilds as (a: string[], out: string) => string[])(['x64', 'arm64'], join(stage, 'prebuilds'));
+    (writePrebuilds as (a: string[], out: string) => string[])(['linux-x64', 'linux-arm64', 'win32-x64'], join(stage, 'prebuilds'));
     const packed = spawnSync(NPM, ['pack', '--ignore-scripts', '--json', '--pack-destination', dir], { cwd: stage, encoding: 'utf8' });
     if (packed.status !== 0) throw new Error(`npm pack failed: ${packed.stderr}`);
     tarball = join(dir, (JSON.parse(packed.stdout) as Array<{ filename: string }>)[0].filename);
@@ -72,10 +75,11 @@ describe.skipIf(!!SKIP)(`npm package with prebuilds, installed without a compile
     if (dir) rmSync(dir, { recursive: true, force: true });
   });
 
-  it('the tarball holds stripped prebuilds for linux-x64 and linux-arm64 and stays small', () => {
+  it('the tarball holds stripped prebuilds for linux-x64, linux-arm64 and win32-x64 and stays small', () => {
     const list = spawnSync('tar', ['tzf', tarball], { encoding: 'utf8' }).stdout.split('\n');
     expect(list).toContain('package/prebuilds/linux-x64/rnnkit.node');
     expect(list).toContain('package/prebuilds/linux-arm64/rnnkit.node');
+    expect(list).toContain('package/prebuilds/win32-x64/rnnkit.node');
     expect(list).toContain('package/binding.gyp');
     expect(list.filter((f) => f.startsWith('package/native/')).length).toBeGreaterThan(5);
     const size = statSync(tarball).size;

@@ -123,16 +123,72 @@ describe('loadTfjsModel: rnnkit predicts what TF.js predicts', () => {
   });
 });
 
+describe('loadTfjsModel: TF.js\'s defaults (hard-sigmoid gates, the reset-before GRU)', () => {
+  const rng = new Rng(21);
+  // inputs large enough that many gates sit on the hard sigmoid's flat parts
+  const input = (n: number, scale = 2) => Float32Array.from({ length: n }, () => rng.uniform(-scale, scale));
+
+  it('LSTM with its default recurrent activation (hard_sigmoid) -> Dense', async () => {
+    const m = tf.sequential();
+    m.add(tf.layers.lstm({ units: 5, inputShape: [6, 3], returnSequences: true }));
+    m.add(tf.layers.dense({ units: 2 }));
+    const x = input(3 * 6 * 3);
+    const want = (m.predict(tf.tensor3d(x, [3, 6, 3])) as tf.Tensor).dataSync();
+    const s = await save(m);
+    expect(JSON.stringify(s.modelJson)).toContain('"recurrent_activation":"hard_sigmoid"');
+    const r = loadTfjsModel(s.modelJson, s.weightData);
+    expectCloseToLargest(noGrad(() => r.forward(new Tensor(x, [3, 6, 3]))).data, want, 'output');
+  });
+
+  it('GRU with its defaults (reset-before, hard_sigmoid), two stacked, the last returning its final state', async () => {
+    const m = tf.sequential();
+    m.add(tf.layers.gru({ units: 4, inputShape: [5, 3], returnSequences: true }));
+    m.add(tf.layers.gru({ units: 3 }));
+    const x = input(2 * 5 * 3);
+    const want = (m.predict(tf.tensor3d(x, [2, 5, 3])) as tf.Tensor).dataSync();
+    const s = await save(m);
+    const r = loadTfjsModel(s.modelJson, s.weightData);
+    const rnn = r.exportSteps().find((st) => st.kind === 'recurrent');
+    expect(rnn && rnn.kind === 'recurrent' && rnn.rnn.cell).toBe('gru_reset_before');
+    expectCloseToLargest(noGrad(() => r.forward(new Tensor(x, [2, 5, 3]))).data, want, 'output');
+  });
+
+  for (const recurrentActivation of ['sigmoid', 'hardSigmoid'] as const) {
+    it(`Masking -> Bidirectional(GRU, ${recurrentActivation}) -> Bidirectional(LSTM, ${recurrentActivation}) -> Dense, padded sequences`, async () => {
+      const m = tf.sequential();
+      m.add(tf.layers.masking({ maskValue: 0, inputShape: [4, 2] }));
+      m.add(tf.layers.bidirectional({ layer: tf.layers.gru({ units: 3, returnSequences: true, recurrentActivation }), mergeMode: 'concat' }));
+      m.add(tf.layers.bidirectional({ layer: tf.layers.lstm({ units: 2, returnSequences: true, recurrentActivation }), mergeMode: 'sum' }));
+      m.add(tf.layers.dense({ units: 2 }));
+      const x = Float32Array.from({ length: 3 * 4 * 2 }, () => rng.uniform(0.1, 2));
+      x.fill(0, 1 * 8 + 2 * 2, 2 * 8); // sequence 1: 2 steps
+      x.fill(0, 2 * 8 + 3 * 2); // sequence 2: 3 steps
+      const want = (m.predict(tf.tensor3d(x, [3, 4, 2])) as tf.Tensor).dataSync();
+      const s = await save(m);
+      const got = noGrad(() => loadTfjsModel(s.modelJson, s.weightData).forward(new Tensor(x, [3, 4, 2])));
+      expectCloseToLargest(got.data, want, 'output');
+    });
+  }
+
+  it('Embedding(mask_zero) -> GRU (reset-before, no bias) -> Dense(softmax)', async () => {
+    const m = tf.sequential();
+    m.add(tf.layers.embedding({ inputDim: 9, outputDim: 4, maskZero: true, inputLength: 5 }));
+    m.add(tf.layers.gru({ units: 3, useBias: false }));
+    m.add(tf.layers.dense({ units: 4, activation: 'softmax' }));
+    const ids = [[1, 2, 3, 4, 5], [7, 8, 1, 0, 0]];
+    const want = (m.predict(tf.tensor2d(ids)) as tf.Tensor).dataSync();
+    const s = await save(m);
+    const got = noGrad(() => loadTfjsModel(s.modelJson, s.weightData).forward(new Tensor(Float32Array.from(ids.flat()), [2, 5])));
+    expectCloseToLargest(got.data, want, 'probabilities');
+  });
+});
+
 describe('loadTfjsModel: unsupported and malformed models', () => {
-  it('reset-before GRU and hard_sigmoid are refused, naming the layer and option', async () => {
-    const g = tf.sequential();
-    g.add(tf.layers.gru({ units: 2, inputShape: [3, 2], name: 'gru_1', ...sig }));
-    const sg = await save(g);
-    expect(() => loadTfjsModel(sg.modelJson, sg.weightData)).toThrow("GRU 'gru_1': reset_after=False (reset-before GRU) is not supported yet");
+  it('an unknown recurrent activation is refused, naming the layer and the accepted values', async () => {
     const l = tf.sequential();
-    l.add(tf.layers.lstm({ units: 2, inputShape: [3, 2], name: 'lstm_1', recurrentActivation: 'hardSigmoid' }));
+    l.add(tf.layers.lstm({ units: 2, inputShape: [3, 2], name: 'lstm_1', recurrentActivation: 'tanh' }));
     const sl = await save(l);
-    expect(() => loadTfjsModel(sl.modelJson, sl.weightData)).toThrow("LSTM 'lstm_1': recurrent_activation 'hard_sigmoid' is not supported yet (only 'sigmoid')");
+    expect(() => loadTfjsModel(sl.modelJson, sl.weightData)).toThrow("LSTM 'lstm_1': recurrent_activation 'tanh' is not supported (expected 'sigmoid' or 'hard_sigmoid')");
   });
 
   it('an unknown layer, truncated weights, wrong shapes', async () => {
@@ -221,8 +277,37 @@ describe('toTfjsModel: tf.loadLayersModel loads what rnnkit writes and predicts 
     expectCloseToLargest((again.predict(tf.tensor2d(ids)) as tf.Tensor).dataSync(), want, 'probabilities');
   });
 
-  it('GRU is refused with the reason', () => {
-    expect(() => toTfjsModel(new GRU({ inputSize: 2, hiddenSize: 3 }))).toThrow(/GRU cannot be written: TF.js layers only implements the reset-before GRU/);
+  for (const recurrentActivation of ['sigmoid', 'hardSigmoid'] as const) {
+    it(`a reset-before GRU (${recurrentActivation}), 2 layers bidirectional, and a hard-sigmoid LSTM`, async () => {
+      const rng = new Rng(12);
+      const x = Float32Array.from({ length: 2 * 5 * 3 }, () => rng.uniform(-2, 2));
+      for (const rnn of [
+        new GRU({ inputSize: 3, hiddenSize: 4, numLayers: 2, bidirectional: true, batchFirst: true, resetAfter: false, recurrentActivation, rng }),
+        new LSTM({ inputSize: 3, hiddenSize: 4, batchFirst: true, recurrentActivation, rng }),
+      ]) {
+        rnn.eval();
+        const want = noGrad(() => rnn.forward(new Tensor(x, [2, 5, 3]))).output;
+        const tm = await loadInTfjs(toTfjsModel(rnn));
+        expectCloseToLargest((tm.predict(tf.tensor3d(x, [2, 5, 3])) as tf.Tensor).dataSync(), want.data, `${rnn.cell} output`);
+      }
+    });
+  }
+
+  it('a TF.js GRU model read and written back predicts the same', async () => {
+    const m = tf.sequential();
+    m.add(tf.layers.gru({ units: 3, inputShape: [4, 2], returnSequences: true }));
+    m.add(tf.layers.dense({ units: 2 }));
+    const x = tf.randomUniform([2, 4, 2], -2, 2, 'float32', 7);
+    const want = (m.predict(x) as tf.Tensor).dataSync();
+    const s = await save(m);
+    const again = await loadInTfjs(toTfjsModel(loadTfjsModel(s.modelJson, s.weightData)));
+    expectCloseToLargest((again.predict(x) as tf.Tensor).dataSync(), want, 'output');
+  });
+
+  it('PyTorch\'s GRU and a hard sigmoid other than TF.js\'s are refused with the reason', () => {
+    expect(() => toTfjsModel(new GRU({ inputSize: 2, hiddenSize: 3 }))).toThrow(/GRU cannot be written: TF.js layers only implements the reset-before GRU \(reset_after=False\), and this GRU is PyTorch's reset-after form \(build it with resetAfter: false for TF.js\)/);
+    expect(() => toTfjsModel(new LSTM({ inputSize: 2, hiddenSize: 3, recurrentActivation: 'hardSigmoid', hardSigmoidAlpha: 1 / 6 })))
+      .toThrow(/TF.js's hard_sigmoid is clamp\(0.2 x \+ 0.5, 0, 1\); this LSTM's hard sigmoid has alpha 0.1666/);
   });
 });
 

@@ -33,6 +33,9 @@ const models: Array<[string, () => Net, number, number]> = [
   // [name, model, T, B]: B > 4 packs the weights, B = 1 with few steps uses them as they are
   ['2-layer bidirectional LSTM with projection', () => new LSTM({ inputSize: 5, hiddenSize: 8, numLayers: 2, bidirectional: true, projSize: 3, rng: new Rng(7) }), 6, 5],
   ['GRU, batch 1, 3 steps', () => new GRU({ inputSize: 5, hiddenSize: 8, rng: new Rng(8) }), 3, 1],
+  // the late gates' rows of W_hh resident and packed on their own (B > 4), or used as they are (B = 1)
+  ['reset-before GRU with the hard sigmoid', () => new GRU({ inputSize: 5, hiddenSize: 8, resetAfter: false, recurrentActivation: 'hardSigmoid', rng: new Rng(9) }), 6, 6],
+  ['reset-before GRU, batch 1, 3 steps', () => new GRU({ inputSize: 5, hiddenSize: 8, resetAfter: false, rng: new Rng(10) }), 3, 1],
 ];
 
 function step(backend: Backend, m: Net, x: Tensor, target: Tensor, opt: Adam | SGD): Float32Array {
@@ -94,6 +97,52 @@ describe('wasm resident weights', () => {
       expect(copying.heapStats().residentWeights).toBe(0);
     });
   }
+});
+
+describe('wasm resident weights: the late gates of a reset-before GRU', () => {
+  const maxDiff = (a: Float32Array, b: Float32Array) => a.reduce((m, v, i) => Math.max(m, Math.abs(v - b[i])), 0);
+
+  it('a change of W_hh after an optimizer step or a write to its late rows only is seen, as the reference computes', () => {
+    const H = 8;
+    const T = 6;
+    const B = 6; // packed GEMMs: the early and the late rows of W_hh each have a packed copy
+    const resident = fresh();
+    const m = new GRU({ inputSize: 5, hiddenSize: H, resetAfter: false, recurrentActivation: 'hardSigmoid', rng: new Rng(11) });
+    const rng = new Rng(12);
+    const x = new Tensor(randn(T * B * 5, rng), [T, B, 5]);
+    const target = new Tensor(randn(T * B * H, rng), [T, B, H]);
+    const infer = (backend: Backend | 'reference') => withBackend(backend, () => noGrad(() => m.forward(x).output.data.slice()));
+    const grads = (backend: Backend | 'reference') => withBackend(backend, () => {
+      for (const p of m.parameters()) p.zeroGrad();
+      mseLoss(m.forward(x).output, target).backward();
+      return m.parameters().map((p) => p.grad!.slice());
+    });
+    const agree = (what: string) => {
+      expect(maxDiff(infer(resident), infer('reference')), `${what}: output`).toBeLessThan(1e-5);
+      const g = grads(resident);
+      grads('reference').forEach((r, i) => expect(maxDiff(g[i], r), `${what}: gradient ${i}`).toBeLessThan(1e-4));
+    };
+    agree('first use');
+    const uploads = resident.heapStats().weightUploads;
+    // an optimizer step on the wasm backend changes every weight, the late rows of W_hh among them
+    const wHh = m.parameters()[1];
+    const lateBefore = wHh.data.slice(2 * H * H);
+    withBackend(resident, () => {
+      const opt = new Adam(m.parameters(), { lr: 0.05 });
+      opt.zeroGrad();
+      mseLoss(m.forward(x).output, target).backward();
+      opt.step();
+    });
+    expect(maxDiff(wHh.data.slice(2 * H * H), lateBefore), 'the step moved the late rows').toBeGreaterThan(1e-3);
+    agree('after an Adam step');
+    expect(resident.heapStats().weightUploads).toBeGreaterThan(uploads);
+    // a write to one weight of the late rows (the n gate's W_hn) only
+    const before = infer(resident);
+    wHh.data[2 * H * H + 3 * H + 5] += 0.75;
+    const after = infer(resident);
+    expect(maxDiff(after, before), 'the write changes the output').toBeGreaterThan(1e-4);
+    agree('after a write to W_hn');
+  });
 });
 
 describe('wasm linear memory does not leak', () => {

@@ -1,5 +1,6 @@
 // The threaded wasm build (rnnkit-threads.wasm): results through the public API are bitwise the
-// same on 1 and 2 threads (the GEMMs split their output columns, never the sum over K), the
+// same on 1 and 2 threads (the GEMMs split their output columns, never the sum over K; LSTM with a
+// projection, GRU, reset-before GRU with the hard sigmoid), the
 // loader falls back to one thread where SharedArrayBuffer is missing (as in workerd or a page
 // without cross-origin isolation), and setThreads checks its argument.
 import { execFileSync } from 'node:child_process';
@@ -34,6 +35,8 @@ describe('wasm threads', () => {
       // per-step GEMMs big enough to split: B * G * R >= 2^20 multiply-adds
       [() => new LSTM({ inputSize: 24, hiddenSize: 128, numLayers: 2, bidirectional: true, projSize: 96, rng: new Rng(1) }), 24, 24, 6],
       [() => new GRU({ inputSize: 24, hiddenSize: 640, rng: new Rng(2) }), 24, 1, 10], // batch 1: the GEMV path
+      // reset-before GRU with the hard sigmoid: the late gates' product (r * h) @ W_hn^T splits too
+      [() => new GRU({ inputSize: 24, hiddenSize: 256, resetAfter: false, recurrentActivation: 'hardSigmoid', rng: new Rng(3) }), 24, 24, 5],
     ];
     for (const [make, I, B, T] of cases) {
       const x = new Tensor(Float32Array.from({ length: T * B * I }, () => rng.normal()), [T, B, I]);

@@ -2,7 +2,7 @@
 // (odd sizes included), accumulate semantics, memory reuse, and error messages.
 // The wasm build must load: a missing or broken build fails these tests (it never skips them).
 import { describe, expect, it } from 'vitest';
-import type { CellKind, SeqBackwardArgs, SeqForwardArgs } from '../src/backends/backend.js';
+import type { CellKind, RecurrentActivation, SeqBackwardArgs, SeqForwardArgs } from '../src/backends/backend.js';
 import { recurrentSize } from '../src/backends/backend.js';
 import { CELL_KINDS, CELLS, gateCount, hasCellState } from '../src/backends/cells.js';
 import { ReferenceBackend } from '../src/backends/reference.js';
@@ -154,6 +154,8 @@ interface SeqCase {
   init: boolean;
   strided: boolean;
   seed: number;
+  /** The gate activation (LSTM, GRU); omitted = sigmoid. */
+  act?: RecurrentActivation;
 }
 
 /** Runs forward (and backward) of one case on both backends and compares every output. */
@@ -180,6 +182,7 @@ function checkSeq(c: SeqCase): void {
     lengths,
     yStride, yOffset,
     training: true,
+    recurrentActivation: c.act ?? null,
   };
   const y0 = r.arr(T * B * yStride); // the other columns must stay
   const mk = (): SeqForwardArgs => ({
@@ -269,6 +272,20 @@ describe('wasm seqForward / seqBackward vs reference', () => {
       }
     }
   }
+  for (const cell of CELL_KINDS.filter((k) => CELLS[k].gateActivation)) {
+    for (const [alpha, beta] of [[0.2, 0.5], [0.9, 0.45]]) {
+      const c: SeqCase = {
+        cell, T: 6, B: 5, I: 7, H: 11, P: 0, reverse: alpha > 0.5, lengths: true, bias: true, init: true, strided: alpha < 0.5,
+        seed: seed++, act: { kind: 'hardSigmoid', alpha, beta },
+      };
+      it(`${cell} hardSigmoid alpha ${alpha} beta ${beta} reverse=${c.reverse} lengths strided=${c.strided}`, () => checkSeq(c));
+    }
+  }
+  it('the reset-before GRU across the GEMM blocks and on the small-batch path', () => {
+    checkSeq({ cell: 'gru_reset_before', T: 3, B: 9, I: 33, H: 90, P: 0, reverse: true, lengths: true, bias: true, init: false, strided: true, seed: 31 });
+    checkSeq({ cell: 'gru_reset_before', T: 10, B: 2, I: 6, H: 11, P: 0, reverse: false, lengths: true, bias: true, init: true, strided: false, seed: 32 });
+    checkSeq({ cell: 'gru_reset_before', T: 1, B: 1, I: 1, H: 1, P: 0, reverse: false, lengths: false, bias: false, init: true, strided: false, seed: 33, act: { kind: 'hardSigmoid', alpha: 0.2, beta: 0.5 } });
+  });
   it('every option flipped: bias, h0/c0, strides', () => {
     for (const cell of CELL_KINDS) {
       for (let m = 0; m < 8; m++) {

@@ -14,10 +14,13 @@
 // P projection size (LSTM proj_size; 0 = none), R = P > 0 ? P : H the recurrent/output size,
 // G gates (the cell table of cells.ts: LSTM 4: i,f,g,o; GRU 3: r,z,n; RNN 1), N rows, C classes,
 // M/N/K GEMM sizes.
-import type { CellKind } from './cells.js';
+import type { CellKind, RecurrentActivation } from './cells.js';
 
-/** The recurrent cells the kernels know ('lstm', 'gru' in PyTorch's reset-after form, 'rnn_tanh', 'rnn_relu'): the table of cells.ts. */
-export { type CellKind, gateCount } from './cells.js';
+/**
+ * The recurrent cells the kernels know ('lstm', 'gru' in PyTorch's reset-after form, 'rnn_tanh',
+ * 'rnn_relu', 'gru_reset_before'): the table of cells.ts; and their gate activations.
+ */
+export { type CellKind, type RecurrentActivation, gateCount } from './cells.js';
 
 /** Arguments of one direction of one recurrent layer over a whole sequence. */
 export interface SeqForwardArgs {
@@ -68,6 +71,11 @@ export interface SeqForwardArgs {
   cN: Float32Array | null;
   /** Keep what the backward pass needs and return it as the context. */
   training: boolean;
+  /**
+   * The gate activation of LSTM and GRU (cells.ts RecurrentActivation): null or omitted = sigmoid;
+   * { kind: 'hardSigmoid', alpha, beta } = clamp(alpha * v + beta, 0, 1).
+   */
+  recurrentActivation?: RecurrentActivation | null;
 }
 
 /**
@@ -161,7 +169,7 @@ export interface BackendInfo {
  * Internal precision allowed for fp32 matrix products, as torch.set_float32_matmul_precision:
  * 'highest' (default) computes in fp32; 'medium' permits rounding the inputs of each product to
  * bf16 (round-to-nearest-even) and accumulating in fp32, where the hardware does that faster
- * (native backend on AVX-512 CPUs with avx512_bf16). A permission, not a requirement: the other
+ * (native backend on AVX-512 CPUs with avx512_bf16 and arm64 CPUs with BF16). A permission, not a requirement: the other
  * backends, and native elsewhere, stay fp32.
  */
 export type MatmulPrecision = 'highest' | 'medium';

@@ -4,8 +4,12 @@
 // Everything that needs a fact about a cell reads it here: validation (validate.ts), the reference
 // backend's time loop (reference.ts), the wasm driver (wasm-core.ts), the layers (nn/layers.ts),
 // the golden-case loader (io/golden.ts), the language model and the tests. The native addon keeps
-// the same table (native/addon.cpp, kCells) and exports it as cellKinds(); test/native.test.ts
-// checks it against this one. The wasm driver dispatches on the kind itself (wasm-core.ts).
+// the same table with each cell's row kernels (native/kernels.h kCellInfo, CellKernels; the addon
+// exports it as cellKinds(), which test/native.test.ts checks against this one); the wasm driver
+// keeps one row per cell with its step kernels (wasm-core.ts WASM_CELLS).
+//
+// The gate (recurrent) activation of LSTM and GRU is sigmoid, or a hard sigmoid
+// clamp(alpha * v + beta, 0, 1) (RecurrentActivation below), chosen per layer.
 //
 // Notation (PyTorch, one batch row at one time step; H hidden size, G = gates * H):
 //   xp = W_ih x_t + b_ih      [G]  the input pre-activations
@@ -23,8 +27,8 @@ export interface CellStep {
   H: number;
   /** [G] W_ih x_t + b_ih. */
   xp: ArrayLike<number>;
-  /** [G] W_hh h_{t-1} + b_hh (saved by forward, read again by backward). */
-  hp: ArrayLike<number>;
+  /** [G] W_hh h_{t-1} + b_hh (saved by forward, read again by backward); the late gates' part is written by forward. */
+  hp: FloatArray;
   /** [R] h_{t-1}. */
   hPrev: ArrayLike<number>;
   /** [H] c_{t-1} (cells with the state c; else empty). */
@@ -35,10 +39,22 @@ export interface CellStep {
   c: FloatArray;
   /** [H] h_t (before the LSTM projection): written by forward. */
   h: FloatArray;
+  /**
+   * [H] the vector the late gates' recurrent product takes (cells with `lateGates`: the
+   * reset-before GRU's r * h_{t-1}), written by forward; else empty.
+   */
+  rh: FloatArray;
+  /** The gate activation (sigmoid or hard sigmoid) of the cells with `gateActivation`. */
+  act: GateFunctions;
+  /**
+   * Cells with `lateGates`: out [lateGates * H] = W_hh[late rows] v + b_hh[late rows], the late
+   * gates' recurrent pre-activations (the time loop owns the weights). Unused by other cells.
+   */
+  recur(v: ArrayLike<number>, out: FloatArray): void;
 }
 
-/** What a backward step reads: the step as forward left it (xp is not needed). */
-export type SavedStep = Omit<CellStep, 'xp'>;
+/** What a backward step reads: the step as forward left it (xp and recur are not needed). */
+export type SavedStep = Omit<CellStep, 'xp' | 'recur'>;
 
 /** The gradients of one backward step. */
 export interface CellStepGrad {
@@ -50,13 +66,21 @@ export interface CellStepGrad {
   dxp: FloatArray;
   /** [G] out: dL/dhp. */
   dhp: FloatArray;
-  /** [R] out (zero on entry): dL/dh_{t-1} through paths other than W_hh (GRU: dh * z). */
+  /**
+   * [R] out (zero on entry): dL/dh_{t-1} through paths other than the early gates' W_hh rows
+   * (GRU: dh * z; reset-before GRU also r * W_hn^T dn).
+   */
   dhPrev: FloatArray;
+  /**
+   * Cells with `lateGates`: out [R] = W_hh[late rows]^T d for d [lateGates * H] (the gradient
+   * reaching the late gates' product input). Unused by other cells.
+   */
+  recurT(d: ArrayLike<number>, out: FloatArray): void;
 }
 
 /** One row of the cell table. */
 export interface CellSpec {
-  /** The numeric id of the native kernels (native/kernels.h CellId, addon.cpp kCells). */
+  /** The numeric id of the native kernels (native/kernels.h CellId and kCellInfo). */
   id: number;
   /** The layer class (nn/layers.ts) and PyTorch module: torch.nn.LSTM, GRU, RNN. */
   module: 'LSTM' | 'GRU' | 'RNN';
@@ -70,6 +94,16 @@ export interface CellSpec {
   states: readonly ('h' | 'c')[];
   /** PyTorch proj_size (weight_hr_l{k}) is allowed. */
   projection: boolean;
+  /** GRU only: true for PyTorch's reset-after form, false for the reset-before form; null otherwise. */
+  resetAfter: boolean | null;
+  /** The cell has sigmoid gates that a hard sigmoid may replace (recurrentActivation). */
+  gateActivation: boolean;
+  /**
+   * Trailing gates whose recurrent product W_hh[rows] v takes v = the `rh` vector the cell forms
+   * from the earlier gates (reset-before GRU: the n gate takes r * h_{t-1}), so it runs after
+   * them; 0 = every gate's product takes h_{t-1} (one W_hh product per step).
+   */
+  lateGates: number;
   /** One step forward (see CellStep). */
   forward(s: CellStep): void;
   /** One step backward (see CellStepGrad); reads what forward wrote into s. */
@@ -81,23 +115,95 @@ export const sigmoid = (v: number): number => 1 / (1 + Math.exp(-v));
 /** relu as PyTorch: NaN stays NaN. */
 export const relu = (v: number): number => (v > 0 || Number.isNaN(v) ? v : 0);
 
+/**
+ * The gate (recurrent) activation of LSTM and GRU:
+ *   sigmoid:      sigma(v) = 1 / (1 + e^-v),            sigma' = y (1 - y)
+ *   hardSigmoid:  y = clamp(alpha * v + beta, 0, 1),    y' = alpha where 0 < y < 1, else 0
+ * The hard sigmoid's slope and offset differ between frameworks: TF.js and Keras 2 use
+ * alpha 0.2, beta 0.5 (the default here and ONNX's HardSigmoid default); Keras 3 uses
+ * relu6(v + 3) / 6, i.e. alpha 1/6, beta 0.5. At the two kinks (alpha v + beta exactly 0 or 1)
+ * the derivative is 0: the open interval, as PyTorch's Hardsigmoid and Keras 3's relu6 (TF.js's
+ * clip passes the gradient at exactly those two points). NaN stays NaN.
+ */
+export type RecurrentActivation =
+  | { kind: 'sigmoid' }
+  | { kind: 'hardSigmoid'; alpha: number; beta: number };
+
+/** The names of the gate activations (recurrentActivation option). */
+export const RECURRENT_ACTIVATIONS = ['sigmoid', 'hardSigmoid'] as const;
+export const SIGMOID: RecurrentActivation = Object.freeze({ kind: 'sigmoid' });
+/** The hard sigmoid's default slope and offset (TF.js, Keras 2, ONNX HardSigmoid). */
+export const HARD_SIGMOID_DEFAULTS = Object.freeze({ alpha: 0.2, beta: 0.5 });
+
+/** A gate activation and its derivative from the activated value y. */
+export interface GateFunctions {
+  f(v: number): number;
+  df(y: number): number;
+}
+
+/** hard sigmoid clamp(alpha v + beta, 0, 1); NaN stays NaN. */
+export function hardSigmoid(v: number, alpha: number, beta: number): number {
+  const u = alpha * v + beta;
+  return u < 0 ? 0 : u > 1 ? 1 : u;
+}
+
+/** The forward and derivative functions of a gate activation. */
+export function gateFunctions(a: RecurrentActivation | null | undefined): GateFunctions {
+  if (!a || a.kind === 'sigmoid') return { f: sigmoid, df: (y) => y * (1 - y) };
+  const { alpha, beta } = a;
+  return { f: (v) => hardSigmoid(v, alpha, beta), df: (y) => (y > 0 && y < 1 ? alpha : 0) };
+}
+
+/**
+ * Checks a gate activation given to a kernel or layer: `where` names the caller, `cell` the kind
+ * it is for. Returns it (null/undefined -> sigmoid).
+ */
+export function checkRecurrentActivation(where: string, cell: CellKind, a: unknown): RecurrentActivation {
+  if (a === null || a === undefined) return SIGMOID;
+  const kind = (a as { kind?: unknown })?.kind;
+  if (typeof a !== 'object' || !(RECURRENT_ACTIVATIONS as readonly unknown[]).includes(kind)) {
+    throw new RangeError(`${where}: recurrentActivation must be { kind: 'sigmoid' } or { kind: 'hardSigmoid', alpha, beta }, received ${describe(a)}`);
+  }
+  if (kind === 'sigmoid') return SIGMOID;
+  if (!CELLS[cell].gateActivation) {
+    throw new RangeError(`${where}: recurrentActivation 'hardSigmoid' is only for ${modulesWhere((c) => c.gateActivation)} (cells with sigmoid gates), received it for ${CELLS[cell].module}`);
+  }
+  const { alpha, beta } = a as { alpha?: unknown; beta?: unknown };
+  for (const [name, v] of [['alpha', alpha], ['beta', beta]] as const) {
+    if (typeof v !== 'number' || !Number.isFinite(v)) throw new RangeError(`${where}: hardSigmoid ${name} must be a finite number, received ${describe(v)}`);
+  }
+  if ((alpha as number) <= 0) throw new RangeError(`${where}: hardSigmoid alpha (slope) must be positive, received ${String(alpha)}`);
+  return { kind: 'hardSigmoid', alpha: alpha as number, beta: beta as number };
+}
+
+function describe(v: unknown): string {
+  if (typeof v === 'string') return `'${v}'`;
+  if (v === null || typeof v !== 'object') return String(v);
+  try {
+    return JSON.stringify(v);
+  } catch {
+    return String(v);
+  }
+}
+
 // ---- LSTM, gates i, f, g, o ----
+// (sigma = the gate activation: sigmoid, or the hard sigmoid; sigma' from the activated value)
 // forward:
-//   i = sigmoid(xp_i + hp_i)   f = sigmoid(xp_f + hp_f)
-//   g = tanh(xp_g + hp_g)      o = sigmoid(xp_o + hp_o)
+//   i = sigma(xp_i + hp_i)     f = sigma(xp_f + hp_f)
+//   g = tanh(xp_g + hp_g)      o = sigma(xp_o + hp_o)
 //   c_t = f * c_{t-1} + i * g
 //   h_t = o * tanh(c_t)                       (then h_t = W_hr h_t with a projection)
 // backward (dh = dL/dh_t, dc = dL/dc_t from the later steps):
 //   dc += dh * o * (1 - tanh(c_t)^2)
 //   do = dh * tanh(c_t),  di = dc * g,  df = dc * c_{t-1},  dg = dc * i
-//   dxp = dhp = [di * i(1-i), df * f(1-f), dg * (1-g^2), do * o(1-o)]
+//   dxp = dhp = [di * sigma'(i), df * sigma'(f), dg * (1-g^2), do * sigma'(o)]
 //   dc_{t-1} = dc * f
-function lstmForward({ H, xp, hp, cPrev, gates, c, h }: CellStep): void {
+function lstmForward({ H, xp, hp, cPrev, gates, c, h, act }: CellStep): void {
   for (let j = 0; j < H; j++) {
-    const ig = sigmoid(xp[j] + hp[j]);
-    const fg = sigmoid(xp[H + j] + hp[H + j]);
+    const ig = act.f(xp[j] + hp[j]);
+    const fg = act.f(xp[H + j] + hp[H + j]);
     const gg = Math.tanh(xp[2 * H + j] + hp[2 * H + j]);
-    const og = sigmoid(xp[3 * H + j] + hp[3 * H + j]);
+    const og = act.f(xp[3 * H + j] + hp[3 * H + j]);
     gates[j] = ig;
     gates[H + j] = fg;
     gates[2 * H + j] = gg;
@@ -108,7 +214,7 @@ function lstmForward({ H, xp, hp, cPrev, gates, c, h }: CellStep): void {
   }
 }
 
-function lstmBackward({ H, cPrev, gates, c }: SavedStep, { dh, dc, dxp, dhp }: CellStepGrad): void {
+function lstmBackward({ H, cPrev, gates, c, act }: SavedStep, { dh, dc, dxp, dhp }: CellStepGrad): void {
   for (let j = 0; j < H; j++) {
     const ig = gates[j];
     const fg = gates[H + j];
@@ -116,29 +222,29 @@ function lstmBackward({ H, cPrev, gates, c }: SavedStep, { dh, dc, dxp, dhp }: C
     const og = gates[3 * H + j];
     const tc = Math.tanh(c[j]);
     const dct = dc[j] + dh[j] * og * (1 - tc * tc);
-    dxp[j] = dct * gg * ig * (1 - ig);
-    dxp[H + j] = dct * cPrev[j] * fg * (1 - fg);
+    dxp[j] = dct * gg * act.df(ig);
+    dxp[H + j] = dct * cPrev[j] * act.df(fg);
     dxp[2 * H + j] = dct * ig * (1 - gg * gg);
-    dxp[3 * H + j] = dh[j] * tc * og * (1 - og);
+    dxp[3 * H + j] = dh[j] * tc * act.df(og);
     dc[j] = dct * fg;
   }
   dhp.set(dxp);
 }
 
-// ---- GRU, gates r, z, n ----
+// ---- GRU (PyTorch, reset-after), gates r, z, n ----
 // forward:
-//   r = sigmoid(xp_r + hp_r)   z = sigmoid(xp_z + hp_z)
+//   r = sigma(xp_r + hp_r)     z = sigma(xp_z + hp_z)
 //   n = tanh(xp_n + r * hp_n)                 (hp_n = W_hn h_{t-1} + b_hn: b_hn inside r * (.))
 //   h_t = (1 - z) * n + z * h_{t-1}
 // backward (dh = dL/dh_t):
 //   dn = dh * (1 - z) * (1 - n^2)
-//   dz = dh * (h_{t-1} - n) * z(1-z)
-//   dr = dn * hp_n * r(1-r)
+//   dz = dh * (h_{t-1} - n) * sigma'(z)
+//   dr = dn * hp_n * sigma'(r)
 //   dxp = [dr, dz, dn]   dhp = [dr, dz, dn * r]   dh_{t-1} (direct) = dh * z
-function gruForward({ H, xp, hp, hPrev, gates, h }: CellStep): void {
+function gruForward({ H, xp, hp, hPrev, gates, h, act }: CellStep): void {
   for (let j = 0; j < H; j++) {
-    const rg = sigmoid(xp[j] + hp[j]);
-    const zg = sigmoid(xp[H + j] + hp[H + j]);
+    const rg = act.f(xp[j] + hp[j]);
+    const zg = act.f(xp[H + j] + hp[H + j]);
     const ng = Math.tanh(xp[2 * H + j] + rg * hp[2 * H + j]);
     gates[j] = rg;
     gates[H + j] = zg;
@@ -147,19 +253,72 @@ function gruForward({ H, xp, hp, hPrev, gates, h }: CellStep): void {
   }
 }
 
-function gruBackward({ H, hp, hPrev, gates }: SavedStep, { dh, dxp, dhp, dhPrev }: CellStepGrad): void {
+function gruBackward({ H, hp, hPrev, gates, act }: SavedStep, { dh, dxp, dhp, dhPrev }: CellStepGrad): void {
   for (let j = 0; j < H; j++) {
     const rg = gates[j];
     const zg = gates[H + j];
     const ng = gates[2 * H + j];
     const dn = dh[j] * (1 - zg) * (1 - ng * ng);
-    const dz = dh[j] * (hPrev[j] - ng) * zg * (1 - zg);
-    const dr = dn * hp[2 * H + j] * rg * (1 - rg);
+    const dz = dh[j] * (hPrev[j] - ng) * act.df(zg);
+    const dr = dn * hp[2 * H + j] * act.df(rg);
     dxp[j] = dr; dhp[j] = dr;
     dxp[H + j] = dz; dhp[H + j] = dz;
     dxp[2 * H + j] = dn; dhp[2 * H + j] = dn * rg;
     dhPrev[j] = dh[j] * zg;
   }
+}
+
+// ---- GRU, reset-before form (Cho et al. 2014; Keras reset_after=False, the TF.js GRU, ONNX
+// linear_before_reset=0), gates r, z, n; the same parameters as PyTorch's GRU ----
+// The reset gate multiplies h_{t-1} BEFORE the n gate's recurrent product, so that product
+// (the late gate) runs after r is known: hp_n = W_hn (r * h_{t-1}) + b_hn. Both biases of every
+// gate add outside the gates' products (Keras reset_after=False has one bias: b_ih = bias,
+// b_hh = 0; ONNX: b_ih = Wb, b_hh = Rb).
+// forward:
+//   r = sigma(xp_r + hp_r)     z = sigma(xp_z + hp_z)        (hp_{r,z} = W_h{r,z} h_{t-1} + b_h{r,z})
+//   rh = r * h_{t-1}
+//   n = tanh(xp_n + hp_n)      hp_n = W_hn rh + b_hn
+//   h_t = (1 - z) * n + z * h_{t-1}
+// backward (dh = dL/dh_t):
+//   dn = dh * (1 - z) * (1 - n^2)                (= dL/dxp_n = dL/dhp_n)
+//   dz = dh * (h_{t-1} - n) * sigma'(z)
+//   drh = W_hn^T dn
+//   dr = drh * h_{t-1} * sigma'(r)
+//   dxp = dhp = [dr, dz, dn]
+//   dh_{t-1} (direct) = dh * z + drh * r          (the r, z rows of W_hh add W_h{r,z}^T [dr, dz])
+//   dW_hn += dn rh^T (the time loop: the late rows' product input is rh)
+function gruResetBeforeForward({ H, xp, hp, hPrev, gates, h, rh, act, recur }: CellStep): void {
+  for (let j = 0; j < H; j++) {
+    const rg = act.f(xp[j] + hp[j]);
+    gates[j] = rg;
+    gates[H + j] = act.f(xp[H + j] + hp[H + j]);
+    rh[j] = rg * hPrev[j];
+  }
+  recur(rh, hp.subarray(2 * H, 3 * H));
+  for (let j = 0; j < H; j++) {
+    const zg = gates[H + j];
+    const ng = Math.tanh(xp[2 * H + j] + hp[2 * H + j]);
+    gates[2 * H + j] = ng;
+    h[j] = (1 - zg) * ng + zg * hPrev[j];
+  }
+}
+
+function gruResetBeforeBackward({ H, hPrev, gates, act }: SavedStep, { dh, dxp, dhp, dhPrev, recurT }: CellStepGrad): void {
+  const dn = dxp.subarray(2 * H, 3 * H);
+  for (let j = 0; j < H; j++) {
+    const zg = gates[H + j];
+    const ng = gates[2 * H + j];
+    dn[j] = dh[j] * (1 - zg) * (1 - ng * ng);
+    dxp[H + j] = dh[j] * (hPrev[j] - ng) * act.df(zg);
+  }
+  const drh = new Float64Array(H);
+  recurT(dn, drh);
+  for (let j = 0; j < H; j++) {
+    const rg = gates[j];
+    dxp[j] = drh[j] * hPrev[j] * act.df(rg);
+    dhPrev[j] = dh[j] * gates[H + j] + drh[j] * rg;
+  }
+  dhp.set(dxp);
 }
 
 // ---- RNN (Elman), one gate: the new state ----
@@ -189,23 +348,33 @@ function rnnBackward(dact: (dh: number, h: number) => number) {
 export const CELLS = {
   lstm: {
     id: 0, module: 'LSTM', stepModule: 'LSTMCell', nonlinearity: null, gates: ['i', 'f', 'g', 'o'], states: ['h', 'c'],
-    projection: true, forward: lstmForward, backward: lstmBackward,
+    projection: true, resetAfter: null, gateActivation: true, lateGates: 0, forward: lstmForward, backward: lstmBackward,
   },
   gru: {
     id: 1, module: 'GRU', stepModule: 'GRUCell', nonlinearity: null, gates: ['r', 'z', 'n'], states: ['h'],
-    projection: false, forward: gruForward, backward: gruBackward,
+    projection: false, resetAfter: true, gateActivation: true, lateGates: 0, forward: gruForward, backward: gruBackward,
   },
   rnn_tanh: {
     id: 2, module: 'RNN', stepModule: 'RNNCell', nonlinearity: 'tanh', gates: ['h'], states: ['h'], projection: false,
+    resetAfter: null, gateActivation: false, lateGates: 0,
     forward: rnnForward(Math.tanh), backward: rnnBackward((dh, h) => dh * (1 - h * h)),
   },
   rnn_relu: {
     id: 3, module: 'RNN', stepModule: 'RNNCell', nonlinearity: 'relu', gates: ['h'], states: ['h'], projection: false,
+    resetAfter: null, gateActivation: false, lateGates: 0,
     forward: rnnForward(relu), backward: rnnBackward((dh, h) => (h > 0 ? dh : 0)),
+  },
+  gru_reset_before: {
+    id: 4, module: 'GRU', stepModule: 'GRUCell', nonlinearity: null, gates: ['r', 'z', 'n'], states: ['h'],
+    projection: false, resetAfter: false, gateActivation: true, lateGates: 1,
+    forward: gruResetBeforeForward, backward: gruResetBeforeBackward,
   },
 } as const satisfies Record<string, CellSpec>;
 
-/** A cell kind of the table: 'lstm', 'gru' (PyTorch's reset-after form), 'rnn_tanh', 'rnn_relu'. */
+/**
+ * A cell kind of the table: 'lstm', 'gru' (PyTorch's reset-after form), 'rnn_tanh', 'rnn_relu',
+ * 'gru_reset_before'.
+ */
 export type CellKind = keyof typeof CELLS;
 /** Every cell kind, in the order of their numeric ids. */
 export const CELL_KINDS = Object.keys(CELLS) as CellKind[];
@@ -245,13 +414,18 @@ export function modulesWhere(has: (spec: CellSpec) => boolean): string {
 }
 
 /**
- * The cell kind of a PyTorch module name ('LSTM', 'GRU', 'RNN') and, for RNN, its nonlinearity;
- * throws naming `where` and the accepted values otherwise.
+ * The cell kind of a PyTorch module name ('LSTM', 'GRU', 'RNN') and, for RNN, its nonlinearity,
+ * for GRU its form (resetAfter, default true: PyTorch's); throws naming `where` and the accepted
+ * values otherwise.
  */
-export function cellKindOf(where: string, module: string, nonlinearity: string = 'tanh'): CellKind {
+export function cellKindOf(where: string, module: string, nonlinearity: string = 'tanh', resetAfter: boolean = true): CellKind {
   const kinds = CELL_KINDS.filter((k) => CELLS[k].module === module);
   if (kinds.length === 0) throw new RangeError(`${where}: module must be one of ${MODULE_NAMES.join(', ')}, received ${String(module)}`);
   if (kinds.length === 1) return kinds[0];
+  if (CELLS[kinds[0]].resetAfter !== null) {
+    if (typeof resetAfter !== 'boolean') throw new RangeError(`${where}: resetAfter must be true or false, received ${describe(resetAfter)}`);
+    return kinds.find((k) => CELLS[k].resetAfter === resetAfter)!;
+  }
   const kind = kinds.find((k) => CELLS[k].nonlinearity === nonlinearity);
   if (!kind) {
     const accepted = kinds.map((k) => `'${CELLS[k].nonlinearity}'`).join(' or ');

@@ -1,7 +1,7 @@
 // What `rnnkit doctor` reports: the platform, which native binary loaded (a shipped prebuild, a
 // local build, or none and why), its instruction set and threads, the wasm build, and the backend
 // 'auto' picks. doctorReport() returns it as data; formatDoctor() as the text the CLI prints.
-import { type BackendName, backendStatus, loadBackend } from './index.js';
+import { type BackendName, backendStatus, getMatmulPrecision, loadBackend } from './index.js';
 import { nativeOrigin } from './native.js';
 
 /** What is in use on this machine: platform, native binary and its ISA, wasm build, the backend 'auto' picks. */
@@ -34,6 +34,13 @@ function runtimeName(): string {
   return 'a JavaScript runtime without Node APIs';
 }
 
+/** The native backend's description under the matmul precision in effect (bf16 GEMMs or sgemm). */
+function nativeDetail(): string | undefined {
+  const b = loadBackend('native');
+  b.setMatmulPrecision?.(getMatmulPrecision());
+  return b.info().detail;
+}
+
 /** Loads every backend (once) and says what is in use and why. */
 export function doctorReport(): DoctorReport {
   const proc = (globalThis as { process?: { platform?: string; arch?: string; env?: Record<string, string | undefined> } }).process;
@@ -43,7 +50,7 @@ export function doctorReport(): DoctorReport {
   const wasm = byName.get('wasm')!;
   const origin = nativeOrigin();
   const native: DoctorReport['native'] = nat.available
-    ? { binary: origin.kind, path: origin.path, isa: nat.isa, threads: nat.threads, detail: loadBackend('native').info().detail }
+    ? { binary: origin.kind, path: origin.path, isa: nat.isa, threads: nat.threads, detail: nativeDetail() }
     : { binary: 'none', reason: origin.reason && origin.reason !== 'not loaded yet' ? origin.reason : nat.reason };
   const chosen = status.find((s) => s.available);
   return {

@@ -124,7 +124,7 @@ export function getMatmulPrecision(): MatmulPrecision {
 /**
  * Internal precision of fp32 matrix products, as torch.set_float32_matmul_precision: 'highest'
  * (default, exact fp32) or 'medium' (permits bf16 inputs with fp32 accumulation: the native
- * backend on AVX-512 CPUs with avx512_bf16; every other backend and CPU stays fp32, see
+ * backend on AVX-512 CPUs with avx512_bf16 and arm64 CPUs with BF16; every other backend and CPU stays fp32, see
  * info().matmul). Applies to the backend in use and to backends selected later.
  */
 export function setMatmulPrecision(p: MatmulPrecision): void {

@@ -18,9 +18,10 @@ import { readEnv } from '../core/config.js';
 
 /** The raw addon (native/addon.cpp). */
 export interface NativeAddon {
-  info(): BackendInfo;
-  /** The addon's table of cell kinds (native/addon.cpp kCells): what it accepts as `cell`. */
-  cellKinds(): Array<{ name: string; id: number; gates: number; cState: boolean; projection: boolean }>;
+  /** gemvRows: products with 1..gemvRows rows run the GEMV kernel (0: none, the bf16 GEMMs). */
+  info(): BackendInfo & { gemvRows: number };
+  /** The addon's table of cell kinds (native/kernels.h kCellInfo): what it accepts as `cell`. */
+  cellKinds(): Array<{ name: string; id: number; gates: number; cState: boolean; projection: boolean; gateActivation: boolean; lateGates: number }>;
   setThreads(n: number): void;
   setIsa(isa: string): void;
   cpuSupports(isa: string): boolean;
@@ -151,8 +152,8 @@ export class NativeBackend implements Backend {
 
   /**
    * Matmul precision (process-wide). 'medium' runs every GEMM (gemm and the sequence kernels) on
-   * bf16 inputs with fp32 accumulation when the ISA is avx512 and the CPU has avx512_bf16, and
-   * stays fp32 otherwise; info().matmul says which is in effect.
+   * bf16 inputs with fp32 accumulation when the ISA is avx512 and the CPU has avx512_bf16, or on
+   * arm64 CPUs with BF16 (BFDOT), and stays fp32 otherwise; info().matmul says which is in effect.
    */
   setMatmulPrecision(p: MatmulPrecision): void {
     assertMatmulPrecision('native.setMatmulPrecision', p);

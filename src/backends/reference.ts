@@ -7,7 +7,7 @@ import {
   type AdamArgs, type Backend, type BackendInfo, type MatmulPrecision, type SeqBackwardArgs, type SeqContext,
   type SeqForwardArgs, type SgdArgs, type UnaryOp, recurrentSize,
 } from './backend.js';
-import { cellSpec, gateCount, hasCellState, relu, sigmoid } from './cells.js';
+import { type CellStep, cellSpec, gateCount, gateFunctions, hasCellState, relu, sigmoid } from './cells.js';
 import {
   assertAdamArgs, assertCrossEntropyBackwardArgs, assertCrossEntropyForwardArgs, assertGemmArgs, assertMatmulPrecision,
   assertSeqBackwardArgs, assertSeqForwardArgs, assertSgdArgs, assertSumSquaresArgs, assertUnaryArgs,
@@ -28,6 +28,8 @@ interface ReferenceSeqContext extends SeqContext {
   gates: FloatArray;
   /** [T, B, G] recurrent pre-activations W_hh h_{t-1} + b_hh (GRU's backward reads hp_n). */
   hp: FloatArray;
+  /** [T, B, H] the late gates' product input (reset-before GRU: r * h_{t-1}); else empty. */
+  rh: FloatArray;
   /** [T, B, H] cell state c_t (cells with the state c; else empty). */
   cells: FloatArray;
   /** [T, B, H] the cell's output h_t before the projection (only when P > 0). */
@@ -62,6 +64,7 @@ function stepViews(ctx: ReferenceSeqContext, b: number, t: number, tp: number, z
   const R = recurrentSize(H, P);
   const G = gateCount(cell) * H;
   const withC = hasCellState(cell);
+  const late = cellSpec(cell).lateGates > 0;
   const row = t * B + b;
   const hPrev = tp >= 0 ? rowOf(ctx.states, tp * B + b, R) : h0 ? rowOf(h0, b, R) : zeros.subarray(0, R);
   const cPrev = !withC ? zeros.subarray(0, 0) : tp >= 0 ? rowOf(ctx.cells, tp * B + b, H) : c0 ? rowOf(c0, b, H) : zeros.subarray(0, H);
@@ -71,7 +74,14 @@ function stepViews(ctx: ReferenceSeqContext, b: number, t: number, tp: number, z
     gates: rowOf(ctx.gates, row, G),
     c: withC ? rowOf(ctx.cells, row, H) : zeros.subarray(0, 0),
     h: ctx.hRaw ? rowOf(ctx.hRaw, row, H) : rowOf(ctx.states, row, R),
+    rh: late ? rowOf(ctx.rh, row, H) : zeros.subarray(0, 0),
+    act: gateFunctions(ctx.args.recurrentActivation),
   };
+}
+
+/** Rows [G0, G) of W_hh and b_hh: the late gates (cells with lateGates; G0 = G otherwise). */
+function earlyRows(G: number, H: number, lateGates: number): number {
+  return G - lateGates * H;
 }
 
 // out[N] = bias[N] (or 0) + W[N, K] @ v[K]
@@ -96,6 +106,7 @@ function seqForwardReference(a: SeqForwardArgs): ReferenceSeqContext {
     backend: 'reference', args: a,
     gates: alloc(x, T * B * G),
     hp: alloc(x, T * B * G),
+    rh: alloc(x, spec.lateGates > 0 ? T * B * H : 0),
     cells: alloc(x, hasCellState(cell) ? T * B * H : 0),
     hRaw: P > 0 ? alloc(x, T * B * H) : null,
     states: alloc(x, T * B * R),
@@ -103,6 +114,10 @@ function seqForwardReference(a: SeqForwardArgs): ReferenceSeqContext {
   const zeros = alloc(x, Math.max(R, H));
   const xp = new Float64Array(G);
   const hp = new Float64Array(G);
+  const G0 = earlyRows(G, H, spec.lateGates);
+  // the late gates' pre-activations: hp[G0..G) = W_hh[G0..G) v + b_hh[G0..G)
+  const recur: CellStep['recur'] = (v, out) =>
+    affine(out, wHh.subarray(G0 * R), v, bHh ? bHh.subarray(G0) : null, G - G0, R);
   const y = (t: number, b: number) => a.y.subarray((t * B + b) * a.yStride + a.yOffset, (t * B + b) * a.yStride + a.yOffset + R);
 
   for (let b = 0; b < B; b++) {
@@ -112,9 +127,9 @@ function seqForwardReference(a: SeqForwardArgs): ReferenceSeqContext {
       const t = timeOfStep(s, len, reverse);
       const v = stepViews(ctx, b, t, previousTime(t, len, reverse), zeros);
       affine(xp, wIh, rowOf(x, t * B + b, I), bIh, G, I);
-      affine(hp, wHh, v.hPrev, bHh, G, R);
+      affine(hp, wHh, v.hPrev, bHh, G0, R); // the late gates' rows: by the cell, through recur
+      spec.forward({ ...v, xp, hp, recur });
       v.hp.set(hp);
-      spec.forward({ ...v, xp, hp });
       const state = rowOf(ctx.states, t * B + b, R);
       if (ctx.hRaw && wHr) affine(state, wHr, v.h, null, P, H);
       y(t, b).set(state);
@@ -132,7 +147,9 @@ function seqForwardReference(a: SeqForwardArgs): ReferenceSeqContext {
 // Per step, last to first: dh = dh_next + dy_t; with a projection dWHr += dh h_raw^T and
 // dh = W_hr^T dh; the cell's backward step (cells.ts) gives dxp, dhp; then
 // dW_ih += dxp x_t^T, dx_t += W_ih^T dxp, db_ih += dxp, dW_hh += dhp h_{t-1}^T, db_hh += dhp,
-// dh_next = (the cell's direct path) + W_hh^T dhp.
+// dh_next = (the cell's direct path) + W_hh^T dhp. The late gates' rows of W_hh (reset-before
+// GRU) take rh instead of h_{t-1}: dW_hh[late] += dhp[late] rh^T, and their W_hh^T dhp is the
+// cell's (recurT), already in its direct path.
 function seqBackwardReference(d: SeqBackwardArgs): void {
   const ctx = d.ctx as ReferenceSeqContext;
   const { cell, T, B, I, H, P, reverse, x, wIh, wHh, wHr, lengths } = ctx.args;
@@ -145,6 +162,14 @@ function seqBackwardReference(d: SeqBackwardArgs): void {
   const dhRaw = new Float64Array(H); // the same before the projection
   const dxp = new Float64Array(G); // gradient of the input pre-activations (W_ih x + b_ih)
   const dhp = new Float64Array(G); // gradient of the recurrent pre-activations (W_hh h + b_hh)
+  const G0 = earlyRows(G, H, spec.lateGates);
+  const recurT: (d: ArrayLike<number>, out: FloatArray) => void = (dl, out) => {
+    for (let r = 0; r < R; r++) {
+      let acc = 0;
+      for (let g = G0; g < G; g++) acc += wHh[g * R + r] * dl[g - G0];
+      out[r] = acc;
+    }
+  };
 
   for (let b = 0; b < B; b++) {
     const len = lengths ? lengths[b] : T;
@@ -172,7 +197,7 @@ function seqBackwardReference(d: SeqBackwardArgs): void {
         dhRaw.set(dh);
       }
       dhNext.fill(0);
-      spec.backward(v, { dh: dhRaw, dc, dxp, dhp, dhPrev: dhNext });
+      spec.backward(v, { dh: dhRaw, dc, dxp, dhp, dhPrev: dhNext, recurT });
       const xRow = rowOf(x, t * B + b, I);
       for (let g = 0; g < G; g++) {
         const gi = dxp[g];
@@ -183,9 +208,10 @@ function seqBackwardReference(d: SeqBackwardArgs): void {
           if (d.dWIh) d.dWIh[g * I + i] += gi * xRow[i];
           if (d.dx) d.dx[(t * B + b) * I + i] += gi * wIh[g * I + i];
         }
+        const hIn = g < G0 ? v.hPrev : v.rh; // the vector row g of W_hh multiplied
         for (let r = 0; r < R; r++) {
-          if (d.dWHh) d.dWHh[g * R + r] += gh * v.hPrev[r];
-          dhNext[r] += gh * wHh[g * R + r];
+          if (d.dWHh) d.dWHh[g * R + r] += gh * hIn[r];
+          if (g < G0) dhNext[r] += gh * wHh[g * R + r];
         }
       }
     }

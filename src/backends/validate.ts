@@ -4,7 +4,7 @@ import {
   type AdamArgs, type MatmulPrecision, type SeqBackwardArgs, type SeqForwardArgs, type SgdArgs, type UnaryOp,
   MATMUL_PRECISIONS, recurrentSize,
 } from './backend.js';
-import { CELL_KINDS, CELLS, gateCount, hasCellState, isCellKind, modulesWhere } from './cells.js';
+import { CELL_KINDS, CELLS, checkRecurrentActivation, gateCount, hasCellState, isCellKind, modulesWhere } from './cells.js';
 
 type Buffer32 = ArrayLike<number> | null;
 
@@ -57,6 +57,7 @@ export function assertSeqForwardArgs(backend: string, a: SeqForwardArgs): void {
   if (a.T < 1 || a.B < 1 || a.H < 1 || a.I < 1) fail(k, `T, B, I and H must be at least 1, received T=${a.T} B=${a.B} I=${a.I} H=${a.H}`);
   if (a.P > 0 && !CELLS[a.cell].projection) fail(k, `a projection (P=${a.P}) exists only for ${modulesWhere((c) => c.projection)}`);
   if (a.P >= a.H && a.P > 0) fail(k, `projection size P=${a.P} must be smaller than H=${a.H}`);
+  checkRecurrentActivation(k, a.cell, a.recurrentActivation);
   const { T, B, I, H, P } = a;
   const G = gateCount(a.cell) * H;
   const R = recurrentSize(H, P);

@@ -18,7 +18,7 @@ import {
   type AdamArgs, type Backend, type BackendInfo, type MatmulPrecision, type SeqBackwardArgs, type SeqContext,
   type SeqForwardArgs, type SgdArgs, type UnaryOp, recurrentSize,
 } from './backend.js';
-import { CELLS, gateCount } from './cells.js';
+import { type CellKind, type RecurrentActivation, CELLS, gateCount, hasCellState } from './cells.js';
 import {
   assertAdamArgs, assertCrossEntropyBackwardArgs, assertCrossEntropyForwardArgs, assertGemmArgs, assertMatmulPrecision,
   assertSeqBackwardArgs, assertSeqForwardArgs, assertSgdArgs, assertSumSquaresArgs, assertUnaryArgs,
@@ -46,16 +46,24 @@ export interface WasmKernels {
     B: number, ldb: number, beta: number, C: number, ldc: number): void;
   fillBias(rows: number, G: number, bIh: number, bHh: number, gruH: number, XP: number): void;
   lstmStepForward(B: number, H: number, tIdx: number, xp: number, hp: number, c: number, hOut: number, ldh: number,
-    hSave: number, gates: number, cells: number, saveFull: number): void;
+    hSave: number, gates: number, cells: number, saveFull: number, hard: number, alpha: number, beta: number): void;
   gruStepForward(B: number, H: number, tIdx: number, xp: number, hp: number, bHhN: number, h: number, states: number,
-    gates: number, cells: number, saveFull: number): void;
+    gates: number, cells: number, saveFull: number, hard: number, alpha: number, beta: number): void;
+  gruResetBeforeStepGates(B: number, H: number, tIdx: number, xp: number, hp: number, h: number, gates: number, rh: number,
+    rhSave: number, saveFull: number, hard: number, alpha: number, beta: number): void;
+  gruResetBeforeStepForward(B: number, H: number, tIdx: number, xp: number, hp: number, h: number, states: number,
+    gates: number, saveFull: number): void;
   rnnStepForward(B: number, H: number, tIdx: number, xp: number, hp: number, relu: number, h: number, states: number): void;
   scatterRows(B: number, n: number, tIdx: number, src: number, dst: number, all: number): void;
   addDy(B: number, R: number, tIdx: number, dh: number, dy: number, dyStride: number, dyOffset: number): void;
   lstmStepBackward(B: number, H: number, R: number, tIdx: number, prevT: number, dhIn: number, dhState: number,
-    dc: number, gates: number, cells: number, c0: number, dG: number, dGall: number): void;
+    dc: number, gates: number, cells: number, c0: number, dG: number, dGall: number, hard: number, alpha: number): void;
   gruStepBackward(B: number, H: number, tIdx: number, prevT: number, dh: number, gates: number, cells: number,
-    states: number, h0: number, dGh: number, dGiAll: number, dGhAll: number): void;
+    states: number, h0: number, dGh: number, dGiAll: number, dGhAll: number, hard: number, alpha: number): void;
+  gruResetBeforeStepBackward(B: number, H: number, tIdx: number, prevT: number, dh: number, gates: number, states: number,
+    h0: number, dG: number, dGall: number, hard: number, alpha: number): void;
+  gruResetBeforeStepResetBackward(B: number, H: number, tIdx: number, prevT: number, drh: number, gates: number,
+    states: number, h0: number, dh: number, dG: number, dGall: number, hard: number, alpha: number): void;
   rnnStepBackward(B: number, H: number, tIdx: number, relu: number, dh: number, states: number, dG: number, dGall: number): void;
   gatherRows(rows: number, n: number, B: number, idx: number, src: number, init: number, out: number): void;
   addColumnSums(rows: number, n: number, src: number, dst: number): void;
@@ -202,7 +210,7 @@ interface Resident {
   n: number;
   /** The caller's change counter the copy was made at (NaN: stale). */
   version: number;
-  /** Packed op(B) ('T': transposed, 'N': as is) and the version it was packed from. */
+  /** Packed op(B) by 'T' (transposed) or 'N' (as is), row offset and shape, and the version it was packed from. */
   packed: Map<string, { ptr: number; version: number }>;
   freed: boolean;
 }
@@ -218,8 +226,9 @@ interface WasmSeqContext extends SeqContext {
   args: SeqForwardArgs;
   lens: Int32Array;
   maxLen: number;
-  /** Blocks in linear memory (0 = none): x [T,B,I]; states h_t [T,B,R]; activated gates [T,B,G]
-   * (LSTM/GRU); cells [T,B,H] (LSTM c, GRU W_hn h + b_hn); LSTM o*tanh(c) before the projection [T,B,H]. */
+  /** Blocks in linear memory (0 = none): x [T,B,I]; states h_t [T,B,R]; activated gates [T,B,G] and
+   * cells [T,B,H] (cells that save them: LSTM c, GRU W_hn h + b_hn, reset-before GRU r * h);
+   * LSTM o*tanh(c) before the projection [T,B,H]. */
   pX: number;
   pStates: number;
   pGates: number;
@@ -229,6 +238,109 @@ interface WasmSeqContext extends SeqContext {
 }
 
 const UNARY: Record<UnaryOp, number> = { tanh: 0, sigmoid: 1, relu: 2 };
+
+/** The gate activation as the step kernels take it: hard (0 sigmoid, 1 hard sigmoid), alpha, beta. */
+type GateArgs = [hard: number, alpha: number, beta: number];
+function gateArgs(a: RecurrentActivation | null | undefined): GateArgs {
+  return a && a.kind === 'hardSigmoid' ? [1, a.alpha, a.beta] : [0, 0, 0];
+}
+
+/** What one forward step of a cell's kernels reads and writes (byte offsets into memory). */
+interface WasmForwardStep {
+  B: number; H: number; R: number;
+  /** [B] time index of each row at this step (-1: finished). */
+  tIdx: number;
+  /** [TB, G] input pre-activations with the folded biases; [B, G] recurrent products (early gates). */
+  xp: number; hp: number;
+  /** [B, R] the state h (in: h_{t-1}; out: h_t for cells that write it). */
+  h: number;
+  /** [B, H] LSTM cell state c (in/out). */
+  c: number;
+  /** [B, H] where LSTM writes o * tanh(c) (h, or the row before the projection), and its save [TB, H] (or 0). */
+  hOut: number; hSave: number;
+  /** [TB, R] all states. */
+  states: number;
+  /** [*, G] gates, [*, H] the cell's saved vector, at row (saveFull ? t*B+b : b). */
+  gates: number; cells: number; saveFull: number;
+  /** GRU: b_hh of the n gate (b_hh + 2H) or 0. */
+  bHhLast: number;
+  /** [B, H] scratch of the late gates' product input (reset-before GRU: r * h). */
+  rh: number;
+  gate: GateArgs;
+  /** The late gates' products: hp[:, GE:G] = v[B, R] @ W_hh[late rows]^T. */
+  late(v: number): void;
+}
+
+/** What one backward step of a cell's kernels reads and writes. */
+interface WasmBackwardStep {
+  B: number; H: number; R: number;
+  tIdx: number; prevT: number;
+  /** [B, R] gradient reaching h (in); out: the direct path (or zero) the W_hh product adds to. */
+  dh: number;
+  /** [B, H] LSTM: the gradient of o * tanh(c) (dh, or dh @ W_hr with a projection). */
+  dhIn: number;
+  /** [B, H] LSTM dc in/out. */
+  dc: number;
+  gates: number; cells: number; states: number; h0: number; c0: number;
+  /** [B, G] this step's recurrent-side gradients (the W_hh products), [TB, G] input / recurrent side at row t*B+b. */
+  dG: number; dGi: number; dGh: number;
+  /** [B, H] scratch: the gradient of the late gates' product input. */
+  drh: number;
+  gate: GateArgs;
+  /** out[B, R] = dG[:, GE:G] @ W_hh[late rows]. */
+  lateT(out: number): void;
+}
+
+/**
+ * How the wasm driver runs each cell of the table (cells.ts CELLS): the buffers its kernels need
+ * and its step kernels (assembly/cells.ts). A new cell is a row here beside its kernels.
+ */
+interface WasmCell {
+  /** Keeps the gates [T, B, G] and one [H] vector per row and step (cells): LSTM c, GRU W_hn h + b_hn, reset-before GRU r * h. */
+  saves: boolean;
+  /** b_hh of the last gate stays out of the folded bias (GRU: inside r * (.)). */
+  lastBiasInside: boolean;
+  /** The recurrent-side gradients differ from the input side (GRU: dn * r). */
+  splitGrad: boolean;
+  forward(k: WasmKernels, s: WasmForwardStep): void;
+  backward(k: WasmKernels, s: WasmBackwardStep): void;
+}
+
+function rnnCell(relu: number): WasmCell {
+  return {
+    saves: false, lastBiasInside: false, splitGrad: false,
+    forward: (k, s) => k.rnnStepForward(s.B, s.H, s.tIdx, s.xp, s.hp, relu, s.h, s.states),
+    backward: (k, s) => k.rnnStepBackward(s.B, s.H, s.tIdx, relu, s.dh, s.states, s.dG, s.dGi),
+  };
+}
+
+const WASM_CELLS: Record<CellKind, WasmCell> = {
+  lstm: {
+    saves: true, lastBiasInside: false, splitGrad: false,
+    forward: (k, s) => k.lstmStepForward(s.B, s.H, s.tIdx, s.xp, s.hp, s.c, s.hOut, s.H, s.hSave, s.gates, s.cells, s.saveFull, ...s.gate),
+    backward: (k, s) => k.lstmStepBackward(s.B, s.H, s.R, s.tIdx, s.prevT, s.dhIn, s.dh, s.dc, s.gates, s.cells, s.c0, s.dG, s.dGi, s.gate[0], s.gate[1]),
+  },
+  gru: {
+    saves: true, lastBiasInside: true, splitGrad: true,
+    forward: (k, s) => k.gruStepForward(s.B, s.H, s.tIdx, s.xp, s.hp, s.bHhLast, s.h, s.states, s.gates, s.cells, s.saveFull, ...s.gate),
+    backward: (k, s) => k.gruStepBackward(s.B, s.H, s.tIdx, s.prevT, s.dh, s.gates, s.cells, s.states, s.h0, s.dG, s.dGi, s.dGh, s.gate[0], s.gate[1]),
+  },
+  rnn_tanh: rnnCell(0),
+  rnn_relu: rnnCell(1),
+  gru_reset_before: {
+    saves: true, lastBiasInside: false, splitGrad: false,
+    forward: (k, s) => {
+      k.gruResetBeforeStepGates(s.B, s.H, s.tIdx, s.xp, s.hp, s.h, s.gates, s.rh, s.saveFull ? s.cells : 0, s.saveFull, ...s.gate);
+      s.late(s.rh); // hp_n = W_hn (r * h)
+      k.gruResetBeforeStepForward(s.B, s.H, s.tIdx, s.xp, s.hp, s.h, s.states, s.gates, s.saveFull);
+    },
+    backward: (k, s) => {
+      k.gruResetBeforeStepBackward(s.B, s.H, s.tIdx, s.prevT, s.dh, s.gates, s.states, s.h0, s.dG, s.dGi, s.gate[0], s.gate[1]);
+      s.lateT(s.drh); // drh = W_hn^T dn
+      k.gruResetBeforeStepResetBackward(s.B, s.H, s.tIdx, s.prevT, s.drh, s.gates, s.states, s.h0, s.dh, s.dG, s.dGi, s.gate[0], s.gate[1]);
+    },
+  },
+};
 
 /** Options of `createWasmBackend`. */
 export interface WasmBackendOptions {
@@ -463,27 +575,30 @@ export class WasmBackend implements Backend {
   }
 
   /**
-   * Packed op(W) for gemmPacked (packB(trans, K, N, W, ld)): kept with the resident weight while
-   * its version holds, else packed into this call's scratch.
+   * Packed op(W) for gemmPacked (packB(trans, K, N, W + offset, ld)): kept with the resident
+   * weight while its version holds, else packed into this call's scratch. `offset` (floats) picks
+   * a block of rows (the late gates of wHh); each (trans, offset, K, N) has its own slot, and a
+   * new version of the weight re-packs every slot on its next use.
    */
   private packedWeight(w: Float32Array, version: number | undefined, n: number, trans: number, K: number, N: number,
-    ld: number, what: string): number {
+    ld: number, what: string, offset = 0): number {
     const k = this.kernels;
     const r = this.residentOf(w, version, n);
     if (!r) {
-      const src = this.weight(w, undefined, n, what);
+      const src = this.arena.alloc(K * N, what);
+      this.put(src, w.subarray(offset, offset + K * N), K * N);
       const p = this.arena.alloc(k.packedBSize(K, N), `packed ${what}`);
       k.packB(trans, K, N, src, ld, p);
       return p;
     }
-    const key = trans ? 'T' : 'N';
+    const key = `${trans ? 'T' : 'N'}${offset}:${K}x${N}`;
     let pk = r.packed.get(key);
     if (!pk) {
       pk = { ptr: this.heap.alloc(k.packedBSize(K, N), `packed ${what}`), version: NaN };
       r.packed.set(key, pk);
     }
     if (pk.version !== r.version) {
-      k.packB(trans, K, N, r.ptr, ld, pk.ptr);
+      k.packB(trans, K, N, r.ptr + offset * 4, ld, pk.ptr);
       pk.version = r.version;
     }
     return pk.ptr;
@@ -558,11 +673,11 @@ export class WasmBackend implements Backend {
     assertSeqForwardArgs('wasm', a);
     const { cell, T, B, I, H, P, reverse, training } = a;
     const G = gateCount(cell) * H;
+    const GE = G - CELLS[cell].lateGates * H; // the late gates' columns [GE, G)
     const R = recurrentSize(H, P);
     const TB = T * B;
-    const lstm = cell === 'lstm';
-    const gru = cell === 'gru';
-    const rnn = !lstm && !gru;
+    const wc = WASM_CELLS[cell];
+    const withC = hasCellState(cell);
     const { lens, maxLen, tIdx } = stepTables(T, B, a.lengths, reverse);
     const k = this.kernels;
     const ar = this.arena;
@@ -583,7 +698,9 @@ export class WasmBackend implements Backend {
       const pWih = TB <= SMALL_M ? this.weight(a.wIh, ver?.[0], G * I, 'wIh') : 0;
       const pWihT = TB <= SMALL_M ? 0 : this.packedWeight(a.wIh, ver?.[0], G * I, 1, I, G, I, 'wIh');
       const pWhh = small ? this.weight(a.wHh, ver?.[1], G * R, 'wHh') : 0;
-      const pWhhT = small ? 0 : this.packedWeight(a.wHh, ver?.[1], G * R, 1, R, G, R, 'wHh'); // op(B) = wHh^T [R, G]
+      // op(B) = wHh[early]^T [R, GE] and wHh[late]^T [R, G - GE]: the late rows (from GE*R) packed on their own
+      const pWhhT = small ? 0 : this.packedWeight(a.wHh, ver?.[1], G * R, 1, R, GE, R, 'wHh');
+      const pWhlT = small || GE === G ? 0 : this.packedWeight(a.wHh, ver?.[1], G * R, 1, R, G - GE, R, 'wHh (late gates)', GE * R);
       const pBih = a.bIh ? this.weight(a.bIh, ver?.[2], G, 'bIh') : 0;
       const pBhh = a.bHh ? this.weight(a.bHh, ver?.[3], G, 'bHh') : 0;
       const pWhr = P > 0 && small ? this.weight(a.wHr as Float32Array, ver?.[4], P * H, 'wHr') : 0;
@@ -592,12 +709,13 @@ export class WasmBackend implements Backend {
       const pXP = ar.alloc(TB * G, 'input projection');
       const pAp = ar.alloc(k.packedASize(), 'gemm scratch');
       const pH = ar.alloc(B * R, 'h');
-      const pC = lstm ? ar.alloc(B * H, 'c') : 0;
+      const pC = withC ? ar.alloc(B * H, 'c') : 0;
       const pHP = ar.alloc(B * G, 'recurrent projection');
+      const pRh = GE < G ? ar.alloc(B * R, 'late gates input') : 0;
       const pStates = save(TB * R, 'states');
       const saveRows = training ? TB : B;
-      const pGates = rnn ? 0 : save(saveRows * G, 'gates');
-      const pCells = rnn ? 0 : save(saveRows * H, 'cells');
+      const pGates = wc.saves ? save(saveRows * G, 'gates') : 0;
+      const pCells = wc.saves ? save(saveRows * H, 'cells') : 0;
       const pHRawTmp = P > 0 ? ar.alloc(B * H, 'h before projection') : 0;
       const pHRawSave = P > 0 && training ? keep(TB * H, 'saved h before projection') : 0;
       const pProj = P > 0 ? ar.alloc(B * P, 'projection') : 0;
@@ -606,36 +724,38 @@ export class WasmBackend implements Backend {
       this.putI(pTIdx, tIdx, maxLen * B);
       if (a.h0) this.put(pH, a.h0, B * R);
       else this.f32(pH, B * R).fill(0);
-      if (lstm) {
+      if (withC) {
         if (a.c0) this.put(pC, a.c0, B * H);
         else this.f32(pC, B * H).fill(0);
       }
       if (pHRawSave) this.f32(pHRawSave, TB * H).fill(0);
+      if (pCells && training) this.f32(pCells, TB * H).fill(0); // rows of unprocessed steps enter backward's GEMMs
       if (maxLen < T || a.lengths) this.f32(pStates, TB * R).fill(0);
       // --- input projection for all steps: XP = (bIh + bHh) + x @ wIh^T   [TB, G]
-      k.fillBias(TB, G, pBih, pBhh, gru ? H : 0, pXP);
+      k.fillBias(TB, G, pBih, pBhh, wc.lastBiasInside ? H : 0, pXP);
       if (pWihT) this.gemmPacked(0, TB, G, I, 1, pX, I, pWihT, 1, pXP, G, pAp);
       else k.gemmSmallM(1, TB, G, I, 1, pX, I, pWih, I, 1, pXP, G);
-      const relu = CELLS[cell].nonlinearity === 'relu' ? 1 : 0;
-      const full = training ? 1 : 0;
+      const pWhl = pWhh ? pWhh + GE * R * 4 : 0; // the late gates' rows of wHh (small calls)
+      const step: WasmForwardStep = {
+        B, H, R, tIdx: 0, xp: pXP, hp: pHP, h: pH, c: pC, hOut: P > 0 ? pHRawTmp : pH, hSave: P > 0 ? pHRawSave : pStates,
+        states: pStates, gates: pGates, cells: pCells, saveFull: training ? 1 : 0,
+        bHhLast: pBhh && wc.lastBiasInside ? pBhh + (G - H) * 4 : 0, rh: pRh, gate: gateArgs(a.recurrentActivation),
+        late: (v) => {
+          // HP[B, GE:G] = v[B, R] @ wHh[late]^T
+          if (small) k.gemmSmallM(1, B, G - GE, R, 1, v, R, pWhl, R, 0, pHP + GE * 4, G);
+          else this.gemmPacked(0, B, G - GE, R, 1, v, R, pWhlT, 0, pHP + GE * 4, G, pAp);
+        },
+      };
       for (let s = 0; s < maxLen; s++) {
-        const ti = pTIdx + s * B * 4;
-        // HP[B, G] = h[B, R] @ wHh^T: all gates in one GEMM
-        if (small) k.gemmSmallM(1, B, G, R, 1, pH, R, pWhh, R, 0, pHP, G);
-        else this.gemmPacked(0, B, G, R, 1, pH, R, pWhhT, 0, pHP, G, pAp);
-        if (lstm) {
-          if (P > 0) {
-            k.lstmStepForward(B, H, ti, pXP, pHP, pC, pHRawTmp, H, pHRawSave, pGates, pCells, full);
-            if (small) k.gemmSmallM(1, B, P, H, 1, pHRawTmp, H, pWhr, H, 0, pProj, P);
-            else this.gemmPacked(0, B, P, H, 1, pHRawTmp, H, pWhrT, 0, pProj, P, pAp);
-            k.scatterRows(B, P, ti, pProj, pH, pStates);
-          } else {
-            k.lstmStepForward(B, H, ti, pXP, pHP, pC, pH, H, pStates, pGates, pCells, full);
-          }
-        } else if (gru) {
-          k.gruStepForward(B, H, ti, pXP, pHP, pBhh ? pBhh + 2 * H * 4 : 0, pH, pStates, pGates, pCells, full);
-        } else {
-          k.rnnStepForward(B, H, ti, pXP, pHP, relu, pH, pStates);
+        step.tIdx = pTIdx + s * B * 4;
+        // HP[B, GE] = h[B, R] @ wHh[early]^T: all (early) gates in one GEMM
+        if (small) k.gemmSmallM(1, B, GE, R, 1, pH, R, pWhh, R, 0, pHP, G);
+        else this.gemmPacked(0, B, GE, R, 1, pH, R, pWhhT, 0, pHP, G, pAp);
+        wc.forward(k, step);
+        if (P > 0) { // the projection: h = hRaw @ wHr^T
+          if (small) k.gemmSmallM(1, B, P, H, 1, pHRawTmp, H, pWhr, H, 0, pProj, P);
+          else this.gemmPacked(0, B, P, H, 1, pHRawTmp, H, pWhrT, 0, pProj, P, pAp);
+          k.scatterRows(B, P, step.tIdx, pProj, pH, pStates);
         }
       }
       // --- outputs
@@ -652,7 +772,7 @@ export class WasmBackend implements Backend {
         }
       }
       this.get(pH, a.hN, B * R);
-      if (lstm && a.cN) this.get(pC, a.cN, B * H);
+      if (withC && a.cN) this.get(pC, a.cN, B * H);
       if (!training) return null;
       const blocks: ContextBlocks = { ptrs: kept.splice(0), freed: false };
       const ctx: WasmSeqContext = {
@@ -681,11 +801,11 @@ export class WasmBackend implements Backend {
     assertSeqBackwardArgs('wasm', f, d);
     const { cell, T, B, I, H, P, reverse } = f;
     const G = gateCount(cell) * H;
+    const GE = G - CELLS[cell].lateGates * H; // the late gates' columns [GE, G)
     const R = recurrentSize(H, P);
     const TB = T * B;
-    const lstm = cell === 'lstm';
-    const gru = cell === 'gru';
-    const rnn = !lstm && !gru;
+    const wc = WASM_CELLS[cell];
+    const withC = hasCellState(cell);
     const { lens, maxLen, pX, pStates, pGates, pCells, pHRaw } = ctx;
     const { tIdx, prevT, prevRow } = stepTables(T, B, f.lengths, reverse, true);
     const k = this.kernels;
@@ -699,21 +819,24 @@ export class WasmBackend implements Backend {
       const pWihN = d.dx && TB > SMALL_M ? this.packedWeight(f.wIh, ver?.[0], G * I, 0, G, I, I, 'wIh') : 0; // op(B) = wIh [G, I]
       const pWih = d.dx && TB <= SMALL_M ? this.weight(f.wIh, ver?.[0], G * I, 'wIh') : 0;
       const pWhh = small ? this.weight(f.wHh, ver?.[1], G * R, 'wHh') : 0;
-      const pWhhN = small ? 0 : this.packedWeight(f.wHh, ver?.[1], G * R, 0, G, R, R, 'wHh'); // op(B) = wHh [G, R]
+      // op(B) = wHh[early] [GE, R] and wHh[late] [G - GE, R] (rows from GE)
+      const pWhhN = small ? 0 : this.packedWeight(f.wHh, ver?.[1], G * R, 0, GE, R, R, 'wHh');
+      const pWhlN = small || GE === G ? 0 : this.packedWeight(f.wHh, ver?.[1], G * R, 0, G - GE, R, R, 'wHh (late gates)', GE * R);
       const pWhr = P > 0 && small ? this.weight(f.wHr as Float32Array, ver?.[4], P * H, 'wHr') : 0;
       const pWhrN = P > 0 && !small ? this.packedWeight(f.wHr as Float32Array, ver?.[4], P * H, 0, P, H, H, 'wHr') : 0; // op(B) = wHr [P, H]
-      const pH0 = f.h0 && (gru || needHprev) ? ar.alloc(B * R, 'h0') : 0;
-      const pC0 = lstm && f.c0 ? ar.alloc(B * H, 'c0') : 0;
+      const pH0 = f.h0 && (wc.saves || needHprev) ? ar.alloc(B * R, 'h0') : 0;
+      const pC0 = withC && f.c0 ? ar.alloc(B * H, 'c0') : 0;
       const pTIdx = ar.alloc(maxLen * B, 'step table');
       const pPrevT = ar.alloc(maxLen * B, 'step table');
       const pPrevRow = needHprev ? ar.alloc(TB, 'previous rows') : 0;
       const nDy = d.dy ? TB * d.dyStride : 0;
       const pDy = d.dy ? ar.alloc(nDy, 'dy') : 0;
       const pDh = ar.alloc(B * R, 'dh');
-      const pDc = lstm ? ar.alloc(B * H, 'dc') : 0;
+      const pDc = withC ? ar.alloc(B * H, 'dc') : 0;
       const pDG = ar.alloc(B * G, 'step gate gradient');
       const pDGi = ar.alloc(TB * G, 'gate gradients');
-      const pDGh = gru ? ar.alloc(TB * G, 'recurrent gate gradients') : pDGi;
+      const pDGh = wc.splitGrad ? ar.alloc(TB * G, 'recurrent gate gradients') : pDGi;
+      const pDrh = GE < G ? ar.alloc(B * R, 'late gates input gradient') : 0;
       const pAp = ar.alloc(k.packedASize(), 'gemm scratch');
       const pDhRaw = P > 0 ? ar.alloc(B * H, 'dh before projection') : 0;
       const pDhAll = P > 0 ? ar.alloc(TB * P, 'saved dh') : 0;
@@ -739,37 +862,39 @@ export class WasmBackend implements Backend {
       if (d.dy) this.put(pDy, d.dy, nDy);
       if (d.dhN) this.put(pDh, d.dhN, B * R);
       else this.f32(pDh, B * R).fill(0);
-      if (lstm) {
+      if (withC) {
         if (d.dcN) this.put(pDc, d.dcN, B * H);
         else this.f32(pDc, B * H).fill(0);
       }
       this.f32(pDGi, TB * G).fill(0);
-      if (gru) this.f32(pDGh, TB * G).fill(0);
+      if (wc.splitGrad) this.f32(pDGh, TB * G).fill(0);
       if (pDhAll) this.f32(pDhAll, TB * P).fill(0);
       // --- BPTT
-      const relu = CELLS[cell].nonlinearity === 'relu' ? 1 : 0;
+      const pWhl = pWhh ? pWhh + GE * R * 4 : 0; // the late gates' rows of wHh (small calls)
+      const step: WasmBackwardStep = {
+        B, H, R, tIdx: 0, prevT: 0, dh: pDh, dhIn: P > 0 ? pDhRaw : pDh, dc: pDc,
+        gates: pGates, cells: pCells, states: pStates, h0: pH0, c0: pC0, dG: pDG, dGi: pDGi, dGh: pDGh, drh: pDrh,
+        gate: gateArgs(f.recurrentActivation),
+        lateT: (out) => {
+          // out[B, R] = dG[:, GE:G] @ wHh[late]
+          if (small) k.gemmSmallM(0, B, R, G - GE, 1, pDG + GE * 4, G, pWhl, R, 0, out, R);
+          else this.gemmPacked(0, B, R, G - GE, 1, pDG + GE * 4, G, pWhlN, 0, out, R, pAp);
+        },
+      };
       for (let s = maxLen - 1; s >= 0; s--) {
-        const ti = pTIdx + s * B * 4;
-        const pt = pPrevT + s * B * 4;
-        if (d.dy) k.addDy(B, R, ti, pDh, pDy, d.dyStride, d.dyOffset);
-        if (lstm) {
-          if (P > 0) {
-            k.scatterRows(B, P, ti, pDh, 0, pDhAll);
-            // dhRaw = dh @ wHr
-            if (small) k.gemmSmallM(0, B, H, P, 1, pDh, P, pWhr, H, 0, pDhRaw, H);
-            else this.gemmPacked(0, B, H, P, 1, pDh, P, pWhrN, 0, pDhRaw, H, pAp);
-            k.lstmStepBackward(B, H, R, ti, pt, pDhRaw, pDh, pDc, pGates, pCells, pC0, pDG, pDGi);
-          } else {
-            k.lstmStepBackward(B, H, R, ti, pt, pDh, pDh, pDc, pGates, pCells, pC0, pDG, pDGi);
-          }
-        } else if (gru) {
-          k.gruStepBackward(B, H, ti, pt, pDh, pGates, pCells, pStates, pH0, pDG, pDGi, pDGh);
-        } else {
-          k.rnnStepBackward(B, H, ti, relu, pDh, pStates, pDG, pDGi);
+        step.tIdx = pTIdx + s * B * 4;
+        step.prevT = pPrevT + s * B * 4;
+        if (d.dy) k.addDy(B, R, step.tIdx, pDh, pDy, d.dyStride, d.dyOffset);
+        if (P > 0) {
+          k.scatterRows(B, P, step.tIdx, pDh, 0, pDhAll);
+          // dhRaw = dh @ wHr
+          if (small) k.gemmSmallM(0, B, H, P, 1, pDh, P, pWhr, H, 0, pDhRaw, H);
+          else this.gemmPacked(0, B, H, P, 1, pDh, P, pWhrN, 0, pDhRaw, H, pAp);
         }
-        // dh[B, R] += dGh[B, G] @ wHh: the recurrent delta, all gates in one GEMM
-        if (small) k.gemmSmallM(0, B, R, G, 1, pDG, G, pWhh, R, 1, pDh, R);
-        else this.gemmPacked(0, B, R, G, 1, pDG, G, pWhhN, 1, pDh, R, pAp);
+        wc.backward(k, step);
+        // dh[B, R] += dG[B, GE] @ wHh[early]: the recurrent delta, all (early) gates in one GEMM
+        if (small) k.gemmSmallM(0, B, R, GE, 1, pDG, G, pWhh, R, 1, pDh, R);
+        else this.gemmPacked(0, B, R, GE, 1, pDG, G, pWhhN, 1, pDh, R, pAp);
       }
       // --- gradients over all steps at once
       if (d.dx) {
@@ -785,7 +910,9 @@ export class WasmBackend implements Backend {
       if (d.dWHh) {
         k.gatherRows(TB, R, B, pPrevRow, pStates, pH0, pHprev);
         this.put(pDWhh, d.dWHh, G * R);
-        this.gemmAll(1, 0, G, R, TB, 1, pDGh, G, pHprev, R, 1, pDWhh, R, pS); // dWHh += dGh^T @ Hprev
+        this.gemmAll(1, 0, GE, R, TB, 1, pDGh, G, pHprev, R, 1, pDWhh, R, pS); // dWHh[early] += dGh^T @ Hprev
+        // dWHh[late] += dGh[late]^T @ (the late gates' inputs, saved as cells)
+        if (GE < G) this.gemmAll(1, 0, G - GE, R, TB, 1, pDGh + GE * 4, G, pCells, H, 1, pDWhh + GE * R * 4, R, pS);
       }
       if (d.dBIh) {
         this.put(pDBih, d.dBIh, G);
@@ -807,7 +934,7 @@ export class WasmBackend implements Backend {
       if (d.dBHh) this.get(pDBhh, d.dBHh, G);
       if (pDWhr && d.dWHr) this.get(pDWhr, d.dWHr, P * H);
       if (d.dh0) this.addTo(pDh, d.dh0, B * R);
-      if (d.dc0 && lstm) this.addTo(pDc, d.dc0, B * H);
+      if (d.dc0 && withC) this.addTo(pDc, d.dc0, B * H);
     } finally {
       ar.reset();
       this.release(ctx);

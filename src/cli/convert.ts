@@ -3,10 +3,10 @@ import { existsSync, readFileSync, statSync, writeFileSync } from 'node:fs';
 import { basename, dirname, extname, join } from 'node:path';
 import { type Command, Option } from 'commander';
 import { Tensor, noGrad } from '../core/tensor.js';
-import { loadSafetensorsFile, saveSafetensorsFile } from '../io/files.js';
+import { saveSafetensorsFile } from '../io/files.js';
 import { loadOnnx, toOnnx } from '../io/onnx.js';
 import { TfjsModel, loadTfjsModel, toTfjsModel } from '../io/tfjs.js';
-import { moduleFromStateDict } from '../io/torch.js';
+import { moduleFromSafetensors } from '../io/torch.js';
 import { loadLanguageModel } from '../lm/trainer.js';
 import { RecurrentBase } from '../nn/layers.js';
 import { LanguageModel, RecurrentModel } from '../nn/models.js';
@@ -26,7 +26,11 @@ export async function loadModelFile(path: string, flags: LoadFlags = {}): Promis
     }
     const ext = extname(path).toLowerCase();
     if (ext === '.onnx') return loadOnnx(new Uint8Array(readFileSync(path)));
-    if (ext === '.safetensors') return moduleFromStateDict(await loadSafetensorsFile(path), flags);
+    if (ext === '.safetensors') {
+      // the options PyTorch has no equivalent of (reset-before GRU, hard sigmoid) are in the metadata
+      const bytes = readFileSync(path);
+      return moduleFromSafetensors(new Uint8Array(bytes.buffer, bytes.byteOffset, bytes.byteLength), flags);
+    }
     if (ext === '.json') return readTfjsFiles(path);
   } catch (e) {
     if (e instanceof CliError) throw e;
@@ -80,6 +84,7 @@ export function addConvertCommands(program: Command, io: Io, setCode: (code: num
         writeFileSync(join(dirname(out), weightsFile), a.weightData);
         writeFileSync(out, JSON.stringify(a.modelJson));
       } else {
+        // a reset-before GRU or hard-sigmoid gates are recorded in the metadata (PyTorch has neither)
         await saveSafetensorsFile(out, model);
       }
       io.out(`${input} -> ${out}: ${describe(model)}\n`);
@@ -133,8 +138,9 @@ export function addConvertCommands(program: Command, io: Io, setCode: (code: num
 function describe(m: LoadedModel): string {
   if (m instanceof TfjsModel) return `TF.js layers ${m.layerNames.join(', ')}`;
   const rnn = m instanceof RecurrentBase ? m : m.rnn;
-  const kind = rnn.cell === 'lstm' ? 'LSTM' : rnn.cell === 'gru' ? 'GRU' : `RNN (${rnn.cell === 'rnn_relu' ? 'relu' : 'tanh'})`;
-  const parts = [`${kind} ${rnn.inputSize} -> ${rnn.hiddenSize}, ${rnn.numLayers} layer${rnn.numLayers > 1 ? 's' : ''}${rnn.bidirectional ? ', bidirectional' : ''}`];
+  const kind = rnn.cell === 'lstm' ? 'LSTM' : rnn.cell === 'gru' ? 'GRU' : rnn.cell === 'gru_reset_before' ? 'GRU (reset-before)' : `RNN (${rnn.cell === 'rnn_relu' ? 'relu' : 'tanh'})`;
+  const gate = rnn.recurrentActivation.kind === 'hardSigmoid' ? `, hard-sigmoid gates (alpha ${rnn.recurrentActivation.alpha}, beta ${rnn.recurrentActivation.beta})` : '';
+  const parts = [`${kind}${gate} ${rnn.inputSize} -> ${rnn.hiddenSize}, ${rnn.numLayers} layer${rnn.numLayers > 1 ? 's' : ''}${rnn.bidirectional ? ', bidirectional' : ''}`];
   if (m instanceof RecurrentModel && m.embedding) parts.unshift(`Embedding ${m.embedding.numEmbeddings} x ${m.embedding.embeddingDim}`);
   if (m instanceof RecurrentModel && m.fc) parts.push(`Linear ${m.fc.inFeatures} -> ${m.fc.outFeatures}`);
   return parts.join(', ');

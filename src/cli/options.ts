@@ -49,7 +49,7 @@ export function probability(v: string): number {
 
 export const backendOption = () => new Option('--backend <name>', 'kernels to use (default: auto, or RNNKIT_BACKEND)').choices(['auto', ...BACKEND_NAMES]);
 export const matmulPrecisionOption = () => new Option('--matmul-precision <p>', 'highest: fp32 products (default, or RNNKIT_MATMUL_PRECISION); '
-  + 'medium: bf16 products with fp32 sums where the CPU has AVX512_BF16 (native backend; torch.set_float32_matmul_precision)').choices([...MATMUL_PRECISIONS]);
+  + 'medium: bf16 products with fp32 sums where the CPU has AVX512_BF16 or arm64 BF16 (native backend; torch.set_float32_matmul_precision)').choices([...MATMUL_PRECISIONS]);
 
 /** Applies --backend and --matmul-precision; a backend that does not load is a CliError. */
 export function applyBackend(name: string | undefined, matmulPrecision?: MatmulPrecision): void {

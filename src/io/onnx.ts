@@ -8,8 +8,12 @@
 //
 // Import: graphs of that shape written by rnnkit or by torch.onnx.export; anything else is
 // refused with one error naming the operator or attribute.
+//
+// GRU: PyTorch's reset-after form is linear_before_reset=1, the reset-before form (rnnkit's GRU
+// with resetAfter: false) linear_before_reset=0 (b_ih = Wb, b_hh = Rb). LSTM and GRU gates:
+// Sigmoid, or HardSigmoid with its alpha and beta (activation_alpha / activation_beta).
 import onnxProto from 'onnx-proto';
-import type { CellKind } from '../backends/backend.js';
+import { type CellKind, type RecurrentActivation, CELLS, HARD_SIGMOID_DEFAULTS } from '../backends/cells.js';
 import { Embedding, GRU, LSTM, Linear, Module, RNN, RecurrentBase } from '../nn/layers.js';
 import { LanguageModel, RecurrentModel } from '../nn/models.js';
 
@@ -39,14 +43,14 @@ export type OnnxExportable = RecurrentBase | LanguageModel | RecurrentModel;
 const FLOAT = 1;
 const INT32 = 6;
 const INT64 = 7;
-const ATTR = { FLOAT: 1, INT: 2, STRING: 3, INTS: 7, STRINGS: 8 } as const;
+const ATTR = { FLOAT: 1, INT: 2, STRING: 3, FLOATS: 6, INTS: 7, STRINGS: 8 } as const;
 
 // Gate blocks: PyTorch LSTM (i, f, g, o) -> ONNX (i, o, f, c); PyTorch GRU (r, z, n) -> ONNX (z, r, h).
 const LSTM_TO_ONNX = [0, 3, 1, 2];
 const GRU_TO_ONNX = [1, 0, 2];
 
 function gateOrder(cell: CellKind): number[] {
-  return cell === 'lstm' ? LSTM_TO_ONNX : cell === 'gru' ? GRU_TO_ONNX : [0];
+  return cell === 'lstm' ? LSTM_TO_ONNX : CELLS[cell].module === 'GRU' ? GRU_TO_ONNX : [0];
 }
 
 /** rows [G, cols] with G = blocks.length * H: blocks reordered by `order` (out block k = in block order[k]). */
@@ -94,9 +98,11 @@ class GraphBuilder {
     return this.initializer(this.fresh('const'), [values.length], BigInt64Array.from(values.map(BigInt)));
   }
 
-  node(opType: string, inputs: string[], outputs: string[], attrs: Record<string, number | number[] | string | string[]> = {}): string[] {
+  /** attrs: number = INT, number[] = INTS, Float32Array = FLOATS, string(s) = STRING(S). */
+  node(opType: string, inputs: string[], outputs: string[], attrs: Record<string, number | number[] | Float32Array | string | string[]> = {}): string[] {
     const attribute = Object.entries(attrs).map(([name, v]) => {
       if (typeof v === 'number') return onnx.AttributeProto.create({ name, type: ATTR.INT, i: v });
+      if (v instanceof Float32Array) return onnx.AttributeProto.create({ name, type: ATTR.FLOATS, floats: Array.from(v) });
       if (typeof v === 'string') return onnx.AttributeProto.create({ name, type: ATTR.STRING, s: new TextEncoder().encode(v) });
       if (v.length > 0 && typeof v[0] === 'string') {
         return onnx.AttributeProto.create({ name, type: ATTR.STRINGS, strings: (v as string[]).map((s) => new TextEncoder().encode(s)) });
@@ -117,7 +123,7 @@ function exportRecurrent(g: GraphBuilder, rnn: RecurrentBase, x: string, options
   if (rnn.projSize > 0) throw new OnnxError(`toOnnx: LSTM projSize (${rnn.projSize}) cannot be exported: ONNX's LSTM operator has no projection`);
   const D = rnn.bidirectional ? 2 : 1;
   const H = rnn.hiddenSize;
-  const op = rnn.cell === 'lstm' ? 'LSTM' : rnn.cell === 'gru' ? 'GRU' : 'RNN';
+  const op = CELLS[rnn.cell].module;
   const order = gateOrder(rnn.cell);
   const G = order.length * H;
   const L = rnn.numLayers;
@@ -152,9 +158,19 @@ function exportRecurrent(g: GraphBuilder, rnn: RecurrentBase, x: string, options
     while (inputs[inputs.length - 1] === '') inputs.pop();
     const outs = [g.fresh(`${prefix}_Y_l${l}`), L === 1 ? 'h_n' : g.fresh(`${prefix}_Yh_l${l}`)];
     if (rnn.cell === 'lstm') outs.push(L === 1 ? 'c_n' : g.fresh(`${prefix}_Yc_l${l}`));
-    const attrs: Record<string, number | string | string[]> = { hidden_size: H, direction: D === 2 ? 'bidirectional' : 'forward' };
+    const attrs: Record<string, number | string | string[] | Float32Array> = { hidden_size: H, direction: D === 2 ? 'bidirectional' : 'forward' };
+    // GRU: PyTorch's reset-after form is linear_before_reset=1, the reset-before form 0
     if (rnn.cell === 'gru') attrs.linear_before_reset = 1;
+    if (rnn.cell === 'gru_reset_before') attrs.linear_before_reset = 0;
     if (rnn.cell === 'rnn_tanh' || rnn.cell === 'rnn_relu') attrs.activations = new Array(D).fill(rnn.cell === 'rnn_relu' ? 'Relu' : 'Tanh');
+    const ra = rnn.recurrentActivation;
+    if (ra.kind === 'hardSigmoid') {
+      // per direction: f (the gates) HardSigmoid with its alpha and beta, then Tanh (LSTM: g, h; GRU: h)
+      const perDirection = op === 'LSTM' ? ['HardSigmoid', 'Tanh', 'Tanh'] : ['HardSigmoid', 'Tanh'];
+      attrs.activations = Array.from({ length: D }, () => perDirection).flat();
+      attrs.activation_alpha = new Float32Array(D).fill(ra.alpha);
+      attrs.activation_beta = new Float32Array(D).fill(ra.beta);
+    }
     g.node(op, inputs, outs, attrs);
     hN.push(outs[1]);
     if (rnn.cell === 'lstm') cN.push(outs[2]);
@@ -279,6 +295,8 @@ interface RecurrentNodeInfo {
   I: number;
   /** PyTorch-layout weights per direction */
   dirs: Array<{ wIh: Float32Array; wHh: Float32Array; bIh: Float32Array | null; bHh: Float32Array | null }>;
+  /** The gate activation (LSTM, GRU). */
+  act: RecurrentActivation;
 }
 
 function readRecurrentNode(node: NodeP, inits: Map<string, InitTensor>): RecurrentNodeInfo {
@@ -291,7 +309,6 @@ function readRecurrentNode(node: NodeP, inits: Map<string, InitTensor>): Recurre
     }
   }
   if (attrs.has('clip')) throw new OnnxError(`${where}: clip is not supported`);
-  if (attrs.has('activation_alpha') || attrs.has('activation_beta')) throw new OnnxError(`${where}: activation_alpha / activation_beta are not supported`);
   if (Number(attrs.get('layout')?.i ?? 0) !== 0) throw new OnnxError(`${where}: layout=1 (batch-first) is not supported`);
   if (Number(attrs.get('input_forget')?.i ?? 0) !== 0) throw new OnnxError(`${where}: input_forget=1 (coupled input and forget gates) is not supported`);
   const direction = attrs.has('direction') ? text(attrs.get('direction')!.s) : 'forward';
@@ -299,22 +316,18 @@ function readRecurrentNode(node: NodeP, inits: Map<string, InitTensor>): Recurre
   const D = direction === 'bidirectional' ? 2 : 1;
   const activations = (attrs.get('activations')?.strings ?? []).map(text);
   let cell: CellKind;
-  if (op === 'LSTM') {
-    cell = 'lstm';
-    activations.forEach((a, k) => {
-      const want = k % 3 === 0 ? 'Sigmoid' : 'Tanh';
-      if (a !== want) throw new OnnxError(`${where}: activation ${a} is not supported (expected ${want}${a === 'HardSigmoid' ? '; hardSigmoid is not supported yet' : ''})`);
-    });
-  } else if (op === 'GRU') {
-    cell = 'gru';
-    if (Number(attrs.get('linear_before_reset')?.i ?? 0) !== 1) {
-      throw new OnnxError(`${where}: linear_before_reset=0 (reset-before GRU) is not supported yet`);
+  let act: RecurrentActivation = { kind: 'sigmoid' };
+  if (op === 'LSTM' || op === 'GRU') {
+    if (op === 'LSTM') cell = 'lstm';
+    else {
+      // linear_before_reset=1: PyTorch's reset-after GRU; 0 (the default): the reset-before form
+      const lbr = Number(attrs.get('linear_before_reset')?.i ?? 0);
+      if (lbr !== 0 && lbr !== 1) throw new OnnxError(`${where}: linear_before_reset must be 0 or 1, received ${lbr}`);
+      cell = lbr === 1 ? 'gru' : 'gru_reset_before';
     }
-    activations.forEach((a, k) => {
-      const want = k % 2 === 0 ? 'Sigmoid' : 'Tanh';
-      if (a !== want) throw new OnnxError(`${where}: activation ${a} is not supported (expected ${want}${a === 'HardSigmoid' ? '; hardSigmoid is not supported yet' : ''})`);
-    });
+    act = gateActivationOf(where, op, activations, attrs);
   } else {
+    if (attrs.has('activation_alpha') || attrs.has('activation_beta')) throw new OnnxError(`${where}: activation_alpha / activation_beta are not supported for RNN (Tanh or Relu)`);
     const kinds = new Set(activations.length ? activations : ['Tanh']);
     if (kinds.size !== 1 || !(kinds.has('Tanh') || kinds.has('Relu'))) {
       throw new OnnxError(`${where}: activations ${[...kinds].join(', ')} are not supported (expected Tanh or Relu, the same for both directions)`);
@@ -350,7 +363,42 @@ function readRecurrentNode(node: NodeP, inits: Map<string, InitTensor>): Recurre
       bHh: Bt ? permuteBlocks(Bt.data!.subarray(d * 2 * G + G, (d + 1) * 2 * G), H, 1, order, true) : null,
     });
   }
-  return { cell, H, D, I, dirs };
+  return { cell, H, D, I, dirs, act };
+}
+
+/**
+ * The gate activation of an ONNX LSTM / GRU node: activations per direction (LSTM f, g, h; GRU
+ * f, g) with f Sigmoid or HardSigmoid (the same in every direction) and the others Tanh;
+ * HardSigmoid takes its alpha and beta from activation_alpha / activation_beta in the order of
+ * the activations that take them (ONNX's defaults 0.2 and 0.5 when absent).
+ */
+function gateActivationOf(where: string, op: 'LSTM' | 'GRU', activations: string[], attrs: Map<string, AttrP>): RecurrentActivation {
+  const per = op === 'LSTM' ? 3 : 2;
+  const alphas = attrs.get('activation_alpha')?.floats ?? [];
+  const betas = attrs.get('activation_beta')?.floats ?? [];
+  let used = 0;
+  let gate: RecurrentActivation | null = null;
+  activations.forEach((a, k) => {
+    if (k % per !== 0) {
+      if (a !== 'Tanh') throw new OnnxError(`${where}: activation ${a} is not supported (expected Tanh for the cell input and output)`);
+      return;
+    }
+    let current: RecurrentActivation;
+    if (a === 'Sigmoid') current = { kind: 'sigmoid' };
+    else if (a === 'HardSigmoid') {
+      const alpha = used < alphas.length ? Number(alphas[used]) : HARD_SIGMOID_DEFAULTS.alpha;
+      const beta = used < betas.length ? Number(betas[used]) : HARD_SIGMOID_DEFAULTS.beta;
+      used++;
+      if (!(alpha > 0) || !Number.isFinite(alpha) || !Number.isFinite(beta)) throw new OnnxError(`${where}: HardSigmoid alpha must be positive and beta finite, received alpha ${alpha}, beta ${beta}`);
+      current = { kind: 'hardSigmoid', alpha, beta };
+    } else {
+      throw new OnnxError(`${where}: activation ${a} is not supported for the gates (expected Sigmoid or HardSigmoid)`);
+    }
+    if (gate && JSON.stringify(gate) !== JSON.stringify(current)) throw new OnnxError(`${where}: the directions have different gate activations (${JSON.stringify(gate)} and ${JSON.stringify(current)}); rnnkit needs the same in both`);
+    gate = current;
+  });
+  if (alphas.length > used || betas.length > used) throw new OnnxError(`${where}: activation_alpha / activation_beta have more values than the activations that take them`);
+  return gate ?? { kind: 'sigmoid' };
 }
 
 /**
@@ -425,16 +473,19 @@ export function loadOnnx(bytes: Uint8Array): RecurrentModel {
   if (!layers.length) throw new OnnxError('the graph has no RNN, LSTM or GRU node');
   const first = layers[0];
   layers.forEach((l, k) => {
-    if (l.cell !== first.cell || l.H !== first.H || l.D !== first.D) {
-      throw new OnnxError(`recurrent layer ${k} (${l.cell}, hidden ${l.H}, ${l.D} directions) differs from layer 0 (${first.cell}, hidden ${first.H}, ${first.D} directions)`);
+    if (l.cell !== first.cell || l.H !== first.H || l.D !== first.D || JSON.stringify(l.act) !== JSON.stringify(first.act)) {
+      throw new OnnxError(`recurrent layer ${k} (${l.cell}, hidden ${l.H}, ${l.D} directions, gates ${JSON.stringify(l.act)}) differs from layer 0 (${first.cell}, hidden ${first.H}, ${first.D} directions, gates ${JSON.stringify(first.act)})`);
     }
     if (k > 0 && l.I !== first.D * first.H) throw new OnnxError(`recurrent layer ${k} has input size ${l.I}, expected ${first.D * first.H} (the previous layer's output)`);
   });
   const bias = first.dirs[0].bIh !== null;
   if (layers.some((l) => (l.dirs[0].bIh !== null) !== bias)) throw new OnnxError('some recurrent layers have a bias and others not');
   if (embedding && embedding.embeddingDim !== first.I) throw new OnnxError(`the embedding dimension ${embedding.embeddingDim} differs from the recurrent input size ${first.I}`);
-  const options = { inputSize: first.I, hiddenSize: first.H, numLayers: layers.length, bidirectional: first.D === 2, bias };
-  const rnn = first.cell === 'lstm' ? new LSTM(options) : first.cell === 'gru' ? new GRU(options)
+  const options = {
+    inputSize: first.I, hiddenSize: first.H, numLayers: layers.length, bidirectional: first.D === 2, bias,
+    ...(first.act.kind === 'hardSigmoid' ? { recurrentActivation: 'hardSigmoid' as const, hardSigmoidAlpha: first.act.alpha, hardSigmoidBeta: first.act.beta } : {}),
+  };
+  const rnn = first.cell === 'lstm' ? new LSTM(options) : CELLS[first.cell].module === 'GRU' ? new GRU({ ...options, resetAfter: first.cell === 'gru' })
     : new RNN({ ...options, nonlinearity: first.cell === 'rnn_relu' ? 'relu' : 'tanh' });
   layers.forEach((l, k) => l.dirs.forEach((d, j) => {
     const w = rnn.weights[k][j];

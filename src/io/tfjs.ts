@@ -1,15 +1,17 @@
 // TF.js layers models (model.json + weights) read into rnnkit modules.
 //
 // Supported: Sequential models and functional models whose layers form one chain, of Embedding
-// (mask_zero), Masking, LSTM, GRU (reset_after=True, which is PyTorch's GRU), SimpleRNN,
-// Bidirectional (merge_mode concat / sum / mul / ave), Dense and TimeDistributed(Dense) (linear,
-// relu, tanh, sigmoid, softmax), Dropout, InputLayer. Keras' layout: batch-first x [B, T, F] (or
-// token ids [B, T]). A mask (mask_zero / Masking) must cover trailing steps only: it becomes the
-// per-sequence lengths of the recurrent layers. Refused, naming the layer and option: GRU
-// reset_after=False (reset-before GRU) and recurrent_activation hard_sigmoid (not implemented yet),
-// and every other layer or option.
+// (mask_zero), Masking, LSTM, GRU (reset_after=False, the TF.js GRU: rnnkit's GRU with
+// resetAfter: false; reset_after=True: PyTorch's form), SimpleRNN, Bidirectional (merge_mode
+// concat / sum / mul / ave), Dense and TimeDistributed(Dense) (linear, relu, tanh, sigmoid,
+// softmax), Dropout, InputLayer. LSTM and GRU gates: recurrent_activation sigmoid or hard_sigmoid
+// (TF.js's default: clamp(0.2 x + 0.5, 0, 1)). Keras' layout: batch-first x [B, T, F] (or token
+// ids [B, T]). A mask (mask_zero / Masking) must cover trailing steps only: it becomes the
+// per-sequence lengths of the recurrent layers. Refused, naming the layer and option: every other
+// layer or option.
 import { linear, relu, sigmoid, softmax, tanh } from '../core/ops.js';
 import { Tensor } from '../core/tensor.js';
+import { CELLS, HARD_SIGMOID_DEFAULTS, gateCount } from '../backends/cells.js';
 import { Embedding, GRU, LSTM, Linear, Module, RNN, type RecurrentBase } from '../nn/layers.js';
 
 /** A malformed or unsupported TF.js model. */
@@ -300,15 +302,18 @@ function readRecurrent(
   for (const flag of ['go_backwards', 'stateful', 'return_state']) {
     if (cfg[flag] === true) throw new TfjsError(`${inner}: ${flag}=true is not supported`);
   }
+  // the gates: sigmoid, or TF.js's hard sigmoid clamp(0.2 x + 0.5, 0, 1) (TF.js's default)
+  let hard = false;
   if (kind !== 'SimpleRNN') {
-    const ra = String(cfg.recurrent_activation ?? 'sigmoid');
-    if (ra === 'hard_sigmoid' || ra === 'hardSigmoid') throw new TfjsError(`${inner}: recurrent_activation 'hard_sigmoid' is not supported yet (only 'sigmoid')`);
-    if (ra !== 'sigmoid') throw new TfjsError(`${inner}: recurrent_activation '${ra}' is not supported (only 'sigmoid')`);
+    const ra = String(cfg.recurrent_activation ?? 'hard_sigmoid');
+    hard = ra === 'hard_sigmoid' || ra === 'hardSigmoid';
+    if (!hard && ra !== 'sigmoid') throw new TfjsError(`${inner}: recurrent_activation '${ra}' is not supported (expected 'sigmoid' or 'hard_sigmoid')`);
     if (String(cfg.activation ?? 'tanh') !== 'tanh') throw new TfjsError(`${inner}: activation '${String(cfg.activation)}' is not supported (only 'tanh')`);
   }
   const act = String(cfg.activation ?? 'tanh');
   if (kind === 'SimpleRNN' && act !== 'tanh' && act !== 'relu') throw new TfjsError(`${inner}: activation '${act}' is not supported (expected tanh or relu)`);
-  if (kind === 'GRU' && cfg.reset_after !== true) throw new TfjsError(`${inner}: reset_after=False (reset-before GRU) is not supported yet`);
+  // GRU: reset_after=True is PyTorch's form (two biases); False (TF.js's only form) the reset-before one (one bias)
+  const resetAfter = kind === 'GRU' && cfg.reset_after === true;
   const H = Number(cfg.units);
   if (!Number.isInteger(H) || H < 1) throw new TfjsError(`${inner}: units must be a positive integer, received ${String(cfg.units)}`);
   const gates = kind === 'LSTM' ? 4 : kind === 'GRU' ? 3 : 1;
@@ -321,10 +326,13 @@ function readRecurrent(
   dirs.forEach((ws) => {
     checkShape('kernel', pick('kernel', ws), [I, G]);
     checkShape('recurrent_kernel', pick('recurrent_kernel', ws), [H, G]);
-    if (useBias) checkShape('bias', pick('bias', ws), kind === 'GRU' ? [2, G] : [G]);
+    if (useBias) checkShape('bias', pick('bias', ws), resetAfter ? [2, G] : [G]);
   });
-  const options = { inputSize: I, hiddenSize: H, bidirectional: dirs.length === 2, bias: useBias, batchFirst: true };
-  const rnn = kind === 'LSTM' ? new LSTM(options) : kind === 'GRU' ? new GRU(options) : new RNN({ ...options, nonlinearity: act as 'tanh' | 'relu' });
+  const options = {
+    inputSize: I, hiddenSize: H, bidirectional: dirs.length === 2, bias: useBias, batchFirst: true,
+    ...(hard ? { recurrentActivation: 'hardSigmoid' as const, hardSigmoidAlpha: HARD_SIGMOID_DEFAULTS.alpha, hardSigmoidBeta: HARD_SIGMOID_DEFAULTS.beta } : {}),
+  };
+  const rnn = kind === 'LSTM' ? new LSTM(options) : kind === 'GRU' ? new GRU({ ...options, resetAfter }) : new RNN({ ...options, nonlinearity: act as 'tanh' | 'relu' });
   dirs.forEach((ws, d) => {
     const kernel = pick('kernel', ws);
     const rec = pick('recurrent_kernel', ws);
@@ -335,8 +343,10 @@ function readRecurrent(
     transposeInto(w.wHh.data, rec.data, H, G, order, H);
     if (useBias) {
       const b = pick('bias', ws);
-      checkShape('bias', b, kind === 'GRU' ? [2, G] : [G]);
-      const split = kind === 'GRU' ? [b.data.subarray(0, G), b.data.subarray(G)] : [b.data, new Float32Array(G)];
+      checkShape('bias', b, resetAfter ? [2, G] : [G]);
+      // one Keras bias (LSTM, SimpleRNN, reset-before GRU: every bias adds outside the gates'
+      // products) becomes bias_ih with bias_hh = 0; reset-after GRU: [input bias, recurrent bias]
+      const split = resetAfter ? [b.data.subarray(0, G), b.data.subarray(G)] : [b.data, new Float32Array(G)];
       transposeInto(w.bIh!.data, split[0], 1, G, order, H);
       transposeInto(w.bHh!.data, split[1], 1, G, order, H);
     }
@@ -359,8 +369,9 @@ export interface TfjsArtifacts {
  * the module computes: each recurrent layer (and direction) of a stack becomes one LSTM / SimpleRNN
  * layer (Bidirectional, merge concat) returning sequences, an Embedding and a Linear head become
  * Embedding and Dense. TfjsModels are written back as they were read (masks, merges, activations,
- * last-step outputs). GRU is refused: TF.js layers only implements the reset-before GRU, which
- * rnnkit does not have yet, and refuses PyTorch's form (reset_after=True). Initial states and the
+ * last-step outputs). A reset-before GRU (resetAfter: false) becomes TF.js's GRU; PyTorch's GRU
+ * (reset-after) is refused: TF.js layers refuses reset_after=True. Hard-sigmoid gates are
+ * written as hard_sigmoid when they are TF.js's (alpha 0.2, beta 0.5). Initial states and the
  * final state are not part of a Keras Sequential model.
  */
 export function toTfjsModel(module: RecurrentBase | TfjsModel | { embedding: Embedding | null; rnn: RecurrentBase; fc: Linear | null }, options: { weightsPath?: string } = {}): TfjsArtifacts {
@@ -395,18 +406,27 @@ export function toTfjsModel(module: RecurrentBase | TfjsModel | { embedding: Emb
       if (s.layer.bias) add(`${name}/bias`, [out], s.layer.bias.data);
     } else {
       const { rnn } = s;
-      if (rnn.cell === 'gru') throw new TfjsError('toTfjsModel: GRU cannot be written: TF.js layers only implements the reset-before GRU (reset_after=False), PyTorch\'s GRU is reset-after');
+      if (rnn.cell === 'gru') throw new TfjsError('toTfjsModel: GRU cannot be written: TF.js layers only implements the reset-before GRU (reset_after=False), and this GRU is PyTorch\'s reset-after form (build it with resetAfter: false for TF.js)');
       if (rnn.projSize > 0) throw new TfjsError(`toTfjsModel: LSTM projSize (${rnn.projSize}) has no Keras equivalent`);
-      const cls = rnn.cell === 'lstm' ? 'LSTM' : 'SimpleRNN';
+      const ra = rnn.recurrentActivation;
+      if (ra.kind === 'hardSigmoid' && (Math.fround(ra.alpha) !== Math.fround(HARD_SIGMOID_DEFAULTS.alpha) || Math.fround(ra.beta) !== Math.fround(HARD_SIGMOID_DEFAULTS.beta))) {
+        throw new TfjsError(`toTfjsModel: TF.js's hard_sigmoid is clamp(0.2 x + 0.5, 0, 1); this ${CELLS[rnn.cell].module}'s hard sigmoid has alpha ${ra.alpha}, beta ${ra.beta}`);
+      }
+      const gru = rnn.cell === 'gru_reset_before';
+      const cls = rnn.cell === 'lstm' ? 'LSTM' : gru ? 'GRU' : 'SimpleRNN';
       const H = rnn.hiddenSize;
-      const G = (rnn.cell === 'lstm' ? 4 : 1) * H;
+      const G = gateCount(rnn.cell) * H;
+      // PyTorch's gate blocks -> Keras': GRU (r, z, n) -> (z, r, h); LSTM and RNN keep their order
+      const kerasOrder = gru ? [1, 0, 2] : Array.from({ length: G / H }, (_, k) => k);
       for (let l = 0; l < rnn.numLayers; l++) {
         const I = l === 0 ? rnn.inputSize : H * (rnn.bidirectional ? 2 : 1);
         const last = l === rnn.numLayers - 1;
         const name = fresh(cls.toLowerCase());
         const config: Record<string, unknown> = {
           name, units: H, activation: rnn.cell === 'rnn_relu' ? 'relu' : 'tanh', use_bias: rnn.bias,
-          return_sequences: last ? s.returnSequences : true, ...(rnn.cell === 'lstm' ? { recurrent_activation: 'sigmoid' } : {}),
+          return_sequences: last ? s.returnSequences : true,
+          ...(CELLS[rnn.cell].gateActivation ? { recurrent_activation: ra.kind === 'hardSigmoid' ? 'hard_sigmoid' : 'sigmoid' } : {}),
+          ...(gru ? { reset_after: false } : {}),
         };
         const dirNames = rnn.bidirectional ? [`forward_${name}`, `backward_${name}`] : [''];
         const outer = rnn.bidirectional ? fresh('bidirectional') : name;
@@ -423,13 +443,19 @@ export function toTfjsModel(module: RecurrentBase | TfjsModel | { embedding: Emb
           const prefix = dir ? `${outer}/${dir}` : name;
           const kernel = new Float32Array(I * G);
           const rec = new Float32Array(H * G);
-          for (let g = 0; g < G; g++) {
-            for (let i = 0; i < I; i++) kernel[i * G + g] = w.wIh.data[g * I + i];
-            for (let k = 0; k < H; k++) rec[k * G + g] = w.wHh.data[g * H + k];
-          }
+          const bias = new Float32Array(G);
+          kerasOrder.forEach((from, to) => {
+            for (let j = 0; j < H; j++) {
+              const g = from * H + j; // PyTorch row
+              const c = to * H + j; // Keras column
+              for (let i = 0; i < I; i++) kernel[i * G + c] = w.wIh.data[g * I + i];
+              for (let k = 0; k < H; k++) rec[k * G + c] = w.wHh.data[g * H + k];
+              if (w.bIh && w.bHh) bias[c] = w.bIh.data[g] + w.bHh.data[g];
+            }
+          });
           add(`${prefix}/kernel`, [I, G], kernel);
           add(`${prefix}/recurrent_kernel`, [H, G], rec);
-          if (w.bIh && w.bHh) add(`${prefix}/bias`, [G], Float32Array.from(w.bIh.data, (v, g) => v + w.bHh!.data[g]));
+          if (w.bIh && w.bHh) add(`${prefix}/bias`, [G], bias);
         });
       }
     }

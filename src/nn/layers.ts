@@ -1,5 +1,8 @@
 // Layers with PyTorch's semantics and parameter names.
-import { type CellKind, type ModuleName, CELLS, cellKindOf, gateCount, hasCellState, modulesWhere, parameterNames } from '../backends/cells.js';
+import {
+  type CellKind, type ModuleName, type RecurrentActivation, CELLS, HARD_SIGMOID_DEFAULTS, RECURRENT_ACTIVATIONS, SIGMOID,
+  cellKindOf, checkRecurrentActivation, gateCount, hasCellState, modulesWhere, parameterNames,
+} from '../backends/cells.js';
 import { type NamedTensor } from '../io/safetensors.js';
 import { dropout, embedding, linear, reshape, shapeError, transpose01 } from '../core/ops.js';
 import { type DirectionWeights, type RecurrentResult, recurrentForward, recurrentForwardAsync } from './recurrent.js';
@@ -222,7 +225,49 @@ export interface RNNOptions {
   nonlinearity?: 'tanh' | 'relu';
   /** LSTM only: projection size (PyTorch proj_size), 0 = none. */
   projSize?: number;
+  /**
+   * GRU only: true (default) = PyTorch's reset-after form, n = tanh(W_in x + b_in + r * (W_hn h + b_hn));
+   * false = the reset-before form (Keras reset_after=False, the TF.js GRU, ONNX
+   * linear_before_reset=0), n = tanh(W_in x + b_in + W_hn (r * h) + b_hn).
+   */
+  resetAfter?: boolean;
+  /**
+   * LSTM and GRU: the gate activation, 'sigmoid' (default, PyTorch) or 'hardSigmoid' =
+   * clamp(alpha * v + beta, 0, 1) with hardSigmoidAlpha / hardSigmoidBeta.
+   */
+  recurrentActivation?: 'sigmoid' | 'hardSigmoid';
+  /** The hard sigmoid's slope alpha: 0.2 (default: TF.js, Keras 2, ONNX); Keras 3 uses 1/6. */
+  hardSigmoidAlpha?: number;
+  /** The hard sigmoid's offset beta: 0.5 (default). */
+  hardSigmoidBeta?: number;
   rng?: Rng;
+}
+
+/**
+ * The gate activation a layer's options ask for, checked: `where` names the layer. Options a
+ * cell does not take (resetAfter outside GRU, a hard sigmoid on RNN, alpha without hardSigmoid)
+ * are refused naming the option.
+ */
+function gateActivationOf(where: string, cell: CellKind, o: Pick<RNNOptions, 'recurrentActivation' | 'hardSigmoidAlpha' | 'hardSigmoidBeta' | 'resetAfter'>): RecurrentActivation {
+  if (o.resetAfter !== undefined && CELLS[cell].resetAfter === null) {
+    throw new RangeError(`${where}: resetAfter is only for GRU, received resetAfter=${String(o.resetAfter)}`);
+  }
+  const name = o.recurrentActivation ?? 'sigmoid';
+  if (!(RECURRENT_ACTIVATIONS as readonly unknown[]).includes(name)) {
+    throw new RangeError(`${where}: recurrentActivation must be one of ${RECURRENT_ACTIVATIONS.map((n) => `'${n}'`).join(', ')}, received ${typeof name === 'string' ? `'${name}'` : String(name)}`);
+  }
+  if (name === 'sigmoid') {
+    for (const opt of ['hardSigmoidAlpha', 'hardSigmoidBeta'] as const) {
+      if (o[opt] !== undefined) throw new RangeError(`${where}: ${opt} applies to recurrentActivation 'hardSigmoid', received ${opt}=${String(o[opt])} with recurrentActivation 'sigmoid'`);
+    }
+    if (o.recurrentActivation !== undefined && !CELLS[cell].gateActivation) {
+      throw new RangeError(`${where}: recurrentActivation is only for ${modulesWhere((c) => c.gateActivation)}, received recurrentActivation 'sigmoid'`);
+    }
+    return SIGMOID;
+  }
+  return checkRecurrentActivation(where, cell, {
+    kind: 'hardSigmoid', alpha: o.hardSigmoidAlpha ?? HARD_SIGMOID_DEFAULTS.alpha, beta: o.hardSigmoidBeta ?? HARD_SIGMOID_DEFAULTS.beta,
+  });
 }
 
 /** Optional inputs of a recurrent layer's forward: initial states and per-sequence lengths. */
@@ -248,6 +293,8 @@ export interface RecurrentOutput {
 /** Stacked, optionally bidirectional RNN / LSTM / GRU over whole sequences (one fused op). */
 export abstract class RecurrentBase extends Module {
   readonly cell: CellKind;
+  /** The gate activation of LSTM and GRU (sigmoid unless the options ask for the hard sigmoid). */
+  readonly recurrentActivation: RecurrentActivation;
   readonly inputSize: number;
   readonly hiddenSize: number;
   readonly numLayers: number;
@@ -265,6 +312,7 @@ export abstract class RecurrentBase extends Module {
     const where = CELLS[cell].module;
     if (typeof o !== 'object' || o === null) throw new TypeError(`${where}: options must be an object like { inputSize, hiddenSize }`);
     this.cell = cell;
+    this.recurrentActivation = gateActivationOf(where, cell, o);
     this.inputSize = checkPositiveInt(where, 'inputSize', o.inputSize);
     this.hiddenSize = checkPositiveInt(where, 'hiddenSize', o.hiddenSize);
     this.numLayers = checkPositiveInt(where, 'numLayers', o.numLayers ?? 1);
@@ -301,6 +349,27 @@ export abstract class RecurrentBase extends Module {
 
   private get name(): string {
     return CELLS[this.cell].module;
+  }
+
+  /** GRU: false for the reset-before form; null for the other layers. */
+  get resetAfter(): boolean | null {
+    return CELLS[this.cell].resetAfter;
+  }
+
+  /**
+   * The options that are not PyTorch's (resetAfter false, a hard sigmoid), as the strings a
+   * safetensors file's metadata keeps; empty for a layer PyTorch can build.
+   */
+  cellOptions(): Record<string, string> {
+    const out: Record<string, string> = {};
+    if (CELLS[this.cell].resetAfter === false) out.resetAfter = 'false';
+    const a = this.recurrentActivation;
+    if (a.kind === 'hardSigmoid') {
+      out.recurrentActivation = 'hardSigmoid';
+      out.hardSigmoidAlpha = String(a.alpha);
+      out.hardSigmoidBeta = String(a.beta);
+    }
+    return out;
   }
 
   /** Runs the whole sequence. x: [T, B, inputSize] ([B, T, inputSize] when batchFirst, or [T, inputSize] unbatched). */
@@ -348,7 +417,7 @@ export abstract class RecurrentBase extends Module {
     const c0 = withC ? this.checkState(where, 'c0', state.c0, [this.numLayers * D, B, this.hiddenSize], unbatched) : null;
     if (!withC && state.c0) throw new TypeError(`${where}: c0 is only for ${modulesWhere((c) => c.states.includes('c'))}`);
     const lengths = state.lengths ? checkLengths(where, state.lengths, B, T) : null;
-    const cfg = { cell: this.cell, H: this.hiddenSize, P: this.projSize, numLayers: this.numLayers, bidirectional: this.bidirectional,
+    const cfg = { cell: this.cell, recurrentActivation: this.recurrentActivation, H: this.hiddenSize, P: this.projSize, numLayers: this.numLayers, bidirectional: this.bidirectional,
       dropout: this.dropout, training: this.training, rng: this.rng };
     return { cfg, xt, h0, c0, lengths, unbatched, T, D, R };
   }
@@ -413,29 +482,36 @@ export class LSTM extends RecurrentBase {
 }
 
 /**
- * A multi-layer GRU, reset-after form (PyTorch's nn.GRU): x [T, B, input] (or batch-first)
+ * A multi-layer GRU (PyTorch's nn.GRU, reset-after form; `resetAfter: false` for the reset-before
+ * form of Keras / TF.js / ONNX linear_before_reset=0): x [T, B, input] (or batch-first)
  * -> output [T, B, D * hidden], hN [layers * D, B, hidden].
  */
 export class GRU extends RecurrentBase {
   constructor(options: RNNOptions) {
-    super('gru', options);
+    super(cellKindOf('GRU', 'GRU', 'tanh', options?.resetAfter ?? true), options);
   }
 }
 
 /** The layer class of each module of the cell table (backends/cells.ts). */
 const LAYER_CLASSES: Record<ModuleName, new (options: RNNOptions) => RecurrentBase> = { LSTM, GRU, RNN };
 
-/** The layer (LSTM, GRU or RNN with its nonlinearity) that runs cells of `kind`. */
-export function recurrentLayer(kind: CellKind, options: Omit<RNNOptions, 'nonlinearity'>): RecurrentBase {
+/** The layer (LSTM, GRU in its form, or RNN with its nonlinearity) that runs cells of `kind`. */
+export function recurrentLayer(kind: CellKind, options: Omit<RNNOptions, 'nonlinearity' | 'resetAfter'>): RecurrentBase {
   const spec = CELLS[kind];
-  return new LAYER_CLASSES[spec.module]({ ...options, nonlinearity: spec.nonlinearity ?? undefined });
+  return new LAYER_CLASSES[spec.module]({
+    ...options, nonlinearity: spec.nonlinearity ?? undefined, ...(spec.resetAfter !== null ? { resetAfter: spec.resetAfter } : {}),
+  });
 }
 
 /**
  * Options of the single-step cells: bias, the plain RNN's nonlinearity, and the random source of
  * their initial weights.
  */
-export interface CellOptions { bias?: boolean; nonlinearity?: 'tanh' | 'relu'; rng?: Rng }
+export interface CellOptions extends Pick<RNNOptions, 'resetAfter' | 'recurrentActivation' | 'hardSigmoidAlpha' | 'hardSigmoidBeta'> {
+  bias?: boolean;
+  nonlinearity?: 'tanh' | 'relu';
+  rng?: Rng;
+}
 
 /** The state of a single-step cell. */
 export interface CellState {
@@ -447,6 +523,8 @@ export interface CellState {
 
 /** One time step of an RNN / LSTM / GRU (PyTorch's RNNCell / LSTMCell / GRUCell), same kernels as the layers. */
 abstract class CellBase extends Module {
+  /** The gate activation of LSTMCell and GRUCell. */
+  readonly recurrentActivation: RecurrentActivation;
   readonly weightIh: Tensor;
   readonly weightHh: Tensor;
   readonly biasIh: Tensor | null;
@@ -458,6 +536,7 @@ abstract class CellBase extends Module {
     const kind = CELLS[cell].stepModule;
     checkPositiveInt(kind, 'inputSize', inputSize);
     checkPositiveInt(kind, 'hiddenSize', hiddenSize);
+    this.recurrentActivation = gateActivationOf(kind, cell, options);
     this.rngCell = options.rng ?? defaultRng();
     const G = gateCount(cell) * hiddenSize;
     const bound = 1 / Math.sqrt(hiddenSize);
@@ -488,7 +567,7 @@ abstract class CellBase extends Module {
     const h0 = checkHidden('state.h', state?.h);
     const c0 = hasCellState(this.cell) ? checkHidden('state.c', state?.c) : null;
     const r = recurrentForward(
-      { cell: this.cell, H, P: 0, numLayers: 1, bidirectional: false, dropout: 0, training: this.training, rng: this.rngCell },
+      { cell: this.cell, recurrentActivation: this.recurrentActivation, H, P: 0, numLayers: 1, bidirectional: false, dropout: 0, training: this.training, rng: this.rngCell },
       reshape(x, [1, B, this.inputSize]), h0, c0,
       [[{ wIh: this.weightIh, wHh: this.weightHh, bIh: this.biasIh, bHh: this.biasHh, wHr: null }]], null,
     );
@@ -514,12 +593,12 @@ export class LSTMCell extends CellBase {
 }
 
 /**
- * One GRU step (PyTorch's nn.GRUCell, reset-after form): x [B, input], h [B, hidden] -> h' [B,
- * hidden].
+ * One GRU step (PyTorch's nn.GRUCell, reset-after form; `resetAfter: false` for the reset-before
+ * form): x [B, input], h [B, hidden] -> h' [B, hidden].
  */
 export class GRUCell extends CellBase {
   constructor(inputSize: number, hiddenSize: number, options: CellOptions = {}) {
-    super('gru', inputSize, hiddenSize, options);
+    super(cellKindOf('GRUCell', 'GRU', 'tanh', options?.resetAfter ?? true), inputSize, hiddenSize, options);
   }
 }
 
@@ -531,7 +610,9 @@ const STEP_CLASSES: Record<ModuleName, new (inputSize: number, hiddenSize: numbe
 };
 
 /** The one-step cell (LSTMCell, GRUCell or RNNCell with its nonlinearity) of `kind`. */
-export function stepCell(kind: CellKind, inputSize: number, hiddenSize: number, options: Omit<CellOptions, 'nonlinearity'> = {}): StepCell {
+export function stepCell(kind: CellKind, inputSize: number, hiddenSize: number, options: Omit<CellOptions, 'nonlinearity' | 'resetAfter'> = {}): StepCell {
   const spec = CELLS[kind];
-  return new STEP_CLASSES[spec.module](inputSize, hiddenSize, { ...options, nonlinearity: spec.nonlinearity ?? undefined });
+  return new STEP_CLASSES[spec.module](inputSize, hiddenSize, {
+    ...options, nonlinearity: spec.nonlinearity ?? undefined, ...(spec.resetAfter !== null ? { resetAfter: spec.resetAfter } : {}),
+  });
 }

@@ -1,7 +1,7 @@
 // The fused recurrent op: a whole stacked, possibly bidirectional RNN/LSTM/GRU over a whole
 // sequence is ONE autograd op. Its forward calls backend.seqForward once per layer and direction;
 // its backward calls backend.seqBackward (whole-sequence BPTT) once per layer and direction.
-import type { Backend, CellKind, SeqContext, SeqForwardArgs } from '../backends/backend.js';
+import type { Backend, CellKind, RecurrentActivation, SeqContext, SeqForwardArgs } from '../backends/backend.js';
 import { getBackend } from '../backends/index.js';
 import { hasCellState } from '../backends/cells.js';
 import { Rng } from '../core/random.js';
@@ -18,6 +18,8 @@ export interface DirectionWeights {
 
 export interface RecurrentConfig {
   cell: CellKind;
+  /** The gate activation (LSTM, GRU); omitted = sigmoid. */
+  recurrentActivation?: RecurrentActivation;
   H: number;
   P: number;
   numLayers: number;
@@ -112,7 +114,7 @@ function* recurrentPlan(
         lengths, y: output, yStride: D * R, yOffset: d * R,
         hN: hN.subarray(k * B * R, (k + 1) * B * R),
         cN: cN ? cN.subarray(k * B * H, (k + 1) * B * H) : null,
-        training,
+        training, recurrentActivation: cfg.recurrentActivation ?? null,
       });
     }
     if (l < L - 1 && cfg.dropout > 0 && cfg.training) {
