@@ -2,8 +2,17 @@
 // C[M,N] = alpha * op(A)[M,K] @ op(B)[K,N] + beta * C (row-major, leading dimensions).
 import { ld, madd, st } from './common';
 
-/** Static 4x8 float tile used to write partial micro-tiles. */
-const TILE: usize = memory.data(128, 16);
+/**
+ * The 4x8 float tile partial micro-tiles are written through: static in a single-threaded build;
+ * in a threaded build every thread (instance) sets its own with setTile, as the static data is
+ * shared by all of them.
+ */
+let tile: usize = memory.data(128, 16);
+
+/** Sets this instance's 4x8 tile (32 floats, 16-byte aligned). */
+export function setTile(p: usize): void {
+  tile = p;
+}
 
 // Goto-style: op(B) is packed once into 8-column panels per K block of KC (packB, so a weight
 // used at every time step is packed once per sequence); a block of MC rows of op(A) is packed
@@ -168,17 +177,17 @@ function kernel4x8(kc: i32, ap: usize, bp: usize, c: usize, ldc: i32, alpha: f32
     v128.store(p, madd(av, c3a, v128.load(p)));
     v128.store(p, madd(av, c3b, v128.load(p, 16)), 16);
   } else {
-    v128.store(TILE, c0a);
-    v128.store(TILE, c0b, 16);
-    v128.store(TILE, c1a, 32);
-    v128.store(TILE, c1b, 48);
-    v128.store(TILE, c2a, 64);
-    v128.store(TILE, c2b, 80);
-    v128.store(TILE, c3a, 96);
-    v128.store(TILE, c3b, 112);
+    v128.store(tile, c0a);
+    v128.store(tile, c0b, 16);
+    v128.store(tile, c1a, 32);
+    v128.store(tile, c1b, 48);
+    v128.store(tile, c2a, 64);
+    v128.store(tile, c2b, 80);
+    v128.store(tile, c3a, 96);
+    v128.store(tile, c3b, 112);
     for (let r = 0; r < mr; r++) {
       const row = c + <usize>r * ldcb;
-      for (let j = 0; j < nr; j++) st(row, j, ld(row, j) + alpha * ld(TILE, r * 8 + j));
+      for (let j = 0; j < nr; j++) st(row, j, ld(row, j) + alpha * ld(tile, r * 8 + j));
     }
   }
 }
@@ -190,9 +199,9 @@ function kernel4x8(kc: i32, ap: usize, bp: usize, c: usize, ldc: i32, alpha: f32
     v128.store(c, madd(av, a0, v128.load(c)));
     v128.store(c, madd(av, a1, v128.load(c, 16)), 16);
   } else {
-    v128.store(TILE, a0);
-    v128.store(TILE, a1, 16);
-    for (let j = 0; j < nr; j++) st(c, j, ld(c, j) + alpha * ld(TILE, j));
+    v128.store(tile, a0);
+    v128.store(tile, a1, 16);
+    for (let j = 0; j < nr; j++) st(c, j, ld(c, j) + alpha * ld(tile, j));
   }
 }
 
@@ -231,16 +240,20 @@ function scaleC(M: i32, N: i32, beta: f32, C: usize, ldc: i32): void {
   }
 }
 
-/** C[1, N] += alpha * a[K] @ Bp (packed), straight from a: the streaming (batch 1) step. */
-function gemvPacked(N: i32, K: i32, alpha: f32, a: usize, Bp: usize, C: usize): void {
+/**
+ * C[1, jBegin..jEnd) += alpha * a[K] @ Bp (packed, N columns), straight from a: the streaming
+ * (batch 1) step. jBegin is a multiple of 16, jEnd one or N: every column takes the same path as
+ * in the whole range.
+ */
+function gemvPacked(jBegin: i32, jEnd: i32, N: i32, K: i32, alpha: f32, a: usize, Bp: usize, C: usize): void {
   const Np = (N + 7) & ~7;
   for (let k0 = 0; k0 < K; k0 += KC) {
     const kc = min(KC, K - k0);
     const bBase = Bp + ((<usize>k0 * <usize>Np) << 2);
     const ak = a + (<usize>k0 << 2);
-    let j0 = 0;
+    let j0 = jBegin;
     // two panels (16 columns) at a time: 4 independent accumulators
-    for (; j0 + 16 <= N; j0 += 16) {
+    for (; j0 + 16 <= jEnd; j0 += 16) {
       let bp = bBase + ((<usize>j0 * <usize>kc) << 2);
       let bq = bp + ((<usize>kc) << 5);
       let s0 = f32x4.splat(0);
@@ -261,8 +274,8 @@ function gemvPacked(N: i32, K: i32, alpha: f32, a: usize, Bp: usize, C: usize): 
       v128.store(c, madd(al, s2, v128.load(c, 32)), 32);
       v128.store(c, madd(al, s3, v128.load(c, 48)), 48);
     }
-    for (; j0 < N; j0 += 8) {
-      const nr = min(8, N - j0);
+    for (; j0 < jEnd; j0 += 8) {
+      const nr = min(8, jEnd - j0);
       kernel1x8NoPack(kc, ak, bBase + ((<usize>j0 * <usize>kc) << 2), C + (<usize>j0 << 2), alpha, nr);
     }
   }
@@ -289,10 +302,22 @@ export function gemmPacked(
   transA: i32, M: i32, N: i32, K: i32, alpha: f32, A: usize, lda: i32, Bp: usize,
   beta: f32, C: usize, ldc: i32, Ap: usize,
 ): void {
-  scaleC(M, N, beta, C, ldc);
-  if (M == 0 || N == 0 || K == 0 || alpha == 0) return;
+  gemmPackedCols(transA, M, N, K, alpha, A, lda, Bp, beta, C, ldc, Ap, 0, N);
+}
+
+/**
+ * gemmPacked on the columns [jBegin, jEnd) of C only: the share of one thread. jBegin is a
+ * multiple of 16 and jEnd one or N, so each element of C is computed exactly as by gemmPacked
+ * (the sum over K is never split): results are bitwise the same for any split.
+ */
+export function gemmPackedCols(
+  transA: i32, M: i32, N: i32, K: i32, alpha: f32, A: usize, lda: i32, Bp: usize,
+  beta: f32, C: usize, ldc: i32, Ap: usize, jBegin: i32, jEnd: i32,
+): void {
+  scaleC(M, jEnd - jBegin, beta, C + (<usize>jBegin << 2), ldc);
+  if (M == 0 || jEnd <= jBegin || K == 0 || alpha == 0) return;
   if (M == 1 && !transA) {
-    gemvPacked(N, K, alpha, A, Bp, C);
+    gemvPacked(jBegin, jEnd, N, K, alpha, A, Bp, C);
     return;
   }
   const Np = (N + 7) & ~7;
@@ -303,8 +328,8 @@ export function gemmPacked(
     for (let i0 = 0; i0 < M; i0 += MC) {
       const mc = min(MC, M - i0);
       packA(transA, A, lda, i0, mc, k0, kc, Ap);
-      for (let j0 = 0; j0 < N; j0 += 8) {
-        const nr = min(8, N - j0);
+      for (let j0 = jBegin; j0 < jEnd; j0 += 8) {
+        const nr = min(8, jEnd - j0);
         const bPanel = bBase + ((<usize>j0 * <usize>kc) << 2);
         for (let ir = 0; ir < mc; ir += 4) {
           const mr = min(4, mc - ir);

@@ -28,7 +28,7 @@ export function isRelaxed(): i32 {
 }
 
 export { unaryBackward, unaryForward, vecMath } from './math';
-export { gemm, gemmNaive, gemmPacked, gemmSmallM, packB, packedASize, packedBSize } from './gemm';
+export { gemm, gemmNaive, gemmPacked, gemmPackedCols, gemmSmallM, packB, packedASize, packedBSize, setTile } from './gemm';
 export {
   addColumnSums, addDy, addInto, fillBias, gatherRows, gruResetBeforeStepBackward, gruResetBeforeStepForward,
   gruResetBeforeStepGates, gruResetBeforeStepResetBackward, gruStepBackward, gruStepForward, lstmStepBackward,

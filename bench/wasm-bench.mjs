@@ -1,7 +1,7 @@
 // Kernel-level benchmark of the rnnkit wasm backend on the workloads of bench/workloads.mjs,
 // side by side with TensorFlow.js's wasm backend in the same run, printing times and ratios.
 //
-//   npm run build && node bench/wasm-bench.mjs [--workloads lstm-m,gru-m] [--iters 10] [--peer-iters 5] [--no-tfjs] [--no-ort] [--native]
+//   npm run build && node bench/wasm-bench.mjs [--workloads lstm-m,gru-m] [--iters 10] [--peer-iters 5] [--no-tfjs] [--no-ort] [--native] [--copies] [--threads N]
 //
 // rnnkit: seqForward(training) + seqBackward with dy = G (a fixed random tensor) and every
 // gradient (parameters and x) = one train step; "infer" = seqForward(training = false).
@@ -10,6 +10,9 @@
 // (tfjs-backend-wasm does not start threads in Node).
 // onnxruntime-web (wasm, one thread) for the inference workloads, on an ONNX model of the same
 // layer written by bench/onnx-lstm.mjs.
+// Weights are passed with change counters (as the layers do), so they stay resident in linear
+// memory between calls; --copies also times a backend that copies every weight into linear memory
+// on every call, interleaved with the resident one (A/B in one run).
 // Timing: 3 warm-up iterations, then the median of --iters (min and max shown); the peer uses
 // --peer-iters (default 5, warm-up 1) because one of its steps can take tens of seconds.
 import { performance } from 'node:perf_hooks';
@@ -27,6 +30,8 @@ const ONLY = opt('workloads', opt('only', null));
 const NO_TFJS = argv.includes('--no-tfjs');
 const NO_ORT = argv.includes('--no-ort');
 const WITH_NATIVE = argv.includes('--native'); // rnnkit-native with 1 thread, for the wasm / native ratio
+const COPIES = argv.includes('--copies'); // A/B: resident weights vs a copy of every weight per call
+const THREADS = opt('threads', null); // threads of the threaded build (default: one per core)
 
 let WORKLOADS;
 try {
@@ -42,6 +47,28 @@ const rand = () => {
   return seed / 2147483648;
 };
 const randn = (n, s = 1) => Float32Array.from({ length: n }, () => Math.sqrt(-2 * Math.log(rand() + 1e-12)) * Math.cos(2 * Math.PI * rand()) * s);
+
+/** A and B timed alternately (warm-up, then iters each), so a busy machine slows both alike. */
+function timeAB(fa, fb, warm, iters) {
+  for (let i = 0; i < warm; i++) {
+    fa();
+    fb();
+  }
+  const ta = [];
+  const tb = [];
+  for (let i = 0; i < iters; i++) {
+    for (const [fn, ts] of i % 2 ? [[fb, tb], [fa, ta]] : [[fa, ta], [fb, tb]]) {
+      const t0 = performance.now();
+      fn();
+      ts.push(performance.now() - t0);
+    }
+  }
+  const stat = (ts) => {
+    ts.sort((x, y) => x - y);
+    return { median: ts[Math.floor(ts.length / 2)], min: ts[0], max: ts[ts.length - 1] };
+  };
+  return [stat(ta), stat(tb)];
+}
 
 function time(fn, warm, iters) {
   for (let i = 0; i < warm; i++) fn();
@@ -80,7 +107,7 @@ function rnnkitCharlm(backend, w) {
   const dLosses = new Float32Array(N).fill(1 / N);
   const dLogits = new Float32Array(N * V);
   const dY = new Float32Array(N * H);
-  let step = 0;
+  let step = 0; // also the weights' change counter: Adam changes them once per step
   return () => {
     for (const q of params) q.g.fill(0);
     for (let n = 0; n < N; n++) x.set(emb.p.subarray(tokens[n] * E, tokens[n] * E + E), n * E);
@@ -88,7 +115,7 @@ function rnnkitCharlm(backend, w) {
     const ctxs = layers.map((l) => {
       const ctx = backend.seqForward({
         cell: 'lstm', T, B, I: l.I, H, P: 0, reverse: false, x: input, wIh: l.wIh.p, wHh: l.wHh.p, bIh: l.bIh.p, bHh: l.bHh.p,
-        wHr: null, h0: null, c0: null, lengths: null, y: l.y, yStride: H, yOffset: 0, hN, cN, training: true,
+        wHr: null, weightVersions: [step, step, step, step, 0], h0: null, c0: null, lengths: null, y: l.y, yStride: H, yOffset: 0, hN, cN, training: true,
       });
       input = l.y;
       return ctx;
@@ -174,7 +201,8 @@ function rnnkitStep(backend, w) {
       layer.dirs.forEach((p, k) => {
         cs.push(backend.seqForward({
           cell: w.cell, T, B, I: layer.I, H, P: 0, reverse: k === 1, x: input, wIh: p.wIh, wHh: p.wHh, bIh: p.bIh, bHh: p.bHh,
-          wHr: null, h0: null, c0: null, lengths: null, y: layer.y, yStride: H * dirs, yOffset: k * H, hN, cN, training: w.mode === 'train',
+          wHr: null, weightVersions: [0, 0, 0, 0, 0], h0: null, c0: null, lengths: null, y: layer.y, yStride: H * dirs, yOffset: k * H, hN, cN,
+          training: w.mode === 'train',
         }));
       });
       ctxs.push(cs);
@@ -212,7 +240,7 @@ function rnnkitStreamSteps(backend, w) {
     for (let t = 0; t < w.seq; t++) {
       const a = t & 1;
       backend.seqForward({
-        cell: 'lstm', T: 1, B, I, H, P: 0, reverse: false, x: xs.subarray(t * B * I, (t + 1) * B * I), ...p, wHr: null,
+        cell: 'lstm', T: 1, B, I, H, P: 0, reverse: false, x: xs.subarray(t * B * I, (t + 1) * B * I), ...p, wHr: null, weightVersions: [0, 0, 0, 0, 0],
         h0: h[a], c0: c[a], lengths: null, y, yStride: H, yOffset: 0, hN: h[1 - a], cN: c[1 - a], training: false,
       });
     }
@@ -285,6 +313,11 @@ function tfStep(tf, w) {
 
 // ---- run
 const backend = loadWasmBackend();
+const copying = COPIES ? loadWasmBackend({ residentWeights: false }) : null;
+for (const b of [backend, copying]) {
+  if (b && THREADS) b.setThreads(Number(THREADS));
+  await b?.whenReady();
+}
 const tf = NO_TFJS ? null : await loadTf();
 const ort = NO_ORT ? null : await loadOrt();
 let native = null;
@@ -298,23 +331,35 @@ if (WITH_NATIVE) {
   }
 }
 const fmt = (t) => `${t.median.toFixed(2)} ms [${t.min.toFixed(2)}, ${t.max.toFixed(2)}]`;
-console.log(`rnnkit wasm: ${backend.info().isa}, ${backend.info().detail}`);
+console.log(`rnnkit wasm: ${backend.info().isa}, ${backend.info().threads} thread(s), ${backend.info().detail}`);
 console.log(`node ${process.version}; iters ${ITERS} (peer ${PEER_ITERS}); median [min, max]`);
 const rows = [];
 for (const w of WORKLOADS) {
-  const r = time(w.cell === 'charlm' ? rnnkitCharlm(backend, w) : rnnkitStep(backend, w), 3, ITERS);
+  const run = (b) => (w.cell === 'charlm' ? rnnkitCharlm(b, w) : rnnkitStep(b, w));
+  let r;
+  let copies = null;
+  if (copying) [r, copies] = timeAB(run(backend), run(copying), 3, ITERS);
+  else r = time(run(backend), 3, ITERS);
   const gf = flops(w) / (r.median * 1e6);
   let line = `${w.id.padEnd(13)} rnnkit-wasm ${fmt(r)} ${gf.toFixed(1)} GFLOP/s`;
   const row = { id: w.id, rnnkit: r.median, gflops: gf };
   if (w.cell === 'charlm') line += ` = ${Math.round((w.seq * w.batch) / (r.median / 1000))} tokens/s`;
+  if (copies) {
+    row.copies = copies.median;
+    line += ` | weights copied every call ${fmt(copies)} | resident / copied ${(r.median / copies.median).toFixed(3)}`;
+  }
   if (native) {
     const n = time(w.cell === 'charlm' ? rnnkitCharlm(native, w) : rnnkitStep(native, w), 3, ITERS);
     row.native = n.median;
     line += ` | native-1t ${fmt(n)} | wasm/native ${(r.median / n.median).toFixed(2)}`;
   }
   if (w.id === 'lstm-stream') {
-    const s = time(rnnkitStreamSteps(backend, w), 3, ITERS);
+    let s;
+    let sc = null;
+    if (copying) [s, sc] = timeAB(rnnkitStreamSteps(backend, w), rnnkitStreamSteps(copying, w), 3, ITERS);
+    else s = time(rnnkitStreamSteps(backend, w), 3, ITERS);
     line += ` | step by step (256 calls, T=1): ${fmt(s)} = ${(s.median / w.seq * 1000).toFixed(1)} us/step`;
+    if (sc) line += ` (weights copied every call: ${(sc.median / w.seq * 1000).toFixed(1)} us/step)`;
     row.stream = s.median;
   }
   if (tf) {
@@ -330,10 +375,11 @@ for (const w of WORKLOADS) {
   console.log(line);
   rows.push(row);
 }
-console.log('\n| workload | rnnkit-wasm ms | GFLOP/s | tfjs-wasm ms | rnnkit / tfjs | ort-web ms | rnnkit / ort | native 1t ms | wasm / native |');
-console.log('|---|---|---|---|---|---|---|---|---|');
+console.log(`\n| workload | rnnkit-wasm ms |${COPIES ? ' weights copied every call ms | resident / copied |' : ''} GFLOP/s | tfjs-wasm ms | rnnkit / tfjs | ort-web ms | rnnkit / ort | native 1t ms | wasm / native |`);
+console.log(`|---|---|${COPIES ? '---|---|' : ''}---|---|---|---|---|---|---|`);
 const f = (v, d) => (v === undefined ? '-' : v.toFixed(d));
 for (const r of rows) {
-  console.log(`| ${r.id} | ${r.rnnkit.toFixed(2)} | ${r.gflops.toFixed(1)} | ${f(r.tfjs, 1)} | ${r.tfjs ? (r.rnnkit / r.tfjs).toFixed(4) : '-'} | ` +
+  const ab = COPIES ? ` ${f(r.copies, 2)} | ${r.copies ? (r.rnnkit / r.copies).toFixed(3) : '-'} |` : '';
+  console.log(`| ${r.id} | ${r.rnnkit.toFixed(2)} |${ab} ${r.gflops.toFixed(1)} | ${f(r.tfjs, 1)} | ${r.tfjs ? (r.rnnkit / r.tfjs).toFixed(4) : '-'} | ` +
     `${f(r.ort, 2)} | ${r.ort ? (r.rnnkit / r.ort).toFixed(3) : '-'} | ${f(r.native, 2)} | ${r.native ? (r.rnnkit / r.native).toFixed(2) : '-'} |`);
 }

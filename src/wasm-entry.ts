@@ -11,8 +11,9 @@
 //   lstm.loadStateDict(readSafetensors(new Uint8Array(bytes)).tensors);
 //   const { output } = lstm.forward(x);
 export {
-  WasmBackend, WasmArena, createWasmBackend, createWasmBackendAsync, pickWasmBuild,
-  type WasmBackendOptions, type WasmKernels, type WasmSource,
+  WasmBackend, WasmArena, WasmHeap, createWasmBackend, createWasmBackendAsync, pickWasmBuild, isThreadedBuild, wasmThreadsUnavailable,
+  MAX_WASM_THREADS,
+  type WasmBackendOptions, type WasmHeapStats, type WasmKernels, type WasmSource,
 } from './backends/wasm-core.js';
 export * from './portable.js';
 export type { SeqContext, UnaryOp } from './backends/backend.js';

@@ -17,7 +17,10 @@ const ROOT = resolve(fileURLToPath(new URL('..', import.meta.url)));
 const bin = (name: string) => join(ROOT, 'node_modules', '.bin', name);
 const TOL = 1e-5;
 
-interface EdgeResult { runtime: string; error: number; isa: string; trained: boolean; message?: string }
+interface EdgeResult {
+  runtime: string; error: number; isa: string; trained: boolean; message?: string;
+  threaded: { threads: number; why?: string; split?: number; equal?: boolean };
+}
 
 function parseLast(out: string): EdgeResult {
   const line = out.trim().split('\n').filter((l) => l.startsWith('{')).pop();
@@ -47,6 +50,8 @@ describe('wasm in other runtimes (golden lstm forward)', () => {
     const r = parseLast(out);
     expectGood(r, 'deno');
     expect(r.isa).toBe('simd128+relaxed');
+    expect(r.threaded, 'the threaded build on 2 Web Workers').toMatchObject({ threads: 2, equal: true });
+    expect(r.threaded.split).toBeGreaterThan(0);
   });
 
   it('Bun', () => {
@@ -54,6 +59,8 @@ describe('wasm in other runtimes (golden lstm forward)', () => {
     const r = parseLast(out);
     expectGood(r, 'bun');
     expect(r.isa).toBe('simd128+relaxed');
+    expect(r.threaded, 'the threaded build on 2 workers').toMatchObject({ threads: 2, equal: true });
+    expect(r.threaded.split).toBeGreaterThan(0);
   });
 
   it('Cloudflare worker under miniflare (workerd), the .wasm imported as a module', async () => {
@@ -69,7 +76,9 @@ describe('wasm in other runtimes (golden lstm forward)', () => {
       const golden = JSON.parse(readFileSync(join(GOLDEN_DIR, 'lstm.json'), 'utf8'));
       const st = readFileSync(join(GOLDEN_DIR, 'lstm.safetensors')).toString('base64');
       const res = await mf.dispatchFetch('http://localhost/', { method: 'POST', body: JSON.stringify({ golden, safetensors: st }) });
-      expectGood(JSON.parse(await res.text()) as EdgeResult, 'workerd');
+      const r = JSON.parse(await res.text()) as EdgeResult;
+      expectGood(r, 'workerd');
+      expect(r.threaded.why, 'workerd has no shared memory threads: one thread').toMatch(/SharedArrayBuffer|Atomics.wait|workers/);
     } finally {
       await mf.dispose();
     }
@@ -105,6 +114,8 @@ describe('wasm in other runtimes (golden lstm forward)', () => {
       await page.waitForFunction(() => (window as unknown as { __result?: unknown }).__result !== undefined, null, { timeout: 60_000 });
       const r = await page.evaluate(() => (window as unknown as { __result: EdgeResult }).__result);
       expectGood(r, 'chromium');
+      // a page without cross-origin isolation (no COOP/COEP headers here): one thread, and why
+      expect(r.threaded.why).toMatch(/SharedArrayBuffer is not available|not cross-origin isolated/);
     } finally {
       await browser.close();
       server.close();

@@ -56,6 +56,8 @@ async function openPage(query = ''): Promise<Page> {
   await page.waitForFunction(() => !(document.querySelector('[data-testid=train]') as HTMLButtonElement).disabled, null, { timeout: 30_000 });
   expect(errors).toEqual([]);
   expect(await page.evaluate(() => crossOriginIsolated)).toBe(true);
+  // isolated, the worker runs the threaded build (unless a build was forced with ?wasm=)
+  if (!query.includes('wasm=')) await expect.poll(() => page.locator('#backend').textContent()).toMatch(/WebAssembly simd128, \d+ threads?, in a Web Worker/);
   return page;
 }
 
@@ -136,7 +138,11 @@ describe('examples/web in headless Chromium', () => {
     // model, 768 characters, takes over 50 ms; on a busy machine the OS may hold the page's thread
     // back now and then, hence the margin)
     expect(longTasks.length).toBeLessThan(steps / 2);
-    expect(page.workers().map((w) => new URL(w.url()).pathname)).toEqual([expect.stringMatching(/^\/assets\/worker-[\w-]+\.js$/)]);
+    // the page's worker, and the thread workers the threaded build starts from blob: URLs
+    const workers = page.workers().map((w) => w.url());
+    expect(workers.filter((u) => !u.startsWith('blob:')).map((u) => new URL(u).pathname)).toEqual([expect.stringMatching(/^\/assets\/worker-[\w-]+\.js$/)]);
+    const threads = Number(/(\d+) threads?/.exec((await page.locator('#backend').textContent()) ?? '')?.[1]);
+    expect(workers.filter((u) => u.startsWith('blob:')).length).toBe(threads - 1);
     expect(lastLoss).toBeLessThan(firstLoss - 0.5);
     expect(tps).toBeGreaterThan(0);
     expect(Number(await page.getByTestId('progress').getAttribute('value'))).toBeCloseTo(steps / 5000, 3);

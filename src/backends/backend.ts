@@ -45,6 +45,12 @@ export interface SeqForwardArgs {
   bHh: Float32Array | null;
   /** [P, H] weight_hr_l{k} when P > 0, else null. */
   wHr: Float32Array | null;
+  /**
+   * Change counters of wIh, wHh, bIh, bHh, wHr (Tensor.version; 0 for a null weight), or absent.
+   * A backend may keep a weight between calls (wasm: resident in linear memory) and read it again
+   * only when its counter moved; without counters every call reads every weight.
+   */
+  weightVersions?: readonly number[];
   /** [B, R] initial hidden state, or null for zeros. */
   h0: Float32Array | null;
   /** [B, H] initial cell state (cells with the state c: LSTM), or null for zeros. */

@@ -67,6 +67,10 @@ export function assertSeqForwardArgs(backend: string, a: SeqForwardArgs): void {
   checkBuffer(k, 'bIh', a.bIh, G, `[${G}]`, true);
   checkBuffer(k, 'bHh', a.bHh, G, `[${G}]`, true);
   if (P > 0) checkBuffer(k, 'wHr', a.wHr, P * H, `[${P}, ${H}]`);
+  const v = a.weightVersions;
+  if (v != null && (!Array.isArray(v) || v.length !== 5 || !v.every((n) => Number.isSafeInteger(n)))) {
+    fail(k, `weightVersions must be 5 integers (wIh, wHh, bIh, bHh, wHr), received ${JSON.stringify(v)}`);
+  }
   checkBuffer(k, 'h0', a.h0, B * R, `[${B}, ${R}]`, true);
   if (hasCellState(a.cell)) {
     checkBuffer(k, 'c0', a.c0, B * H, `[${B}, ${H}]`, true);

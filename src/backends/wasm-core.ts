@@ -1,13 +1,19 @@
 // The WebAssembly backend built from the module's bytes or a compiled WebAssembly.Module.
 // Node-free: no fs, no module, no process; usable in Deno, Bun, workers and browsers.
 //
-// Memory: the kernels (assembly/index.ts) work on byte offsets into the module's linear memory.
-// This file keeps one arena above heapBase(): every kernel call resets it, allocates what it
-// needs (growing memory only when a call needs more than any call before), copies its inputs in
-// and its outputs out. A training loop therefore reaches a fixed memory size after its first
-// step. Growing memory detaches every view, so views are created after all allocations of a call.
-// A forward call's saved activations are copied out into the returned context (plain JS arrays),
-// so nothing stays allocated between calls.
+// Memory: the kernels (assembly/index.ts) work on byte offsets into the module's linear memory,
+// which this file lays out with a small allocator above heapBase() (WasmHeap). What lives there:
+// - the scratch of a call (WasmArena), freed when the call returns;
+// - resident weights: a sequence call that passes its weights' change counters
+//   (SeqForwardArgs.weightVersions, which the layers do) leaves each weight, and its packed forms
+//   for the GEMMs, in linear memory; the next call uses them as long as the counter has not moved.
+//   The copy belongs to the backend and is freed when the weight array is garbage-collected
+//   (FinalizationRegistry) or by release();
+// - forward contexts: a training forward keeps x and the activations for its backward; the
+//   context owns those blocks, and its backward frees them (a context serves one backward; one
+//   never used is freed when it is garbage-collected, or by release(ctx)).
+// Outputs are copied into the caller's arrays, which stay the caller's. Growing memory detaches
+// every view, so views are created after all allocations of a call.
 import {
   type AdamArgs, type Backend, type BackendInfo, type MatmulPrecision, type SeqBackwardArgs, type SeqContext,
   type SeqForwardArgs, type SgdArgs, type UnaryOp, recurrentSize,
@@ -28,6 +34,9 @@ export interface WasmKernels {
   packB(transB: number, K: number, N: number, B: number, ldb: number, dst: number): void;
   gemmPacked(transA: number, M: number, N: number, K: number, alpha: number, A: number, lda: number, Bp: number,
     beta: number, C: number, ldc: number, Ap: number): void;
+  gemmPackedCols(transA: number, M: number, N: number, K: number, alpha: number, A: number, lda: number, Bp: number,
+    beta: number, C: number, ldc: number, Ap: number, jBegin: number, jEnd: number): void;
+  setTile(p: number): void;
   gemm(transA: number, transB: number, M: number, N: number, K: number, alpha: number, A: number, lda: number,
     B: number, ldb: number, beta: number, C: number, ldc: number, scratch: number): void;
   gemmSmallM(transB: number, M: number, N: number, K: number, alpha: number, A: number, lda: number, B: number, ldb: number,
@@ -79,55 +88,153 @@ const SMALL_T = 8;
 const PAGE = 65536;
 const MAX_PAGES = 65536; // 4 GiB, the wasm32 limit
 
-/** A bump allocator over linear memory, reset at the start of every kernel call. */
-export class WasmArena {
+/**
+ * The allocator of linear memory above heapBase(): first fit over the free ranges below the top,
+ * else at the top, growing memory when needed. Blocks are 16-byte aligned; sizes are counted in
+ * float32 (or int32) elements.
+ */
+export class WasmHeap {
   private top: number;
-  /** Largest number of bytes any call has used (high-water mark above the base). */
+  /** Free [ptr, bytes] ranges below top, sorted by ptr, neighbours merged. */
+  private readonly holes: Array<[number, number]> = [];
+  private readonly sizes = new Map<number, number>();
+  /** Bytes of the blocks allocated and not yet freed. */
+  bytesInUse = 0;
+  /** Highest top reached, in bytes above the base. */
   peak = 0;
 
   constructor(private readonly memory: WebAssembly.Memory, readonly base: number, private readonly kernel = 'wasm') {
     this.top = base;
   }
 
-  reset(): void {
-    this.top = this.base;
+  /** Number of live blocks. */
+  get blocks(): number {
+    return this.sizes.size;
   }
 
-  /** Reserves n float32 (or int32) elements, 16-byte aligned; grows memory when needed. */
+  /** Reserves n float32 (or int32) elements; `what` names the buffer in an out-of-memory error. */
   alloc(n: number, what: string): number {
-    const bytes = Math.ceil((n * 4) / 16) * 16;
-    const ptr = this.top;
-    const end = ptr + bytes;
-    const have = this.memory.buffer.byteLength;
-    if (end > have) {
-      const pages = Math.ceil((end - have) / PAGE);
-      const total = have / PAGE + pages;
-      const fail = (why: string) =>
-        new RangeError(`${this.kernel}: out of WebAssembly memory: this call needs ${(end / 2 ** 20).toFixed(1)} MiB ` +
-          `of linear memory (at ${what}), ${why}`);
-      if (total > MAX_PAGES) throw fail('more than the 4 GiB a wasm32 module can address');
-      try {
-        this.memory.grow(pages);
-      } catch (e) {
-        throw fail(`the runtime refused to grow memory to ${(total * PAGE / 2 ** 20).toFixed(0)} MiB (${(e as Error).message})`);
-      }
+    const bytes = Math.max(16, Math.ceil((n * 4) / 16) * 16);
+    let ptr = -1;
+    for (let i = 0; i < this.holes.length; i++) {
+      const [p, size] = this.holes[i];
+      if (size < bytes) continue;
+      ptr = p;
+      if (size === bytes) this.holes.splice(i, 1);
+      else this.holes[i] = [p + bytes, size - bytes];
+      break;
     }
-    this.top = end;
-    this.peak = Math.max(this.peak, end - this.base);
+    if (ptr < 0) {
+      ptr = this.top;
+      this.grow(ptr + bytes, what);
+      this.top = ptr + bytes;
+      this.peak = Math.max(this.peak, this.top - this.base);
+    }
+    this.sizes.set(ptr, bytes);
+    this.bytesInUse += bytes;
     return ptr;
+  }
+
+  /** Bytes of a live block (0 if none starts at ptr). */
+  sizeOf(ptr: number): number {
+    return this.sizes.get(ptr) ?? 0;
+  }
+
+  /** Returns a block to the heap. */
+  free(ptr: number): void {
+    const bytes = this.sizes.get(ptr);
+    if (bytes === undefined) throw new Error(`${this.kernel}: freeing ${ptr}, which is not a live block`);
+    this.sizes.delete(ptr);
+    this.bytesInUse -= bytes;
+    const h = this.holes;
+    let i = 0;
+    while (i < h.length && h[i][0] < ptr) i++;
+    h.splice(i, 0, [ptr, bytes]);
+    if (i + 1 < h.length && h[i][0] + h[i][1] === h[i + 1][0]) h.splice(i, 2, [h[i][0], h[i][1] + h[i + 1][1]]);
+    if (i > 0 && h[i - 1][0] + h[i - 1][1] === h[i][0]) h.splice(i - 1, 2, [h[i - 1][0], h[i - 1][1] + h[i][1]]);
+    const last = h[h.length - 1];
+    if (last && last[0] + last[1] === this.top) {
+      this.top = last[0];
+      h.pop();
+    }
+  }
+
+  private grow(end: number, what: string): void {
+    const have = this.memory.buffer.byteLength;
+    if (end <= have) return;
+    const pages = Math.ceil((end - have) / PAGE);
+    const total = have / PAGE + pages;
+    const fail = (why: string) =>
+      new RangeError(`${this.kernel}: out of WebAssembly memory: this call needs ${(end / 2 ** 20).toFixed(1)} MiB ` +
+        `of linear memory (at ${what}), ${why}`);
+    if (total > MAX_PAGES) throw fail('more than the 4 GiB a wasm32 module can address');
+    try {
+      this.memory.grow(pages);
+    } catch (e) {
+      throw fail(`the runtime refused to grow memory to ${(total * PAGE / 2 ** 20).toFixed(0)} MiB (${(e as Error).message})`);
+    }
   }
 }
 
+/** The scratch blocks of one kernel call: allocated from the heap, all freed by reset(). */
+export class WasmArena {
+  readonly heap: WasmHeap;
+  private readonly live: number[] = [];
+
+  constructor(memory: WebAssembly.Memory | WasmHeap, base = 0, kernel = 'wasm') {
+    this.heap = memory instanceof WasmHeap ? memory : new WasmHeap(memory, base, kernel);
+  }
+
+  /** Highest top of the heap reached, in bytes above its base. */
+  get peak(): number {
+    return this.heap.peak;
+  }
+
+  /** Frees every block allocated since the last reset. */
+  reset(): void {
+    for (const p of this.live) this.heap.free(p);
+    this.live.length = 0;
+  }
+
+  /** Reserves n float32 (or int32) elements until the next reset; grows memory when needed. */
+  alloc(n: number, what: string): number {
+    const p = this.heap.alloc(n, what);
+    this.live.push(p);
+    return p;
+  }
+}
+
+/** A weight kept in linear memory between calls, with its packed forms for the GEMMs. */
+interface Resident {
+  ptr: number;
+  n: number;
+  /** The caller's change counter the copy was made at (NaN: stale). */
+  version: number;
+  /** Packed op(B) by 'T' (transposed) or 'N' (as is), row offset and shape, and the version it was packed from. */
+  packed: Map<string, { ptr: number; version: number }>;
+  freed: boolean;
+}
+
+/** Blocks of a forward context, freed by its backward, by release(ctx) or when the context is collected. */
+interface ContextBlocks {
+  ptrs: number[];
+  freed: boolean;
+}
+
 interface WasmSeqContext extends SeqContext {
+  owner: WasmBackend;
   args: SeqForwardArgs;
   lens: Int32Array;
   maxLen: number;
-  /** [T,B,R] states h_t; [T,B,G] activated gates (LSTM/GRU); [T,B,H] cells (LSTM c, GRU W_hn h + b_hn);
-   * [T,B,H] LSTM o*tanh(c) before the projection (P > 0). */
-  states: Float32Array;
-  gates: Float32Array | null;
-  cells: Float32Array | null;
-  hRaw: Float32Array | null;
+  /** Blocks in linear memory (0 = none): x [T,B,I]; states h_t [T,B,R]; activated gates [T,B,G] and
+   * cells [T,B,H] (cells that save them: LSTM c, GRU W_hn h + b_hn, reset-before GRU r * h);
+   * LSTM o*tanh(c) before the projection [T,B,H]. */
+  pX: number;
+  pStates: number;
+  pGates: number;
+  pCells: number;
+  pHRaw: number;
+  blocks: ContextBlocks;
 }
 
 const UNARY: Record<UnaryOp, number> = { tanh: 0, sigmoid: 1, relu: 2 };
@@ -239,6 +346,32 @@ const WASM_CELLS: Record<CellKind, WasmCell> = {
 export interface WasmBackendOptions {
   /** Name reported by info().detail, e.g. which build was chosen. */
   detail?: string;
+  /**
+   * Keep the weights of a sequence call in linear memory between calls when it passes their
+   * change counters (SeqForwardArgs.weightVersions). Default true; false reads every weight on
+   * every call.
+   */
+  residentWeights?: boolean;
+  /**
+   * Threads of a threaded build (rnnkit-threads.wasm) to start with; default the number of
+   * cores. Ignored (one thread) by the other builds. `setThreads(n)` changes it later.
+   */
+  threads?: number;
+}
+
+/** What the wasm backend holds in linear memory (WasmBackend.heapStats()). */
+export interface WasmHeapStats {
+  /** Bytes of linear memory the module holds. */
+  memoryBytes: number;
+  /** Bytes in live blocks: resident weights and forward contexts waiting for their backward. */
+  bytesInUse: number;
+  /** Weights kept between calls (with their packed forms), and their bytes. */
+  residentWeights: number;
+  residentBytes: number;
+  /** Forward contexts whose backward has not run yet. */
+  contexts: number;
+  /** Times a resident weight was copied into linear memory (first use, then after each change). */
+  weightUploads: number;
 }
 
 /**
@@ -248,19 +381,98 @@ export interface WasmBackendOptions {
 export class WasmBackend implements Backend {
   readonly name = 'wasm';
   readonly kernels: WasmKernels;
+  readonly heap: WasmHeap;
+  /** The scratch of the current call (freed when the call returns). */
   readonly arena: WasmArena;
   readonly relaxed: boolean;
   private readonly detail: string;
+  private readonly residentWeights: boolean;
+  private readonly resident = new WeakMap<Float32Array, Resident>();
+  private readonly residentLive = new Set<Resident>();
+  private contexts = 0;
+  private weightUploads = 0;
+  private readonly weightReaper: FinalizationRegistry<Resident> | null;
+  private readonly contextReaper: FinalizationRegistry<ContextBlocks> | null;
+  /** The workers of a threaded build (null: one thread), the threads asked for, and why one thread. */
+  private pool: WasmThreadPool | null = null;
+  private threads = 1;
+  private readonly singleThreadReason: string | null;
 
-  constructor(instance: WebAssembly.Instance, options: WasmBackendOptions = {}) {
+  /**
+   * The backend over an instance of the module. A threaded build (its memory imported and shared)
+   * also needs its compiled module, to start the same build in every worker.
+   */
+  constructor(instance: WebAssembly.Instance, options: WasmBackendOptions = {}, module: WebAssembly.Module | null = null) {
     this.kernels = instance.exports as unknown as WasmKernels;
-    this.arena = new WasmArena(this.kernels.memory, this.kernels.heapBase());
+    this.heap = new WasmHeap(this.kernels.memory, this.kernels.heapBase());
+    this.arena = new WasmArena(this.heap);
     this.relaxed = this.kernels.isRelaxed() === 1;
     this.detail = options.detail ?? 'AssemblyScript SIMD kernels';
+    this.residentWeights = options.residentWeights ?? true;
+    const shared = typeof SharedArrayBuffer === 'function' && this.kernels.memory.buffer instanceof SharedArrayBuffer;
+    this.singleThreadReason = !shared ? 'a build without shared memory' : !module ? 'no module to start workers with' : wasmThreadsUnavailable();
+    if (this.singleThreadReason === null && module) {
+      this.kernels.setTile(this.heap.alloc(32, 'thread tile')); // the static tile is shared by every instance
+      this.pool = new WasmThreadPool(module, this.kernels.memory, this.heap, this.heap.alloc(CTL.words, 'thread control'));
+      this.setThreads(options.threads ?? defaultThreads());
+    }
+    const Registry = typeof FinalizationRegistry === 'function' ? FinalizationRegistry : null;
+    this.weightReaper = Registry ? new Registry<Resident>((r) => this.dropResident(r)) : null;
+    this.contextReaper = Registry ? new Registry<ContextBlocks>((b) => this.freeContext(b)) : null;
   }
 
   info(): BackendInfo {
-    return { isa: this.relaxed ? 'simd128+relaxed' : 'simd128', threads: 1, matmul: 'fp32', detail: this.detail };
+    const how = this.pool ? `shared memory, ${this.threads} thread${this.threads > 1 ? 's' : ''}` : `one thread: ${this.singleThreadReason}`;
+    return { isa: this.relaxed ? 'simd128+relaxed' : 'simd128', threads: this.threads, matmul: 'fp32', detail: `${this.detail}; ${how}` };
+  }
+
+  /**
+   * Threads the GEMMs are split across (threaded build only; the other builds stay at one and
+   * info().detail says why). Results are bitwise the same for any number. New workers start in
+   * the background: until they are ready fewer threads work (see `whenReady`).
+   */
+  setThreads(n: number): void {
+    if (!Number.isInteger(n) || n < 1) throw new RangeError(`wasm.setThreads: n must be a positive integer, received ${n}`);
+    if (!this.pool) return;
+    this.threads = Math.min(n, MAX_WASM_THREADS);
+    this.pool.ensure(this.threads, this.kernels.packedASize());
+  }
+
+  /** Number of GEMMs split across threads so far. */
+  get splitGemms(): number {
+    return this.pool?.jobs ?? 0;
+  }
+
+  /** Resolves when every thread set by setThreads has started. */
+  async whenReady(): Promise<void> {
+    await this.pool?.ready(this.threads);
+  }
+
+  /** Stops the worker threads (the backend then computes on one thread). */
+  close(): void {
+    this.pool?.close();
+    this.pool = null;
+    this.threads = 1;
+  }
+
+  /** gemmPacked, its output columns split across the threads when the product is big enough. */
+  private gemmPacked(transA: number, M: number, N: number, K: number, alpha: number, A: number, lda: number, Bp: number,
+    beta: number, C: number, ldc: number, Ap: number): void {
+    const t = this.pool && this.threads > 1 && N >= 32 && M * N * K >= SPLIT_MACS ? this.pool.usable(this.threads) : 1;
+    if (t > 1) this.pool!.gemm(this.kernels, t, transA, M, N, K, alpha, A, lda, Bp, beta, C, ldc, Ap);
+    else this.kernels.gemmPacked(transA, M, N, K, alpha, A, lda, Bp, beta, C, ldc, Ap);
+  }
+
+  /** The kernel's gemm (scratch: packedBSize(K, N) + packedASize() floats), threaded as gemmPacked. */
+  private gemmAll(transA: number, transB: number, M: number, N: number, K: number, alpha: number, A: number, lda: number,
+    B: number, ldb: number, beta: number, C: number, ldc: number, scratch: number): void {
+    const k = this.kernels;
+    if (!this.pool || this.threads < 2 || M === 0 || N === 0 || K === 0 || alpha === 0 || (!transA && M <= 4)) {
+      k.gemm(transA, transB, M, N, K, alpha, A, lda, B, ldb, beta, C, ldc, scratch);
+      return;
+    }
+    k.packB(transB, K, N, B, ldb, scratch);
+    this.gemmPacked(transA, M, N, K, alpha, A, lda, scratch, beta, C, ldc, scratch + k.packedBSize(K, N) * 4);
   }
 
   /** Accepted for the registry; 'medium' only permits bf16, and wasm has no bf16 dot product: fp32. */
@@ -271,6 +483,125 @@ export class WasmBackend implements Backend {
   /** Bytes of linear memory the module holds now. */
   memoryBytes(): number {
     return this.kernels.memory.buffer.byteLength;
+  }
+
+  /** What lives in linear memory now: resident weights and forward contexts. */
+  heapStats(): WasmHeapStats {
+    let residentBytes = 0;
+    for (const r of this.residentLive) {
+      residentBytes += r.n * 4;
+      for (const p of r.packed.values()) residentBytes += this.heap.sizeOf(p.ptr);
+    }
+    return {
+      memoryBytes: this.memoryBytes(), bytesInUse: this.heap.bytesInUse, residentWeights: this.residentLive.size,
+      residentBytes, contexts: this.contexts, weightUploads: this.weightUploads,
+    };
+  }
+
+  /**
+   * Frees linear memory now instead of when the garbage collector finds the owner unreachable:
+   * a weight array's resident copy (read again on its next use), a forward context that will get
+   * no backward (it cannot be used afterwards), or with no argument every resident weight.
+   */
+  release(what?: Float32Array | SeqContext): void {
+    if (what === undefined) {
+      for (const r of [...this.residentLive]) this.dropResident(r);
+    } else if (what instanceof Float32Array) {
+      const r = this.resident.get(what);
+      if (r) {
+        this.resident.delete(what);
+        this.dropResident(r);
+      }
+    } else if ((what as WasmSeqContext).owner === this) {
+      const ctx = what as WasmSeqContext;
+      this.contextReaper?.unregister(ctx.blocks);
+      this.freeContext(ctx.blocks);
+    }
+  }
+
+  private dropResident(r: Resident): void {
+    if (r.freed) return;
+    r.freed = true;
+    this.residentLive.delete(r);
+    this.weightReaper?.unregister(r);
+    this.heap.free(r.ptr);
+    for (const p of r.packed.values()) this.heap.free(p.ptr);
+  }
+
+  private freeContext(b: ContextBlocks): void {
+    if (b.freed) return;
+    b.freed = true;
+    this.contexts--;
+    for (const p of b.ptrs) if (p) this.heap.free(p);
+  }
+
+  /** A weight's resident record when it may stay in linear memory (a change counter given), else null. */
+  private residentOf(w: Float32Array, version: number | undefined, n: number): Resident | null {
+    if (!this.residentWeights || version === undefined) return null;
+    let r = this.resident.get(w);
+    if (r && (r.freed || r.n !== n)) {
+      this.resident.delete(w);
+      this.dropResident(r);
+      r = undefined;
+    }
+    if (!r) {
+      const ptr = this.heap.alloc(n, 'resident weight');
+      r = { ptr, n, version: NaN, packed: new Map(), freed: false };
+      this.resident.set(w, r);
+      this.residentLive.add(r);
+      this.weightReaper?.register(w, r, r);
+    }
+    if (r.version !== version) {
+      this.put(r.ptr, w, n);
+      r.version = version;
+      this.weightUploads++;
+    }
+    return r;
+  }
+
+  /** Marks a weight's resident copy stale (its values were changed by a kernel of this backend). */
+  private changed(w: Float32Array): void {
+    const r = this.resident.get(w);
+    if (r) r.version = NaN;
+  }
+
+  /** Linear-memory copy of w [n]: resident when a change counter is given, else in this call's scratch. */
+  private weight(w: Float32Array, version: number | undefined, n: number, what: string): number {
+    const r = this.residentOf(w, version, n);
+    if (r) return r.ptr;
+    const p = this.arena.alloc(n, what);
+    this.put(p, w, n);
+    return p;
+  }
+
+  /**
+   * Packed op(W) for gemmPacked (packB(trans, K, N, W + offset, ld)): kept with the resident
+   * weight while its version holds, else packed into this call's scratch. `offset` (floats) picks
+   * a block of rows (the late gates of wHh); each (trans, offset, K, N) has its own slot, and a
+   * new version of the weight re-packs every slot on its next use.
+   */
+  private packedWeight(w: Float32Array, version: number | undefined, n: number, trans: number, K: number, N: number,
+    ld: number, what: string, offset = 0): number {
+    const k = this.kernels;
+    const r = this.residentOf(w, version, n);
+    if (!r) {
+      const src = this.arena.alloc(K * N, what);
+      this.put(src, w.subarray(offset, offset + K * N), K * N);
+      const p = this.arena.alloc(k.packedBSize(K, N), `packed ${what}`);
+      k.packB(trans, K, N, src, ld, p);
+      return p;
+    }
+    const key = `${trans ? 'T' : 'N'}${offset}:${K}x${N}`;
+    let pk = r.packed.get(key);
+    if (!pk) {
+      pk = { ptr: this.heap.alloc(k.packedBSize(K, N), `packed ${what}`), version: NaN };
+      r.packed.set(key, pk);
+    }
+    if (pk.version !== r.version) {
+      k.packB(trans, K, N, r.ptr + offset * 4, ld, pk.ptr);
+      pk.version = r.version;
+    }
+    return pk.ptr;
   }
 
   // views: created fresh, after every allocation of the current call
@@ -311,19 +642,33 @@ export class WasmBackend implements Backend {
     const k = this.kernels;
     const ar = this.arena;
     ar.reset();
-    const pA = ar.alloc(nA, 'gemm A');
-    const pB = ar.alloc(nB, 'gemm B');
-    const pC = ar.alloc(nC, 'gemm C');
-    const pS = ar.alloc(k.packedBSize(K, N) + k.packedASize(), 'gemm scratch');
-    this.put(pA, A, nA);
-    this.put(pB, B, nB);
-    this.put(pC, C, nC);
-    k.gemm(+transA, +transB, M, N, K, alpha, pA, lda, pB, ldb, beta, pC, ldc, pS);
-    this.get(pC, C, nC);
+    try {
+      try {
+        try {
+          const pA = ar.alloc(nA, 'gemm A');
+          const pB = ar.alloc(nB, 'gemm B');
+          const pC = ar.alloc(nC, 'gemm C');
+          const pS = ar.alloc(k.packedBSize(K, N) + k.packedASize(), 'gemm scratch');
+          this.put(pA, A, nA);
+          this.put(pB, B, nB);
+          this.put(pC, C, nC);
+          this.gemmAll(+transA, +transB, M, N, K, alpha, pA, lda, pB, ldb, beta, pC, ldc, pS);
+          this.get(pC, C, nC);
+        } finally {
+          ar.reset();
+        }
+      } finally {
+        ar.reset();
+      }
+    } finally {
+      ar.reset();
+    }
   }
 
   // seqForward: x [T,B,I], wIh [G,I], wHh [G,R], b* [G], wHr [P,H], h0 [B,R], c0 [B,H]
   //   -> y [T,B,yStride] (cols yOffset..+R), hN [B,R], cN [B,H]
+  // Weights with change counters stay resident (with their packed forms); a training call keeps
+  // x and the activations in linear memory for its backward (the context owns those blocks).
   seqForward(a: SeqForwardArgs): SeqContext | null {
     assertSeqForwardArgs('wasm', a);
     const { cell, T, B, I, H, P, reverse, training } = a;
@@ -336,113 +681,122 @@ export class WasmBackend implements Backend {
     const { lens, maxLen, tIdx } = stepTables(T, B, a.lengths, reverse);
     const k = this.kernels;
     const ar = this.arena;
+    const ver = a.weightVersions;
+    const kept: number[] = [];
+    const keep = (n: number, what: string) => {
+      const p = this.heap.alloc(n, what);
+      kept.push(p);
+      return p;
+    };
+    const save = training ? keep : (n: number, what: string) => ar.alloc(n, what);
     ar.reset();
-    // --- allocate everything first (memory may grow), then create views
-    const pX = ar.alloc(TB * I, 'x');
-    const pWih = ar.alloc(G * I, 'wIh');
-    const pWhh = ar.alloc(G * R, 'wHh');
-    const pBih = a.bIh ? ar.alloc(G, 'bIh') : 0;
-    const pBhh = a.bHh ? ar.alloc(G, 'bHh') : 0;
-    const pWhr = P > 0 ? ar.alloc(P * H, 'wHr') : 0;
-    const pTIdx = ar.alloc(maxLen * B, 'step table');
-    const pXP = ar.alloc(TB * G, 'input projection');
-    const pS = ar.alloc(k.packedBSize(I, G) + k.packedASize(), 'gemm scratch');
-    // a few rows and steps (streaming): per-step GEMMs straight from the weights, no packing
-    const small = B <= SMALL_M && maxLen <= SMALL_T;
-    const pWhhP = small ? 0 : ar.alloc(k.packedBSize(R, GE), 'packed wHh');
-    const pWhlP = GE < G && !small ? ar.alloc(k.packedBSize(R, G - GE), 'packed wHh (late gates)') : 0;
-    const pWhrP = P > 0 && !small ? ar.alloc(k.packedBSize(H, P), 'packed wHr') : 0;
-    const pAp = ar.alloc(k.packedASize(), 'gemm scratch');
-    const pH = ar.alloc(B * R, 'h');
-    const pC = withC ? ar.alloc(B * H, 'c') : 0;
-    const pHP = ar.alloc(B * G, 'recurrent projection');
-    const pRh = GE < G ? ar.alloc(B * R, 'late gates input') : 0;
-    const pStates = ar.alloc(TB * R, 'states');
-    const saveRows = training ? TB : B;
-    const pGates = wc.saves ? ar.alloc(saveRows * G, 'gates') : 0;
-    const pCells = wc.saves ? ar.alloc(saveRows * H, 'cells') : 0;
-    const pHRawTmp = P > 0 ? ar.alloc(B * H, 'h before projection') : 0;
-    const pHRawSave = P > 0 && training ? ar.alloc(TB * H, 'saved h before projection') : 0;
-    const pProj = P > 0 ? ar.alloc(B * P, 'projection') : 0;
-    // --- copy in
-    this.put(pX, a.x, TB * I);
-    this.put(pWih, a.wIh, G * I);
-    this.put(pWhh, a.wHh, G * R);
-    if (a.bIh) this.put(pBih, a.bIh, G);
-    if (a.bHh) this.put(pBhh, a.bHh, G);
-    if (a.wHr) this.put(pWhr, a.wHr, P * H);
-    this.putI(pTIdx, tIdx, maxLen * B);
-    if (a.h0) this.put(pH, a.h0, B * R);
-    else this.f32(pH, B * R).fill(0);
-    if (withC) {
-      if (a.c0) this.put(pC, a.c0, B * H);
-      else this.f32(pC, B * H).fill(0);
-    }
-    if (pHRawSave) this.f32(pHRawSave, TB * H).fill(0);
-    if (pCells && training) this.f32(pCells, TB * H).fill(0); // rows of unprocessed steps enter backward's GEMMs
-    if (maxLen < T || a.lengths) this.f32(pStates, TB * R).fill(0);
-    // --- input projection for all steps: XP = (bIh + bHh) + x @ wIh^T   [TB, G]
-    k.fillBias(TB, G, pBih, pBhh, wc.lastBiasInside ? H : 0, pXP);
-    k.gemm(0, 1, TB, G, I, 1, pX, I, pWih, I, 1, pXP, G, pS);
-    const pWhl = pWhh + GE * R * 4; // the late gates' rows of wHh
-    if (!small) {
-      k.packB(1, R, GE, pWhh, R, pWhhP); // op(B) = wHh[early]^T [R, GE]
-      if (pWhlP) k.packB(1, R, G - GE, pWhl, R, pWhlP); // op(B) = wHh[late]^T [R, G - GE]
-      if (P > 0) k.packB(1, H, P, pWhr, H, pWhrP); // op(B) = wHr^T [H, P]
-    }
-    const step: WasmForwardStep = {
-      B, H, R, tIdx: 0, xp: pXP, hp: pHP, h: pH, c: pC, hOut: P > 0 ? pHRawTmp : pH, hSave: P > 0 ? pHRawSave : pStates,
-      states: pStates, gates: pGates, cells: pCells, saveFull: training ? 1 : 0,
-      bHhLast: pBhh && wc.lastBiasInside ? pBhh + (G - H) * 4 : 0, rh: pRh, gate: gateArgs(a.recurrentActivation),
-      late: (v) => {
-        // HP[B, GE:G] = v[B, R] @ wHh[late]^T
-        if (small) k.gemmSmallM(1, B, G - GE, R, 1, v, R, pWhl, R, 0, pHP + GE * 4, G);
-        else k.gemmPacked(0, B, G - GE, R, 1, v, R, pWhlP, 0, pHP + GE * 4, G, pAp);
-      },
-    };
-    for (let s = 0; s < maxLen; s++) {
-      step.tIdx = pTIdx + s * B * 4;
-      // HP[B, GE] = h[B, R] @ wHh[early]^T: all (early) gates in one GEMM
-      if (small) k.gemmSmallM(1, B, GE, R, 1, pH, R, pWhh, R, 0, pHP, G);
-      else k.gemmPacked(0, B, GE, R, 1, pH, R, pWhhP, 0, pHP, G, pAp);
-      wc.forward(k, step);
-      if (P > 0) { // the projection: h = hRaw @ wHr^T
-        if (small) k.gemmSmallM(1, B, P, H, 1, pHRawTmp, H, pWhr, H, 0, pProj, P);
-        else k.gemmPacked(0, B, P, H, 1, pHRawTmp, H, pWhrP, 0, pProj, P, pAp);
-        k.scatterRows(B, P, step.tIdx, pProj, pH, pStates);
+    try {
+      // a few rows and steps (streaming): per-step GEMMs straight from the weights, no packing
+      const small = B <= SMALL_M && maxLen <= SMALL_T;
+      // --- allocate everything first (memory may grow), then create views
+      const pX = save(TB * I, 'x');
+      const pWih = TB <= SMALL_M ? this.weight(a.wIh, ver?.[0], G * I, 'wIh') : 0;
+      const pWihT = TB <= SMALL_M ? 0 : this.packedWeight(a.wIh, ver?.[0], G * I, 1, I, G, I, 'wIh');
+      const pWhh = small ? this.weight(a.wHh, ver?.[1], G * R, 'wHh') : 0;
+      // op(B) = wHh[early]^T [R, GE] and wHh[late]^T [R, G - GE]: the late rows (from GE*R) packed on their own
+      const pWhhT = small ? 0 : this.packedWeight(a.wHh, ver?.[1], G * R, 1, R, GE, R, 'wHh');
+      const pWhlT = small || GE === G ? 0 : this.packedWeight(a.wHh, ver?.[1], G * R, 1, R, G - GE, R, 'wHh (late gates)', GE * R);
+      const pBih = a.bIh ? this.weight(a.bIh, ver?.[2], G, 'bIh') : 0;
+      const pBhh = a.bHh ? this.weight(a.bHh, ver?.[3], G, 'bHh') : 0;
+      const pWhr = P > 0 && small ? this.weight(a.wHr as Float32Array, ver?.[4], P * H, 'wHr') : 0;
+      const pWhrT = P > 0 && !small ? this.packedWeight(a.wHr as Float32Array, ver?.[4], P * H, 1, H, P, H, 'wHr') : 0; // op(B) = wHr^T [H, P]
+      const pTIdx = ar.alloc(maxLen * B, 'step table');
+      const pXP = ar.alloc(TB * G, 'input projection');
+      const pAp = ar.alloc(k.packedASize(), 'gemm scratch');
+      const pH = ar.alloc(B * R, 'h');
+      const pC = withC ? ar.alloc(B * H, 'c') : 0;
+      const pHP = ar.alloc(B * G, 'recurrent projection');
+      const pRh = GE < G ? ar.alloc(B * R, 'late gates input') : 0;
+      const pStates = save(TB * R, 'states');
+      const saveRows = training ? TB : B;
+      const pGates = wc.saves ? save(saveRows * G, 'gates') : 0;
+      const pCells = wc.saves ? save(saveRows * H, 'cells') : 0;
+      const pHRawTmp = P > 0 ? ar.alloc(B * H, 'h before projection') : 0;
+      const pHRawSave = P > 0 && training ? keep(TB * H, 'saved h before projection') : 0;
+      const pProj = P > 0 ? ar.alloc(B * P, 'projection') : 0;
+      // --- copy in
+      this.put(pX, a.x, TB * I);
+      this.putI(pTIdx, tIdx, maxLen * B);
+      if (a.h0) this.put(pH, a.h0, B * R);
+      else this.f32(pH, B * R).fill(0);
+      if (withC) {
+        if (a.c0) this.put(pC, a.c0, B * H);
+        else this.f32(pC, B * H).fill(0);
       }
-    }
-    // --- outputs
-    const states = this.f32(pStates, TB * R);
-    if (a.yStride === R && a.yOffset === 0) {
-      a.y.set(states); // padded rows are zero in states
-    } else {
-      const y = a.y;
-      for (let row = 0; row < TB; row++) {
-        const t = Math.floor(row / B);
-        const o = row * a.yStride + a.yOffset;
-        if (t < lens[row % B]) y.set(states.subarray(row * R, row * R + R), o);
-        else y.fill(0, o, o + R);
+      if (pHRawSave) this.f32(pHRawSave, TB * H).fill(0);
+      if (pCells && training) this.f32(pCells, TB * H).fill(0); // rows of unprocessed steps enter backward's GEMMs
+      if (maxLen < T || a.lengths) this.f32(pStates, TB * R).fill(0);
+      // --- input projection for all steps: XP = (bIh + bHh) + x @ wIh^T   [TB, G]
+      k.fillBias(TB, G, pBih, pBhh, wc.lastBiasInside ? H : 0, pXP);
+      if (pWihT) this.gemmPacked(0, TB, G, I, 1, pX, I, pWihT, 1, pXP, G, pAp);
+      else k.gemmSmallM(1, TB, G, I, 1, pX, I, pWih, I, 1, pXP, G);
+      const pWhl = pWhh ? pWhh + GE * R * 4 : 0; // the late gates' rows of wHh (small calls)
+      const step: WasmForwardStep = {
+        B, H, R, tIdx: 0, xp: pXP, hp: pHP, h: pH, c: pC, hOut: P > 0 ? pHRawTmp : pH, hSave: P > 0 ? pHRawSave : pStates,
+        states: pStates, gates: pGates, cells: pCells, saveFull: training ? 1 : 0,
+        bHhLast: pBhh && wc.lastBiasInside ? pBhh + (G - H) * 4 : 0, rh: pRh, gate: gateArgs(a.recurrentActivation),
+        late: (v) => {
+          // HP[B, GE:G] = v[B, R] @ wHh[late]^T
+          if (small) k.gemmSmallM(1, B, G - GE, R, 1, v, R, pWhl, R, 0, pHP + GE * 4, G);
+          else this.gemmPacked(0, B, G - GE, R, 1, v, R, pWhlT, 0, pHP + GE * 4, G, pAp);
+        },
+      };
+      for (let s = 0; s < maxLen; s++) {
+        step.tIdx = pTIdx + s * B * 4;
+        // HP[B, GE] = h[B, R] @ wHh[early]^T: all (early) gates in one GEMM
+        if (small) k.gemmSmallM(1, B, GE, R, 1, pH, R, pWhh, R, 0, pHP, G);
+        else this.gemmPacked(0, B, GE, R, 1, pH, R, pWhhT, 0, pHP, G, pAp);
+        wc.forward(k, step);
+        if (P > 0) { // the projection: h = hRaw @ wHr^T
+          if (small) k.gemmSmallM(1, B, P, H, 1, pHRawTmp, H, pWhr, H, 0, pProj, P);
+          else this.gemmPacked(0, B, P, H, 1, pHRawTmp, H, pWhrT, 0, pProj, P, pAp);
+          k.scatterRows(B, P, step.tIdx, pProj, pH, pStates);
+        }
       }
+      // --- outputs
+      const states = this.f32(pStates, TB * R);
+      if (a.yStride === R && a.yOffset === 0) {
+        a.y.set(states); // padded rows are zero in states
+      } else {
+        const y = a.y;
+        for (let row = 0; row < TB; row++) {
+          const t = Math.floor(row / B);
+          const o = row * a.yStride + a.yOffset;
+          if (t < lens[row % B]) y.set(states.subarray(row * R, row * R + R), o);
+          else y.fill(0, o, o + R);
+        }
+      }
+      this.get(pH, a.hN, B * R);
+      if (withC && a.cN) this.get(pC, a.cN, B * H);
+      if (!training) return null;
+      const blocks: ContextBlocks = { ptrs: kept.splice(0), freed: false };
+      const ctx: WasmSeqContext = {
+        backend: 'wasm', owner: this, args: a, lens, maxLen, pX, pStates, pGates, pCells, pHRaw: pHRawSave, blocks,
+      };
+      this.contexts++;
+      this.contextReaper?.register(ctx, blocks, blocks);
+      return ctx;
+    } finally {
+      for (const p of kept) this.heap.free(p); // a call that failed keeps nothing
+      ar.reset();
     }
-    this.get(pH, a.hN, B * R);
-    if (withC && a.cN) this.get(pC, a.cN, B * H);
-    if (!training) return null;
-    const ctx: WasmSeqContext = {
-      backend: 'wasm', args: a, lens, maxLen,
-      states: states.slice(),
-      gates: wc.saves ? this.f32(pGates, TB * G).slice() : null,
-      cells: wc.saves ? this.f32(pCells, TB * H).slice() : null,
-      hRaw: P > 0 ? this.f32(pHRawSave, TB * H).slice() : null,
-    };
-    return ctx;
   }
 
   // seqBackward: dy [T,B,dyStride], dhN [B,R], dcN [B,H]
   //   -> dx [T,B,I], dh0 [B,R], dc0 [B,H], dWIh [G,I], dWHh [G,R], dB* [G], dWHr [P,H]  (all +=)
+  // The context's blocks are freed when it returns: a context serves one backward.
   seqBackward(d: SeqBackwardArgs): void {
     const ctx = d.ctx as WasmSeqContext;
     if (!ctx || ctx.backend !== 'wasm') throw new Error(`wasm.seqBackward: context from backend '${ctx?.backend}'`);
+    if (ctx.owner !== this) throw new Error('wasm.seqBackward: the context comes from another wasm backend instance');
+    if (ctx.blocks.freed) {
+      throw new Error('wasm.seqBackward: this context was already used by a backward pass or released (a forward context serves one backward)');
+    }
     const f = ctx.args;
     assertSeqBackwardArgs('wasm', f, d);
     const { cell, T, B, I, H, P, reverse } = f;
@@ -452,149 +806,139 @@ export class WasmBackend implements Backend {
     const TB = T * B;
     const wc = WASM_CELLS[cell];
     const withC = hasCellState(cell);
-    const { lens, maxLen } = ctx;
+    const { lens, maxLen, pX, pStates, pGates, pCells, pHRaw } = ctx;
     const { tIdx, prevT, prevRow } = stepTables(T, B, f.lengths, reverse, true);
     const k = this.kernels;
     const ar = this.arena;
+    const ver = f.weightVersions;
     ar.reset();
-    const needX = !!d.dWIh;
-    const needHprev = !!d.dWHh;
-    const pX = needX ? ar.alloc(TB * I, 'x') : 0;
-    const pWih = d.dx ? ar.alloc(G * I, 'wIh') : 0;
-    const pWhh = ar.alloc(G * R, 'wHh');
-    const pWhr = P > 0 ? ar.alloc(P * H, 'wHr') : 0;
-    const pH0 = f.h0 && (wc.saves || needHprev) ? ar.alloc(B * R, 'h0') : 0;
-    const pC0 = withC && f.c0 ? ar.alloc(B * H, 'c0') : 0;
-    const pStates = ar.alloc(TB * R, 'states');
-    const pGates = wc.saves ? ar.alloc(TB * G, 'gates') : 0;
-    const pCells = wc.saves ? ar.alloc(TB * H, 'cells') : 0;
-    const pHRaw = P > 0 ? ar.alloc(TB * H, 'h before projection') : 0;
-    const pTIdx = ar.alloc(maxLen * B, 'step table');
-    const pPrevT = ar.alloc(maxLen * B, 'step table');
-    const pPrevRow = needHprev ? ar.alloc(TB, 'previous rows') : 0;
-    const nDy = d.dy ? TB * d.dyStride : 0;
-    const pDy = d.dy ? ar.alloc(nDy, 'dy') : 0;
-    const pDh = ar.alloc(B * R, 'dh');
-    const pDc = withC ? ar.alloc(B * H, 'dc') : 0;
-    const pDG = ar.alloc(B * G, 'step gate gradient');
-    const pDGi = ar.alloc(TB * G, 'gate gradients');
-    const pDGh = wc.splitGrad ? ar.alloc(TB * G, 'recurrent gate gradients') : pDGi;
-    const pDrh = GE < G ? ar.alloc(B * R, 'late gates input gradient') : 0;
-    const small = B <= SMALL_M && maxLen <= SMALL_T;
-    const pWhhP = small ? 0 : ar.alloc(k.packedBSize(GE, R), 'packed wHh');
-    const pWhlP = GE < G && !small ? ar.alloc(k.packedBSize(G - GE, R), 'packed wHh (late gates)') : 0;
-    const pAp = ar.alloc(k.packedASize(), 'gemm scratch');
-    const pDhRaw = P > 0 ? ar.alloc(B * H, 'dh before projection') : 0;
-    const pWhrP = P > 0 && !small ? ar.alloc(k.packedBSize(P, H), 'packed wHr') : 0;
-    const pDhAll = P > 0 ? ar.alloc(TB * P, 'saved dh') : 0;
-    const pHprev = needHprev ? ar.alloc(TB * R, 'previous states') : 0;
-    const pDx = d.dx ? ar.alloc(TB * I, 'dx') : 0;
-    const pDWih = d.dWIh ? ar.alloc(G * I, 'dWIh') : 0;
-    const pDWhh = d.dWHh ? ar.alloc(G * R, 'dWHh') : 0;
-    const pDBih = d.dBIh ? ar.alloc(G, 'dBIh') : 0;
-    const pDBhh = d.dBHh ? ar.alloc(G, 'dBHh') : 0;
-    const pDWhr = P > 0 && d.dWHr ? ar.alloc(P * H, 'dWHr') : 0;
-    const scratch = Math.max(k.packedBSize(G, I), k.packedBSize(TB, I), k.packedBSize(TB, R), k.packedBSize(TB, H));
-    const pS = ar.alloc(scratch + k.packedASize(), 'gemm scratch');
-    // --- copy in
-    if (needX) {
-      this.put(pX, f.x, TB * I);
-      if (f.lengths) {
-        const xv = this.f32(pX, TB * I);
+    try {
+      const needX = !!d.dWIh;
+      const needHprev = !!d.dWHh;
+      const small = B <= SMALL_M && maxLen <= SMALL_T;
+      const pWihN = d.dx && TB > SMALL_M ? this.packedWeight(f.wIh, ver?.[0], G * I, 0, G, I, I, 'wIh') : 0; // op(B) = wIh [G, I]
+      const pWih = d.dx && TB <= SMALL_M ? this.weight(f.wIh, ver?.[0], G * I, 'wIh') : 0;
+      const pWhh = small ? this.weight(f.wHh, ver?.[1], G * R, 'wHh') : 0;
+      // op(B) = wHh[early] [GE, R] and wHh[late] [G - GE, R] (rows from GE)
+      const pWhhN = small ? 0 : this.packedWeight(f.wHh, ver?.[1], G * R, 0, GE, R, R, 'wHh');
+      const pWhlN = small || GE === G ? 0 : this.packedWeight(f.wHh, ver?.[1], G * R, 0, G - GE, R, R, 'wHh (late gates)', GE * R);
+      const pWhr = P > 0 && small ? this.weight(f.wHr as Float32Array, ver?.[4], P * H, 'wHr') : 0;
+      const pWhrN = P > 0 && !small ? this.packedWeight(f.wHr as Float32Array, ver?.[4], P * H, 0, P, H, H, 'wHr') : 0; // op(B) = wHr [P, H]
+      const pH0 = f.h0 && (wc.saves || needHprev) ? ar.alloc(B * R, 'h0') : 0;
+      const pC0 = withC && f.c0 ? ar.alloc(B * H, 'c0') : 0;
+      const pTIdx = ar.alloc(maxLen * B, 'step table');
+      const pPrevT = ar.alloc(maxLen * B, 'step table');
+      const pPrevRow = needHprev ? ar.alloc(TB, 'previous rows') : 0;
+      const nDy = d.dy ? TB * d.dyStride : 0;
+      const pDy = d.dy ? ar.alloc(nDy, 'dy') : 0;
+      const pDh = ar.alloc(B * R, 'dh');
+      const pDc = withC ? ar.alloc(B * H, 'dc') : 0;
+      const pDG = ar.alloc(B * G, 'step gate gradient');
+      const pDGi = ar.alloc(TB * G, 'gate gradients');
+      const pDGh = wc.splitGrad ? ar.alloc(TB * G, 'recurrent gate gradients') : pDGi;
+      const pDrh = GE < G ? ar.alloc(B * R, 'late gates input gradient') : 0;
+      const pAp = ar.alloc(k.packedASize(), 'gemm scratch');
+      const pDhRaw = P > 0 ? ar.alloc(B * H, 'dh before projection') : 0;
+      const pDhAll = P > 0 ? ar.alloc(TB * P, 'saved dh') : 0;
+      const pHprev = needHprev ? ar.alloc(TB * R, 'previous states') : 0;
+      const pDx = d.dx ? ar.alloc(TB * I, 'dx') : 0;
+      const pDWih = d.dWIh ? ar.alloc(G * I, 'dWIh') : 0;
+      const pDWhh = d.dWHh ? ar.alloc(G * R, 'dWHh') : 0;
+      const pDBih = d.dBIh ? ar.alloc(G, 'dBIh') : 0;
+      const pDBhh = d.dBHh ? ar.alloc(G, 'dBHh') : 0;
+      const pDWhr = P > 0 && d.dWHr ? ar.alloc(P * H, 'dWHr') : 0;
+      const scratch = Math.max(k.packedBSize(TB, I), k.packedBSize(TB, R), k.packedBSize(TB, H));
+      const pS = ar.alloc(scratch + k.packedASize(), 'gemm scratch');
+      // --- copy in
+      if (needX && f.lengths) {
+        const xv = this.f32(pX, TB * I); // the context's own x: padded rows zeroed for dWIh
         for (let row = 0; row < TB; row++) if (Math.floor(row / B) >= lens[row % B]) xv.fill(0, row * I, row * I + I);
       }
-    }
-    if (pWih) this.put(pWih, f.wIh, G * I);
-    this.put(pWhh, f.wHh, G * R);
-    if (pWhr && f.wHr) this.put(pWhr, f.wHr, P * H);
-    if (pH0 && f.h0) this.put(pH0, f.h0, B * R);
-    if (pC0 && f.c0) this.put(pC0, f.c0, B * H);
-    this.put(pStates, ctx.states, TB * R);
-    if (ctx.gates) this.put(pGates, ctx.gates, TB * G);
-    if (ctx.cells) this.put(pCells, ctx.cells, TB * H);
-    if (ctx.hRaw) this.put(pHRaw, ctx.hRaw, TB * H);
-    this.putI(pTIdx, tIdx, maxLen * B);
-    this.putI(pPrevT, prevT, maxLen * B);
-    if (pPrevRow) this.putI(pPrevRow, prevRow, TB);
-    if (d.dy) this.put(pDy, d.dy, nDy);
-    if (d.dhN) this.put(pDh, d.dhN, B * R);
-    else this.f32(pDh, B * R).fill(0);
-    if (withC) {
-      if (d.dcN) this.put(pDc, d.dcN, B * H);
-      else this.f32(pDc, B * H).fill(0);
-    }
-    this.f32(pDGi, TB * G).fill(0);
-    if (wc.splitGrad) this.f32(pDGh, TB * G).fill(0);
-    if (pDhAll) this.f32(pDhAll, TB * P).fill(0);
-    // --- BPTT
-    const pWhl = pWhh + GE * R * 4; // the late gates' rows of wHh
-    if (!small) {
-      k.packB(0, GE, R, pWhh, R, pWhhP); // op(B) = wHh[early] [GE, R]
-      if (pWhlP) k.packB(0, G - GE, R, pWhl, R, pWhlP); // op(B) = wHh[late] [G - GE, R]
-      if (P > 0) k.packB(0, P, H, pWhr, H, pWhrP); // op(B) = wHr [P, H]
-    }
-    const step: WasmBackwardStep = {
-      B, H, R, tIdx: 0, prevT: 0, dh: pDh, dhIn: P > 0 ? pDhRaw : pDh, dc: pDc,
-      gates: pGates, cells: pCells, states: pStates, h0: pH0, c0: pC0, dG: pDG, dGi: pDGi, dGh: pDGh, drh: pDrh,
-      gate: gateArgs(f.recurrentActivation),
-      lateT: (out) => {
-        // out[B, R] = dG[:, GE:G] @ wHh[late]
-        if (small) k.gemmSmallM(0, B, R, G - GE, 1, pDG + GE * 4, G, pWhl, R, 0, out, R);
-        else k.gemmPacked(0, B, R, G - GE, 1, pDG + GE * 4, G, pWhlP, 0, out, R, pAp);
-      },
-    };
-    for (let s = maxLen - 1; s >= 0; s--) {
-      step.tIdx = pTIdx + s * B * 4;
-      step.prevT = pPrevT + s * B * 4;
-      if (d.dy) k.addDy(B, R, step.tIdx, pDh, pDy, d.dyStride, d.dyOffset);
-      if (P > 0) {
-        k.scatterRows(B, P, step.tIdx, pDh, 0, pDhAll);
-        // dhRaw = dh @ wHr
-        if (small) k.gemmSmallM(0, B, H, P, 1, pDh, P, pWhr, H, 0, pDhRaw, H);
-        else k.gemmPacked(0, B, H, P, 1, pDh, P, pWhrP, 0, pDhRaw, H, pAp);
+      if (pH0 && f.h0) this.put(pH0, f.h0, B * R);
+      if (pC0 && f.c0) this.put(pC0, f.c0, B * H);
+      this.putI(pTIdx, tIdx, maxLen * B);
+      this.putI(pPrevT, prevT, maxLen * B);
+      if (pPrevRow) this.putI(pPrevRow, prevRow, TB);
+      if (d.dy) this.put(pDy, d.dy, nDy);
+      if (d.dhN) this.put(pDh, d.dhN, B * R);
+      else this.f32(pDh, B * R).fill(0);
+      if (withC) {
+        if (d.dcN) this.put(pDc, d.dcN, B * H);
+        else this.f32(pDc, B * H).fill(0);
       }
-      wc.backward(k, step);
-      // dh[B, R] += dG[B, GE] @ wHh[early]: the recurrent delta, all (early) gates in one GEMM
-      if (small) k.gemmSmallM(0, B, R, GE, 1, pDG, G, pWhh, R, 1, pDh, R);
-      else k.gemmPacked(0, B, R, GE, 1, pDG, G, pWhhP, 1, pDh, R, pAp);
+      this.f32(pDGi, TB * G).fill(0);
+      if (wc.splitGrad) this.f32(pDGh, TB * G).fill(0);
+      if (pDhAll) this.f32(pDhAll, TB * P).fill(0);
+      // --- BPTT
+      const pWhl = pWhh ? pWhh + GE * R * 4 : 0; // the late gates' rows of wHh (small calls)
+      const step: WasmBackwardStep = {
+        B, H, R, tIdx: 0, prevT: 0, dh: pDh, dhIn: P > 0 ? pDhRaw : pDh, dc: pDc,
+        gates: pGates, cells: pCells, states: pStates, h0: pH0, c0: pC0, dG: pDG, dGi: pDGi, dGh: pDGh, drh: pDrh,
+        gate: gateArgs(f.recurrentActivation),
+        lateT: (out) => {
+          // out[B, R] = dG[:, GE:G] @ wHh[late]
+          if (small) k.gemmSmallM(0, B, R, G - GE, 1, pDG + GE * 4, G, pWhl, R, 0, out, R);
+          else this.gemmPacked(0, B, R, G - GE, 1, pDG + GE * 4, G, pWhlN, 0, out, R, pAp);
+        },
+      };
+      for (let s = maxLen - 1; s >= 0; s--) {
+        step.tIdx = pTIdx + s * B * 4;
+        step.prevT = pPrevT + s * B * 4;
+        if (d.dy) k.addDy(B, R, step.tIdx, pDh, pDy, d.dyStride, d.dyOffset);
+        if (P > 0) {
+          k.scatterRows(B, P, step.tIdx, pDh, 0, pDhAll);
+          // dhRaw = dh @ wHr
+          if (small) k.gemmSmallM(0, B, H, P, 1, pDh, P, pWhr, H, 0, pDhRaw, H);
+          else this.gemmPacked(0, B, H, P, 1, pDh, P, pWhrN, 0, pDhRaw, H, pAp);
+        }
+        wc.backward(k, step);
+        // dh[B, R] += dG[B, GE] @ wHh[early]: the recurrent delta, all (early) gates in one GEMM
+        if (small) k.gemmSmallM(0, B, R, GE, 1, pDG, G, pWhh, R, 1, pDh, R);
+        else this.gemmPacked(0, B, R, GE, 1, pDG, G, pWhhN, 1, pDh, R, pAp);
+      }
+      // --- gradients over all steps at once
+      if (d.dx) {
+        this.put(pDx, d.dx, TB * I);
+        // dx += dGi @ wIh
+        if (pWihN) this.gemmPacked(0, TB, I, G, 1, pDGi, G, pWihN, 1, pDx, I, pAp);
+        else k.gemmSmallM(0, TB, I, G, 1, pDGi, G, pWih, I, 1, pDx, I);
+      }
+      if (d.dWIh) {
+        this.put(pDWih, d.dWIh, G * I);
+        this.gemmAll(1, 0, G, I, TB, 1, pDGi, G, pX, I, 1, pDWih, I, pS); // dWIh += dGi^T @ x
+      }
+      if (d.dWHh) {
+        k.gatherRows(TB, R, B, pPrevRow, pStates, pH0, pHprev);
+        this.put(pDWhh, d.dWHh, G * R);
+        this.gemmAll(1, 0, GE, R, TB, 1, pDGh, G, pHprev, R, 1, pDWhh, R, pS); // dWHh[early] += dGh^T @ Hprev
+        // dWHh[late] += dGh[late]^T @ (the late gates' inputs, saved as cells)
+        if (GE < G) this.gemmAll(1, 0, G - GE, R, TB, 1, pDGh + GE * 4, G, pCells, H, 1, pDWhh + GE * R * 4, R, pS);
+      }
+      if (d.dBIh) {
+        this.put(pDBih, d.dBIh, G);
+        k.addColumnSums(TB, G, pDGi, pDBih);
+      }
+      if (d.dBHh) {
+        this.put(pDBhh, d.dBHh, G);
+        k.addColumnSums(TB, G, pDGh, pDBhh);
+      }
+      if (pDWhr && d.dWHr) {
+        this.put(pDWhr, d.dWHr, P * H);
+        this.gemmAll(1, 0, P, H, TB, 1, pDhAll, P, pHRaw, H, 1, pDWhr, H, pS); // dWHr += dh^T @ hRaw
+      }
+      // --- copy out
+      if (d.dx) this.get(pDx, d.dx, TB * I);
+      if (d.dWIh) this.get(pDWih, d.dWIh, G * I);
+      if (d.dWHh) this.get(pDWhh, d.dWHh, G * R);
+      if (d.dBIh) this.get(pDBih, d.dBIh, G);
+      if (d.dBHh) this.get(pDBhh, d.dBHh, G);
+      if (pDWhr && d.dWHr) this.get(pDWhr, d.dWHr, P * H);
+      if (d.dh0) this.addTo(pDh, d.dh0, B * R);
+      if (d.dc0 && withC) this.addTo(pDc, d.dc0, B * H);
+    } finally {
+      ar.reset();
+      this.release(ctx);
     }
-    // --- gradients over all steps at once
-    if (d.dx) {
-      this.put(pDx, d.dx, TB * I);
-      k.gemm(0, 0, TB, I, G, 1, pDGi, G, pWih, I, 1, pDx, I, pS); // dx += dGi @ wIh
-    }
-    if (d.dWIh) {
-      this.put(pDWih, d.dWIh, G * I);
-      k.gemm(1, 0, G, I, TB, 1, pDGi, G, pX, I, 1, pDWih, I, pS); // dWIh += dGi^T @ x
-    }
-    if (d.dWHh) {
-      k.gatherRows(TB, R, B, pPrevRow, pStates, pH0, pHprev);
-      this.put(pDWhh, d.dWHh, G * R);
-      k.gemm(1, 0, GE, R, TB, 1, pDGh, G, pHprev, R, 1, pDWhh, R, pS); // dWHh[early] += dGh^T @ Hprev
-      // dWHh[late] += dGh[late]^T @ (the late gates' inputs, saved as cells)
-      if (GE < G) k.gemm(1, 0, G - GE, R, TB, 1, pDGh + GE * 4, G, pCells, H, 1, pDWhh + GE * R * 4, R, pS);
-    }
-    if (d.dBIh) {
-      this.put(pDBih, d.dBIh, G);
-      k.addColumnSums(TB, G, pDGi, pDBih);
-    }
-    if (d.dBHh) {
-      this.put(pDBhh, d.dBHh, G);
-      k.addColumnSums(TB, G, pDGh, pDBhh);
-    }
-    if (pDWhr && d.dWHr) {
-      this.put(pDWhr, d.dWHr, P * H);
-      k.gemm(1, 0, P, H, TB, 1, pDhAll, P, pHRaw, H, 1, pDWhr, H, pS); // dWHr += dh^T @ hRaw
-    }
-    // --- copy out
-    if (d.dx) this.get(pDx, d.dx, TB * I);
-    if (d.dWIh) this.get(pDWih, d.dWIh, G * I);
-    if (d.dWHh) this.get(pDWhh, d.dWHh, G * R);
-    if (d.dBIh) this.get(pDBih, d.dBIh, G);
-    if (d.dBHh) this.get(pDBhh, d.dBHh, G);
-    if (pDWhr && d.dWHr) this.get(pDWhr, d.dWHr, P * H);
-    if (d.dh0) this.addTo(pDh, d.dh0, B * R);
-    if (d.dc0 && withC) this.addTo(pDc, d.dc0, B * H);
   }
 
   // y[n] = op(x[n])
@@ -634,15 +978,19 @@ export class WasmBackend implements Backend {
     assertCrossEntropyForwardArgs('wasm', N, C, logits, targets, ignoreIndex, probs, losses);
     const ar = this.arena;
     ar.reset();
-    const pl = ar.alloc(N * C, 'logits');
-    const pt = ar.alloc(N, 'targets');
-    const pp = ar.alloc(N * C, 'probs');
-    const ps = ar.alloc(N, 'losses');
-    this.put(pl, logits, N * C);
-    this.putI(pt, targets, N);
-    this.kernels.crossEntropyForward(N, C, pl, pt, ignoreIndex, pp, ps);
-    this.get(pp, probs, N * C);
-    this.get(ps, losses, N);
+    try {
+      const pl = ar.alloc(N * C, 'logits');
+      const pt = ar.alloc(N, 'targets');
+      const pp = ar.alloc(N * C, 'probs');
+      const ps = ar.alloc(N, 'losses');
+      this.put(pl, logits, N * C);
+      this.putI(pt, targets, N);
+      this.kernels.crossEntropyForward(N, C, pl, pt, ignoreIndex, pp, ps);
+      this.get(pp, probs, N * C);
+      this.get(ps, losses, N);
+    } finally {
+      ar.reset();
+    }
   }
 
   // dLogits [N,C] += dLosses[n] * (probs - onehot)
@@ -653,16 +1001,20 @@ export class WasmBackend implements Backend {
     assertCrossEntropyBackwardArgs('wasm', N, C, probs, targets, ignoreIndex, dLosses, dLogits);
     const ar = this.arena;
     ar.reset();
-    const pp = ar.alloc(N * C, 'probs');
-    const pt = ar.alloc(N, 'targets');
-    const pd = ar.alloc(N, 'dLosses');
-    const pg = ar.alloc(N * C, 'dLogits');
-    this.put(pp, probs, N * C);
-    this.putI(pt, targets, N);
-    this.put(pd, dLosses, N);
-    this.put(pg, dLogits, N * C);
-    this.kernels.crossEntropyBackward(N, C, pp, pt, ignoreIndex, pd, pg);
-    this.get(pg, dLogits, N * C);
+    try {
+      const pp = ar.alloc(N * C, 'probs');
+      const pt = ar.alloc(N, 'targets');
+      const pd = ar.alloc(N, 'dLosses');
+      const pg = ar.alloc(N * C, 'dLogits');
+      this.put(pp, probs, N * C);
+      this.putI(pt, targets, N);
+      this.put(pd, dLosses, N);
+      this.put(pg, dLogits, N * C);
+      this.kernels.crossEntropyBackward(N, C, pp, pt, ignoreIndex, pd, pg);
+      this.get(pg, dLogits, N * C);
+    } finally {
+      ar.reset();
+    }
   }
 
   sumSquares(x: Float32Array): number {
@@ -670,9 +1022,13 @@ export class WasmBackend implements Backend {
     const n = x.length;
     const ar = this.arena;
     ar.reset();
-    const px = ar.alloc(n, 'x');
-    this.put(px, x, n);
-    return this.kernels.sumSquares(n, px);
+    try {
+      const px = ar.alloc(n, 'x');
+      this.put(px, x, n);
+      return this.kernels.sumSquares(n, px);
+    } finally {
+      ar.reset();
+    }
   }
 
   adamUpdate(a: AdamArgs): void {
@@ -680,18 +1036,23 @@ export class WasmBackend implements Backend {
     const n = a.param.length;
     const ar = this.arena;
     ar.reset();
-    const pp = ar.alloc(n, 'param');
-    const pg = ar.alloc(n, 'grad');
-    const pm = ar.alloc(n, 'm');
-    const pv = ar.alloc(n, 'v');
-    this.put(pp, a.param, n);
-    this.put(pg, a.grad, n);
-    this.put(pm, a.m, n);
-    this.put(pv, a.v, n);
-    this.kernels.adamUpdate(n, pp, pg, pm, pv, a.lr, a.beta1, a.beta2, a.eps, a.weightDecay, a.decoupled ? 1 : 0, a.step);
-    this.get(pp, a.param, n);
-    this.get(pm, a.m, n);
-    this.get(pv, a.v, n);
+    try {
+      const pp = ar.alloc(n, 'param');
+      const pg = ar.alloc(n, 'grad');
+      const pm = ar.alloc(n, 'm');
+      const pv = ar.alloc(n, 'v');
+      this.put(pp, a.param, n);
+      this.put(pg, a.grad, n);
+      this.put(pm, a.m, n);
+      this.put(pv, a.v, n);
+      this.kernels.adamUpdate(n, pp, pg, pm, pv, a.lr, a.beta1, a.beta2, a.eps, a.weightDecay, a.decoupled ? 1 : 0, a.step);
+      this.get(pp, a.param, n);
+      this.changed(a.param);
+      this.get(pm, a.m, n);
+      this.get(pv, a.v, n);
+    } finally {
+      ar.reset();
+    }
   }
 
   sgdUpdate(a: SgdArgs): void {
@@ -700,15 +1061,20 @@ export class WasmBackend implements Backend {
     const useBuf = a.momentum !== 0;
     const ar = this.arena;
     ar.reset();
-    const pp = ar.alloc(n, 'param');
-    const pg = ar.alloc(n, 'grad');
-    const pb = ar.alloc(useBuf ? n : 0, 'momentumBuffer');
-    this.put(pp, a.param, n);
-    this.put(pg, a.grad, n);
-    if (useBuf) this.put(pb, a.momentumBuffer, n);
-    this.kernels.sgdUpdate(n, pp, pg, pb, a.lr, a.momentum, a.dampening, a.weightDecay, a.nesterov ? 1 : 0, a.firstStep ? 1 : 0);
-    this.get(pp, a.param, n);
-    if (useBuf) this.get(pb, a.momentumBuffer, n);
+    try {
+      const pp = ar.alloc(n, 'param');
+      const pg = ar.alloc(n, 'grad');
+      const pb = ar.alloc(useBuf ? n : 0, 'momentumBuffer');
+      this.put(pp, a.param, n);
+      this.put(pg, a.grad, n);
+      if (useBuf) this.put(pb, a.momentumBuffer, n);
+      this.kernels.sgdUpdate(n, pp, pg, pb, a.lr, a.momentum, a.dampening, a.weightDecay, a.nesterov ? 1 : 0, a.firstStep ? 1 : 0);
+      this.get(pp, a.param, n);
+      this.changed(a.param);
+      if (useBuf) this.get(pb, a.momentumBuffer, n);
+    } finally {
+      ar.reset();
+    }
   }
 }
 
@@ -745,6 +1111,182 @@ function stepTables(T: number, B: number, lengths: Int32Array | null, reverse: b
 }
 
 // ---------------------------------------------------------------------------------------------
+// Threads: the threaded build (rnnkit-threads.wasm: shared, imported memory) runs one instance per
+// thread on the same linear memory. The calling thread writes a GEMM's arguments into a control
+// block in that memory and wakes the workers (Atomics); each computes its share of the output
+// columns (gemmPackedCols: panels of 16 columns, the sum over K never split, so the result is
+// bitwise that of one thread) and the caller waits for all of them.
+
+/** Words of the control block: job counter, workers still running, job, threads, arguments, ready flags. */
+const CTL = { seq: 0, remain: 1, failed: 2, fn: 3, threads: 4, args: 8, ready: 32, words: 64 } as const;
+const JOB_GEMM = 1;
+const JOB_QUIT = -1;
+/** Most threads a backend uses (ready flags in the control block). */
+export const MAX_WASM_THREADS = 16;
+/**
+ * A GEMM is split across threads from this many multiply-adds: a smaller one costs less than
+ * waking the workers and waiting for the slowest (batch-1 streaming steps stay on one thread).
+ */
+const SPLIT_MACS = 1 << 20;
+/** Pages of a threaded build's shared memory: initial, and the maximum its build declares (2 GiB). */
+const SHARED_INITIAL_PAGES = 16;
+const SHARED_MAX_PAGES = 32768;
+
+/** The worker: instantiates the module on the shared memory and serves jobs until told to quit. */
+const WORKER_SOURCE = `
+const serve = ({ module, memory, ctl, tile, ap, index }) => {
+  const k = new WebAssembly.Instance(module, { env: { memory } }).exports;
+  k.setTile(tile);
+  const i32 = new Int32Array(memory.buffer, ctl, ${CTL.words});
+  const f32 = new Float32Array(memory.buffer, ctl, ${CTL.words});
+  let seen = Atomics.load(i32, ${CTL.seq});
+  Atomics.store(i32, ${CTL.ready} + index, 1);
+  for (;;) {
+    for (let spin = 0; spin < 2000 && Atomics.load(i32, ${CTL.seq}) === seen; spin++);
+    Atomics.wait(i32, ${CTL.seq}, seen);
+    const seq = Atomics.load(i32, ${CTL.seq});
+    if (seq === seen) continue;
+    seen = seq;
+    const job = i32[${CTL.fn}];
+    if (job === ${JOB_QUIT}) return;
+    if (index >= i32[${CTL.threads}]) continue;
+    try {
+      if (job === ${JOB_GEMM}) {
+        const a = ${CTL.args};
+        const N = i32[a + 2];
+        const chunk = i32[a + 12];
+        const j0 = index * chunk;
+        const j1 = Math.min(N, j0 + chunk);
+        if (j0 < j1) {
+          k.gemmPackedCols(i32[a], i32[a + 1], N, i32[a + 3], f32[a + 4], i32[a + 5], i32[a + 6], i32[a + 7],
+            f32[a + 8], i32[a + 9], i32[a + 10], ap, j0, j1);
+        }
+      }
+    } catch {
+      Atomics.store(i32, ${CTL.failed}, index); // the caller throws instead of using a partial result
+    }
+    if (Atomics.sub(i32, ${CTL.remain}, 1) === 1) Atomics.notify(i32, ${CTL.remain});
+  }
+};
+if (typeof require === 'undefined') self.onmessage = (e) => serve(e.data);
+else serve(require('node:worker_threads').workerData);
+`;
+
+type WorkerLike = { terminate(): unknown; unref?(): void; postMessage?(m: unknown): void };
+type GetBuiltin = (id: string) => unknown;
+
+function builtin(id: string): unknown {
+  const proc = (globalThis as { process?: { getBuiltinModule?: GetBuiltin } }).process;
+  try {
+    return typeof proc?.getBuiltinModule === 'function' ? proc.getBuiltinModule(id) : null;
+  } catch {
+    return null;
+  }
+}
+
+/**
+ * Why this runtime cannot run the threaded build, or null when it can: SharedArrayBuffer
+ * (cross-origin isolation in browsers), Atomics.wait on this thread (not a page's main thread)
+ * and workers (worker_threads, or Web Workers).
+ */
+export function wasmThreadsUnavailable(): string | null {
+  if (typeof SharedArrayBuffer !== 'function') {
+    return 'SharedArrayBuffer is not available (a page needs cross-origin isolation: COOP/COEP headers)';
+  }
+  if ((globalThis as { crossOriginIsolated?: boolean }).crossOriginIsolated === false) return 'the page is not cross-origin isolated';
+  try {
+    Atomics.wait(new Int32Array(new SharedArrayBuffer(4)), 0, 1, 0);
+  } catch {
+    return 'Atomics.wait is not allowed on this thread (a page\'s main thread: run rnnkit in a Web Worker)';
+  }
+  if (!builtin('node:worker_threads') && typeof (globalThis as { Worker?: unknown }).Worker !== 'function') return 'no workers in this runtime';
+  return null;
+}
+
+/** The workers of a threaded backend and the control block they watch. */
+class WasmThreadPool {
+  private readonly workers: WorkerLike[] = [];
+  /** GEMMs split so far. */
+  jobs = 0;
+  private readonly i32: Int32Array;
+  private readonly f32: Float32Array;
+
+  constructor(
+    private readonly module: WebAssembly.Module, private readonly memory: WebAssembly.Memory,
+    private readonly heap: WasmHeap, private readonly ctl: number,
+  ) {
+    this.i32 = new Int32Array(memory.buffer, ctl, CTL.words);
+    this.f32 = new Float32Array(memory.buffer, ctl, CTL.words);
+  }
+
+  /** Starts workers until there are n - 1 (thread 0 is the caller); they become usable when ready. */
+  ensure(n: number, packedAFloats: number): void {
+    while (this.workers.length < n - 1) {
+      const index = this.workers.length + 1;
+      const data = {
+        module: this.module, memory: this.memory, ctl: this.ctl, index,
+        tile: this.heap.alloc(32, 'thread tile'), ap: this.heap.alloc(packedAFloats, 'thread scratch'),
+      };
+      const wt = builtin('node:worker_threads') as { Worker: new (src: string, o: object) => WorkerLike } | null;
+      let w: WorkerLike;
+      if (wt) {
+        w = new wt.Worker(WORKER_SOURCE, { eval: true, workerData: data });
+        w.unref?.();
+      } else {
+        const W = (globalThis as unknown as { Worker: new (url: string, o: object) => WorkerLike }).Worker;
+        const url = URL.createObjectURL(new Blob([WORKER_SOURCE], { type: 'text/javascript' }));
+        w = new W(url, { type: 'module' });
+        w.postMessage?.(data);
+      }
+      this.workers.push(w);
+    }
+  }
+
+  /** Threads usable now, at most n: the caller and the workers 1..n-1 that are ready. */
+  usable(n: number): number {
+    let t = 1;
+    while (t < n && t <= this.workers.length && Atomics.load(this.i32, CTL.ready + t) === 1) t++;
+    return t;
+  }
+
+  /** Resolves when workers 1..n-1 are ready (polling: a page's event loop must keep running). */
+  async ready(n: number): Promise<void> {
+    while (this.usable(n) < Math.min(n, this.workers.length + 1)) await new Promise((r) => setTimeout(r, 5));
+  }
+
+  /** C[M, N] = alpha * op(A) @ Bp + beta * C over `threads` threads (columns split in panels of 16). */
+  gemm(k: WasmKernels, threads: number, transA: number, M: number, N: number, K: number, alpha: number, A: number,
+    lda: number, Bp: number, beta: number, C: number, ldc: number, Ap: number): void {
+    const chunk = Math.ceil(N / threads / 16) * 16;
+    const used = Math.ceil(N / chunk);
+    const { i32, f32 } = this;
+    this.jobs++;
+    const a = CTL.args;
+    i32[a] = transA; i32[a + 1] = M; i32[a + 2] = N; i32[a + 3] = K; f32[a + 4] = alpha; i32[a + 5] = A;
+    i32[a + 6] = lda; i32[a + 7] = Bp; f32[a + 8] = beta; i32[a + 9] = C; i32[a + 10] = ldc; i32[a + 12] = chunk;
+    i32[CTL.fn] = JOB_GEMM;
+    i32[CTL.threads] = used;
+    Atomics.store(i32, CTL.remain, used - 1);
+    Atomics.add(i32, CTL.seq, 1);
+    Atomics.notify(i32, CTL.seq);
+    k.gemmPackedCols(transA, M, N, K, alpha, A, lda, Bp, beta, C, ldc, Ap, 0, Math.min(N, chunk));
+    for (let spin = 0; spin < 20000 && Atomics.load(i32, CTL.remain) !== 0; spin++);
+    for (let r = Atomics.load(i32, CTL.remain); r !== 0; r = Atomics.load(i32, CTL.remain)) Atomics.wait(i32, CTL.remain, r);
+    const failed = Atomics.exchange(i32, CTL.failed, 0);
+    if (failed) throw new Error(`wasm: worker thread ${failed} failed in a matrix product (${M}x${N}x${K}); the result is not usable`);
+  }
+
+  /** Stops every worker. */
+  close(): void {
+    this.i32[CTL.fn] = JOB_QUIT;
+    Atomics.add(this.i32, CTL.seq, 1);
+    Atomics.notify(this.i32, CTL.seq);
+    for (const w of this.workers) w.terminate();
+    this.workers.length = 0;
+  }
+}
+
+// ---------------------------------------------------------------------------------------------
 // Loading from bytes or a compiled module (no Node APIs).
 
 /** The wasm build as a compiled `WebAssembly.Module` or as its bytes. */
@@ -765,13 +1307,38 @@ export function pickWasmBuild(plain: BufferSource, relaxed?: BufferSource | null
   return plain;
 }
 
-/** Synchronously builds the backend from the .wasm bytes or a compiled WebAssembly.Module. */
+/** Cores of this machine (os.availableParallelism, navigator.hardwareConcurrency), at most MAX_WASM_THREADS. */
+function defaultThreads(): number {
+  const os = builtin('node:os') as { availableParallelism?(): number; cpus(): unknown[] } | null;
+  const nav = (globalThis as { navigator?: { hardwareConcurrency?: number } }).navigator;
+  const n = os ? (os.availableParallelism?.() ?? os.cpus().length) : (nav?.hardwareConcurrency ?? 1);
+  return Math.max(1, Math.min(MAX_WASM_THREADS, n));
+}
+
+/** Whether a module is a threaded build: it imports its (shared) memory. */
+export function isThreadedBuild(module: WebAssembly.Module): boolean {
+  return WebAssembly.Module.imports(module).some((i) => i.kind === 'memory');
+}
+
+/** The imports of an instance: a threaded build gets a new shared memory. */
+function importsFor(module: WebAssembly.Module): WebAssembly.Imports {
+  if (!isThreadedBuild(module)) return {};
+  const why = wasmThreadsUnavailable();
+  if (why) throw new Error(`the threaded rnnkit build (rnnkit-threads.wasm) cannot run here: ${why}; use rnnkit.wasm`);
+  return { env: { memory: new WebAssembly.Memory({ initial: SHARED_INITIAL_PAGES, maximum: SHARED_MAX_PAGES, shared: true }) } };
+}
+
+/**
+ * Synchronously builds the backend from the .wasm bytes or a compiled WebAssembly.Module. The
+ * threaded build (rnnkit-threads.wasm) starts its worker threads here (options.threads).
+ */
 export function createWasmBackend(source: WasmSource, options: WasmBackendOptions = {}): WasmBackend {
   if (!(source instanceof WebAssembly.Module) && !WebAssembly.validate(source)) {
     throw new Error('the rnnkit .wasm does not validate here (this runtime needs WebAssembly SIMD)');
   }
-  const instance = new WebAssembly.Instance(toModule(source), {});
-  return new WasmBackend(instance, options);
+  const module = toModule(source);
+  const instance = new WebAssembly.Instance(module, importsFor(module));
+  return new WasmBackend(instance, options, module);
 }
 
 /**
@@ -786,6 +1353,8 @@ export async function createWasmBackendAsync(
   if (s instanceof WebAssembly.Module) module = s;
   else if (typeof Response !== 'undefined' && s instanceof Response) module = await WebAssembly.compile(await s.arrayBuffer());
   else module = await WebAssembly.compile(s as BufferSource);
-  const instance = await WebAssembly.instantiate(module, {});
-  return new WasmBackend(instance, options);
+  const instance = await WebAssembly.instantiate(module, importsFor(module));
+  const backend = new WasmBackend(instance, options, module);
+  await backend.whenReady();
+  return backend;
 }

@@ -6,10 +6,12 @@
 // importing this file (through the backend registry) also works in browsers and workers, where
 // loadWasmBackend() then says why it cannot load and the host builds the backend from bytes.
 //
-// RNNKIT_WASM_BUILD=plain|relaxed forces a build (relaxed fails where the runtime lacks it).
+// The threaded build (rnnkit-threads.wasm: shared memory, worker_threads) where the runtime allows
+// it, with RNNKIT_THREADS threads (default: the cores); else the relaxed-SIMD or the plain build.
+// RNNKIT_WASM_BUILD=plain|relaxed|threads forces a build (and fails where the runtime lacks it).
 import type { Backend } from './backend.js';
 import { readEnv } from '../core/config.js';
-import { createWasmBackend, pickWasmBuild, type WasmBackend } from './wasm-core.js';
+import { type WasmBackend, type WasmBackendOptions, createWasmBackend, pickWasmBuild, wasmThreadsUnavailable } from './wasm-core.js';
 
 interface FsLike {
   existsSync(p: string): boolean;
@@ -20,7 +22,8 @@ interface UrlLike {
 }
 type GetBuiltin = (id: string) => unknown;
 
-export function loadWasmBackend(): WasmBackend & Backend {
+/** The wasm backend from the .wasm files in dist/; options as createWasmBackend's (the detail is set here). */
+export function loadWasmBackend(options: Omit<WasmBackendOptions, 'detail'> = {}): WasmBackend & Backend {
   if (typeof WebAssembly === 'undefined') throw new Error('this runtime has no WebAssembly');
   const proc = (globalThis as { process?: { getBuiltinModule?: GetBuiltin } }).process;
   const getBuiltin = proc?.getBuiltinModule;
@@ -40,11 +43,19 @@ export function loadWasmBackend(): WasmBackend & Backend {
   const plainPath = find('rnnkit.wasm');
   if (!plainPath) throw new Error('dist/rnnkit.wasm is missing: run `npm run build:wasm`');
   const relaxedPath = find('rnnkit-relaxed.wasm');
+  const threadsPath = find('rnnkit-threads.wasm');
   const env = readEnv('RNNKIT_WASM_BUILD');
+  const noThreads = wasmThreadsUnavailable();
+  if (env === 'threads' || ((env === undefined || env === '' || env === 'auto') && threadsPath && !noThreads)) {
+    if (!threadsPath) throw new Error('dist/rnnkit-threads.wasm is missing: run `npm run build:wasm`');
+    const n = Number(readEnv('RNNKIT_THREADS'));
+    const threads = options.threads ?? (Number.isInteger(n) && n >= 1 ? n : undefined);
+    return createWasmBackend(fs.readFileSync(threadsPath), { threads, ...options, detail: `AssemblyScript SIMD kernels, threaded build (${threadsPath})` });
+  }
   const prefer = env === 'plain' || env === 'relaxed' ? env : 'auto';
   const plain = fs.readFileSync(plainPath);
   const relaxed = relaxedPath ? fs.readFileSync(relaxedPath) : null;
   const bytes = pickWasmBuild(plain, relaxed, prefer);
   const which = bytes === plain ? 'SIMD' : 'relaxed SIMD';
-  return createWasmBackend(bytes, { detail: `AssemblyScript ${which} kernels (${bytes === plain ? plainPath : relaxedPath})` });
+  return createWasmBackend(bytes, { ...options, detail: `AssemblyScript ${which} kernels (${bytes === plain ? plainPath : relaxedPath})` });
 }

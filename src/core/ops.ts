@@ -35,7 +35,8 @@ function addInto(target: Tensor, g: ArrayLike<number>, scale = 1): void {
 export function add(a: Tensor, b: Tensor): Tensor {
   assertSameShape('add', a, b);
   const out = new Float32Array(a.size);
-  for (let i = 0; i < out.length; i++) out[i] = a.data[i] + b.data[i];
+  const ad = a.data, bd = b.data;
+  for (let i = 0; i < out.length; i++) out[i] = ad[i] + bd[i];
   const y = new Tensor(out, a.shape);
   recordOp('add', [a, b], [y], () => {
     if (!y.grad) return;
@@ -51,7 +52,8 @@ export function add(a: Tensor, b: Tensor): Tensor {
 export function sub(a: Tensor, b: Tensor): Tensor {
   assertSameShape('sub', a, b);
   const out = new Float32Array(a.size);
-  for (let i = 0; i < out.length; i++) out[i] = a.data[i] - b.data[i];
+  const ad = a.data, bd = b.data;
+  for (let i = 0; i < out.length; i++) out[i] = ad[i] - bd[i];
   const y = new Tensor(out, a.shape);
   recordOp('sub', [a, b], [y], () => {
     if (!y.grad) return;
@@ -67,13 +69,14 @@ export function sub(a: Tensor, b: Tensor): Tensor {
 export function mul(a: Tensor, b: Tensor): Tensor {
   assertSameShape('mul', a, b);
   const out = new Float32Array(a.size);
-  for (let i = 0; i < out.length; i++) out[i] = a.data[i] * b.data[i];
+  const ad = a.data, bd = b.data;
+  for (let i = 0; i < out.length; i++) out[i] = ad[i] * bd[i];
   const y = new Tensor(out, a.shape);
   recordOp('mul', [a, b], [y], () => {
     const g = y.grad;
     if (!g) return;
-    if (a.requiresGrad) { const d = a.ensureGrad(); for (let i = 0; i < d.length; i++) d[i] += g[i] * b.data[i]; }
-    if (b.requiresGrad) { const d = b.ensureGrad(); for (let i = 0; i < d.length; i++) d[i] += g[i] * a.data[i]; }
+    if (a.requiresGrad) { const d = a.ensureGrad(); for (let i = 0; i < d.length; i++) d[i] += g[i] * bd[i]; }
+    if (b.requiresGrad) { const d = b.ensureGrad(); for (let i = 0; i < d.length; i++) d[i] += g[i] * ad[i]; }
   });
   return y;
 }
@@ -83,7 +86,8 @@ export function mul(a: Tensor, b: Tensor): Tensor {
  */
 export function scale(a: Tensor, s: number): Tensor {
   const out = new Float32Array(a.size);
-  for (let i = 0; i < out.length; i++) out[i] = a.data[i] * s;
+  const ad = a.data;
+  for (let i = 0; i < out.length; i++) out[i] = ad[i] * s;
   const y = new Tensor(out, a.shape);
   recordOp('scale', [a], [y], () => { if (y.grad) addInto(a, y.grad, s); });
   return y;
@@ -94,7 +98,8 @@ export function scale(a: Tensor, s: number): Tensor {
  */
 export function sum(a: Tensor): Tensor {
   let acc = 0;
-  for (let i = 0; i < a.size; i++) acc += a.data[i];
+  const ad = a.data;
+  for (let i = 0; i < ad.length; i++) acc += ad[i];
   const y = Tensor.scalar(acc);
   recordOp('sum', [a], [y], () => {
     if (!y.grad || !a.requiresGrad) return;
@@ -322,7 +327,8 @@ export function dropout(x: Tensor, p: number, training: boolean, rng: Rng = defa
   const mask = new Float32Array(x.size);
   for (let i = 0; i < mask.length; i++) mask[i] = rng.next() >= p ? keep : 0;
   const out = new Float32Array(x.size);
-  for (let i = 0; i < out.length; i++) out[i] = x.data[i] * mask[i];
+  const xd = x.data;
+  for (let i = 0; i < out.length; i++) out[i] = xd[i] * mask[i];
   const y = new Tensor(out, x.shape);
   recordOp('dropout', [x], [y], () => {
     if (!y.grad || !x.requiresGrad) return;
@@ -405,7 +411,8 @@ function reduce(where: string, values: Float64Array, shape: readonly number[], r
 export function mseLoss(pred: Tensor, target: Tensor, reduction: Reduction = 'mean'): Tensor {
   assertSameShape('mseLoss', pred, target, ['pred', 'target']);
   const diff = new Float64Array(pred.size);
-  for (let i = 0; i < diff.length; i++) diff[i] = pred.data[i] - target.data[i];
+  const pd = pred.data, td = target.data;
+  for (let i = 0; i < diff.length; i++) diff[i] = pd[i] - td[i];
   const { y, weight } = reduce('mseLoss', diff.map((d) => d * d), pred.shape, reduction);
   recordOp('mseLoss', [pred, target], [y], () => {
     if (!y.grad) return;

@@ -68,13 +68,20 @@ function checkShape(shape: readonly number[], where: string): void {
   }
 }
 
+let peekValues: (t: Tensor) => Float32Array;
+let shareStorage: (from: Tensor, to: Tensor) => void;
+
 /**
  * A float32 tensor (row-major `data` with a `shape`) that records the operations applied to it
  * when it requires a gradient, so `backward()` can compute every gradient of a scalar.
  */
 export class Tensor {
-  /** The values, row-major. */
-  readonly data: Float32Array;
+  /**
+   * The values and their change counter, shared by the tensors made with detach(). The counter
+   * moves only once someone watches it (read `version`), so tensors nobody keeps a copy of pay
+   * nothing for it.
+   */
+  #storage: { readonly data: Float32Array; version: number; watched: boolean };
   /** The size of each dimension ([] for a scalar). */
   readonly shape: readonly number[];
   /** The gradient accumulated by `backward()` (same layout as `data`), or null before any. */
@@ -91,9 +98,39 @@ export class Tensor {
     if (shapeSize(s) !== array.length) {
       throw new RangeError(`Tensor: data has ${array.length} elements but shape ${formatShape(s)} needs ${shapeSize(s)}`);
     }
-    this.data = array;
+    this.#storage = { data: array, version: 0, watched: false };
     this.shape = Object.freeze([...s]);
     this.requiresGrad = requiresGrad;
+  }
+
+  /**
+   * The values, row-major. Handing them out counts as a possible write (`version` moves), so a
+   * backend that keeps a copy of a parameter (wasm linear memory) reads it again before its next
+   * use. After writing through an array kept from before a forward call, call `markChanged()`.
+   */
+  get data(): Float32Array {
+    const s = this.#storage;
+    if (s.watched) s.version++;
+    return s.data;
+  }
+
+  /** Change counter of the values: from its first read on, moves on every `data` access and `markChanged()`. */
+  get version(): number {
+    const s = this.#storage;
+    s.watched = true;
+    return s.version;
+  }
+
+  /** Tells rnnkit the values changed (after writing through a `data` array kept from earlier). */
+  markChanged(): void {
+    this.#storage.version++;
+  }
+
+  static {
+    peekValues = (t) => t.#storage.data;
+    shareStorage = (from, to) => {
+      to.#storage = from.#storage;
+    };
   }
 
   /** A tensor of zeros. */
@@ -115,7 +152,7 @@ export class Tensor {
 
   /** Number of elements. */
   get size(): number {
-    return this.data.length;
+    return this.#storage.data.length;
   }
 
   /** Number of dimensions. */
@@ -125,18 +162,18 @@ export class Tensor {
 
   /** The value of a one-element tensor. */
   item(): number {
-    if (this.data.length !== 1) throw new RangeError(`item(): tensor has ${this.data.length} elements, expected 1`);
-    return this.data[0];
+    if (this.#storage.data.length !== 1) throw new RangeError(`item(): tensor has ${this.#storage.data.length} elements, expected 1`);
+    return this.#storage.data[0];
   }
 
   /** The values as a plain array, row-major. */
   toArray(): number[] {
-    return Array.from(this.data);
+    return Array.from(this.#storage.data);
   }
 
   /** The gradient buffer, allocated as zeros on first use. */
   ensureGrad(): Float32Array {
-    if (!this.grad) this.grad = new Float32Array(this.data.length);
+    if (!this.grad) this.grad = new Float32Array(this.#storage.data.length);
     return this.grad;
   }
 
@@ -147,12 +184,14 @@ export class Tensor {
 
   /** The same data without history (for truncated BPTT: carry a state, cut the graph). */
   detach(): Tensor {
-    return new Tensor(this.data, this.shape, false);
+    const t = new Tensor(peekValues(this), this.shape, false);
+    shareStorage(this, t);
+    return t;
   }
 
   /** A deep copy without history. */
   clone(): Tensor {
-    return new Tensor(this.data.slice(), this.shape, false);
+    return new Tensor(this.#storage.data.slice(), this.shape, false);
   }
 
   /**
@@ -163,11 +202,11 @@ export class Tensor {
     if (!this.requiresGrad) {
       throw new Error('backward(): this tensor does not require a gradient (no parameter or input with requiresGrad was used, or it was computed under noGrad)');
     }
-    if (gradient === undefined && this.data.length !== 1) {
+    if (gradient === undefined && this.#storage.data.length !== 1) {
       throw new RangeError(`backward(): a gradient is needed for a tensor of shape ${formatShape(this.shape)}; only a one-element tensor defaults to 1`);
     }
-    if (gradient !== undefined && gradient.length !== this.data.length) {
-      throw new RangeError(`backward(): gradient has ${gradient.length} elements, expected ${this.data.length} for shape ${formatShape(this.shape)}`);
+    if (gradient !== undefined && gradient.length !== this.#storage.data.length) {
+      throw new RangeError(`backward(): gradient has ${gradient.length} elements, expected ${this.#storage.data.length} for shape ${formatShape(this.shape)}`);
     }
     const g = this.ensureGrad();
     if (gradient === undefined) g[0] += 1;
@@ -177,6 +216,14 @@ export class Tensor {
     for (let i = order.length - 1; i >= 0; i--) order[i].backward();
     releaseGraph(this, order);
   }
+}
+
+/**
+ * A tensor's values for a kernel that only reads them: unlike `t.data`, the access does not move
+ * `t.version` (the recurrent op hands weights and their versions to the backend this way).
+ */
+export function readValues(t: Tensor): Float32Array {
+  return peekValues(t);
 }
 
 /** Nodes reachable from root, each after all the nodes it depends on (iterative DFS). */

@@ -5,7 +5,7 @@ import type { Backend, CellKind, RecurrentActivation, SeqContext, SeqForwardArgs
 import { getBackend } from '../backends/index.js';
 import { hasCellState } from '../backends/cells.js';
 import { Rng } from '../core/random.js';
-import { Tensor, needsGrad, recordOp } from '../core/tensor.js';
+import { Tensor, needsGrad, readValues, recordOp } from '../core/tensor.js';
 
 /** The parameters of one direction of one layer, PyTorch's layout. */
 export interface DirectionWeights {
@@ -114,12 +114,13 @@ function sameBits(a: Float32Array, b: Float32Array): boolean {
 /**
  * The forward pass as a plan: yields each seqForward call (layer by layer, direction by
  * direction), receives its context, and returns the result with its backward recorded.
- * weightData gives the values a parameter is read from (its own data, or a snapshot of it).
+ * weightData gives the values a parameter is read from: by default its own values, handed over
+ * with their change counters (a backend may keep them between calls), else a snapshot of them.
  */
 function* recurrentPlan(
   backend: Backend, cfg: RecurrentConfig, x: Tensor, h0: Tensor | null, c0: Tensor | null,
   weights: DirectionWeights[][], lengths: Int32Array | null,
-  weightData: (t: Tensor) => Float32Array = (t) => t.data,
+  snapshot?: (t: Tensor) => Float32Array,
 ): Generator<SeqForwardArgs, RecurrentResult, SeqContext | null> {
   const { cell, H, P, numLayers: L } = cfg;
   const D = cfg.bidirectional ? 2 : 1;
@@ -128,6 +129,8 @@ function* recurrentPlan(
   const params = weights.flat().flatMap((w) => [w.wIh, w.wHh, w.bIh, w.bHh, w.wHr]).filter((t): t is Tensor => t !== null);
   const inputs = [x, ...(h0 ? [h0] : []), ...(c0 ? [c0] : []), ...params];
   const training = needsGrad(...inputs); // taken now: an async job keeps it while other work runs
+  const weightData = snapshot ?? readValues;
+  const versions = (w: DirectionWeights) => (snapshot ? undefined : [w.wIh, w.wHh, w.bIh, w.bHh, w.wHr].map((t) => t?.version ?? 0));
 
   const hN = new Float32Array(L * D * B * R);
   const cN = hasCellState(cell) ? new Float32Array(L * D * B * H) : null;
@@ -146,7 +149,7 @@ function* recurrentPlan(
       contexts[l].push(yield {
         cell, T, B, I, H, P, reverse: d === 1, x: input,
         wIh: weightData(w.wIh), wHh: weightData(w.wHh), bIh: w.bIh ? weightData(w.bIh) : null,
-        bHh: w.bHh ? weightData(w.bHh) : null, wHr: w.wHr ? weightData(w.wHr) : null,
+        bHh: w.bHh ? weightData(w.bHh) : null, wHr: w.wHr ? weightData(w.wHr) : null, weightVersions: versions(w),
         h0: h0 ? h0.data.subarray(k * B * R, (k + 1) * B * R) : null,
         c0: c0 ? c0.data.subarray(k * B * H, (k + 1) * B * H) : null,
         lengths, y: output, yStride: D * R, yOffset: d * R,

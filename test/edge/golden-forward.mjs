@@ -38,3 +38,31 @@ export function goldenForward(api, backend, golden, safetensorsBytes) {
   const trained = losses[losses.length - 1] < losses[0];
   return { error, isa: backend.info().isa, y0: output.data[0], trained };
 }
+
+/**
+ * The threaded build (rnnkit-threads.wasm) where the runtime allows it: an LSTM training step big
+ * enough for its GEMMs to be split, on 1 and on 2 threads; reports whether the results are
+ * bitwise equal. Where threads are not available, the reason the library gives.
+ */
+export async function threadsCheck(api, threadsBytes) {
+  const why = api.wasmThreadsUnavailable();
+  if (why) return { threads: 1, why };
+  const run = async (threads) => {
+    const backend = await api.createWasmBackendAsync(threadsBytes, { threads });
+    api.setBackend(backend);
+    const rng = new api.Rng(3);
+    const lstm = new api.LSTM({ inputSize: 16, hiddenSize: 128, rng });
+    const x = new api.Tensor(Float32Array.from({ length: 6 * 24 * 16 }, () => rng.normal()), [6, 24, 16]);
+    const { output } = lstm.forward(x);
+    api.mean(api.mul(output, output)).backward();
+    const out = [output.data, ...lstm.parameters().map((p) => p.grad)];
+    const info = backend.info();
+    const split = backend.splitGemms;
+    backend.close();
+    return { out, info, split };
+  };
+  const one = await run(1);
+  const two = await run(2);
+  const equal = one.out.every((a, i) => a.length === two.out[i].length && a.every((v, k) => Object.is(v, two.out[i][k])));
+  return { threads: two.info.threads, split: two.split, equal };
+}

@@ -3,7 +3,7 @@
 //   deno run --allow-read test/edge/runtime-forward.mjs <golden dir>
 //   bun test/edge/runtime-forward.mjs <golden dir>
 import * as api from '../../dist/wasm-entry.js';
-import { goldenForward } from './golden-forward.mjs';
+import { goldenForward, threadsCheck } from './golden-forward.mjs';
 
 const args = globalThis.Deno ? Deno.args : Bun.argv.slice(2);
 const dir = args[0];
@@ -14,4 +14,6 @@ const relaxed = await read(root + 'rnnkit-relaxed.wasm');
 const backend = api.createWasmBackend(api.pickWasmBuild(plain, relaxed));
 const golden = JSON.parse(new TextDecoder().decode(await read(`${dir}/lstm.json`)));
 const result = goldenForward(api, backend, golden, await read(`${dir}/lstm.safetensors`));
-console.log(JSON.stringify({ runtime: globalThis.Deno ? 'deno' : 'bun', ...result }));
+const threaded = await threadsCheck(api, await read(root + 'rnnkit-threads.wasm'));
+console.log(JSON.stringify({ runtime: globalThis.Deno ? 'deno' : 'bun', ...result, threaded }));
+globalThis.Deno?.exit(0);

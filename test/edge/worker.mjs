@@ -3,7 +3,7 @@
 import * as api from '../../dist/wasm-entry.js';
 import plain from '../../dist/rnnkit.wasm';
 import relaxed from '../../dist/rnnkit-relaxed.wasm';
-import { goldenForward } from './golden-forward.mjs';
+import { goldenForward, threadsCheck } from './golden-forward.mjs';
 
 export default {
   async fetch(request) {
@@ -17,6 +17,6 @@ export default {
     }
     const st = Uint8Array.from(atob(body.safetensors), (c) => c.charCodeAt(0));
     const result = goldenForward(api, backend, body.golden, st);
-    return Response.json({ runtime: 'workerd', ...result });
+    return Response.json({ runtime: 'workerd', ...result, threaded: await threadsCheck(api, null) });
   },
 };

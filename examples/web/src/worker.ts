@@ -3,10 +3,11 @@
 // protocol.ts and uses only the public API of rnnkit/wasm.
 import {
   Adam, LanguageModel, Rng, TextGenerator, Vocabulary, clipGradNorm, createWasmBackendAsync, crossEntropy,
-  pickWasmBuild, readSafetensors, setBackend, writeSafetensors, type RecurrentState,
+  pickWasmBuild, readSafetensors, setBackend, wasmThreadsUnavailable, writeSafetensors, type RecurrentState,
 } from 'rnnkit/wasm';
 import plainUrl from 'rnnkit/rnnkit.wasm?url';
 import relaxedUrl from 'rnnkit/rnnkit-relaxed.wasm?url';
+import threadsUrl from 'rnnkit/rnnkit-threads.wasm?url';
 import type { FromWorker, ModelInfo, RunFile, SampleSettings, ToWorker, TrainSettings } from './protocol';
 
 /** The fields of a run directory's config.json that describe the model (as `rnnkit train` writes them). */
@@ -50,6 +51,13 @@ function info(l: Loaded): ModelInfo {
 
 async function init(wasm: 'auto' | 'plain' | 'relaxed'): Promise<void> {
   const fetchBytes = async (url: string) => new Uint8Array(await (await fetch(url)).arrayBuffer());
+  // the page is cross-origin isolated (COOP/COEP): the threaded build, one thread per core
+  if (wasm === 'auto' && wasmThreadsUnavailable() === null) {
+    const backend = await createWasmBackendAsync(await fetchBytes(threadsUrl));
+    setBackend(backend);
+    post({ type: 'ready', isa: `${backend.info().isa}, ${backend.info().threads} threads` });
+    return;
+  }
   const [plain, relaxed] = await Promise.all([fetchBytes(plainUrl), wasm === 'plain' ? null : fetchBytes(relaxedUrl)]);
   const backend = await createWasmBackendAsync(pickWasmBuild(plain, relaxed, wasm));
   setBackend(backend);

@@ -1,0 +1,100 @@
+// The threaded wasm build (rnnkit-threads.wasm): results through the public API are bitwise the
+// same on 1 and 2 threads (the GEMMs split their output columns, never the sum over K; LSTM with a
+// projection, GRU, reset-before GRU with the hard sigmoid), the
+// loader falls back to one thread where SharedArrayBuffer is missing (as in workerd or a page
+// without cross-origin isolation), and setThreads checks its argument.
+import { execFileSync } from 'node:child_process';
+import { readFileSync } from 'node:fs';
+import { describe, expect, it } from 'vitest';
+import { withBackend } from '../src/backends/index.js';
+import { createWasmBackend } from '../src/backends/wasm-core.js';
+import { mseLoss } from '../src/core/ops.js';
+import { Rng } from '../src/core/random.js';
+import { Tensor } from '../src/core/tensor.js';
+import { GRU, LSTM } from '../src/nn/layers.js';
+import { Adam } from '../src/nn/optim.js';
+
+const threadsBytes = readFileSync(new URL('../dist/rnnkit-threads.wasm', import.meta.url));
+const plainBytes = readFileSync(new URL('../dist/rnnkit.wasm', import.meta.url));
+
+const bitwise = (a: Float32Array, b: Float32Array, what: string) => {
+  expect(a.length, what).toBe(b.length);
+  const i = a.findIndex((v, k) => !Object.is(v, b[k]));
+  expect(i, `${what}: first difference at ${i}`).toBe(-1);
+};
+
+describe('wasm threads', () => {
+  it('training through the public API is bitwise the same on 1 and 2 threads', async () => {
+    const one = createWasmBackend(threadsBytes, { threads: 1 });
+    const two = createWasmBackend(threadsBytes, { threads: 2 });
+    await two.whenReady();
+    expect(one.info().threads).toBe(1);
+    expect(two.info()).toMatchObject({ threads: 2, detail: expect.stringMatching(/shared memory, 2 threads/) });
+    const rng = new Rng(5);
+    const cases: Array<[() => LSTM | GRU, number, number, number]> = [
+      // per-step GEMMs big enough to split: B * G * R >= 2^20 multiply-adds
+      [() => new LSTM({ inputSize: 24, hiddenSize: 128, numLayers: 2, bidirectional: true, projSize: 96, rng: new Rng(1) }), 24, 24, 6],
+      [() => new GRU({ inputSize: 24, hiddenSize: 640, rng: new Rng(2) }), 24, 1, 10], // batch 1: the GEMV path
+      // reset-before GRU with the hard sigmoid: the late gates' product (r * h) @ W_hn^T splits too
+      [() => new GRU({ inputSize: 24, hiddenSize: 256, resetAfter: false, recurrentActivation: 'hardSigmoid', rng: new Rng(3) }), 24, 24, 5],
+    ];
+    for (const [make, I, B, T] of cases) {
+      const x = new Tensor(Float32Array.from({ length: T * B * I }, () => rng.normal()), [T, B, I]);
+      const run = (backend: typeof one) => {
+        const m = make();
+        const opt = new Adam(m.parameters(), { lr: 1e-2 });
+        const outs: Float32Array[] = [];
+        withBackend(backend, () => {
+          for (let s = 0; s < 3; s++) {
+            opt.zeroGrad();
+            const { output, hN } = m.forward(x);
+            mseLoss(output, Tensor.zeros(output.shape)).backward();
+            outs.push(output.data.slice(), hN.data.slice(), ...m.parameters().map((p) => p.grad!.slice()));
+            opt.step();
+          }
+        });
+        return outs;
+      };
+      const before = two.splitGemms;
+      const a = run(one);
+      const b = run(two);
+      expect(two.splitGemms - before, 'GEMMs were split across the threads').toBeGreaterThan(3 * T);
+      expect(one.splitGemms).toBe(0);
+      a.forEach((v, i) => bitwise(v, b[i], `${make().constructor.name} tensor ${i}`));
+    }
+    two.close();
+    expect(two.info().threads).toBe(1);
+  });
+
+  it('setThreads checks its argument; a build without shared memory stays on one thread and says why', () => {
+    const plain = createWasmBackend(plainBytes);
+    expect(() => plain.setThreads(0)).toThrow('wasm.setThreads: n must be a positive integer, received 0');
+    expect(() => plain.setThreads(1.5)).toThrow('received 1.5');
+    plain.setThreads(4);
+    expect(plain.info()).toMatchObject({ threads: 1, detail: expect.stringMatching(/one thread: a build without shared memory/) });
+  });
+
+  it('without SharedArrayBuffer the loader picks a single-threaded build and training works', () => {
+    const script = `
+      delete globalThis.SharedArrayBuffer;
+      const { loadWasmBackend } = await import('./dist/backends/wasm.js');
+      const { createWasmBackend, wasmThreadsUnavailable, setBackend, LSTM, Tensor, mseLoss } = await import('./dist/wasm-entry.js');
+      const { readFileSync } = await import('node:fs');
+      const b = loadWasmBackend();
+      setBackend(b);
+      const m = new LSTM({ inputSize: 3, hiddenSize: 4 });
+      const { output } = m.forward(new Tensor(new Float32Array(2 * 2 * 3).fill(0.5), [2, 2, 3]));
+      mseLoss(output, Tensor.zeros(output.shape)).backward();
+      let threaded = '';
+      try { createWasmBackend(readFileSync('./dist/rnnkit-threads.wasm')); } catch (e) { threaded = e.message; }
+      console.log(JSON.stringify({ info: b.info(), why: wasmThreadsUnavailable(), grad: m.parameters()[0].grad.some((v) => v !== 0), threaded }));
+    `;
+    const out = execFileSync(process.execPath, ['--input-type=module', '-e', script], { cwd: new URL('..', import.meta.url), encoding: 'utf8' });
+    const r = JSON.parse(out);
+    expect(r.info.threads).toBe(1);
+    expect(r.info.detail).not.toMatch(/threaded/);
+    expect(r.why).toMatch(/SharedArrayBuffer is not available/);
+    expect(r.grad).toBe(true);
+    expect(r.threaded).toMatch(/the threaded rnnkit build \(rnnkit-threads.wasm\) cannot run here: SharedArrayBuffer is not available/);
+  });
+});
