@@ -89,13 +89,20 @@ void cache_give(void* p, size_t bytes) {
 
 size_t packed_b_size(const IsaKernels& k, int K, int N) { return (size_t)k.packed_b_floats(K, N); }
 
-void pack_b_all(const IsaKernels& k, const float* B, int64_t ldb, bool transB, int K, int N, float* out) {
-  const int np = (N + k.NR - 1) / k.NR;
+// Packs the panels (width columns each) of op(B) [K, N] with pack, split over the threads when large.
+using PackPanels = void (*)(const float* B, int64_t ldb, int transB, int K, int N, float* out, int p0, int p1);
+static void pack_all_panels(PackPanels pack, int width, const float* B, int64_t ldb, bool transB, int K, int N,
+                            float* out) {
+  const int np = (N + width - 1) / width;
   const int nt = (int64_t)K * N < 32768 ? 1 : std::min(pool_threads(), np);
   parallel_for(nt, [&](int t) {
     const int p0 = (int)((int64_t)np * t / nt), p1 = (int)((int64_t)np * (t + 1) / nt);
-    if (p1 > p0) k.pack_b(B, ldb, transB ? 1 : 0, K, N, out, p0, p1);
+    if (p1 > p0) pack(B, ldb, transB ? 1 : 0, K, N, out, p0, p1);
   });
+}
+
+void pack_b_all(const IsaKernels& k, const float* B, int64_t ldb, bool transB, int K, int N, float* out) {
+  pack_all_panels(k.pack_b, k.NR, B, ldb, transB, K, N, out);
 }
 
 // Per-thread packing buffers: a thread runs one GEMM task at a time, so its own buffer is never
@@ -132,12 +139,7 @@ void gemm_packed(const IsaKernels& k, int M, int N, int K, float alpha, const fl
 size_t gemv_packed_size(const IsaKernels& k, int K, int N) { return (size_t)k.gemv_packed_floats(K, N); }
 
 void pack_gemv_all(const IsaKernels& k, const float* B, int64_t ldb, bool transB, int K, int N, float* out) {
-  const int np = (N + k.GV - 1) / k.GV;
-  const int nt = (int64_t)K * N < 32768 ? 1 : std::min(pool_threads(), np);
-  parallel_for(nt, [&](int t) {
-    const int p0 = (int)((int64_t)np * t / nt), p1 = (int)((int64_t)np * (t + 1) / nt);
-    if (p1 > p0) k.pack_gemv(B, ldb, transB ? 1 : 0, K, N, out, p0, p1);
-  });
+  pack_all_panels(k.pack_gemv, k.GV, B, ldb, transB, K, N, out);
 }
 
 void gemv_packed(const IsaKernels& k, int M, int N, int K, float alpha, const float* A, int64_t lda, bool transA,
