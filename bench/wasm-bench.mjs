@@ -3,7 +3,7 @@
 // backend, in Node and, with --browser chromium, in headless Chromium; prints times and ratios.
 //
 //   npm run build && node bench/wasm-bench.mjs [--workloads lstm-m,gru-m] [--iters 10] [--peer-iters 5]
-//     [--threads N] [--build auto|plain|relaxed|threads] [--native] [--no-tfjs] [--no-ort] [--copies]
+//     [--threads 1,2] [--build auto|plain|relaxed|threads] [--native] [--no-tfjs] [--no-ort] [--copies]
 //     [--node-flags "--experimental-wasm-relaxed-simd"] [--browser chromium]
 //
 // Where the wasm backend runs (one column each, the same workload one after the other):
@@ -58,8 +58,9 @@ async function main() {
   const NO_ORT = argv.includes('--no-ort');
   const WITH_NATIVE = argv.includes('--native'); // rnnkit-native with 1 thread, for the wasm / native ratio
   const COPIES = argv.includes('--copies'); // A/B: resident weights vs a copy of every weight per call
-  const THREADS = Number(opt('threads', 1)); // more than 1: the threaded build
-  if (!Number.isInteger(THREADS) || THREADS < 1) fail(`--threads: expected a positive integer, received '${opt('threads')}'`);
+  // threads of the wasm backend, one column per count (more than 1: the threaded build)
+  const THREADS = String(opt('threads', '1')).split(',').map(Number);
+  if (!THREADS.every((n) => Number.isInteger(n) && n >= 1)) fail(`--threads: expected positive integers separated by commas, received '${opt('threads')}'`);
   const BUILD = opt('build', 'auto');
   const NODE_FLAGS = opt('node-flags', null);
   const BROWSER = opt('browser', null);
@@ -72,20 +73,27 @@ async function main() {
   }
 
   // ---- where the wasm backend runs
-  const engines = [inProcess()];
-  if (NODE_FLAGS) engines.push(nodeChild(NODE_FLAGS.split(/\s+/).filter(Boolean)));
-  if (BROWSER) engines.push(await chromiumEngine());
-  const init = { type: 'init', build: BUILD, threads: THREADS, ort: !NO_ORT };
+  // (one per thread count; onnxruntime-web in the first of each place)
+  const engines = THREADS.map((n, i) => ({ ...inProcess(), threads: n, ort: i === 0 }));
+  if (NODE_FLAGS) {
+    const flags = NODE_FLAGS.split(/\s+/).filter(Boolean);
+    console.log(`node-flags: a second Node process with ${flags.join(' ')}`);
+    for (const n of THREADS) engines.push({ ...nodeChild(flags), threads: n, ort: false });
+  }
+  if (BROWSER) {
+    const browser = await chromiumBrowser();
+    for (const [i, n] of THREADS.entries()) engines.push({ ...await browser.page(), threads: n, ort: i === 0 });
+  }
   for (const e of engines) {
-    e.info = await e.call({ ...init, ort: init.ort && e.ort !== false });
+    e.info = await e.call({ type: 'init', build: BUILD, threads: e.threads, ort: !NO_ORT && e.ort });
     e.label = `${e.name} ${e.info.build} ${e.info.threads}t`;
     console.log(`${e.name}: rnnkit wasm ${e.info.build} build (${e.info.isa}), ${e.info.threads} thread(s)` +
       `${e.info.threadsWhyNot ? ` (threads unavailable: ${e.info.threadsWhyNot})` : ''}; ${e.info.detail}`);
   }
   let copying = null;
   if (COPIES) {
-    const [, bytes] = chooseBuild(distBytes(), BUILD, THREADS, api.wasmThreadsUnavailable());
-    copying = await api.createWasmBackendAsync(bytes, { threads: THREADS, residentWeights: false });
+    const [, bytes] = chooseBuild(distBytes(), BUILD, THREADS[0], api.wasmThreadsUnavailable());
+    copying = await api.createWasmBackendAsync(bytes, { threads: THREADS[0], residentWeights: false });
   }
   const tf = NO_TFJS ? null : await loadTf();
   let native = null;
@@ -144,7 +152,8 @@ async function main() {
   const f = (v, d) => (v === undefined || v === null ? '-' : v.toFixed(d));
   const r2 = (a, b) => (a && b ? (a / b).toFixed(2) : '-');
   const head = ['workload', ...(native ? ['native 1t ms'] : [])];
-  for (const e of engines) head.push(`wasm ${e.label} ms`, ...(native ? [`${e.name} / native`] : []));
+  const base = engines.map((e) => engines.findIndex((x) => x.name === e.name)); // the first column of the same place
+  engines.forEach((e, i) => head.push(`wasm ${e.label} ms`, ...(native ? [`${e.name} / native`] : []), ...(base[i] !== i ? [`${e.info.threads}t speed-up`] : [])));
   head.push('GFLOP/s (node)');
   engines.forEach((e) => { if (e.info.ort) head.push(`ort-web ${e.name} ms`, `rnnkit / ort (${e.name})`); });
   if (engines.length > 1) head.push('step by step us/step (per column)');
@@ -153,7 +162,7 @@ async function main() {
   console.log(`\n| ${head.join(' | ')} |\n|${head.map(() => '---').join('|')}|`);
   for (const r of rows) {
     const cells = [r.id, ...(native ? [f(r.native, 2)] : [])];
-    r.engines.forEach((x) => cells.push(f(x.ms, 2), ...(native ? [r2(x.ms, r.native)] : [])));
+    r.engines.forEach((x, i) => cells.push(f(x.ms, 2), ...(native ? [r2(x.ms, r.native)] : []), ...(base[i] !== i ? [`${r2(r.engines[base[i]].ms, x.ms)}x`] : [])));
     cells.push(f(r.engines[0].gflops, 1));
     engines.forEach((e, i) => { if (e.info.ort) cells.push(f(r.engines[i].ort, 2), r.engines[i].ort ? (r.engines[i].ms / r.engines[i].ort).toFixed(3) : '-'); });
     if (engines.length > 1) cells.push(r.engines.some((x) => x.usPerStep) ? r.engines.map((x) => f(x.usPerStep, 1)).join(' / ') : '-');
@@ -174,11 +183,11 @@ async function main() {
 
   function nodeChild(flags) {
     const child = fork(fileURLToPath(import.meta.url), ['--serve'], { execArgv: flags, stdio: ['ignore', 'inherit', 'inherit', 'ipc'] });
-    console.log(`node-flags: a second Node process with ${flags.join(' ')}`);
-    return { name: 'node-flags', ort: false, ...messenger((m) => child.send(m), (on) => child.on('message', on), () => child.kill()) };
+    return { name: 'node-flags', ...messenger((m) => child.send(m), (on) => child.on('message', on), () => child.kill()) };
   }
 
-  async function chromiumEngine() {
+  /** Headless Chromium serving this repository; page() opens one more bench page (its own worker and backend). */
+  async function chromiumBrowser() {
     const executablePath = process.env.RNNKIT_CHROMIUM ?? '/usr/bin/chromium';
     if (!existsSync(executablePath)) fail(`--browser chromium: no Chromium at ${executablePath} (apt-get install -y chromium, or set RNNKIT_CHROMIUM)`);
     const { chromium } = await import('playwright-core');
@@ -187,18 +196,27 @@ async function main() {
       executablePath,
       args: ['--headless', '--no-sandbox', '--disable-gpu', '--disable-background-networking', '--disable-component-update', '--no-first-run'],
     });
-    const page = await browser.newPage();
-    page.on('pageerror', (e) => console.error(`chromium page error: ${e}`));
-    page.on('console', (m) => { if (m.type() === 'error') console.error(`chromium: ${m.text()}`); });
-    await page.goto(`http://127.0.0.1:${server.address().port}/__wasm-bench__.html`);
-    await page.evaluate(() => window.benchReady);
-    if (!(await page.evaluate(() => crossOriginIsolated))) fail('the bench page is not cross-origin isolated');
+    let open = 0;
     return {
-      name: 'chromium',
-      call: (msg) => page.evaluate((m) => window.bench(m), msg),
-      close: async () => {
-        await browser.close();
-        server.close();
+      page: async () => {
+        const page = await browser.newPage();
+        open++;
+        page.on('pageerror', (e) => console.error(`chromium page error: ${e}`));
+        page.on('console', (m) => { if (m.type() === 'error') console.error(`chromium: ${m.text()}`); });
+        await page.goto(`http://127.0.0.1:${server.address().port}/__wasm-bench__.html`);
+        await page.evaluate(() => window.benchReady);
+        if (!(await page.evaluate(() => crossOriginIsolated))) fail('the bench page is not cross-origin isolated');
+        return {
+          name: 'chromium',
+          call: (msg) => page.evaluate((m) => window.bench(m), msg),
+          close: async () => {
+            await page.close();
+            if (--open === 0) {
+              await browser.close();
+              server.close();
+            }
+          },
+        };
       },
     };
   }
