@@ -3,7 +3,7 @@
 // backend, in Node and, with --browser chromium, in headless Chromium; prints times and ratios.
 //
 //   npm run build && node bench/wasm-bench.mjs [--workloads lstm-m,gru-m] [--iters 10] [--peer-iters 5]
-//     [--threads 1,2] [--build auto|plain|relaxed|threads] [--native] [--no-tfjs] [--no-ort] [--copies]
+//     [--threads 1,2] [--build auto|plain|relaxed|threads|threads-relaxed] [--native] [--no-tfjs] [--no-ort] [--copies]
 //     [--node-flags "--experimental-wasm-relaxed-simd"] [--browser chromium]
 //
 // Where the wasm backend runs (one column each, the same workload one after the other):
@@ -14,9 +14,9 @@
 //                        (COOP/COEP, so the threaded build can start workers) in headless
 //                        Chromium (playwright-core; RNNKIT_CHROMIUM or /usr/bin/chromium), served
 //                        from this repository on 127.0.0.1 (bench/wasm-bench-worker.mjs).
-// The wasm build (--build, default auto): the threaded build rnnkit-threads.wasm for --threads
-// above 1 (where the runtime can start workers), else the relaxed-SIMD build where the runtime
-// validates it (fused multiply-add), else the plain SIMD build; each column says which ran.
+// The wasm build (--build, default auto): the threaded build for --threads above 1 (where the
+// runtime can start workers), else the single-thread one; of either, the relaxed-SIMD variant
+// (fused multiply-add) where the runtime validates it; each column says which ran.
 //
 // The steps (bench/wasm-steps.mjs): rnnkit seqForward(training) + seqBackward with dy = G (a fixed
 // random tensor) and every gradient = one train step; "infer" = seqForward(training = false);
@@ -36,7 +36,7 @@ import { extname, join, normalize, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import * as api from '../dist/wasm-entry.js';
 import { flops, selectWorkloads } from './workloads.mjs';
-import { benchServer, chooseBuild, rand, randn, time, timeAB, workloadStep } from './wasm-steps.mjs';
+import { BUILDS, benchServer, chooseBuild, rand, randn, time, timeAB, workloadStep } from './wasm-steps.mjs';
 
 const ROOT = resolve(fileURLToPath(new URL('..', import.meta.url)));
 const argv = process.argv.slice(2);
@@ -44,7 +44,7 @@ const opt = (name, dflt) => {
   const i = argv.indexOf(`--${name}`);
   return i >= 0 ? argv[i + 1] : dflt;
 };
-const distBytes = () => Object.fromEntries(['plain', 'relaxed', 'threads'].map((b) => [b, readFileSync(join(ROOT, 'dist', b === 'plain' ? 'rnnkit.wasm' : `rnnkit-${b}.wasm`))]));
+const distBytes = () => Object.fromEntries(Object.entries(BUILDS).map(([name, file]) => [name, readFileSync(join(ROOT, 'dist', file))]));
 async function loadOrt() {
   const ort = await import('onnxruntime-web');
   ort.env.wasm.numThreads = 1;

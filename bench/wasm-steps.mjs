@@ -221,17 +221,20 @@ export async function ortStep(ort, w) {
 /** Whether onnxruntime-web runs a workload here: inference of one layer, one direction. */
 export const ortRuns = (w) => w.mode !== 'train' && w.layers === 1 && !w.bidir;
 
+/** The wasm builds by name, as files of dist/. */
+export const BUILDS = { plain: 'rnnkit.wasm', relaxed: 'rnnkit-relaxed.wasm', threads: 'rnnkit-threads.wasm', 'threads-relaxed': 'rnnkit-threads-relaxed.wasm' };
+
 /**
  * Which wasm build to run: `build` 'auto' takes the threaded build for more than one thread
- * (where this runtime can run it), else the relaxed-SIMD build where it validates, else the
- * plain one; 'plain' | 'relaxed' | 'threads' force one. Returns [name, bytes].
+ * (where this runtime can run it), else the single-thread one; of either, the relaxed-SIMD
+ * variant where the runtime validates it. A name of BUILDS forces that build. Returns [name, bytes].
  */
 export function chooseBuild(bytes, build, threads, threadsWhyNot) {
   if (build === 'auto') {
-    if (threads > 1 && !threadsWhyNot) return ['threads', bytes.threads];
-    return WebAssembly.validate(bytes.relaxed) ? ['relaxed', bytes.relaxed] : ['plain', bytes.plain];
+    const [plain, relaxed] = threads > 1 && !threadsWhyNot ? ['threads', 'threads-relaxed'] : ['plain', 'relaxed'];
+    return WebAssembly.validate(bytes[relaxed]) ? [relaxed, bytes[relaxed]] : [plain, bytes[plain]];
   }
-  if (!bytes[build]) throw new Error(`unknown wasm build '${build}' (expected auto, plain, relaxed or threads)`);
+  if (!bytes[build]) throw new Error(`unknown wasm build '${build}' (expected auto, ${Object.keys(BUILDS).join(', ')})`);
   if (!WebAssembly.validate(bytes[build])) throw new Error(`the ${build} build does not validate in this runtime`);
   return [build, bytes[build]];
 }
@@ -239,7 +242,7 @@ export function chooseBuild(bytes, build, threads, threadsWhyNot) {
 /**
  * The measuring end of the bench, the same wherever it runs: `init` builds the wasm backend (and
  * loads onnxruntime-web), `run` times one workload and answers plain numbers.
- *   api: rnnkit/wasm (createWasmBackendAsync, wasmThreadsUnavailable); bytes: { plain, relaxed, threads };
+ *   api: rnnkit/wasm (createWasmBackendAsync, wasmThreadsUnavailable); bytes: the builds by name (BUILDS);
  *   loadOrt: () => onnxruntime-web with one thread, or null.
  */
 export function benchServer(api, bytes, loadOrt) {
