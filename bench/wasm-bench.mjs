@@ -27,8 +27,10 @@
 // ONNX model of the same layer (bench/onnx-lstm.mjs). TensorFlow.js (Node, wasm backend, one
 // thread): tf.layers.lstm/gru/simpleRNN (recurrentActivation 'sigmoid' like PyTorch; GRU: tfjs
 // only has reset-before, same cost), loss = sum(y * G), tf.variableGrads over the weights and x.
-// Timing: 3 warm-up iterations, then the median of --iters (min and max shown); TensorFlow.js
-// uses --peer-iters (default 5, warm-up 1) because one of its steps can take tens of seconds.
+// Timing: native and every wasm column take turns, one step each per round (3 warm-up rounds, then
+// --iters rounds), so a machine that slows down for a while slows every column alike; median (min
+// and max shown). TensorFlow.js runs after them, --peer-iters times (default 5, warm-up 1),
+// because one of its steps can take tens of seconds.
 import { fork } from 'node:child_process';
 import { existsSync, readFileSync, statSync } from 'node:fs';
 import { createServer } from 'node:http';
@@ -114,13 +116,37 @@ async function main() {
     for (const w of WORKLOADS) {
       const row = { id: w.id, engines: [] };
       const parts = [w.id.padEnd(13)];
+      // every timed step of this workload, taking turns (warm-up rounds, then ITERS rounds): a
+      // machine that slows down for a while slows every column alike
+      const timed = [];
       if (native) {
-        const n = time(workloadStep(native, w), 3, ITERS);
+        const fn = workloadStep(native, w);
+        timed.push({ what: 'native', once: async () => { const t0 = performance.now(); fn(); return performance.now() - t0; }, ts: [] });
+      }
+      for (const [i, e] of engines.entries()) {
+        for (const step of await e.call({ type: 'prepare', workload: w })) timed.push({ what: step, engine: i, once: () => e.call({ type: 'time', step }), ts: [] });
+      }
+      for (let round = 0; round < 3 + ITERS; round++) {
+        for (const t of timed) {
+          const ms = await t.once();
+          if (round >= 3) t.ts.push(ms);
+        }
+      }
+      const stat = (ts) => {
+        ts.sort((x, y) => x - y);
+        return { median: ts[Math.floor(ts.length / 2)], min: ts[0], max: ts[ts.length - 1] };
+      };
+      const get = (what, engine) => {
+        const t = timed.find((x) => x.what === what && x.engine === engine);
+        return t && stat(t.ts);
+      };
+      const n = get('native', undefined);
+      if (n) {
         row.native = n.median;
         parts.push(`native-1t ${fmt(n)}`);
       }
-      for (const e of engines) {
-        const r = await e.call({ type: 'run', workload: w, iters: ITERS });
+      for (const [i, e] of engines.entries()) {
+        const r = { rnnkit: get('rnnkit', i), stream: get('stream', i), ort: get('ort', i) };
         const gf = flops(w) / (r.rnnkit.median * 1e6);
         let s = `${e.label} ${fmt(r.rnnkit)} ${gf.toFixed(1)} GFLOP/s`;
         if (w.cell === 'charlm') s += ` = ${Math.round((w.seq * w.batch) / (r.rnnkit.median / 1000))} tokens/s`;

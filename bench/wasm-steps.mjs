@@ -241,7 +241,7 @@ export function chooseBuild(bytes, build, threads, threadsWhyNot) {
 
 /**
  * The measuring end of the bench, the same wherever it runs: `init` builds the wasm backend (and
- * loads onnxruntime-web), `run` times one workload and answers plain numbers.
+ * loads onnxruntime-web), `prepare` builds a workload's steps, `time` times one call of one of them.
  *   api: rnnkit/wasm (createWasmBackendAsync, wasmThreadsUnavailable); bytes: the builds by name (BUILDS);
  *   loadOrt: () => onnxruntime-web with one thread, or null.
  */
@@ -249,6 +249,7 @@ export function benchServer(api, bytes, loadOrt) {
   let backend = null;
   let ort = null;
   let build = '';
+  let steps = {};
   return async (msg) => {
     if (msg.type === 'init') {
       const why = api.wasmThreadsUnavailable();
@@ -260,12 +261,19 @@ export function benchServer(api, bytes, loadOrt) {
       const info = backend.info();
       return { build, isa: info.isa, threads: info.threads, detail: info.detail, threadsWhyNot: why, ort: !!ort };
     }
-    if (msg.type === 'run') {
+    if (msg.type === 'prepare') {
+      // the steps of one workload: rnnkit's, step by step (lstm-stream), onnxruntime-web's; answers their names
       const w = msg.workload;
-      const r = { rnnkit: time(workloadStep(backend, w), 3, msg.iters), splitGemms: backend.splitGemms };
-      if (w.id === 'lstm-stream') r.stream = time(rnnkitStreamSteps(backend, w), 3, msg.iters);
-      if (ort && ortRuns(w)) r.ort = await timeAsync(await ortStep(ort, w), 3, msg.iters);
-      return r;
+      steps = { rnnkit: workloadStep(backend, w) };
+      if (w.id === 'lstm-stream') steps.stream = rnnkitStreamSteps(backend, w);
+      if (ort && ortRuns(w)) steps.ort = await ortStep(ort, w);
+      return Object.keys(steps);
+    }
+    if (msg.type === 'time') {
+      // one timed call of a prepared step (ms): the bench takes turns between the places
+      const t0 = performance.now();
+      await steps[msg.step]();
+      return performance.now() - t0;
     }
     throw new Error(`unknown bench message ${msg.type}`);
   };
