@@ -87,7 +87,11 @@ async function main() {
     for (const [i, n] of THREADS.entries()) engines.push({ ...await browser.page(), threads: n, ort: i === 0 });
   }
   for (const e of engines) {
-    e.info = await e.call({ type: 'init', build: BUILD, threads: e.threads, ort: !NO_ORT && e.ort });
+    try {
+      e.info = await e.call({ type: 'init', build: BUILD, threads: e.threads, ort: !NO_ORT && e.ort });
+    } catch (err) {
+      fail(`${e.name}, ${e.threads} thread(s): ${String(err.message).split('\n')[0]}`);
+    }
     e.label = `${e.name} ${e.info.build} ${e.info.threads}t`;
     console.log(`${e.name}: rnnkit wasm ${e.info.build} build (${e.info.isa}), ${e.info.threads} thread(s)` +
       `${e.info.threadsWhyNot ? ` (threads unavailable: ${e.info.threadsWhyNot})` : ''}; ${e.info.detail}`);
@@ -372,6 +376,7 @@ function tfStep(tf, w) {
 // ---- a second Node process (--node-flags): answers the parent's messages, nothing else
 if (argv.includes('--serve')) {
   const serve = benchServer(api, distBytes(), loadOrt);
+  process.on('disconnect', () => process.exit(0));
   process.on('message', async ({ id, msg }) => {
     try {
       process.send({ id, result: await serve(msg) });
