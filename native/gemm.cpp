@@ -220,9 +220,20 @@ void gemm(const IsaKernels& k, bool transA, bool transB, int M, int N, int K, fl
     gemv_packed(k, M, N, K, alpha, A, lda, transA, pv, beta, C, ldc);
     return;
   }
-  float* pb = tl_packB.ensure(packed_b_size(k, K, N));
-  pack_b_all(k, B, ldb, transB, K, N, pb);
-  gemm_packed(k, M, N, K, alpha, A, lda, transA, pb, beta, C, ldc);
+  // Few rows (op(A) at most kChunkFloats): packing all of op(B) first would write it out to memory
+  // and read it back for little arithmetic per element, so op(B) is packed and used in column
+  // chunks of about kChunkFloats that stay in cache. Each element of C gets the same sums either
+  // way (the chunks are whole panels, the k blocks the same).
+  constexpr int64_t kChunkFloats = (int64_t)1 << 18;  // 1 MiB
+  int nc = N;
+  if ((int64_t)M * K <= kChunkFloats && (int64_t)K * N > 2 * kChunkFloats)
+    nc = (int)std::max<int64_t>(8 * k.NR, kChunkFloats / K / k.NR * k.NR);
+  float* pb = tl_packB.ensure(packed_b_size(k, K, nc));
+  for (int n0 = 0; n0 < N; n0 += nc) {
+    const int n = std::min(nc, N - n0);
+    pack_b_all(k, transB ? B + (int64_t)n0 * ldb : B + n0, ldb, transB, K, n, pb);
+    gemm_packed(k, M, n, K, alpha, A, lda, transA, pb, beta, C + n0, ldc);
+  }
 }
 
 // bf16 nearest to x, ties to even (VCVTNE2PS2BF16 on normal numbers; NaN stays NaN), as a float
