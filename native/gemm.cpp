@@ -126,7 +126,7 @@ void gemm_packed(const IsaKernels& k, int M, int N, int K, float alpha, const fl
   parallel_for(nt, [&](int t) {
     const int u0 = (int)((int64_t)units * t / nt), u1 = (int)((int64_t)units * (t + 1) / nt);
     if (u1 <= u0) return;
-    float* pa = tl_packA.ensure((size_t)k.MC * k.KC);
+    float* pa = tl_packA.ensure((size_t)k.MC * k.KC + 64);  // + slack for pack_a's vector copies
     if (splitN) {
       k.gemm_compute(M, N, K, alpha, A, lda, transA ? 1 : 0, packedB, beta, C, ldc, 0, M, u0, u1, pa);
     } else {
