@@ -224,10 +224,10 @@ void gemm(const IsaKernels& k, bool transA, bool transB, int M, int N, int K, fl
   // and read it back for little arithmetic per element, so op(B) is packed and used in column
   // chunks of about kChunkFloats that stay in cache. Each element of C gets the same sums either
   // way (the chunks are whole panels, the k blocks the same).
-  constexpr int64_t kChunkFloats = (int64_t)1 << 18;  // 1 MiB
+  constexpr int64_t kChunkFloats = (int64_t)1 << 16;  // 256 KiB
   int nc = N;
   if ((int64_t)M * K <= kChunkFloats && (int64_t)K * N > 2 * kChunkFloats)
-    nc = (int)std::max<int64_t>(8 * k.NR, kChunkFloats / K / k.NR * k.NR);
+    nc = (int)std::max<int64_t>(64 / k.NR * k.NR, kChunkFloats / K / k.NR * k.NR);
   float* pb = tl_packB.ensure(packed_b_size(k, K, nc));
   for (int n0 = 0; n0 < N; n0 += nc) {
     const int n = std::min(nc, N - n0);
