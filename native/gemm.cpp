@@ -126,7 +126,7 @@ void gemm_packed(const IsaKernels& k, int M, int N, int K, float alpha, const fl
   parallel_for(nt, [&](int t) {
     const int u0 = (int)((int64_t)units * t / nt), u1 = (int)((int64_t)units * (t + 1) / nt);
     if (u1 <= u0) return;
-    float* pa = tl_packA.ensure((size_t)k.MC * k.KC);
+    float* pa = tl_packA.ensure((size_t)k.MC * k.KC + 64);  // + slack for pack_a's vector copies
     if (splitN) {
       k.gemm_compute(M, N, K, alpha, A, lda, transA ? 1 : 0, packedB, beta, C, ldc, 0, M, u0, u1, pa);
     } else {
@@ -220,9 +220,20 @@ void gemm(const IsaKernels& k, bool transA, bool transB, int M, int N, int K, fl
     gemv_packed(k, M, N, K, alpha, A, lda, transA, pv, beta, C, ldc);
     return;
   }
-  float* pb = tl_packB.ensure(packed_b_size(k, K, N));
-  pack_b_all(k, B, ldb, transB, K, N, pb);
-  gemm_packed(k, M, N, K, alpha, A, lda, transA, pb, beta, C, ldc);
+  // Few rows (op(A) at most kChunkFloats): packing all of op(B) first would write it out to memory
+  // and read it back for little arithmetic per element, so op(B) is packed and used in column
+  // chunks of about kChunkFloats that stay in cache. Each element of C gets the same sums either
+  // way (the chunks are whole panels, the k blocks the same).
+  constexpr int64_t kChunkFloats = (int64_t)1 << 16;  // 256 KiB
+  int nc = N;
+  if ((int64_t)M * K <= kChunkFloats && (int64_t)K * N > 2 * kChunkFloats)
+    nc = (int)std::max<int64_t>(64 / k.NR * k.NR, kChunkFloats / K / k.NR * k.NR);
+  float* pb = tl_packB.ensure(packed_b_size(k, K, nc));
+  for (int n0 = 0; n0 < N; n0 += nc) {
+    const int n = std::min(nc, N - n0);
+    pack_b_all(k, transB ? B + (int64_t)n0 * ldb : B + n0, ldb, transB, K, n, pb);
+    gemm_packed(k, M, n, K, alpha, A, lda, transA, pb, beta, C + n0, ldc);
+  }
 }
 
 // bf16 nearest to x, ties to even (VCVTNE2PS2BF16 on normal numbers; NaN stays NaN), as a float

@@ -99,7 +99,7 @@ struct IsaKernels {
   // Npad = ceil(N / NR) * NR, zero-padded. Packs panels [p0, p1).
   void (*pack_b)(const float* B, int64_t ldb, int transB, int K, int N, float* out, int p0, int p1);
   // C[m0:m1, panels p0:p1] = alpha * op(A) @ packedB + beta * C, op(A) is [M, K].
-  // packA: scratch of MC * KC floats, 64-byte aligned.
+  // packA: scratch of MC * KC + 64 floats, 64-byte aligned.
   void (*gemm_compute)(int M, int N, int K, float alpha, const float* A, int64_t lda, int transA,
                        const float* packedB, float beta, float* C, int64_t ldc, int m0, int m1,
                        int p0, int p1, float* packA);

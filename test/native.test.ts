@@ -72,6 +72,27 @@ describe.each(ISAS)('native %s kernels vs reference', (isa) => {
     }
   });
 
+  it('gemm with few rows over a large op(B) (packed in column chunks): the rows of a taller product, bitwise', () => {
+    // 12 rows x K 300 over N 2000 columns packs op(B) chunk by chunk; 900 rows (a larger op(A))
+    // pack it whole: the first 12 rows (whole register tiles) must agree bit for bit
+    const r = rng(14);
+    const [M, Mbig, N, K] = [12, 900, 2000, 300];
+    for (const tA of [false, true]) {
+      for (const tB of [false, true]) {
+        const Abig = randArray(r, Mbig * K), B = randArray(r, K * N);
+        // op(A) of the 12-row product: the first 12 rows of the tall one
+        const A = tA ? Float32Array.from({ length: K * M }, (_, i) => Abig[Math.floor(i / M) * Mbig + (i % M)]) : Abig.slice(0, M * K);
+        const ldb = tB ? K : N;
+        const C = new Float32Array(M * N), Cbig = new Float32Array(Mbig * N), want = new Float32Array(M * N);
+        native.gemm(tA, tB, M, N, K, 0.75, A, tA ? M : K, B, ldb, 0, C, N);
+        native.gemm(tA, tB, Mbig, N, K, 0.75, Abig, tA ? Mbig : K, B, ldb, 0, Cbig, N);
+        expect(Buffer.from(C.buffer).equals(Buffer.from(Cbig.buffer, 0, M * N * 4)), `tA=${tA} tB=${tB}`).toBe(true);
+        addon.gemmNaive(tA, tB, M, N, K, 0.75, A, tA ? M : K, B, ldb, 0, want, N);
+        expectClose(`gemm ${M}x${N}x${K} tA=${tA} tB=${tB}`, C, want, 1e-5);
+      }
+    }
+  });
+
   it('gemm with 1..4 rows (the GEMV path up to info().gemvRows): odd sizes, transposes, alpha/beta', () => {
     // 32 vector registers (avx512, neon) hold 4 rows of GEMV accumulators, 16 (avx2, sse2) 2
     expect(addon.info().gemvRows).toBe(isa === 'avx512' || isa === 'neon' ? 4 : 2);
