@@ -8,7 +8,8 @@
 // builds in turn on the same workload and thread count (A, B, then B, A in the next round, ...)
 // so both see the same machine load, and prints per workload and thread count the median ms of
 // each build, the ratio B/A of the medians, and the lowest and highest B/A of the single rounds
-// (the spread). A ratio below 1 means B is faster. Every build is driven through its
+// (the spread), and the ratio of the fastest runs (steadier than the medians on a busy machine).
+// A ratio below 1 means B is faster. Every build is driven through its
 // backend.seqForward / seqBackward (kernel-level rows, as bench/run.js times them) or the layer
 // API (charlm), which older builds share.
 import { fork } from 'node:child_process';
@@ -57,8 +58,8 @@ async function parent() {
   const kids = dirs.map((d) => startChild(d));
   console.log(`compare: A = ${resolve(dirs[0])}, B = ${resolve(dirs[1])}; ${rounds} rounds of ${reps} runs each, ` +
     'A and B alternating (first of each round swaps)');
-  console.log('| workload | threads | A ms | B ms | B/A | B/A per round (min-max) |');
-  console.log('|---|---|---|---|---|---|');
+  console.log('| workload | threads | A ms | B ms | B/A | B/A per round (min-max) | B/A fastest runs |');
+  console.log('|---|---|---|---|---|---|---|');
   const median = (a) => {
     const s = [...a].sort((x, y) => x - y), m = s.length >> 1;
     return s.length % 2 ? s[m] : (s[m - 1] + s[m]) / 2;
@@ -78,7 +79,8 @@ async function parent() {
       }
       const a = median(times[0]), b = median(times[1]);
       console.log(`| ${w.id} | ${t} | ${a.toFixed(2)} | ${b.toFixed(2)} | ${(b / a).toFixed(3)} | ` +
-        `${Math.min(...roundRatios).toFixed(3)}-${Math.max(...roundRatios).toFixed(3)} |`);
+        `${Math.min(...roundRatios).toFixed(3)}-${Math.max(...roundRatios).toFixed(3)} | ` +
+        `${(Math.min(...times[1]) / Math.min(...times[0])).toFixed(3)} |`);
     }
   }
   for (const k of kids) k.proc.kill();

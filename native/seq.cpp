@@ -175,11 +175,8 @@ void seq_forward(const IsaKernels& k, const SeqDims& d, const SeqFwdIn& in, SeqC
       rows_parallel(nA, (int64_t)G * 8, [&](int i) { ck.fwd_early(row(i)); });
       gemm_step(k, nA, 1.0f, cells + stepRow(s, 0) * H, H, wHl, 0.0f, Gh + GE, G);
     }
-    rows_parallel(nA, (int64_t)G * 8, [&](int i) { ck.fwd(row(i)); });
-    if (P > 0) {  // h[nA, P] = hRaw[nA, H] @ W_hr^T
-      gemm_step(k, nA, 1.0f, hraw + stepRow(s, 0) * H, H, wHr, 0.0f, hNext, R);
-    }
-    for (int i = 0; i < nA; i++) {
+    // row i's outputs: y at its time step, hN / cN at its last step
+    auto store = [&](int i) {
       const int b = perm[i];
       const int t = timeOf(i, s);
       const float* h = hNext + (int64_t)i * R;
@@ -188,6 +185,16 @@ void seq_forward(const IsaKernels& k, const SeqDims& d, const SeqFwdIn& in, SeqC
         memcpy(in.hN + (int64_t)b * R, h, sizeof(float) * R);
         if (cState && in.cN) memcpy(in.cN + (int64_t)b * H, Cs(s + 1) + (int64_t)i * H, sizeof(float) * H);
       }
+    };
+    if (P > 0) {  // h[nA, P] = hRaw[nA, H] @ W_hr^T, after every row's gates
+      rows_parallel(nA, (int64_t)G * 8, [&](int i) { ck.fwd(row(i)); });
+      gemm_step(k, nA, 1.0f, hraw + stepRow(s, 0) * H, H, wHr, 0.0f, hNext, R);
+      for (int i = 0; i < nA; i++) store(i);
+    } else {  // each row stores its outputs in the same parallel loop
+      rows_parallel(nA, (int64_t)G * 8, [&](int i) {
+        ck.fwd(row(i));
+        store(i);
+      });
     }
   }
 }
@@ -261,9 +268,9 @@ void bptt(const IsaKernels& k, const SeqCtx& ctx, const SeqBwdIn& in, BwdScratch
 
   for (int s = T - 1; s >= 0; s--) {
     const int nA = ctx.active[s];
-    // total gradient at the state of step s: carried + dy
+    // total gradient at the state of step s, row i: carried + dy
     float* dhs = P > 0 ? wsDh + (int64_t)s * B * P : dhTot;
-    for (int i = 0; i < nA; i++) {
+    auto total = [&](int i) {
       const int t = timeOf(i, s);
       const int b = perm[i];
       float* dst = dhs + (int64_t)i * R;
@@ -274,8 +281,11 @@ void bptt(const IsaKernels& k, const SeqCtx& ctx, const SeqBwdIn& in, BwdScratch
       } else {
         memcpy(dst, src, sizeof(float) * R);
       }
+    };
+    if (P > 0) {  // dhRaw = dh @ W_hr after every row's total
+      for (int i = 0; i < nA; i++) total(i);
+      gemm_step(k, nA, 1.0f, dhs, P, wHr, 0.0f, dhRaw, H);
     }
-    if (P > 0) gemm_step(k, nA, 1.0f, dhs, P, wHr, 0.0f, dhRaw, H);  // dhRaw = dh @ W_hr
     float* dGs = dGh + (int64_t)s * B * G;
     // the row kernels' arguments of row i
     auto row = [&](int i) {
@@ -298,7 +308,10 @@ void bptt(const IsaKernels& k, const SeqCtx& ctx, const SeqBwdIn& in, BwdScratch
       r.dhprev = cell.directPath ? dh + (int64_t)i * R : nullptr;
       return r;
     };
-    rows_parallel(nA, (int64_t)G * 8, [&](int i) { ck.bwd(row(i)); });
+    rows_parallel(nA, (int64_t)G * 8, [&](int i) {
+      if (P == 0) total(i);  // each row forms its own total in the same parallel loop
+      ck.bwd(row(i));
+    });
     if (GL > 0) {  // dsave[nA, H] = dG[nA, GE:G] @ W_h{late}, then the early gates' gradients
       gemm_step(k, nA, 1.0f, dGs + GE, G, wHl, 0.0f, dSave, H);
       rows_parallel(nA, (int64_t)G * 8, [&](int i) { ck.bwd_early(row(i)); });
