@@ -2,6 +2,7 @@
 // A/B timing of two builds of rnnkit's native backend on the workloads of bench/workloads.mjs.
 //
 //   node bench/compare.mjs DIR_A DIR_B [--threads 1,2] [--workloads ids] [--rounds 7] [--reps 5]
+//                          [--env-a NAME=VALUE,...] [--env-b NAME=VALUE,...]
 //
 // DIR_A and DIR_B are two checkouts of rnnkit, each built (dist/ from `npm run build`, the addon
 // in build/Release from node-gyp). Each build runs in its own child process; the parent runs the
@@ -11,7 +12,8 @@
 // (the spread), and the ratio of the fastest runs (steadier than the medians on a busy machine).
 // A ratio below 1 means B is faster. Every build is driven through its
 // backend.seqForward / seqBackward (kernel-level rows, as bench/run.js times them) or the layer
-// API (charlm), which older builds share.
+// API (charlm), which older builds share. --env-a / --env-b set environment variables of one
+// build's process (e.g. the same checkout twice with RNNKIT_NATIVE_ISA=avx2 and =sse2).
 import { fork } from 'node:child_process';
 import { existsSync } from 'node:fs';
 import { dirname, join, resolve } from 'node:path';
@@ -55,7 +57,8 @@ async function parent() {
     process.exit(1);
   }
 
-  const kids = dirs.map((d) => startChild(d));
+  const envOf = (list) => Object.fromEntries((list ? list.split(',') : []).map((kv) => kv.split('=')));
+  const kids = dirs.map((d, i) => startChild(d, envOf(opt(i === 0 ? 'env-a' : 'env-b', null))));
   console.log(`compare: A = ${resolve(dirs[0])}, B = ${resolve(dirs[1])}; ${rounds} rounds of ${reps} runs each, ` +
     'A and B alternating (first of each round swaps)');
   console.log('| workload | threads | A ms | B ms | B/A | B/A per round (min-max) | B/A fastest runs |');
@@ -86,8 +89,8 @@ async function parent() {
   for (const k of kids) k.proc.kill();
 }
 
-function startChild(dir) {
-  const proc = fork(SELF, ['--child', dir], { stdio: ['ignore', 'inherit', 'inherit', 'ipc'] });
+function startChild(dir, env) {
+  const proc = fork(SELF, ['--child', dir], { stdio: ['ignore', 'inherit', 'inherit', 'ipc'], env: { ...process.env, ...env } });
   let pending = null;
   proc.on('message', (m) => {
     const p = pending;

@@ -3,9 +3,7 @@
 // compare-and-swap, so a worker that is late (asleep, or descheduled because the machine is
 // busy) simply finds no task left and the caller does the work itself: a parallel call is never
 // slower than the same work on one thread by more than the claiming overhead. The caller waits
-// only for tasks that were actually claimed. An idle worker spins for kSpinWindow (a sequence
-// kernel's steps follow each other within microseconds, and the calls of a layer stack within a
-// fraction of a millisecond) before it sleeps; a sleeping worker costs a wake-up on the next job.
+// only for tasks that were actually claimed.
 #include "pool.h"
 
 #include "platform.h"
@@ -13,7 +11,6 @@
 #include <stdint.h>
 
 #include <atomic>
-#include <chrono>
 #include <condition_variable>
 #include <mutex>
 #include <thread>
@@ -23,7 +20,6 @@ namespace rk {
 namespace {
 
 constexpr int kTaskBits = 20;
-constexpr auto kSpinWindow = std::chrono::microseconds(500);
 constexpr uint64_t kTaskMask = (1u << kTaskBits) - 1;
 
 inline uint32_t task_count(uint64_t s) { return (uint32_t)((s >> kTaskBits) & kTaskMask); }
@@ -60,11 +56,9 @@ struct Pool {
   void worker() {
     for (;;) {
       int spin = 0;
-      auto since = std::chrono::steady_clock::now();
       while (!claimable(state.load(std::memory_order_acquire))) {
         if (stop.load(std::memory_order_relaxed)) return;
-        // the clock is read once every 256 pauses
-        if ((++spin & 255) != 0 || std::chrono::steady_clock::now() - since < kSpinWindow) {
+        if (++spin < 3000) {
           cpu_pause();
         } else {
           std::unique_lock<std::mutex> lk(m);
@@ -72,7 +66,6 @@ struct Pool {
           cv.wait(lk, [&] { return claimable(state.load()) || stop.load(); });
           sleepers.fetch_sub(1);
           spin = 0;
-          since = std::chrono::steady_clock::now();
         }
       }
       while (run_one()) {
