@@ -10,6 +10,7 @@ import { beforeAll, afterAll, describe, expect, it } from 'vitest';
 import type { Backend, CellKind, SeqBackwardArgs, SeqForwardArgs, UnaryOp } from '../src/backends/backend.js';
 import { type NativeBackend, type NativeIsa, loadNativeAddon, loadNativeBackend } from '../src/backends/native.js';
 import { ReferenceBackend } from '../src/backends/reference.js';
+import { LSTM, Rng, Tensor, sum, withBackend } from '../src/index.js';
 import { CELL_KINDS, CELLS, gateCount, hasCellState } from '../src/backends/cells.js';
 import {
   bitwiseEqual, compareSeq, expectClose, randArray, rng, runSeq, seqCases, type SeqCase,
@@ -329,6 +330,30 @@ describe('native threads and async', () => {
     } finally {
       native.setThreads(threads);
     }
+  });
+
+  it('the layers make a paired call for a bidirectional layer only on a backend with pairedCalls, with the same results', () => {
+    const run = (be: Backend) => {
+      const calls: string[] = [];
+      const spy: Backend = Object.assign(Object.create(be) as Backend, {
+        seqForward: (a: SeqForwardArgs) => (calls.push(a.paired ? 'paired' : 'one'), be.seqForward(a)),
+        seqBackward: (a: SeqBackwardArgs) => (calls.push(a.paired ? 'paired' : 'one'), be.seqBackward(a)),
+      });
+      const lstm = new LSTM({ inputSize: 3, hiddenSize: 4, numLayers: 2, bidirectional: true, rng: new Rng(3) });
+      const x = new Tensor(Float32Array.from({ length: 5 * 2 * 3 }, (_, i) => Math.sin(i)), [5, 2, 3]);
+      const out = withBackend(spy, () => {
+        const { output } = lstm.forward(x);
+        sum(output).backward();
+        return [output.data, ...lstm.parameters().map((p) => p.grad!)];
+      });
+      return { calls, out: Buffer.concat(out.map((a) => Buffer.from(a.buffer, a.byteOffset, a.byteLength))) };
+    };
+    const paired = run(native);
+    expect(paired.calls).toEqual(['paired', 'paired', 'paired', 'paired']);
+    const plain = Object.assign(Object.create(native) as Backend, { pairedCalls: undefined });
+    const inTurn = run(plain);
+    expect(inTurn.calls).toEqual(['one', 'one', 'one', 'one', 'one', 'one', 'one', 'one']);
+    expect(inTurn.out.equals(paired.out)).toBe(true);
   });
 
   it('paired calls: bad pairs throw clear errors', () => {

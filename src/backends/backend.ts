@@ -242,6 +242,11 @@ export interface Backend {
     beta: number, C: Float32Array, ldc: number,
   ): void;
 
+  /**
+   * Whether seqForward / seqBackward take a paired call (SeqForwardArgs.paired): the layers pass
+   * a bidirectional layer's two directions as one paired call only to a backend that says so.
+   */
+  readonly pairedCalls?: boolean;
   /** One direction of one recurrent layer over the whole sequence (or two: args.paired); see SeqForwardArgs. */
   seqForward(args: SeqForwardArgs): SeqContext | null;
   /** Backpropagation through time over the whole sequence of a forward call. */

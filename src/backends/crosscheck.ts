@@ -82,6 +82,8 @@ export class CrossCheckBackend implements Backend {
     this.compare('gemm', `M=${M} N=${N} K=${K} transA=${transA} transB=${transB}`, 'C', C, C2);
   }
 
+  readonly pairedCalls = true;
+
   seqForward(args: SeqForwardArgs): SeqContext | null {
     if (args.paired) return seqForwardInTurn(this.name, args, (a) => this.seqForward(a));
     const second: SeqForwardArgs = { ...args, y: args.y.slice(), hN: args.hN.slice(), cN: copy(args.cN) };

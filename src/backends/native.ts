@@ -141,6 +141,7 @@ function isNativeContext(ctx: SeqContext): ctx is NativeSeqContext {
 
 export class NativeBackend implements Backend {
   readonly name = 'native';
+  readonly pairedCalls = true;
 
   constructor(readonly addon: NativeAddon) {}
 

@@ -226,6 +226,7 @@ function seqBackwardReference(d: SeqBackwardArgs): void {
  */
 export class ReferenceBackend implements Backend {
   readonly name = 'reference';
+  readonly pairedCalls = true;
 
   info(): BackendInfo {
     return { isa: 'ts', threads: 1, matmul: 'fp32', detail: 'plain TypeScript reference kernels' };

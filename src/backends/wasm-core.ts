@@ -380,6 +380,7 @@ export interface WasmHeapStats {
  */
 export class WasmBackend implements Backend {
   readonly name = 'wasm';
+  readonly pairedCalls = true;
   readonly kernels: WasmKernels;
   readonly heap: WasmHeap;
   /** The scratch of the current call (freed when the call returns). */

@@ -1,7 +1,7 @@
 // The fused recurrent op: a whole stacked, possibly bidirectional RNN/LSTM/GRU over a whole
-// sequence is ONE autograd op. Its forward calls backend.seqForward once per layer (the two
-// directions of a bidirectional layer as one paired call, which a backend may run at once;
-// forwardAsync: once per layer and direction); its backward calls backend.seqBackward
+// sequence is ONE autograd op. Its forward calls backend.seqForward once per layer and direction
+// (the two directions of a bidirectional layer as one paired call where the backend takes it,
+// Backend.pairedCalls, except in forwardAsync); its backward calls backend.seqBackward
 // (whole-sequence BPTT) the same way.
 import type {
   Backend, CellKind, RecurrentActivation, SeqBackwardArgs, SeqContext, SeqForwardArgs,
@@ -47,7 +47,7 @@ export function recurrentForward(
   weights: DirectionWeights[][], lengths: Int32Array | null,
 ): RecurrentResult {
   const backend = getBackend();
-  const plan = recurrentPlan(backend, cfg, x, h0, c0, weights, lengths, undefined, true);
+  const plan = recurrentPlan(backend, cfg, x, h0, c0, weights, lengths, undefined, backend.pairedCalls === true);
   let step = plan.next();
   while (!step.done) step = plan.next(backend.seqForward(step.value));
   return step.value;
