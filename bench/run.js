@@ -97,7 +97,10 @@ function time(fn) {
   return { median: ts.length % 2 ? ts[mid] : (ts[mid - 1] + ts[mid]) / 2, min: ts[0], max: ts[ts.length - 1] };
 }
 
-/** Kernel-level step: the layers' seqForward (+ seqBackward with dy = G). */
+/**
+ * Kernel-level step: the layers' seqForward (+ seqBackward with dy = G); a bidirectional layer's
+ * two directions as one paired call, as the layer API makes it.
+ */
 function kernelStep(be, w) {
   const { cell, batch: B, seq: T, hidden: H, layers: L } = w;
   const D = w.bidir ? 2 : 1;
@@ -125,23 +128,25 @@ function kernelStep(be, w) {
     for (let l = 0; l < L; l++) {
       const { I, y, dirs } = layers[l];
       const input = l === 0 ? x : layers[l - 1].y;
-      ctxs.push(dirs.map((p, d) => be.seqForward({
+      const call = (p, d) => ({
         cell, T, B, I, H, P: 0, reverse: d === 1, x: input, wIh: p.wIh, wHh: p.wHh, bIh: p.bIh, bHh: p.bHh, wHr: null,
         h0: null, c0: null, lengths: null, y, yStride: D * H, yOffset: d * H, hN: p.hN, cN: p.cN, training: train,
-      })));
+      });
+      ctxs.push(D === 2 ? [be.seqForward({ ...call(dirs[0], 0), paired: call(dirs[1], 1) })] : [be.seqForward(call(dirs[0], 0))]);
     }
     if (!train) return;
     let dy = Gy;
     for (let l = L - 1; l >= 0; l--) {
       const { dirs, dIn } = layers[l];
       dIn.fill(0);
-      dirs.forEach((p, d) => {
+      const grads = (p, d) => {
         for (const g of [p.dWIh, p.dWHh, p.dBIh, p.dBHh]) g.fill(0);
-        be.seqBackward({
-          ctx: ctxs[l][d], dy, dyStride: D * H, dyOffset: d * H, dhN: null, dcN: null, dx: dIn, dh0: null, dc0: null,
+        return {
+          dy, dyStride: D * H, dyOffset: d * H, dhN: null, dcN: null, dx: dIn, dh0: null, dc0: null,
           dWIh: p.dWIh, dWHh: p.dWHh, dBIh: p.dBIh, dBHh: p.dBHh, dWHr: null,
-        });
-      });
+        };
+      };
+      be.seqBackward(D === 2 ? { ...grads(dirs[0], 0), ctx: ctxs[l][0], paired: grads(dirs[1], 1) } : { ...grads(dirs[0], 0), ctx: ctxs[l][0] });
       dy = dIn;
     }
   };

@@ -590,23 +590,133 @@ BwdParsed parseBackward(Napi::Env env, const Napi::Value& ctxv, const Napi::Obje
   return r;
 }
 
+// ---- a pair of calls (args.paired: the other direction of a bidirectional layer)
+// One buffer range a call reads or writes, in floats: rows [0, rows) of `width` floats at
+// p + offset + row * stride.
+struct Span {
+  const float* p;
+  int64_t rows, width, stride, offset;
+  bool written;
+  bool sharedSum;  // dx: both calls add into the same array, one after the other
+};
+
+bool conflict(const Span& a, const Span& b) {
+  if (!a.p || !b.p || (!a.written && !b.written)) return false;
+  const float* a0 = a.p + a.offset;
+  const float* a1 = a.p + a.offset + (a.rows - 1) * a.stride + a.width;
+  const float* b0 = b.p + b.offset;
+  const float* b1 = b.p + b.offset + (b.rows - 1) * b.stride + b.width;
+  if (a1 <= b0 || b1 <= a0) return false;
+  // one array shared out by columns (y of a bidirectional layer): the same rows, disjoint columns
+  if (a.p == b.p && a.stride == b.stride && a.rows == b.rows && a.offset < a.stride && b.offset < b.stride &&
+      (a.offset + a.width <= b.offset || b.offset + b.width <= a.offset))
+    return false;
+  if (a.sharedSum && b.sharedSum && a.p == b.p && a.rows == b.rows && a.width == b.width && a.stride == b.stride &&
+      a.offset == b.offset)
+    return false;
+  return true;
+}
+
+// Whether two calls may run at the same time with the results of running them in turn: neither
+// writes what the other reads or writes (a y shared out by columns and a dx both add to aside).
+bool independent(const std::vector<Span>& s0, const std::vector<Span>& s1) {
+  for (const Span& a : s0)
+    for (const Span& b : s1)
+      if (conflict(a, b)) return false;
+  return true;
+}
+
+std::vector<Span> forwardSpans(const SeqDims& d, const SeqFwdIn& in) {
+  const int64_t T = d.T, B = d.B, I = d.I, H = d.H, P = d.P, R = d.R, G = d.G;
+  auto flat = [](const float* p, int64_t n, bool w) { return Span{p, 1, n, n, 0, w, false}; };
+  return {flat(in.x, T * B * I, false), flat(in.wIh, G * I, false), flat(in.wHh, G * R, false),
+          flat(in.bIh, G, false), flat(in.bHh, G, false), flat(P > 0 ? in.wHr : nullptr, P * H, false),
+          flat(in.h0, B * R, false), flat(in.c0, B * H, false), flat(in.hN, B * R, true), flat(in.cN, B * H, true),
+          Span{in.y, T * B, R, in.yStride, in.yOffset, true, false},
+          Span{reinterpret_cast<const float*>(in.lengths), 1, in.lengths ? B : 0, B, 0, false, false}};
+}
+
+std::vector<Span> backwardSpans(const SeqDims& d, const SeqBwdIn& in) {
+  const int64_t T = d.T, B = d.B, I = d.I, H = d.H, P = d.P, R = d.R, G = d.G;
+  auto flat = [](const float* p, int64_t n, bool w) { return Span{p, 1, n, n, 0, w, false}; };
+  return {flat(in.x, T * B * I, false), flat(in.wIh, G * I, false), flat(in.wHh, G * R, false),
+          flat(P > 0 ? in.wHr : nullptr, P * H, false), Span{in.dy, T * B, R, in.dyStride, in.dyOffset, false, false},
+          flat(in.dhN, B * R, false), flat(in.dcN, B * H, false), Span{in.dx, 1, T * B * I, T * B * I, 0, true, true},
+          flat(in.dh0, B * R, true), flat(in.dc0, B * H, true), flat(in.dWIh, G * I, true), flat(in.dWHh, G * R, true),
+          flat(in.dBIh, G, true), flat(in.dBHh, G, true), flat(P > 0 ? in.dWHr : nullptr, P * H, true)};
+}
+
+// args.paired as a plain object (all getters of both run before any pointer is taken), or empty.
+Napi::Object pairedOf(Napi::Env env, const Napi::Object& a, const std::vector<const char*>& fields,
+                      const std::string& kern, Napi::Object* first) {
+  std::vector<const char*> all = fields;
+  all.push_back("paired");
+  *first = snapshot(env, a, all);
+  const Napi::Value pv = first->Get("paired");
+  if (pv.IsNull() || pv.IsUndefined()) return Napi::Object();
+  const Napi::Object second = snapshot(env, asObj(env, pv, kern, "paired"), all);
+  const Napi::Value nested = second.Get("paired");
+  if (!nested.IsNull() && !nested.IsUndefined()) typeError(env, kern + ": paired.paired must be null (a pair has two calls)");
+  return second;
+}
+
+// The async entries take one call each (a pair's two calls are queued one after the other).
+void rejectPaired(Napi::Env env, const Napi::Object& a, const std::string& kern) {
+  const Napi::Value pv = a.Get("paired");
+  if (!pv.IsNull() && !pv.IsUndefined()) typeError(env, kern + ": args.paired is not taken here; queue each call of a pair on its own");
+}
+
 Napi::Value SeqForward(const Napi::CallbackInfo& info) {
   Napi::Env env = info.Env();
   checkArgc(info, 1, "native.seqForward");
-  FwdParsed f = parseForward(env, asObj(env, info[0], "native.seqForward", "args"), nullptr);
-  auto box = std::make_unique<CtxBox>();
-  seq_forward(K(env), f.d, f.in, box->ctx);
-  if (!f.in.training) return env.Null();
-  return wrapCtx(env, std::move(box));
+  Napi::Object a0;
+  const Napi::Object a1 = pairedOf(env, asObj(env, info[0], "native.seqForward", "args"), kFwdFields,
+                                   "native.seqForward", &a0);
+  if (a1.IsEmpty()) {
+    FwdParsed f = parseForward(env, a0, nullptr);
+    auto box = std::make_unique<CtxBox>();
+    seq_forward(K(env), f.d, f.in, box->ctx);
+    if (!f.in.training) return env.Null();
+    return wrapCtx(env, std::move(box));
+  }
+  FwdParsed f0 = parseForward(env, a0, nullptr);
+  FwdParsed f1 = parseForward(env, a1, nullptr);
+  if (f0.in.training != f1.in.training)
+    rangeError(env, "native.seqForward: paired.training must equal training (one context holds both calls)");
+  auto b0 = std::make_unique<CtxBox>(), b1 = std::make_unique<CtxBox>();
+  seq_forward_pair(K(env), f0.d, f0.in, b0->ctx, f1.d, f1.in, b1->ctx,
+                   independent(forwardSpans(f0.d, f0.in), forwardSpans(f1.d, f1.in)));
+  if (!f0.in.training) return env.Null();
+  Napi::Array pair = Napi::Array::New(env, 2);
+  pair.Set(0u, wrapCtx(env, std::move(b0)));
+  pair.Set(1u, wrapCtx(env, std::move(b1)));
+  return pair;
 }
 
 Napi::Value SeqBackward(const Napi::CallbackInfo& info) {
   Napi::Env env = info.Env();
   checkArgc(info, 3, "native.seqBackward");
-  BwdParsed b = parseBackward(env, info[0], asObj(env, info[1], "native.seqBackward", "forward args"),
-                              asObj(env, info[2], "native.seqBackward", "args"), nullptr);
-  seq_backward(K(env), b.box->ctx, b.in);
-  consume(env, b.box);
+  const std::string kern = "native.seqBackward";
+  Napi::Object f0, a0;
+  const Napi::Object f1 = pairedOf(env, asObj(env, info[1], kern, "forward args"), kFwdFields, kern, &f0);
+  const Napi::Object a1 = pairedOf(env, asObj(env, info[2], kern, "args"), kBwdFields, kern, &a0);
+  if (f1.IsEmpty() != a1.IsEmpty() || f1.IsEmpty() != !info[0].IsArray())
+    typeError(env, kern + ": a paired forward call takes a paired backward call (args.paired), and only it");
+  if (f1.IsEmpty()) {
+    BwdParsed b = parseBackward(env, info[0], f0, a0, nullptr);
+    seq_backward(K(env), b.box->ctx, b.in);
+    consume(env, b.box);
+    return env.Undefined();
+  }
+  const Napi::Array ctx = info[0].As<Napi::Array>();
+  if (ctx.Length() != 2) typeError(env, kern + ": ctx is not a context of native.seqForward");
+  BwdParsed b0 = parseBackward(env, ctx.Get(0u), f0, a0, nullptr);
+  BwdParsed b1 = parseBackward(env, ctx.Get(1u), f1, a1, nullptr);
+  if (b0.box == b1.box) typeError(env, kern + ": ctx is not a context of native.seqForward");
+  seq_backward_pair(K(env), b0.box->ctx, b0.in, b1.box->ctx, b1.in,
+                    independent(backwardSpans(b0.box->ctx.d, b0.in), backwardSpans(b1.box->ctx.d, b1.in)));
+  consume(env, b0.box);
+  consume(env, b1.box);
   return env.Undefined();
 }
 
@@ -685,6 +795,7 @@ Napi::Value SeqForwardAsync(const Napi::CallbackInfo& info) {
   Napi::Env env = info.Env();
   checkArgc(info, 1, "native.seqForwardAsync");
   auto job = std::make_unique<JobArrays>();
+  rejectPaired(env, asObj(env, info[0], "native.seqForwardAsync", "args"), "native.seqForwardAsync");
   FwdParsed f = parseForward(env, asObj(env, info[0], "native.seqForwardAsync", "args"), job.get());
   auto* w = new ForwardWorker(env, K(env), f, std::move(job));
   Napi::Promise p = w->Promise();
@@ -696,6 +807,7 @@ Napi::Value SeqBackwardAsync(const Napi::CallbackInfo& info) {
   Napi::Env env = info.Env();
   checkArgc(info, 3, "native.seqBackwardAsync");
   auto job = std::make_unique<JobArrays>();
+  rejectPaired(env, asObj(env, info[2], "native.seqBackwardAsync", "args"), "native.seqBackwardAsync");
   BwdParsed b = parseBackward(env, info[0], asObj(env, info[1], "native.seqBackwardAsync", "forward args"),
                               asObj(env, info[2], "native.seqBackwardAsync", "args"), job.get());
   b.box->busy = true;

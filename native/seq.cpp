@@ -16,6 +16,7 @@
 #include "seq.h"
 
 #include <algorithm>
+#include <exception>
 #include <numeric>
 
 #include "pool.h"
@@ -174,11 +175,8 @@ void seq_forward(const IsaKernels& k, const SeqDims& d, const SeqFwdIn& in, SeqC
       rows_parallel(nA, (int64_t)G * 8, [&](int i) { ck.fwd_early(row(i)); });
       gemm_step(k, nA, 1.0f, cells + stepRow(s, 0) * H, H, wHl, 0.0f, Gh + GE, G);
     }
-    rows_parallel(nA, (int64_t)G * 8, [&](int i) { ck.fwd(row(i)); });
-    if (P > 0) {  // h[nA, P] = hRaw[nA, H] @ W_hr^T
-      gemm_step(k, nA, 1.0f, hraw + stepRow(s, 0) * H, H, wHr, 0.0f, hNext, R);
-    }
-    for (int i = 0; i < nA; i++) {
+    // row i's outputs: y at its time step, hN / cN at its last step
+    auto store = [&](int i) {
       const int b = perm[i];
       const int t = timeOf(i, s);
       const float* h = hNext + (int64_t)i * R;
@@ -187,11 +185,31 @@ void seq_forward(const IsaKernels& k, const SeqDims& d, const SeqFwdIn& in, SeqC
         memcpy(in.hN + (int64_t)b * R, h, sizeof(float) * R);
         if (cState && in.cN) memcpy(in.cN + (int64_t)b * H, Cs(s + 1) + (int64_t)i * H, sizeof(float) * H);
       }
+    };
+    if (P > 0) {  // h[nA, P] = hRaw[nA, H] @ W_hr^T, after every row's gates
+      rows_parallel(nA, (int64_t)G * 8, [&](int i) { ck.fwd(row(i)); });
+      gemm_step(k, nA, 1.0f, hraw + stepRow(s, 0) * H, H, wHr, 0.0f, hNext, R);
+      for (int i = 0; i < nA; i++) store(i);
+    } else {  // each row stores its outputs in the same parallel loop
+      rows_parallel(nA, (int64_t)G * 8, [&](int i) {
+        ck.fwd(row(i));
+        store(i);
+      });
     }
   }
 }
 
-void seq_backward(const IsaKernels& k, const SeqCtx& ctx, const SeqBwdIn& in) {
+namespace {
+
+// What the BPTT loop leaves for the input gradient: dGx [T, B, G] in (t, b) order (it may be
+// dGh's block), owned by this object.
+struct BwdScratch {
+  FBuf dGh, dGx;
+  const float* dGxP = nullptr;
+};
+
+// Backward through time and every gradient but dx (left in w.dGxP for input_grad).
+void bptt(const IsaKernels& k, const SeqCtx& ctx, const SeqBwdIn& in, BwdScratch& w) {
   const SeqDims& d = ctx.d;
   const int T = d.T, B = d.B, I = d.I, H = d.H, P = d.P, R = d.R, G = d.G;
   const CellInfo& cell = kCellInfo[d.cell];
@@ -208,13 +226,14 @@ void seq_backward(const IsaKernels& k, const SeqCtx& ctx, const SeqBwdIn& in) {
   const float* cells = ctx.cells.p;
   const float* hraw = ctx.hraw.p;
 
-  FBuf tDGh, tDGx, tDh, tDc, tDhTot, tDhRaw, tWsDh, tDSave;  // scratch owned by this call
+  FBuf tDh, tDc, tDhTot, tDhRaw, tWsDh, tDSave;  // scratch owned by this call
   StepWeights wHe, wHl, wHr;
   // dGh: [T, B, G] gradients of the recurrent pre-activations in processing order (s, i);
   // dGx: [T, B, G] gradients of the input pre-activations in (t, b) order, the layout of x.
-  float* dGh = tDGh.ensure((size_t)TB * G);
+  float* dGh = w.dGh.ensure((size_t)TB * G);
   const bool separateDGx = cell.splitGrad || !ctx.identity;
-  float* dGx = separateDGx ? tDGx.ensure((size_t)TB * G) : dGh;
+  float* dGx = separateDGx ? w.dGx.ensure((size_t)TB * G) : dGh;
+  w.dGxP = dGx;
   float* dh = tDh.ensure((size_t)B * R);   // gradient flowing into the state, processing order
   float* dc = cState ? tDc.ensure((size_t)B * H) : nullptr;
   float* dhTot = tDhTot.ensure((size_t)B * R);
@@ -249,9 +268,9 @@ void seq_backward(const IsaKernels& k, const SeqCtx& ctx, const SeqBwdIn& in) {
 
   for (int s = T - 1; s >= 0; s--) {
     const int nA = ctx.active[s];
-    // total gradient at the state of step s: carried + dy
+    // total gradient at the state of step s, row i: carried + dy
     float* dhs = P > 0 ? wsDh + (int64_t)s * B * P : dhTot;
-    for (int i = 0; i < nA; i++) {
+    auto total = [&](int i) {
       const int t = timeOf(i, s);
       const int b = perm[i];
       float* dst = dhs + (int64_t)i * R;
@@ -262,8 +281,11 @@ void seq_backward(const IsaKernels& k, const SeqCtx& ctx, const SeqBwdIn& in) {
       } else {
         memcpy(dst, src, sizeof(float) * R);
       }
+    };
+    if (P > 0) {  // dhRaw = dh @ W_hr after every row's total
+      for (int i = 0; i < nA; i++) total(i);
+      gemm_step(k, nA, 1.0f, dhs, P, wHr, 0.0f, dhRaw, H);
     }
-    if (P > 0) gemm_step(k, nA, 1.0f, dhs, P, wHr, 0.0f, dhRaw, H);  // dhRaw = dh @ W_hr
     float* dGs = dGh + (int64_t)s * B * G;
     // the row kernels' arguments of row i
     auto row = [&](int i) {
@@ -286,7 +308,10 @@ void seq_backward(const IsaKernels& k, const SeqCtx& ctx, const SeqBwdIn& in) {
       r.dhprev = cell.directPath ? dh + (int64_t)i * R : nullptr;
       return r;
     };
-    rows_parallel(nA, (int64_t)G * 8, [&](int i) { ck.bwd(row(i)); });
+    rows_parallel(nA, (int64_t)G * 8, [&](int i) {
+      if (P == 0) total(i);  // each row forms its own total in the same parallel loop
+      ck.bwd(row(i));
+    });
     if (GL > 0) {  // dsave[nA, H] = dG[nA, GE:G] @ W_h{late}, then the early gates' gradients
       gemm_step(k, nA, 1.0f, dGs + GE, G, wHl, 0.0f, dSave, H);
       rows_parallel(nA, (int64_t)G * 8, [&](int i) { ck.bwd_early(row(i)); });
@@ -305,13 +330,75 @@ void seq_backward(const IsaKernels& k, const SeqCtx& ctx, const SeqBwdIn& in) {
   const int TBi = (int)TB;
   // weight gradients for all steps, one GEMM each (the late rows of W_hh multiplied save)
   if (in.dWIh) gemm(k, true, false, G, I, TBi, 1.0f, dGx, G, in.x, I, 1.0f, in.dWIh, I);
-  if (in.dx) gemm(k, false, false, TBi, I, G, 1.0f, dGx, G, in.wIh, I, 1.0f, in.dx, I);
   if (in.dWHh) gemm(k, true, false, GE, R, TBi, 1.0f, dGh, G, Hall, R, 1.0f, in.dWHh, R);
   if (in.dWHh && GL > 0)
     gemm(k, true, false, GL, R, TBi, 1.0f, dGh + GE, G, cells, H, 1.0f, in.dWHh + (int64_t)GE * R, R);
   if (P > 0 && in.dWHr) gemm(k, true, false, P, H, TBi, 1.0f, wsDh, P, hraw, H, 1.0f, in.dWHr, H);
   if (in.dBIh) colsum_add(dGx, TB, G, in.dBIh);
   if (in.dBHh) colsum_add(dGh, TB, G, in.dBHh);
+}
+
+// dx[T*B, I] += dGx @ W_ih
+void input_grad(const IsaKernels& k, const SeqCtx& ctx, const SeqBwdIn& in, const BwdScratch& w) {
+  const SeqDims& d = ctx.d;
+  if (in.dx) gemm(k, false, false, d.T * d.B, d.I, d.G, 1.0f, w.dGxP, d.G, in.wIh, d.I, 1.0f, in.dx, d.I);
+}
+
+// Whether two sequence calls take a thread each: from 2 threads on, up to 3 (with 4 and more,
+// each call's own products split over the whole pool do better than one thread per call).
+bool pair_concurrent() {
+  const int n = pool_threads();
+  return n >= 2 && n <= 3;
+}
+
+// Runs f(0) and f(1) on two threads of the pool (or in turn on this one if the pool is taken);
+// an exception of either is rethrown here after both ended.
+template <class F>
+void run_two(F&& f) {
+  std::exception_ptr err[2];
+  parallel_for(2, [&](int i) {
+    try {
+      f(i);
+    } catch (...) {
+      err[i] = std::current_exception();
+    }
+  });
+  for (auto& e : err)
+    if (e) std::rethrow_exception(e);
+}
+
+}  // namespace
+
+void seq_backward(const IsaKernels& k, const SeqCtx& ctx, const SeqBwdIn& in) {
+  BwdScratch w;
+  bptt(k, ctx, in, w);
+  input_grad(k, ctx, in, w);
+}
+
+void seq_forward_pair(const IsaKernels& k, const SeqDims& d0, const SeqFwdIn& in0, SeqCtx& ctx0, const SeqDims& d1,
+                      const SeqFwdIn& in1, SeqCtx& ctx1, bool concurrent) {
+  if (!concurrent || !pair_concurrent()) {
+    seq_forward(k, d0, in0, ctx0);
+    seq_forward(k, d1, in1, ctx1);
+    return;
+  }
+  // each call's inner parallel loops find the pool taken and run on the thread of their call
+  run_two([&](int i) { i == 0 ? seq_forward(k, d0, in0, ctx0) : seq_forward(k, d1, in1, ctx1); });
+}
+
+void seq_backward_pair(const IsaKernels& k, const SeqCtx& ctx0, const SeqBwdIn& in0, const SeqCtx& ctx1,
+                       const SeqBwdIn& in1, bool concurrent) {
+  if (!concurrent || !pair_concurrent()) {
+    seq_backward(k, ctx0, in0);
+    seq_backward(k, ctx1, in1);
+    return;
+  }
+  BwdScratch w0, w1;
+  run_two([&](int i) { i == 0 ? bptt(k, ctx0, in0, w0) : bptt(k, ctx1, in1, w1); });
+  // dx may be shared (a bidirectional layer's input gradient): accumulated first then second,
+  // the order of two calls in turn
+  input_grad(k, ctx0, in0, w0);
+  input_grad(k, ctx1, in1, w1);
 }
 
 }  // namespace rk

@@ -62,4 +62,13 @@ struct SeqBwdIn {
 void seq_forward(const IsaKernels& k, const SeqDims& d, const SeqFwdIn& in, SeqCtx& ctx);
 void seq_backward(const IsaKernels& k, const SeqCtx& ctx, const SeqBwdIn& in);
 
+// Two sequence calls (the two directions of a bidirectional layer): the results of the first
+// call then the second, bit for bit. With concurrent (the caller checked that neither call writes
+// what the other reads or writes, a shared dx aside) and 2 or 3 pool threads, each call runs on
+// a thread of its own; backward then adds the calls' input gradients to dx in turn.
+void seq_forward_pair(const IsaKernels& k, const SeqDims& d0, const SeqFwdIn& in0, SeqCtx& ctx0, const SeqDims& d1,
+                      const SeqFwdIn& in1, SeqCtx& ctx1, bool concurrent);
+void seq_backward_pair(const IsaKernels& k, const SeqCtx& ctx0, const SeqBwdIn& in0, const SeqCtx& ctx1,
+                       const SeqBwdIn& in1, bool concurrent);
+
 }  // namespace rk

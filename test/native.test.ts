@@ -7,9 +7,10 @@ import { existsSync, readdirSync } from 'node:fs';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { beforeAll, afterAll, describe, expect, it } from 'vitest';
-import type { UnaryOp } from '../src/backends/backend.js';
+import type { Backend, CellKind, SeqBackwardArgs, SeqForwardArgs, UnaryOp } from '../src/backends/backend.js';
 import { type NativeBackend, type NativeIsa, loadNativeAddon, loadNativeBackend } from '../src/backends/native.js';
 import { ReferenceBackend } from '../src/backends/reference.js';
+import { LSTM, Rng, Tensor, sum, withBackend } from '../src/index.js';
 import { CELL_KINDS, CELLS, gateCount, hasCellState } from '../src/backends/cells.js';
 import {
   bitwiseEqual, compareSeq, expectClose, randArray, rng, runSeq, seqCases, type SeqCase,
@@ -267,6 +268,133 @@ describe('native threads and async', () => {
     expect(bitwiseEqual(sync, a)).toBe(true);
     compareSeq('async proj', b, await runSeq(reference, proj));
     expect(ticks).toBeGreaterThanOrEqual(0);
+  });
+
+  // The two directions of a bidirectional layer as one paired call (x, y and dx shared, y split
+  // by columns): bitwise the results of the calls in turn, at every thread count, sync and async.
+  function pairedLayer(cell: CellKind, P: number, lengths: boolean, seed: number) {
+    const r = rng(seed);
+    const T = 9, B = 37, I = 45, H = 70;
+    const G = gateCount(cell) * H, R = P > 0 ? P : H, withC = hasCellState(cell);
+    const lens = lengths ? Int32Array.from({ length: B }, (_, b) => (b === 3 ? T : 1 + Math.floor(r() * T))) : null;
+    const x = randArray(r, T * B * I), y = randArray(r, T * B * 2 * R, 9), dx = randArray(r, T * B * I);
+    const dy = randArray(r, T * B * 2 * R);
+    const call = (d: number): SeqForwardArgs => ({
+      cell, T, B, I, H, P, reverse: d === 1, x, wIh: randArray(r, G * I, 0.5), wHh: randArray(r, G * R, 0.5),
+      bIh: randArray(r, G, 0.5), bHh: randArray(r, G, 0.5), wHr: P > 0 ? randArray(r, P * H, 0.5) : null,
+      h0: randArray(r, B * R), c0: withC ? randArray(r, B * H) : null, lengths: lens, y, yStride: 2 * R, yOffset: d * R,
+      hN: new Float32Array(B * R), cN: withC ? new Float32Array(B * H) : null, training: true,
+    });
+    const grads = (d: number): Omit<SeqBackwardArgs, 'ctx'> => ({
+      dy, dyStride: 2 * R, dyOffset: d * R, dhN: randArray(r, B * R), dcN: withC ? randArray(r, B * H) : null, dx,
+      dh0: new Float32Array(B * R), dc0: withC ? new Float32Array(B * H) : null, dWIh: new Float32Array(G * I),
+      dWHh: new Float32Array(G * R), dBIh: new Float32Array(G), dBHh: new Float32Array(G), dWHr: P > 0 ? new Float32Array(P * H) : null,
+    });
+    return { f: [call(0), call(1)], b: [grads(0), grads(1)] };
+  }
+  const outputsOf = (l: ReturnType<typeof pairedLayer>) => Buffer.concat([
+    l.f[0].y, l.b[0].dx!, ...[0, 1].flatMap((d) => [l.f[d].hN, l.f[d].cN, l.b[d].dh0, l.b[d].dc0, l.b[d].dWIh, l.b[d].dWHh, l.b[d].dBIh, l.b[d].dBHh, l.b[d].dWHr]),
+  ].filter((a): a is Float32Array => !!a).map((a) => Buffer.from(a.buffer, a.byteOffset, a.byteLength)));
+  async function runLayer(be: Backend, l: ReturnType<typeof pairedLayer>, how: 'in turn' | 'paired' | 'paired async') {
+    if (how === 'in turn') {
+      const ctx = l.f.map((f) => be.seqForward(f)!);
+      l.b.forEach((b, d) => be.seqBackward({ ...b, ctx: ctx[d] }));
+    } else if (how === 'paired') {
+      const ctx = be.seqForward({ ...l.f[0], paired: l.f[1] })!;
+      be.seqBackward({ ...l.b[0], ctx, paired: l.b[1] });
+    } else {
+      const ctx = (await be.seqForwardAsync!({ ...l.f[0], paired: l.f[1] }))!;
+      await be.seqBackwardAsync!({ ...l.b[0], ctx, paired: l.b[1] });
+    }
+    return outputsOf(l);
+  }
+
+  it('paired calls (both directions of a layer): bitwise the calls in turn at 1 to 4 threads, sync and async; reference too', async () => {
+    const threads = native.info().threads;
+    try {
+      for (const [cell, P, lengths, seed] of [['lstm', 0, true, 1], ['gru', 0, false, 2], ['lstm', 23, false, 3], ['gru_reset_before', 0, true, 4], ['rnn_tanh', 0, true, 5]] as const) {
+        native.setThreads(1);
+        const want = await runLayer(native, pairedLayer(cell, P, lengths, seed), 'in turn');
+        for (const n of [1, 2, 3, 4]) {
+          native.setThreads(n);
+          for (const how of ['in turn', 'paired', 'paired async'] as const) {
+            expect((await runLayer(native, pairedLayer(cell, P, lengths, seed), how)).equals(want), `${cell} P${P} ${how} at ${n} threads`).toBe(true);
+          }
+        }
+        const ref = await runLayer(reference, pairedLayer(cell, P, lengths, seed), 'in turn');
+        expect((await runLayer(reference, pairedLayer(cell, P, lengths, seed), 'paired')).equals(ref), `${cell} reference paired`).toBe(true);
+      }
+    } finally {
+      native.setThreads(threads);
+    }
+  }, 60_000);
+
+  it('paired calls where one writes what the other reads or writes run in turn (the same results)', async () => {
+    const threads = native.info().threads;
+    try {
+      native.setThreads(2);
+      // the second call reads the first call's y as its x; both write one hN; both add to one dWIh
+      const make = () => {
+        const l = pairedLayer('lstm', 0, false, 7);
+        const f1 = { ...l.f[1], I: 2 * 70, x: l.f[0].y, wIh: randArray(rng(8), 4 * 70 * 140, 0.5), hN: l.f[0].hN, y: new Float32Array(9 * 37 * 70), yStride: 70, yOffset: 0, reverse: false };
+        const b1 = { ...l.b[1], dx: null, dWIh: new Float32Array(4 * 70 * 140) };
+        const b0 = { ...l.b[0], dWHh: b1.dWHh };
+        return { f: [l.f[0], f1], b: [b0, b1] };
+      };
+      const outs = (l: ReturnType<typeof make>) => [l.f[0].y, l.f[1].y, l.f[0].hN, l.b[0].dx, l.b[0].dWHh, l.b[1].dWIh, l.b[0].dWIh];
+      const a = make(), b = make();
+      a.f.forEach((f, d) => a.b[d] = { ...a.b[d], ctx: native.seqForward(f)! } as typeof a.b[0]);
+      a.b.forEach((g) => native.seqBackward(g as SeqBackwardArgs));
+      const ctx = native.seqForward({ ...b.f[0], paired: b.f[1] })!;
+      native.seqBackward({ ...b.b[0], ctx, paired: b.b[1] });
+      outs(a).forEach((v, i) => expect(Buffer.from(v!.buffer).equals(Buffer.from(outs(b)[i]!.buffer)), `output ${i}`).toBe(true));
+    } finally {
+      native.setThreads(threads);
+    }
+  });
+
+  it('the layers make a paired call for a bidirectional layer only on a backend with pairedCalls, with the same results', () => {
+    const run = (be: Backend) => {
+      const calls: string[] = [];
+      const spy: Backend = Object.assign(Object.create(be) as Backend, {
+        seqForward: (a: SeqForwardArgs) => (calls.push(a.paired ? 'paired' : 'one'), be.seqForward(a)),
+        seqBackward: (a: SeqBackwardArgs) => (calls.push(a.paired ? 'paired' : 'one'), be.seqBackward(a)),
+      });
+      const lstm = new LSTM({ inputSize: 3, hiddenSize: 4, numLayers: 2, bidirectional: true, rng: new Rng(3) });
+      const x = new Tensor(Float32Array.from({ length: 5 * 2 * 3 }, (_, i) => Math.sin(i)), [5, 2, 3]);
+      const out = withBackend(spy, () => {
+        const { output } = lstm.forward(x);
+        sum(output).backward();
+        return [output.data, ...lstm.parameters().map((p) => p.grad!)];
+      });
+      return { calls, out: Buffer.concat(out.map((a) => Buffer.from(a.buffer, a.byteOffset, a.byteLength))) };
+    };
+    const paired = run(native);
+    expect(paired.calls).toEqual(['paired', 'paired', 'paired', 'paired']);
+    const plain = Object.assign(Object.create(native) as Backend, { pairedCalls: undefined });
+    const inTurn = run(plain);
+    expect(inTurn.calls).toEqual(['one', 'one', 'one', 'one', 'one', 'one', 'one', 'one']);
+    expect(inTurn.out.equals(paired.out)).toBe(true);
+  });
+
+  it('paired calls: bad pairs throw clear errors', () => {
+    const l = pairedLayer('gru', 0, false, 9);
+    expect(() => native.seqForward({ ...l.f[0], paired: { ...l.f[1], training: false } })).toThrow('paired.training (false) must equal training (true)');
+    expect(() => native.seqForward({ ...l.f[0], paired: { ...l.f[1], paired: l.f[0] } })).toThrow('paired.paired must be null');
+    expect(() => native.seqForward({ ...l.f[0], paired: { ...l.f[1], x: new Float32Array(3) } })).toThrow('native.seqForward paired(gru): x has 3 elements');
+    const pair = native.seqForward({ ...l.f[0], paired: l.f[1] })!;
+    expect(() => native.seqBackward({ ...l.b[0], ctx: pair })).toThrow('a paired forward call takes a paired backward call');
+    const one = native.seqForward(l.f[0])!;
+    expect(() => native.seqBackward({ ...l.b[0], ctx: one, paired: l.b[1] })).toThrow('a paired forward call takes a paired backward call');
+    expect(() => native.seqBackward({ ...l.b[0], ctx: pair, paired: { ...l.b[1], dWIh: new Float32Array(2) } })).toThrow('native.seqBackward paired(gru): dWIh has 2 elements');
+    const a = addon as unknown as Record<string, (...args: unknown[]) => unknown>;
+    expect(() => a.seqForward({ ...l.f[0], paired: { ...l.f[1], paired: l.f[0] } })).toThrow('paired.paired must be null');
+    expect(() => a.seqForward({ ...l.f[0], paired: 3 })).toThrow('paired must be an object');
+    expect(() => a.seqForward({ ...l.f[0], paired: { ...l.f[1], training: false } })).toThrow('paired.training must equal training');
+    const h = a.seqForward({ ...l.f[0], paired: l.f[1] });
+    expect(() => a.seqBackward(h, l.f[0], l.b[0])).toThrow('a paired forward call takes a paired backward call');
+    expect(() => a.seqBackward(h, { ...l.f[0], paired: l.f[1] }, { ...l.b[0], paired: { ...l.b[1], dx: new Float32Array(1) } })).toThrow('dx has 1 elements');
+    expect(() => a.seqForwardAsync({ ...l.f[0], paired: l.f[1] })).toThrow('args.paired is not taken here');
   });
 
   it('inference (training=false) returns null and the same outputs', () => {

@@ -76,6 +76,15 @@ export interface SeqForwardArgs {
    * { kind: 'hardSigmoid', alpha, beta } = clamp(alpha * v + beta, 0, 1).
    */
   recurrentActivation?: RecurrentActivation | null;
+  /**
+   * Another call made together with this one (the reverse direction of a bidirectional layer:
+   * its own arguments, with paired null), or null / omitted. The results are those of this call
+   * then the paired one, bit for bit; a backend may run the two at once (native: one thread each
+   * when its pool has 2 or 3 threads and neither call writes what the other reads or writes, a y
+   * shared out by columns aside). training must be the same in both; the context returned covers
+   * both and takes a paired backward call (SeqBackwardArgs.paired).
+   */
+  paired?: SeqForwardArgs | null;
 }
 
 /**
@@ -108,6 +117,43 @@ export interface SeqBackwardArgs {
   dBIh: Float32Array | null; // [G*H]
   dBHh: Float32Array | null; // [G*H]
   dWHr: Float32Array | null; // [P, H]
+  /**
+   * The gradients of the paired call of a paired forward call (SeqForwardArgs.paired), which it
+   * needs and only it: the results are those of this call then the paired one (a dx both add to,
+   * as a bidirectional layer's, receives this call's part first).
+   */
+  paired?: Omit<SeqBackwardArgs, 'ctx' | 'paired'> | null;
+}
+
+/** The context of a paired call that a backend ran as two calls in turn. */
+export interface PairedSeqContext extends SeqContext {
+  readonly calls: readonly [SeqContext | null, SeqContext | null];
+}
+
+/** Runs a paired forward call (args.paired) as two calls of `one`, in turn. */
+export function seqForwardInTurn(
+  backend: string, args: SeqForwardArgs, one: (a: SeqForwardArgs) => SeqContext | null,
+): SeqContext | null {
+  const first = one({ ...args, paired: null });
+  const second = one(args.paired as SeqForwardArgs);
+  if (!args.training) return null;
+  const ctx: PairedSeqContext = { backend, calls: [first, second] };
+  return ctx;
+}
+
+/** Whether ctx is the context of a paired call run in turn (seqForwardInTurn). */
+export function isPairedContext(ctx: SeqContext | null | undefined): ctx is PairedSeqContext {
+  return !!ctx && Array.isArray((ctx as Partial<PairedSeqContext>).calls);
+}
+
+/** Runs a paired backward call as two calls of `one`, in turn; checks that call and context match. */
+export function seqBackwardInTurn(backend: string, args: SeqBackwardArgs, one: (a: SeqBackwardArgs) => void): void {
+  const ctx = args.ctx;
+  if (!isPairedContext(ctx) || !args.paired) {
+    throw new Error(`${backend}.seqBackward: a paired forward call takes a paired backward call (args.paired), and only it`);
+  }
+  one({ ...args, ctx: ctx.calls[0] as SeqContext, paired: null });
+  one({ ...args.paired, ctx: ctx.calls[1] as SeqContext, paired: null });
 }
 
 /** The element-wise activations with a forward/backward kernel pair. */
@@ -196,7 +242,12 @@ export interface Backend {
     beta: number, C: Float32Array, ldc: number,
   ): void;
 
-  /** One direction of one recurrent layer over the whole sequence; see SeqForwardArgs. */
+  /**
+   * Whether seqForward / seqBackward take a paired call (SeqForwardArgs.paired): the layers pass
+   * a bidirectional layer's two directions as one paired call only to a backend that says so.
+   */
+  readonly pairedCalls?: boolean;
+  /** One direction of one recurrent layer over the whole sequence (or two: args.paired); see SeqForwardArgs. */
   seqForward(args: SeqForwardArgs): SeqContext | null;
   /** Backpropagation through time over the whole sequence of a forward call. */
   seqBackward(args: SeqBackwardArgs): void;

@@ -1,8 +1,9 @@
 // Cross-check mode: runs every kernel on a primary backend and again on a second one, on copies
 // of the outputs, and throws on the first element that differs beyond tolerance, naming the
 // kernel, the shapes and the worst element.
-import type {
-  AdamArgs, Backend, BackendInfo, MatmulPrecision, SeqBackwardArgs, SeqContext, SeqForwardArgs, SgdArgs, UnaryOp,
+import {
+  type AdamArgs, type Backend, type BackendInfo, type MatmulPrecision, type SeqBackwardArgs, type SeqContext,
+  type SeqForwardArgs, type SgdArgs, type UnaryOp, isPairedContext, seqBackwardInTurn, seqForwardInTurn,
 } from './backend.js';
 
 /** How closely a `CrossCheckBackend` expects its two backends to agree. */
@@ -81,7 +82,10 @@ export class CrossCheckBackend implements Backend {
     this.compare('gemm', `M=${M} N=${N} K=${K} transA=${transA} transB=${transB}`, 'C', C, C2);
   }
 
+  readonly pairedCalls = true;
+
   seqForward(args: SeqForwardArgs): SeqContext | null {
+    if (args.paired) return seqForwardInTurn(this.name, args, (a) => this.seqForward(a));
     const second: SeqForwardArgs = { ...args, y: args.y.slice(), hN: args.hN.slice(), cN: copy(args.cN) };
     const primary = this.primary.seqForward(args);
     const secondary = this.secondary.seqForward(second);
@@ -96,6 +100,7 @@ export class CrossCheckBackend implements Backend {
   }
 
   seqBackward(args: SeqBackwardArgs): void {
+    if (args.paired || isPairedContext(args.ctx)) return seqBackwardInTurn(this.name, args, (a) => this.seqBackward(a));
     const ctx = args.ctx as PairContext;
     const outputs = ['dx', 'dh0', 'dc0', 'dWIh', 'dWHh', 'dBIh', 'dBHh', 'dWHr'] as const;
     const second: SeqBackwardArgs = { ...args, ctx: ctx.secondary as SeqContext };

@@ -33,8 +33,10 @@ export interface NativeAddon {
   gemmNaive(...args: GemmArgs): void;
   /** The reference of the bf16 kernels: operands rounded to bf16, then the triple loop. */
   gemmNaiveBf16(...args: GemmArgs): void;
+  /** args.paired: both calls, one thread each where they may run at once; the handle is then a pair. */
   seqForward(args: SeqForwardArgs): unknown;
   seqBackward(handle: unknown, forward: SeqForwardArgs, args: SeqBackwardArgs): void;
+  /** One call each (a pair's calls are queued one after the other). */
   seqForwardAsync(args: SeqForwardArgs): Promise<unknown>;
   seqBackwardAsync(handle: unknown, forward: SeqForwardArgs, args: SeqBackwardArgs): Promise<void>;
   unaryForward(op: UnaryOp, x: Float32Array, y: Float32Array): void;
@@ -139,6 +141,7 @@ function isNativeContext(ctx: SeqContext): ctx is NativeSeqContext {
 
 export class NativeBackend implements Backend {
   readonly name = 'native';
+  readonly pairedCalls = true;
 
   constructor(readonly addon: NativeAddon) {}
 
@@ -208,13 +211,25 @@ export class NativeBackend implements Backend {
 
   async seqForwardAsync(args: SeqForwardArgs): Promise<SeqContext | null> {
     assertSeqForwardArgs('native', args);
-    const handle = await this.addon.seqForwardAsync(args);
+    let handle: unknown;
+    if (args.paired) {  // in turn; the pair's handles make the handle seqForward returns for a pair
+      const first = await this.addon.seqForwardAsync({ ...args, paired: null });
+      handle = [first, await this.addon.seqForwardAsync(args.paired)];
+    } else {
+      handle = await this.addon.seqForwardAsync(args);
+    }
     return args.training ? ({ backend: 'native', args, handle } as NativeSeqContext) : null;
   }
 
   async seqBackwardAsync(args: SeqBackwardArgs): Promise<void> {
     const ctx = this.context(args.ctx);
     assertSeqBackwardArgs('native', ctx.args, args);
+    if (ctx.args.paired && args.paired) {
+      const [first, second] = ctx.handle as [unknown, unknown];
+      await this.addon.seqBackwardAsync(first, { ...ctx.args, paired: null }, { ...args, paired: null });
+      await this.addon.seqBackwardAsync(second, ctx.args.paired, { ...args.paired, ctx: args.ctx });
+      return;
+    }
     await this.addon.seqBackwardAsync(ctx.handle, ctx.args, args);
   }
 

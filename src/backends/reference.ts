@@ -5,7 +5,7 @@
 // the input), which the tests use for float64 finite-difference gradient checks.
 import {
   type AdamArgs, type Backend, type BackendInfo, type MatmulPrecision, type SeqBackwardArgs, type SeqContext,
-  type SeqForwardArgs, type SgdArgs, type UnaryOp, recurrentSize,
+  type SeqForwardArgs, type SgdArgs, type UnaryOp, isPairedContext, recurrentSize, seqBackwardInTurn, seqForwardInTurn,
 } from './backend.js';
 import { type CellStep, cellSpec, gateCount, gateFunctions, hasCellState, relu, sigmoid } from './cells.js';
 import {
@@ -226,6 +226,7 @@ function seqBackwardReference(d: SeqBackwardArgs): void {
  */
 export class ReferenceBackend implements Backend {
   readonly name = 'reference';
+  readonly pairedCalls = true;
 
   info(): BackendInfo {
     return { isa: 'ts', threads: 1, matmul: 'fp32', detail: 'plain TypeScript reference kernels' };
@@ -258,11 +259,13 @@ export class ReferenceBackend implements Backend {
 
   seqForward(args: SeqForwardArgs): SeqContext | null {
     assertSeqForwardArgs('reference', args);
+    if (args.paired) return seqForwardInTurn('reference', args, (a) => this.seqForward(a));
     const ctx = seqForwardReference(args);
     return args.training ? ctx : null;
   }
 
   seqBackward(args: SeqBackwardArgs): void {
+    if (args.paired || isPairedContext(args.ctx)) return seqBackwardInTurn('reference', args, (a) => this.seqBackward(a));
     const ctx = args.ctx as ReferenceSeqContext;
     if (ctx.backend !== 'reference') throw new Error(`reference.seqBackward: context from backend '${ctx.backend}'`);
     assertSeqBackwardArgs('reference', ctx.args, args);

@@ -48,8 +48,15 @@ export function assertGemmArgs(
   checkBuffer(k, 'C', C, span(M, N, ldc), `[${M}, ${N}] (ld ${ldc})`);
 }
 
-export function assertSeqForwardArgs(backend: string, a: SeqForwardArgs): void {
-  const k = `${backend}.seqForward(${a.cell})`;
+export function assertSeqForwardArgs(backend: string, a: SeqForwardArgs, call = `${backend}.seqForward`): void {
+  if (a.paired != null) {
+    const k = `${backend}.seqForward`;
+    if (typeof a.paired !== 'object') fail(k, `paired must be the arguments of a second call or null, received ${typeof a.paired}`);
+    if (a.paired.paired != null) fail(k, 'paired.paired must be null (a pair has two calls)');
+    if (a.paired.training !== a.training) fail(k, `paired.training (${a.paired.training}) must equal training (${a.training}): one context holds both calls`);
+    assertSeqForwardArgs(backend, a.paired, `${k} paired`);
+  }
+  const k = `${call}(${a.cell})`;
   if (!isCellKind(a.cell)) fail(k, `cell must be one of ${CELL_KINDS.join(', ')}, received ${String(a.cell)}`);
   for (const [name, v] of [['T', a.T], ['B', a.B], ['I', a.I], ['H', a.H], ['P', a.P]] as const) {
     checkSize(k, name, v, 'size');
@@ -88,8 +95,17 @@ export function assertSeqForwardArgs(backend: string, a: SeqForwardArgs): void {
   }
 }
 
-export function assertSeqBackwardArgs(backend: string, f: SeqForwardArgs, d: SeqBackwardArgs): void {
-  const k = `${backend}.seqBackward(${f.cell})`;
+export function assertSeqBackwardArgs(
+  backend: string, f: SeqForwardArgs, d: SeqBackwardArgs, call = `${backend}.seqBackward`,
+): void {
+  if ((f.paired != null) !== (d.paired != null)) {
+    fail(`${backend}.seqBackward`, 'a paired forward call takes a paired backward call (args.paired), and only it');
+  }
+  if (f.paired && d.paired) {
+    if ((d.paired as Partial<SeqBackwardArgs>).paired != null) fail(`${backend}.seqBackward`, 'paired.paired must be null (a pair has two calls)');
+    assertSeqBackwardArgs(backend, f.paired, { ...d.paired, ctx: d.ctx }, `${backend}.seqBackward paired`);
+  }
+  const k = `${call}(${f.cell})`;
   const { T, B, I, H, P } = f;
   const G = gateCount(f.cell) * H;
   const R = recurrentSize(H, P);

@@ -16,7 +16,7 @@
 // every view, so views are created after all allocations of a call.
 import {
   type AdamArgs, type Backend, type BackendInfo, type MatmulPrecision, type SeqBackwardArgs, type SeqContext,
-  type SeqForwardArgs, type SgdArgs, type UnaryOp, recurrentSize,
+  type SeqForwardArgs, type SgdArgs, type UnaryOp, isPairedContext, recurrentSize, seqBackwardInTurn, seqForwardInTurn,
 } from './backend.js';
 import { type CellKind, type RecurrentActivation, CELLS, gateCount, hasCellState } from './cells.js';
 import {
@@ -380,6 +380,7 @@ export interface WasmHeapStats {
  */
 export class WasmBackend implements Backend {
   readonly name = 'wasm';
+  readonly pairedCalls = true;
   readonly kernels: WasmKernels;
   readonly heap: WasmHeap;
   /** The scratch of the current call (freed when the call returns). */
@@ -671,6 +672,7 @@ export class WasmBackend implements Backend {
   // x and the activations in linear memory for its backward (the context owns those blocks).
   seqForward(a: SeqForwardArgs): SeqContext | null {
     assertSeqForwardArgs('wasm', a);
+    if (a.paired) return seqForwardInTurn('wasm', a, (one) => this.seqForward(one));
     const { cell, T, B, I, H, P, reverse, training } = a;
     const G = gateCount(cell) * H;
     const GE = G - CELLS[cell].lateGates * H; // the late gates' columns [GE, G)
@@ -791,6 +793,7 @@ export class WasmBackend implements Backend {
   //   -> dx [T,B,I], dh0 [B,R], dc0 [B,H], dWIh [G,I], dWHh [G,R], dB* [G], dWHr [P,H]  (all +=)
   // The context's blocks are freed when it returns: a context serves one backward.
   seqBackward(d: SeqBackwardArgs): void {
+    if (d.paired || isPairedContext(d.ctx)) return seqBackwardInTurn('wasm', d, (one) => this.seqBackward(one));
     const ctx = d.ctx as WasmSeqContext;
     if (!ctx || ctx.backend !== 'wasm') throw new Error(`wasm.seqBackward: context from backend '${ctx?.backend}'`);
     if (ctx.owner !== this) throw new Error('wasm.seqBackward: the context comes from another wasm backend instance');

@@ -1,7 +1,11 @@
 // The fused recurrent op: a whole stacked, possibly bidirectional RNN/LSTM/GRU over a whole
-// sequence is ONE autograd op. Its forward calls backend.seqForward once per layer and direction;
-// its backward calls backend.seqBackward (whole-sequence BPTT) once per layer and direction.
-import type { Backend, CellKind, RecurrentActivation, SeqContext, SeqForwardArgs } from '../backends/backend.js';
+// sequence is ONE autograd op. Its forward calls backend.seqForward once per layer and direction
+// (the two directions of a bidirectional layer as one paired call where the backend takes it,
+// Backend.pairedCalls, except in forwardAsync); its backward calls backend.seqBackward
+// (whole-sequence BPTT) the same way.
+import type {
+  Backend, CellKind, RecurrentActivation, SeqBackwardArgs, SeqContext, SeqForwardArgs,
+} from '../backends/backend.js';
 import { getBackend } from '../backends/index.js';
 import { hasCellState } from '../backends/cells.js';
 import { Rng } from '../core/random.js';
@@ -43,7 +47,7 @@ export function recurrentForward(
   weights: DirectionWeights[][], lengths: Int32Array | null,
 ): RecurrentResult {
   const backend = getBackend();
-  const plan = recurrentPlan(backend, cfg, x, h0, c0, weights, lengths);
+  const plan = recurrentPlan(backend, cfg, x, h0, c0, weights, lengths, undefined, backend.pairedCalls === true);
   let step = plan.next();
   while (!step.done) step = plan.next(backend.seqForward(step.value));
   return step.value;
@@ -113,14 +117,15 @@ function sameBits(a: Float32Array, b: Float32Array): boolean {
 
 /**
  * The forward pass as a plan: yields each seqForward call (layer by layer, direction by
- * direction), receives its context, and returns the result with its backward recorded.
+ * direction, or with pairDirections both directions of a layer as one paired call), receives its
+ * context, and returns the result with its backward recorded.
  * weightData gives the values a parameter is read from: by default its own values, handed over
  * with their change counters (a backend may keep them between calls), else a snapshot of them.
  */
 function* recurrentPlan(
   backend: Backend, cfg: RecurrentConfig, x: Tensor, h0: Tensor | null, c0: Tensor | null,
   weights: DirectionWeights[][], lengths: Int32Array | null,
-  snapshot?: (t: Tensor) => Float32Array,
+  snapshot?: (t: Tensor) => Float32Array, pairDirections = false,
 ): Generator<SeqForwardArgs, RecurrentResult, SeqContext | null> {
   const { cell, H, P, numLayers: L } = cfg;
   const D = cfg.bidirectional ? 2 : 1;
@@ -134,6 +139,7 @@ function* recurrentPlan(
 
   const hN = new Float32Array(L * D * B * R);
   const cN = hasCellState(cell) ? new Float32Array(L * D * B * H) : null;
+  // per layer: a context per direction, or one of the paired call
   const contexts: Array<Array<SeqContext | null>> = [];
   const layerInputs: Float32Array[] = [x.data];
   const dropoutMasks: Array<Float32Array | null> = [];
@@ -143,10 +149,10 @@ function* recurrentPlan(
     const I = input.length / (T * B);
     output = new Float32Array(T * B * D * R);
     contexts.push([]);
-    for (let d = 0; d < D; d++) {
+    const callOf = (d: number): SeqForwardArgs => {
       const k = l * D + d;
       const w = weights[l][d];
-      contexts[l].push(yield {
+      return {
         cell, T, B, I, H, P, reverse: d === 1, x: input,
         wIh: weightData(w.wIh), wHh: weightData(w.wHh), bIh: w.bIh ? weightData(w.bIh) : null,
         bHh: w.bHh ? weightData(w.bHh) : null, wHr: w.wHr ? weightData(w.wHr) : null, weightVersions: versions(w),
@@ -156,8 +162,10 @@ function* recurrentPlan(
         hN: hN.subarray(k * B * R, (k + 1) * B * R),
         cN: cN ? cN.subarray(k * B * H, (k + 1) * B * H) : null,
         training, recurrentActivation: cfg.recurrentActivation ?? null,
-      });
-    }
+      };
+    };
+    if (pairDirections && D === 2) contexts[l].push(yield { ...callOf(0), paired: callOf(1) });
+    else for (let d = 0; d < D; d++) contexts[l].push(yield callOf(d));
     if (l < L - 1 && cfg.dropout > 0 && cfg.training) {
       const keep = 1 / (1 - cfg.dropout);
       const mask = new Float32Array(output.length);
@@ -192,12 +200,11 @@ function* recurrentPlan(
       const I = layerInputs[l].length / (T * B);
       const wantDx = l > 0 || x.requiresGrad;
       const dx = wantDx ? (l === 0 ? x.ensureGrad() : new Float32Array(T * B * I)) : null;
-      for (let d = 0; d < D; d++) {
+      const gradsOf = (d: number): Omit<SeqBackwardArgs, 'ctx'> => {
         const k = l * D + d;
         const w = weights[l][d];
         const grad = (t: Tensor | null) => (t?.requiresGrad ? t.ensureGrad() : null);
-        backend.seqBackward({
-          ctx: contexts[l][d] as SeqContext,
+        return {
           dy, dyStride: D * R, dyOffset: d * R,
           dhN: dhN ? dhN.subarray(k * B * R, (k + 1) * B * R) : null,
           dcN: dcN ? dcN.subarray(k * B * H, (k + 1) * B * H) : null,
@@ -205,7 +212,12 @@ function* recurrentPlan(
           dh0: dh0 ? dh0.subarray(k * B * R, (k + 1) * B * R) : null,
           dc0: dc0 ? dc0.subarray(k * B * H, (k + 1) * B * H) : null,
           dWIh: grad(w.wIh), dWHh: grad(w.wHh), dBIh: grad(w.bIh), dBHh: grad(w.bHh), dWHr: grad(w.wHr),
-        });
+        };
+      };
+      if (contexts[l].length < D) {  // one paired call
+        backend.seqBackward({ ...gradsOf(0), ctx: contexts[l][0] as SeqContext, paired: gradsOf(1) });
+      } else {
+        for (let d = 0; d < D; d++) backend.seqBackward({ ...gradsOf(d), ctx: contexts[l][d] as SeqContext });
       }
       if (l > 0 && dx) {
         const mask = dropoutMasks[l - 1];
