@@ -145,6 +145,45 @@ describe('native async jobs: admission', () => {
     });
   }, 60_000);
 
+  it('forwardAsync reuses a weight snapshot while the weight\'s change counter holds, and reads new values after every kind of write', async () => {
+    await withBackend('native', async () => {
+      const r = new Rng(4);
+      const lstm = new LSTM({ inputSize: 8, hiddenSize: 16, numLayers: 2, rng: r });
+      const x = new Tensor(Float32Array.from({ length: 5 * 2 * 8 }, () => r.normal()), [5, 2, 8]);
+      const seen: Float32Array[] = []; // wHh as the addon received it, for the second layer
+      const original = addon.seqForwardAsync;
+      addon.seqForwardAsync = (a) => { if (a.I === 16) seen.push(a.wHh); return original.call(addon, a); };
+      try {
+        const wHh = lstm.weights[1][0].wHh;
+        const serve = async () => {
+          const out = await noGradAsync(() => lstm.forwardAsync(x));
+          expect(bitwiseEqual(out.output.data, noGrad(() => lstm.forward(x)).output.data)).toBe(true);
+          return seen.at(-1)!;
+        };
+        const first = await serve();
+        expect(await serve()).toBe(first); // unchanged: the same copy
+        const kept = wHh.data; // handing out data counts as a write
+        expect(first).not.toBe(kept); // a copy, not the weight's own array
+        const second = await serve();
+        expect(second).not.toBe(first);
+        expect(await serve()).toBe(second);
+        kept[0] += 1; // a write through a kept array: seen after markChanged()
+        wHh.markChanged();
+        const third = await serve();
+        expect(third).not.toBe(second);
+        expect(third[0]).toBe(kept[0]);
+        const before = kept[0];
+        lstm.loadStateDict(new Map([...lstm.stateDict()].map(([k, v]) => [k, new Tensor(v.data.map((y) => y * 0.5), v.shape)])));
+        const fourth = await serve();
+        expect(fourth).not.toBe(third);
+        expect(fourth[0]).toBe(Math.fround(before * 0.5));
+        expect(await serve()).toBe(fourth);
+      } finally {
+        addon.seqForwardAsync = original;
+      }
+    });
+  }, 60_000);
+
   it('a worker_thread that ends while its jobs wait: the process exits cleanly', () => {
     const src = `
       const { Worker } = require('node:worker_threads');
