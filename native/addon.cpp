@@ -662,50 +662,54 @@ int asyncJobsLimit(const AsyncJobs& q) { return q.limit > 0 ? q.limit : asyncJob
 std::atomic<int> gExecuting{0};
 std::atomic<int> gPeakExecuting{0};
 
-// Linux: an async job's thread runs at a lower scheduling priority (nice + kJobNice) while the job
-// runs, so the event loop's thread, when a timer or I/O wakes it, gets a core at once rather than
-// after the job's time slice. Only where the priority can be put back afterwards (raising nice is
-// always allowed, lowering it again needs root, CAP_SYS_NICE or RLIMIT_NICE): libuv's threads
-// serve other work too. Checked once, on a scratch thread. Other systems: unchanged.
+// RNNKIT_JOB_NICE=n (1..19, Linux): an async job's thread runs at n steps lower scheduling
+// priority (nice + n) while the job runs, so the event loop's thread, when a timer or I/O wakes
+// it, gets a core before the job's threads; the jobs also yield to every other process of the
+// machine. Only where the priority can be put back afterwards (raising nice is always allowed,
+// lowering it again needs root, CAP_SYS_NICE or RLIMIT_NICE), as libuv's threads serve other work
+// too: checked once, on a scratch thread. Off by default; other systems: unchanged.
 #if defined(__linux__)
-constexpr int kJobNice = 10;
-bool canRestorePriority() {
-  static const bool ok = [] {
-    const char* off = std::getenv("RNNKIT_JOB_NICE");
-    if (off && std::strcmp(off, "0") == 0) return false;
-    bool r = false;
-    std::thread t([&r] {
-      const pid_t tid = (pid_t)syscall(SYS_gettid);
+int jobNice() {
+  static const int nice = [] {
+    const char* e = std::getenv("RNNKIT_JOB_NICE");
+    const int n = e && *e ? std::atoi(e) : 0;
+    if (n < 1 || n > 19) return 0;
+    bool ok = false;
+    std::thread t([&ok, n] {
+      const id_t tid = (id_t)syscall(SYS_gettid);
       errno = 0;
-      const int base = getpriority(PRIO_PROCESS, (id_t)tid);
-      if (errno != 0 || base + kJobNice > 19) return;
-      r = setpriority(PRIO_PROCESS, (id_t)tid, base + kJobNice) == 0 && setpriority(PRIO_PROCESS, (id_t)tid, base) == 0;
+      const int base = getpriority(PRIO_PROCESS, tid);
+      if (errno != 0 || base + n > 19) return;
+      ok = setpriority(PRIO_PROCESS, tid, base + n) == 0 && setpriority(PRIO_PROCESS, tid, base) == 0;
     });
     t.join();
-    return r;
+    return ok ? n : 0;
   }();
-  return ok;
+  return nice;
 }
 class LowerPriority {
  public:
   LowerPriority() {
-    if (!canRestorePriority()) return;
-    tid_ = (pid_t)syscall(SYS_gettid);
+    const int n = jobNice();
+    if (n == 0) return;
+    tid_ = (id_t)syscall(SYS_gettid);
     errno = 0;
-    base_ = getpriority(PRIO_PROCESS, (id_t)tid_);
-    lowered_ = errno == 0 && base_ + kJobNice <= 19 && setpriority(PRIO_PROCESS, (id_t)tid_, base_ + kJobNice) == 0;
+    base_ = getpriority(PRIO_PROCESS, tid_);
+    lowered_ = errno == 0 && base_ + n <= 19 && setpriority(PRIO_PROCESS, tid_, base_ + n) == 0;
   }
   ~LowerPriority() {
-    if (lowered_) setpriority(PRIO_PROCESS, (id_t)tid_, base_);
+    if (lowered_) setpriority(PRIO_PROCESS, tid_, base_);
   }
 
  private:
-  pid_t tid_ = 0;
+  id_t tid_ = 0;
   int base_ = 0;
   bool lowered_ = false;
 };
 #else
-struct LowerPriority {};
+struct LowerPriority {
+  LowerPriority() {}  // other systems: the job runs at its thread's priority
+};
 #endif
 
 // An async job under admission: submit() queues it on libuv's threadpool or keeps it waiting;

@@ -184,6 +184,35 @@ describe('native async jobs: admission', () => {
     });
   }, 60_000);
 
+  it.skipIf(process.platform !== 'linux')('RNNKIT_JOB_NICE=10 (Linux): a job\'s thread runs at nice +10 while the job runs and gets its priority back after, where the process may restore it (skipped: not Linux)', () => {
+    const src = `
+      import { readdirSync, readFileSync } from 'node:fs';
+      import { execSync } from 'node:child_process';
+      const { loadNativeBackend } = await import(${JSON.stringify(new URL('../dist/backends/native.js', import.meta.url).href)});
+      const native = loadNativeBackend();
+      const nices = () => readdirSync('/proc/self/task').map((t) => { try { return Number(readFileSync('/proc/self/task/' + t + '/stat', 'utf8').split(') ')[1].split(' ')[16]); } catch { return 0; } });
+      const T = 400, B = 8, I = 64, H = 256, G = 4 * H;
+      const a = () => ({ cell: 'lstm', T, B, I, H, P: 0, reverse: false, x: new Float32Array(T * B * I), wIh: new Float32Array(G * I),
+        wHh: new Float32Array(G * H), bIh: null, bHh: null, wHr: null, h0: null, c0: null, lengths: null, training: false,
+        y: new Float32Array(T * B * H), yStride: H, yOffset: 0, hN: new Float32Array(B * H), cN: new Float32Array(B * H) });
+      let during = 0;
+      const job = native.seqForwardAsync(a());
+      const poll = setInterval(() => { during = Math.max(during, ...nices()); }, 1);
+      await job;
+      clearInterval(poll);
+      await new Promise((r) => setTimeout(r, 20));
+      // whether this process may lower a nice value again (root, CAP_SYS_NICE or RLIMIT_NICE)
+      let mayRestore = false;
+      try { execSync('renice -n 5 -p ' + process.pid + ' >/dev/null && renice -n 0 -p ' + process.pid + ' >/dev/null', { stdio: 'ignore' }); mayRestore = true; } catch {}
+      console.log(JSON.stringify({ during, after: Math.max(...nices()), mayRestore }));
+    `;
+    const r = spawnSync(process.execPath, ['--input-type=module', '-e', src], { cwd: ROOT, encoding: 'utf8', timeout: 60_000, env: { ...process.env, RNNKIT_JOB_NICE: '10' } });
+    expect(r.stderr).toBe('');
+    const out = JSON.parse(r.stdout.trim().split('\n').pop()!) as { during: number; after: number; mayRestore: boolean };
+    expect(out.after).toBe(0); // every thread back at its priority (or never changed)
+    expect(out.during).toBe(out.mayRestore ? 10 : 0);
+  }, 60_000);
+
   it('a worker_thread that ends while its jobs wait: the process exits cleanly', () => {
     const src = `
       const { Worker } = require('node:worker_threads');
