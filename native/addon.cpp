@@ -56,7 +56,8 @@ struct AddonData {
   const IsaKernels* k = nullptr;  // the fp32 kernels of the chosen ISA
   bool medium = false;            // matmul precision 'medium': bf16 products allowed
   std::string cpuIsas;
-  AsyncJobs jobs;
+  // shared with each job: a job that settles while the environment shuts down may outlive this
+  std::shared_ptr<AsyncJobs> jobs = std::make_shared<AsyncJobs>();
 };
 
 const napi_type_tag kCtxTag = {0x7a1c5e0b2f3d4e11ULL, 0x9b8a7c6d5e4f3a21ULL};
@@ -648,8 +649,8 @@ Napi::Value SeqBackward(const Napi::CallbackInfo& info) {
 
 // The default number of jobs admitted at once: the cores left beside the kernel pool (which one
 // job uses entirely), at least 1. With the default pool (a thread per core) one job runs at a
-// time on every core, and a timer of the event loop competes with two threads, not with one per
-// request in flight.
+// time on every core, and the event loop's thread competes with the pool's threads, not with a
+// thread per request in flight too.
 int asyncJobsDefault() {
   const int cores = (int)std::max(1u, std::thread::hardware_concurrency());
   return std::max(1, cores - pool_threads());
@@ -658,7 +659,7 @@ int asyncJobsDefault() {
 int asyncJobsLimit(const AsyncJobs& q) { return q.limit > 0 ? q.limit : asyncJobsDefault(); }
 
 // How many async jobs run their kernels at this moment, in the whole process, and the most at once
-// since the last asyncJobStats({ reset: true }).
+// since the last asyncJobStats(true).
 std::atomic<int> gExecuting{0};
 std::atomic<int> gPeakExecuting{0};
 
@@ -716,9 +717,9 @@ struct LowerPriority {
 // when it settles, the next waiting jobs of its thread are queued.
 class QueuedJob : public Napi::AsyncWorker {
  public:
-  explicit QueuedJob(Napi::Env env) : Napi::AsyncWorker(env) {}
+  explicit QueuedJob(Napi::Env env) : Napi::AsyncWorker(env), jobs_(env.GetInstanceData<AddonData>()->jobs) {}
   void submit() {
-    AsyncJobs& q = Env().GetInstanceData<AddonData>()->jobs;
+    AsyncJobs& q = *jobs_;
     if (q.waiting.empty() && q.admitted < asyncJobsLimit(q)) {
       q.admitted++;
       Queue();
@@ -728,8 +729,7 @@ class QueuedJob : public Napi::AsyncWorker {
     }
   }
   // Admits waiting jobs while there is room (after a job settles or the limit grows).
-  static void admit(Napi::Env env) {
-    AsyncJobs& q = env.GetInstanceData<AddonData>()->jobs;
+  static void admit(napi_env env, AsyncJobs& q) {
     while (!q.waiting.empty() && q.admitted < asyncJobsLimit(q)) {
       QueuedJob* next = q.waiting.front();
       q.waiting.pop_front();
@@ -753,11 +753,15 @@ class QueuedJob : public Napi::AsyncWorker {
   virtual void Run() = 0;
   // After OnOK / OnError (or a cancellation): the slot goes to the next waiting job.
   void Destroy() override {
-    Napi::Env env = Env();
-    env.GetInstanceData<AddonData>()->jobs.admitted--;
+    const napi_env env = Env();
+    std::shared_ptr<AsyncJobs> q = jobs_;
+    q->admitted--;
     delete this;
-    admit(env);
+    admit(env, *q);
   }
+
+ private:
+  std::shared_ptr<AsyncJobs> jobs_;
 };
 
 class ForwardWorker : public QueuedJob {
@@ -836,8 +840,9 @@ class BackwardWorker : public QueuedJob {
 Napi::Value SetAsyncJobs(const Napi::CallbackInfo& info) {
   Napi::Env env = info.Env();
   checkArgc(info, 1, "native.setAsyncJobs");
-  env.GetInstanceData<AddonData>()->jobs.limit = (int)asInt(env, info[0], "native.setAsyncJobs", "n", 0, 1024);
-  QueuedJob::admit(env);
+  AsyncJobs& q = *env.GetInstanceData<AddonData>()->jobs;
+  q.limit = (int)asInt(env, info[0], "native.setAsyncJobs", "n", 0, 1024);
+  QueuedJob::admit(env, q);
   return env.Undefined();
 }
 
@@ -848,7 +853,7 @@ Napi::Value AsyncJobStats(const Napi::CallbackInfo& info) {
   Napi::Env env = info.Env();
   checkArgc(info, 1, "native.asyncJobStats");
   const bool reset = asBool(env, info[0], "native.asyncJobStats", "reset");
-  AsyncJobs& q = env.GetInstanceData<AddonData>()->jobs;
+  AsyncJobs& q = *env.GetInstanceData<AddonData>()->jobs;
   Napi::Object o = Napi::Object::New(env);
   o.Set("limit", asyncJobsLimit(q));
   o.Set("admitted", q.admitted);
