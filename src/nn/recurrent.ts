@@ -57,10 +57,11 @@ export async function recurrentForwardAsync(
   const backend = getBackend();
   // Each job reads the weights as they are now, and a backward reads the weights its forward
   // read: an optimizer step, loadStateDict or a training pass that changes them meanwhile changes
-  // neither. The native addon copies what a job reads when it queues the job; the jobs after the
-  // first (later layers, the reverse direction) are queued when the one before ends, and a
-  // backward runs later still, so those read a snapshot taken now. A snapshot is reused while its
-  // weight's change counter holds: serving a model that does not change copies no weights here.
+  // neither. The native addon copies what a job reads when it is called (whether the job then
+  // runs or waits for admission); the jobs after the first (later layers, the reverse direction)
+  // are called when the one before ends, and a backward runs later still, so those read a
+  // snapshot taken now. A snapshot is reused while its weight's change counter holds: serving a
+  // model that does not change copies no weights here.
   // Without async kernels every forward runs now, and only a backward needs the snapshot.
   const params = weights.flat().flatMap((w) => [w.wIh, w.wHh, w.bIh, w.bHh, w.wHr]).filter((t): t is Tensor => t !== null);
   const recording = needsGrad(x, ...(h0 ? [h0] : []), ...(c0 ? [c0] : []), ...params);
