@@ -184,7 +184,7 @@ describe('native async jobs: admission', () => {
     });
   }, 60_000);
 
-  it.skipIf(process.platform !== 'linux')('RNNKIT_JOB_NICE=10 (Linux): a job\'s thread runs at nice +10 while the job runs and gets its priority back after, where the process may restore it (skipped: not Linux)', () => {
+  it.skipIf(process.platform !== 'linux')(`RNNKIT_JOB_NICE=10 (Linux): a job's thread runs at nice +10 while the job runs and gets its priority back after, where the process may restore it${process.platform !== 'linux' ? ' (skipped: not Linux)' : ''}`, () => {
     const src = `
       import { readdirSync, readFileSync } from 'node:fs';
       import { execSync } from 'node:child_process';
