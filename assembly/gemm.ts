@@ -3,23 +3,28 @@
 import { ld, madd, st } from './common';
 
 /**
- * The 4x8 float tile partial micro-tiles are written through: static in a single-threaded build;
+ * The float tile (up to 6x8) partial micro-tiles are written through: static in a single-threaded build;
  * in a threaded build every thread (instance) sets its own with setTile, as the static data is
  * shared by all of them.
  */
-let tile: usize = memory.data(128, 16);
+let tile: usize = memory.data(192, 16);
 
-/** Sets this instance's 4x8 tile (32 floats, 16-byte aligned). */
+/** Sets this instance's tile (48 floats: up to 6x8, 16-byte aligned). */
 export function setTile(p: usize): void {
   tile = p;
 }
 
 // Goto-style: op(B) is packed once into 8-column panels per K block of KC (packB, so a weight
 // used at every time step is packed once per sequence); a block of MC rows of op(A) is packed
-// into 4-row panels; a 4x8 register tile of f32x4 accumulators (8 vectors) does the work.
-
+// into MR-row panels; an MRx8 register tile of f32x4 accumulators does the work.
+// Registers (x64 has 16 xmm, V8 keeps one as scratch: 15): the 4x8 tile holds 8 accumulators,
+// 2 vectors of B, the broadcast of A and, without fused multiply-add, the product before its add
+// (12); with relaxed SIMD's fused multiply-add the 6x8 tile fits (12 accumulators + 2 + 1 = 15)
+// and issues 12 multiply-adds per 8 loads instead of 8 per 6. (Unrolling k instead makes V8 load
+// ahead and spill accumulators.)
+const MR: i32 = ASC_FEATURE_RELAXED_SIMD ? 6 : 4;
 const KC: i32 = 256;
-const MC: i32 = 128;
+const MC: i32 = ASC_FEATURE_RELAXED_SIMD ? 120 : 128; // a multiple of MR
 
 /** Floats of scratch packB needs for op(B) [K, N]. */
 export function packedBSize(K: i32, N: i32): i32 {
@@ -108,31 +113,33 @@ export function packB(transB: i32, K: i32, N: i32, B: usize, ldb: i32, dst: usiz
   }
 }
 
-/** Packs rows [i0, i0+mc) x cols [k0, k0+kc) of op(A) into 4-row panels [kc, 4], zero padded. */
+/** Packs rows [i0, i0+mc) x cols [k0, k0+kc) of op(A) into MR-row panels [kc, MR], zero padded. */
 function packA(transA: i32, A: usize, lda: i32, i0: i32, mc: i32, k0: i32, kc: i32, dst: usize): void {
-  for (let ir = 0; ir < mc; ir += 4) {
+  for (let ir = 0; ir < mc; ir += MR) {
     const panel = dst + ((<usize>ir * <usize>kc) << 2);
-    const mr = min(4, mc - ir);
+    const mr = min(MR, mc - ir);
     if (!transA) {
-      for (let r = 0; r < 4; r++) {
+      for (let r = 0; r < MR; r++) {
         if (r < mr) {
           const src = A + ((<usize>(i0 + ir + r) * <usize>lda + <usize>k0) << 2);
-          for (let k = 0; k < kc; k++) st(panel, k * 4 + r, ld(src, k));
+          for (let k = 0; k < kc; k++) st(panel, k * MR + r, ld(src, k));
         } else {
-          for (let k = 0; k < kc; k++) st(panel, k * 4 + r, 0);
+          for (let k = 0; k < kc; k++) st(panel, k * MR + r, 0);
         }
       }
     } else {
       // op(A)[i][k] = A[k * lda + i]
-      if (mr == 4) {
+      if (mr == MR) {
         for (let k = 0; k < kc; k++) {
           const src = A + ((<usize>(k0 + k) * <usize>lda + <usize>(i0 + ir)) << 2);
-          v128.store(panel + (<usize>k << 4), v128.load(src));
+          const row = panel + ((<usize>k * <usize>MR) << 2);
+          v128.store(row, v128.load(src));
+          if (MR == 6) store<u64>(row, load<u64>(src, 16), 16);
         }
       } else {
         for (let k = 0; k < kc; k++) {
           const src = A + ((<usize>(k0 + k) * <usize>lda + <usize>(i0 + ir)) << 2);
-          for (let r = 0; r < 4; r++) st(panel, k * 4 + r, r < mr ? ld(src, r) : 0);
+          for (let r = 0; r < MR; r++) st(panel, k * MR + r, r < mr ? ld(src, r) : 0);
         }
       }
     }
@@ -192,6 +199,75 @@ function kernel4x8(kc: i32, ap: usize, bp: usize, c: usize, ldc: i32, alpha: f32
   }
 }
 
+/** C[mr<=6, nr<=8] += alpha * Apanel[kc,6] @ Bpanel[kc,8]: the 6x8 register tile (fused multiply-add builds). */
+function kernel6x8(kc: i32, ap: usize, bp: usize, c: usize, ldc: i32, alpha: f32, mr: i32, nr: i32): void {
+  let c0a = f32x4.splat(0);
+  let c0b = c0a, c1a = c0a, c1b = c0a, c2a = c0a, c2b = c0a, c3a = c0a, c3b = c0a, c4a = c0a, c4b = c0a, c5a = c0a, c5b = c0a;
+  for (let k = 0; k < kc; k++) {
+    const b0 = v128.load(bp);
+    const b1 = v128.load(bp, 16);
+    let a = v128.load32_splat(ap);
+    c0a = madd(a, b0, c0a);
+    c0b = madd(a, b1, c0b);
+    a = v128.load32_splat(ap, 4);
+    c1a = madd(a, b0, c1a);
+    c1b = madd(a, b1, c1b);
+    a = v128.load32_splat(ap, 8);
+    c2a = madd(a, b0, c2a);
+    c2b = madd(a, b1, c2b);
+    a = v128.load32_splat(ap, 12);
+    c3a = madd(a, b0, c3a);
+    c3b = madd(a, b1, c3b);
+    a = v128.load32_splat(ap, 16);
+    c4a = madd(a, b0, c4a);
+    c4b = madd(a, b1, c4b);
+    a = v128.load32_splat(ap, 20);
+    c5a = madd(a, b0, c5a);
+    c5b = madd(a, b1, c5b);
+    ap += 24;
+    bp += 32;
+  }
+  const ldcb = <usize>ldc << 2;
+  if (mr == 6 && nr == 8) {
+    const av = f32x4.splat(alpha);
+    let p = c;
+    v128.store(p, madd(av, c0a, v128.load(p)));
+    v128.store(p, madd(av, c0b, v128.load(p, 16)), 16);
+    p += ldcb;
+    v128.store(p, madd(av, c1a, v128.load(p)));
+    v128.store(p, madd(av, c1b, v128.load(p, 16)), 16);
+    p += ldcb;
+    v128.store(p, madd(av, c2a, v128.load(p)));
+    v128.store(p, madd(av, c2b, v128.load(p, 16)), 16);
+    p += ldcb;
+    v128.store(p, madd(av, c3a, v128.load(p)));
+    v128.store(p, madd(av, c3b, v128.load(p, 16)), 16);
+    p += ldcb;
+    v128.store(p, madd(av, c4a, v128.load(p)));
+    v128.store(p, madd(av, c4b, v128.load(p, 16)), 16);
+    p += ldcb;
+    v128.store(p, madd(av, c5a, v128.load(p)));
+    v128.store(p, madd(av, c5b, v128.load(p, 16)), 16);
+  } else {
+    v128.store(tile, c0a);
+    v128.store(tile, c0b, 16);
+    v128.store(tile, c1a, 32);
+    v128.store(tile, c1b, 48);
+    v128.store(tile, c2a, 64);
+    v128.store(tile, c2b, 80);
+    v128.store(tile, c3a, 96);
+    v128.store(tile, c3b, 112);
+    v128.store(tile, c4a, 128);
+    v128.store(tile, c4b, 144);
+    v128.store(tile, c5a, 160);
+    v128.store(tile, c5b, 176);
+    for (let r = 0; r < mr; r++) {
+      const row = c + <usize>r * ldcb;
+      for (let j = 0; j < nr; j++) st(row, j, ld(row, j) + alpha * ld(tile, r * 8 + j));
+    }
+  }
+}
+
 /** c[0, nr) += alpha * (a0 | a1): the store of a 1x8 tile (nr < 8 goes through TILE). */
 @inline function addTile1x8(c: usize, a0: v128, a1: v128, alpha: f32, nr: i32): void {
   if (nr == 8) {
@@ -205,19 +281,20 @@ function kernel4x8(kc: i32, ap: usize, bp: usize, c: usize, ldc: i32, alpha: f32
   }
 }
 
-/** One row of a 4-row A panel (ap already offset to the row) times a B panel: 1x8 tile. */
+/** One row of an MR-row A panel (ap already offset to the row) times a B panel: 1x8 tile. */
 function kernel1x8(kc: i32, ap: usize, bp: usize, c: usize, alpha: f32, nr: i32): void {
   let a0 = f32x4.splat(0);
   let a1 = a0, e0 = a0, e1 = a0;
+  const step = <usize>MR << 2; // bytes from one k to the next in the panel
   let k = 0;
   for (; k + 1 < kc; k += 2) {
     let a = v128.load32_splat(ap);
     a0 = madd(a, v128.load(bp), a0);
     a1 = madd(a, v128.load(bp, 16), a1);
-    a = v128.load32_splat(ap, 16);
+    a = v128.load32_splat(ap + step);
     e0 = madd(a, v128.load(bp, 32), e0);
     e1 = madd(a, v128.load(bp, 48), e1);
-    ap += 32;
+    ap += step << 1;
     bp += 64;
   }
   if (k < kc) {
@@ -331,11 +408,13 @@ export function gemmPackedCols(
       for (let j0 = jBegin; j0 < jEnd; j0 += 8) {
         const nr = min(8, jEnd - j0);
         const bPanel = bBase + ((<usize>j0 * <usize>kc) << 2);
-        for (let ir = 0; ir < mc; ir += 4) {
-          const mr = min(4, mc - ir);
+        for (let ir = 0; ir < mc; ir += MR) {
+          const mr = min(MR, mc - ir);
           const aPanel = Ap + ((<usize>ir * <usize>kc) << 2);
           const cp = C + <usize>(i0 + ir) * ldcb + (<usize>j0 << 2);
-          if (mr >= 3) {
+          if (MR == 6 && mr >= 3) {
+            kernel6x8(kc, aPanel, bPanel, cp, ldc, alpha, mr, nr);
+          } else if (MR == 4 && mr >= 3) {
             kernel4x8(kc, aPanel, bPanel, cp, ldc, alpha, mr, nr);
           } else {
             for (let r = 0; r < mr; r++) {

@@ -1,152 +1,330 @@
-// Kernel-level benchmark of the rnnkit wasm backend on the workloads of bench/workloads.mjs,
-// side by side with TensorFlow.js's wasm backend in the same run, printing times and ratios.
+// Kernel-level benchmark of the rnnkit wasm backend on the workloads of bench/workloads.mjs, side
+// by side in one run with rnnkit native (one thread), onnxruntime-web and TensorFlow.js's wasm
+// backend, in Node and, with --browser chromium, in headless Chromium; prints times and ratios.
 //
-//   npm run build && node bench/wasm-bench.mjs [--workloads lstm-m,gru-m] [--iters 10] [--peer-iters 5] [--no-tfjs] [--no-ort] [--native] [--copies] [--threads N]
+//   npm run build && node bench/wasm-bench.mjs [--workloads lstm-m,gru-m] [--iters 10] [--peer-iters 5]
+//     [--threads 1,2] [--build auto|plain|relaxed|threads|threads-relaxed] [--native] [--no-tfjs] [--no-ort] [--copies]
+//     [--node-flags "--experimental-wasm-relaxed-simd"] [--browser chromium]
 //
-// rnnkit: seqForward(training) + seqBackward with dy = G (a fixed random tensor) and every
-// gradient (parameters and x) = one train step; "infer" = seqForward(training = false).
-// TensorFlow.js: tf.layers.lstm/gru/simpleRNN (recurrentActivation 'sigmoid' like PyTorch),
-// (GRU: tfjs only has reset-before, same cost), loss = sum(y * G), tf.variableGrads over the weights and x. One thread for both
-// (tfjs-backend-wasm does not start threads in Node).
-// onnxruntime-web (wasm, one thread) for the inference workloads, on an ONNX model of the same
-// layer written by bench/onnx-lstm.mjs.
-// Weights are passed with change counters (as the layers do), so they stay resident in linear
-// memory between calls; --copies also times a backend that copies every weight into linear memory
-// on every call, interleaved with the resident one (A/B in one run).
-// Timing: 3 warm-up iterations, then the median of --iters (min and max shown); the peer uses
-// --peer-iters (default 5, warm-up 1) because one of its steps can take tens of seconds.
-import { performance } from 'node:perf_hooks';
-import { loadWasmBackend } from '../dist/backends/wasm.js';
-import { flops, gatesOf, selectWorkloads } from './workloads.mjs';
+// Where the wasm backend runs (one column each, the same workload one after the other):
+//   node                 this process;
+//   node <flags>         --node-flags: a second Node process started with these V8 flags (e.g.
+//                        --experimental-wasm-relaxed-simd, which Node 20 needs for relaxed SIMD);
+//   chromium             --browser chromium: a module Web Worker of a cross-origin isolated page
+//                        (COOP/COEP, so the threaded build can start workers) in headless
+//                        Chromium (playwright-core; RNNKIT_CHROMIUM or /usr/bin/chromium), served
+//                        from this repository on 127.0.0.1 (bench/wasm-bench-worker.mjs).
+// The wasm build (--build, default auto): the threaded build for --threads above 1 (where the
+// runtime can start workers), else the single-thread one; of either, the relaxed-SIMD variant
+// (fused multiply-add) where the runtime validates it; each column says which ran.
+//
+// The steps (bench/wasm-steps.mjs): rnnkit seqForward(training) + seqBackward with dy = G (a fixed
+// random tensor) and every gradient = one train step; "infer" = seqForward(training = false);
+// charlm adds the embedding, the output layer, cross-entropy and an Adam step. Weights are passed
+// with change counters (as the layers do), so they stay resident in linear memory; --copies also
+// times a backend that copies every weight in on every call, interleaved with the resident one.
+// onnxruntime-web (wasm, one thread; in Node and in Chromium) runs the inference workloads on an
+// ONNX model of the same layer (bench/onnx-lstm.mjs). TensorFlow.js (Node, wasm backend, one
+// thread): tf.layers.lstm/gru/simpleRNN (recurrentActivation 'sigmoid' like PyTorch; GRU: tfjs
+// only has reset-before, same cost), loss = sum(y * G), tf.variableGrads over the weights and x.
+// Timing: native and every wasm column take turns, one step each per round (3 warm-up rounds, then
+// --iters rounds), so a machine that slows down for a while slows every column alike; median (min
+// and max shown). TensorFlow.js runs after them, --peer-iters times (default 5, warm-up 1),
+// because one of its steps can take tens of seconds.
+import { fork } from 'node:child_process';
+import { existsSync, readFileSync, statSync } from 'node:fs';
+import { createServer } from 'node:http';
+import { extname, join, normalize, resolve } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import * as api from '../dist/wasm-entry.js';
+import { flops, selectWorkloads } from './workloads.mjs';
+import { BUILDS, benchServer, chooseBuild, rand, randn, time, timeAB, workloadStep } from './wasm-steps.mjs';
 
+const ROOT = resolve(fileURLToPath(new URL('..', import.meta.url)));
 const argv = process.argv.slice(2);
 const opt = (name, dflt) => {
   const i = argv.indexOf(`--${name}`);
   return i >= 0 ? argv[i + 1] : dflt;
 };
-const ITERS = Number(opt('iters', 10));
-const PEER_ITERS = Number(opt('peer-iters', 5));
-const ONLY = opt('workloads', opt('only', null));
-const NO_TFJS = argv.includes('--no-tfjs');
-const NO_ORT = argv.includes('--no-ort');
-const WITH_NATIVE = argv.includes('--native'); // rnnkit-native with 1 thread, for the wasm / native ratio
-const COPIES = argv.includes('--copies'); // A/B: resident weights vs a copy of every weight per call
-const THREADS = opt('threads', null); // threads of the threaded build (default: one per core)
+const distBytes = () => Object.fromEntries(Object.entries(BUILDS).map(([name, file]) => [name, readFileSync(join(ROOT, 'dist', file))]));
+async function loadOrt() {
+  const ort = await import('onnxruntime-web');
+  ort.env.wasm.numThreads = 1;
+  return ort;
+}
 
-let WORKLOADS;
-try {
-  WORKLOADS = selectWorkloads(ONLY);
-} catch (e) {
-  console.error(`wasm-bench: ${e.message}`);
+async function main() {
+  const ITERS = Number(opt('iters', 10));
+  const PEER_ITERS = Number(opt('peer-iters', 5));
+  const NO_TFJS = argv.includes('--no-tfjs');
+  const NO_ORT = argv.includes('--no-ort');
+  const WITH_NATIVE = argv.includes('--native'); // rnnkit-native with 1 thread, for the wasm / native ratio
+  const COPIES = argv.includes('--copies'); // A/B: resident weights vs a copy of every weight per call
+  // threads of the wasm backend, one column per count (more than 1: the threaded build)
+  const THREADS = String(opt('threads', '1')).split(',').map(Number);
+  if (!THREADS.every((n) => Number.isInteger(n) && n >= 1)) fail(`--threads: expected positive integers separated by commas, received '${opt('threads')}'`);
+  const BUILD = opt('build', 'auto');
+  const NODE_FLAGS = opt('node-flags', null);
+  const BROWSER = opt('browser', null);
+  if (BROWSER !== null && BROWSER !== 'chromium') fail(`--browser: only chromium is supported, received '${BROWSER}'`);
+  let WORKLOADS;
+  try {
+    WORKLOADS = selectWorkloads(opt('workloads', opt('only', null)));
+  } catch (e) {
+    fail(e.message);
+  }
+
+  // ---- where the wasm backend runs
+  // (one per thread count; onnxruntime-web in the first of each place)
+  const engines = THREADS.map((n, i) => ({ ...inProcess(), threads: n, ort: i === 0 }));
+  if (NODE_FLAGS) {
+    const flags = NODE_FLAGS.split(/\s+/).filter(Boolean);
+    console.log(`node-flags: a second Node process with ${flags.join(' ')}`);
+    for (const n of THREADS) engines.push({ ...nodeChild(flags), threads: n, ort: false });
+  }
+  if (BROWSER) {
+    const browser = await chromiumBrowser();
+    for (const [i, n] of THREADS.entries()) engines.push({ ...await browser.page(), threads: n, ort: i === 0 });
+  }
+  for (const e of engines) {
+    try {
+      e.info = await e.call({ type: 'init', build: BUILD, threads: e.threads, ort: !NO_ORT && e.ort });
+    } catch (err) {
+      fail(`${e.name}, ${e.threads} thread(s): ${String(err.message).split('\n')[0]}`);
+    }
+    e.label = `${e.name} ${e.info.build} ${e.info.threads}t`;
+    console.log(`${e.name}: rnnkit wasm ${e.info.build} build (${e.info.isa}), ${e.info.threads} thread(s)` +
+      `${e.info.threadsWhyNot ? ` (threads unavailable: ${e.info.threadsWhyNot})` : ''}; ${e.info.detail}`);
+  }
+  let copying = null;
+  if (COPIES) {
+    const [, bytes] = chooseBuild(distBytes(), BUILD, THREADS[0], api.wasmThreadsUnavailable());
+    copying = await api.createWasmBackendAsync(bytes, { threads: THREADS[0], residentWeights: false });
+  }
+  const tf = NO_TFJS ? null : await loadTf();
+  let native = null;
+  if (WITH_NATIVE) {
+    try {
+      native = (await import('../dist/backends/native.js')).loadNativeBackend();
+      native.setThreads?.(1);
+      console.log(`rnnkit native: ${native.info().isa}, 1 thread`);
+    } catch (e) {
+      console.log(`rnnkit native unavailable: ${e.message}`);
+    }
+  }
+  console.log(`node ${process.version}; iters ${ITERS} (tfjs ${PEER_ITERS}); median [min, max]`);
+
+  const fmt = (t) => `${t.median.toFixed(2)} ms [${t.min.toFixed(2)}, ${t.max.toFixed(2)}]`;
+  const rows = [];
+  try {
+    for (const w of WORKLOADS) {
+      const row = { id: w.id, engines: [] };
+      const parts = [w.id.padEnd(13)];
+      // every timed step of this workload, taking turns (warm-up rounds, then ITERS rounds): a
+      // machine that slows down for a while slows every column alike
+      const timed = [];
+      if (native) {
+        const fn = workloadStep(native, w);
+        timed.push({ what: 'native', once: async () => { const t0 = performance.now(); fn(); return performance.now() - t0; }, ts: [] });
+      }
+      for (const [i, e] of engines.entries()) {
+        for (const step of await e.call({ type: 'prepare', workload: w })) timed.push({ what: step, engine: i, once: () => e.call({ type: 'time', step }), ts: [] });
+      }
+      for (let round = 0; round < 3 + ITERS; round++) {
+        for (const t of timed) {
+          const ms = await t.once();
+          if (round >= 3) t.ts.push(ms);
+        }
+      }
+      const stat = (ts) => {
+        ts.sort((x, y) => x - y);
+        return { median: ts[Math.floor(ts.length / 2)], min: ts[0], max: ts[ts.length - 1] };
+      };
+      const get = (what, engine) => {
+        const t = timed.find((x) => x.what === what && x.engine === engine);
+        return t && stat(t.ts);
+      };
+      const n = get('native', undefined);
+      if (n) {
+        row.native = n.median;
+        parts.push(`native-1t ${fmt(n)}`);
+      }
+      for (const [i, e] of engines.entries()) {
+        const r = { rnnkit: get('rnnkit', i), stream: get('stream', i), ort: get('ort', i) };
+        const gf = flops(w) / (r.rnnkit.median * 1e6);
+        let s = `${e.label} ${fmt(r.rnnkit)} ${gf.toFixed(1)} GFLOP/s`;
+        if (w.cell === 'charlm') s += ` = ${Math.round((w.seq * w.batch) / (r.rnnkit.median / 1000))} tokens/s`;
+        if (row.native) s += ` (/native ${(r.rnnkit.median / row.native).toFixed(2)})`;
+        if (r.stream) s += `, step by step (${w.seq} calls, T=1) ${fmt(r.stream)} = ${(r.stream.median / w.seq * 1000).toFixed(1)} us/step`;
+        if (r.ort) s += ` | ort-web there ${fmt(r.ort)} (rnnkit / ort ${(r.rnnkit.median / r.ort.median).toFixed(3)})`;
+        parts.push(s);
+        row.engines.push({ ms: r.rnnkit.median, gflops: gf, ort: r.ort?.median, usPerStep: r.stream && (r.stream.median / w.seq) * 1000 });
+      }
+      if (copying) {
+        const ab = timeAB(workloadStep(engines[0].backend(), w), workloadStep(copying, w), 3, ITERS);
+        row.resident = ab[0].median;
+        row.copies = ab[1].median;
+        parts.push(`A/B in this process: resident ${fmt(ab[0])} | weights copied every call ${fmt(ab[1])} | resident / copied ${(ab[0].median / ab[1].median).toFixed(3)}`);
+      }
+      if (tf) {
+        const t = time(w.cell === 'charlm' ? tfCharlm(tf, w) : tfStep(tf, w), 1, PEER_ITERS);
+        row.tfjs = t.median;
+        parts.push(`tfjs-wasm ${fmt(t)} (rnnkit node / tfjs ${(row.engines[0].ms / t.median).toFixed(4)})`);
+      }
+      console.log(parts.join('\n    '));
+      rows.push(row);
+    }
+  } finally {
+    for (const e of engines) await e.close();
+  }
+
+  // ---- the table
+  const f = (v, d) => (v === undefined || v === null ? '-' : v.toFixed(d));
+  const r2 = (a, b) => (a && b ? (a / b).toFixed(2) : '-');
+  const head = ['workload', ...(native ? ['native 1t ms'] : [])];
+  const base = engines.map((e) => engines.findIndex((x) => x.name === e.name)); // the first column of the same place
+  engines.forEach((e, i) => head.push(`wasm ${e.label} ms`, ...(native ? [`${e.name} / native`] : []), ...(base[i] !== i ? [`${e.info.threads}t speed-up`] : [])));
+  head.push('GFLOP/s (node)');
+  engines.forEach((e) => { if (e.info.ort) head.push(`ort-web ${e.name} ms`, `rnnkit / ort (${e.name})`); });
+  if (engines.length > 1) head.push('step by step us/step (per column)');
+  if (COPIES) head.push('copied every call ms', 'resident / copied');
+  if (tf) head.push('tfjs-wasm ms', 'rnnkit node / tfjs');
+  console.log(`\n| ${head.join(' | ')} |\n|${head.map(() => '---').join('|')}|`);
+  for (const r of rows) {
+    const cells = [r.id, ...(native ? [f(r.native, 2)] : [])];
+    r.engines.forEach((x, i) => cells.push(f(x.ms, 2), ...(native ? [r2(x.ms, r.native)] : []), ...(base[i] !== i ? [`${r2(r.engines[base[i]].ms, x.ms)}x`] : [])));
+    cells.push(f(r.engines[0].gflops, 1));
+    engines.forEach((e, i) => { if (e.info.ort) cells.push(f(r.engines[i].ort, 2), r.engines[i].ort ? (r.engines[i].ms / r.engines[i].ort).toFixed(3) : '-'); });
+    if (engines.length > 1) cells.push(r.engines.some((x) => x.usPerStep) ? r.engines.map((x) => f(x.usPerStep, 1)).join(' / ') : '-');
+    if (COPIES) cells.push(f(r.copies, 2), r.copies ? (r.resident / r.copies).toFixed(3) : '-');
+    if (tf) cells.push(f(r.tfjs, 1), r.tfjs ? (r.engines[0].ms / r.tfjs).toFixed(4) : '-');
+    console.log(`| ${cells.join(' | ')} |`);
+  }
+
+  // ---- engines
+  function inProcess() {
+    let backend = null;
+    const serve = benchServer({
+      ...api,
+      createWasmBackendAsync: async (src, o) => (backend = await api.createWasmBackendAsync(src, o)),
+    }, distBytes(), loadOrt);
+    return { name: 'node', call: serve, close: async () => backend?.close(), backend: () => backend };
+  }
+
+  function nodeChild(flags) {
+    const child = fork(fileURLToPath(import.meta.url), ['--serve'], { execArgv: flags, stdio: ['ignore', 'inherit', 'inherit', 'ipc'] });
+    return { name: 'node-flags', ...messenger((m) => child.send(m), (on) => child.on('message', on), () => child.kill()) };
+  }
+
+  /** Headless Chromium serving this repository; page() opens one more bench page (its own worker and backend). */
+  async function chromiumBrowser() {
+    const executablePath = process.env.RNNKIT_CHROMIUM ?? '/usr/bin/chromium';
+    if (!existsSync(executablePath)) fail(`--browser chromium: no Chromium at ${executablePath} (apt-get install -y chromium, or set RNNKIT_CHROMIUM)`);
+    const { chromium } = await import('playwright-core');
+    const server = await serveRepository();
+    const browser = await chromium.launch({
+      executablePath,
+      args: ['--headless', '--no-sandbox', '--disable-gpu', '--disable-background-networking', '--disable-component-update', '--no-first-run'],
+    });
+    let open = 0;
+    return {
+      page: async () => {
+        const page = await browser.newPage();
+        open++;
+        page.on('pageerror', (e) => console.error(`chromium page error: ${e}`));
+        page.on('console', (m) => { if (m.type() === 'error') console.error(`chromium: ${m.text()}`); });
+        await page.goto(`http://127.0.0.1:${server.address().port}/__wasm-bench__.html`);
+        await page.evaluate(() => window.benchReady);
+        if (!(await page.evaluate(() => crossOriginIsolated))) fail('the bench page is not cross-origin isolated');
+        return {
+          name: 'chromium',
+          call: (msg) => page.evaluate((m) => window.bench(m), msg),
+          close: async () => {
+            await page.close();
+            if (--open === 0) {
+              await browser.close();
+              server.close();
+            }
+          },
+        };
+      },
+    };
+  }
+}
+
+/** call(msg) -> Promise of the answer over a message channel ({ id, msg } out, { id, result | error } back). */
+function messenger(send, listen, stop) {
+  let next = 0;
+  const pending = new Map();
+  listen(({ id, result, error }) => {
+    const p = pending.get(id);
+    pending.delete(id);
+    if (error) p.fail(new Error(error));
+    else p.ok(result);
+  });
+  return {
+    call: (msg) => new Promise((ok, failed) => {
+      const id = ++next;
+      pending.set(id, { ok, fail: failed });
+      send({ id, msg });
+    }),
+    close: async () => stop(),
+  };
+}
+
+/** The page of the Chromium column: starts bench/wasm-bench-worker.mjs and relays the bench's messages. */
+const PAGE = `<!doctype html><meta charset="utf-8"><title>rnnkit wasm bench</title><link rel="icon" href="data:,">
+<script type="module">
+const worker = new Worker('/bench/wasm-bench-worker.mjs', { type: 'module' });
+const pending = new Map();
+let next = 0;
+window.benchReady = new Promise((ready, failed) => {
+  worker.onerror = (e) => failed(new Error('bench worker: ' + e.message));
+  worker.onmessage = (e) => {
+    if (e.data.ready) return ready(true);
+    const p = pending.get(e.data.id);
+    pending.delete(e.data.id);
+    if (e.data.error) p[1](new Error(e.data.error)); else p[0](e.data.result);
+  };
+});
+window.bench = async (msg) => {
+  await window.benchReady;
+  return new Promise((ok, failed) => { const id = ++next; pending.set(id, [ok, failed]); worker.postMessage({ id, msg }); });
+};
+</script>`;
+
+/** Serves the repository (dist/, bench/, node_modules/onnxruntime-web/) on 127.0.0.1 with COOP/COEP. */
+function serveRepository() {
+  const types = { '.html': 'text/html', '.js': 'text/javascript', '.mjs': 'text/javascript', '.wasm': 'application/wasm', '.json': 'application/json' };
+  const server = createServer((req, res) => {
+    const path = normalize(decodeURIComponent(new URL(req.url ?? '/', 'http://x').pathname));
+    const headers = { 'cross-origin-opener-policy': 'same-origin', 'cross-origin-embedder-policy': 'require-corp' };
+    if (path === '/__wasm-bench__.html') return res.writeHead(200, { ...headers, 'content-type': 'text/html' }).end(PAGE);
+    const file = join(ROOT, path);
+    const allowed = ['dist', 'bench', 'node_modules/onnxruntime-web'].some((d) => file.startsWith(join(ROOT, d) + '/'));
+    if (!allowed || !existsSync(file) || !statSync(file).isFile()) return res.writeHead(404).end();
+    res.writeHead(200, { ...headers, 'content-type': types[extname(file)] ?? 'application/octet-stream' }).end(readFileSync(file));
+  });
+  return new Promise((ok) => server.listen(0, '127.0.0.1', () => ok(server)));
+}
+
+function fail(message) {
+  console.error(`wasm-bench: ${message}`);
   process.exit(1);
 }
 
-let seed = 12345;
-const rand = () => {
-  seed = (seed * 1103515245 + 12345) % 2147483648;
-  return seed / 2147483648;
-};
-const randn = (n, s = 1) => Float32Array.from({ length: n }, () => Math.sqrt(-2 * Math.log(rand() + 1e-12)) * Math.cos(2 * Math.PI * rand()) * s);
-
-/** A and B timed alternately (warm-up, then iters each), so a busy machine slows both alike. */
-function timeAB(fa, fb, warm, iters) {
-  for (let i = 0; i < warm; i++) {
-    fa();
-    fb();
-  }
-  const ta = [];
-  const tb = [];
-  for (let i = 0; i < iters; i++) {
-    for (const [fn, ts] of i % 2 ? [[fb, tb], [fa, ta]] : [[fa, ta], [fb, tb]]) {
-      const t0 = performance.now();
-      fn();
-      ts.push(performance.now() - t0);
-    }
-  }
-  const stat = (ts) => {
-    ts.sort((x, y) => x - y);
-    return { median: ts[Math.floor(ts.length / 2)], min: ts[0], max: ts[ts.length - 1] };
-  };
-  return [stat(ta), stat(tb)];
-}
-
-function time(fn, warm, iters) {
-  for (let i = 0; i < warm; i++) fn();
-  const ts = [];
-  for (let i = 0; i < iters; i++) {
-    const t0 = performance.now();
-    fn();
-    ts.push(performance.now() - t0);
-  }
-  ts.sort((a, b) => a - b);
-  return { median: ts[Math.floor(ts.length / 2)], min: ts[0], max: ts[ts.length - 1] };
-}
-
-// ---- charlm: embedding(65 -> 64) -> LSTM x2 (256) -> linear(256 -> 65) -> softmax CE (mean) ->
-// Adam step over every parameter; kernel level on rnnkit (embedding gather/scatter in JS).
-function rnnkitCharlm(backend, w) {
-  const { seq: T, batch: B, hidden: H, vocab: V } = w;
-  const E = w.emb;
-  const N = T * B;
-  const s = 1 / Math.sqrt(H);
-  const G = 4 * H;
-  const tokens = Int32Array.from({ length: N }, () => Math.floor(rand() * V));
-  const targets = Int32Array.from({ length: N }, () => Math.floor(rand() * V));
-  const param = (n, sc) => ({ p: randn(n, sc), g: new Float32Array(n), m: new Float32Array(n), v: new Float32Array(n) });
-  const emb = param(V * E, 1);
-  const layers = [E, H].map((I) => ({ I, wIh: param(G * I, s), wHh: param(G * H, s), bIh: param(G, s), bHh: param(G, s), y: new Float32Array(N * H), dx: new Float32Array(N * I) }));
-  const fcW = param(V * H, s);
-  const fcB = param(V, s);
-  const params = [emb, ...layers.flatMap((l) => [l.wIh, l.wHh, l.bIh, l.bHh]), fcW, fcB];
-  const x = new Float32Array(N * E);
-  const hN = new Float32Array(B * H);
-  const cN = new Float32Array(B * H);
-  const logits = new Float32Array(N * V);
-  const probs = new Float32Array(N * V);
-  const losses = new Float32Array(N);
-  const dLosses = new Float32Array(N).fill(1 / N);
-  const dLogits = new Float32Array(N * V);
-  const dY = new Float32Array(N * H);
-  let step = 0; // also the weights' change counter: Adam changes them once per step
-  return () => {
-    for (const q of params) q.g.fill(0);
-    for (let n = 0; n < N; n++) x.set(emb.p.subarray(tokens[n] * E, tokens[n] * E + E), n * E);
-    let input = x;
-    const ctxs = layers.map((l) => {
-      const ctx = backend.seqForward({
-        cell: 'lstm', T, B, I: l.I, H, P: 0, reverse: false, x: input, wIh: l.wIh.p, wHh: l.wHh.p, bIh: l.bIh.p, bHh: l.bHh.p,
-        wHr: null, weightVersions: [step, step, step, step, 0], h0: null, c0: null, lengths: null, y: l.y, yStride: H, yOffset: 0, hN, cN, training: true,
-      });
-      input = l.y;
-      return ctx;
-    });
-    for (let n = 0; n < N; n++) logits.set(fcB.p, n * V);
-    backend.gemm(false, true, N, V, H, 1, input, H, fcW.p, H, 1, logits, V);
-    backend.crossEntropyForward(N, V, logits, targets, -100, probs, losses);
-    dLogits.fill(0);
-    backend.crossEntropyBackward(N, V, probs, targets, -100, dLosses, dLogits);
-    backend.gemm(true, false, V, H, N, 1, dLogits, V, input, H, 1, fcW.g, H);
-    for (let n = 0; n < N; n++) for (let c = 0; c < V; c++) fcB.g[c] += dLogits[n * V + c];
-    backend.gemm(false, false, N, H, V, 1, dLogits, V, fcW.p, H, 0, dY, H);
-    let dy = dY;
-    for (let l = layers.length - 1; l >= 0; l--) {
-      const L = layers[l];
-      L.dx.fill(0);
-      backend.seqBackward({
-        ctx: ctxs[l], dy, dyStride: H, dyOffset: 0, dhN: null, dcN: null, dx: L.dx, dh0: null, dc0: null,
-        dWIh: L.wIh.g, dWHh: L.wHh.g, dBIh: L.bIh.g, dBHh: L.bHh.g, dWHr: null,
-      });
-      dy = L.dx;
-    }
-    for (let n = 0; n < N; n++) {
-      const o = tokens[n] * E;
-      for (let e = 0; e < E; e++) emb.g[o + e] += dy[n * E + e];
-    }
-    step++;
-    for (const q of params) {
-      backend.adamUpdate({ param: q.p, grad: q.g, m: q.m, v: q.v, lr: 2e-3, beta1: 0.9, beta2: 0.999, eps: 1e-8, weightDecay: 0, decoupled: false, step });
-    }
-  };
+// ---- TensorFlow.js wasm (Node)
+async function loadTf() {
+  const tf = await import('@tensorflow/tfjs');
+  const wasmMod = await import('@tensorflow/tfjs-backend-wasm');
+  const { createRequire } = await import('node:module');
+  const { dirname } = await import('node:path');
+  const require = createRequire(import.meta.url);
+  const dir = dirname(require.resolve('@tensorflow/tfjs-backend-wasm/dist/tfjs-backend-wasm.wasm'));
+  wasmMod.setWasmPaths(dir + '/');
+  await tf.setBackend('wasm');
+  await tf.ready();
+  return tf;
 }
 
 function tfCharlm(tf, w) {
@@ -168,122 +346,6 @@ function tfCharlm(tf, w) {
     const loss = opt.minimize(() => tf.losses.softmaxCrossEntropy(targets, model.apply(oneHot)), true);
     loss.dataSync();
   });
-}
-
-// ---- rnnkit wasm (kernel level)
-function rnnkitStep(backend, w) {
-  const g = gatesOf(w.cell);
-  const dirs = w.bidir ? 2 : 1;
-  const { seq: T, batch: B, hidden: H } = w;
-  const G = g * H;
-  const layers = [];
-  for (let l = 0; l < w.layers; l++) {
-    const I = l === 0 ? w.input : H * dirs;
-    const d = [];
-    for (let k = 0; k < dirs; k++) {
-      const s = 1 / Math.sqrt(H);
-      d.push({
-        wIh: randn(G * I, s), wHh: randn(G * H, s), bIh: randn(G, s), bHh: randn(G, s),
-        dWIh: new Float32Array(G * I), dWHh: new Float32Array(G * H), dBIh: new Float32Array(G), dBHh: new Float32Array(G),
-      });
-    }
-    layers.push({ I, dirs: d, y: new Float32Array(T * B * H * dirs), dx: new Float32Array(T * B * I) });
-  }
-  const x = randn(T * B * w.input);
-  const Gy = randn(T * B * H * dirs);
-  const hN = new Float32Array(B * H);
-  const cN = w.cell === 'lstm' ? new Float32Array(B * H) : null;
-  return () => {
-    let input = x;
-    const ctxs = [];
-    for (const layer of layers) {
-      const cs = [];
-      layer.dirs.forEach((p, k) => {
-        cs.push(backend.seqForward({
-          cell: w.cell, T, B, I: layer.I, H, P: 0, reverse: k === 1, x: input, wIh: p.wIh, wHh: p.wHh, bIh: p.bIh, bHh: p.bHh,
-          wHr: null, weightVersions: [0, 0, 0, 0, 0], h0: null, c0: null, lengths: null, y: layer.y, yStride: H * dirs, yOffset: k * H, hN, cN,
-          training: w.mode === 'train',
-        }));
-      });
-      ctxs.push(cs);
-      input = layer.y;
-    }
-    if (w.mode !== 'train') return;
-    let dy = Gy;
-    for (let l = layers.length - 1; l >= 0; l--) {
-      const layer = layers[l];
-      layer.dx.fill(0);
-      layer.dirs.forEach((p, k) => {
-        backend.seqBackward({
-          ctx: ctxs[l][k], dy, dyStride: H * dirs, dyOffset: k * H, dhN: null, dcN: null, dx: layer.dx, dh0: null, dc0: null,
-          dWIh: p.dWIh, dWHh: p.dWHh, dBIh: p.dBIh, dBHh: p.dBHh, dWHr: null,
-        });
-      });
-      dy = layer.dx;
-    }
-  };
-}
-
-/** lstm-stream as a stream: one seqForward call per step (T = 1), the state carried in h0/c0. */
-function rnnkitStreamSteps(backend, w) {
-  const { batch: B, hidden: H, input: I } = w;
-  const G = 4 * H;
-  const s = 1 / Math.sqrt(H);
-  const p = { wIh: randn(G * I, s), wHh: randn(G * H, s), bIh: randn(G, s), bHh: randn(G, s) };
-  const xs = randn(w.seq * B * I);
-  const h = [new Float32Array(B * H), new Float32Array(B * H)];
-  const c = [new Float32Array(B * H), new Float32Array(B * H)];
-  const y = new Float32Array(B * H);
-  return () => {
-    h[0].fill(0);
-    c[0].fill(0);
-    for (let t = 0; t < w.seq; t++) {
-      const a = t & 1;
-      backend.seqForward({
-        cell: 'lstm', T: 1, B, I, H, P: 0, reverse: false, x: xs.subarray(t * B * I, (t + 1) * B * I), ...p, wHr: null, weightVersions: [0, 0, 0, 0, 0],
-        h0: h[a], c0: c[a], lengths: null, y, yStride: H, yOffset: 0, hN: h[1 - a], cN: c[1 - a], training: false,
-      });
-    }
-  };
-}
-
-async function timeAsync(fn, warm, iters) {
-  for (let i = 0; i < warm; i++) await fn();
-  const ts = [];
-  for (let i = 0; i < iters; i++) {
-    const t0 = performance.now();
-    await fn();
-    ts.push(performance.now() - t0);
-  }
-  ts.sort((a, b) => a - b);
-  return { median: ts[Math.floor(ts.length / 2)], min: ts[0], max: ts[ts.length - 1] };
-}
-
-// ---- onnxruntime-web (inference only)
-async function loadOrt() {
-  const ort = await import('onnxruntime-web');
-  ort.env.wasm.numThreads = 1;
-  return ort;
-}
-async function ortRun(ort, w) {
-  const { onnxRecurrentModel } = await import('./onnx-lstm.mjs');
-  const session = await ort.InferenceSession.create(onnxRecurrentModel(w.cell, w.seq, w.batch, w.input, w.hidden, randn), { executionProviders: ['wasm'] });
-  const X = new ort.Tensor('float32', randn(w.seq * w.batch * w.input), [w.seq, w.batch, w.input]);
-  return () => session.run({ X });
-}
-
-// ---- TensorFlow.js wasm
-async function loadTf() {
-  const tf = await import('@tensorflow/tfjs');
-  const wasmMod = await import('@tensorflow/tfjs-backend-wasm');
-  const { createRequire } = await import('node:module');
-  const { dirname } = await import('node:path');
-  const require = createRequire(import.meta.url);
-  const dir = dirname(require.resolve('@tensorflow/tfjs-backend-wasm/dist/tfjs-backend-wasm.wasm'));
-  wasmMod.setWasmPaths(dir + '/');
-  await tf.setBackend('wasm');
-  await tf.ready();
-  return tf;
 }
 
 function tfStep(tf, w) {
@@ -311,75 +373,17 @@ function tfStep(tf, w) {
   });
 }
 
-// ---- run
-const backend = loadWasmBackend();
-const copying = COPIES ? loadWasmBackend({ residentWeights: false }) : null;
-for (const b of [backend, copying]) {
-  if (b && THREADS) b.setThreads(Number(THREADS));
-  await b?.whenReady();
-}
-const tf = NO_TFJS ? null : await loadTf();
-const ort = NO_ORT ? null : await loadOrt();
-let native = null;
-if (WITH_NATIVE) {
-  try {
-    native = (await import('../dist/backends/native.js')).loadNativeBackend();
-    native.setThreads?.(1);
-    console.log(`rnnkit native: ${native.info().isa}, 1 thread`);
-  } catch (e) {
-    console.log(`rnnkit native unavailable: ${e.message}`);
-  }
-}
-const fmt = (t) => `${t.median.toFixed(2)} ms [${t.min.toFixed(2)}, ${t.max.toFixed(2)}]`;
-console.log(`rnnkit wasm: ${backend.info().isa}, ${backend.info().threads} thread(s), ${backend.info().detail}`);
-console.log(`node ${process.version}; iters ${ITERS} (peer ${PEER_ITERS}); median [min, max]`);
-const rows = [];
-for (const w of WORKLOADS) {
-  const run = (b) => (w.cell === 'charlm' ? rnnkitCharlm(b, w) : rnnkitStep(b, w));
-  let r;
-  let copies = null;
-  if (copying) [r, copies] = timeAB(run(backend), run(copying), 3, ITERS);
-  else r = time(run(backend), 3, ITERS);
-  const gf = flops(w) / (r.median * 1e6);
-  let line = `${w.id.padEnd(13)} rnnkit-wasm ${fmt(r)} ${gf.toFixed(1)} GFLOP/s`;
-  const row = { id: w.id, rnnkit: r.median, gflops: gf };
-  if (w.cell === 'charlm') line += ` = ${Math.round((w.seq * w.batch) / (r.median / 1000))} tokens/s`;
-  if (copies) {
-    row.copies = copies.median;
-    line += ` | weights copied every call ${fmt(copies)} | resident / copied ${(r.median / copies.median).toFixed(3)}`;
-  }
-  if (native) {
-    const n = time(w.cell === 'charlm' ? rnnkitCharlm(native, w) : rnnkitStep(native, w), 3, ITERS);
-    row.native = n.median;
-    line += ` | native-1t ${fmt(n)} | wasm/native ${(r.median / n.median).toFixed(2)}`;
-  }
-  if (w.id === 'lstm-stream') {
-    let s;
-    let sc = null;
-    if (copying) [s, sc] = timeAB(rnnkitStreamSteps(backend, w), rnnkitStreamSteps(copying, w), 3, ITERS);
-    else s = time(rnnkitStreamSteps(backend, w), 3, ITERS);
-    line += ` | step by step (256 calls, T=1): ${fmt(s)} = ${(s.median / w.seq * 1000).toFixed(1)} us/step`;
-    if (sc) line += ` (weights copied every call: ${(sc.median / w.seq * 1000).toFixed(1)} us/step)`;
-    row.stream = s.median;
-  }
-  if (tf) {
-    const t = time(w.cell === 'charlm' ? tfCharlm(tf, w) : tfStep(tf, w), 1, PEER_ITERS);
-    row.tfjs = t.median;
-    line += ` | tfjs-wasm ${fmt(t)} | ratio ${(r.median / t.median).toFixed(4)}`;
-  }
-  if (ort && w.mode !== 'train' && w.layers === 1 && !w.bidir) {
-    const o = await timeAsync(await ortRun(ort, w), 3, ITERS);
-    row.ort = o.median;
-    line += ` | ort-web ${fmt(o)} | ratio ${(r.median / o.median).toFixed(3)}`;
-  }
-  console.log(line);
-  rows.push(row);
-}
-console.log(`\n| workload | rnnkit-wasm ms |${COPIES ? ' weights copied every call ms | resident / copied |' : ''} GFLOP/s | tfjs-wasm ms | rnnkit / tfjs | ort-web ms | rnnkit / ort | native 1t ms | wasm / native |`);
-console.log(`|---|---|${COPIES ? '---|---|' : ''}---|---|---|---|---|---|---|`);
-const f = (v, d) => (v === undefined ? '-' : v.toFixed(d));
-for (const r of rows) {
-  const ab = COPIES ? ` ${f(r.copies, 2)} | ${r.copies ? (r.rnnkit / r.copies).toFixed(3) : '-'} |` : '';
-  console.log(`| ${r.id} | ${r.rnnkit.toFixed(2)} |${ab} ${r.gflops.toFixed(1)} | ${f(r.tfjs, 1)} | ${r.tfjs ? (r.rnnkit / r.tfjs).toFixed(4) : '-'} | ` +
-    `${f(r.ort, 2)} | ${r.ort ? (r.rnnkit / r.ort).toFixed(3) : '-'} | ${f(r.native, 2)} | ${r.native ? (r.rnnkit / r.native).toFixed(2) : '-'} |`);
+// ---- a second Node process (--node-flags): answers the parent's messages, nothing else
+if (argv.includes('--serve')) {
+  const serve = benchServer(api, distBytes(), loadOrt);
+  process.on('disconnect', () => process.exit(0));
+  process.on('message', async ({ id, msg }) => {
+    try {
+      process.send({ id, result: await serve(msg) });
+    } catch (e) {
+      process.send({ id, error: String(e?.stack ?? e) });
+    }
+  });
+} else {
+  await main();
 }

@@ -5,11 +5,12 @@
 // Needs `npm run build` (dist/) and, for Chromium, Debian's chromium at /usr/bin/chromium
 // (RNNKIT_CHROMIUM overrides the path). A runtime that is missing fails its test.
 import { execFileSync } from 'node:child_process';
-import { readFileSync, existsSync } from 'node:fs';
+import { existsSync, mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
 import { createServer } from 'node:http';
 import type { AddressInfo } from 'node:net';
+import { tmpdir } from 'node:os';
 import { extname, join, resolve } from 'node:path';
-import { fileURLToPath } from 'node:url';
+import { fileURLToPath, pathToFileURL } from 'node:url';
 import { describe, expect, it } from 'vitest';
 import { GOLDEN_DIR } from './helpers.js';
 
@@ -19,7 +20,8 @@ const TOL = 1e-5;
 
 interface EdgeResult {
   runtime: string; error: number; isa: string; trained: boolean; message?: string;
-  threaded: { threads: number; why?: string; split?: number; equal?: boolean };
+  threaded: { threads: number; isa?: string; why?: string; split?: number; equal?: boolean };
+  threadedRelaxed?: { threads: number; isa?: string; split?: number; equal?: boolean };
 }
 
 function parseLast(out: string): EdgeResult {
@@ -52,6 +54,8 @@ describe('wasm in other runtimes (golden lstm forward)', () => {
     expect(r.isa).toBe('simd128+relaxed');
     expect(r.threaded, 'the threaded build on 2 Web Workers').toMatchObject({ threads: 2, equal: true });
     expect(r.threaded.split).toBeGreaterThan(0);
+    expect(r.threadedRelaxed, 'the relaxed-SIMD threaded build on 2 Web Workers').toMatchObject({ threads: 2, isa: 'simd128+relaxed', equal: true });
+    expect(r.threadedRelaxed?.split).toBeGreaterThan(0);
   });
 
   it('Bun', () => {
@@ -61,6 +65,8 @@ describe('wasm in other runtimes (golden lstm forward)', () => {
     expect(r.isa).toBe('simd128+relaxed');
     expect(r.threaded, 'the threaded build on 2 workers').toMatchObject({ threads: 2, equal: true });
     expect(r.threaded.split).toBeGreaterThan(0);
+    expect(r.threadedRelaxed, 'the relaxed-SIMD threaded build on 2 workers').toMatchObject({ threads: 2, isa: 'simd128+relaxed', equal: true });
+    expect(r.threadedRelaxed?.split).toBeGreaterThan(0);
   });
 
   it('Cloudflare worker under miniflare (workerd), the .wasm imported as a module', async () => {
@@ -120,6 +126,34 @@ describe('wasm in other runtimes (golden lstm forward)', () => {
       await browser.close();
       server.close();
     }
+  });
+
+  it('Node picks the relaxed-SIMD threaded build where it validates (with --experimental-wasm-relaxed-simd), bitwise the same on 1 and 2 threads', () => {
+    const script = `
+      const api = await import('./dist/wasm-entry.js');
+      const { loadWasmBackend } = await import('./dist/backends/wasm.js');
+      const { threadsCheck } = await import('./test/edge/golden-forward.mjs');
+      const { readFileSync } = await import('node:fs');
+      const b = loadWasmBackend();
+      const info = b.info();
+      b.close();
+      const check = WebAssembly.validate(readFileSync('./dist/rnnkit-threads-relaxed.wasm'))
+        ? await threadsCheck(api, readFileSync('./dist/rnnkit-threads-relaxed.wasm')) : null;
+      console.log(JSON.stringify({ info, check }));
+    `;
+    // a module file rather than --input-type=module, which the worker threads would inherit
+    const file = join(mkdtempSync(join(tmpdir(), 'rnnkit-relaxed-threads-')), 'check.mjs');
+    writeFileSync(file, script.replaceAll("import('./", `import('${pathToFileURL(ROOT).href}/`));
+    const run = (flags: string[]) => JSON.parse(execFileSync(process.execPath, [...flags, file], {
+      cwd: ROOT, encoding: 'utf8', env: { ...process.env, RNNKIT_WASM_BUILD: '', RNNKIT_THREADS: '2' },
+    }).trim().split('\n').pop()!);
+    const relaxed = run(['--experimental-wasm-relaxed-simd']);
+    expect(relaxed.info).toMatchObject({ isa: 'simd128+relaxed', threads: 2, detail: expect.stringMatching(/relaxed SIMD kernels, threaded build .*rnnkit-threads-relaxed\.wasm/) });
+    expect(relaxed.check).toMatchObject({ threads: 2, isa: 'simd128+relaxed', equal: true });
+    expect(relaxed.check.split).toBeGreaterThan(0);
+    const plain = run([]); // Node 20 without the flag: the relaxed build does not validate
+    expect(plain.info).toMatchObject({ isa: 'simd128', threads: 2, detail: expect.stringMatching(/SIMD kernels, threaded build .*rnnkit-threads\.wasm/) });
+    expect(plain.check).toBeNull();
   });
 
   it('the relaxed-SIMD build passes the wasm cross-check and kernel edge suites (Node with --experimental-wasm-relaxed-simd)', () => {

@@ -56,8 +56,8 @@ async function openPage(query = ''): Promise<Page> {
   await page.waitForFunction(() => !(document.querySelector('[data-testid=train]') as HTMLButtonElement).disabled, null, { timeout: 30_000 });
   expect(errors).toEqual([]);
   expect(await page.evaluate(() => crossOriginIsolated)).toBe(true);
-  // isolated, the worker runs the threaded build (unless a build was forced with ?wasm=)
-  if (!query.includes('wasm=')) await expect.poll(() => page.locator('#backend').textContent()).toMatch(/WebAssembly simd128, \d+ threads?, in a Web Worker/);
+  // isolated, the worker runs the threaded build, relaxed SIMD in Chromium (unless a build was forced with ?wasm=)
+  if (!query.includes('wasm=')) await expect.poll(() => page.locator('#backend').textContent()).toMatch(/WebAssembly simd128\+relaxed, \d+ threads?, in a Web Worker/);
   return page;
 }
 

@@ -412,7 +412,7 @@ export class WasmBackend implements Backend {
     const shared = typeof SharedArrayBuffer === 'function' && this.kernels.memory.buffer instanceof SharedArrayBuffer;
     this.singleThreadReason = !shared ? 'a build without shared memory' : !module ? 'no module to start workers with' : wasmThreadsUnavailable();
     if (this.singleThreadReason === null && module) {
-      this.kernels.setTile(this.heap.alloc(32, 'thread tile')); // the static tile is shared by every instance
+      this.kernels.setTile(this.heap.alloc(48, 'thread tile')); // the static tile is shared by every instance
       this.pool = new WasmThreadPool(module, this.kernels.memory, this.heap, this.heap.alloc(CTL.words, 'thread control'));
       this.setThreads(options.threads ?? defaultThreads());
     }
@@ -1225,7 +1225,7 @@ class WasmThreadPool {
       const index = this.workers.length + 1;
       const data = {
         module: this.module, memory: this.memory, ctl: this.ctl, index,
-        tile: this.heap.alloc(32, 'thread tile'), ap: this.heap.alloc(packedAFloats, 'thread scratch'),
+        tile: this.heap.alloc(48, 'thread tile'), ap: this.heap.alloc(packedAFloats, 'thread scratch'),
       };
       const wt = builtin('node:worker_threads') as { Worker: new (src: string, o: object) => WorkerLike } | null;
       let w: WorkerLike;

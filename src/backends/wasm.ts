@@ -6,8 +6,9 @@
 // importing this file (through the backend registry) also works in browsers and workers, where
 // loadWasmBackend() then says why it cannot load and the host builds the backend from bytes.
 //
-// The threaded build (rnnkit-threads.wasm: shared memory, worker_threads) where the runtime allows
-// it, with RNNKIT_THREADS threads (default: the cores); else the relaxed-SIMD or the plain build.
+// The threaded build (rnnkit-threads.wasm: shared memory, worker_threads; its relaxed-SIMD twin
+// rnnkit-threads-relaxed.wasm where the runtime validates that) where the runtime allows it, with
+// RNNKIT_THREADS threads (default: the cores); else the relaxed-SIMD or the plain build.
 // RNNKIT_WASM_BUILD=plain|relaxed|threads forces a build (and fails where the runtime lacks it).
 import type { Backend } from './backend.js';
 import { readEnv } from '../core/config.js';
@@ -44,13 +45,17 @@ export function loadWasmBackend(options: Omit<WasmBackendOptions, 'detail'> = {}
   if (!plainPath) throw new Error('dist/rnnkit.wasm is missing: run `npm run build:wasm`');
   const relaxedPath = find('rnnkit-relaxed.wasm');
   const threadsPath = find('rnnkit-threads.wasm');
+  const threadsRelaxedPath = find('rnnkit-threads-relaxed.wasm');
   const env = readEnv('RNNKIT_WASM_BUILD');
   const noThreads = wasmThreadsUnavailable();
   if (env === 'threads' || ((env === undefined || env === '' || env === 'auto') && threadsPath && !noThreads)) {
     if (!threadsPath) throw new Error('dist/rnnkit-threads.wasm is missing: run `npm run build:wasm`');
     const n = Number(readEnv('RNNKIT_THREADS'));
     const threads = options.threads ?? (Number.isInteger(n) && n >= 1 ? n : undefined);
-    return createWasmBackend(fs.readFileSync(threadsPath), { threads, ...options, detail: `AssemblyScript SIMD kernels, threaded build (${threadsPath})` });
+    const plainThreads = fs.readFileSync(threadsPath);
+    const bytes = pickWasmBuild(plainThreads, threadsRelaxedPath ? fs.readFileSync(threadsRelaxedPath) : null);
+    const which = bytes === plainThreads ? `SIMD kernels, threaded build (${threadsPath})` : `relaxed SIMD kernels, threaded build (${threadsRelaxedPath})`;
+    return createWasmBackend(bytes, { threads, ...options, detail: `AssemblyScript ${which}` });
   }
   const prefer = env === 'plain' || env === 'relaxed' ? env : 'auto';
   const plain = fs.readFileSync(plainPath);

@@ -64,5 +64,5 @@ export async function threadsCheck(api, threadsBytes) {
   const one = await run(1);
   const two = await run(2);
   const equal = one.out.every((a, i) => a.length === two.out[i].length && a.every((v, k) => Object.is(v, two.out[i][k])));
-  return { threads: two.info.threads, split: two.split, equal };
+  return { threads: two.info.threads, isa: two.info.isa, split: two.split, equal };
 }

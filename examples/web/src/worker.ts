@@ -8,6 +8,7 @@ import {
 import plainUrl from 'rnnkit/rnnkit.wasm?url';
 import relaxedUrl from 'rnnkit/rnnkit-relaxed.wasm?url';
 import threadsUrl from 'rnnkit/rnnkit-threads.wasm?url';
+import threadsRelaxedUrl from 'rnnkit/rnnkit-threads-relaxed.wasm?url';
 import type { FromWorker, ModelInfo, RunFile, SampleSettings, ToWorker, TrainSettings } from './protocol';
 
 /** The fields of a run directory's config.json that describe the model (as `rnnkit train` writes them). */
@@ -51,9 +52,11 @@ function info(l: Loaded): ModelInfo {
 
 async function init(wasm: 'auto' | 'plain' | 'relaxed'): Promise<void> {
   const fetchBytes = async (url: string) => new Uint8Array(await (await fetch(url)).arrayBuffer());
-  // the page is cross-origin isolated (COOP/COEP): the threaded build, one thread per core
+  // the page is cross-origin isolated (COOP/COEP): the threaded build, one thread per core (its
+  // relaxed-SIMD twin where the browser validates it)
   if (wasm === 'auto' && wasmThreadsUnavailable() === null) {
-    const backend = await createWasmBackendAsync(await fetchBytes(threadsUrl));
+    const [threads, threadsRelaxed] = await Promise.all([fetchBytes(threadsUrl), fetchBytes(threadsRelaxedUrl)]);
+    const backend = await createWasmBackendAsync(pickWasmBuild(threads, threadsRelaxed));
     setBackend(backend);
     post({ type: 'ready', isa: `${backend.info().isa}, ${backend.info().threads} threads` });
     return;
