@@ -4,9 +4,12 @@
 // same requests run one after another with the synchronous forward.
 //
 //   node bench/serve-async.mjs [--inflight 1,4,16] [--requests 400] [--threads 1,2]
-//                              [--seq 64] [--batch 1] [--hidden 256]
+//                              [--jobs 0,16] [--seq 64] [--batch 1] [--hidden 256]
 //
 // Each request is one LSTM inference over [seq, batch, 64] (needs `npm run build:ts`, dist/).
+// --jobs: the native backend's admission of async jobs (setAsyncJobs) to compare, in the same run:
+// 0 is the default (the cores left beside the native pool, at least 1), 16 admits every request
+// of up to 16 in flight at once.
 import { monitorEventLoopDelay, performance } from 'node:perf_hooks';
 import { cpus } from 'node:os';
 import { LSTM, Rng, Tensor, getBackend, noGrad, noGradAsync, setBackend } from '../dist/index.js';
@@ -19,6 +22,7 @@ const opt = (name, def) => {
 const inflightList = opt('inflight', '1,4,16').split(',').map(Number);
 const requests = Number(opt('requests', '400'));
 const threadList = opt('threads', '1,2').split(',').map(Number);
+const jobsList = opt('jobs', '0,16').split(',').map(Number);
 const T = Number(opt('seq', '64')), B = Number(opt('batch', '1')), H = Number(opt('hidden', '256')), I = 64;
 
 setBackend('native');
@@ -65,17 +69,25 @@ function serveSync() {
 }
 
 console.log(`LSTM ${I}->${H}, request [${T}, ${B}, ${I}], ${requests} requests; ${cpus()[0]?.model ?? 'unknown CPU'}, ${backend.info().isa}`);
-console.log('| threads | mode | in flight | requests/s | vs sync | p50 ms | p99 ms | event loop p99 ms |');
-console.log('|---|---|---|---|---|---|---|---|');
+console.log('| threads | mode | jobs admitted | in flight | requests/s | vs sync | p50 ms | p99 ms | event loop p99 ms |');
+console.log('|---|---|---|---|---|---|---|---|---|');
 const fmt = (x) => (x >= 100 ? x.toFixed(0) : x >= 10 ? x.toFixed(1) : x.toFixed(2));
 for (const threads of threadList) {
   backend.setThreads(threads);
   serveSync(); // warm-up
   const sync = serveSync();
-  console.log(`| ${threads} | forward | 1 | ${fmt(sync.rps)} | 1.00 | ${fmt(sync.p50)} | ${fmt(sync.p99)} | ${fmt(sync.loopP99)} |`);
+  console.log(`| ${threads} | forward | - | 1 | ${fmt(sync.rps)} | 1.00 | ${fmt(sync.p50)} | ${fmt(sync.p99)} | ${fmt(sync.loopP99)} |`);
   for (const inflight of inflightList) {
-    await serve(inflight); // warm-up
-    const r = await serve(inflight);
-    console.log(`| ${threads} | forwardAsync | ${inflight} | ${fmt(r.rps)} | ${(r.rps / sync.rps).toFixed(2)} | ${fmt(r.p50)} | ${fmt(r.p99)} | ${fmt(r.loopP99)} |`);
+    const done = new Set(); // jobs running at once, at most, in the settings run so far
+    for (const jobs of jobsList) {
+      backend.setAsyncJobs(jobs);
+      const admitted = backend.asyncJobStats().limit;
+      if (done.has(Math.min(admitted, inflight))) continue; // the same as a setting above
+      done.add(Math.min(admitted, inflight));
+      await serve(inflight); // warm-up
+      const r = await serve(inflight);
+      console.log(`| ${threads} | forwardAsync | ${jobs === 0 ? `${admitted} (default)` : admitted} | ${inflight} | ${fmt(r.rps)} | ${(r.rps / sync.rps).toFixed(2)} | ${fmt(r.p50)} | ${fmt(r.p99)} | ${fmt(r.loopP99)} |`);
+    }
+    backend.setAsyncJobs(0);
   }
 }

@@ -1,8 +1,15 @@
 // N-API binding of the native backend. Every value crossing the boundary is checked here
 // (types, integer ranges, that each buffer holds what the shapes need) and a bad call throws a
 // JS TypeError / RangeError; the kernels behind it never see an unchecked pointer.
+// A job that settles while its thread's environment shuts down (a worker_thread terminated while
+// its jobs run) cannot reach JavaScript any more: node-addon-api then drops the error instead of
+// aborting the process.
+#define NODE_API_SWALLOW_UNTHROWABLE_EXCEPTIONS
 #include <napi.h>
 
+#include <algorithm>
+#include <atomic>
+#include <cerrno>
 #include <cmath>
 #include <cstdlib>
 #include <cstring>
@@ -13,7 +20,14 @@
 #include <memory>
 #include <mutex>
 #include <string>
+#include <thread>
 #include <vector>
+
+#if defined(__linux__)
+#include <sys/resource.h>
+#include <sys/syscall.h>
+#include <unistd.h>
+#endif
 
 #include "gemm.h"
 #include "kernels.h"
@@ -26,10 +40,24 @@
 namespace rk {
 namespace {
 
+class QueuedJob;
+
+// Admission of one JS thread's async jobs (seqForwardAsync, seqBackwardAsync): at most `limit`
+// are on libuv's threadpool at once, the others wait here in call order and are queued there as
+// earlier ones settle. See asyncJobsDefault().
+struct AsyncJobs {
+  int limit = 0;     // 0: the default, asyncJobsDefault()
+  int admitted = 0;  // on libuv's threadpool (queued there or running)
+  std::deque<QueuedJob*> waiting;
+  int peakWaiting = 0;
+};
+
 struct AddonData {
   const IsaKernels* k = nullptr;  // the fp32 kernels of the chosen ISA
   bool medium = false;            // matmul precision 'medium': bf16 products allowed
   std::string cpuIsas;
+  // shared with each job: a job that settles while the environment shuts down may outlive this
+  std::shared_ptr<AsyncJobs> jobs = std::make_shared<AsyncJobs>();
 };
 
 const napi_type_tag kCtxTag = {0x7a1c5e0b2f3d4e11ULL, 0x9b8a7c6d5e4f3a21ULL};
@@ -720,13 +748,139 @@ Napi::Value SeqBackward(const Napi::CallbackInfo& info) {
   return env.Undefined();
 }
 
-class ForwardWorker : public Napi::AsyncWorker {
+// ---------------------------------------------------------------- async jobs
+// Each async job runs on a thread of libuv's threadpool, and uses the kernel pool when no other
+// job holds it. Jobs beyond what the cores can run at once would only take turns on them, and the
+// event loop's thread would wait its turn too (a timer or an I/O callback fires late); they would
+// also fill libuv's threadpool (4 threads by default), which fs, dns and zlib work of the same
+// process needs. So each JS thread admits a few jobs to the threadpool at a time and keeps the
+// rest waiting, in call order. Admission changes when a job runs, never what it computes: a job
+// copies what it reads when it is called (JobArrays), waiting or not.
+
+// The default number of jobs admitted at once: the cores left beside the kernel pool (which one
+// job uses entirely), at least 1. With the default pool (a thread per core) one job runs at a
+// time on every core, and the event loop's thread competes with the pool's threads, not with a
+// thread per request in flight too.
+int asyncJobsDefault() {
+  const int cores = (int)std::max(1u, std::thread::hardware_concurrency());
+  return std::max(1, cores - pool_threads());
+}
+
+int asyncJobsLimit(const AsyncJobs& q) { return q.limit > 0 ? q.limit : asyncJobsDefault(); }
+
+// How many async jobs run their kernels at this moment, in the whole process, and the most at once
+// since the last asyncJobStats(true).
+std::atomic<int> gExecuting{0};
+std::atomic<int> gPeakExecuting{0};
+
+// RNNKIT_JOB_NICE=n (1..19, Linux): an async job's thread runs at n steps lower scheduling
+// priority (nice + n) while the job runs, so the event loop's thread, when a timer or I/O wakes
+// it, gets a core before the job's threads; the jobs also yield to every other process of the
+// machine. Only where the priority can be put back afterwards (raising nice is always allowed,
+// lowering it again needs root, CAP_SYS_NICE or RLIMIT_NICE), as libuv's threads serve other work
+// too: checked once, on a scratch thread. Off by default; other systems: unchanged.
+#if defined(__linux__)
+int jobNice() {
+  static const int nice = [] {
+    const char* e = std::getenv("RNNKIT_JOB_NICE");
+    const int n = e && *e ? std::atoi(e) : 0;
+    if (n < 1 || n > 19) return 0;
+    bool ok = false;
+    std::thread t([&ok, n] {
+      const id_t tid = (id_t)syscall(SYS_gettid);
+      errno = 0;
+      const int base = getpriority(PRIO_PROCESS, tid);
+      if (errno != 0 || base + n > 19) return;
+      ok = setpriority(PRIO_PROCESS, tid, base + n) == 0 && setpriority(PRIO_PROCESS, tid, base) == 0;
+    });
+    t.join();
+    return ok ? n : 0;
+  }();
+  return nice;
+}
+class LowerPriority {
+ public:
+  LowerPriority() {
+    const int n = jobNice();
+    if (n == 0) return;
+    tid_ = (id_t)syscall(SYS_gettid);
+    errno = 0;
+    base_ = getpriority(PRIO_PROCESS, tid_);
+    lowered_ = errno == 0 && base_ + n <= 19 && setpriority(PRIO_PROCESS, tid_, base_ + n) == 0;
+  }
+  ~LowerPriority() {
+    if (lowered_) setpriority(PRIO_PROCESS, tid_, base_);
+  }
+
+ private:
+  id_t tid_ = 0;
+  int base_ = 0;
+  bool lowered_ = false;
+};
+#else
+struct LowerPriority {
+  LowerPriority() {}  // other systems: the job runs at its thread's priority
+};
+#endif
+
+// An async job under admission: submit() queues it on libuv's threadpool or keeps it waiting;
+// when it settles, the next waiting jobs of its thread are queued.
+class QueuedJob : public Napi::AsyncWorker {
+ public:
+  explicit QueuedJob(Napi::Env env) : Napi::AsyncWorker(env), jobs_(env.GetInstanceData<AddonData>()->jobs) {}
+  void submit() {
+    AsyncJobs& q = *jobs_;
+    if (q.waiting.empty() && q.admitted < asyncJobsLimit(q)) {
+      q.admitted++;
+      Queue();
+    } else {
+      q.waiting.push_back(this);
+      q.peakWaiting = std::max(q.peakWaiting, (int)q.waiting.size());
+    }
+  }
+  // Admits waiting jobs while there is room (after a job settles or the limit grows).
+  static void admit(napi_env env, AsyncJobs& q) {
+    while (!q.waiting.empty() && q.admitted < asyncJobsLimit(q)) {
+      QueuedJob* next = q.waiting.front();
+      q.waiting.pop_front();
+      // fails only while the thread's environment shuts down (its jobs are never settled then)
+      if (napi_queue_async_work(env, *next) == napi_ok) q.admitted++;
+    }
+  }
+
+ protected:
+  void Execute() final {
+    const int now = gExecuting.fetch_add(1) + 1;
+    int peak = gPeakExecuting.load();
+    while (now > peak && !gPeakExecuting.compare_exchange_weak(peak, now)) {
+    }
+    {
+      LowerPriority lower;
+      Run();
+    }
+    gExecuting.fetch_sub(1);
+  }
+  virtual void Run() = 0;
+  // After OnOK / OnError (or a cancellation): the slot goes to the next waiting job.
+  void Destroy() override {
+    const napi_env env = Env();
+    std::shared_ptr<AsyncJobs> q = jobs_;
+    q->admitted--;
+    delete this;
+    admit(env, *q);
+  }
+
+ private:
+  std::shared_ptr<AsyncJobs> jobs_;
+};
+
+class ForwardWorker : public QueuedJob {
  public:
   ForwardWorker(Napi::Env env, const IsaKernels& k, FwdParsed f, std::unique_ptr<JobArrays> job)
-      : Napi::AsyncWorker(env), k_(k), f_(f), job_(std::move(job)), box_(new CtxBox()),
+      : QueuedJob(env), k_(k), f_(f), job_(std::move(job)), box_(new CtxBox()),
         deferred_(Napi::Promise::Deferred::New(env)) {}
   Napi::Promise Promise() { return deferred_.Promise(); }
-  void Execute() override {
+  void Run() override {
     try {
       seq_forward(k_, f_.d, f_.in, box_->ctx);
     } catch (const std::exception& e) {
@@ -754,14 +908,14 @@ class ForwardWorker : public Napi::AsyncWorker {
   Napi::Promise::Deferred deferred_;
 };
 
-class BackwardWorker : public Napi::AsyncWorker {
+class BackwardWorker : public QueuedJob {
  public:
   BackwardWorker(Napi::Env env, const IsaKernels& k, BwdParsed b, std::unique_ptr<JobArrays> job, Napi::Value ctx)
-      : Napi::AsyncWorker(env), k_(k), b_(b), job_(std::move(job)), deferred_(Napi::Promise::Deferred::New(env)) {
+      : QueuedJob(env), k_(k), b_(b), job_(std::move(job)), deferred_(Napi::Promise::Deferred::New(env)) {
     ctxRef_ = Napi::Persistent(ctx.As<Napi::Object>());
   }
   Napi::Promise Promise() { return deferred_.Promise(); }
-  void Execute() override {
+  void Run() override {
     try {
       seq_backward(k_, b_.box->ctx, b_.in);
     } catch (const std::exception& e) {
@@ -791,6 +945,39 @@ class BackwardWorker : public Napi::AsyncWorker {
   Napi::Promise::Deferred deferred_;
 };
 
+// setAsyncJobs(n): at most n async jobs of this JS thread on libuv's threadpool at once; 0: the
+// default (asyncJobsDefault).
+Napi::Value SetAsyncJobs(const Napi::CallbackInfo& info) {
+  Napi::Env env = info.Env();
+  checkArgc(info, 1, "native.setAsyncJobs");
+  AsyncJobs& q = *env.GetInstanceData<AddonData>()->jobs;
+  q.limit = (int)asInt(env, info[0], "native.setAsyncJobs", "n", 0, 1024);
+  QueuedJob::admit(env, q);
+  return env.Undefined();
+}
+
+// asyncJobStats(reset) -> { limit, admitted, waiting, peakWaiting } of this JS thread, and
+// { executing, peakExecuting }: jobs running their kernels in the whole process now and at most at
+// once. reset: the peaks start again from the current counts.
+Napi::Value AsyncJobStats(const Napi::CallbackInfo& info) {
+  Napi::Env env = info.Env();
+  checkArgc(info, 1, "native.asyncJobStats");
+  const bool reset = asBool(env, info[0], "native.asyncJobStats", "reset");
+  AsyncJobs& q = *env.GetInstanceData<AddonData>()->jobs;
+  Napi::Object o = Napi::Object::New(env);
+  o.Set("limit", asyncJobsLimit(q));
+  o.Set("admitted", q.admitted);
+  o.Set("waiting", (double)q.waiting.size());
+  o.Set("peakWaiting", q.peakWaiting);
+  o.Set("executing", gExecuting.load());
+  o.Set("peakExecuting", gPeakExecuting.load());
+  if (reset) {
+    q.peakWaiting = (int)q.waiting.size();
+    gPeakExecuting.store(gExecuting.load());
+  }
+  return o;
+}
+
 Napi::Value SeqForwardAsync(const Napi::CallbackInfo& info) {
   Napi::Env env = info.Env();
   checkArgc(info, 1, "native.seqForwardAsync");
@@ -799,7 +986,7 @@ Napi::Value SeqForwardAsync(const Napi::CallbackInfo& info) {
   FwdParsed f = parseForward(env, asObj(env, info[0], "native.seqForwardAsync", "args"), job.get());
   auto* w = new ForwardWorker(env, K(env), f, std::move(job));
   Napi::Promise p = w->Promise();
-  w->Queue();
+  w->submit();
   return p;
 }
 
@@ -813,7 +1000,7 @@ Napi::Value SeqBackwardAsync(const Napi::CallbackInfo& info) {
   b.box->busy = true;
   auto* w = new BackwardWorker(env, K(env), b, std::move(job), info[0]);
   Napi::Promise p = w->Promise();
-  w->Queue();
+  w->submit();
   return p;
 }
 
@@ -976,6 +1163,8 @@ Napi::Object Init(Napi::Env env, Napi::Object exports) {
   exports.Set("seqBackward", Napi::Function::New(env, SeqBackward));
   exports.Set("seqForwardAsync", Napi::Function::New(env, SeqForwardAsync));
   exports.Set("seqBackwardAsync", Napi::Function::New(env, SeqBackwardAsync));
+  exports.Set("setAsyncJobs", Napi::Function::New(env, SetAsyncJobs));
+  exports.Set("asyncJobStats", Napi::Function::New(env, AsyncJobStats));
   exports.Set("unaryForward", Napi::Function::New(env, UnaryForward));
   exports.Set("unaryBackward", Napi::Function::New(env, UnaryBackward));
   exports.Set("crossEntropyForward", Napi::Function::New(env, CrossEntropyForward));

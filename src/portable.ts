@@ -25,7 +25,7 @@ export {
   BACKEND_NAMES, type BackendName, type BackendStatus, type SetBackendOptions,
 } from './backends/index.js';
 export type {
-  Backend, BackendInfo, NativeMemoryStats, CellKind, SeqForwardArgs, SeqBackwardArgs, MatmulPrecision, AdamArgs, SgdArgs,
+  AsyncJobStats, Backend, BackendInfo, NativeMemoryStats, CellKind, SeqForwardArgs, SeqBackwardArgs, MatmulPrecision, AdamArgs, SgdArgs,
 } from './backends/backend.js';
 export { ReferenceBackend, type FloatArray } from './backends/reference.js';
 export { CrossCheckBackend, CrossCheckError, type CrossCheckOptions } from './backends/crosscheck.js';

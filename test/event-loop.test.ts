@@ -5,10 +5,14 @@
 // time (Linux: /proc/thread-self/schedstat, which a busy machine does not inflate): the
 // synchronous part of every forwardAsync call is short, and the main thread's whole share of a
 // served request is a small part of what the same forward costs it when called synchronously.
+// The native backend admits a few async jobs at a time (setAsyncJobs; the default leaves the cores
+// to one job and the event loop): asserted from the addon's counters, never more jobs running at
+// once than the limit; the same requests with all four admitted at once are printed beside.
 import { existsSync, readFileSync } from 'node:fs';
+import { cpus } from 'node:os';
 import { monitorEventLoopDelay } from 'node:perf_hooks';
 import { describe, expect, it } from 'vitest';
-import { LSTM, Rng, Tensor, backendStatus, noGrad, noGradAsync, withBackend } from '../src/index.js';
+import { LSTM, Rng, Tensor, backendStatus, getBackend, noGrad, noGradAsync, withBackend } from '../src/index.js';
 import type * as LM from '../src/lm/index.js';
 
 const TEXT = 'It was the best of times, it was the worst of times, it was the age of wisdom, it was the age of foolishness. '.repeat(10);
@@ -56,6 +60,7 @@ describe('event-loop delay', () => {
       const x = new Tensor(Float32Array.from({ length: 64 * 8 * 64 }, () => rng.normal()), [64, 8, 64]);
       const REQUESTS = 40;
       for (let i = 0; i < 4; i++) { await noGradAsync(() => lstm.forwardAsync(x)); noGrad(() => lstm.forward(x)); } // warm-up
+      const backend = getBackend();
       let done = 0;
       let mainCpuAsync = 0;
       const syncParts: number[] = []; // main-thread CPU of each call's synchronous part, ms
@@ -65,12 +70,24 @@ describe('event-loop delay', () => {
         if (hasSchedstat) syncParts.push(threadCpuMs() - c0);
         return p;
       };
+      // four requests in flight at a time, as a server would have
+      const serve = async () => { for (let i = 0; i < REQUESTS; i += 4) await Promise.all([0, 1, 2, 3].map(call)); };
+      backend.asyncJobStats!(true);
       const asyncR = await measure(async () => {
         const c0 = hasSchedstat ? threadCpuMs() : 0;
-        // four requests in flight at a time, as a server would have
-        for (let i = 0; i < REQUESTS; i += 4) await Promise.all([0, 1, 2, 3].map(call));
+        await serve();
         if (hasSchedstat) mainCpuAsync = (threadCpuMs() - c0) / REQUESTS;
       });
+      const jobs = backend.asyncJobStats!();
+      // the default admission: never more jobs running at once than the limit; with fewer cores
+      // than requests in flight, the others waited
+      expect(jobs.limit).toBe(Math.max(1, cpus().length - backend.info().threads));
+      expect(jobs.peakExecuting).toBeGreaterThanOrEqual(1);
+      expect(jobs.peakExecuting).toBeLessThanOrEqual(jobs.limit);
+      if (jobs.limit < 4) expect(jobs.peakWaiting).toBeGreaterThanOrEqual(4 - jobs.limit);
+      backend.setAsyncJobs!(4);
+      const allR = await measure(serve);
+      backend.setAsyncJobs!(0);
       let mainCpuSync = 0;
       const syncR = await measure(async () => {
         const c0 = hasSchedstat ? threadCpuMs() : 0;
@@ -80,9 +97,9 @@ describe('event-loop delay', () => {
         }
         if (hasSchedstat) mainCpuSync = (threadCpuMs() - c0) / REQUESTS;
       });
-      expect(done).toBe(REQUESTS);
+      expect(done).toBe(2 * REQUESTS);
       expect(asyncR.samples).toBeGreaterThan(0);
-      console.log(`event-loop delay serving ${REQUESTS} forwards (2-layer LSTM 256, T 64 x B 8) with forwardAsync: ${fmt(asyncR)}; called synchronously: ${fmt(syncR)}`);
+      console.log(`event-loop delay serving ${REQUESTS} forwards (2-layer LSTM 256, T 64 x B 8) with forwardAsync, 4 in flight, ${jobs.limit} admitted at a time (${cpus().length} cores, ${backend.info().threads} pool threads): ${fmt(asyncR)}; all 4 admitted at once: ${fmt(allR)}; called synchronously: ${fmt(syncR)}`);
       if (!hasSchedstat) {
         console.log(`no ${SCHEDSTAT} on this system: the main thread's CPU time is not checked`);
         return;

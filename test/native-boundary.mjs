@@ -71,6 +71,8 @@ function validCalls(r, rnd) {
     setIsa: () => [addon.info().isa],
     cpuSupports: () => ['avx2'],
     setMatmulPrecision: () => ['highest'],
+    setAsyncJobs: () => [r(4)],
+    asyncJobStats: () => [r(2) === 1],
   };
 }
 // gemm leading dimensions: 0 above means "the natural one"
@@ -152,6 +154,7 @@ for (const s of seeds) {
   }
   addon.setIsa(defaultIsa);
   addon.setMatmulPrecision('highest');
+  addon.setAsyncJobs(0);
 }
 // public backend calls whose argument is an object (Adam / SGD / seqBackward)
 for (const s of seeds.slice(0, Math.ceil(CALLS / 2))) {

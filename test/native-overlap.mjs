@@ -1,6 +1,8 @@
 // Overlapping native work, run in a child process by test/native-concurrency.test.ts (a heap
 // corruption shows as a crash, often only at exit, so the process itself is what is checked).
 // Every result of an overlapped call must equal, bit for bit, the result of the same call alone.
+// Scenarios 1-4 run under both admission settings of async jobs, in turn: the default (a few at
+// a time, the rest waiting in the addon) and 16 at once (every job on libuv's threadpool together).
 // Run with --expose-gc to collect detached buffers at once. Prints one JSON line: { scenarios: { name: { runs, mismatches } }, threads, isa }.
 //   RNNKIT_OVERLAP_REPS     repetitions of each scenario per size and thread count (default 50)
 //   RNNKIT_OVERLAP_THREADS  comma-separated native thread counts (default 1,2)
@@ -63,6 +65,7 @@ for (const threads of THREADS) {
     const alone = { lstm: infer(lstm, x), lstm2: infer(lstm, x2), gru: infer(gru, x), rnn: infer(rnn, x) };
 
     for (let rep = 0; rep < REPS; rep++) {
+      backend.setAsyncJobs(rep % 2 ? 16 : 0);
       // 1. two jobs on one layer at once
       const [a, b] = await Promise.all([inferAsync(lstm, x), inferAsync(lstm, x2)]);
       record(`two jobs on one layer (${size.name})`, sameOut(a, alone.lstm) && sameOut(b, alone.lstm2));
@@ -82,6 +85,7 @@ for (const threads of THREADS) {
       const [f, g] = await Promise.all(during);
       record(`setThreads during jobs (${size.name})`, sameOut(f, alone.gru) && sameOut(g, alone.lstm));
     }
+    backend.setAsyncJobs(0);
 
     // 5. an optimizer step on the same layer while a job reads its weights: the job sees the weights
     // as they were when it started, for its output and for the gradients of its backward (two
@@ -161,6 +165,33 @@ for (const threads of THREADS) {
     globalThis.gc?.();
     const outcome = await job.then(() => 'resolved', (e) => String(e.message));
     record('output detached during a job: a clear rejection', /an output array was detached or transferred while the job ran/.test(outcome));
+  }
+}
+
+// 8. a worker_thread terminated while its jobs run and wait: the process goes on, and a job of the
+// main thread afterwards gives the same result
+{
+  const entry = new URL('../dist/index.js', import.meta.url).href;
+  const { T, B, I, H } = SIZES[1];
+  const rng = new Rng(13);
+  const layer = new LSTM({ inputSize: I, hiddenSize: H, rng });
+  const x = randn(rng, [T, B, I]);
+  const alone = infer(layer, x);
+  for (let rep = 0; rep < Math.max(2, REPS / 10); rep++) {
+    const src = `
+      import { parentPort, workerData } from 'node:worker_threads';
+      const { LSTM, Rng, Tensor, getBackend, noGradAsync, setBackend } = await import(workerData.entry);
+      setBackend('native');
+      const { T, B, I, H } = workerData;
+      const layer = new LSTM({ inputSize: I, hiddenSize: H, numLayers: 2, rng: new Rng(1) });
+      const x = new Tensor(new Float32Array(T * B * I), [T, B, I]);
+      for (let i = 0; i < 6; i++) noGradAsync(() => layer.forwardAsync(x));
+      parentPort.postMessage(getBackend().asyncJobStats().waiting);
+    `;
+    const w = new Worker(new URL(`data:text/javascript,${encodeURIComponent(src)}`), { workerData: { entry, T, B, I, H } });
+    const waiting = await new Promise((resolve, reject) => { w.once('message', resolve); w.once('error', reject); });
+    await w.terminate();
+    record('worker_thread ended while its jobs run and wait', waiting > 0 && sameOut(await inferAsync(layer, x), alone));
   }
 }
 

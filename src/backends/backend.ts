@@ -265,6 +265,10 @@ export interface Backend {
   memoryStats?(): NativeMemoryStats;
   /** Optional (native): gives the cached blocks and malloc's free memory back to the system. */
   trimMemory?(): void;
+  /** Optional (native): how many async jobs of this JS thread run at once (0: the default). */
+  setAsyncJobs?(n: number): void;
+  /** Optional (native): the admission counters of async jobs; reset: the peaks start again. */
+  asyncJobStats?(reset?: boolean): AsyncJobStats;
 
   /** y[n] = op(x[n]). */
   unaryForward(op: UnaryOp, x: Float32Array, y: Float32Array): void;
@@ -297,6 +301,20 @@ export interface Backend {
 /** Size of the recurrent / output state of a layer. */
 export function recurrentSize(H: number, P: number): number {
   return P > 0 ? P : H;
+}
+
+/** Admission of the native backend's async jobs (seqForwardAsync, seqBackwardAsync). */
+export interface AsyncJobStats {
+  /** Jobs of this JS thread admitted to libuv's threadpool at once, at most. */
+  limit: number;
+  /** This thread's jobs on the threadpool now (queued there or running). */
+  admitted: number;
+  /** This thread's jobs waiting for admission now, and the most at once. */
+  waiting: number;
+  peakWaiting: number;
+  /** Jobs running their kernels now in the whole process (every JS thread), and the most at once. */
+  executing: number;
+  peakExecuting: number;
 }
 
 /**

@@ -8,7 +8,7 @@
 // No static import of a Node module (Node's are taken from process.getBuiltinModule when the
 // addon is loaded), so the backend registry also imports in browsers and edge runtimes.
 import type {
-  AdamArgs, Backend, BackendInfo, MatmulPrecision, NativeMemoryStats, SeqBackwardArgs, SeqContext, SeqForwardArgs, SgdArgs, UnaryOp,
+  AdamArgs, AsyncJobStats, Backend, BackendInfo, MatmulPrecision, NativeMemoryStats, SeqBackwardArgs, SeqContext, SeqForwardArgs, SgdArgs, UnaryOp,
 } from './backend.js';
 import {
   assertAdamArgs, assertCrossEntropyBackwardArgs, assertCrossEntropyForwardArgs, assertGemmArgs, assertMatmulPrecision,
@@ -39,6 +39,9 @@ export interface NativeAddon {
   /** One call each (a pair's calls are queued one after the other). */
   seqForwardAsync(args: SeqForwardArgs): Promise<unknown>;
   seqBackwardAsync(handle: unknown, forward: SeqForwardArgs, args: SeqBackwardArgs): Promise<void>;
+  /** At most n async jobs of this JS thread on libuv's threadpool at once (0: the default). */
+  setAsyncJobs(n: number): void;
+  asyncJobStats(reset: boolean): AsyncJobStats;
   unaryForward(op: UnaryOp, x: Float32Array, y: Float32Array): void;
   unaryBackward(op: UnaryOp, x: Float32Array, y: Float32Array, dy: Float32Array, dx: Float32Array): void;
   crossEntropyForward(N: number, C: number, logits: Float32Array, targets: Int32Array, ignoreIndex: number,
@@ -166,6 +169,27 @@ export class NativeBackend implements Backend {
   setThreads(n: number): void {
     if (!Number.isInteger(n) || n < 1) throw new RangeError(`native.setThreads: n must be a positive integer, received ${n}`);
     this.addon.setThreads(n);
+  }
+
+  /**
+   * How many async jobs (forwardAsync's kernels, and backward passes after it) of this JS thread
+   * run at once; the others wait, in call order, and start as earlier ones settle. What a job
+   * computes does not depend on it: a job copies what it reads when it is called. The default
+   * (`n = 0`) is the cores left beside the native pool, at least 1: with the default pool (a
+   * thread per core) one job at a time, which uses every core. More jobs at once take turns on
+   * the same cores, make the event loop wait for a core, and fill libuv's threadpool, which the
+   * process's file, DNS and zlib work also needs (4 threads unless UV_THREADPOOL_SIZE says more).
+   */
+  setAsyncJobs(n: number): void {
+    if (!Number.isInteger(n) || n < 0 || n > 1024) {
+      throw new RangeError(`native.setAsyncJobs: n must be an integer in 0..1024 (0: the default), received ${n}`);
+    }
+    this.addon.setAsyncJobs(n);
+  }
+
+  /** The admission counters of async jobs; reset: the peaks start again from now. */
+  asyncJobStats(reset = false): AsyncJobStats {
+    return this.addon.asyncJobStats(reset);
   }
 
   /**

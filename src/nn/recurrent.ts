@@ -61,10 +61,11 @@ export async function recurrentForwardAsync(
   const backend = getBackend();
   // Each job reads the weights as they are now, and a backward reads the weights its forward
   // read: an optimizer step, loadStateDict or a training pass that changes them meanwhile changes
-  // neither. The native addon copies what a job reads when it queues the job; the jobs after the
-  // first (later layers, the reverse direction) are queued when the one before ends, and a
-  // backward runs later still, so those read a snapshot taken now. A snapshot is reused while its
-  // weight holds the same bits: serving a model that does not change copies no weights here.
+  // neither. The native addon copies what a job reads when it is called (whether the job then
+  // runs or waits for admission); the jobs after the first (later layers, the reverse direction)
+  // are called when the one before ends, and a backward runs later still, so those read a
+  // snapshot taken now. A snapshot is reused while its weight's change counter holds: serving a
+  // model that does not change copies no weights here.
   // Without async kernels every forward runs now, and only a backward needs the snapshot.
   const params = weights.flat().flatMap((w) => [w.wIh, w.wHh, w.bIh, w.bHh, w.wHr]).filter((t): t is Tensor => t !== null);
   const recording = needsGrad(x, ...(h0 ? [h0] : []), ...(c0 ? [c0] : []), ...params);
@@ -83,36 +84,24 @@ export async function recurrentForwardAsync(
   return step.value;
 }
 
-// The last snapshot of each weight; never written after it is made (jobs and contexts share it).
-const snapshots = new WeakMap<Tensor, Float32Array>();
+// The last snapshot of each weight and the change counter (Tensor.version) it was taken at; a
+// snapshot is never written after it is made (jobs and contexts share it).
+const snapshots = new WeakMap<Tensor, { source: Float32Array; version: number; data: Float32Array }>();
 
-/** A copy of t.data: the last one made while it still holds the same bits, a new one otherwise. */
+/**
+ * A copy of t's values: the last one made while t.version has not moved since, a new one
+ * otherwise. Every write through rnnkit (optimizer steps, loadStateDict, the importers, any
+ * `t.data` access) moves the counter; a write through a `data` array kept from earlier needs
+ * `t.markChanged()`, as for the wasm backend's resident weights.
+ */
 function snapshotOf(t: Tensor): Float32Array {
+  const version = t.version;
+  const source = readValues(t);
   const last = snapshots.get(t);
-  if (last && sameBits(last, t.data)) return last;
-  const copy = t.data.slice();
-  snapshots.set(t, copy);
-  return copy;
-}
-
-/** Whether a and b hold the same bits (NaN payloads and -0 included). */
-function sameBits(a: Float32Array, b: Float32Array): boolean {
-  if (a.length !== b.length) return false;
-  if (a.length % 2 === 0 && a.byteOffset % 8 === 0 && b.byteOffset % 8 === 0) {
-    // two floats at a time: doubles compare equal exactly when their bits are equal, except
-    // +0 / -0 (told apart by 1 / x) and NaN (never equal: reported as a change, which is safe)
-    const ad = new Float64Array(a.buffer, a.byteOffset, a.length / 2);
-    const bd = new Float64Array(b.buffer, b.byteOffset, b.length / 2);
-    for (let i = 0; i < ad.length; i++) {
-      const x = ad[i];
-      if (x !== bd[i] || (x === 0 && 1 / x !== 1 / bd[i])) return false;
-    }
-    return true;
-  }
-  const ai = new Int32Array(a.buffer, a.byteOffset, a.length);
-  const bi = new Int32Array(b.buffer, b.byteOffset, b.length);
-  for (let i = 0; i < ai.length; i++) if (ai[i] !== bi[i]) return false;
-  return true;
+  if (last && last.source === source && last.version === version) return last.data;
+  const data = source.slice();
+  snapshots.set(t, { source, version, data });
+  return data;
 }
 
 /**
