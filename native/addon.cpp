@@ -757,13 +757,15 @@ Napi::Value SeqBackward(const Napi::CallbackInfo& info) {
 // rest waiting, in call order. Admission changes when a job runs, never what it computes: a job
 // copies what it reads when it is called (JobArrays), waiting or not.
 
-// The default number of jobs admitted at once: the cores left beside the kernel pool (which one
-// job uses entirely), at least 1. With the default pool (a thread per core) one job runs at a
-// time on every core, and the event loop's thread competes with the pool's threads, not with a
-// thread per request in flight too.
+// The default number of jobs admitted at once: one per core, and one libuv thread fewer than its
+// threadpool has (UV_THREADPOOL_SIZE, else 4), so the process's file, DNS and zlib work keeps a
+// thread; at least 1. A job that cannot use the whole pool (a small request's per-step work) leaves
+// cores for another; with one job per core the event loop's thread still gets a core soon.
 int asyncJobsDefault() {
   const int cores = (int)std::max(1u, std::thread::hardware_concurrency());
-  return std::max(1, cores - pool_threads());
+  const char* uv = std::getenv("UV_THREADPOOL_SIZE");
+  const int uvThreads = std::min(1024, std::max(1, uv && *uv ? std::atoi(uv) : 4));  // libuv's own bounds
+  return std::max(1, std::min(cores, uvThreads - 1));
 }
 
 int asyncJobsLimit(const AsyncJobs& q) { return q.limit > 0 ? q.limit : asyncJobsDefault(); }
@@ -803,6 +805,7 @@ class LowerPriority {
   LowerPriority() {
     const int n = jobNice();
     if (n == 0) return;
+    (void)pool_threads();  // the kernel pool starts first if it has not: its threads must not inherit the lowered priority
     tid_ = (id_t)syscall(SYS_gettid);
     errno = 0;
     base_ = getpriority(PRIO_PROCESS, tid_);

@@ -34,20 +34,15 @@ const fresh = (a: SeqForwardArgs): SeqForwardArgs => ({ ...a, y: new Float32Arra
 describe('native async jobs: admission', () => {
   afterEach(() => native.setAsyncJobs(0));
 
-  it('the default limit is the cores left beside the pool, at least 1, and follows setThreads', () => {
+  it('the default limit is a job per core, one fewer than libuv\'s threadpool at most, at least 1', () => {
     const cores = cpus().length;
-    const threads = native.info().threads;
-    expect(native.asyncJobStats().limit).toBe(Math.max(1, cores - threads));
-    native.setThreads(1);
-    try {
-      expect(native.asyncJobStats().limit).toBe(Math.max(1, cores - 1));
-    } finally {
-      native.setThreads(threads);
-    }
+    const uvThreads = Math.min(1024, Math.max(1, Number(process.env.UV_THREADPOOL_SIZE) || 4));
+    const expected = Math.max(1, Math.min(cores, uvThreads - 1));
+    expect(native.asyncJobStats().limit).toBe(expected);
     native.setAsyncJobs(3);
     expect(native.asyncJobStats().limit).toBe(3);
     native.setAsyncJobs(0);
-    expect(native.asyncJobStats().limit).toBe(Math.max(1, cores - threads));
+    expect(native.asyncJobStats().limit).toBe(expected);
   });
 
   for (const limit of [1, 2, 8]) {

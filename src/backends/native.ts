@@ -175,10 +175,10 @@ export class NativeBackend implements Backend {
    * How many async jobs (forwardAsync's kernels, and backward passes after it) of this JS thread
    * run at once; the others wait, in call order, and start as earlier ones settle. What a job
    * computes does not depend on it: a job copies what it reads when it is called. The default
-   * (`n = 0`) is the cores left beside the native pool, at least 1: with the default pool (a
-   * thread per core) one job at a time, which uses every core. More jobs at once take turns on
-   * the same cores, make the event loop wait for a core, and fill libuv's threadpool, which the
-   * process's file, DNS and zlib work also needs (4 threads unless UV_THREADPOOL_SIZE says more).
+   * (`n = 0`) is one job per core, at most one fewer than libuv's threadpool has (4 threads unless
+   * UV_THREADPOOL_SIZE says more), at least 1. More jobs at once take turns on the same cores, make
+   * the event loop wait for a core, and fill libuv's threadpool, which the process's file, DNS and
+   * zlib work also needs.
    */
   setAsyncJobs(n: number): void {
     if (!Number.isInteger(n) || n < 0 || n > 1024) {
