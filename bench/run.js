@@ -17,6 +17,7 @@ import { existsSync, mkdirSync, readFileSync, statSync, writeFileSync } from 'no
 import { tmpdir } from 'node:os';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
+import { charlmStep, kernelStep, makeRand } from './native-steps.mjs';
 import { flops, gatesOf, selectWorkloads } from './workloads.mjs';
 
 const ROOT = join(dirname(fileURLToPath(import.meta.url)), '..');
@@ -62,16 +63,7 @@ try {
 }
 
 // ---------------------------------------------------------------- helpers
-let seed = 12345;
-const rand = () => {
-  seed = (seed * 1103515245 + 12345) >>> 0;
-  return seed / 4294967296 - 0.5;
-};
-const randArray = (n, s = 1) => {
-  const a = new Float32Array(n);
-  for (let i = 0; i < n; i++) a[i] = rand() * s;
-  return a;
-};
+const { randArray } = makeRand();
 
 /** Floats the native kernels keep for BPTT (forward context) plus backward scratch, in MB. */
 function workspaceMB(w) {
@@ -97,82 +89,6 @@ function time(fn) {
   return { median: ts.length % 2 ? ts[mid] : (ts[mid - 1] + ts[mid]) / 2, min: ts[0], max: ts[ts.length - 1] };
 }
 
-/**
- * Kernel-level step: the layers' seqForward (+ seqBackward with dy = G); a bidirectional layer's
- * two directions as one paired call, as the layer API makes it.
- */
-function kernelStep(be, w) {
-  const { cell, batch: B, seq: T, hidden: H, layers: L } = w;
-  const D = w.bidir ? 2 : 1;
-  const G = gatesOf(cell) * H;
-  const x = randArray(T * B * w.input);
-  const layers = [];
-  for (let l = 0; l < L; l++) {
-    const I = l === 0 ? w.input : D * H;
-    const y = new Float32Array(T * B * D * H);
-    const dirs = [];
-    for (let d = 0; d < D; d++) {
-      const s = 1 / Math.sqrt(H);
-      dirs.push({
-        wIh: randArray(G * I, 2 * s), wHh: randArray(G * H, 2 * s), bIh: randArray(G, 2 * s), bHh: randArray(G, 2 * s),
-        hN: new Float32Array(B * H), cN: cell === 'lstm' ? new Float32Array(B * H) : null,
-        dWIh: new Float32Array(G * I), dWHh: new Float32Array(G * H), dBIh: new Float32Array(G), dBHh: new Float32Array(G),
-      });
-    }
-    layers.push({ I, y, dirs, dIn: new Float32Array(T * B * I) });
-  }
-  const Gy = randArray(T * B * D * H);
-  const train = w.mode === 'train';
-  return () => {
-    const ctxs = [];
-    for (let l = 0; l < L; l++) {
-      const { I, y, dirs } = layers[l];
-      const input = l === 0 ? x : layers[l - 1].y;
-      const call = (p, d) => ({
-        cell, T, B, I, H, P: 0, reverse: d === 1, x: input, wIh: p.wIh, wHh: p.wHh, bIh: p.bIh, bHh: p.bHh, wHr: null,
-        h0: null, c0: null, lengths: null, y, yStride: D * H, yOffset: d * H, hN: p.hN, cN: p.cN, training: train,
-      });
-      ctxs.push(D === 2 ? [be.seqForward({ ...call(dirs[0], 0), paired: call(dirs[1], 1) })] : [be.seqForward(call(dirs[0], 0))]);
-    }
-    if (!train) return;
-    let dy = Gy;
-    for (let l = L - 1; l >= 0; l--) {
-      const { dirs, dIn } = layers[l];
-      dIn.fill(0);
-      const grads = (p, d) => {
-        for (const g of [p.dWIh, p.dWHh, p.dBIh, p.dBHh]) g.fill(0);
-        return {
-          dy, dyStride: D * H, dyOffset: d * H, dhN: null, dcN: null, dx: dIn, dh0: null, dc0: null,
-          dWIh: p.dWIh, dWHh: p.dWHh, dBIh: p.dBIh, dBHh: p.dBHh, dWHr: null,
-        };
-      };
-      be.seqBackward(D === 2 ? { ...grads(dirs[0], 0), ctx: ctxs[l][0], paired: grads(dirs[1], 1) } : { ...grads(dirs[0], 0), ctx: ctxs[l][0] });
-      dy = dIn;
-    }
-  };
-}
-
-/** charlm through the public API. */
-function charlmStep(w) {
-  const { Embedding, LSTM, Linear, Adam, crossEntropy } = rnnkit;
-  const emb = new Embedding(w.vocab, w.emb);
-  const lstm = new LSTM({ inputSize: w.emb, hiddenSize: w.hidden, numLayers: w.layers });
-  const fc = new Linear(w.hidden, w.vocab);
-  const params = [...emb.parameters(), ...lstm.parameters(), ...fc.parameters()];
-  const opt = new Adam(params, { lr: 1e-3 });
-  const N = w.seq * w.batch;
-  const tokens = Int32Array.from({ length: N }, () => Math.floor((rand() + 0.5) * w.vocab) % w.vocab);
-  const targets = Int32Array.from({ length: N }, () => Math.floor((rand() + 0.5) * w.vocab) % w.vocab);
-  return () => {
-    opt.zeroGrad();
-    const x = emb.forward(tokens, [w.seq, w.batch]);
-    const { output } = lstm.forward(x);
-    const logits = fc.forward(output);
-    const loss = crossEntropy(rnnkit.reshape(logits, [N, w.vocab]), targets);
-    loss.backward();
-    opt.step();
-  };
-}
 
 async function timeAsync(fn) {
   for (let i = 0; i < warmup; i++) await fn();
@@ -297,7 +213,7 @@ for (const threads of threadList) {
   for (const w of workloads) {
     let t;
     try {
-      const step = w.cell === 'charlm' ? charlmStep(w) : kernelStep(be, w);
+      const step = w.cell === 'charlm' ? charlmStep(rnnkit, w) : kernelStep(be, w);
       t = time(step);
     } catch (e) {
       console.log(`| ${w.id} | failed: ${e.message.split('\n')[0]} | | | | | | | | | | | |`);
