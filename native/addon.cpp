@@ -761,11 +761,15 @@ Napi::Value SeqBackward(const Napi::CallbackInfo& info) {
 // threadpool has (UV_THREADPOOL_SIZE, else 4), so the process's file, DNS and zlib work keeps a
 // thread; at least 1. A job that cannot use the whole pool (a small request's per-step work) leaves
 // cores for another; with one job per core the event loop's thread still gets a core soon.
+// Computed once, as libuv reads UV_THREADPOOL_SIZE once (it is asked on every job's admission).
 int asyncJobsDefault() {
-  const int cores = (int)std::max(1u, std::thread::hardware_concurrency());
-  const char* uv = std::getenv("UV_THREADPOOL_SIZE");
-  const int uvThreads = std::min(1024, std::max(1, uv && *uv ? std::atoi(uv) : 4));  // libuv's own bounds
-  return std::max(1, std::min(cores, uvThreads - 1));
+  static const int n = [] {
+    const int cores = (int)std::max(1u, std::thread::hardware_concurrency());
+    const char* uv = std::getenv("UV_THREADPOOL_SIZE");
+    const int uvThreads = std::min(1024, std::max(1, uv && *uv ? std::atoi(uv) : 4));  // libuv's own bounds
+    return std::max(1, std::min(cores, uvThreads - 1));
+  }();
+  return n;
 }
 
 int asyncJobsLimit(const AsyncJobs& q) { return q.limit > 0 ? q.limit : asyncJobsDefault(); }
