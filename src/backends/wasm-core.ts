@@ -87,6 +87,8 @@ const SMALL_M = 4;
 const SMALL_T = 8;
 const PAGE = 65536;
 const MAX_PAGES = 65536; // 4 GiB, the wasm32 limit
+/** Floats of a thread's GEMM edge-tile scratch: the largest register tile, 6 x 8 (assembly/gemm.ts setTile). */
+const TILE_FLOATS = 48;
 
 /**
  * The allocator of linear memory above heapBase(): first fit over the free ranges below the top,
@@ -413,7 +415,7 @@ export class WasmBackend implements Backend {
     const shared = typeof SharedArrayBuffer === 'function' && this.kernels.memory.buffer instanceof SharedArrayBuffer;
     this.singleThreadReason = !shared ? 'a build without shared memory' : !module ? 'no module to start workers with' : wasmThreadsUnavailable();
     if (this.singleThreadReason === null && module) {
-      this.kernels.setTile(this.heap.alloc(48, 'thread tile')); // the static tile is shared by every instance
+      this.kernels.setTile(this.heap.alloc(TILE_FLOATS, 'thread tile')); // the static tile is shared by every instance
       this.pool = new WasmThreadPool(module, this.kernels.memory, this.heap, this.heap.alloc(CTL.words, 'thread control'));
       this.setThreads(options.threads ?? defaultThreads());
     }
@@ -1228,7 +1230,7 @@ class WasmThreadPool {
       const index = this.workers.length + 1;
       const data = {
         module: this.module, memory: this.memory, ctl: this.ctl, index,
-        tile: this.heap.alloc(48, 'thread tile'), ap: this.heap.alloc(packedAFloats, 'thread scratch'),
+        tile: this.heap.alloc(TILE_FLOATS, 'thread tile'), ap: this.heap.alloc(packedAFloats, 'thread scratch'),
       };
       const wt = builtin('node:worker_threads') as { Worker: new (src: string, o: object) => WorkerLike } | null;
       let w: WorkerLike;
