@@ -168,7 +168,7 @@ describe('native async jobs: admission', () => {
         expect(third).not.toBe(second);
         expect(third[0]).toBe(kept[0]);
         const before = kept[0];
-        lstm.loadStateDict(new Map([...lstm.stateDict()].map(([k, v]) => [k, new Tensor(v.data.map((y) => y * 0.5), v.shape)])));
+        lstm.loadStateDict(new Map([...lstm.stateDict()].map(([k, v]) => [k, { shape: v.shape, data: v.data.map((y) => y * 0.5) }])));
         const fourth = await serve();
         expect(fourth).not.toBe(third);
         expect(fourth[0]).toBe(Math.fround(before * 0.5));
