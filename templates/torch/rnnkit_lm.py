@@ -606,6 +606,7 @@ def train(args):
     if rank == 0:
         print(f'stopped at step {step} after {time.time() - started:.1f} s; continue in rnnkit: rnnkit train --resume {run_dir} --data {data}', flush=True)
     if distributed:
+        dist.barrier()  # every process has written its part before any leaves the group
         dist.destroy_process_group()
 
 
