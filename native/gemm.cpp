@@ -119,8 +119,10 @@ void gemm_packed(const IsaKernels& k, int M, int N, int K, float alpha, const fl
   // below ~1 MFLOP (about 10 us on one core) waking a second thread costs more than it saves,
   // and on a machine whose other core is busy it can stall the call
   int nt = flops < 1e6 ? 1 : pool_threads();
-  // split the larger dimension (in register tiles) over the threads
-  const bool splitN = np >= nm || np >= 2 * nt;
+  // split the larger dimension (in register tiles) over the threads; with more rows than columns
+  // the rows, even when the columns would do: each thread then packs (or reads) only its own rows
+  // of op(A), where a column split has every thread pack all of op(A)
+  const bool splitN = np >= nm || (np >= 2 * nt && N >= M);
   const int units = splitN ? np : nm;
   if (nt > units) nt = units;
   parallel_for(nt, [&](int t) {

@@ -1,6 +1,9 @@
 #include "losses.h"
 
+#include <algorithm>
 #include <cmath>
+
+#include "pool.h"
 
 // Plain float64 arithmetic, never fused into FMA (arm64 has FMA in its baseline), so every
 // platform rounds as the wasm and reference backends do.
@@ -12,30 +15,48 @@
 
 namespace rk {
 
+namespace {
+// Runs f(n0, n1) over [0, N) in contiguous parts, one per pool thread when the work (N * per
+// elements) is large enough; every row's or element's result is independent of the split.
+template <class F>
+void split_range(int64_t N, int64_t per, F&& f) {
+  const int nt = N * per < 32768 ? 1 : (int)std::min<int64_t>(pool_threads(), N);
+  if (nt <= 1) {
+    f((int64_t)0, N);
+    return;
+  }
+  parallel_for(nt, [&](int t) { f(N * t / nt, N * (t + 1) / nt); });
+}
+}  // namespace
+
 void cross_entropy_forward(int64_t N, int64_t C, const float* logits, const int32_t* targets, int64_t ignoreIndex,
                            float* probs, float* losses) {
-  for (int64_t n = 0; n < N; n++) {
-    const float* l = logits + n * C;
-    float* p = probs + n * C;
-    double mx = -INFINITY;
-    for (int64_t c = 0; c < C; c++) mx = l[c] > mx ? l[c] : mx;
-    double sum = 0;
-    for (int64_t c = 0; c < C; c++) sum += std::exp((double)l[c] - mx);
-    const double logSum = mx + std::log(sum);
-    for (int64_t c = 0; c < C; c++) p[c] = (float)std::exp((double)l[c] - logSum);
-    losses[n] = targets[n] == ignoreIndex ? 0.0f : (float)(logSum - (double)l[targets[n]]);
-  }
+  split_range(N, C, [&](int64_t n0, int64_t n1) {
+    for (int64_t n = n0; n < n1; n++) {
+      const float* l = logits + n * C;
+      float* p = probs + n * C;
+      double mx = -INFINITY;
+      for (int64_t c = 0; c < C; c++) mx = l[c] > mx ? l[c] : mx;
+      double sum = 0;
+      for (int64_t c = 0; c < C; c++) sum += std::exp((double)l[c] - mx);
+      const double logSum = mx + std::log(sum);
+      for (int64_t c = 0; c < C; c++) p[c] = (float)std::exp((double)l[c] - logSum);
+      losses[n] = targets[n] == ignoreIndex ? 0.0f : (float)(logSum - (double)l[targets[n]]);
+    }
+  });
 }
 
 void cross_entropy_backward(int64_t N, int64_t C, const float* probs, const int32_t* targets, int64_t ignoreIndex,
                             const float* dLosses, float* dLogits) {
-  for (int64_t n = 0; n < N; n++) {
-    if (targets[n] == ignoreIndex) continue;
-    const double g = dLosses[n];
-    const float* p = probs + n * C;
-    float* d = dLogits + n * C;
-    for (int64_t c = 0; c < C; c++) d[c] = (float)((double)d[c] + g * ((double)p[c] - (c == targets[n] ? 1.0 : 0.0)));
-  }
+  split_range(N, C, [&](int64_t n0, int64_t n1) {
+    for (int64_t n = n0; n < n1; n++) {
+      if (targets[n] == ignoreIndex) continue;
+      const double g = dLosses[n];
+      const float* p = probs + n * C;
+      float* d = dLogits + n * C;
+      for (int64_t c = 0; c < C; c++) d[c] = (float)((double)d[c] + g * ((double)p[c] - (c == targets[n] ? 1.0 : 0.0)));
+    }
+  });
 }
 
 double sum_squares(int64_t n, const float* x) {

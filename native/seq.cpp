@@ -39,8 +39,8 @@ void rows_parallel(int n, int64_t work_per_row, F&& f) {
   });
 }
 
-// dst[N] += column sums of src[M, N] (row-major), rows accumulated in order.
-void colsum_add(const float* src, int64_t M, int N, float* dst) {
+// dst[N] (and dst2[N], if given) += column sums of src[M, N] (row-major), rows accumulated in order.
+void colsum_add(const float* src, int64_t M, int N, float* dst, float* dst2 = nullptr) {
   const int chunk = 256;
   const int nchunks = (N + chunk - 1) / chunk;
   const int nt = M * N < 65536 ? 1 : std::min(pool_threads(), nchunks);
@@ -54,6 +54,8 @@ void colsum_add(const float* src, int64_t M, int N, float* dst) {
         for (int n = 0; n < nn; n++) acc[n] += row[n];
       }
       for (int n = 0; n < nn; n++) dst[n0 + n] += acc[n];
+      if (dst2)
+        for (int n = 0; n < nn; n++) dst2[n0 + n] += acc[n];
     }
   });
 }
@@ -334,8 +336,12 @@ void bptt(const IsaKernels& k, const SeqCtx& ctx, const SeqBwdIn& in, BwdScratch
   if (in.dWHh && GL > 0)
     gemm(k, true, false, GL, R, TBi, 1.0f, dGh + GE, G, cells, H, 1.0f, in.dWHh + (int64_t)GE * R, R);
   if (P > 0 && in.dWHr) gemm(k, true, false, P, H, TBi, 1.0f, wsDh, P, hraw, H, 1.0f, in.dWHr, H);
-  if (in.dBIh) colsum_add(dGx, TB, G, in.dBIh);
-  if (in.dBHh) colsum_add(dGh, TB, G, in.dBHh);
+  if (in.dBIh && in.dBHh && dGx == dGh) {  // one pass when both biases take the same gradients
+    colsum_add(dGh, TB, G, in.dBIh, in.dBHh);
+  } else {
+    if (in.dBIh) colsum_add(dGx, TB, G, in.dBIh);
+    if (in.dBHh) colsum_add(dGh, TB, G, in.dBHh);
+  }
 }
 
 // dx[T*B, I] += dGx @ W_ih

@@ -144,6 +144,67 @@ describe.each(ISAS)('native %s kernels vs reference', (isa) => {
     }
   });
 
+  it('gemm split over rows or columns, cross-entropy, Adam and SGD over the threads: bitwise the same for 1, 2 and 3 threads', () => {
+    const threads = native.info().threads;
+    const r = rng(14);
+    const runAt = <T extends Float32Array[]>(t: number, f: () => T): T => {
+      native.setThreads(t);
+      return f();
+    };
+    const same = (what: string, f: () => Float32Array[]) => {
+      const one = runAt(1, f), two = runAt(2, f), three = runAt(3, f);
+      one.forEach((a, i) => {
+        expect(Buffer.from(a.buffer).equals(Buffer.from(two[i].buffer)), `${what} output ${i}: 1 vs 2 threads`).toBe(true);
+        expect(Buffer.from(a.buffer).equals(Buffer.from(three[i].buffer)), `${what} output ${i}: 1 vs 3 threads`).toBe(true);
+      });
+      return one;
+    };
+    try {
+      // more rows than columns (rows split), more columns (columns split), and a transposed A
+      for (const [tA, M, N, K] of [[false, 1000, 100, 300], [true, 1024, 256, 700], [false, 70, 1030, 257], [false, 3203, 65, 129]] as const) {
+        const A = randArray(r, M * K), B = randArray(r, N * K), C0 = randArray(r, M * N);
+        const [got] = same(`gemm ${M}x${N}x${K}${tA ? ' transA' : ''}`, () => {
+          const C = C0.slice();
+          native.gemm(tA, true, M, N, K, 0.5, A, tA ? M : K, B, K, 1, C, N);
+          return [C];
+        });
+        const want = C0.slice();
+        addon.gemmNaive(tA, true, M, N, K, 0.5, A, tA ? M : K, B, K, 1, want, N);
+        expectClose(`gemm ${M}x${N}x${K}`, got, want, 1e-4);
+      }
+      const N = 3001, C = 65;
+      const logits = randArray(r, N * C, 8);
+      const targets = Int32Array.from({ length: N }, (_, n) => (n % 7 === 3 ? -1 : (n * 31) % C));
+      const dLosses = randArray(r, N);
+      const ce = same('cross-entropy', () => {
+        const probs = new Float32Array(N * C), losses = new Float32Array(N), dLogits = randArray(rng(2), N * C);
+        native.crossEntropyForward(N, C, logits, targets, -1, probs, losses);
+        native.crossEntropyBackward(N, C, probs, targets, -1, dLosses, dLogits);
+        return [probs, losses, dLogits];
+      });
+      const refProbs = new Float32Array(N * C), refLosses = new Float32Array(N);
+      reference.crossEntropyForward(N, C, logits, targets, -1, refProbs, refLosses);
+      expect(Buffer.from(ce[0].buffer).equals(Buffer.from(refProbs.buffer)), 'probs as the reference backend').toBe(true);
+      expect(Buffer.from(ce[1].buffer).equals(Buffer.from(refLosses.buffer)), 'losses as the reference backend').toBe(true);
+      const n = 100_003;
+      const p0 = randArray(r, n), g = randArray(r, n), m0 = randArray(r, n, 0.1), v0 = randArray(r, n, 0.1).map(Math.abs);
+      for (const decoupled of [false, true]) {
+        same(`adam decoupled ${decoupled}`, () => {
+          const param = p0.slice(), m = m0.slice(), v = v0.slice();
+          native.adamUpdate({ param, grad: g, m, v, lr: 1e-2, beta1: 0.9, beta2: 0.999, eps: 1e-8, weightDecay: 0.01, decoupled, step: 3 });
+          return [param, m, v];
+        });
+      }
+      same('sgd', () => {
+        const param = p0.slice(), buf = m0.slice();
+        native.sgdUpdate({ param, grad: g, momentumBuffer: buf, lr: 0.1, momentum: 0.9, dampening: 0, weightDecay: 0.01, nesterov: true, firstStep: false });
+        return [param, buf];
+      });
+    } finally {
+      native.setThreads(threads);
+    }
+  });
+
   const cases = seqCases();
   it.each(cases.map((c) => [`${c.cell}${c.act?.kind === "hardSigmoid" ? ` hardSigmoid ${c.act.alpha}` : ""} T${c.T} B${c.B} I${c.I} H${c.H} P${c.P}${c.reverse ? ' reverse' : ''}${c.lengths ? ' lengths' : ''}${c.bias ? '' : ' nobias'}${c.state ? '' : ' nostate'}${c.stride ? ' strided' : ''}`, c] as [string, SeqCase]))(
     'seqForward + seqBackward: %s', async (_name, c) => {
