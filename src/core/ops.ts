@@ -304,14 +304,18 @@ export function embedding(weight: Tensor, ids: ArrayLike<number>, idsShape: read
   if (shapeSize(idsShape) !== ids.length) throw shapeError('embedding', 'ids', formatShape(idsShape), `${ids.length} ids`);
   const idx = toIds('embedding', 'ids', ids, V);
   const out = new Float32Array(idx.length * E);
-  for (let n = 0; n < idx.length; n++) out.set(weight.data.subarray(idx[n] * E, (idx[n] + 1) * E), n * E);
+  const w = weight.data;
+  for (let n = 0; n < idx.length; n++) out.set(w.subarray(idx[n] * E, (idx[n] + 1) * E), n * E);
   const y = new Tensor(out, [...idsShape, E]);
   recordOp('embedding', [weight], [y], () => {
     if (!y.grad) return;
     const dw = weight.ensureGrad();
+    const dy = y.grad;
     for (let n = 0; n < idx.length; n++) {
-      if (idx[n] === paddingIdx) continue;
-      for (let e = 0; e < E; e++) dw[idx[n] * E + e] += y.grad[n * E + e];
+      const id = idx[n];
+      if (id === paddingIdx) continue;
+      const row = id * E, src = n * E;
+      for (let e = 0; e < E; e++) dw[row + e] += dy[src + e];
     }
   });
   return y;
