@@ -125,8 +125,17 @@ void gemm_packed(const IsaKernels& k, int M, int N, int K, float alpha, const fl
   const bool splitN = np >= nm || (np >= 2 * nt && N >= M);
   const int units = splitN ? np : nm;
   if (nt > units) nt = units;
-  parallel_for(nt, [&](int t) {
-    const int u0 = (int)((int64_t)units * t / nt), u1 = (int)((int64_t)units * (t + 1) / nt);
+  // A large row split goes as whole row blocks (MC rows), several per thread, claimed as threads
+  // come free: a thread slowed down (another process on its core) takes fewer of them
+  const int mcTiles = k.MC / k.MR, blocks = (nm + mcTiles - 1) / mcTiles;
+  const bool byBlocks = !splitN && nt > 1 && flops >= 3e7 && blocks >= 2 * nt;
+  const int ntasks = byBlocks ? std::min(blocks, 4 * nt) : nt;
+  parallel_for(ntasks, [&](int t) {
+    int u0 = (int)((int64_t)units * t / nt), u1 = (int)((int64_t)units * (t + 1) / nt);
+    if (byBlocks) {
+      u0 = (int)((int64_t)blocks * t / ntasks) * mcTiles;
+      u1 = std::min(nm, (int)((int64_t)blocks * (t + 1) / ntasks) * mcTiles);
+    }
     if (u1 <= u0) return;
     float* pa = tl_packA.ensure((size_t)k.MC * k.KC + 64);  // + slack for pack_a's vector copies
     if (splitN) {
