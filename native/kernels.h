@@ -4,6 +4,8 @@
 #pragma once
 #include <stdint.h>
 
+#include <utility>  // std::index_sequence (kernels.inc, included after the ISA target is set)
+
 namespace rk {
 
 // The recurrent cells, in the order of src/backends/cells.ts (CELLS ids).
