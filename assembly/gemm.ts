@@ -319,8 +319,9 @@ function scaleC(M: i32, N: i32, beta: f32, C: usize, ldc: i32): void {
 
 /**
  * C[1, jBegin..jEnd) += alpha * a[K] @ Bp (packed, N columns), straight from a: the streaming
- * (batch 1) step. jBegin is a multiple of 16, jEnd one or N: every column takes the same path as
- * in the whole range.
+ * (batch 1) step. jBegin is a multiple of 8, jEnd one or N: every column gets the same
+ * arithmetic as in the whole range (the tiles of 16 and 8 columns differ only in how many
+ * columns run side by side).
  */
 function gemvPacked(jBegin: i32, jEnd: i32, N: i32, K: i32, alpha: f32, a: usize, Bp: usize, C: usize): void {
   const Np = (N + 7) & ~7;
@@ -329,7 +330,9 @@ function gemvPacked(jBegin: i32, jEnd: i32, N: i32, K: i32, alpha: f32, a: usize
     const bBase = Bp + ((<usize>k0 * <usize>Np) << 2);
     const ak = a + (<usize>k0 << 2);
     let j0 = jBegin;
-    // two panels (16 columns) at a time: 4 independent accumulators
+    // two panels (16 columns) at a time: 4 independent accumulators (more do not help: the
+    // weights stream from the caches at about the speed these take them)
+    const al = f32x4.splat(alpha);
     for (; j0 + 16 <= jEnd; j0 += 16) {
       let bp = bBase + ((<usize>j0 * <usize>kc) << 2);
       let bq = bp + ((<usize>kc) << 5);
@@ -345,7 +348,6 @@ function gemvPacked(jBegin: i32, jEnd: i32, N: i32, K: i32, alpha: f32, a: usize
         bq += 32;
       }
       const c = C + (<usize>j0 << 2);
-      const al = f32x4.splat(alpha);
       v128.store(c, madd(al, s0, v128.load(c)));
       v128.store(c, madd(al, s1, v128.load(c, 16)), 16);
       v128.store(c, madd(al, s2, v128.load(c, 32)), 32);
