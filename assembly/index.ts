@@ -31,8 +31,8 @@ export { unaryBackward, unaryForward, vecMath } from './math';
 export { gemm, gemmNaive, gemmPacked, gemmPackedCols, gemmSmallM, packB, packedASize, packedBSize, setTile } from './gemm';
 export {
   addColumnSums, addDy, addInto, fillBias, gatherRows, gruResetBeforeStepBackward, gruResetBeforeStepForward,
-  gruResetBeforeStepGates, gruResetBeforeStepResetBackward, gruStepBackward, gruStepForward, lstmStepBackward,
-  lstmStepForward, rnnStepBackward, rnnStepForward, scatterRows,
+  gruResetBeforeStepGates, gruResetBeforeStepResetBackward, gruStepBackward, gruStepForward, lstmBackwardUnits,
+  lstmForwardUnits, lstmStepBackward, lstmStepForward, rnnStepBackward, rnnStepForward, scatterRows,
 } from './cells';
 export { crossEntropyBackward, crossEntropyForward, sumSquares } from './losses';
 export { adamUpdate, sgdUpdate } from './optim';

@@ -47,6 +47,12 @@ export interface WasmKernels {
   fillBias(rows: number, G: number, bIh: number, bHh: number, gruH: number, XP: number): void;
   lstmStepForward(B: number, H: number, tIdx: number, xp: number, hp: number, c: number, hOut: number, ldh: number,
     hSave: number, gates: number, cells: number, saveFull: number, hard: number, alpha: number, beta: number): void;
+  lstmForwardUnits(j0: number, j1: number, Ap: number, B: number, H: number, hIn: number, Whh: number, hp: number, tIdx: number,
+    xp: number, c: number, hOut: number, hSave: number, gates: number, cells: number, saveFull: number, hard: number,
+    alpha: number, beta: number): void;
+  lstmBackwardUnits(j0: number, j1: number, Ap: number, B: number, H: number, gemm: number, dGNext: number, WhhN: number,
+    tIdx: number, prevT: number, dh: number, dy: number, dyStride: number, dyOffset: number, dc: number, gates: number,
+    cells: number, c0: number, dG: number, dGall: number, hard: number, alpha: number): void;
   gruStepForward(B: number, H: number, tIdx: number, xp: number, hp: number, bHhN: number, h: number, states: number,
     gates: number, cells: number, saveFull: number, hard: number, alpha: number, beta: number): void;
   gruResetBeforeStepGates(B: number, H: number, tIdx: number, xp: number, hp: number, h: number, gates: number, rh: number,
@@ -466,6 +472,17 @@ export class WasmBackend implements Backend {
     else this.kernels.gemmPacked(transA, M, N, K, alpha, A, lda, Bp, beta, C, ldc, Ap);
   }
 
+  /**
+   * A step kernel over hidden units (lstmForwardUnits / lstmBackwardUnits: the step's recurrent
+   * product and its gates in one call), the units split across the threads when the step's
+   * product is big enough: one fork-join per step, and the gate math shared too.
+   */
+  private unitsStep(kernel: UnitsKernel, B: number, H: number, Ap: number, ints: number[], floats: number[]): void {
+    const t = this.pool && this.threads > 1 && H >= 16 && B * 4 * H * H >= SPLIT_STEP_MACS ? this.pool.usable(this.threads) : 1;
+    if (t > 1) this.pool!.units(this.kernels, t, kernel, H, Ap, ints, floats);
+    else unitsKernel(this.kernels, kernel)(0, H, Ap, ...ints, ...floats);
+  }
+
   /** The kernel's gemm (scratch: packedBSize(K, N) + packedASize() floats), threaded as gemmPacked. */
   private gemmAll(transA: number, transB: number, M: number, N: number, K: number, alpha: number, A: number, lda: number,
     B: number, ldb: number, beta: number, C: number, ldc: number, scratch: number): void {
@@ -697,6 +714,9 @@ export class WasmBackend implements Backend {
     try {
       // a few rows and steps (streaming): per-step GEMMs straight from the weights, no packing
       const small = B <= SMALL_M && maxLen <= SMALL_T;
+      // LSTM without projection: each step's product and gates in one kernel over hidden units
+      // (split across the threads), h alternating between two buffers
+      const fused = cell === 'lstm' && P === 0 && !small && H % 8 === 0;
       // --- allocate everything first (memory may grow), then create views
       const pX = save(TB * I, 'x');
       const pWih = TB <= SMALL_M ? this.weight(a.wIh, ver?.[0], G * I, 'wIh') : 0;
@@ -713,6 +733,7 @@ export class WasmBackend implements Backend {
       const pXP = ar.alloc(TB * G, 'input projection');
       const pAp = ar.alloc(k.packedASize(), 'gemm scratch');
       const pH = ar.alloc(B * R, 'h');
+      const pH2 = fused ? ar.alloc(B * R, 'h (next step)') : 0;
       const pC = withC ? ar.alloc(B * H, 'c') : 0;
       const pHP = ar.alloc(B * G, 'recurrent projection');
       const pRh = GE < G ? ar.alloc(B * R, 'late gates input') : 0;
@@ -750,7 +771,15 @@ export class WasmBackend implements Backend {
           else this.gemmPacked(0, B, G - GE, R, 1, v, R, pWhlT, 0, pHP + GE * 4, G, pAp);
         },
       };
-      for (let s = 0; s < maxLen; s++) {
+      let hCur = pH;
+      for (let s = 0; s < maxLen && fused; s++) {
+        const hNext = hCur === pH ? pH2 : pH;
+        this.unitsStep(UNITS_LSTM_FORWARD, B, H, pAp, [B, H, hCur, pWhhT, pHP, pTIdx + s * B * 4, pXP, pC, hNext, pStates,
+          pGates, pCells, step.saveFull, step.gate[0]], [step.gate[1], step.gate[2]]);
+        hCur = hNext;
+      }
+      if (hCur !== pH) this.f32(pH, B * R).set(this.f32(hCur, B * R));
+      for (let s = 0; s < maxLen && !fused; s++) {
         step.tIdx = pTIdx + s * B * 4;
         // HP[B, GE] = h[B, R] @ wHh[early]^T: all (early) gates in one GEMM
         if (small) k.gemmSmallM(1, B, GE, R, 1, pH, R, pWhh, R, 0, pHP, G);
@@ -839,6 +868,10 @@ export class WasmBackend implements Backend {
       const pDh = ar.alloc(B * R, 'dh');
       const pDc = withC ? ar.alloc(B * H, 'dc') : 0;
       const pDG = ar.alloc(B * G, 'step gate gradient');
+      // LSTM without projection: each step's gates and the recurrent product of the step after it
+      // in one kernel over hidden units (split across the threads), dG alternating between two buffers
+      const fused = cell === 'lstm' && P === 0 && !small && H % 8 === 0;
+      const pDG2 = fused ? ar.alloc(B * G, 'step gate gradient (next step)') : 0;
       const pDGi = ar.alloc(TB * G, 'gate gradients');
       const pDGh = wc.splitGrad ? ar.alloc(TB * G, 'recurrent gate gradients') : pDGi;
       const pDrh = GE < G ? ar.alloc(B * R, 'late gates input gradient') : 0;
@@ -886,7 +919,16 @@ export class WasmBackend implements Backend {
           else this.gemmPacked(0, B, R, G - GE, 1, pDG + GE * 4, G, pWhlN, 0, out, R, pAp);
         },
       };
-      for (let s = maxLen - 1; s >= 0; s--) {
+      for (let s = maxLen - 1; s >= 0 && fused; s--) {
+        const dG = s % 2 ? pDG2 : pDG;
+        const dGNext = s % 2 ? pDG : pDG2;
+        this.unitsStep(UNITS_LSTM_BACKWARD, B, H, pAp, [B, H, s < maxLen - 1 ? 1 : 0, dGNext, pWhhN, pTIdx + s * B * 4,
+          pPrevT + s * B * 4, pDh, d.dy ? pDy : 0, d.dyStride, d.dyOffset, pDc, pGates, pCells, pC0, dG, pDGi, step.gate[0]],
+        [step.gate[1]]);
+      }
+      // the recurrent delta of the first step: dh[B, R] += dG @ wHh
+      if (fused && maxLen > 0) this.gemmPacked(0, B, R, GE, 1, pDG, G, pWhhN, 1, pDh, R, pAp);
+      for (let s = maxLen - 1; s >= 0 && !fused; s--) {
         step.tIdx = pTIdx + s * B * 4;
         step.prevT = pPrevT + s * B * 4;
         if (d.dy) k.addDy(B, R, step.tIdx, pDh, pDy, d.dyStride, d.dyOffset);
@@ -1123,8 +1165,17 @@ function stepTables(T: number, B: number, lengths: Int32Array | null, reverse: b
 // bitwise that of one thread) and the caller waits for all of them.
 
 /** Words of the control block: job counter, workers still running, job, threads, arguments, ready flags. */
-const CTL = { seq: 0, remain: 1, failed: 2, fn: 3, threads: 4, args: 8, ready: 32, words: 64 } as const;
+const CTL = { seq: 0, remain: 1, failed: 2, fn: 3, threads: 4, chunk: 5, args: 8, ready: 32, words: 64 } as const;
 const JOB_GEMM = 1;
+/** A step kernel over hidden units: args = kernel, H, counts of int and float arguments, the arguments after (j0, j1, Ap). */
+const JOB_UNITS = 2;
+const UNITS_LSTM_FORWARD = 0;
+const UNITS_LSTM_BACKWARD = 1;
+type UnitsKernel = typeof UNITS_LSTM_FORWARD | typeof UNITS_LSTM_BACKWARD;
+/** The kernels of JOB_UNITS, (j0, j1, Ap, ...arguments). */
+function unitsKernel(k: WasmKernels, kernel: UnitsKernel): (...args: number[]) => void {
+  return (kernel === UNITS_LSTM_FORWARD ? k.lstmForwardUnits : k.lstmBackwardUnits) as (...args: number[]) => void;
+}
 const JOB_QUIT = -1;
 /** Most threads a backend uses (ready flags in the control block). */
 export const MAX_WASM_THREADS = 16;
@@ -1133,6 +1184,11 @@ export const MAX_WASM_THREADS = 16;
  * waking the workers and waiting for the slowest (batch-1 streaming steps stay on one thread).
  */
 const SPLIT_MACS = 1 << 20;
+/**
+ * A step over hidden units (its product and its gates) is split from this many multiply-adds of
+ * the product: one fork-join per step, so less than a GEMM needs (batch-1 streaming with H >= 256).
+ */
+const SPLIT_STEP_MACS = 1 << 18;
 /** Pages of a threaded build's shared memory: initial, and the maximum its build declares (2 GiB). */
 const SHARED_INITIAL_PAGES = 16;
 const SHARED_MAX_PAGES = 32768;
@@ -1165,6 +1221,19 @@ const serve = ({ module, memory, ctl, tile, ap, index }) => {
         if (j0 < j1) {
           k.gemmPackedCols(i32[a], i32[a + 1], N, i32[a + 3], f32[a + 4], i32[a + 5], i32[a + 6], i32[a + 7],
             f32[a + 8], i32[a + 9], i32[a + 10], ap, j0, j1);
+        }
+      } else if (job === ${JOB_UNITS}) {
+        const a = ${CTL.args};
+        const H = i32[a + 1];
+        const ni = i32[a + 2];
+        const nf = i32[a + 3];
+        const j0 = index * i32[${CTL.chunk}];
+        const j1 = Math.min(H, j0 + i32[${CTL.chunk}]);
+        if (j0 < j1) {
+          const args = [j0, j1, ap];
+          for (let i = 0; i < ni; i++) args.push(i32[a + 4 + i]);
+          for (let i = 0; i < nf; i++) args.push(f32[a + 4 + ni + i]);
+          (i32[a] === ${UNITS_LSTM_FORWARD} ? k.lstmForwardUnits : k.lstmBackwardUnits)(...args);
         }
       }
     } catch {
@@ -1275,10 +1344,40 @@ class WasmThreadPool {
     Atomics.add(i32, CTL.seq, 1);
     Atomics.notify(i32, CTL.seq);
     k.gemmPackedCols(transA, M, N, K, alpha, A, lda, Bp, beta, C, ldc, Ap, 0, Math.min(N, chunk));
+    this.join(`a matrix product (${M}x${N}x${K})`);
+  }
+
+  /**
+   * A step kernel (unitsKernel) over `threads` threads, each on its own hidden units [j0, j1)
+   * (chunks of 8 units, so every element is computed as on one thread) with its own scratch Ap.
+   */
+  units(k: WasmKernels, threads: number, kernel: UnitsKernel, H: number, Ap: number, ints: number[], floats: number[]): void {
+    const chunk = Math.ceil(H / threads / 8) * 8;
+    const used = Math.ceil(H / chunk);
+    const { i32, f32 } = this;
+    const a = CTL.args;
+    if (4 + ints.length + floats.length > CTL.ready - CTL.args) throw new Error('wasm: too many arguments for a thread job');
+    this.jobs++;
+    i32[a] = kernel; i32[a + 1] = H; i32[a + 2] = ints.length; i32[a + 3] = floats.length;
+    for (let i = 0; i < ints.length; i++) i32[a + 4 + i] = ints[i];
+    for (let i = 0; i < floats.length; i++) f32[a + 4 + ints.length + i] = floats[i];
+    i32[CTL.chunk] = chunk;
+    i32[CTL.fn] = JOB_UNITS;
+    i32[CTL.threads] = used;
+    Atomics.store(i32, CTL.remain, used - 1);
+    Atomics.add(i32, CTL.seq, 1);
+    Atomics.notify(i32, CTL.seq);
+    unitsKernel(k, kernel)(0, Math.min(H, chunk), Ap, ...ints, ...floats);
+    this.join(`a recurrent step (${H} units)`);
+  }
+
+  /** Waits for the workers of the current job; throws when one failed. */
+  private join(what: string): void {
+    const { i32 } = this;
     for (let spin = 0; spin < 20000 && Atomics.load(i32, CTL.remain) !== 0; spin++);
     for (let r = Atomics.load(i32, CTL.remain); r !== 0; r = Atomics.load(i32, CTL.remain)) Atomics.wait(i32, CTL.remain, r);
     const failed = Atomics.exchange(i32, CTL.failed, 0);
-    if (failed) throw new Error(`wasm: worker thread ${failed} failed in a matrix product (${M}x${N}x${K}); the result is not usable`);
+    if (failed) throw new Error(`wasm: worker thread ${failed} failed in ${what}; the result is not usable`);
   }
 
   /** Stops every worker. */
