@@ -567,6 +567,17 @@ export function addColumnSums(rows: i32, n: i32, src: usize, dst: usize): void {
   for (let r = 0; r < rows; r++) addInto(n, src + ((<usize>r * <usize>n) << 2), dst);
 }
 
+/** addColumnSums on the columns [j0, j1) of src [rows, n]: the share of one thread (Ap unused). */
+export function addColumnSumsCols(j0: i32, j1: i32, Ap: usize, rows: i32, n: i32, src: usize, dst: usize): void {
+  const o = <usize>j0 << 2;
+  for (let r = 0; r < rows; r++) addInto(j1 - j0, src + ((<usize>r * <usize>n) << 2) + o, dst + o);
+}
+
+/** fillBias on the rows [j0, j1) of XP: the share of one thread (Ap unused). */
+export function fillBiasRows(j0: i32, j1: i32, Ap: usize, G: i32, bIh: usize, bHh: usize, gruH: i32, XP: usize): void {
+  fillBias(j1 - j0, G, bIh, bHh, gruH, XP + ((<usize>j0 * <usize>G) << 2));
+}
+
 /** dst[n] += src[n]. */
 export function addInto(n: i32, src: usize, dst: usize): void {
   let i = 0;

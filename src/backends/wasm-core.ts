@@ -53,6 +53,12 @@ export interface WasmKernels {
   lstmBackwardUnits(j0: number, j1: number, Ap: number, B: number, H: number, gemm: number, dGNext: number, WhhN: number,
     tIdx: number, prevT: number, dh: number, dy: number, dyStride: number, dyOffset: number, dc: number, gates: number,
     cells: number, c0: number, dG: number, dGall: number, hard: number, alpha: number): void;
+  addColumnSumsCols(j0: number, j1: number, Ap: number, rows: number, n: number, src: number, dst: number): void;
+  fillBiasRows(j0: number, j1: number, Ap: number, G: number, bIh: number, bHh: number, gruH: number, XP: number): void;
+  crossEntropyForwardRows(j0: number, j1: number, Ap: number, C: number, logits: number, targets: number, ignoreIndex: number,
+    probs: number, losses: number): void;
+  adamUpdateRange(j0: number, j1: number, Ap: number, param: number, grad: number, m: number, v: number, decoupled: number,
+    lr: number, beta1: number, beta2: number, eps: number, weightDecay: number, step: number): void;
   gruStepForward(B: number, H: number, tIdx: number, xp: number, hp: number, bHhN: number, h: number, states: number,
     gates: number, cells: number, saveFull: number, hard: number, alpha: number, beta: number): void;
   gruResetBeforeStepGates(B: number, H: number, tIdx: number, xp: number, hp: number, h: number, gates: number, rh: number,
@@ -473,14 +479,15 @@ export class WasmBackend implements Backend {
   }
 
   /**
-   * A step kernel over hidden units (lstmForwardUnits / lstmBackwardUnits: the step's recurrent
-   * product and its gates in one call), the units split across the threads when the step's
-   * product is big enough: one fork-join per step, and the gate math shared too.
+   * A kernel over a range [0, n) (RANGE_KERNELS: hidden units of a recurrent step, elements, rows
+   * or columns), split across the threads in chunks of 8 when `worth` says the work pays for it;
+   * the arguments after (j0, j1, Ap): integers (and pointers), then floats. Ap: the caller's
+   * GEMM scratch (each worker uses its own).
    */
-  private unitsStep(kernel: UnitsKernel, B: number, H: number, Ap: number, ints: number[], floats: number[]): void {
-    const t = this.pool && this.threads > 1 && H >= 16 && B * 4 * H * H >= SPLIT_STEP_MACS ? this.pool.usable(this.threads) : 1;
-    if (t > 1) this.pool!.units(this.kernels, t, kernel, H, Ap, ints, floats);
-    else unitsKernel(this.kernels, kernel)(0, H, Ap, ...ints, ...floats);
+  private split(kernel: RangeKernel, n: number, worth: boolean, ints: number[], floats: number[], Ap = 0): void {
+    const t = this.pool && this.threads > 1 && worth && n >= 16 ? this.pool.usable(this.threads) : 1;
+    if (t > 1) this.pool!.range(this.kernels, t, kernel, n, Ap, ints, floats);
+    else (this.kernels[kernel] as (...args: number[]) => void)(0, n, Ap, ...ints, ...floats);
   }
 
   /** The kernel's gemm (scratch: packedBSize(K, N) + packedASize() floats), threaded as gemmPacked. */
@@ -757,7 +764,7 @@ export class WasmBackend implements Backend {
       if (pCells && training) this.f32(pCells, TB * H).fill(0); // rows of unprocessed steps enter backward's GEMMs
       if (maxLen < T || a.lengths) this.f32(pStates, TB * R).fill(0);
       // --- input projection for all steps: XP = (bIh + bHh) + x @ wIh^T   [TB, G]
-      k.fillBias(TB, G, pBih, pBhh, wc.lastBiasInside ? H : 0, pXP);
+      this.split('fillBiasRows', TB, TB * G >= SPLIT_ELEMENTS, [G, pBih, pBhh, wc.lastBiasInside ? H : 0, pXP], []);
       if (pWihT) this.gemmPacked(0, TB, G, I, 1, pX, I, pWihT, 1, pXP, G, pAp);
       else k.gemmSmallM(1, TB, G, I, 1, pX, I, pWih, I, 1, pXP, G);
       const pWhl = pWhh ? pWhh + GE * R * 4 : 0; // the late gates' rows of wHh (small calls)
@@ -774,8 +781,8 @@ export class WasmBackend implements Backend {
       let hCur = pH;
       for (let s = 0; s < maxLen && fused; s++) {
         const hNext = hCur === pH ? pH2 : pH;
-        this.unitsStep(UNITS_LSTM_FORWARD, B, H, pAp, [B, H, hCur, pWhhT, pHP, pTIdx + s * B * 4, pXP, pC, hNext, pStates,
-          pGates, pCells, step.saveFull, step.gate[0]], [step.gate[1], step.gate[2]]);
+        this.split('lstmForwardUnits', H, B * G * H >= SPLIT_STEP_MACS, [B, H, hCur, pWhhT, pHP, pTIdx + s * B * 4, pXP, pC, hNext, pStates,
+          pGates, pCells, step.saveFull, step.gate[0]], [step.gate[1], step.gate[2]], pAp);
         hCur = hNext;
       }
       if (hCur !== pH) this.f32(pH, B * R).set(this.f32(hCur, B * R));
@@ -922,9 +929,9 @@ export class WasmBackend implements Backend {
       for (let s = maxLen - 1; s >= 0 && fused; s--) {
         const dG = s % 2 ? pDG2 : pDG;
         const dGNext = s % 2 ? pDG : pDG2;
-        this.unitsStep(UNITS_LSTM_BACKWARD, B, H, pAp, [B, H, s < maxLen - 1 ? 1 : 0, dGNext, pWhhN, pTIdx + s * B * 4,
+        this.split('lstmBackwardUnits', H, B * G * H >= SPLIT_STEP_MACS, [B, H, s < maxLen - 1 ? 1 : 0, dGNext, pWhhN, pTIdx + s * B * 4,
           pPrevT + s * B * 4, pDh, d.dy ? pDy : 0, d.dyStride, d.dyOffset, pDc, pGates, pCells, pC0, dG, pDGi, step.gate[0]],
-        [step.gate[1]]);
+        [step.gate[1]], pAp);
       }
       // the recurrent delta of the first step: dh[B, R] += dG @ wHh
       if (fused && maxLen > 0) this.gemmPacked(0, B, R, GE, 1, pDG, G, pWhhN, 1, pDh, R, pAp);
@@ -963,11 +970,11 @@ export class WasmBackend implements Backend {
       }
       if (d.dBIh) {
         this.put(pDBih, d.dBIh, G);
-        k.addColumnSums(TB, G, pDGi, pDBih);
+        this.split('addColumnSumsCols', G, TB * G >= SPLIT_ELEMENTS, [TB, G, pDGi, pDBih], []);
       }
       if (d.dBHh) {
         this.put(pDBhh, d.dBHh, G);
-        k.addColumnSums(TB, G, pDGh, pDBhh);
+        this.split('addColumnSumsCols', G, TB * G >= SPLIT_ELEMENTS, [TB, G, pDGh, pDBhh], []);
       }
       if (pDWhr && d.dWHr) {
         this.put(pDWhr, d.dWHr, P * H);
@@ -1032,7 +1039,7 @@ export class WasmBackend implements Backend {
       const ps = ar.alloc(N, 'losses');
       this.put(pl, logits, N * C);
       this.putI(pt, targets, N);
-      this.kernels.crossEntropyForward(N, C, pl, pt, ignoreIndex, pp, ps);
+      this.split('crossEntropyForwardRows', N, N * C >= SPLIT_ELEMENTS / 4, [C, pl, pt, ignoreIndex, pp, ps], []);
       this.get(pp, probs, N * C);
       this.get(ps, losses, N);
     } finally {
@@ -1092,7 +1099,8 @@ export class WasmBackend implements Backend {
       this.put(pg, a.grad, n);
       this.put(pm, a.m, n);
       this.put(pv, a.v, n);
-      this.kernels.adamUpdate(n, pp, pg, pm, pv, a.lr, a.beta1, a.beta2, a.eps, a.weightDecay, a.decoupled ? 1 : 0, a.step);
+      this.split('adamUpdateRange', n, n >= SPLIT_ELEMENTS / 2, [pp, pg, pm, pv, a.decoupled ? 1 : 0],
+        [a.lr, a.beta1, a.beta2, a.eps, a.weightDecay, a.step]);
       this.get(pp, a.param, n);
       this.changed(a.param);
       this.get(pm, a.m, n);
@@ -1165,17 +1173,19 @@ function stepTables(T: number, B: number, lengths: Int32Array | null, reverse: b
 // bitwise that of one thread) and the caller waits for all of them.
 
 /** Words of the control block: job counter, workers still running, job, threads, arguments, ready flags. */
-const CTL = { seq: 0, remain: 1, failed: 2, fn: 3, threads: 4, chunk: 5, args: 8, ready: 32, words: 64 } as const;
+const CTL = { seq: 0, remain: 1, failed: 2, fn: 3, threads: 4, chunk: 5, args: 8, ready: 48, words: 64 } as const;
 const JOB_GEMM = 1;
-/** A step kernel over hidden units: args = kernel, H, counts of int and float arguments, the arguments after (j0, j1, Ap). */
-const JOB_UNITS = 2;
-const UNITS_LSTM_FORWARD = 0;
-const UNITS_LSTM_BACKWARD = 1;
-type UnitsKernel = typeof UNITS_LSTM_FORWARD | typeof UNITS_LSTM_BACKWARD;
-/** The kernels of JOB_UNITS, (j0, j1, Ap, ...arguments). */
-function unitsKernel(k: WasmKernels, kernel: UnitsKernel): (...args: number[]) => void {
-  return (kernel === UNITS_LSTM_FORWARD ? k.lstmForwardUnits : k.lstmBackwardUnits) as (...args: number[]) => void;
-}
+/**
+ * A kernel over a range, each thread on its chunk [j0, j1): args = the kernel (index into
+ * RANGE_KERNELS), the range's size, the counts of integer and float arguments, the integers, then
+ * the floats as float64 from the next even word.
+ */
+const JOB_RANGE = 2;
+/** The kernels of JOB_RANGE, called as (j0, j1, Ap, ...integers, ...floats). */
+const RANGE_KERNELS = ['lstmForwardUnits', 'lstmBackwardUnits', 'adamUpdateRange', 'crossEntropyForwardRows', 'addColumnSumsCols', 'fillBiasRows'] as const;
+type RangeKernel = (typeof RANGE_KERNELS)[number];
+/** Elements (of an element-wise kernel, a fill or a sum) from which a kernel over a range is split across threads. */
+const SPLIT_ELEMENTS = 1 << 16;
 const JOB_QUIT = -1;
 /** Most threads a backend uses (ready flags in the control block). */
 export const MAX_WASM_THREADS = 16;
@@ -1200,6 +1210,7 @@ const serve = ({ module, memory, ctl, tile, ap, index }) => {
   k.setTile(tile);
   const i32 = new Int32Array(memory.buffer, ctl, ${CTL.words});
   const f32 = new Float32Array(memory.buffer, ctl, ${CTL.words});
+  const f64 = new Float64Array(memory.buffer, ctl, ${CTL.words / 2});
   let seen = Atomics.load(i32, ${CTL.seq});
   Atomics.store(i32, ${CTL.ready} + index, 1);
   for (;;) {
@@ -1222,18 +1233,19 @@ const serve = ({ module, memory, ctl, tile, ap, index }) => {
           k.gemmPackedCols(i32[a], i32[a + 1], N, i32[a + 3], f32[a + 4], i32[a + 5], i32[a + 6], i32[a + 7],
             f32[a + 8], i32[a + 9], i32[a + 10], ap, j0, j1);
         }
-      } else if (job === ${JOB_UNITS}) {
+      } else if (job === ${JOB_RANGE}) {
         const a = ${CTL.args};
-        const H = i32[a + 1];
+        const n = i32[a + 1];
         const ni = i32[a + 2];
         const nf = i32[a + 3];
         const j0 = index * i32[${CTL.chunk}];
-        const j1 = Math.min(H, j0 + i32[${CTL.chunk}]);
+        const j1 = Math.min(n, j0 + i32[${CTL.chunk}]);
         if (j0 < j1) {
           const args = [j0, j1, ap];
           for (let i = 0; i < ni; i++) args.push(i32[a + 4 + i]);
-          for (let i = 0; i < nf; i++) args.push(f32[a + 4 + ni + i]);
-          (i32[a] === ${UNITS_LSTM_FORWARD} ? k.lstmForwardUnits : k.lstmBackwardUnits)(...args);
+          const d = (a + 4 + ni + 1) >> 1;
+          for (let i = 0; i < nf; i++) args.push(f64[d + i]);
+          k[${JSON.stringify(RANGE_KERNELS)}[i32[a]]](...args);
         }
       }
     } catch {
@@ -1284,6 +1296,7 @@ class WasmThreadPool {
   jobs = 0;
   private readonly i32: Int32Array;
   private readonly f32: Float32Array;
+  private readonly f64: Float64Array;
 
   constructor(
     private readonly module: WebAssembly.Module, private readonly memory: WebAssembly.Memory,
@@ -1291,6 +1304,7 @@ class WasmThreadPool {
   ) {
     this.i32 = new Int32Array(memory.buffer, ctl, CTL.words);
     this.f32 = new Float32Array(memory.buffer, ctl, CTL.words);
+    this.f64 = new Float64Array(memory.buffer, ctl, CTL.words / 2);
   }
 
   /** Starts workers until there are n - 1 (thread 0 is the caller); they become usable when ready. */
@@ -1348,27 +1362,28 @@ class WasmThreadPool {
   }
 
   /**
-   * A step kernel (unitsKernel) over `threads` threads, each on its own hidden units [j0, j1)
-   * (chunks of 8 units, so every element is computed as on one thread) with its own scratch Ap.
+   * A kernel of RANGE_KERNELS over [0, n) on `threads` threads, each on its own chunk [j0, j1)
+   * (multiples of 8: the kernels compute every element as on one thread) with its own scratch Ap.
    */
-  units(k: WasmKernels, threads: number, kernel: UnitsKernel, H: number, Ap: number, ints: number[], floats: number[]): void {
-    const chunk = Math.ceil(H / threads / 8) * 8;
-    const used = Math.ceil(H / chunk);
-    const { i32, f32 } = this;
+  range(k: WasmKernels, threads: number, kernel: RangeKernel, n: number, Ap: number, ints: number[], floats: number[]): void {
+    const chunk = Math.ceil(n / threads / 8) * 8;
+    const used = Math.ceil(n / chunk);
+    const { i32, f64 } = this;
     const a = CTL.args;
-    if (4 + ints.length + floats.length > CTL.ready - CTL.args) throw new Error('wasm: too many arguments for a thread job');
+    const d = (a + 4 + ints.length + 1) >> 1; // the floats' first float64 slot
+    if (2 * (d + floats.length) > CTL.ready) throw new Error(`wasm: too many arguments for a thread job (${kernel})`);
     this.jobs++;
-    i32[a] = kernel; i32[a + 1] = H; i32[a + 2] = ints.length; i32[a + 3] = floats.length;
+    i32[a] = RANGE_KERNELS.indexOf(kernel); i32[a + 1] = n; i32[a + 2] = ints.length; i32[a + 3] = floats.length;
     for (let i = 0; i < ints.length; i++) i32[a + 4 + i] = ints[i];
-    for (let i = 0; i < floats.length; i++) f32[a + 4 + ints.length + i] = floats[i];
+    for (let i = 0; i < floats.length; i++) f64[d + i] = floats[i];
     i32[CTL.chunk] = chunk;
-    i32[CTL.fn] = JOB_UNITS;
+    i32[CTL.fn] = JOB_RANGE;
     i32[CTL.threads] = used;
     Atomics.store(i32, CTL.remain, used - 1);
     Atomics.add(i32, CTL.seq, 1);
     Atomics.notify(i32, CTL.seq);
-    unitsKernel(k, kernel)(0, Math.min(H, chunk), Ap, ...ints, ...floats);
-    this.join(`a recurrent step (${H} units)`);
+    (k[kernel] as (...args: number[]) => void)(0, Math.min(n, chunk), Ap, ...ints, ...floats);
+    this.join(kernel);
   }
 
   /** Waits for the workers of the current job; throws when one failed. */
