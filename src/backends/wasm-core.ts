@@ -1196,9 +1196,10 @@ export const MAX_WASM_THREADS = 16;
 const SPLIT_MACS = 1 << 20;
 /**
  * A step over hidden units (its product and its gates) is split from this many multiply-adds of
- * the product: one fork-join per step, so less than a GEMM needs (batch-1 streaming with H >= 256).
+ * its product, as a GEMM: a batch-1 step (H = 256: 2^18) is over in about 25 us, and a fork-join
+ * per step costs more than it saves as soon as the cores are shared.
  */
-const SPLIT_STEP_MACS = 1 << 18;
+const SPLIT_STEP_MACS = SPLIT_MACS;
 /** Pages of a threaded build's shared memory: initial, and the maximum its build declares (2 GiB). */
 const SHARED_INITIAL_PAGES = 16;
 const SHARED_MAX_PAGES = 32768;
