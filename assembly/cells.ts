@@ -46,14 +46,16 @@ export function fillBias(rows: i32, G: i32, bIh: usize, bHh: usize, gruH: i32, X
   const fg = gatev(f32x4.add(get(at(xr, H + j), full), get(at(hr, H + j), full)), hard, alpha, beta);
   const gg = tanhv(f32x4.add(get(at(xr, 2 * H + j), full), get(at(hr, 2 * H + j), full)));
   const og = gatev(f32x4.add(get(at(xr, 3 * H + j), full), get(at(hr, 3 * H + j), full)), hard, alpha, beta);
-  put(at(gr, j), ig, full);
-  put(at(gr, H + j), fg, full);
-  put(at(gr, 2 * H + j), gg, full);
-  put(at(gr, 3 * H + j), og, full);
   // c = f c + i g, h = o tanh(c)
   const cv = madd(fg, get(at(cr, j), full), f32x4.mul(ig, gg));
   put(at(cr, j), cv, full);
-  put(at(cs, j), cv, full);
+  if (gr) {
+    put(at(gr, j), ig, full);
+    put(at(gr, H + j), fg, full);
+    put(at(gr, 2 * H + j), gg, full);
+    put(at(gr, 3 * H + j), og, full);
+    put(at(cs, j), cv, full);
+  }
   const h = f32x4.mul(og, tanhv(cv));
   put(at(ho, j), h, full);
   if (hs) put(at(hs, j), h, full);
@@ -61,7 +63,8 @@ export function fillBias(rows: i32, G: i32, bIh: usize, bHh: usize, gruH: i32, X
 
 // LSTM step forward. xp [TB,4H] (row t*B+b), hp [B,4H], c [B,H] in/out,
 // hOut [B,H] (h = o*tanh(c), leading dim ldh), hSave [TB,H] or 0 (row t*B+b),
-// gates / cells saved at row (saveFull ? t*B+b : b): gates [*,4H] (i,f,g,o), cells [*,H].
+// gates / cells saved at row (saveFull ? t*B+b : b): gates [*,4H] (i,f,g,o), cells [*,H]
+// (both 0: not saved, for inference).
 export function lstmStepForward(
   B: i32, H: i32, tIdx: usize, xp: usize, hp: usize, c: usize, hOut: usize, ldh: i32,
   hSave: usize, gates: usize, cells: usize, saveFull: i32, hard: i32, alpha: f32, beta: f32,
@@ -88,9 +91,9 @@ function lstmForwardRange(
     const sr = saveFull ? row : b;
     const xr = at(xp, row * G);
     const hr = at(hp, b * G);
-    const gr = at(gates, sr * G);
+    const gr: usize = gates ? at(gates, sr * G) : 0;
     const cr = at(c, b * H);
-    const cs = at(cells, sr * H);
+    const cs: usize = gates ? at(cells, sr * H) : 0;
     const ho = at(hOut, b * ldh);
     const hs: usize = hSave ? at(hSave, row * H) : 0;
     let j = j0;

@@ -746,8 +746,9 @@ export class WasmBackend implements Backend {
       const pRh = GE < G ? ar.alloc(B * R, 'late gates input') : 0;
       const pStates = save(TB * R, 'states');
       const saveRows = training ? TB : B;
-      const pGates = wc.saves ? save(saveRows * G, 'gates') : 0;
-      const pCells = wc.saves ? save(saveRows * H, 'cells') : 0;
+      // (an LSTM's inference keeps neither: only its backward reads them)
+      const pGates = wc.saves && (training || cell !== 'lstm') ? save(saveRows * G, 'gates') : 0;
+      const pCells = wc.saves && (training || cell !== 'lstm') ? save(saveRows * H, 'cells') : 0;
       const pHRawTmp = P > 0 ? ar.alloc(B * H, 'h before projection') : 0;
       const pHRawSave = P > 0 && training ? keep(TB * H, 'saved h before projection') : 0;
       const pProj = P > 0 ? ar.alloc(B * P, 'projection') : 0;
