@@ -1168,10 +1168,12 @@ function stepTables(T: number, B: number, lengths: Int32Array | null, reverse: b
 
 // ---------------------------------------------------------------------------------------------
 // Threads: the threaded build (rnnkit-threads.wasm: shared, imported memory) runs one instance per
-// thread on the same linear memory. The calling thread writes a GEMM's arguments into a control
-// block in that memory and wakes the workers (Atomics); each computes its share of the output
-// columns (gemmPackedCols: panels of 16 columns, the sum over K never split, so the result is
-// bitwise that of one thread) and the caller waits for all of them.
+// thread on the same linear memory. The calling thread writes a job's arguments into a control
+// block in that memory and wakes the workers (Atomics); each computes its share and the caller
+// waits for all of them. Jobs: a GEMM (gemmPackedCols: each thread its output columns, in panels
+// of 16, the sum over K never split) and a kernel over a range (RANGE_KERNELS: an LSTM step over
+// hidden units, its product and gates together; Adam's elements; cross-entropy's rows; column
+// sums), each element computed as on one thread, so results are bitwise those of one thread.
 
 /** Words of the control block: job counter, workers still running, job, threads, arguments, ready flags. */
 const CTL = { seq: 0, remain: 1, failed: 2, fn: 3, threads: 4, chunk: 5, args: 8, ready: 48, words: 64 } as const;
