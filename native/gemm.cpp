@@ -1,6 +1,7 @@
 #include "gemm.h"
 
 #include <algorithm>
+#include <atomic>
 #include <mutex>
 #include <new>
 #include <type_traits>
@@ -147,6 +148,29 @@ void gemm_packed(const IsaKernels& k, int M, int N, int K, float alpha, const fl
   });
 }
 
+// Runs f(part) for the parts 0..n-1 over the pool. A pool thread takes the part it ran in the
+// previous call when that part is still free (the pool hands tasks to whichever thread claims them
+// first), so at a fixed thread count each thread keeps working on the same part of the weights.
+static thread_local int tl_part = -1;
+template <class F>
+static void parallel_sticky(int n, F&& f) {
+  if (n > 64) {
+    parallel_for(n, f);
+    return;
+  }
+  std::atomic<uint64_t> taken{0};
+  parallel_for(n, [&](int t) {
+    int part = tl_part >= 0 && tl_part < n ? tl_part : t;
+    uint64_t was = taken.fetch_or((uint64_t)1 << part);
+    while (was & ((uint64_t)1 << part)) {  // taken: the lowest free part (one exists: n tasks, n parts)
+      part = __builtin_ctzll(~was);
+      was = taken.fetch_or((uint64_t)1 << part);
+    }
+    tl_part = part;
+    f(part);
+  });
+}
+
 size_t gemv_packed_size(const IsaKernels& k, int K, int N) { return (size_t)k.gemv_packed_floats(K, N); }
 
 void pack_gemv_all(const IsaKernels& k, const float* B, int64_t ldb, bool transB, int K, int N, float* out) {
@@ -160,7 +184,7 @@ void gemv_packed(const IsaKernels& k, int M, int N, int K, float alpha, const fl
   // the product streams K * N weights: a second thread pays off from about 64K of them (each
   // core then reads its half from its own cache)
   int nt = (int64_t)K * N < 65536 ? 1 : std::min(pool_threads(), np);
-  parallel_for(nt, [&](int t) {
+  parallel_sticky(nt, [&](int t) {
     const int p0 = (int)((int64_t)np * t / nt), p1 = (int)((int64_t)np * (t + 1) / nt);
     if (!backwards) {
       if (p1 > p0) k.gemv_compute(M, N, K, alpha, A, lda, transA ? 1 : 0, packed, beta, C, ldc, p0, p1);
@@ -211,6 +235,34 @@ void gemm_step(const IsaKernels& k, int M, float alpha, const float* A, int64_t 
     return;
   }
   gemm_packed(k, M, w.N, w.K, alpha, A, lda, false, w.packedGemm, beta, C, ldc);
+}
+
+void LstmStepWeights::pack(const IsaKernels& k, const float* wHh, int H_) {
+  H = H_;
+  const int units = k.GV / 4;
+  blocks = (H + units - 1) / units;
+  backwards = false;
+  float* p = buf.ensure(gemv_packed_size(k, H, 4 * H));
+  const int nt = (int64_t)H * H < 8192 ? 1 : std::min(pool_threads(), blocks);
+  parallel_for(nt, [&](int t) {
+    const int p0 = (int)((int64_t)blocks * t / nt), p1 = (int)((int64_t)blocks * (t + 1) / nt);
+    if (p1 > p0) k.pack_gemv_lstm(wHh, H, H, H, p, p0, p1);
+  });
+}
+
+void lstm_step(const IsaKernels& k, LstmStepWeights& w, const CellRowFwd& r) {
+  // as gemv_packed: a second thread from about 64K weights
+  const int nt = (int64_t)w.H * 4 * w.H < 65536 ? 1 : std::min(pool_threads(), w.blocks);
+  const int back = w.backwards ? 1 : 0;
+  if (nt <= 1) {
+    k.lstm_gemv_fwd(w.buf.p, r, 0, w.blocks, back);
+  } else {
+    parallel_sticky(nt, [&](int t) {
+      const int p0 = (int)((int64_t)w.blocks * t / nt), p1 = (int)((int64_t)w.blocks * (t + 1) / nt);
+      if (p1 > p0) k.lstm_gemv_fwd(w.buf.p, r, p0, p1, back);
+    });
+  }
+  w.backwards = !w.backwards;
 }
 
 void gemm(const IsaKernels& k, bool transA, bool transB, int M, int N, int K, float alpha, const float* A,

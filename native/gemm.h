@@ -97,6 +97,19 @@ struct StepWeights {
 void gemm_step(const IsaKernels& k, int M, float alpha, const float* A, int64_t lda, StepWeights& w, float beta,
                float* C, int64_t ldc);
 
+// W_hh of a batch-1 LSTM (no projection) packed once for all steps for k.lstm_gemv_fwd, and the
+// step over it: one pass over the weights that leaves h_t, c_t and the gates of r (r.gh: [4H]
+// scratch). Split over the thread pool by blocks of units, each pool thread keeping the blocks it
+// had in the previous step (they stay in its core's cache); the bits do not depend on the split.
+struct LstmStepWeights {
+  FBuf buf;
+  int H = 0, blocks = 0;
+  bool backwards = false;  // alternates as in StepWeights
+  static bool usable(const IsaKernels& k) { return k.lstm_gemv_fwd != nullptr && k.gemv_rows >= 1; }
+  void pack(const IsaKernels& k, const float* wHh, int H_);  // wHh [4H, H]
+};
+void lstm_step(const IsaKernels& k, LstmStepWeights& w, const CellRowFwd& r);
+
 // Full GEMM (the Backend.gemm semantics), packs B into a thread-local buffer.
 void gemm(const IsaKernels& k, bool transA, bool transB, int M, int N, int K, float alpha, const float* A,
           int64_t lda, const float* B, int64_t ldb, float beta, float* C, int64_t ldc);

@@ -4,6 +4,8 @@
 #pragma once
 #include <stdint.h>
 
+#include <utility>  // std::index_sequence (kernels.inc, included after the ISA target is set)
+
 namespace rk {
 
 // The recurrent cells, in the order of src/backends/cells.ts (CELLS ids).
@@ -119,6 +121,15 @@ struct IsaKernels {
   // C[0:M, blocks p0:p1] = alpha * op(A)[M, K] @ packed + beta * C (beta 0: C not read)
   void (*gemv_compute)(int M, int N, int K, float alpha, const float* A, int64_t lda, int transA,
                        const float* packed, float beta, float* C, int64_t ldc, int p0, int p1);
+  // ---- batch-1 LSTM step, the W_hh product and the gate math in one pass (null in the bf16 table) ----
+  // pack_gemv_lstm: W_hh [4H, K] (row stride ldw) -> ceil(H / (GV / 4)) blocks of K x GV floats
+  // (gemv_packed_floats(K, 4 * H)), block p = units [p * GV / 4, (p + 1) * GV / 4) of the gates
+  // i, f, g, o, k-major; packs blocks [p0, p1).
+  void (*pack_gemv_lstm)(const float* W, int64_t ldw, int K, int H, float* out, int p0, int p1);
+  // lstm_fwd of one batch row (r.H = K) for the units of blocks [p0, p1) (backwards: last block
+  // first), with r.gh [4H] scratch that receives W_hh h_{t-1} of those units: the same bits as
+  // gemv_compute then fwd of cells[CELL_LSTM].
+  void (*lstm_gemv_fwd)(const float* packed, const CellRowFwd& r, int p0, int p1, int backwards);
 };
 
 #if defined(__x86_64__) || defined(_M_X64)

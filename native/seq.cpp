@@ -123,7 +123,12 @@ void seq_forward(const IsaKernels& k, const SeqDims& d, const SeqFwdIn& in, SeqC
   // ---- input projection for all time steps: Gx[T*B, G] = x[T*B, I] @ W_ih^T ----
   gemm(k, false, true, (int)TB, G, I, 1.0f, in.x, I, in.wIh, I, 0.0f, Gx, G);
   // ---- weights packed once for all steps (the layouts their row counts need) ----
-  wHe.pack(k, in.wHh, R, true, R, GE, ctx.active);  // op(B) = W_h{early}^T [R, GE]
+  // batch 1 through an LSTM without projection: each step is one pass over W_hh that also forms
+  // the gates (lstm_step), the same bits as the product and the row kernel in turn
+  LstmStepWeights wLstm;
+  const bool lstmStep = d.cell == CELL_LSTM && B == 1 && P == 0 && LstmStepWeights::usable(k);
+  if (lstmStep) wLstm.pack(k, in.wHh, H);
+  else wHe.pack(k, in.wHh, R, true, R, GE, ctx.active);  // op(B) = W_h{early}^T [R, GE]
   // cells with late gates have no projection: save [H] and the rows of W_h{late} [GL, R = H]
   if (GL > 0) wHl.pack(k, in.wHh + (int64_t)GE * R, R, true, R, GL, ctx.active);  // op(B) = W_h{late}^T [R, GL]
   if (P > 0) wHr.pack(k, in.wHr, H, true, H, P, ctx.active);  // op(B) = W_hr^T [H, P]
@@ -172,12 +177,6 @@ void seq_forward(const IsaKernels& k, const SeqDims& d, const SeqFwdIn& in, SeqC
       r.h = P > 0 ? hraw + stepRow(s, i) * H : hNext + (int64_t)i * R;
       return r;
     };
-    // Gh[nA, GE] = h_prev[nA, R] @ W_h{early}^T
-    gemm_step(k, nA, 1.0f, hPrev, R, wHe, 0.0f, Gh, G);
-    if (GL > 0) {  // the late gates: Gh[nA, GE:G] = save[nA, H] @ W_h{late}^T after fwd_early
-      rows_parallel(nA, (int64_t)G * 8, [&](int i) { ck.fwd_early(row(i)); });
-      gemm_step(k, nA, 1.0f, cells + stepRow(s, 0) * H, H, wHl, 0.0f, Gh + GE, G);
-    }
     // row i's outputs: y at its time step, hN / cN at its last step
     auto store = [&](int i) {
       const int b = perm[i];
@@ -189,6 +188,19 @@ void seq_forward(const IsaKernels& k, const SeqDims& d, const SeqFwdIn& in, SeqC
         if (cState && in.cN) memcpy(in.cN + (int64_t)b * H, Cs(s + 1) + (int64_t)i * H, sizeof(float) * H);
       }
     };
+    if (lstmStep) {
+      if (nA == 1) {
+        lstm_step(k, wLstm, row(0));
+        store(0);
+      }
+      continue;
+    }
+    // Gh[nA, GE] = h_prev[nA, R] @ W_h{early}^T
+    gemm_step(k, nA, 1.0f, hPrev, R, wHe, 0.0f, Gh, G);
+    if (GL > 0) {  // the late gates: Gh[nA, GE:G] = save[nA, H] @ W_h{late}^T after fwd_early
+      rows_parallel(nA, (int64_t)G * 8, [&](int i) { ck.fwd_early(row(i)); });
+      gemm_step(k, nA, 1.0f, cells + stepRow(s, 0) * H, H, wHl, 0.0f, Gh + GE, G);
+    }
     if (P > 0) {  // h[nA, P] = hRaw[nA, H] @ W_hr^T, after every row's gates
       rows_parallel(nA, (int64_t)G * 8, [&](int i) { ck.fwd(row(i)); });
       gemm_step(k, nA, 1.0f, hraw + stepRow(s, 0) * H, H, wHr, 0.0f, hNext, R);

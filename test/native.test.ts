@@ -213,6 +213,56 @@ describe.each(ISAS)('native %s kernels vs reference', (isa) => {
       compareSeq(`${isa} ${_name}`, got, want);
     });
 
+  // Batch-1 LSTM without projection: each step is one pass over W_hh packed by unit that also
+  // forms the gates. H below, at and above the vector width (4, 8, 16 floats) and over several
+  // blocks of units; 130 and 200 are large enough to split the pass over the threads.
+  it('batch-1 LSTM step (W_hh product and gate math in one pass): odd H vs reference, bitwise over 1-3 threads, inference = training', async () => {
+    const threads = native.info().threads;
+    let seed = 500;
+    try {
+      for (const H of [1, 3, 4, 5, 8, 13, 16, 17, 33, 130, 200]) {
+        for (const variant of [0, 1, 2]) {
+          const c: SeqCase = {
+            cell: 'lstm', T: 2 + (H % 5), B: 1, I: 1 + (H % 7), H, P: 0, reverse: variant === 1, lengths: variant === 2,
+            bias: variant !== 1, state: variant !== 2, stride: variant === 1, seed: seed++,
+            act: variant === 2 ? { kind: 'hardSigmoid', alpha: 0.2, beta: 0.5 } : undefined,
+          };
+          const name = `${isa} lstm B1 H${H} variant ${variant}`;
+          native.setThreads(1);
+          const one = await runSeq(native, c);
+          compareSeq(name, one, await runSeq(reference, c), H > 100 ? 2e-5 : 1e-5);
+          for (const t of [2, 3]) {
+            native.setThreads(t);
+            expect(bitwiseEqual(one, await runSeq(native, c)), `${name}: 1 vs ${t} threads`).toBe(true);
+          }
+        }
+        // forward only (no saved activations): the outputs of the training forward
+        const G = 4 * H, T = 7, I = 5;
+        const args = (training: boolean): SeqForwardArgs => ({
+          cell: 'lstm', T, B: 1, I, H, P: 0, reverse: false, x: randArray(rng(1), T * I), wIh: randArray(rng(2), G * I, 0.5),
+          wHh: randArray(rng(3), G * H, 0.5), bIh: randArray(rng(4), G, 0.5), bHh: randArray(rng(5), G, 0.5), wHr: null,
+          h0: randArray(rng(6), H), c0: randArray(rng(7), H), lengths: null, y: new Float32Array(T * H), yStride: H,
+          yOffset: 0, hN: new Float32Array(H), cN: new Float32Array(H), training,
+        });
+        const inf = args(false), tr = args(true);
+        native.seqForward(inf);
+        native.seqForward(tr);
+        expect(Buffer.from(inf.y.buffer).equals(Buffer.from(tr.y.buffer)), `${isa} lstm B1 H${H} inference y`).toBe(true);
+        expect(Buffer.from(inf.cN!.buffer).equals(Buffer.from(tr.cN!.buffer)), `${isa} lstm B1 H${H} inference cN`).toBe(true);
+        // a sequence shorter than T, reversed: zero rows of y past its end, hN / cN at its last step
+        const short = { ...args(false), reverse: true, lengths: Int32Array.from([T - 3]) };
+        const want = { ...short, y: new Float32Array(T * H), hN: new Float32Array(H), cN: new Float32Array(H) };
+        native.seqForward(short);
+        reference.seqForward(want);
+        expectClose(`${isa} lstm B1 H${H} length ${T - 3} y`, short.y, want.y, 1e-5);
+        expectClose(`${isa} lstm B1 H${H} length ${T - 3} hN`, short.hN, want.hN, 1e-5);
+        expectClose(`${isa} lstm B1 H${H} length ${T - 3} cN`, short.cN!, want.cN!, 1e-5);
+      }
+    } finally {
+      native.setThreads(threads);
+    }
+  }, 60_000);
+
   it('unary ops forward and backward (accumulating)', () => {
     const r = rng(9);
     for (const op of ['tanh', 'sigmoid', 'relu'] as UnaryOp[]) {
