@@ -303,11 +303,11 @@ Napi::Value GemmNaiveBf16(const Napi::CallbackInfo& info) {
 }
 
 // ---------------------------------------------------------------- weight copies
-// copyWeight(values) -> a handle of an immutable copy of the values in the addon's memory. The sequence
-// calls take it in place of a weight array (wIh, wHh, bIh, bHh, wHr); an async job then shares the
-// copy instead of copying the weight on the main thread, so serving a model that does not change
-// copies its weights once (src/nn/recurrent.ts keeps one per weight and change counter). The copy
-// lives while its handle or a job that reads it does.
+// copyWeight(values) -> a handle of an immutable copy of the values in the addon's memory. The
+// sequence calls take it in place of a weight array (wIh, wHh, bIh, bHh, wHr); an async job then
+// shares the copy instead of copying the weight on the main thread, so serving a model that does
+// not change copies its weights once (src/nn/recurrent.ts keeps one per weight and change
+// counter). The copy lives while its handle or a job that reads it does.
 struct WeightCopy {
   FBuf buf;
   int64_t n = 0;
@@ -802,12 +802,13 @@ Napi::Value SeqBackward(const Napi::CallbackInfo& info) {
 
 // ---------------------------------------------------------------- async jobs
 // Each async job runs on a thread of libuv's threadpool, and uses the kernel pool when no other
-// job holds it. Jobs beyond what the cores can run at once would only take turns on them, and the
+// job holds it and the other running jobs leave the pool's threads cores of their own (pool.h:
+// pool_job_enter). Jobs beyond what the cores can run at once would only take turns on them, and the
 // event loop's thread would wait its turn too (a timer or an I/O callback fires late); they would
 // also fill libuv's threadpool (4 threads by default), which fs, dns and zlib work of the same
 // process needs. So each JS thread admits a few jobs to the threadpool at a time and keeps the
 // rest waiting, in call order. Admission changes when a job runs, never what it computes: a job
-// copies what it reads when it is called (JobArrays), waiting or not.
+// copies what it reads when it is called, or shares a weight copy (JobArrays), waiting or not.
 
 // The default number of jobs admitted at once: one per core, and one libuv thread fewer than its
 // threadpool has (UV_THREADPOOL_SIZE, else 4), so the process's file, DNS and zlib work keeps a
