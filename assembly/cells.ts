@@ -1,6 +1,7 @@
 // Recurrent cells and sequence helpers (native/seq.cpp and the fused gate rows of
 // native/kernels.inc: the cells' row kernels, lstm_fwd ... grurb_bwd_early), with the activations of ./math.
 import { at, get, ld, ldi, madd, put, st, vs } from './common';
+import { gemmPackedRanges } from './gemm';
 import { dgatev, dtanhv, gatev, reluv, tanhv } from './math';
 
 // ---------------------------------------------------------------------------------------------
@@ -45,14 +46,16 @@ export function fillBias(rows: i32, G: i32, bIh: usize, bHh: usize, gruH: i32, X
   const fg = gatev(f32x4.add(get(at(xr, H + j), full), get(at(hr, H + j), full)), hard, alpha, beta);
   const gg = tanhv(f32x4.add(get(at(xr, 2 * H + j), full), get(at(hr, 2 * H + j), full)));
   const og = gatev(f32x4.add(get(at(xr, 3 * H + j), full), get(at(hr, 3 * H + j), full)), hard, alpha, beta);
-  put(at(gr, j), ig, full);
-  put(at(gr, H + j), fg, full);
-  put(at(gr, 2 * H + j), gg, full);
-  put(at(gr, 3 * H + j), og, full);
   // c = f c + i g, h = o tanh(c)
   const cv = madd(fg, get(at(cr, j), full), f32x4.mul(ig, gg));
   put(at(cr, j), cv, full);
-  put(at(cs, j), cv, full);
+  if (gr) {
+    put(at(gr, j), ig, full);
+    put(at(gr, H + j), fg, full);
+    put(at(gr, 2 * H + j), gg, full);
+    put(at(gr, 3 * H + j), og, full);
+    put(at(cs, j), cv, full);
+  }
   const h = f32x4.mul(og, tanhv(cv));
   put(at(ho, j), h, full);
   if (hs) put(at(hs, j), h, full);
@@ -60,28 +63,59 @@ export function fillBias(rows: i32, G: i32, bIh: usize, bHh: usize, gruH: i32, X
 
 // LSTM step forward. xp [TB,4H] (row t*B+b), hp [B,4H], c [B,H] in/out,
 // hOut [B,H] (h = o*tanh(c), leading dim ldh), hSave [TB,H] or 0 (row t*B+b),
-// gates / cells saved at row (saveFull ? t*B+b : b): gates [*,4H] (i,f,g,o), cells [*,H].
+// gates / cells saved at row (saveFull ? t*B+b : b): gates [*,4H] (i,f,g,o), cells [*,H]
+// (both 0: not saved, for inference).
 export function lstmStepForward(
   B: i32, H: i32, tIdx: usize, xp: usize, hp: usize, c: usize, hOut: usize, ldh: i32,
   hSave: usize, gates: usize, cells: usize, saveFull: i32, hard: i32, alpha: f32, beta: f32,
 ): void {
+  lstmForwardRange(0, H, B, H, tIdx, xp, hp, c, hOut, ldh, hSave, gates, cells, saveFull, hard, alpha, beta, 0);
+}
+
+/**
+ * lstmStepForward on the hidden units [j0, j1) of every row. hCarry (or 0): the state h_{t-1}
+ * [B,H] when hOut is another buffer; finished rows copy their units of it to hOut.
+ */
+function lstmForwardRange(
+  j0: i32, j1: i32, B: i32, H: i32, tIdx: usize, xp: usize, hp: usize, c: usize, hOut: usize, ldh: i32,
+  hSave: usize, gates: usize, cells: usize, saveFull: i32, hard: i32, alpha: f32, beta: f32, hCarry: usize,
+): void {
   const G = 4 * H;
   for (let b = 0; b < B; b++) {
     const t = ldi(tIdx, b);
-    if (t < 0) continue;
+    if (t < 0) {
+      if (hCarry) memory.copy(at(hOut, b * ldh + j0), at(hCarry, b * H + j0), <usize>(j1 - j0) << 2);
+      continue;
+    }
     const row = t * B + b;
     const sr = saveFull ? row : b;
     const xr = at(xp, row * G);
     const hr = at(hp, b * G);
-    const gr = at(gates, sr * G);
+    const gr: usize = gates ? at(gates, sr * G) : 0;
     const cr = at(c, b * H);
-    const cs = at(cells, sr * H);
+    const cs: usize = gates ? at(cells, sr * H) : 0;
     const ho = at(hOut, b * ldh);
     const hs: usize = hSave ? at(hSave, row * H) : 0;
-    let j = 0;
-    for (; j + 4 <= H; j += 4) lstmForwardAt(j, H, xr, hr, gr, cr, cs, ho, hs, true, hard, alpha, beta);
-    for (; j < H; j++) lstmForwardAt(j, H, xr, hr, gr, cr, cs, ho, hs, false, hard, alpha, beta);
+    let j = j0;
+    for (; j + 4 <= j1; j += 4) lstmForwardAt(j, H, xr, hr, gr, cr, cs, ho, hs, true, hard, alpha, beta);
+    for (; j < j1; j++) lstmForwardAt(j, H, xr, hr, gr, cr, cs, ho, hs, false, hard, alpha, beta);
   }
+}
+
+/**
+ * One LSTM step (no projection) on the hidden units [j0, j1), the share of one thread: the
+ * recurrent product of those units' columns of every gate, hp[B, g*H + j] = hIn[B,H] @ Whh
+ * (packB of wHh^T [H, 4H]; Ap: packedASize() floats of this thread's scratch), then their gates
+ * as lstmStepForward, h written to hOut [B,H] (not hIn, which other threads still read; finished
+ * rows carry hIn over). j0 is a multiple of 8, j1 one or H, H a multiple of 8: every element is
+ * computed exactly as by the whole-step kernels, for any split.
+ */
+export function lstmForwardUnits(
+  j0: i32, j1: i32, Ap: usize, B: i32, H: i32, hIn: usize, Whh: usize, hp: usize, tIdx: usize, xp: usize,
+  c: usize, hOut: usize, hSave: usize, gates: usize, cells: usize, saveFull: i32, hard: i32, alpha: f32, beta: f32,
+): void {
+  gemmPackedRanges(0, B, 4 * H, H, 1, hIn, H, Whh, 0, hp, 4 * H, Ap, j0, j1, H, 4);
+  lstmForwardRange(j0, j1, B, H, tIdx, xp, hp, c, hOut, H, hSave, gates, cells, saveFull, hard, alpha, beta, hIn);
 }
 
 // GRU gates of elements [j, j+4) (full) or j alone (see gruStepForward)
@@ -369,12 +403,21 @@ export function lstmStepBackward(
   B: i32, H: i32, R: i32, tIdx: usize, prevT: usize, dhIn: usize, dhState: usize, dc: usize,
   gates: usize, cells: usize, c0: usize, dG: usize, dGall: usize, hard: i32, alpha: f32,
 ): void {
+  lstmBackwardRange(0, H, B, H, R, tIdx, prevT, dhIn, dhState, 0, R, dc, gates, cells, c0, dG, dGall, hard, alpha);
+}
+
+/** lstmStepBackward on the hidden units [j0, j1) of every row; it zeroes dhState's columns [z0, z1) on active rows. */
+function lstmBackwardRange(
+  j0: i32, j1: i32, B: i32, H: i32, R: i32, tIdx: usize, prevT: usize, dhIn: usize, dhState: usize, z0: i32, z1: i32,
+  dc: usize, gates: usize, cells: usize, c0: usize, dG: usize, dGall: usize, hard: i32, alpha: f32,
+): void {
   const G = 4 * H;
+  const n = <usize>(j1 - j0) << 2;
   for (let b = 0; b < B; b++) {
     const t = ldi(tIdx, b);
     const dgs = at(dG, b * G);
     if (t < 0) {
-      memory.fill(dgs, 0, <usize>G << 2);
+      for (let g = 0; g < 4; g++) memory.fill(at(dgs, g * H + j0), 0, n);
       continue;
     }
     const row = t * B + b;
@@ -385,11 +428,36 @@ export function lstmStepBackward(
     const dga = at(dGall, row * G);
     const dhr = at(dhIn, b * H);
     const dcr = at(dc, b * H);
-    let j = 0;
-    for (; j + 4 <= H; j += 4) lstmBackwardAt(j, H, gr, cr, cp, dhr, dcr, dgs, dga, true, hard, alpha);
-    for (; j < H; j++) lstmBackwardAt(j, H, gr, cr, cp, dhr, dcr, dgs, dga, false, hard, alpha);
-    memory.fill(at(dhState, b * R), 0, <usize>R << 2);
+    let j = j0;
+    for (; j + 4 <= j1; j += 4) lstmBackwardAt(j, H, gr, cr, cp, dhr, dcr, dgs, dga, true, hard, alpha);
+    for (; j < j1; j++) lstmBackwardAt(j, H, gr, cr, cp, dhr, dcr, dgs, dga, false, hard, alpha);
+    memory.fill(at(dhState, b * R + z0), 0, <usize>(z1 - z0) << 2);
   }
+}
+
+/**
+ * One LSTM backward step (no projection) on the hidden units [j0, j1), the share of one thread:
+ * when gemm is set, first the recurrent delta of the step after it, dh[B, j0:j1] += dGNext[B,4H]
+ * @ WhhN (packB of wHh [4H, H]), then dh += dy of this step (dy [TB, dyStride] at dyOffset, or 0)
+ * and the gate gradients of these units as lstmStepBackward (dG [B,4H] must be another buffer
+ * than dGNext, which other threads still read). Splits as lstmForwardUnits.
+ */
+export function lstmBackwardUnits(
+  j0: i32, j1: i32, Ap: usize, B: i32, H: i32, gemm: i32, dGNext: usize, WhhN: usize, tIdx: usize, prevT: usize,
+  dh: usize, dy: usize, dyStride: i32, dyOffset: i32, dc: usize, gates: usize, cells: usize, c0: usize, dG: usize,
+  dGall: usize, hard: i32, alpha: f32,
+): void {
+  if (gemm) gemmPackedRanges(0, B, H, 4 * H, 1, dGNext, 4 * H, WhhN, 1, dh, H, Ap, j0, j1, 0, 1);
+  if (dy) {
+    for (let b = 0; b < B; b++) {
+      const t = ldi(tIdx, b);
+      if (t < 0) continue;
+      const src = at(dy, (t * B + b) * dyStride + dyOffset);
+      const d = at(dh, b * H);
+      for (let r = j0; r < j1; r++) st(d, r, ld(d, r) + ld(src, r));
+    }
+  }
+  lstmBackwardRange(j0, j1, B, H, H, tIdx, prevT, dh, dh, j0, j1, dc, gates, cells, c0, dG, dGall, hard, alpha);
 }
 
 // GRU gate gradients of elements [j, j+4) (full) or j alone (see gruStepBackward)
@@ -500,6 +568,17 @@ export function gatherRows(rows: i32, n: i32, B: i32, idx: usize, src: usize, in
 /** dst[n] += column sums of src [rows, n] (row by row, so memory is read in order). */
 export function addColumnSums(rows: i32, n: i32, src: usize, dst: usize): void {
   for (let r = 0; r < rows; r++) addInto(n, src + ((<usize>r * <usize>n) << 2), dst);
+}
+
+/** addColumnSums on the columns [j0, j1) of src [rows, n]: the share of one thread (Ap unused). */
+export function addColumnSumsCols(j0: i32, j1: i32, Ap: usize, rows: i32, n: i32, src: usize, dst: usize): void {
+  const o = <usize>j0 << 2;
+  for (let r = 0; r < rows; r++) addInto(j1 - j0, src + ((<usize>r * <usize>n) << 2) + o, dst + o);
+}
+
+/** fillBias on the rows [j0, j1) of XP: the share of one thread (Ap unused). */
+export function fillBiasRows(j0: i32, j1: i32, Ap: usize, G: i32, bIh: usize, bHh: usize, gruH: i32, XP: usize): void {
+  fillBias(j1 - j0, G, bIh, bHh, gruH, XP + ((<usize>j0 * <usize>G) << 2));
 }
 
 /** dst[n] += src[n]. */

@@ -319,8 +319,9 @@ function scaleC(M: i32, N: i32, beta: f32, C: usize, ldc: i32): void {
 
 /**
  * C[1, jBegin..jEnd) += alpha * a[K] @ Bp (packed, N columns), straight from a: the streaming
- * (batch 1) step. jBegin is a multiple of 16, jEnd one or N: every column takes the same path as
- * in the whole range.
+ * (batch 1) step. jBegin is a multiple of 8, jEnd one or N: every column gets the same
+ * arithmetic as in the whole range (the tiles of 16 and 8 columns differ only in how many
+ * columns run side by side).
  */
 function gemvPacked(jBegin: i32, jEnd: i32, N: i32, K: i32, alpha: f32, a: usize, Bp: usize, C: usize): void {
   const Np = (N + 7) & ~7;
@@ -329,7 +330,9 @@ function gemvPacked(jBegin: i32, jEnd: i32, N: i32, K: i32, alpha: f32, a: usize
     const bBase = Bp + ((<usize>k0 * <usize>Np) << 2);
     const ak = a + (<usize>k0 << 2);
     let j0 = jBegin;
-    // two panels (16 columns) at a time: 4 independent accumulators
+    // two panels (16 columns) at a time: 4 independent accumulators (more do not help: the
+    // weights stream from the caches at about the speed these take them)
+    const al = f32x4.splat(alpha);
     for (; j0 + 16 <= jEnd; j0 += 16) {
       let bp = bBase + ((<usize>j0 * <usize>kc) << 2);
       let bq = bp + ((<usize>kc) << 5);
@@ -345,7 +348,6 @@ function gemvPacked(jBegin: i32, jEnd: i32, N: i32, K: i32, alpha: f32, a: usize
         bq += 32;
       }
       const c = C + (<usize>j0 << 2);
-      const al = f32x4.splat(alpha);
       v128.store(c, madd(al, s0, v128.load(c)));
       v128.store(c, madd(al, s1, v128.load(c, 16)), 16);
       v128.store(c, madd(al, s2, v128.load(c, 32)), 32);
@@ -384,17 +386,29 @@ export function gemmPacked(
 
 /**
  * gemmPacked on the columns [jBegin, jEnd) of C only: the share of one thread. jBegin is a
- * multiple of 16 and jEnd one or N, so each element of C is computed exactly as by gemmPacked
+ * multiple of 8 and jEnd one or N, so each element of C is computed exactly as by gemmPacked
  * (the sum over K is never split): results are bitwise the same for any split.
  */
 export function gemmPackedCols(
   transA: i32, M: i32, N: i32, K: i32, alpha: f32, A: usize, lda: i32, Bp: usize,
   beta: f32, C: usize, ldc: i32, Ap: usize, jBegin: i32, jEnd: i32,
 ): void {
-  scaleC(M, jEnd - jBegin, beta, C + (<usize>jBegin << 2), ldc);
+  gemmPackedRanges(transA, M, N, K, alpha, A, lda, Bp, beta, C, ldc, Ap, jBegin, jEnd, 0, 1);
+}
+
+/**
+ * gemmPackedCols on `count` column ranges [jBegin + q * stride, jEnd + q * stride), q < count,
+ * with one packing of A for all of them: the recurrent product of some hidden units of every
+ * gate (stride H). Each range starts at a multiple of 8 and ends at one or at N.
+ */
+export function gemmPackedRanges(
+  transA: i32, M: i32, N: i32, K: i32, alpha: f32, A: usize, lda: i32, Bp: usize,
+  beta: f32, C: usize, ldc: i32, Ap: usize, jBegin: i32, jEnd: i32, stride: i32, count: i32,
+): void {
+  for (let q = 0; q < count; q++) scaleC(M, jEnd - jBegin, beta, C + (<usize>(jBegin + q * stride) << 2), ldc);
   if (M == 0 || jEnd <= jBegin || K == 0 || alpha == 0) return;
   if (M == 1 && !transA) {
-    gemvPacked(jBegin, jEnd, N, K, alpha, A, Bp, C);
+    for (let q = 0; q < count; q++) gemvPacked(jBegin + q * stride, jEnd + q * stride, N, K, alpha, A, Bp, C);
     return;
   }
   const Np = (N + 7) & ~7;
@@ -405,20 +419,23 @@ export function gemmPackedCols(
     for (let i0 = 0; i0 < M; i0 += MC) {
       const mc = min(MC, M - i0);
       packA(transA, A, lda, i0, mc, k0, kc, Ap);
-      for (let j0 = jBegin; j0 < jEnd; j0 += 8) {
-        const nr = min(8, jEnd - j0);
-        const bPanel = bBase + ((<usize>j0 * <usize>kc) << 2);
-        for (let ir = 0; ir < mc; ir += MR) {
-          const mr = min(MR, mc - ir);
-          const aPanel = Ap + ((<usize>ir * <usize>kc) << 2);
-          const cp = C + <usize>(i0 + ir) * ldcb + (<usize>j0 << 2);
-          if (MR == 6 && mr >= 3) {
-            kernel6x8(kc, aPanel, bPanel, cp, ldc, alpha, mr, nr);
-          } else if (MR == 4 && mr >= 3) {
-            kernel4x8(kc, aPanel, bPanel, cp, ldc, alpha, mr, nr);
-          } else {
-            for (let r = 0; r < mr; r++) {
-              kernel1x8(kc, aPanel + (<usize>r << 2), bPanel, cp + <usize>r * ldcb, alpha, nr);
+      for (let q = 0; q < count; q++) {
+        const qEnd = jEnd + q * stride;
+        for (let j0 = jBegin + q * stride; j0 < qEnd; j0 += 8) {
+          const nr = min(8, qEnd - j0);
+          const bPanel = bBase + ((<usize>j0 * <usize>kc) << 2);
+          for (let ir = 0; ir < mc; ir += MR) {
+            const mr = min(MR, mc - ir);
+            const aPanel = Ap + ((<usize>ir * <usize>kc) << 2);
+            const cp = C + <usize>(i0 + ir) * ldcb + (<usize>j0 << 2);
+            if (MR == 6 && mr >= 3) {
+              kernel6x8(kc, aPanel, bPanel, cp, ldc, alpha, mr, nr);
+            } else if (MR == 4 && mr >= 3) {
+              kernel4x8(kc, aPanel, bPanel, cp, ldc, alpha, mr, nr);
+            } else {
+              for (let r = 0; r < mr; r++) {
+                kernel1x8(kc, aPanel + (<usize>r << 2), bPanel, cp + <usize>r * ldcb, alpha, nr);
+              }
             }
           }
         }

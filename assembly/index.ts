@@ -30,9 +30,9 @@ export function isRelaxed(): i32 {
 export { unaryBackward, unaryForward, vecMath } from './math';
 export { gemm, gemmNaive, gemmPacked, gemmPackedCols, gemmSmallM, packB, packedASize, packedBSize, setTile } from './gemm';
 export {
-  addColumnSums, addDy, addInto, fillBias, gatherRows, gruResetBeforeStepBackward, gruResetBeforeStepForward,
-  gruResetBeforeStepGates, gruResetBeforeStepResetBackward, gruStepBackward, gruStepForward, lstmStepBackward,
-  lstmStepForward, rnnStepBackward, rnnStepForward, scatterRows,
+  addColumnSums, addColumnSumsCols, addDy, addInto, fillBias, fillBiasRows, gatherRows, gruResetBeforeStepBackward, gruResetBeforeStepForward,
+  gruResetBeforeStepGates, gruResetBeforeStepResetBackward, gruStepBackward, gruStepForward, lstmBackwardUnits,
+  lstmForwardUnits, lstmStepBackward, lstmStepForward, rnnStepBackward, rnnStepForward, scatterRows,
 } from './cells';
-export { crossEntropyBackward, crossEntropyForward, sumSquares } from './losses';
-export { adamUpdate, sgdUpdate } from './optim';
+export { crossEntropyBackward, crossEntropyForward, crossEntropyForwardRows, sumSquares } from './losses';
+export { adamUpdate, adamUpdateRange, sgdUpdate } from './optim';

@@ -23,6 +23,15 @@ export function crossEntropyForward(N: i32, C: i32, logits: usize, targets: usiz
   }
 }
 
+/** crossEntropyForward on the rows [j0, j1): the share of one thread (Ap unused). */
+export function crossEntropyForwardRows(
+  j0: i32, j1: i32, Ap: usize, C: i32, logits: usize, targets: usize, ignoreIndex: i32, probs: usize, losses: usize,
+): void {
+  const o = <usize>j0 << 2;
+  const oc = <usize>j0 * <usize>C << 2;
+  crossEntropyForward(j1 - j0, C, logits + oc, targets + o, ignoreIndex, probs + oc, losses + o);
+}
+
 // dLogits [N,C] += dLosses[n] * (probs[n,c] - onehot(target)[c]), ignored rows unchanged; in f64
 // (the sum included), rounded on store.
 export function crossEntropyBackward(N: i32, C: i32, probs: usize, targets: usize, ignoreIndex: i32, dLosses: usize, dLogits: usize): void {

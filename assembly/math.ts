@@ -8,6 +8,46 @@
 // so an element gets the same result wherever it sits in a row.
 import { at, get, madd, put, vs } from './common';
 
+// The constants of the vector math, four lanes each, read from memory: V8 builds a v128.const
+// from general registers at every use inside a loop (four instructions), a load is one.
+const KF: usize = memory.data<f32>([
+  -104, -104, -104, -104, 89, 89, 89, 89,
+  1.44269504088896341, 1.44269504088896341, 1.44269504088896341, 1.44269504088896341,
+  12582912.0, 12582912.0, 12582912.0, 12582912.0,
+  0.693359375, 0.693359375, 0.693359375, 0.693359375,
+  -2.12194440e-4, -2.12194440e-4, -2.12194440e-4, -2.12194440e-4,
+  1.9875691500e-4, 1.9875691500e-4, 1.9875691500e-4, 1.9875691500e-4,
+  1.3981999507e-3, 1.3981999507e-3, 1.3981999507e-3, 1.3981999507e-3,
+  8.3334519073e-3, 8.3334519073e-3, 8.3334519073e-3, 8.3334519073e-3,
+  4.1665795894e-2, 4.1665795894e-2, 4.1665795894e-2, 4.1665795894e-2,
+  1.6666665459e-1, 1.6666665459e-1, 1.6666665459e-1, 1.6666665459e-1,
+  5.0000001201e-1, 5.0000001201e-1, 5.0000001201e-1, 5.0000001201e-1,
+  1, 1, 1, 1, 2, 2, 2, 2,
+  -5.70498872745e-3, -5.70498872745e-3, -5.70498872745e-3, -5.70498872745e-3,
+  2.06390887954e-2, 2.06390887954e-2, 2.06390887954e-2, 2.06390887954e-2,
+  -5.37397155531e-2, -5.37397155531e-2, -5.37397155531e-2, -5.37397155531e-2,
+  1.33314422036e-1, 1.33314422036e-1, 1.33314422036e-1, 1.33314422036e-1,
+  -3.33332819422e-1, -3.33332819422e-1, -3.33332819422e-1, -3.33332819422e-1,
+  0.625, 0.625, 0.625, 0.625,
+], 16);
+const KI: usize = memory.data<i32>([
+  0x4B400000, 0x4B400000, 0x4B400000, 0x4B400000, 127, 127, 127, 127,
+  0x80000000, 0x80000000, 0x80000000, 0x80000000,
+], 16);
+// indices into KF
+const EXP_LO = 0, EXP_HI = 1, LOG2E = 2, ROUND = 3, LN2_HI = 4, LN2_LO = 5, EP0 = 6, EP1 = 7, EP2 = 8, EP3 = 9, EP4 = 10,
+  EP5 = 11, ONE = 12, TWO = 13, TP0 = 14, TP1 = 15, TP2 = 16, TP3 = 17, TP4 = 18, TANH_SMALL = 19;
+// indices into KI: the bits of ROUND, the exponent bias, the sign bit
+const ROUND_BITS = 0, BIAS = 1, SIGN = 2;
+// @ts-ignore: decorator
+@inline function kf(i: i32): v128 {
+  return v128.load(KF + (<usize>i << 4));
+}
+// @ts-ignore: decorator
+@inline function ki(i: i32): v128 {
+  return v128.load(KI + (<usize>i << 4));
+}
+
 /**
  * exp(x) with the IEEE range of expf: +inf above ln(FLT_MAX) ~ 88.72, gradual underflow to
  * subnormals below -87.34 and 0 below -103.97. The clamp to [-104, 89] only keeps n an integer
@@ -15,26 +55,28 @@ import { at, get, madd, put, vs } from './common';
  */
 // @ts-ignore: decorator
 @inline export function expv(x0: v128): v128 {
-  const x = f32x4.min(f32x4.max(x0, vs(-104)), vs(89));
+  // (pmin / pmax: one instruction each; they pass NaN on as min / max do, and the bounds are not zeros)
+  const x = f32x4.pmin(f32x4.pmax(x0, kf(EXP_LO)), kf(EXP_HI));
   // n = round(x / ln2) by the 1.5 * 2^23 trick, r = x - n ln2 in two parts (Cody-Waite)
-  const t = madd(x, vs(1.44269504088896341), vs(12582912.0));
-  const n = f32x4.sub(t, vs(12582912.0));
-  let r = f32x4.sub(x, f32x4.mul(n, vs(0.693359375)));
-  r = f32x4.sub(r, f32x4.mul(n, vs(-2.12194440e-4)));
+  const t = madd(x, kf(LOG2E), kf(ROUND));
+  const n = f32x4.sub(t, kf(ROUND));
+  let r = f32x4.sub(x, f32x4.mul(n, kf(LN2_HI)));
+  r = f32x4.sub(r, f32x4.mul(n, kf(LN2_LO)));
   const z = f32x4.mul(r, r);
-  let p = vs(1.9875691500e-4);
-  p = madd(p, r, vs(1.3981999507e-3));
-  p = madd(p, r, vs(8.3334519073e-3));
-  p = madd(p, r, vs(4.1665795894e-2));
-  p = madd(p, r, vs(1.6666665459e-1));
-  p = madd(p, r, vs(5.0000001201e-1));
-  const y = madd(p, z, f32x4.add(r, vs(1)));
+  let p = kf(EP0);
+  p = madd(p, r, kf(EP1));
+  p = madd(p, r, kf(EP2));
+  p = madd(p, r, kf(EP3));
+  p = madd(p, r, kf(EP4));
+  p = madd(p, r, kf(EP5));
+  const y = madd(p, z, f32x4.add(r, kf(ONE)));
   // y * 2^n as y * 2^n1 * 2^n2 (n1 = n >> 1, n2 = n - n1, both in [-75, 65]): the first
-  // product is exact, the second rounds once, into the subnormals or to inf where exp does
-  const ni = i32x4.trunc_sat_f32x4_s(n);
+  // product is exact, the second rounds once, into the subnormals or to inf where exp does.
+  // n as an integer: t = 1.5 * 2^23 + n exactly, so its bits are those of 1.5 * 2^23 plus n.
+  const ni = i32x4.sub(t, ki(ROUND_BITS));
   const n1 = i32x4.shr_s(ni, 1);
   const n2 = i32x4.sub(ni, n1);
-  const bias = i32x4.splat(127);
+  const bias = ki(BIAS);
   return f32x4.mul(f32x4.mul(y, i32x4.shl(i32x4.add(n1, bias), 23)), i32x4.shl(i32x4.add(n2, bias), 23));
 }
 
@@ -45,7 +87,7 @@ import { at, get, madd, put, vs } from './common';
 // @ts-ignore: decorator
 @inline export function sigmoidv(x: v128): v128 {
   const e = expv(f32x4.neg(f32x4.abs(x)));
-  return f32x4.div(v128.bitselect(vs(1), e, f32x4.ge(x, vs(0))), f32x4.add(vs(1), e));
+  return f32x4.div(v128.bitselect(kf(ONE), e, f32x4.ge(x, vs(0))), f32x4.add(kf(ONE), e));
 }
 
 /**
@@ -55,16 +97,16 @@ import { at, get, madd, put, vs } from './common';
 // @ts-ignore: decorator
 @inline export function tanhv(x: v128): v128 {
   const ax = f32x4.abs(x);
-  const big = f32x4.sub(vs(1), f32x4.div(vs(2), f32x4.add(expv(f32x4.add(ax, ax)), vs(1))));
+  const big = f32x4.sub(kf(ONE), f32x4.div(kf(TWO), f32x4.add(expv(f32x4.add(ax, ax)), kf(ONE))));
   const z = f32x4.mul(ax, ax);
-  let p = vs(-5.70498872745e-3);
-  p = madd(p, z, vs(2.06390887954e-2));
-  p = madd(p, z, vs(-5.37397155531e-2));
-  p = madd(p, z, vs(1.33314422036e-1));
-  p = madd(p, z, vs(-3.33332819422e-1));
+  let p = kf(TP0);
+  p = madd(p, z, kf(TP1));
+  p = madd(p, z, kf(TP2));
+  p = madd(p, z, kf(TP3));
+  p = madd(p, z, kf(TP4));
   const small = madd(f32x4.mul(p, z), ax, ax);
   // tanh is odd: computed for |x|, then the sign of x (which also keeps tanh(-0) = -0)
-  return v128.or(v128.bitselect(small, big, f32x4.lt(ax, vs(0.625))), v128.and(x, i32x4.splat(0x80000000)));
+  return v128.or(v128.bitselect(small, big, f32x4.lt(ax, kf(TANH_SMALL))), v128.and(x, ki(SIGN)));
 }
 
 /** relu as PyTorch: x > 0 ? x : 0, NaN stays NaN. */
@@ -79,11 +121,11 @@ import { at, get, madd, put, vs } from './common';
  */
 // @ts-ignore: decorator
 @inline export function dtanhv(y: v128): v128 {
-  return f32x4.mul(f32x4.sub(vs(1), y), f32x4.add(vs(1), y));
+  return f32x4.mul(f32x4.sub(kf(ONE), y), f32x4.add(kf(ONE), y));
 }
 // @ts-ignore: decorator
 @inline export function dsigmoidv(y: v128): v128 {
-  return f32x4.mul(y, f32x4.sub(vs(1), y));
+  return f32x4.mul(y, f32x4.sub(kf(ONE), y));
 }
 
 /**

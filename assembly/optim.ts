@@ -32,6 +32,15 @@ export function adamUpdate(
   }
 }
 
+/** adamUpdate on the elements [j0, j1): the share of one thread (Ap unused). */
+export function adamUpdateRange(
+  j0: i32, j1: i32, Ap: usize, param: usize, grad: usize, m: usize, v: usize, decoupled: i32, lr: f64, beta1: f64,
+  beta2: f64, eps: f64, weightDecay: f64, step: f64,
+): void {
+  const o = <usize>j0 << 2;
+  adamUpdate(j1 - j0, param + o, grad + o, m + o, v + o, lr, beta1, beta2, eps, weightDecay, decoupled, step);
+}
+
 // SGD (torch.optim.SGD), param, grad, buf [n] (buf unused when momentum = 0):
 //   g = grad + wd * p
 //   momentum != 0: buf = first ? g : momentum * buf + (1 - dampening) * g  (float32)

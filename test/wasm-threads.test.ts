@@ -1,6 +1,7 @@
 // The threaded wasm build (rnnkit-threads.wasm): results through the public API are bitwise the
 // same on 1 and 2 threads (the GEMMs split their output columns, never the sum over K; LSTM with a
-// projection, GRU, reset-before GRU with the hard sigmoid), the
+// projection, GRU, reset-before GRU with the hard sigmoid; an LSTM language-model step whose
+// recurrent steps, cross-entropy and Adam split their hidden units, rows and elements), the
 // loader falls back to one thread where SharedArrayBuffer is missing (as in workerd or a page
 // without cross-origin isolation), and setThreads checks its argument.
 import { execFileSync } from 'node:child_process';
@@ -8,10 +9,10 @@ import { readFileSync } from 'node:fs';
 import { describe, expect, it } from 'vitest';
 import { withBackend } from '../src/backends/index.js';
 import { createWasmBackend } from '../src/backends/wasm-core.js';
-import { mseLoss } from '../src/core/ops.js';
+import { crossEntropy, mseLoss } from '../src/core/ops.js';
 import { Rng } from '../src/core/random.js';
 import { Tensor } from '../src/core/tensor.js';
-import { GRU, LSTM } from '../src/nn/layers.js';
+import { Embedding, GRU, LSTM, Linear } from '../src/nn/layers.js';
 import { Adam } from '../src/nn/optim.js';
 
 const threadsBytes = readFileSync(new URL('../dist/rnnkit-threads.wasm', import.meta.url));
@@ -64,6 +65,45 @@ describe('wasm threads', () => {
     }
     two.close();
     expect(two.info().threads).toBe(1);
+  });
+
+  it('a language-model train step (LSTM steps over hidden units, cross-entropy, Adam) is bitwise the same on 1 and 2 threads', async () => {
+    const one = createWasmBackend(threadsBytes, { threads: 1 });
+    const two = createWasmBackend(threadsBytes, { threads: 2 });
+    await two.whenReady();
+    const [T, B, V, H] = [12, 16, 100, 128];
+    const rng = new Rng(9);
+    const ids = Int32Array.from({ length: T * B }, () => rng.int(V));
+    const targets = Int32Array.from({ length: T * B }, () => rng.int(V));
+    const lengths = Int32Array.from({ length: B }, (_, b) => (b % 3 === 0 ? T : 1 + ((b * 5) % T))); // packed sequences
+    const run = (backend: typeof one) => {
+      const emb = new Embedding(V, 16, { rng: new Rng(1) });
+      // H % 8 == 0, no projection: the steps run over hidden units; B * 4H * H >= 2^18 multiply-adds: split
+      const lstm = new LSTM({ inputSize: 16, hiddenSize: H, numLayers: 2, rng: new Rng(2) });
+      const head = new Linear(H, V, { rng: new Rng(3) });
+      const params = [...emb.parameters(), ...lstm.parameters(), ...head.parameters()];
+      const opt = new Adam(params, { lr: 1e-2 });
+      const h0 = new Tensor(Float32Array.from({ length: 2 * B * H }, (_, i) => Math.sin(i)), [2, B, H]);
+      const outs: Float32Array[] = [];
+      withBackend(backend, () => {
+        for (let s = 0; s < 2; s++) {
+          opt.zeroGrad();
+          const { output, hN, cN } = lstm.forward(emb.forward(ids, [T, B]), { h0, lengths });
+          const loss = crossEntropy(head.forward(output), targets); // [T * B, V] logits: rows split across threads
+          loss.backward();
+          outs.push(loss.data.slice(), output.data.slice(), hN.data.slice(), cN!.data.slice(), ...params.map((p) => p.grad!.slice()));
+          opt.step();
+          outs.push(...params.map((p) => p.data.slice()));
+        }
+      });
+      return outs;
+    };
+    const before = two.splitGemms;
+    const a = run(one);
+    const b = run(two);
+    expect(two.splitGemms - before, 'jobs were split across the threads').toBeGreaterThan(4 * T);
+    a.forEach((v, i) => bitwise(v, b[i], `tensor ${i}`));
+    two.close();
   });
 
   it('setThreads checks its argument; a build without shared memory stays on one thread and says why', () => {

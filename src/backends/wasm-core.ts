@@ -47,6 +47,18 @@ export interface WasmKernels {
   fillBias(rows: number, G: number, bIh: number, bHh: number, gruH: number, XP: number): void;
   lstmStepForward(B: number, H: number, tIdx: number, xp: number, hp: number, c: number, hOut: number, ldh: number,
     hSave: number, gates: number, cells: number, saveFull: number, hard: number, alpha: number, beta: number): void;
+  lstmForwardUnits(j0: number, j1: number, Ap: number, B: number, H: number, hIn: number, Whh: number, hp: number, tIdx: number,
+    xp: number, c: number, hOut: number, hSave: number, gates: number, cells: number, saveFull: number, hard: number,
+    alpha: number, beta: number): void;
+  lstmBackwardUnits(j0: number, j1: number, Ap: number, B: number, H: number, gemm: number, dGNext: number, WhhN: number,
+    tIdx: number, prevT: number, dh: number, dy: number, dyStride: number, dyOffset: number, dc: number, gates: number,
+    cells: number, c0: number, dG: number, dGall: number, hard: number, alpha: number): void;
+  addColumnSumsCols(j0: number, j1: number, Ap: number, rows: number, n: number, src: number, dst: number): void;
+  fillBiasRows(j0: number, j1: number, Ap: number, G: number, bIh: number, bHh: number, gruH: number, XP: number): void;
+  crossEntropyForwardRows(j0: number, j1: number, Ap: number, C: number, logits: number, targets: number, ignoreIndex: number,
+    probs: number, losses: number): void;
+  adamUpdateRange(j0: number, j1: number, Ap: number, param: number, grad: number, m: number, v: number, decoupled: number,
+    lr: number, beta1: number, beta2: number, eps: number, weightDecay: number, step: number): void;
   gruStepForward(B: number, H: number, tIdx: number, xp: number, hp: number, bHhN: number, h: number, states: number,
     gates: number, cells: number, saveFull: number, hard: number, alpha: number, beta: number): void;
   gruResetBeforeStepGates(B: number, H: number, tIdx: number, xp: number, hp: number, h: number, gates: number, rh: number,
@@ -466,6 +478,18 @@ export class WasmBackend implements Backend {
     else this.kernels.gemmPacked(transA, M, N, K, alpha, A, lda, Bp, beta, C, ldc, Ap);
   }
 
+  /**
+   * A kernel over a range [0, n) (RANGE_KERNELS: hidden units of a recurrent step, elements, rows
+   * or columns), split across the threads in chunks of 8 when `worth` says the work pays for it;
+   * the arguments after (j0, j1, Ap): integers (and pointers), then floats. Ap: the caller's
+   * GEMM scratch (each worker uses its own).
+   */
+  private split(kernel: RangeKernel, n: number, worth: boolean, ints: number[], floats: number[], Ap = 0): void {
+    const t = this.pool && this.threads > 1 && worth && n >= 16 ? this.pool.usable(this.threads) : 1;
+    if (t > 1) this.pool!.range(this.kernels, t, kernel, n, Ap, ints, floats);
+    else (this.kernels[kernel] as (...args: number[]) => void)(0, n, Ap, ...ints, ...floats);
+  }
+
   /** The kernel's gemm (scratch: packedBSize(K, N) + packedASize() floats), threaded as gemmPacked. */
   private gemmAll(transA: number, transB: number, M: number, N: number, K: number, alpha: number, A: number, lda: number,
     B: number, ldb: number, beta: number, C: number, ldc: number, scratch: number): void {
@@ -697,6 +721,9 @@ export class WasmBackend implements Backend {
     try {
       // a few rows and steps (streaming): per-step GEMMs straight from the weights, no packing
       const small = B <= SMALL_M && maxLen <= SMALL_T;
+      // LSTM without projection: each step's product and gates in one kernel over hidden units
+      // (split across the threads), h alternating between two buffers
+      const fused = cell === 'lstm' && P === 0 && !small && H % 8 === 0;
       // --- allocate everything first (memory may grow), then create views
       const pX = save(TB * I, 'x');
       const pWih = TB <= SMALL_M ? this.weight(a.wIh, ver?.[0], G * I, 'wIh') : 0;
@@ -713,13 +740,15 @@ export class WasmBackend implements Backend {
       const pXP = ar.alloc(TB * G, 'input projection');
       const pAp = ar.alloc(k.packedASize(), 'gemm scratch');
       const pH = ar.alloc(B * R, 'h');
+      const pH2 = fused ? ar.alloc(B * R, 'h (next step)') : 0;
       const pC = withC ? ar.alloc(B * H, 'c') : 0;
       const pHP = ar.alloc(B * G, 'recurrent projection');
       const pRh = GE < G ? ar.alloc(B * R, 'late gates input') : 0;
       const pStates = save(TB * R, 'states');
       const saveRows = training ? TB : B;
-      const pGates = wc.saves ? save(saveRows * G, 'gates') : 0;
-      const pCells = wc.saves ? save(saveRows * H, 'cells') : 0;
+      // (an LSTM's inference keeps neither: only its backward reads them)
+      const pGates = wc.saves && (training || cell !== 'lstm') ? save(saveRows * G, 'gates') : 0;
+      const pCells = wc.saves && (training || cell !== 'lstm') ? save(saveRows * H, 'cells') : 0;
       const pHRawTmp = P > 0 ? ar.alloc(B * H, 'h before projection') : 0;
       const pHRawSave = P > 0 && training ? keep(TB * H, 'saved h before projection') : 0;
       const pProj = P > 0 ? ar.alloc(B * P, 'projection') : 0;
@@ -736,7 +765,7 @@ export class WasmBackend implements Backend {
       if (pCells && training) this.f32(pCells, TB * H).fill(0); // rows of unprocessed steps enter backward's GEMMs
       if (maxLen < T || a.lengths) this.f32(pStates, TB * R).fill(0);
       // --- input projection for all steps: XP = (bIh + bHh) + x @ wIh^T   [TB, G]
-      k.fillBias(TB, G, pBih, pBhh, wc.lastBiasInside ? H : 0, pXP);
+      this.split('fillBiasRows', TB, TB * G >= SPLIT_ELEMENTS, [G, pBih, pBhh, wc.lastBiasInside ? H : 0, pXP], []);
       if (pWihT) this.gemmPacked(0, TB, G, I, 1, pX, I, pWihT, 1, pXP, G, pAp);
       else k.gemmSmallM(1, TB, G, I, 1, pX, I, pWih, I, 1, pXP, G);
       const pWhl = pWhh ? pWhh + GE * R * 4 : 0; // the late gates' rows of wHh (small calls)
@@ -750,7 +779,15 @@ export class WasmBackend implements Backend {
           else this.gemmPacked(0, B, G - GE, R, 1, v, R, pWhlT, 0, pHP + GE * 4, G, pAp);
         },
       };
-      for (let s = 0; s < maxLen; s++) {
+      let hCur = pH;
+      for (let s = 0; s < maxLen && fused; s++) {
+        const hNext = hCur === pH ? pH2 : pH;
+        this.split('lstmForwardUnits', H, B * G * H >= SPLIT_STEP_MACS, [B, H, hCur, pWhhT, pHP, pTIdx + s * B * 4, pXP, pC, hNext, pStates,
+          pGates, pCells, step.saveFull, step.gate[0]], [step.gate[1], step.gate[2]], pAp);
+        hCur = hNext;
+      }
+      if (hCur !== pH) this.f32(pH, B * R).set(this.f32(hCur, B * R));
+      for (let s = 0; s < maxLen && !fused; s++) {
         step.tIdx = pTIdx + s * B * 4;
         // HP[B, GE] = h[B, R] @ wHh[early]^T: all (early) gates in one GEMM
         if (small) k.gemmSmallM(1, B, GE, R, 1, pH, R, pWhh, R, 0, pHP, G);
@@ -839,6 +876,10 @@ export class WasmBackend implements Backend {
       const pDh = ar.alloc(B * R, 'dh');
       const pDc = withC ? ar.alloc(B * H, 'dc') : 0;
       const pDG = ar.alloc(B * G, 'step gate gradient');
+      // LSTM without projection: each step's gates and the recurrent product of the step after it
+      // in one kernel over hidden units (split across the threads), dG alternating between two buffers
+      const fused = cell === 'lstm' && P === 0 && !small && H % 8 === 0;
+      const pDG2 = fused ? ar.alloc(B * G, 'step gate gradient (next step)') : 0;
       const pDGi = ar.alloc(TB * G, 'gate gradients');
       const pDGh = wc.splitGrad ? ar.alloc(TB * G, 'recurrent gate gradients') : pDGi;
       const pDrh = GE < G ? ar.alloc(B * R, 'late gates input gradient') : 0;
@@ -886,7 +927,16 @@ export class WasmBackend implements Backend {
           else this.gemmPacked(0, B, R, G - GE, 1, pDG + GE * 4, G, pWhlN, 0, out, R, pAp);
         },
       };
-      for (let s = maxLen - 1; s >= 0; s--) {
+      for (let s = maxLen - 1; s >= 0 && fused; s--) {
+        const dG = s % 2 ? pDG2 : pDG;
+        const dGNext = s % 2 ? pDG : pDG2;
+        this.split('lstmBackwardUnits', H, B * G * H >= SPLIT_STEP_MACS, [B, H, s < maxLen - 1 ? 1 : 0, dGNext, pWhhN, pTIdx + s * B * 4,
+          pPrevT + s * B * 4, pDh, d.dy ? pDy : 0, d.dyStride, d.dyOffset, pDc, pGates, pCells, pC0, dG, pDGi, step.gate[0]],
+        [step.gate[1]], pAp);
+      }
+      // the recurrent delta of the first step: dh[B, R] += dG @ wHh
+      if (fused && maxLen > 0) this.gemmPacked(0, B, R, GE, 1, pDG, G, pWhhN, 1, pDh, R, pAp);
+      for (let s = maxLen - 1; s >= 0 && !fused; s--) {
         step.tIdx = pTIdx + s * B * 4;
         step.prevT = pPrevT + s * B * 4;
         if (d.dy) k.addDy(B, R, step.tIdx, pDh, pDy, d.dyStride, d.dyOffset);
@@ -921,11 +971,11 @@ export class WasmBackend implements Backend {
       }
       if (d.dBIh) {
         this.put(pDBih, d.dBIh, G);
-        k.addColumnSums(TB, G, pDGi, pDBih);
+        this.split('addColumnSumsCols', G, TB * G >= SPLIT_ELEMENTS, [TB, G, pDGi, pDBih], []);
       }
       if (d.dBHh) {
         this.put(pDBhh, d.dBHh, G);
-        k.addColumnSums(TB, G, pDGh, pDBhh);
+        this.split('addColumnSumsCols', G, TB * G >= SPLIT_ELEMENTS, [TB, G, pDGh, pDBhh], []);
       }
       if (pDWhr && d.dWHr) {
         this.put(pDWhr, d.dWHr, P * H);
@@ -990,7 +1040,7 @@ export class WasmBackend implements Backend {
       const ps = ar.alloc(N, 'losses');
       this.put(pl, logits, N * C);
       this.putI(pt, targets, N);
-      this.kernels.crossEntropyForward(N, C, pl, pt, ignoreIndex, pp, ps);
+      this.split('crossEntropyForwardRows', N, N * C >= SPLIT_ELEMENTS / 4, [C, pl, pt, ignoreIndex, pp, ps], []);
       this.get(pp, probs, N * C);
       this.get(ps, losses, N);
     } finally {
@@ -1050,7 +1100,8 @@ export class WasmBackend implements Backend {
       this.put(pg, a.grad, n);
       this.put(pm, a.m, n);
       this.put(pv, a.v, n);
-      this.kernels.adamUpdate(n, pp, pg, pm, pv, a.lr, a.beta1, a.beta2, a.eps, a.weightDecay, a.decoupled ? 1 : 0, a.step);
+      this.split('adamUpdateRange', n, n >= SPLIT_ELEMENTS / 2, [pp, pg, pm, pv, a.decoupled ? 1 : 0],
+        [a.lr, a.beta1, a.beta2, a.eps, a.weightDecay, a.step]);
       this.get(pp, a.param, n);
       this.changed(a.param);
       this.get(pm, a.m, n);
@@ -1117,14 +1168,27 @@ function stepTables(T: number, B: number, lengths: Int32Array | null, reverse: b
 
 // ---------------------------------------------------------------------------------------------
 // Threads: the threaded build (rnnkit-threads.wasm: shared, imported memory) runs one instance per
-// thread on the same linear memory. The calling thread writes a GEMM's arguments into a control
-// block in that memory and wakes the workers (Atomics); each computes its share of the output
-// columns (gemmPackedCols: panels of 16 columns, the sum over K never split, so the result is
-// bitwise that of one thread) and the caller waits for all of them.
+// thread on the same linear memory. The calling thread writes a job's arguments into a control
+// block in that memory and wakes the workers (Atomics); each computes its share and the caller
+// waits for all of them. Jobs: a GEMM (gemmPackedCols: each thread its output columns, in panels
+// of 16, the sum over K never split) and a kernel over a range (RANGE_KERNELS: an LSTM step over
+// hidden units, its product and gates together; Adam's elements; cross-entropy's rows; column
+// sums), each element computed as on one thread, so results are bitwise those of one thread.
 
 /** Words of the control block: job counter, workers still running, job, threads, arguments, ready flags. */
-const CTL = { seq: 0, remain: 1, failed: 2, fn: 3, threads: 4, args: 8, ready: 32, words: 64 } as const;
+const CTL = { seq: 0, remain: 1, failed: 2, fn: 3, threads: 4, chunk: 5, args: 8, ready: 48, words: 64 } as const;
 const JOB_GEMM = 1;
+/**
+ * A kernel over a range, each thread on its chunk [j0, j1): args = the kernel (index into
+ * RANGE_KERNELS), the range's size, the counts of integer and float arguments, the integers, then
+ * the floats as float64 from the next even word.
+ */
+const JOB_RANGE = 2;
+/** The kernels of JOB_RANGE, called as (j0, j1, Ap, ...integers, ...floats). */
+const RANGE_KERNELS = ['lstmForwardUnits', 'lstmBackwardUnits', 'adamUpdateRange', 'crossEntropyForwardRows', 'addColumnSumsCols', 'fillBiasRows'] as const;
+type RangeKernel = (typeof RANGE_KERNELS)[number];
+/** Elements (of an element-wise kernel, a fill or a sum) from which a kernel over a range is split across threads. */
+const SPLIT_ELEMENTS = 1 << 16;
 const JOB_QUIT = -1;
 /** Most threads a backend uses (ready flags in the control block). */
 export const MAX_WASM_THREADS = 16;
@@ -1133,6 +1197,12 @@ export const MAX_WASM_THREADS = 16;
  * waking the workers and waiting for the slowest (batch-1 streaming steps stay on one thread).
  */
 const SPLIT_MACS = 1 << 20;
+/**
+ * A step over hidden units (its product and its gates) is split from this many multiply-adds of
+ * its product, as a GEMM: a batch-1 step (H = 256: 2^18) is over in about 25 us, and a fork-join
+ * per step costs more than it saves as soon as the cores are shared.
+ */
+const SPLIT_STEP_MACS = SPLIT_MACS;
 /** Pages of a threaded build's shared memory: initial, and the maximum its build declares (2 GiB). */
 const SHARED_INITIAL_PAGES = 16;
 const SHARED_MAX_PAGES = 32768;
@@ -1144,6 +1214,7 @@ const serve = ({ module, memory, ctl, tile, ap, index }) => {
   k.setTile(tile);
   const i32 = new Int32Array(memory.buffer, ctl, ${CTL.words});
   const f32 = new Float32Array(memory.buffer, ctl, ${CTL.words});
+  const f64 = new Float64Array(memory.buffer, ctl, ${CTL.words / 2});
   let seen = Atomics.load(i32, ${CTL.seq});
   Atomics.store(i32, ${CTL.ready} + index, 1);
   for (;;) {
@@ -1165,6 +1236,20 @@ const serve = ({ module, memory, ctl, tile, ap, index }) => {
         if (j0 < j1) {
           k.gemmPackedCols(i32[a], i32[a + 1], N, i32[a + 3], f32[a + 4], i32[a + 5], i32[a + 6], i32[a + 7],
             f32[a + 8], i32[a + 9], i32[a + 10], ap, j0, j1);
+        }
+      } else if (job === ${JOB_RANGE}) {
+        const a = ${CTL.args};
+        const n = i32[a + 1];
+        const ni = i32[a + 2];
+        const nf = i32[a + 3];
+        const j0 = index * i32[${CTL.chunk}];
+        const j1 = Math.min(n, j0 + i32[${CTL.chunk}]);
+        if (j0 < j1) {
+          const args = [j0, j1, ap];
+          for (let i = 0; i < ni; i++) args.push(i32[a + 4 + i]);
+          const d = (a + 4 + ni + 1) >> 1;
+          for (let i = 0; i < nf; i++) args.push(f64[d + i]);
+          k[${JSON.stringify(RANGE_KERNELS)}[i32[a]]](...args);
         }
       }
     } catch {
@@ -1215,6 +1300,7 @@ class WasmThreadPool {
   jobs = 0;
   private readonly i32: Int32Array;
   private readonly f32: Float32Array;
+  private readonly f64: Float64Array;
 
   constructor(
     private readonly module: WebAssembly.Module, private readonly memory: WebAssembly.Memory,
@@ -1222,6 +1308,7 @@ class WasmThreadPool {
   ) {
     this.i32 = new Int32Array(memory.buffer, ctl, CTL.words);
     this.f32 = new Float32Array(memory.buffer, ctl, CTL.words);
+    this.f64 = new Float64Array(memory.buffer, ctl, CTL.words / 2);
   }
 
   /** Starts workers until there are n - 1 (thread 0 is the caller); they become usable when ready. */
@@ -1275,10 +1362,41 @@ class WasmThreadPool {
     Atomics.add(i32, CTL.seq, 1);
     Atomics.notify(i32, CTL.seq);
     k.gemmPackedCols(transA, M, N, K, alpha, A, lda, Bp, beta, C, ldc, Ap, 0, Math.min(N, chunk));
+    this.join(`a matrix product (${M}x${N}x${K})`);
+  }
+
+  /**
+   * A kernel of RANGE_KERNELS over [0, n) on `threads` threads, each on its own chunk [j0, j1)
+   * (multiples of 8: the kernels compute every element as on one thread) with its own scratch Ap.
+   */
+  range(k: WasmKernels, threads: number, kernel: RangeKernel, n: number, Ap: number, ints: number[], floats: number[]): void {
+    const chunk = Math.ceil(n / threads / 8) * 8;
+    const used = Math.ceil(n / chunk);
+    const { i32, f64 } = this;
+    const a = CTL.args;
+    const d = (a + 4 + ints.length + 1) >> 1; // the floats' first float64 slot
+    if (2 * (d + floats.length) > CTL.ready) throw new Error(`wasm: too many arguments for a thread job (${kernel})`);
+    this.jobs++;
+    i32[a] = RANGE_KERNELS.indexOf(kernel); i32[a + 1] = n; i32[a + 2] = ints.length; i32[a + 3] = floats.length;
+    for (let i = 0; i < ints.length; i++) i32[a + 4 + i] = ints[i];
+    for (let i = 0; i < floats.length; i++) f64[d + i] = floats[i];
+    i32[CTL.chunk] = chunk;
+    i32[CTL.fn] = JOB_RANGE;
+    i32[CTL.threads] = used;
+    Atomics.store(i32, CTL.remain, used - 1);
+    Atomics.add(i32, CTL.seq, 1);
+    Atomics.notify(i32, CTL.seq);
+    (k[kernel] as (...args: number[]) => void)(0, Math.min(n, chunk), Ap, ...ints, ...floats);
+    this.join(kernel);
+  }
+
+  /** Waits for the workers of the current job; throws when one failed. */
+  private join(what: string): void {
+    const { i32 } = this;
     for (let spin = 0; spin < 20000 && Atomics.load(i32, CTL.remain) !== 0; spin++);
     for (let r = Atomics.load(i32, CTL.remain); r !== 0; r = Atomics.load(i32, CTL.remain)) Atomics.wait(i32, CTL.remain, r);
     const failed = Atomics.exchange(i32, CTL.failed, 0);
-    if (failed) throw new Error(`wasm: worker thread ${failed} failed in a matrix product (${M}x${N}x${K}); the result is not usable`);
+    if (failed) throw new Error(`wasm: worker thread ${failed} failed in ${what}; the result is not usable`);
   }
 
   /** Stops every worker. */

@@ -40,9 +40,9 @@ export function goldenForward(api, backend, golden, safetensorsBytes) {
 }
 
 /**
- * The threaded build (rnnkit-threads.wasm) where the runtime allows it: an LSTM training step big
- * enough for its GEMMs to be split, on 1 and on 2 threads; reports whether the results are
- * bitwise equal. Where threads are not available, the reason the library gives.
+ * The threaded build (rnnkit-threads.wasm) where the runtime allows it: an LSTM training step
+ * (cross-entropy loss, one Adam step) big enough for its recurrent steps, loss and update to be
+ * split, on 1 and on 2 threads; reports whether the results are bitwise equal. Where threads are not available, the reason the library gives.
  */
 export async function threadsCheck(api, threadsBytes) {
   const why = api.wasmThreadsUnavailable();
@@ -54,8 +54,13 @@ export async function threadsCheck(api, threadsBytes) {
     const lstm = new api.LSTM({ inputSize: 16, hiddenSize: 128, rng });
     const x = new api.Tensor(Float32Array.from({ length: 6 * 24 * 16 }, () => rng.normal()), [6, 24, 16]);
     const { output } = lstm.forward(x);
-    api.mean(api.mul(output, output)).backward();
-    const out = [output.data, ...lstm.parameters().map((p) => p.grad)];
+    // the steps run over hidden units split across the threads; so do cross-entropy's 144 rows
+    // of 128 logits and Adam over the 65536 elements of W_hh
+    const targets = Int32Array.from({ length: 6 * 24 }, () => rng.int(128));
+    api.crossEntropy(output, targets).backward();
+    const out = [output.data.slice(), ...lstm.parameters().map((p) => p.grad.slice())];
+    new api.Adam(lstm.parameters(), { lr: 1e-2 }).step();
+    out.push(...lstm.parameters().map((p) => p.data.slice()));
     const info = backend.info();
     const split = backend.splitGemms;
     backend.close();
