@@ -1,7 +1,8 @@
 #!/usr/bin/env node
 // Serving with forwardAsync: keeps N requests in flight (a closed loop, like a server with N
-// clients) and prints throughput, latency p50/p99 and the event loop's delay p99, beside the
-// same requests run one after another with the synchronous forward.
+// clients) and prints throughput, latency p50/p99, the event loop's delay p99 and the main
+// thread's own CPU time per request (Linux), beside the same requests run one after another with
+// the synchronous forward.
 //
 //   node bench/serve-async.mjs [--inflight 1,4,16] [--requests 400] [--threads 1,2]
 //                              [--jobs 0,16] [--seq 64] [--batch 1] [--hidden 256]
@@ -10,6 +11,7 @@
 // --jobs: the native backend's admission of async jobs (setAsyncJobs) to compare, in the same run:
 // 0 is the default (the cores left beside the native pool, at least 1), 16 admits every request
 // of up to 16 in flight at once.
+import { existsSync, readFileSync } from 'node:fs';
 import { monitorEventLoopDelay, performance } from 'node:perf_hooks';
 import { cpus } from 'node:os';
 import { LSTM, Rng, Tensor, getBackend, noGrad, noGradAsync, setBackend } from '../dist/index.js';
@@ -31,6 +33,11 @@ const rng = new Rng(3);
 const layer = new LSTM({ inputSize: I, hiddenSize: H, rng });
 const inputs = Array.from({ length: 16 }, () => new Tensor(Float32Array.from({ length: T * B * I }, () => rng.normal()), [T, B, I]));
 
+// CPU time the main thread has run, in ms (Linux: /proc/thread-self/schedstat), or NaN elsewhere
+const SCHEDSTAT = '/proc/thread-self/schedstat';
+const hasSchedstat = existsSync(SCHEDSTAT);
+const mainCpuMs = () => (hasSchedstat ? Number(readFileSync(SCHEDSTAT, 'utf8').split(' ')[0]) / 1e6 : NaN);
+
 const quantile = (sorted, q) => sorted[Math.min(sorted.length - 1, Math.floor(q * sorted.length))];
 
 async function serve(inflight) {
@@ -39,6 +46,7 @@ async function serve(inflight) {
   const delay = monitorEventLoopDelay({ resolution: 1 });
   delay.enable();
   const start = performance.now();
+  const cpu0 = mainCpuMs();
   async function client() {
     while (next < requests) {
       const x = inputs[next++ % inputs.length];
@@ -49,34 +57,37 @@ async function serve(inflight) {
   }
   await Promise.all(Array.from({ length: inflight }, client));
   const seconds = (performance.now() - start) / 1000;
+  const cpu = (mainCpuMs() - cpu0) / requests;
   delay.disable();
   latencies.sort((a, b) => a - b);
-  return { rps: requests / seconds, p50: quantile(latencies, 0.5), p99: quantile(latencies, 0.99), loopP99: delay.percentile(99) / 1e6 };
+  return { rps: requests / seconds, p50: quantile(latencies, 0.5), p99: quantile(latencies, 0.99), loopP99: delay.percentile(99) / 1e6, cpu };
 }
 
 function serveSync() {
   const latencies = [];
   const start = performance.now();
+  const cpu0 = mainCpuMs();
   for (let i = 0; i < requests; i++) {
     const t0 = performance.now();
     noGrad(() => layer.forward(inputs[i % inputs.length]));
     latencies.push(performance.now() - t0);
   }
   const seconds = (performance.now() - start) / 1000;
+  const cpu = (mainCpuMs() - cpu0) / requests;
   latencies.sort((a, b) => a - b);
   // the synchronous calls block the event loop for each request's whole duration
-  return { rps: requests / seconds, p50: quantile(latencies, 0.5), p99: quantile(latencies, 0.99), loopP99: quantile(latencies, 0.99) };
+  return { rps: requests / seconds, p50: quantile(latencies, 0.5), p99: quantile(latencies, 0.99), loopP99: quantile(latencies, 0.99), cpu };
 }
 
 console.log(`LSTM ${I}->${H}, request [${T}, ${B}, ${I}], ${requests} requests; ${cpus()[0]?.model ?? 'unknown CPU'}, ${backend.info().isa}`);
-console.log('| threads | mode | jobs admitted | in flight | requests/s | vs sync | p50 ms | p99 ms | event loop p99 ms |');
-console.log('|---|---|---|---|---|---|---|---|---|');
-const fmt = (x) => (x >= 100 ? x.toFixed(0) : x >= 10 ? x.toFixed(1) : x.toFixed(2));
+console.log('| threads | mode | jobs admitted | in flight | requests/s | vs sync | p50 ms | p99 ms | event loop p99 ms | main-thread CPU ms per request |');
+console.log('|---|---|---|---|---|---|---|---|---|---|');
+const fmt = (x) => (Number.isNaN(x) ? '-' : x >= 100 ? x.toFixed(0) : x >= 10 ? x.toFixed(1) : x.toFixed(2));
 for (const threads of threadList) {
   backend.setThreads(threads);
   serveSync(); // warm-up
   const sync = serveSync();
-  console.log(`| ${threads} | forward | - | 1 | ${fmt(sync.rps)} | 1.00 | ${fmt(sync.p50)} | ${fmt(sync.p99)} | ${fmt(sync.loopP99)} |`);
+  console.log(`| ${threads} | forward | - | 1 | ${fmt(sync.rps)} | 1.00 | ${fmt(sync.p50)} | ${fmt(sync.p99)} | ${fmt(sync.loopP99)} | ${fmt(sync.cpu)} |`);
   for (const inflight of inflightList) {
     const done = new Set(); // jobs running at once, at most, in the settings run so far
     for (const jobs of jobsList) {
@@ -86,7 +97,7 @@ for (const threads of threadList) {
       done.add(Math.min(admitted, inflight));
       await serve(inflight); // warm-up
       const r = await serve(inflight);
-      console.log(`| ${threads} | forwardAsync | ${jobs === 0 ? `${admitted} (default)` : admitted} | ${inflight} | ${fmt(r.rps)} | ${(r.rps / sync.rps).toFixed(2)} | ${fmt(r.p50)} | ${fmt(r.p99)} | ${fmt(r.loopP99)} |`);
+      console.log(`| ${threads} | forwardAsync | ${jobs === 0 ? `${admitted} (default)` : admitted} | ${inflight} | ${fmt(r.rps)} | ${(r.rps / sync.rps).toFixed(2)} | ${fmt(r.p50)} | ${fmt(r.p99)} | ${fmt(r.loopP99)} | ${fmt(r.cpu)} |`);
     }
     backend.setAsyncJobs(0);
   }

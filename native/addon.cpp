@@ -302,12 +302,45 @@ Napi::Value GemmNaiveBf16(const Napi::CallbackInfo& info) {
   return info.Env().Undefined();
 }
 
+// ---------------------------------------------------------------- weight copies
+// copyWeight(values) -> a handle of an immutable copy of the values in the addon's memory. The
+// sequence calls take it in place of a weight array (wIh, wHh, bIh, bHh, wHr); an async job then
+// shares the copy instead of copying the weight on the main thread, so serving a model that does
+// not change copies its weights once (src/nn/recurrent.ts keeps one per weight and change
+// counter). The copy lives while its handle or a job that reads it does.
+struct WeightCopy {
+  FBuf buf;
+  int64_t n = 0;
+  const float* data() const { return buf.p; }
+};
+using WeightRef = std::shared_ptr<const WeightCopy>;
+const napi_type_tag kWeightTag = {0x3e5d7c1b9a2f4e60ULL, 0x8c7b6a5d4e3f2a19ULL};
+
+Napi::Value CopyWeight(const Napi::CallbackInfo& info) {
+  Napi::Env env = info.Env();
+  checkArgc(info, 1, "native.copyWeight");
+  const F32 w = asF32(env, info[0], "native.copyWeight", "values", 0, false);
+  auto copy = std::make_shared<WeightCopy>();
+  copy->n = w.n;
+  float* p = copy->buf.ensure((size_t)std::max<int64_t>(w.n, 1));
+  if (w.n > 0) memcpy(p, w.p, sizeof(float) * (size_t)w.n);
+  const int64_t bytes = (int64_t)copy->buf.bytes;
+  Napi::MemoryManagement::AdjustExternalMemory(env, bytes);
+  auto ext = Napi::External<WeightRef>::New(env, new WeightRef(std::move(copy)), [bytes](Napi::Env e, WeightRef* r) {
+    Napi::MemoryManagement::AdjustExternalMemory(e, -bytes);
+    delete r;
+  });
+  ext.TypeTag(&kWeightTag);
+  return ext;
+}
+
 // ---------------------------------------------------------------- sequence kernels
 // An async job's own copy of every array it reads or writes. JavaScript may change, detach or
 // transfer the caller's buffers while the job runs on another thread, so the kernels touch only
 // this memory: inputs (and the gradients the kernels add to) are copied when the job is queued,
-// results are copied back when it settles, both on the main thread. The arithmetic is that of the
-// synchronous call on the values the arrays held when the job was queued.
+// results are copied back when it settles, both on the main thread; a weight given as a weight
+// copy (copyWeight), which nothing can change, is shared instead of copied. The arithmetic is that
+// of the synchronous call on the values the arrays held when the job was queued.
 class JobArrays {
  public:
   // A copy of rows x cols floats of p read at [r * stride + offset]; returns the copy (stride cols).
@@ -319,6 +352,11 @@ class JobArrays {
     else
       for (int64_t r = 0; r < rows; r++) memcpy(q + r * cols, p + r * stride + offset, sizeof(float) * (size_t)cols);
     return q;
+  }
+  // A weight copy (copyWeight) the job reads as it is: shared, kept alive while the job lives.
+  const float* share(const std::shared_ptr<const WeightCopy>& w) {
+    shared_.push_back(w);
+    return w->data();
   }
   const int32_t* input(const int32_t* p, int64_t n) {
     if (!p) return nullptr;
@@ -362,8 +400,30 @@ class JobArrays {
   };
   std::deque<FBuf> bufs_;  // a deque never moves its elements
   std::vector<std::vector<int32_t>> ints_;
+  std::vector<std::shared_ptr<const WeightCopy>> shared_;
   std::vector<Out> outputs_;
 };
+
+// A weight of a sequence call (wIh, wHh, bIh, bHh, wHr): a Float32Array, or a weight copy made by
+// copyWeight. With job, the kernels read the job's own copy of an array, or share the weight copy
+// (no copy at all: it never changes).
+const float* asWeight(Napi::Env env, const Napi::Value& v, const std::string& kern, const char* name, int64_t rows,
+                      int64_t cols, bool optional, JobArrays* job) {
+  const int64_t need = rows * cols;
+  if (v.IsExternal()) {
+    auto ext = v.As<Napi::External<WeightRef>>();
+    if (!ext.CheckTypeTag(&kWeightTag))
+      typeError(env, kern + ": " + name + " must be a Float32Array or a weight copy of native.copyWeight, received " +
+                         "another native handle (a context of native.seqForward?)");
+    const WeightRef& w = *ext.Data();
+    if (w->n < need)
+      rangeError(env, kern + ": " + name + " is a weight copy of " + std::to_string(w->n) + " elements, expected at least " +
+                          std::to_string(need));
+    return job ? job->share(w) : w->data();
+  }
+  const float* p = asF32(env, v, kern, name, need, optional).p;
+  return job ? job->input(p, rows, cols) : p;
+}
 
 struct FwdParsed {
   SeqDims d;
@@ -480,11 +540,11 @@ FwdParsed parseForward(Napi::Env env, const Napi::Object& args, JobArrays* job) 
   const int64_t T = d.T, B = d.B, I = d.I, H = d.H, P = d.P, R = d.R, G = d.G;
   SeqFwdIn& in = f.in;
   in.x = asF32(env, a.Get("x"), kern, "x", mul(env, kern, {T, B, I}), false).p;
-  in.wIh = asF32(env, a.Get("wIh"), kern, "wIh", G * I, false).p;
-  in.wHh = asF32(env, a.Get("wHh"), kern, "wHh", G * R, false).p;
-  in.bIh = asF32(env, a.Get("bIh"), kern, "bIh", G, true).p;
-  in.bHh = asF32(env, a.Get("bHh"), kern, "bHh", G, true).p;
-  in.wHr = P > 0 ? asF32(env, a.Get("wHr"), kern, "wHr", P * H, false).p : nullptr;
+  in.wIh = asWeight(env, a.Get("wIh"), kern, "wIh", G, I, false, job);
+  in.wHh = asWeight(env, a.Get("wHh"), kern, "wHh", G, R, false, job);
+  in.bIh = asWeight(env, a.Get("bIh"), kern, "bIh", 1, G, true, job);
+  in.bHh = asWeight(env, a.Get("bHh"), kern, "bHh", 1, G, true, job);
+  in.wHr = P > 0 ? asWeight(env, a.Get("wHr"), kern, "wHr", P, H, false, job) : nullptr;
   in.h0 = asF32(env, a.Get("h0"), kern, "h0", B * R, true).p;
   const bool cState = cellInfo(d.cell).cState;
   in.c0 = cState ? asF32(env, a.Get("c0"), kern, "c0", B * H, true).p : nullptr;
@@ -504,11 +564,6 @@ FwdParsed parseForward(Napi::Env env, const Napi::Object& args, JobArrays* job) 
   in.training = asBool(env, a.Get("training"), kern, "training");
   if (job) {
     in.x = job->input(in.x, T * B, I);
-    in.wIh = job->input(in.wIh, G, I);
-    in.wHh = job->input(in.wHh, G, R);
-    in.bIh = job->input(in.bIh, 1, G);
-    in.bHh = job->input(in.bHh, 1, G);
-    in.wHr = job->input(in.wHr, P, H);
     in.h0 = job->input(in.h0, B, R);
     in.c0 = job->input(in.c0, B, H);
     in.lengths = job->input(in.lengths, B);
@@ -573,9 +628,9 @@ BwdParsed parseBackward(Napi::Env env, const Napi::Value& ctxv, const Napi::Obje
   const int64_t T = d.T, B = d.B, I = d.I, H = d.H, P = d.P, R = d.R, G = d.G;
   SeqBwdIn& in = r.in;
   in.x = asF32(env, fa.Get("x"), kern, "x", T * B * I, false).p;
-  in.wIh = asF32(env, fa.Get("wIh"), kern, "wIh", G * I, false).p;
-  in.wHh = asF32(env, fa.Get("wHh"), kern, "wHh", G * R, false).p;
-  in.wHr = P > 0 ? asF32(env, fa.Get("wHr"), kern, "wHr", P * H, false).p : nullptr;
+  in.wIh = asWeight(env, fa.Get("wIh"), kern, "wIh", G, I, false, job);
+  in.wHh = asWeight(env, fa.Get("wHh"), kern, "wHh", G, R, false, job);
+  in.wHr = P > 0 ? asWeight(env, fa.Get("wHr"), kern, "wHr", P, H, false, job) : nullptr;
   Napi::Value dyv = a.Get("dy");
   in.dy = nullptr;
   in.dyStride = in.dyOffset = 0;
@@ -598,9 +653,6 @@ BwdParsed parseBackward(Napi::Env env, const Napi::Value& ctxv, const Napi::Obje
   in.dWHr = P > 0 ? asF32(env, a.Get("dWHr"), kern, "dWHr", P * H, true).p : nullptr;
   if (job) {
     in.x = job->input(in.x, T * B, I);
-    in.wIh = job->input(in.wIh, G, I);
-    in.wHh = job->input(in.wHh, G, R);
-    in.wHr = job->input(in.wHr, P, H);
     in.dy = job->input(in.dy, T * B, R, in.dyStride, in.dyOffset);
     in.dyStride = in.dy ? R : 0;
     in.dyOffset = 0;
@@ -750,12 +802,13 @@ Napi::Value SeqBackward(const Napi::CallbackInfo& info) {
 
 // ---------------------------------------------------------------- async jobs
 // Each async job runs on a thread of libuv's threadpool, and uses the kernel pool when no other
-// job holds it. Jobs beyond what the cores can run at once would only take turns on them, and the
+// job holds it and the other running jobs leave the pool's threads cores of their own (pool.h:
+// pool_job_enter). Jobs beyond what the cores can run at once would only take turns on them, and the
 // event loop's thread would wait its turn too (a timer or an I/O callback fires late); they would
 // also fill libuv's threadpool (4 threads by default), which fs, dns and zlib work of the same
 // process needs. So each JS thread admits a few jobs to the threadpool at a time and keeps the
 // rest waiting, in call order. Admission changes when a job runs, never what it computes: a job
-// copies what it reads when it is called (JobArrays), waiting or not.
+// copies what it reads when it is called, or shares a weight copy (JobArrays), waiting or not.
 
 // The default number of jobs admitted at once: one per core, and one libuv thread fewer than its
 // threadpool has (UV_THREADPOOL_SIZE, else 4), so the process's file, DNS and zlib work keeps a
@@ -863,7 +916,9 @@ class QueuedJob : public Napi::AsyncWorker {
     }
     {
       LowerPriority lower;
+      pool_job_enter();
       Run();
+      pool_job_leave();
     }
     gExecuting.fetch_sub(1);
   }
@@ -1168,6 +1223,7 @@ Napi::Object Init(Napi::Env env, Napi::Object exports) {
   exports.Set("getMatmulPrecision", Napi::Function::New(env, GetMatmulPrecision));
   exports.Set("seqForward", Napi::Function::New(env, SeqForward));
   exports.Set("seqBackward", Napi::Function::New(env, SeqBackward));
+  exports.Set("copyWeight", Napi::Function::New(env, CopyWeight));
   exports.Set("seqForwardAsync", Napi::Function::New(env, SeqForwardAsync));
   exports.Set("seqBackwardAsync", Napi::Function::New(env, SeqBackwardAsync));
   exports.Set("setAsyncJobs", Napi::Function::New(env, SetAsyncJobs));

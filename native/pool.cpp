@@ -10,6 +10,7 @@
 
 #include <stdint.h>
 
+#include <algorithm>
 #include <atomic>
 #include <condition_variable>
 #include <mutex>
@@ -101,6 +102,22 @@ Pool& pool() {
   return *p;
 }
 
+// Async jobs (native/addon.cpp) running their kernels now, process-wide, and whether this thread
+// runs one (pool_job_enter / pool_job_leave).
+std::atomic<int> g_jobs{0};
+thread_local bool t_in_job = false;
+
+// Whether a job's parallel call would oversubscribe the cores: the other jobs' threads and the
+// pool's together need more cores than there are. Then the tasks run on the job's own thread:
+// the pool's threads would only take turns with the jobs (and with the event loop's thread),
+// spinning at each fork-join while a partner waits for a core.
+bool crowded(const Pool& p) {
+  if (!t_in_job) return false;
+  static const int cores = (int)std::max(1u, std::thread::hardware_concurrency());
+  // the running jobs' threads (this one included) and the pool's workers
+  return g_jobs.load(std::memory_order_relaxed) + p.nworkers.load(std::memory_order_relaxed) > cores;
+}
+
 bool acquire(Pool& p, bool wait) {
   for (;;) {
     bool expected = false;
@@ -126,9 +143,19 @@ void pool_set_threads(int n) {
 
 int pool_threads() { return pool().nworkers + 1; }
 
+void pool_job_enter() {
+  t_in_job = true;
+  g_jobs.fetch_add(1, std::memory_order_relaxed);
+}
+
+void pool_job_leave() {
+  g_jobs.fetch_sub(1, std::memory_order_relaxed);
+  t_in_job = false;
+}
+
 void parallel_for_raw(int ntasks, void (*fn)(void*, int), void* ctx) {
   Pool& p = pool();
-  if (p.nworkers == 0 || (uint64_t)ntasks > kTaskMask || !acquire(p, false)) {
+  if (p.nworkers == 0 || (uint64_t)ntasks > kTaskMask || crowded(p) || !acquire(p, false)) {
     for (int i = 0; i < ntasks; i++) fn(ctx, i);
     return;
   }

@@ -10,6 +10,10 @@ namespace rk {
 
 void pool_set_threads(int n);  // n >= 1 (total, including the caller)
 int pool_threads();
+// Around an async job's kernels (native/addon.cpp), on its thread: while other jobs run, its
+// parallel calls stay on its own thread where the pool's threads would oversubscribe the cores.
+void pool_job_enter();
+void pool_job_leave();
 void parallel_for_raw(int ntasks, void (*fn)(void*, int), void* ctx);
 
 template <class F>

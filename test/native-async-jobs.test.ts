@@ -140,41 +140,51 @@ describe('native async jobs: admission', () => {
     });
   }, 60_000);
 
-  it('forwardAsync reuses a weight snapshot while the weight\'s change counter holds, and reads new values after every kind of write', async () => {
+  it('forwardAsync gives each job the addon\'s copy of every weight, made once while the weight\'s change counter holds, and new after every kind of write', async () => {
     await withBackend('native', async () => {
       const r = new Rng(4);
       const lstm = new LSTM({ inputSize: 8, hiddenSize: 16, numLayers: 2, rng: r });
       const x = new Tensor(Float32Array.from({ length: 5 * 2 * 8 }, () => r.normal()), [5, 2, 8]);
-      const seen: Float32Array[] = []; // wHh as the addon received it, for the second layer
-      const original = addon.seqForwardAsync;
-      addon.seqForwardAsync = (a) => { if (a.I === 16) seen.push(a.wHh); return original.call(addon, a); };
+      const seen: unknown[][] = []; // the weights as the addon received them, per serve: [layer 0 wIh, layer 1 wHh]
+      let copiesMade = 0;
+      const original = { seqForwardAsync: addon.seqForwardAsync, copyWeight: addon.copyWeight };
+      addon.seqForwardAsync = (a) => {
+        if (a.I === 8) seen.push([a.wIh]); else seen.at(-1)!.push(a.wHh);
+        return original.seqForwardAsync.call(addon, a);
+      };
+      addon.copyWeight = (w) => { copiesMade++; return original.copyWeight.call(addon, w); };
       try {
         const wHh = lstm.weights[1][0].wHh;
+        // each serve: the output equals the synchronous forward on the weights as they are now
         const serve = async () => {
           const out = await noGradAsync(() => lstm.forwardAsync(x));
           expect(bitwiseEqual(out.output.data, noGrad(() => lstm.forward(x)).output.data)).toBe(true);
           return seen.at(-1)!;
         };
-        const first = await serve();
-        expect(await serve()).toBe(first); // unchanged: the same copy
+        const [first0, first1] = await serve();
+        for (const h of [first0, first1]) expect(h instanceof Float32Array, 'a handle of the addon, not an array').toBe(false);
+        const made = copiesMade;
+        expect(made).toBe(lstm.parameters().length); // one copy per weight
+        const [again0, again1] = await serve();
+        expect(again0).toBe(first0); // unchanged: the same copies, none made
+        expect(again1).toBe(first1);
+        expect(copiesMade).toBe(made);
         const kept = wHh.data; // handing out data counts as a write
-        expect(first).not.toBe(kept); // a copy, not the weight's own array
-        const second = await serve();
-        expect(second).not.toBe(first);
-        expect(await serve()).toBe(second);
+        const [, second] = await serve();
+        expect(second).not.toBe(first1);
+        expect(copiesMade).toBe(made + 1); // only the weight written
+        expect((await serve())[1]).toBe(second);
         kept[0] += 1; // a write through a kept array: seen after markChanged()
         wHh.markChanged();
-        const third = await serve();
+        const [, third] = await serve();
         expect(third).not.toBe(second);
-        expect(third[0]).toBe(kept[0]);
-        const before = kept[0];
         lstm.loadStateDict(new Map([...lstm.stateDict()].map(([k, v]) => [k, { shape: v.shape, data: v.data.map((y) => y * 0.5) }])));
-        const fourth = await serve();
-        expect(fourth).not.toBe(third);
-        expect(fourth[0]).toBe(Math.fround(before * 0.5));
-        expect(await serve()).toBe(fourth);
+        const [fourth0, fourth1] = await serve();
+        expect(fourth0).not.toBe(first0);
+        expect(fourth1).not.toBe(third);
+        expect((await serve())[1]).toBe(fourth1);
       } finally {
-        addon.seqForwardAsync = original;
+        Object.assign(addon, original);
       }
     });
   }, 60_000);

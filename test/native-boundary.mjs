@@ -3,7 +3,8 @@
 // sanitizer report with RNNKIT_NATIVE_ADDON=build/asan/rnnkit.node). Each call starts from valid
 // arguments of random small shapes and changes one to three of them: numbers to NaN, Inf, -1, 2^31,
 // 2^53, fractions; arrays to other typed-array kinds, shorter ones, null, plain arrays, detached
-// buffers (structuredClone transfer), SharedArrayBuffer-backed and offset views; objects with a
+// buffers (structuredClone transfer), SharedArrayBuffer-backed and offset views, the addon's
+// weight copies (too short) and contexts in their place; objects with a
 // field removed or made a getter that throws or detaches another buffer. Every call must return or
 // throw an Error; the public backend (getBackend()) gets the same treatment. Prints one JSON line:
 // { calls, returned, threw, nonErrors, byFunction }.
@@ -32,10 +33,15 @@ function replacement(r, original) {
     () => new Float32Array(0), () => detached(n), () => shared(n), () => offsetView(n), () => new DataView(new ArrayBuffer(4 * n)),
     () => Array.from({ length: n }, () => 0), () => new Float32Array(n).fill(NaN), () => new Float32Array(n).fill(Infinity),
     () => new Int32Array(n).fill(-5), () => new Int32Array(n).fill(2 ** 31 - 1),
+    // native handles: a weight copy too short or of the right length, a context in place of a weight copy
+    () => addon.copyWeight(new Float32Array(Math.max(0, n - 1 - r(3)))), () => addon.copyWeight(new Float32Array(n)), () => CONTEXT,
   ];
   return kinds[r(kinds.length)]();
 }
 
+const CONTEXT = addon.seqForward({ cell: 'rnn_tanh', T: 1, B: 1, I: 1, H: 1, P: 0, reverse: false, x: new Float32Array(1), wIh: new Float32Array(1),
+  wHh: new Float32Array(1), bIh: null, bHh: null, wHr: null, h0: null, c0: null, lengths: null, y: new Float32Array(1), yStride: 1, yOffset: 0,
+  hN: new Float32Array(1), cN: null, training: true });
 const f32 = (n, rnd) => Float32Array.from({ length: n }, () => rnd() * 2 - 1);
 /** Valid arguments of every addon function for random small shapes. */
 function validCalls(r, rnd) {
@@ -57,7 +63,8 @@ function validCalls(r, rnd) {
   return {
     gemm: () => [r(2) === 1, r(2) === 1, M, N, K, 1, f32(M * K, rnd), 0, f32(K * N, rnd), 0, 0.5, f32(M * N, rnd), N],
     seqForward: () => [fwd()],
-    seqForwardAsync: () => [fwd()],
+    // the weights as the addon's copies (copyWeight), as forwardAsync gives them
+    seqForwardAsync: () => { const a = fwd(); for (const k of ['wIh', 'wHh', 'bIh']) if (r(2)) a[k] = addon.copyWeight(a[k]); return [a]; },
     seqBackward: () => { const f = fwd(); return [addon.seqForward(f), f, bwd()]; },
     seqBackwardAsync: () => { const f = fwd(); return [addon.seqForward(f), f, bwd()]; },
     unaryForward: () => [['tanh', 'sigmoid', 'relu'][r(3)], f32(n, rnd), new Float32Array(n)],
@@ -65,6 +72,7 @@ function validCalls(r, rnd) {
     crossEntropyForward: () => [Nr, C, f32(Nr * C, rnd), Int32Array.from({ length: Nr }, () => r(C)), -100, new Float32Array(Nr * C), new Float32Array(Nr)],
     crossEntropyBackward: () => [Nr, C, f32(Nr * C, rnd).map(Math.abs), Int32Array.from({ length: Nr }, () => r(C)), -100, f32(Nr, rnd), new Float32Array(Nr * C)],
     sumSquares: () => [f32(n, rnd)],
+    copyWeight: () => [f32(n, rnd)],
     adamUpdate: () => [f32(n, rnd), f32(n, rnd), new Float32Array(n), new Float32Array(n), 1e-3, 0.9, 0.999, 1e-8, 0, false, 1],
     sgdUpdate: () => [f32(n, rnd), f32(n, rnd), new Float32Array(n), 0.1, 0.9, 0, 0, false, true],
     setThreads: () => [1 + r(2)],

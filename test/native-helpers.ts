@@ -121,14 +121,20 @@ export interface SeqResult {
   grads: Record<string, Float32Array | null>;
 }
 
-export async function runSeq(backend: Backend, c: SeqCase, mode: 'sync' | 'async' = 'sync'): Promise<SeqResult> {
+/** mode 'async copies': the async calls, with the weights also given as the backend's copies (copyWeight). */
+export async function runSeq(backend: Backend, c: SeqCase, mode: 'sync' | 'async' | 'async copies' = 'sync'): Promise<SeqResult> {
   const { fwd: f0, bwd: b0 } = makeArgs(c);
   const fwd = cloneFwd(f0);
   const bwd = cloneBwd(b0);
-  const ctx = mode === 'async' && backend.seqForwardAsync ? await backend.seqForwardAsync(fwd) : backend.seqForward(fwd);
+  const async = mode !== 'sync';
+  if (mode === 'async copies') {
+    const copy = (w: Float32Array | null) => (w ? backend.copyWeight!(w) : null);
+    fwd.weightCopies = [copy(fwd.wIh), copy(fwd.wHh), copy(fwd.bIh), copy(fwd.bHh), copy(fwd.wHr)];
+  }
+  const ctx = async && backend.seqForwardAsync ? await backend.seqForwardAsync(fwd) : backend.seqForward(fwd);
   if (!ctx) throw new Error('no context');
   const args = { ...bwd, ctx } as SeqBackwardArgs;
-  if (mode === 'async' && backend.seqBackwardAsync) await backend.seqBackwardAsync(args);
+  if (async && backend.seqBackwardAsync) await backend.seqBackwardAsync(args);
   else backend.seqBackward(args);
   const grads: Record<string, Float32Array | null> = {};
   for (const k of BWD_OUTPUTS) grads[k] = args[k];

@@ -168,6 +168,43 @@ for (const threads of THREADS) {
   }
 }
 
+// 7b. weight copies (copyWeight) whose handles are collected while the jobs that read them run:
+// a job shares the copy, which lives until the job ends, so the results are unchanged
+{
+  const { loadNativeAddon } = await import('../dist/backends/native.js');
+  const addon = loadNativeAddon();
+  const T = 200, B = 8, I = 64, H = 256;
+  const rng = new Rng(17);
+  const layer = new LSTM({ inputSize: I, hiddenSize: H, rng });
+  const x = randn(rng, [T, B, I]);
+  const alone = infer(layer, x);
+  const w = layer.weights[0][0];
+  for (let rep = 0; rep < Math.max(2, REPS / 5); rep++) {
+    const collected = new FinalizationRegistry(() => { handlesGone++; });
+    let handlesGone = 0;
+    const out = { y: new Float32Array(T * B * H), hN: new Float32Array(B * H), cN: new Float32Array(B * H) };
+    let settled = false;
+    const job = (() => {
+      const handles = [w.wIh, w.wHh, w.bIh, w.bHh].map((t) => addon.copyWeight(Float32Array.from(t.data)));
+      handles.forEach((h) => collected.register(h, null));
+      const [wIh, wHh, bIh, bHh] = handles;
+      return addon.seqForwardAsync({
+        cell: 'lstm', T, B, I, H, P: 0, reverse: false, x: x.data, wIh, wHh, bIh, bHh, wHr: null, h0: null, c0: null,
+        lengths: null, training: false, y: out.y, yStride: H, yOffset: 0, hN: out.hN, cN: out.cN,
+      });
+    })();
+    job.then(() => { settled = true; }, () => { settled = true; });
+    // collect until the four handles are gone (their copies live on in the job)
+    for (let i = 0; i < 50 && handlesGone < 4; i++) {
+      globalThis.gc?.();
+      await new Promise((r) => setImmediate(r));
+    }
+    const goneWhileRunning = handlesGone === 4 && !settled;
+    await job;
+    record('weight copies collected during a job', (goneWhileRunning || !globalThis.gc) && sameData(out.y, alone.output.data) && sameData(out.hN, alone.hN.data) && sameData(out.cN, alone.cN.data));
+  }
+}
+
 // 8. a worker_thread terminated while its jobs run and wait: the process goes on, and a job of the
 // main thread afterwards gives the same result
 {

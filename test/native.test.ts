@@ -379,6 +379,9 @@ describe('native threads and async', () => {
     expect(bitwiseEqual(sync, a)).toBe(true);
     compareSeq('async proj', b, await runSeq(reference, proj));
     expect(ticks).toBeGreaterThanOrEqual(0);
+    // the weights as the addon's copies (forward and backward jobs share them): the same bits
+    expect(bitwiseEqual(sync, await runSeq(native, big, 'async copies'))).toBe(true);
+    expect(bitwiseEqual(await runSeq(native, proj, 'sync'), await runSeq(native, proj, 'async copies'))).toBe(true);
   });
 
   // The two directions of a bidirectional layer as one paired call (x, y and dx shared, y split

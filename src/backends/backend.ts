@@ -51,6 +51,13 @@ export interface SeqForwardArgs {
    * only when its counter moved; without counters every call reads every weight.
    */
   weightVersions?: readonly number[];
+  /**
+   * The backend's own immutable copies of wIh, wHh, bIh, bHh, wHr (Backend.copyWeight; null for a
+   * null weight), or absent. When given, they hold the values the call reads: the backend that
+   * made them may read them instead of the arrays, whose lengths must match (native async jobs
+   * share them: no copy of the weights per call).
+   */
+  weightCopies?: readonly (WeightCopy | null)[] | null;
   /** [B, R] initial hidden state, or null for zeros. */
   h0: Float32Array | null;
   /** [B, H] initial cell state (cells with the state c: LSTM), or null for zeros. */
@@ -85,6 +92,15 @@ export interface SeqForwardArgs {
    * both and takes a paired backward call (SeqBackwardArgs.paired).
    */
   paired?: SeqForwardArgs | null;
+}
+
+/**
+ * An immutable copy of a weight's values that a backend holds itself (Backend.copyWeight):
+ * `length` values, made by the backend named.
+ */
+export interface WeightCopy {
+  readonly backend: string;
+  readonly length: number;
 }
 
 /**
@@ -257,6 +273,12 @@ export interface Backend {
    */
   seqForwardAsync?(args: SeqForwardArgs): Promise<SeqContext | null>;
   seqBackwardAsync?(args: SeqBackwardArgs): Promise<void>;
+  /**
+   * Optional, with the async forms (native): an immutable copy of values in the backend's own
+   * memory, for SeqForwardArgs.weightCopies. A model served with forwardAsync keeps one per weight
+   * while the weight does not change, and its calls share it instead of copying the weights.
+   */
+  copyWeight?(values: Float32Array): WeightCopy;
   /** Optional: number of threads the backend's kernels use (native thread pool). */
   setThreads?(n: number): void;
   /** Optional: matmul precision (see MatmulPrecision); backends without it compute in fp32. */

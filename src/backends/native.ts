@@ -9,10 +9,11 @@
 // addon is loaded), so the backend registry also imports in browsers and edge runtimes.
 import type {
   AdamArgs, AsyncJobStats, Backend, BackendInfo, MatmulPrecision, NativeMemoryStats, SeqBackwardArgs, SeqContext, SeqForwardArgs, SgdArgs, UnaryOp,
+  WeightCopy,
 } from './backend.js';
 import {
   assertAdamArgs, assertCrossEntropyBackwardArgs, assertCrossEntropyForwardArgs, assertGemmArgs, assertMatmulPrecision,
-  assertSeqBackwardArgs, assertSeqForwardArgs, assertSgdArgs, assertSumSquaresArgs, assertUnaryArgs,
+  assertSeqBackwardArgs, assertSeqForwardArgs, assertSgdArgs, assertSumSquaresArgs, assertUnaryArgs, checkBuffer,
 } from './validate.js';
 import { readEnv } from '../core/config.js';
 
@@ -36,9 +37,14 @@ export interface NativeAddon {
   /** args.paired: both calls, one thread each where they may run at once; the handle is then a pair. */
   seqForward(args: SeqForwardArgs): unknown;
   seqBackward(handle: unknown, forward: SeqForwardArgs, args: SeqBackwardArgs): void;
-  /** One call each (a pair's calls are queued one after the other). */
-  seqForwardAsync(args: SeqForwardArgs): Promise<unknown>;
-  seqBackwardAsync(handle: unknown, forward: SeqForwardArgs, args: SeqBackwardArgs): Promise<void>;
+  /** An immutable copy of w in the addon's memory: a handle the sequence calls take in place of a weight array. */
+  copyWeight(w: Float32Array): unknown;
+  /**
+   * One call each (a pair's calls are queued one after the other). A weight (wIh, wHh, bIh, bHh,
+   * wHr) may be a copyWeight handle instead of an array: the job shares it instead of copying.
+   */
+  seqForwardAsync(args: AddonSeqForwardArgs): Promise<unknown>;
+  seqBackwardAsync(handle: unknown, forward: AddonSeqForwardArgs, args: SeqBackwardArgs): Promise<void>;
   /** At most n async jobs of this JS thread on libuv's threadpool at once (0: the default). */
   setAsyncJobs(n: number): void;
   asyncJobStats(reset: boolean): AsyncJobStats;
@@ -53,6 +59,36 @@ export interface NativeAddon {
     beta2: number, eps: number, weightDecay: number, decoupled: boolean, step: number): void;
   sgdUpdate(param: Float32Array, grad: Float32Array, momentumBuffer: Float32Array, lr: number, momentum: number,
     dampening: number, weightDecay: number, nesterov: boolean, firstStep: boolean): void;
+}
+
+/** SeqForwardArgs as the addon's async calls take them: a weight may be a copyWeight handle. */
+type AddonSeqForwardArgs = Omit<SeqForwardArgs, 'wIh' | 'wHh' | 'bIh' | 'bHh' | 'wHr'> & {
+  wIh: Float32Array | unknown; wHh: Float32Array | unknown; bIh: Float32Array | unknown; bHh: Float32Array | unknown; wHr: Float32Array | unknown;
+};
+
+/** A weight copy of the native backend: the addon's handle (copyWeight) and its length. */
+class NativeWeightCopy implements WeightCopy {
+  readonly backend = 'native';
+  constructor(readonly length: number, readonly handle: unknown) {}
+}
+
+/**
+ * The args of one call for the addon's async entries: each weight with a copy (args.weightCopies,
+ * checked by the validation layer) is given as the copy's handle, which the job shares.
+ */
+function withCopies(args: SeqForwardArgs): AddonSeqForwardArgs {
+  const copies = args.weightCopies;
+  if (!copies) return args;
+  const handle = (i: number, name: string, array: Float32Array | null): Float32Array | unknown => {
+    const c = copies[i];
+    if (c == null) return array;
+    if (!(c instanceof NativeWeightCopy)) throw new TypeError(`native.seqForwardAsync: weightCopies[${i}] (${name}) is not a weight copy of native.copyWeight`);
+    return c.handle;
+  };
+  return {
+    ...args, wIh: handle(0, 'wIh', args.wIh), wHh: handle(1, 'wHh', args.wHh), bIh: handle(2, 'bIh', args.bIh),
+    bHh: handle(3, 'bHh', args.bHh), wHr: handle(4, 'wHr', args.wHr),
+  };
 }
 
 type GemmArgs = [
@@ -233,14 +269,20 @@ export class NativeBackend implements Backend {
     this.addon.seqBackward(ctx.handle, ctx.args, args);
   }
 
+  /** An immutable copy of values in the addon's memory (SeqForwardArgs.weightCopies): the async calls share it. */
+  copyWeight(values: Float32Array): WeightCopy {
+    checkBuffer('native.copyWeight', 'values', values, 0, '[n]');
+    return new NativeWeightCopy(values.length, this.addon.copyWeight(values));
+  }
+
   async seqForwardAsync(args: SeqForwardArgs): Promise<SeqContext | null> {
     assertSeqForwardArgs('native', args);
     let handle: unknown;
     if (args.paired) {  // in turn; the pair's handles make the handle seqForward returns for a pair
-      const first = await this.addon.seqForwardAsync({ ...args, paired: null });
-      handle = [first, await this.addon.seqForwardAsync(args.paired)];
+      const first = await this.addon.seqForwardAsync(withCopies({ ...args, paired: null }));
+      handle = [first, await this.addon.seqForwardAsync(withCopies(args.paired))];
     } else {
-      handle = await this.addon.seqForwardAsync(args);
+      handle = await this.addon.seqForwardAsync(withCopies(args));
     }
     return args.training ? ({ backend: 'native', args, handle } as NativeSeqContext) : null;
   }
@@ -250,11 +292,11 @@ export class NativeBackend implements Backend {
     assertSeqBackwardArgs('native', ctx.args, args);
     if (ctx.args.paired && args.paired) {
       const [first, second] = ctx.handle as [unknown, unknown];
-      await this.addon.seqBackwardAsync(first, { ...ctx.args, paired: null }, { ...args, paired: null });
-      await this.addon.seqBackwardAsync(second, ctx.args.paired, { ...args.paired, ctx: args.ctx });
+      await this.addon.seqBackwardAsync(first, withCopies({ ...ctx.args, paired: null }), { ...args, paired: null });
+      await this.addon.seqBackwardAsync(second, withCopies(ctx.args.paired), { ...args.paired, ctx: args.ctx });
       return;
     }
-    await this.addon.seqBackwardAsync(ctx.handle, ctx.args, args);
+    await this.addon.seqBackwardAsync(ctx.handle, withCopies(ctx.args), args);
   }
 
   private context(ctx: SeqContext): NativeSeqContext {

@@ -78,6 +78,7 @@ export function assertSeqForwardArgs(backend: string, a: SeqForwardArgs, call = 
   if (v != null && (!Array.isArray(v) || v.length !== 5 || !v.every((n) => Number.isSafeInteger(n)))) {
     fail(k, `weightVersions must be 5 integers (wIh, wHh, bIh, bHh, wHr), received ${JSON.stringify(v)}`);
   }
+  checkWeightCopies(backend, k, a);
   checkBuffer(k, 'h0', a.h0, B * R, `[${B}, ${R}]`, true);
   if (hasCellState(a.cell)) {
     checkBuffer(k, 'c0', a.c0, B * H, `[${B}, ${H}]`, true);
@@ -93,6 +94,28 @@ export function assertSeqForwardArgs(backend: string, a: SeqForwardArgs, call = 
       if (!Number.isInteger(len) || len < 1 || len > T) fail(k, `lengths[${b}] = ${len} is out of range, expected 1..${T}`);
     }
   }
+}
+
+const WEIGHT_NAMES = ['wIh', 'wHh', 'bIh', 'bHh', 'wHr'] as const;
+
+/** weightCopies: absent, or 5 entries, each null or a copy made by this backend as long as its weight array. */
+function checkWeightCopies(backend: string, k: string, a: SeqForwardArgs): void {
+  const c = a.weightCopies;
+  if (c == null) return;
+  if (!Array.isArray(c) || c.length !== 5) {
+    fail(k, `weightCopies must be 5 entries (wIh, wHh, bIh, bHh, wHr), each a weight copy or null, received ${Array.isArray(c) ? `${c.length} entries` : describe(c)}`);
+  }
+  WEIGHT_NAMES.forEach((name, i) => {
+    const copy = c[i] as unknown;
+    if (copy == null) return;
+    const where = `weightCopies[${i}] (${name})`;
+    if (typeof copy !== 'object') fail(k, `${where} must be a weight copy (${backend}.copyWeight) or null, received ${describe(copy)}`);
+    const { backend: by, length } = copy as { backend?: unknown; length?: unknown };
+    if (by !== backend) fail(k, `${where} must be a weight copy of this backend ('${backend}'), received one of ${typeof by === 'string' ? `'${by}'` : describe(by)}`);
+    const array = a[name];
+    if (array == null) fail(k, `${where} is given, but ${name} is null`);
+    if (length !== array.length) fail(k, `${where} has ${String(length)} elements, expected ${array.length} (the length of ${name})`);
+  });
 }
 
 export function assertSeqBackwardArgs(

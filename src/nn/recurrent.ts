@@ -4,7 +4,7 @@
 // Backend.pairedCalls, except in forwardAsync); its backward calls backend.seqBackward
 // (whole-sequence BPTT) the same way.
 import type {
-  Backend, CellKind, RecurrentActivation, SeqBackwardArgs, SeqContext, SeqForwardArgs,
+  Backend, CellKind, RecurrentActivation, SeqBackwardArgs, SeqContext, SeqForwardArgs, WeightCopy,
 } from '../backends/backend.js';
 import { getBackend } from '../backends/index.js';
 import { hasCellState } from '../backends/cells.js';
@@ -61,21 +61,29 @@ export async function recurrentForwardAsync(
   const backend = getBackend();
   // Each job reads the weights as they are now, and a backward reads the weights its forward
   // read: an optimizer step, loadStateDict or a training pass that changes them meanwhile changes
-  // neither. The native addon copies what a job reads when it is called (whether the job then
-  // runs or waits for admission); the jobs after the first (later layers, the reverse direction)
-  // are called when the one before ends, and a backward runs later still, so those read a
-  // snapshot taken now. A snapshot is reused while its weight's change counter holds: serving a
-  // model that does not change copies no weights here.
-  // Without async kernels every forward runs now, and only a backward needs the snapshot.
+  // neither. The jobs after the first (later layers, the reverse direction) are called when the
+  // one before ends, and a backward runs later still, so those read a snapshot taken now.
+  // A backend that holds weight copies (copyWeight: native) gets each weight as its copy, taken
+  // now, which its jobs share; otherwise the native addon copies what a job reads when it is
+  // called (whether the job then runs or waits for admission). A snapshot and a copy are reused
+  // while their weight's change counter holds: serving a model that does not change copies no
+  // weights. Without async kernels every forward runs now, and only a backward needs the snapshot.
   const params = weights.flat().flatMap((w) => [w.wIh, w.wHh, w.bIh, w.bHh, w.wHr]).filter((t): t is Tensor => t !== null);
   const recording = needsGrad(x, ...(h0 ? [h0] : []), ...(c0 ? [c0] : []), ...params);
+  const copying = backend.seqForwardAsync && backend.copyWeight ? backend as CopyingBackend : null;
   const snapshot = new Map<Tensor, Float32Array>();
+  const copies = new Map<Tensor, WeightCopy>();
   weights.forEach((layer, l) => layer.forEach((w, d) => {
     const queuedNow = backend.seqForwardAsync ? l === 0 && d === 0 : true;
-    if (queuedNow && !recording) return;
-    for (const t of [w.wIh, w.wHh, w.bIh, w.bHh, w.wHr]) if (t) snapshot.set(t, snapshotOf(t));
+    for (const t of [w.wIh, w.wHh, w.bIh, w.bHh, w.wHr]) {
+      if (!t) continue;
+      if (copying) copies.set(t, copyOf(t, copying));
+      if (recording || (!copying && !queuedNow)) snapshot.set(t, snapshotOf(t)); // a backward reads the arrays
+    }
   }));
-  const plan = recurrentPlan(backend, cfg, x, h0, c0, weights, lengths, (t) => snapshot.get(t) ?? t.data);
+  // with copies, the arrays give the lengths (and the values a backward reads, when recording)
+  const plan = recurrentPlan(backend, cfg, x, h0, c0, weights, lengths,
+    (t) => snapshot.get(t) ?? (copying ? readValues(t) : t.data), false, copying ? (t) => copies.get(t) ?? null : undefined);
   let step = plan.next();
   while (!step.done) {
     const args = step.value;
@@ -84,24 +92,49 @@ export async function recurrentForwardAsync(
   return step.value;
 }
 
-// The last snapshot of each weight and the change counter (Tensor.version) it was taken at; a
-// snapshot is never written after it is made (jobs and contexts share it).
-const snapshots = new WeakMap<Tensor, { source: Float32Array; version: number; data: Float32Array }>();
+// Per weight: the values at one change counter (Tensor.version), and what was made of them: a
+// snapshot (a JS copy) and a backend's copy (copyWeight), each made on first need and never
+// written after (jobs and contexts share them).
+interface WeightValues {
+  source: Float32Array;
+  version: number;
+  snapshot: Float32Array | null;
+  copy: WeightCopy | null;
+  copyBy: Backend | null;
+}
+const weightValues = new WeakMap<Tensor, WeightValues>();
+type CopyingBackend = Backend & Required<Pick<Backend, 'copyWeight'>>;
 
 /**
- * A copy of t's values: the last one made while t.version has not moved since, a new one
+ * The entry of t's current values: the last one while t.version has not moved since, a new one
  * otherwise. Every write through rnnkit (optimizer steps, loadStateDict, the importers, any
  * `t.data` access) moves the counter; a write through a `data` array kept from earlier needs
  * `t.markChanged()`, as for the wasm backend's resident weights.
  */
-function snapshotOf(t: Tensor): Float32Array {
+function valuesOf(t: Tensor): WeightValues {
   const version = t.version;
   const source = readValues(t);
-  const last = snapshots.get(t);
-  if (last && last.source === source && last.version === version) return last.data;
-  const data = source.slice();
-  snapshots.set(t, { source, version, data });
-  return data;
+  const last = weightValues.get(t);
+  if (last && last.source === source && last.version === version) return last;
+  const entry: WeightValues = { source, version, snapshot: null, copy: null, copyBy: null };
+  weightValues.set(t, entry);
+  return entry;
+}
+
+/** A copy of t's values in a Float32Array: reused while t.version holds. */
+function snapshotOf(t: Tensor): Float32Array {
+  const v = valuesOf(t);
+  return (v.snapshot ??= v.source.slice());
+}
+
+/** The backend's own copy of t's values (Backend.copyWeight): reused while t.version holds. */
+function copyOf(t: Tensor, backend: CopyingBackend): WeightCopy {
+  const v = valuesOf(t);
+  if (!v.copy || v.copyBy !== backend) {
+    v.copy = backend.copyWeight(v.snapshot ?? v.source);
+    v.copyBy = backend;
+  }
+  return v.copy;
 }
 
 /**
@@ -109,12 +142,13 @@ function snapshotOf(t: Tensor): Float32Array {
  * direction, or with pairDirections both directions of a layer as one paired call), receives its
  * context, and returns the result with its backward recorded.
  * weightData gives the values a parameter is read from: by default its own values, handed over
- * with their change counters (a backend may keep them between calls), else a snapshot of them.
+ * with their change counters (a backend may keep them between calls), else a snapshot of them;
+ * copies, the backend's copies of them (SeqForwardArgs.weightCopies).
  */
 function* recurrentPlan(
   backend: Backend, cfg: RecurrentConfig, x: Tensor, h0: Tensor | null, c0: Tensor | null,
   weights: DirectionWeights[][], lengths: Int32Array | null,
-  snapshot?: (t: Tensor) => Float32Array, pairDirections = false,
+  snapshot?: (t: Tensor) => Float32Array, pairDirections = false, copies?: (t: Tensor) => WeightCopy | null,
 ): Generator<SeqForwardArgs, RecurrentResult, SeqContext | null> {
   const { cell, H, P, numLayers: L } = cfg;
   const D = cfg.bidirectional ? 2 : 1;
@@ -145,6 +179,7 @@ function* recurrentPlan(
         cell, T, B, I, H, P, reverse: d === 1, x: input,
         wIh: weightData(w.wIh), wHh: weightData(w.wHh), bIh: w.bIh ? weightData(w.bIh) : null,
         bHh: w.bHh ? weightData(w.bHh) : null, wHr: w.wHr ? weightData(w.wHr) : null, weightVersions: versions(w),
+        weightCopies: copies ? [w.wIh, w.wHh, w.bIh, w.bHh, w.wHr].map((t) => (t ? copies(t) : null)) : undefined,
         h0: h0 ? h0.data.subarray(k * B * R, (k + 1) * B * R) : null,
         c0: c0 ? c0.data.subarray(k * B * H, (k + 1) * B * H) : null,
         lengths, y: output, yStride: D * R, yOffset: d * R,
