@@ -50,6 +50,8 @@ struct AsyncJobs {
   int admitted = 0;  // on libuv's threadpool (queued there or running)
   std::deque<QueuedJob*> waiting;
   int peakWaiting = 0;
+  double copiedBytes = 0;  // copied on this JS thread into its jobs when they were called (JobArrays)
+  double sharedBytes = 0;  // weight copies (copyWeight) its jobs shared instead
 };
 
 struct AddonData {
@@ -348,6 +350,7 @@ class JobArrays {
     if (!p) return nullptr;
     if (stride < 0) stride = cols;
     float* q = buffer(rows * cols);
+    copiedBytes += sizeof(float) * (double)(rows * cols);
     if (stride == cols) memcpy(q, p + offset, sizeof(float) * (size_t)(rows * cols));
     else
       for (int64_t r = 0; r < rows; r++) memcpy(q + r * cols, p + r * stride + offset, sizeof(float) * (size_t)cols);
@@ -356,10 +359,12 @@ class JobArrays {
   // A weight copy (copyWeight) the job reads as it is: shared, kept alive while the job lives.
   const float* share(const std::shared_ptr<const WeightCopy>& w) {
     shared_.push_back(w);
+    sharedBytes += sizeof(float) * (double)w->n;
     return w->data();
   }
   const int32_t* input(const int32_t* p, int64_t n) {
     if (!p) return nullptr;
+    copiedBytes += sizeof(int32_t) * (double)n;
     ints_.emplace_back(p, p + n);
     return ints_.back().data();
   }
@@ -402,6 +407,10 @@ class JobArrays {
   std::vector<std::vector<int32_t>> ints_;
   std::vector<std::shared_ptr<const WeightCopy>> shared_;
   std::vector<Out> outputs_;
+
+ public:
+  double copiedBytes = 0;  // copied by input() (and output() with accumulate) when the job was called
+  double sharedBytes = 0;  // weight copies shared by share()
 };
 
 // A weight of a sequence call (wIh, wHh, bIh, bHh, wHr): a Float32Array, or a weight copy made by
@@ -1018,9 +1027,10 @@ Napi::Value SetAsyncJobs(const Napi::CallbackInfo& info) {
   return env.Undefined();
 }
 
-// asyncJobStats(reset) -> { limit, admitted, waiting, peakWaiting } of this JS thread, and
-// { executing, peakExecuting }: jobs running their kernels in the whole process now and at most at
-// once. reset: the peaks start again from the current counts.
+// asyncJobStats(reset) -> { limit, admitted, waiting, peakWaiting, copiedBytes, sharedBytes } of
+// this JS thread, and { executing, peakExecuting }: jobs running their kernels in the whole process
+// now and at most at once. reset: the peaks start again from the current counts, the byte counts
+// from 0.
 Napi::Value AsyncJobStats(const Napi::CallbackInfo& info) {
   Napi::Env env = info.Env();
   checkArgc(info, 1, "native.asyncJobStats");
@@ -1033,11 +1043,21 @@ Napi::Value AsyncJobStats(const Napi::CallbackInfo& info) {
   o.Set("peakWaiting", q.peakWaiting);
   o.Set("executing", gExecuting.load());
   o.Set("peakExecuting", gPeakExecuting.load());
+  o.Set("copiedBytes", q.copiedBytes);
+  o.Set("sharedBytes", q.sharedBytes);
   if (reset) {
+    q.copiedBytes = q.sharedBytes = 0;
     q.peakWaiting = (int)q.waiting.size();
     gPeakExecuting.store(gExecuting.load());
   }
   return o;
+}
+
+// Adds a called job's copies to its JS thread's counters (asyncJobStats: copiedBytes, sharedBytes).
+void countCopies(Napi::Env env, const JobArrays& job) {
+  AsyncJobs& q = *env.GetInstanceData<AddonData>()->jobs;
+  q.copiedBytes += job.copiedBytes;
+  q.sharedBytes += job.sharedBytes;
 }
 
 Napi::Value SeqForwardAsync(const Napi::CallbackInfo& info) {
@@ -1046,6 +1066,7 @@ Napi::Value SeqForwardAsync(const Napi::CallbackInfo& info) {
   auto job = std::make_unique<JobArrays>();
   rejectPaired(env, asObj(env, info[0], "native.seqForwardAsync", "args"), "native.seqForwardAsync");
   FwdParsed f = parseForward(env, asObj(env, info[0], "native.seqForwardAsync", "args"), job.get());
+  countCopies(env, *job);
   auto* w = new ForwardWorker(env, K(env), f, std::move(job));
   Napi::Promise p = w->Promise();
   w->submit();
@@ -1059,6 +1080,7 @@ Napi::Value SeqBackwardAsync(const Napi::CallbackInfo& info) {
   rejectPaired(env, asObj(env, info[2], "native.seqBackwardAsync", "args"), "native.seqBackwardAsync");
   BwdParsed b = parseBackward(env, info[0], asObj(env, info[1], "native.seqBackwardAsync", "forward args"),
                               asObj(env, info[2], "native.seqBackwardAsync", "args"), job.get());
+  countCopies(env, *job);
   b.box->busy = true;
   auto* w = new BackwardWorker(env, K(env), b, std::move(job), info[0]);
   Napi::Promise p = w->Promise();

@@ -337,6 +337,13 @@ export interface AsyncJobStats {
   /** Jobs running their kernels now in the whole process (every JS thread), and the most at once. */
   executing: number;
   peakExecuting: number;
+  /**
+   * Bytes this thread's jobs copied from its arrays when they were called (inputs, weights given as
+   * arrays, gradients they add to), and bytes of weight copies (Backend.copyWeight) they shared
+   * instead of copying.
+   */
+  copiedBytes: number;
+  sharedBytes: number;
 }
 
 /**
