@@ -7,6 +7,7 @@ import { existsSync } from 'node:fs';
 import { fileURLToPath } from 'node:url';
 import { describe, expect, it } from 'vitest';
 import { backendStatus } from '../src/index.js';
+import { isTsanAddonReport } from './native-helpers.js';
 
 const ROOT = fileURLToPath(new URL('..', import.meta.url));
 const SCRIPT = 'test/native-overlap.mjs';
@@ -46,7 +47,7 @@ describe.skipIf(!nativeLoads)('overlapping native work (native backend loads)', 
       isReport: (block: string) => /ERROR: AddressSanitizer|runtime error:/.test(block) },
     // V8's own platform threads are not instrumented: only reports that reach the addon count
     { kind: 'tsan', runtime: 'libtsan.so', env: { TSAN_OPTIONS: 'report_signal_unsafe=0:exitcode=0' },
-      isReport: (block: string) => block.includes('WARNING: ThreadSanitizer') && /\brk::|native\/\w+\.(cpp|h|inc)/.test(block) },
+      isReport: isTsanAddonReport },
   ];
   for (const s of SANITIZERS) {
     const addon = `${ROOT}build/${s.kind}/rnnkit.node`;

@@ -200,3 +200,21 @@ export function seqCases(): SeqCase[] {
   }
   return cases;
 }
+
+/**
+ * Whether a block of ThreadSanitizer's output (between its ===== lines) reports the addon: one of
+ * its stacks (a racing access, a mutex misuse) has the addon's code as its first frame below the
+ * sanitizer's interceptors, the C++ library's and node-addon-api's headers. node and V8 are not
+ * instrumented, so TSan also reports V8's own threads against each other, e.g. a V8 platform job
+ * torn down by the collector that an addon call's allocation ran: such a stack reaches the addon
+ * only deeper down, and the report does not count.
+ */
+export function isTsanAddonReport(block: string): boolean {
+  if (!block.includes('WARNING: ThreadSanitizer')) return false;
+  const ours = /\brk::|native\/\w+\.(cpp|h|inc)\b/;
+  const notCode = /libsanitizer|libtsan\.so|\/include\/c\+\+\/|node-addon-api\//;
+  return block.split(/\n[ \t]*\n/).some((stack) => {
+    const first = stack.split('\n').find((l) => /^\s+#\d+ /.test(l) && !notCode.test(l));
+    return first !== undefined && ours.test(first);
+  });
+}

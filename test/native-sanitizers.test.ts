@@ -12,6 +12,7 @@ import { fileURLToPath } from 'node:url';
 import { describe, expect, it } from 'vitest';
 import { backendStatus } from '../src/index.js';
 import { loadNativeAddon } from '../src/backends/native.js';
+import { isTsanAddonReport } from './native-helpers.js';
 
 const ROOT = fileURLToPath(new URL('..', import.meta.url));
 const nativeLoads = backendStatus().find((s) => s.name === 'native')?.available ?? false;
@@ -36,7 +37,7 @@ export const SANITIZERS = [
     // above the cache blocks; the small cross-checks stay below the threading thresholds
     nativeTests: '^(?!.*large workspaces recycled).*(native threads and async|blocks larger than the cache blocks).*$',
     nativeWhat: 'the threaded tests of test/native.test.ts',
-    isReport: (block: string) => block.includes('WARNING: ThreadSanitizer') && /\brk::|native\/\w+\.(cpp|h|inc)/.test(block),
+    isReport: isTsanAddonReport,
   },
 ] as const;
 
