@@ -21,6 +21,7 @@
 #include <mutex>
 #include <string>
 #include <thread>
+#include <unordered_map>
 #include <vector>
 
 #if defined(__linux__)
@@ -52,6 +53,7 @@ struct AsyncJobs {
   int peakWaiting = 0;
   double copiedBytes = 0;  // copied on this JS thread into its jobs when they were called (JobArrays)
   double sharedBytes = 0;  // weight copies (copyWeight) its jobs shared instead
+  double resultBytes = 0;  // copied on this JS thread from its jobs into the caller's arrays when they settled
 };
 
 struct AddonData {
@@ -336,6 +338,77 @@ Napi::Value CopyWeight(const Napi::CallbackInfo& info) {
   return ext;
 }
 
+// ---------------------------------------------------------------- result arrays
+// resultArray(n) -> a Float32Array of n floats in the addon's memory (from the recycled-block
+// cache, not zero-filled), or null where the runtime refuses external buffers. An async job that
+// writes a result into such an array writes straight into it, while the job runs, instead of into
+// its own buffer copied over on the main thread when it settles: src/nn/recurrent.ts makes
+// forwardAsync's outputs, which the kernels write whole, with it. The job keeps the memory alive
+// (a ResultBlock is shared by the array and the jobs writing into it), whatever the array's fate.
+struct ResultBlock {
+  FBuf buf;
+};
+using ResultRef = std::shared_ptr<ResultBlock>;
+
+// The result arrays alive, by their buffer's address (any thread may finalize an array).
+struct ResultArrays {
+  std::mutex m;
+  std::unordered_map<const void*, std::weak_ptr<ResultBlock>> live;
+};
+ResultArrays& resultArrays() {
+  static ResultArrays* r = new ResultArrays();  // never destroyed: finalizers may run at exit
+  return *r;
+}
+
+// The block of the result array whose buffer starts at base and holds [p, p + n) floats, or null.
+ResultRef resultBlockOf(const void* base, const float* p, int64_t n) {
+  if (!base) return nullptr;
+  ResultArrays& r = resultArrays();
+  std::lock_guard<std::mutex> lk(r.m);
+  auto it = r.live.find(base);
+  if (it == r.live.end()) return nullptr;
+  ResultRef b = it->second.lock();
+  if (!b || p < b->buf.p || p + n > b->buf.p + b->buf.n) return nullptr;
+  return b;
+}
+
+Napi::Value ResultArray(const Napi::CallbackInfo& info) {
+  Napi::Env env = info.Env();
+  checkArgc(info, 1, "native.resultArray");
+  const int64_t n = asInt(env, info[0], "native.resultArray", "n", 0, kMaxDim);
+  auto block = std::make_shared<ResultBlock>();
+  float* p = block->buf.ensure((size_t)std::max<int64_t>(n, 1));
+  auto* hold = new ResultRef(block);
+  napi_value ab;
+  const napi_status st = napi_create_external_arraybuffer(
+      env, p, sizeof(float) * (size_t)n,
+      [](napi_env, void* data, void* hint) {
+        {
+          ResultArrays& r = resultArrays();
+          std::lock_guard<std::mutex> lk(r.m);
+          r.live.erase(data);
+        }
+        delete static_cast<ResultRef*>(hint);
+      },
+      hold, &ab);
+  if (st != napi_ok) {  // e.g. napi_no_external_buffers_allowed: the caller makes its own array
+    delete hold;
+    bool pending = false;
+    napi_is_exception_pending(env, &pending);
+    if (pending) {
+      napi_value ignored;
+      napi_get_and_clear_last_exception(env, &ignored);
+    }
+    return env.Null();
+  }
+  {
+    ResultArrays& r = resultArrays();
+    std::lock_guard<std::mutex> lk(r.m);
+    r.live[p] = block;
+  }
+  return Napi::Float32Array::New(env, (size_t)n, Napi::ArrayBuffer(env, ab), 0);
+}
+
 // ---------------------------------------------------------------- sequence kernels
 // An async job's own copy of every array it reads or writes. JavaScript may change, detach or
 // transfer the caller's buffers while the job runs on another thread, so the kernels touch only
@@ -370,21 +443,36 @@ class JobArrays {
   }
   // The job's buffer for rows x cols results that go to array (a Float32Array, p its data) at
   // [r * stride + offset] when the job settles; accumulate: the kernel adds to the current values.
+  // A result array (resultArray) is written in place: the pointer returned is then p + offset, rows
+  // stride apart, and *inPlace (when given) is set.
   float* output(const Napi::Value& array, const float* p, int64_t rows, int64_t cols, bool accumulate,
-                int64_t stride = -1, int64_t offset = 0) {
+                int64_t stride = -1, int64_t offset = 0, bool* inPlace = nullptr) {
     if (!p) return nullptr;
     if (stride < 0) stride = cols;
+    if (!accumulate) {  // a result array (resultArray): the kernels write straight into it
+      const auto a = array.As<Napi::Float32Array>();
+      if (ResultRef b = resultBlockOf(a.ArrayBuffer().Data(), p, (rows - 1) * stride + offset + cols)) {
+        results_.push_back(std::move(b));
+        outputs_.push_back({Napi::Persistent(array.As<Napi::Object>()), nullptr, rows, cols, stride, offset});
+        if (inPlace) *inPlace = true;
+        return const_cast<float*>(p) + offset;
+      }
+    }
     float* q = accumulate ? const_cast<float*>(input(p, rows, cols, stride, offset)) : buffer(rows * cols);
     outputs_.push_back({Napi::Persistent(array.As<Napi::Object>()), q, rows, cols, stride, offset});
+    if (inPlace) *inPlace = false;
     return q;
   }
-  // Copies the results into the caller's arrays; throws (naming the kernel) if one was detached.
+  // Copies the results into the caller's arrays; throws (naming the kernel) if one was detached
+  // (a result array written in place is checked the same way).
   void settle(Napi::Env env, const std::string& kern) {
     for (Out& o : outputs_) {
       auto a = o.array.Value().As<Napi::Float32Array>();
       if ((int64_t)a.ElementLength() < (o.rows - 1) * o.stride + o.offset + o.cols)
         throw Napi::Error::New(env, kern + ": an output array was detached or transferred while the job ran");
+      if (!o.data) continue;  // written in place
       float* dst = a.Data();
+      resultBytes += sizeof(float) * (double)(o.rows * o.cols);
       if (o.stride == o.cols) memcpy(dst + o.offset, o.data, sizeof(float) * (size_t)(o.rows * o.cols));
       else
         for (int64_t r = 0; r < o.rows; r++)
@@ -406,11 +494,13 @@ class JobArrays {
   std::deque<FBuf> bufs_;  // a deque never moves its elements
   std::vector<std::vector<int32_t>> ints_;
   std::vector<std::shared_ptr<const WeightCopy>> shared_;
+  std::vector<ResultRef> results_;  // result arrays written in place, alive while the job is
   std::vector<Out> outputs_;
 
  public:
   double copiedBytes = 0;  // copied by input() (and output() with accumulate) when the job was called
   double sharedBytes = 0;  // weight copies shared by share()
+  double resultBytes = 0;  // copied into the caller's arrays by settle() (none for result arrays written in place)
 };
 
 // A weight of a sequence call (wIh, wHh, bIh, bHh, wHr): a Float32Array, or a weight copy made by
@@ -576,8 +666,9 @@ FwdParsed parseForward(Napi::Env env, const Napi::Object& args, JobArrays* job) 
     in.h0 = job->input(in.h0, B, R);
     in.c0 = job->input(in.c0, B, H);
     in.lengths = job->input(in.lengths, B);
-    in.y = job->output(a.Get("y"), in.y, T * B, R, false, in.yStride, in.yOffset);
-    in.yStride = R;
+    bool inPlace = false;
+    in.y = job->output(a.Get("y"), in.y, T * B, R, false, in.yStride, in.yOffset, &inPlace);
+    if (!inPlace) in.yStride = R;  // the job's own [T * B, R] buffer
     in.yOffset = 0;
     in.hN = job->output(a.Get("hN"), in.hN, B, R, false);
     in.cN = job->output(a.Get("cN"), in.cN, B, H, false);
@@ -945,6 +1036,11 @@ class QueuedJob : public Napi::AsyncWorker {
   std::shared_ptr<AsyncJobs> jobs_;
 };
 
+// Adds a settled job's result copies to its JS thread's counter (asyncJobStats: resultBytes).
+void countResults(Napi::Env env, const JobArrays& job) {
+  env.GetInstanceData<AddonData>()->jobs->resultBytes += job.resultBytes;
+}
+
 class ForwardWorker : public QueuedJob {
  public:
   ForwardWorker(Napi::Env env, const IsaKernels& k, FwdParsed f, std::unique_ptr<JobArrays> job)
@@ -962,6 +1058,7 @@ class ForwardWorker : public QueuedJob {
     Napi::Env env = Env();
     try {
       job_->settle(env, "native.seqForwardAsync");
+      countResults(env, *job_);
     } catch (const Napi::Error& e) {
       deferred_.Reject(e.Value());
       return;
@@ -997,6 +1094,7 @@ class BackwardWorker : public QueuedJob {
     consume(Env(), b_.box);
     try {
       job_->settle(Env(), "native.seqBackwardAsync");
+      countResults(Env(), *job_);
     } catch (const Napi::Error& e) {
       deferred_.Reject(e.Value());
       return;
@@ -1027,7 +1125,7 @@ Napi::Value SetAsyncJobs(const Napi::CallbackInfo& info) {
   return env.Undefined();
 }
 
-// asyncJobStats(reset) -> { limit, admitted, waiting, peakWaiting, copiedBytes, sharedBytes } of
+// asyncJobStats(reset) -> { limit, admitted, waiting, peakWaiting, copiedBytes, sharedBytes, resultBytes } of
 // this JS thread, and { executing, peakExecuting }: jobs running their kernels in the whole process
 // now and at most at once. reset: the peaks start again from the current counts, the byte counts
 // from 0.
@@ -1045,8 +1143,9 @@ Napi::Value AsyncJobStats(const Napi::CallbackInfo& info) {
   o.Set("peakExecuting", gPeakExecuting.load());
   o.Set("copiedBytes", q.copiedBytes);
   o.Set("sharedBytes", q.sharedBytes);
+  o.Set("resultBytes", q.resultBytes);
   if (reset) {
-    q.copiedBytes = q.sharedBytes = 0;
+    q.copiedBytes = q.sharedBytes = q.resultBytes = 0;
     q.peakWaiting = (int)q.waiting.size();
     gPeakExecuting.store(gExecuting.load());
   }
@@ -1246,6 +1345,7 @@ Napi::Object Init(Napi::Env env, Napi::Object exports) {
   exports.Set("seqForward", Napi::Function::New(env, SeqForward));
   exports.Set("seqBackward", Napi::Function::New(env, SeqBackward));
   exports.Set("copyWeight", Napi::Function::New(env, CopyWeight));
+  exports.Set("resultArray", Napi::Function::New(env, ResultArray));
   exports.Set("seqForwardAsync", Napi::Function::New(env, SeqForwardAsync));
   exports.Set("seqBackwardAsync", Napi::Function::New(env, SeqBackwardAsync));
   exports.Set("setAsyncJobs", Napi::Function::New(env, SetAsyncJobs));

@@ -155,11 +155,12 @@ describe('event-loop delay', () => {
       // rounds of four requests in turn, so that the machine's load falls on both alike
       const ROUNDS = 30;
       const cpu = { shared: 0, perCall: 0 };
-      const bytes = { shared: { copiedBytes: 0, sharedBytes: 0 }, perCall: { copiedBytes: 0, sharedBytes: 0 } };
-      const take = (into: { copiedBytes: number; sharedBytes: number }) => {
+      const bytes = { shared: { copiedBytes: 0, sharedBytes: 0, resultBytes: 0 }, perCall: { copiedBytes: 0, sharedBytes: 0, resultBytes: 0 } };
+      const take = (into: { copiedBytes: number; sharedBytes: number; resultBytes: number }) => {
         const s = backend.asyncJobStats!(true);
         into.copiedBytes += s.copiedBytes;
         into.sharedBytes += s.sharedBytes;
+        into.resultBytes += s.resultBytes;
       };
       backend.asyncJobStats!(true);
       for (let i = 0; i < ROUNDS; i++) {
@@ -179,6 +180,9 @@ describe('event-loop delay', () => {
       // a copy per call: the weights too, on the main thread, for every request
       expect(bytes.perCall.sharedBytes).toBe(0);
       expect(bytes.perCall.copiedBytes).toBe(requests * (inputBytes + weightBytes));
+      // the results (both layers' y, hN, cN) are written by the jobs in place: nothing copied when they settle
+      expect(bytes.shared.resultBytes).toBe(0);
+      expect(bytes.perCall.resultBytes).toBe(0);
       const perRequest = (ms: number) => (ms / requests).toFixed(2);
       console.log(`main thread per forwardAsync request (2-layer LSTM 256, ${(weightBytes / 1e6).toFixed(1)} MB of weights): ${(bytes.shared.copiedBytes / requests / 1e6).toFixed(2)} MB copied with the shared weight copies, ${(bytes.perCall.copiedBytes / requests / 1e6).toFixed(2)} MB with a copy per call` +
         (hasSchedstat ? `; CPU ${perRequest(cpu.shared)} ms against ${perRequest(cpu.perCall)} ms` : ''));
