@@ -592,8 +592,33 @@ GateAct parseGateAct(Napi::Env env, const Napi::Value& v, int cell, const std::s
   return act;
 }
 
+// The fields of an args object, each read once and all before any buffer pointer is taken (a
+// getter that detaches or frees an earlier buffer cannot leave a dangling pointer). The values
+// live in the calling scope's handles; no object is made.
+class Fields {
+ public:
+  Fields() = default;
+  Fields(const Napi::Object& a, const std::vector<const char*>& names) : names_(names) {
+    values_.reserve(names.size());
+    for (const char* n : names) values_.push_back(a.Get(n));
+  }
+  bool IsEmpty() const { return names_.empty(); }
+  // The value read for name (one of the names given); undefined for another name.
+  Napi::Value Get(const char* name) const {
+    for (size_t i = 0; i < names_.size(); i++)
+      if (std::strcmp(names_[i], name) == 0) return values_[i];
+    return values_.empty() ? Napi::Value() : values_[0].Env().Undefined();
+  }
+
+ private:
+  std::vector<const char*> names_;
+  std::vector<Napi::Value> values_;
+};
+
+Fields snapshot(const Napi::Object& a, const std::vector<const char*>& names) { return Fields(a, names); }
+
 // Reads the dimensions (and weights, which backward needs again) of a forward args object.
-SeqDims parseDims(Napi::Env env, const Napi::Object& a, const std::string& kern0) {
+SeqDims parseDims(Napi::Env env, const Fields& a, const std::string& kern0) {
   SeqDims d;
   d.cell = parseCell(env, a.Get("cell"), kern0);
   const std::string kern = kern0 + "(" + cellName(d.cell) + ")";
@@ -615,15 +640,6 @@ SeqDims parseDims(Napi::Env env, const Napi::Object& a, const std::string& kern0
   return d;
 }
 
-// The fields of an args object copied into a plain object first: every getter runs before any
-// buffer pointer is taken (a getter that detaches or frees an earlier buffer cannot leave a
-// dangling pointer), and each field is read once.
-Napi::Object snapshot(Napi::Env env, const Napi::Object& a, const std::vector<const char*>& names) {
-  Napi::Object s = Napi::Object::New(env);
-  for (const char* n : names) s.Set(n, a.Get(n));
-  return s;
-}
-
 const std::vector<const char*> kFwdFields = {
     "cell", "T", "B", "I", "H", "P", "reverse", "x", "wIh", "wHh", "bIh", "bHh", "wHr", "h0",
     "c0", "cN", "hN", "yStride", "yOffset", "y", "lengths", "training", "recurrentActivation"};
@@ -631,8 +647,7 @@ const std::vector<const char*> kBwdFields = {
     "dy", "dyStride", "dyOffset", "dhN", "dcN", "dx", "dh0", "dc0", "dWIh", "dWHh", "dBIh", "dBHh", "dWHr"};
 
 // Checks a forward args object; with job, the kernels' pointers are the job's own copies.
-FwdParsed parseForward(Napi::Env env, const Napi::Object& args, JobArrays* job) {
-  const Napi::Object a = snapshot(env, args, kFwdFields);
+FwdParsed parseForward(Napi::Env env, const Fields& a, JobArrays* job) {
   FwdParsed f;
   SeqDims& d = f.d = parseDims(env, a, "native.seqForward");
   const std::string kern = std::string("native.seqForward(") + cellName(d.cell) + ")";
@@ -707,10 +722,7 @@ struct BwdParsed {
 };
 
 // Checks the backward args against the context; with job, the kernels' pointers are the job's copies.
-BwdParsed parseBackward(Napi::Env env, const Napi::Value& ctxv, const Napi::Object& fargs, const Napi::Object& args,
-                        JobArrays* job) {
-  const Napi::Object fa = snapshot(env, fargs, kFwdFields);
-  const Napi::Object a = snapshot(env, args, kBwdFields);
+BwdParsed parseBackward(Napi::Env env, const Napi::Value& ctxv, const Fields& fa, const Fields& a, JobArrays* job) {
   const std::string kern0 = "native.seqBackward";
   if (!ctxv.IsExternal() || !ctxv.As<Napi::External<CtxBox>>().CheckTypeTag(&kCtxTag))
     typeError(env, kern0 + ": ctx is not a context of native.seqForward");
@@ -826,15 +838,16 @@ std::vector<Span> backwardSpans(const SeqDims& d, const SeqBwdIn& in) {
           flat(in.dBIh, G, true), flat(in.dBHh, G, true), flat(P > 0 ? in.dWHr : nullptr, P * H, true)};
 }
 
-// args.paired as a plain object (all getters of both run before any pointer is taken), or empty.
-Napi::Object pairedOf(Napi::Env env, const Napi::Object& a, const std::vector<const char*>& fields,
-                      const std::string& kern, Napi::Object* first) {
+// The fields of args into *first, and those of args.paired (all getters of both run before any
+// pointer is taken), or empty Fields.
+Fields pairedOf(Napi::Env env, const Napi::Object& a, const std::vector<const char*>& fields,
+                const std::string& kern, Fields* first) {
   std::vector<const char*> all = fields;
   all.push_back("paired");
-  *first = snapshot(env, a, all);
+  *first = snapshot(a, all);
   const Napi::Value pv = first->Get("paired");
-  if (pv.IsNull() || pv.IsUndefined()) return Napi::Object();
-  const Napi::Object second = snapshot(env, asObj(env, pv, kern, "paired"), all);
+  if (pv.IsNull() || pv.IsUndefined()) return Fields();
+  Fields second = snapshot(asObj(env, pv, kern, "paired"), all);
   const Napi::Value nested = second.Get("paired");
   if (!nested.IsNull() && !nested.IsUndefined()) typeError(env, kern + ": paired.paired must be null (a pair has two calls)");
   return second;
@@ -849,9 +862,9 @@ void rejectPaired(Napi::Env env, const Napi::Object& a, const std::string& kern)
 Napi::Value SeqForward(const Napi::CallbackInfo& info) {
   Napi::Env env = info.Env();
   checkArgc(info, 1, "native.seqForward");
-  Napi::Object a0;
-  const Napi::Object a1 = pairedOf(env, asObj(env, info[0], "native.seqForward", "args"), kFwdFields,
-                                   "native.seqForward", &a0);
+  Fields a0;
+  const Fields a1 = pairedOf(env, asObj(env, info[0], "native.seqForward", "args"), kFwdFields,
+                             "native.seqForward", &a0);
   if (a1.IsEmpty()) {
     FwdParsed f = parseForward(env, a0, nullptr);
     auto box = std::make_unique<CtxBox>();
@@ -877,9 +890,9 @@ Napi::Value SeqBackward(const Napi::CallbackInfo& info) {
   Napi::Env env = info.Env();
   checkArgc(info, 3, "native.seqBackward");
   const std::string kern = "native.seqBackward";
-  Napi::Object f0, a0;
-  const Napi::Object f1 = pairedOf(env, asObj(env, info[1], kern, "forward args"), kFwdFields, kern, &f0);
-  const Napi::Object a1 = pairedOf(env, asObj(env, info[2], kern, "args"), kBwdFields, kern, &a0);
+  Fields f0, a0;
+  const Fields f1 = pairedOf(env, asObj(env, info[1], kern, "forward args"), kFwdFields, kern, &f0);
+  const Fields a1 = pairedOf(env, asObj(env, info[2], kern, "args"), kBwdFields, kern, &a0);
   if (f1.IsEmpty() != a1.IsEmpty() || f1.IsEmpty() != !info[0].IsArray())
     typeError(env, kern + ": a paired forward call takes a paired backward call (args.paired), and only it");
   if (f1.IsEmpty()) {
@@ -1164,7 +1177,7 @@ Napi::Value SeqForwardAsync(const Napi::CallbackInfo& info) {
   checkArgc(info, 1, "native.seqForwardAsync");
   auto job = std::make_unique<JobArrays>();
   rejectPaired(env, asObj(env, info[0], "native.seqForwardAsync", "args"), "native.seqForwardAsync");
-  FwdParsed f = parseForward(env, asObj(env, info[0], "native.seqForwardAsync", "args"), job.get());
+  FwdParsed f = parseForward(env, snapshot(asObj(env, info[0], "native.seqForwardAsync", "args"), kFwdFields), job.get());
   countCopies(env, *job);
   auto* w = new ForwardWorker(env, K(env), f, std::move(job));
   Napi::Promise p = w->Promise();
@@ -1177,8 +1190,8 @@ Napi::Value SeqBackwardAsync(const Napi::CallbackInfo& info) {
   checkArgc(info, 3, "native.seqBackwardAsync");
   auto job = std::make_unique<JobArrays>();
   rejectPaired(env, asObj(env, info[2], "native.seqBackwardAsync", "args"), "native.seqBackwardAsync");
-  BwdParsed b = parseBackward(env, info[0], asObj(env, info[1], "native.seqBackwardAsync", "forward args"),
-                              asObj(env, info[2], "native.seqBackwardAsync", "args"), job.get());
+  BwdParsed b = parseBackward(env, info[0], snapshot(asObj(env, info[1], "native.seqBackwardAsync", "forward args"), kFwdFields),
+                              snapshot(asObj(env, info[2], "native.seqBackwardAsync", "args"), kBwdFields), job.get());
   countCopies(env, *job);
   b.box->busy = true;
   auto* w = new BackwardWorker(env, K(env), b, std::move(job), info[0]);
