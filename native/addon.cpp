@@ -339,14 +339,22 @@ Napi::Value CopyWeight(const Napi::CallbackInfo& info) {
 }
 
 // ---------------------------------------------------------------- result arrays
-// resultArray(n) -> a Float32Array of n floats in the addon's memory (from the recycled-block
-// cache, not zero-filled), or null where the runtime refuses external buffers. An async job that
+// resultArray(n) -> a Float32Array of n floats in the addon's memory (from malloc, not
+// zero-filled; not from the recycled-block cache, which would hold the blocks of collected arrays
+// on top of those alive), or null where the runtime refuses external buffers. An async job that
 // writes a result into such an array writes straight into it, while the job runs, instead of into
 // its own buffer copied over on the main thread when it settles: src/nn/recurrent.ts makes
 // forwardAsync's outputs, which the kernels write whole, with it. The job keeps the memory alive
 // (a ResultBlock is shared by the array and the jobs writing into it), whatever the array's fate.
 struct ResultBlock {
-  FBuf buf;
+  float* p = nullptr;
+  size_t n = 0;  // floats
+  ResultBlock(const ResultBlock&) = delete;
+  ResultBlock& operator=(const ResultBlock&) = delete;
+  explicit ResultBlock(size_t count) : p(static_cast<float*>(aligned_alloc64(sizeof(float) * std::max<size_t>(count, 1)))), n(count) {
+    if (!p) FBuf::throw_oom();
+  }
+  ~ResultBlock() { aligned_free(p); }
 };
 using ResultRef = std::shared_ptr<ResultBlock>;
 
@@ -368,7 +376,7 @@ ResultRef resultBlockOf(const void* base, const float* p, int64_t n) {
   auto it = r.live.find(base);
   if (it == r.live.end()) return nullptr;
   ResultRef b = it->second.lock();
-  if (!b || p < b->buf.p || p + n > b->buf.p + b->buf.n) return nullptr;
+  if (!b || p < b->p || p + n > b->p + b->n) return nullptr;
   return b;
 }
 
@@ -376,8 +384,8 @@ Napi::Value ResultArray(const Napi::CallbackInfo& info) {
   Napi::Env env = info.Env();
   checkArgc(info, 1, "native.resultArray");
   const int64_t n = asInt(env, info[0], "native.resultArray", "n", 0, kMaxDim);
-  auto block = std::make_shared<ResultBlock>();
-  float* p = block->buf.ensure((size_t)std::max<int64_t>(n, 1));
+  auto block = std::make_shared<ResultBlock>((size_t)n);
+  float* p = block->p;
   auto* hold = new ResultRef(block);
   napi_value ab;
   const napi_status st = napi_create_external_arraybuffer(
