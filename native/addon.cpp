@@ -20,8 +20,8 @@
 #include <memory>
 #include <mutex>
 #include <string>
+#include <map>
 #include <thread>
-#include <unordered_map>
 #include <vector>
 
 #if defined(__linux__)
@@ -361,20 +361,22 @@ using ResultRef = std::shared_ptr<ResultBlock>;
 // The result arrays alive, by their buffer's address (any thread may finalize an array).
 struct ResultArrays {
   std::mutex m;
-  std::unordered_map<const void*, std::weak_ptr<ResultBlock>> live;
+  std::map<const float*, std::weak_ptr<ResultBlock>> live;
 };
 ResultArrays& resultArrays() {
   static ResultArrays* r = new ResultArrays();  // never destroyed: finalizers may run at exit
   return *r;
 }
 
-// The block of the result array whose buffer starts at base and holds [p, p + n) floats, or null.
-ResultRef resultBlockOf(const void* base, const float* p, int64_t n) {
-  if (!base) return nullptr;
+// The block of the result array that holds [p, p + n) floats, or null (the live blocks by their
+// first float: the one at or before p, if p + n ends inside it).
+ResultRef resultBlockOf(const float* p, int64_t n) {
+  if (!p) return nullptr;
   ResultArrays& r = resultArrays();
   std::lock_guard<std::mutex> lk(r.m);
-  auto it = r.live.find(base);
-  if (it == r.live.end()) return nullptr;
+  auto it = r.live.upper_bound(p);
+  if (it == r.live.begin()) return nullptr;
+  --it;
   ResultRef b = it->second.lock();
   if (!b || p < b->p || p + n > b->p + b->n) return nullptr;
   return b;
@@ -394,7 +396,7 @@ Napi::Value ResultArray(const Napi::CallbackInfo& info) {
         {
           ResultArrays& r = resultArrays();
           std::lock_guard<std::mutex> lk(r.m);
-          r.live.erase(data);
+          r.live.erase(static_cast<const float*>(data));
         }
         delete static_cast<ResultRef*>(hint);
       },
@@ -427,15 +429,24 @@ Napi::Value ResultArray(const Napi::CallbackInfo& info) {
 class JobArrays {
  public:
   // A copy of rows x cols floats of p read at [r * stride + offset]; returns the copy (stride cols).
-  const float* input(const float* p, int64_t rows, int64_t cols, int64_t stride = -1, int64_t offset = 0) {
-    if (!p) return nullptr;
-    if (stride < 0) stride = cols;
+  float* copy(const float* p, int64_t rows, int64_t cols, int64_t stride, int64_t offset) {
     float* q = buffer(rows * cols);
     copiedBytes += sizeof(float) * (double)(rows * cols);
     if (stride == cols) memcpy(q, p + offset, sizeof(float) * (size_t)(rows * cols));
     else
       for (int64_t r = 0; r < rows; r++) memcpy(q + r * cols, p + r * stride + offset, sizeof(float) * (size_t)cols);
     return q;
+  }
+  // rows x cols floats of p (compact): read in place when p is in a result array (resultArray),
+  // which nothing can detach or free while the job holds it (the caller does not change an input
+  // until the job settles), else a copy.
+  const float* input(const float* p, int64_t rows, int64_t cols) {
+    if (!p) return nullptr;
+    if (ResultRef b = resultBlockOf(p, rows * cols)) {
+      results_.push_back(std::move(b));
+      return p;
+    }
+    return copy(p, rows, cols, cols, 0);
   }
   // A weight copy (copyWeight) the job reads as it is: shared, kept alive while the job lives.
   const float* share(const std::shared_ptr<const WeightCopy>& w) {
@@ -458,15 +469,14 @@ class JobArrays {
     if (!p) return nullptr;
     if (stride < 0) stride = cols;
     if (!accumulate) {  // a result array (resultArray): the kernels write straight into it
-      const auto a = array.As<Napi::Float32Array>();
-      if (ResultRef b = resultBlockOf(a.ArrayBuffer().Data(), p, (rows - 1) * stride + offset + cols)) {
+      if (ResultRef b = resultBlockOf(p, (rows - 1) * stride + offset + cols)) {
         results_.push_back(std::move(b));
         outputs_.push_back({Napi::Persistent(array.As<Napi::Object>()), nullptr, rows, cols, stride, offset});
         if (inPlace) *inPlace = true;
         return const_cast<float*>(p) + offset;
       }
     }
-    float* q = accumulate ? const_cast<float*>(input(p, rows, cols, stride, offset)) : buffer(rows * cols);
+    float* q = accumulate ? copy(p, rows, cols, stride, offset) : buffer(rows * cols);
     outputs_.push_back({Napi::Persistent(array.As<Napi::Object>()), q, rows, cols, stride, offset});
     if (inPlace) *inPlace = false;
     return q;
@@ -502,11 +512,11 @@ class JobArrays {
   std::deque<FBuf> bufs_;  // a deque never moves its elements
   std::vector<std::vector<int32_t>> ints_;
   std::vector<std::shared_ptr<const WeightCopy>> shared_;
-  std::vector<ResultRef> results_;  // result arrays written in place, alive while the job is
+  std::vector<ResultRef> results_;  // result arrays read or written in place, alive while the job is
   std::vector<Out> outputs_;
 
  public:
-  double copiedBytes = 0;  // copied by input() (and output() with accumulate) when the job was called
+  double copiedBytes = 0;  // copied by input() (and output() with accumulate) when the job was called; not result arrays read in place
   double sharedBytes = 0;  // weight copies shared by share()
   double resultBytes = 0;  // copied into the caller's arrays by settle() (none for result arrays written in place)
 };
@@ -773,7 +783,7 @@ BwdParsed parseBackward(Napi::Env env, const Napi::Value& ctxv, const Fields& fa
   in.dWHr = P > 0 ? asF32(env, a.Get("dWHr"), kern, "dWHr", P * H, true).p : nullptr;
   if (job) {
     in.x = job->input(in.x, T * B, I);
-    in.dy = job->input(in.dy, T * B, R, in.dyStride, in.dyOffset);
+    in.dy = in.dy ? job->copy(in.dy, T * B, R, in.dyStride, in.dyOffset) : nullptr;
     in.dyStride = in.dy ? R : 0;
     in.dyOffset = 0;
     in.dhN = job->input(in.dhN, B, R);

@@ -99,7 +99,7 @@ describe('native async jobs: admission', () => {
     expect(native.asyncJobStats()).toMatchObject({ admitted: 0, waiting: 0 });
   });
 
-  it('results in arrays of resultArray are written in place by the job (no copy when it settles) and equal the synchronous call bit for bit, also two directions into one array', async () => {
+  it('results in arrays of resultArray are written in place by the job (no copy when it settles) and equal the synchronous call bit for bit, also two directions into one array; inputs in such arrays are read in place', async () => {
     const a = lstmArgs(500);
     const { T, B, H } = a;
     // one direction: y, hN, cN in result arrays, against plain arrays
@@ -125,6 +125,17 @@ describe('native async jobs: admission', () => {
     expect(native.asyncJobStats(true).resultBytes).toBe(0);
     expect(bitwiseEqual(jobs[0].y, ref[0].y)).toBe(true);
     for (const d of [0, 1]) expect(bitwiseEqual(jobs[d].hN, ref[d].hN) && bitwiseEqual(jobs[d].cN!, ref[d].cN!), `direction ${d}`).toBe(true);
+    // an input in a result array (a layer's x, the state of an earlier call) is read in place: only the others are copied
+    const x = native.resultArray(a.x.length);
+    x.set(a.x);
+    const h0 = native.resultArray(a.h0!.length);
+    h0.set(a.h0!);
+    const readInPlace = { ...fresh(a), x, h0 };
+    native.asyncJobStats(true);
+    await native.seqForwardAsync!(readInPlace);
+    const weights = a.wIh.length + a.wHh.length + a.bIh!.length + a.bHh!.length; // given as arrays: copied
+    expect(native.asyncJobStats(true).copiedBytes).toBe(4 * (a.c0!.length + weights)); // x and h0 are not
+    expect(bitwiseEqual(readInPlace.y, expected.y) && bitwiseEqual(readInPlace.hN, expected.hN)).toBe(true);
   }, 60_000);
 
   it('a result array cannot be detached while its job waits: a transfer copies it, and the job writes the array itself', async () => {
