@@ -15,23 +15,9 @@
 
 namespace rk {
 
-namespace {
-// Runs f(n0, n1) over [0, N) in contiguous parts, one per pool thread when the work (N * per
-// elements) is large enough; every row's or element's result is independent of the split.
-template <class F>
-void split_range(int64_t N, int64_t per, F&& f) {
-  const int nt = N * per < 32768 ? 1 : (int)std::min<int64_t>(pool_threads(), N);
-  if (nt <= 1) {
-    f((int64_t)0, N);
-    return;
-  }
-  parallel_for(nt, [&](int t) { f(N * t / nt, N * (t + 1) / nt); });
-}
-}  // namespace
-
 void cross_entropy_forward(int64_t N, int64_t C, const float* logits, const int32_t* targets, int64_t ignoreIndex,
                            float* probs, float* losses) {
-  split_range(N, C, [&](int64_t n0, int64_t n1) {
+  parallel_range(N, C, [&](int64_t n0, int64_t n1) {
     for (int64_t n = n0; n < n1; n++) {
       const float* l = logits + n * C;
       float* p = probs + n * C;
@@ -48,7 +34,7 @@ void cross_entropy_forward(int64_t N, int64_t C, const float* logits, const int3
 
 void cross_entropy_backward(int64_t N, int64_t C, const float* probs, const int32_t* targets, int64_t ignoreIndex,
                             const float* dLosses, float* dLogits) {
-  split_range(N, C, [&](int64_t n0, int64_t n1) {
+  parallel_range(N, C, [&](int64_t n0, int64_t n1) {
     for (int64_t n = n0; n < n1; n++) {
       if (targets[n] == ignoreIndex) continue;
       const double g = dLosses[n];
