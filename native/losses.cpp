@@ -3,6 +3,7 @@
 #include <algorithm>
 #include <cmath>
 
+#include "gemm.h"
 #include "pool.h"
 
 // Plain float64 arithmetic, never fused into FMA (arm64 has FMA in its baseline), so every
@@ -52,6 +53,28 @@ double sum_squares(int64_t n, const float* x) {
     for (int j = 0; j < 4; j++) acc[j] += (double)x[i + j] * x[i + j];
   for (; i < n; i++) acc[0] += (double)x[i] * x[i];
   return (acc[0] + acc[1]) + (acc[2] + acc[3]);
+}
+
+// Each thread takes one block of columns and streams the rows through it (losses.h).
+void colsum_add(const float* src, int64_t M, int N, float* dst, float* dst2) {
+  if (N <= 0) return;
+  const int nt = M * N < 65536 ? 1 : std::min(pool_threads(), (N + 15) / 16);
+  const int chunk = (N / nt + 15) / 16 * 16;  // columns per thread, whole cache lines
+  const int nchunks = (N + chunk - 1) / chunk;
+  FBuf tAcc;
+  float* accs = tAcc.ensure((size_t)nchunks * chunk);  // [nchunks, chunk] the sums of each block
+  parallel_for(nchunks, [&](int c) {
+    float* acc = accs + (int64_t)c * chunk;
+    const int n0 = c * chunk, nn = std::min(chunk, N - n0);
+    for (int n = 0; n < nn; n++) acc[n] = 0.0f;
+    for (int64_t m = 0; m < M; m++) {
+      const float* row = src + m * N + n0;
+      for (int n = 0; n < nn; n++) acc[n] += row[n];
+    }
+    for (int n = 0; n < nn; n++) dst[n0 + n] += acc[n];
+    if (dst2)
+      for (int n = 0; n < nn; n++) dst2[n0 + n] += acc[n];
+  });
 }
 
 }  // namespace rk

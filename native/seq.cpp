@@ -19,6 +19,7 @@
 #include <exception>
 #include <numeric>
 
+#include "losses.h"
 #include "pool.h"
 
 namespace rk {
@@ -30,28 +31,6 @@ template <class F>
 void rows_parallel(int n, int64_t work_per_row, F&& f) {
   parallel_range(n, work_per_row, [&](int64_t i0, int64_t i1) {
     for (int64_t i = i0; i < i1; i++) f((int)i);
-  });
-}
-
-// dst[N] (and dst2[N], if given) += column sums of src[M, N] (row-major), rows accumulated in order.
-// Each thread takes one block of columns and streams the rows through it.
-void colsum_add(const float* src, int64_t M, int N, float* dst, float* dst2 = nullptr) {
-  const int nt = M * N < 65536 ? 1 : std::min(pool_threads(), (N + 15) / 16);
-  const int chunk = (N / nt + 15) / 16 * 16;  // columns per thread, whole cache lines
-  const int nchunks = (N + chunk - 1) / chunk;
-  FBuf tAcc;
-  float* accs = tAcc.ensure((size_t)nchunks * chunk);  // [nchunks, chunk] the sums of each block
-  parallel_for(nchunks, [&](int c) {
-    float* acc = accs + (int64_t)c * chunk;
-    const int n0 = c * chunk, nn = std::min(chunk, N - n0);
-    for (int n = 0; n < nn; n++) acc[n] = 0.0f;
-    for (int64_t m = 0; m < M; m++) {
-      const float* row = src + m * N + n0;
-      for (int n = 0; n < nn; n++) acc[n] += row[n];
-    }
-    for (int n = 0; n < nn; n++) dst[n0 + n] += acc[n];
-    if (dst2)
-      for (int n = 0; n < nn; n++) dst2[n0 + n] += acc[n];
   });
 }
 

@@ -2,7 +2,7 @@
 // The heavy ones (matrix products, activations, cross-entropy) run on the selected backend;
 // the memory-bound reshuffles (reshape, concat, gather) are plain loops here.
 import { getBackend } from '../backends/index.js';
-import type { UnaryOp } from '../backends/backend.js';
+import type { Backend, UnaryOp } from '../backends/backend.js';
 import { Rng, defaultRng } from './random.js';
 import { Tensor, formatShape, needsGrad, recordOp, shapeSize } from './tensor.js';
 
@@ -259,12 +259,23 @@ export function linear(x: Tensor, weight: Tensor, bias: Tensor | null): Tensor {
     // dx[N,I] += dy[N,O] @ W[O,I] ; dW[O,I] += dy^T @ x ; db[O] += sum_n dy
     if (x.requiresGrad) be.gemm(false, false, N, I, O, 1, dy, O, weight.data, I, 1, x.ensureGrad(), I);
     if (weight.requiresGrad) be.gemm(true, false, O, I, N, 1, dy, O, x.data, I, 1, weight.ensureGrad(), I);
-    if (bias?.requiresGrad) {
-      const db = bias.ensureGrad();
-      for (let n = 0; n < N; n++) for (let o = 0; o < O; o++) db[o] += dy[n * O + o];
-    }
+    if (bias?.requiresGrad) addColumnSums(be, N, O, dy, bias.ensureGrad());
   });
   return y;
+}
+
+/**
+ * dst[N] += column sums of x[M, N], each column summed in row order from 0 in float32 (a bias
+ * gradient): on the backend when it has the kernel (native), else here, with the same bits.
+ */
+function addColumnSums(be: Backend, M: number, N: number, x: Float32Array, dst: Float32Array): void {
+  if (be.addColumnSums) {
+    be.addColumnSums(M, N, x, dst);
+    return;
+  }
+  const sums = new Float32Array(N);
+  for (let m = 0; m < M; m++) for (let n = 0; n < N; n++) sums[n] += x[m * N + n];
+  for (let n = 0; n < N; n++) dst[n] += sums[n];
 }
 
 function unary(op: UnaryOp, x: Tensor): Tensor {
