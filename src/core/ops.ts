@@ -250,7 +250,10 @@ export function linear(x: Tensor, weight: Tensor, bias: Tensor | null): Tensor {
   const N = x.size / I;
   const be = getBackend();
   const out = new Float32Array(N * O);
-  if (bias) for (let n = 0; n < N; n++) out.set(bias.data, n * O);
+  if (bias) {
+    const b = bias.data;
+    for (let n = 0; n < N; n++) out.set(b, n * O);
+  }
   be.gemm(false, true, N, O, I, 1, x.data, I, weight.data, I, bias ? 1 : 0, out, O);
   const y = new Tensor(out, [...x.shape.slice(0, -1), O]);
   recordOp('linear', bias ? [x, weight, bias] : [x, weight], [y], () => {
@@ -316,7 +319,10 @@ export function embedding(weight: Tensor, ids: ArrayLike<number>, idsShape: read
   const idx = toIds('embedding', 'ids', ids, V);
   const out = new Float32Array(idx.length * E);
   const w = weight.data;
-  for (let n = 0; n < idx.length; n++) out.set(w.subarray(idx[n] * E, (idx[n] + 1) * E), n * E);
+  for (let n = 0; n < idx.length; n++) {
+    const row = idx[n] * E, dst = n * E;
+    for (let e = 0; e < E; e++) out[dst + e] = w[row + e];
+  }
   const y = new Tensor(out, [...idsShape, E]);
   recordOp('embedding', [weight], [y], () => {
     if (!y.grad) return;
