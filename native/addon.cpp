@@ -1303,6 +1303,18 @@ Napi::Value SumSquares(const Napi::CallbackInfo& info) {
   return Napi::Number::New(env, sum_squares(x.n, x.p));
 }
 
+// dst[N] += column sums of x[M, N] (losses.h): a bias gradient
+Napi::Value AddColumnSums(const Napi::CallbackInfo& info) {
+  Napi::Env env = info.Env();
+  const std::string kern = "native.addColumnSums";
+  checkArgc(info, 4, kern.c_str());
+  const int64_t M = asInt(env, info[0], kern, "M", 0, kMaxDim), N = asInt(env, info[1], kern, "N", 0, kMaxDim);
+  const float* x = asF32(env, info[2], kern, "x", mul(env, kern, {M, N}), false).p;
+  float* dst = asF32(env, info[3], kern, "dst", N, false).p;
+  colsum_add(x, M, (int)N, dst);
+  return env.Undefined();
+}
+
 // Adam / AdamW (PyTorch, non-amsgrad): param, grad, m, v [n] (optim.h)
 Napi::Value AdamUpdate(const Napi::CallbackInfo& info) {
   Napi::Env env = info.Env();
@@ -1386,6 +1398,7 @@ Napi::Object Init(Napi::Env env, Napi::Object exports) {
   exports.Set("crossEntropyForward", Napi::Function::New(env, CrossEntropyForward));
   exports.Set("crossEntropyBackward", Napi::Function::New(env, CrossEntropyBackward));
   exports.Set("sumSquares", Napi::Function::New(env, SumSquares));
+  exports.Set("addColumnSums", Napi::Function::New(env, AddColumnSums));
   exports.Set("adamUpdate", Napi::Function::New(env, AdamUpdate));
   exports.Set("sgdUpdate", Napi::Function::New(env, SgdUpdate));
   return exports;

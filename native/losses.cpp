@@ -3,6 +3,7 @@
 #include <algorithm>
 #include <cmath>
 
+#include "gemm.h"
 #include "pool.h"
 
 // Plain float64 arithmetic, never fused into FMA (arm64 has FMA in its baseline), so every
@@ -15,23 +16,9 @@
 
 namespace rk {
 
-namespace {
-// Runs f(n0, n1) over [0, N) in contiguous parts, one per pool thread when the work (N * per
-// elements) is large enough; every row's or element's result is independent of the split.
-template <class F>
-void split_range(int64_t N, int64_t per, F&& f) {
-  const int nt = N * per < 32768 ? 1 : (int)std::min<int64_t>(pool_threads(), N);
-  if (nt <= 1) {
-    f((int64_t)0, N);
-    return;
-  }
-  parallel_for(nt, [&](int t) { f(N * t / nt, N * (t + 1) / nt); });
-}
-}  // namespace
-
 void cross_entropy_forward(int64_t N, int64_t C, const float* logits, const int32_t* targets, int64_t ignoreIndex,
                            float* probs, float* losses) {
-  split_range(N, C, [&](int64_t n0, int64_t n1) {
+  parallel_range(N, C, [&](int64_t n0, int64_t n1) {
     for (int64_t n = n0; n < n1; n++) {
       const float* l = logits + n * C;
       float* p = probs + n * C;
@@ -48,7 +35,7 @@ void cross_entropy_forward(int64_t N, int64_t C, const float* logits, const int3
 
 void cross_entropy_backward(int64_t N, int64_t C, const float* probs, const int32_t* targets, int64_t ignoreIndex,
                             const float* dLosses, float* dLogits) {
-  split_range(N, C, [&](int64_t n0, int64_t n1) {
+  parallel_range(N, C, [&](int64_t n0, int64_t n1) {
     for (int64_t n = n0; n < n1; n++) {
       if (targets[n] == ignoreIndex) continue;
       const double g = dLosses[n];
@@ -66,6 +53,28 @@ double sum_squares(int64_t n, const float* x) {
     for (int j = 0; j < 4; j++) acc[j] += (double)x[i + j] * x[i + j];
   for (; i < n; i++) acc[0] += (double)x[i] * x[i];
   return (acc[0] + acc[1]) + (acc[2] + acc[3]);
+}
+
+// Each thread takes one block of columns and streams the rows through it (losses.h).
+void colsum_add(const float* src, int64_t M, int N, float* dst, float* dst2) {
+  if (N <= 0) return;
+  const int nt = M * N < 65536 ? 1 : std::min(pool_threads(), (N + 15) / 16);
+  const int chunk = (N / nt + 15) / 16 * 16;  // columns per thread, whole cache lines
+  const int nchunks = (N + chunk - 1) / chunk;
+  FBuf tAcc;
+  float* accs = tAcc.ensure((size_t)nchunks * chunk);  // [nchunks, chunk] the sums of each block
+  parallel_for(nchunks, [&](int c) {
+    float* acc = accs + (int64_t)c * chunk;
+    const int n0 = c * chunk, nn = std::min(chunk, N - n0);
+    for (int n = 0; n < nn; n++) acc[n] = 0.0f;
+    for (int64_t m = 0; m < M; m++) {
+      const float* row = src + m * N + n0;
+      for (int n = 0; n < nn; n++) acc[n] += row[n];
+    }
+    for (int n = 0; n < nn; n++) dst[n0 + n] += acc[n];
+    if (dst2)
+      for (int n = 0; n < nn; n++) dst2[n0 + n] += acc[n];
+  });
 }
 
 }  // namespace rk

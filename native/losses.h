@@ -1,5 +1,5 @@
-// Loss kernels (ISA-independent scalar code): cross-entropy over class logits and the sum of
-// squares used by gradient-norm clipping. Callers check shapes and target ids first (addon.cpp).
+// Loss and reduction kernels (ISA-independent scalar code): cross-entropy over class logits, the
+// sum of squares used by gradient-norm clipping, and the column sums of bias gradients. Callers check shapes and target ids first (addon.cpp).
 // Mirrors assembly/losses.ts and the reference backend (src/backends/reference.ts).
 #pragma once
 #include <stdint.h>
@@ -20,5 +20,11 @@ void cross_entropy_backward(int64_t N, int64_t C, const float* probs, const int3
 // sum_i x[i]^2 in float64 (four partial sums, so it differs from a sequential float64 sum by
 // rounding only: a relative 1e-15 or so).
 double sum_squares(int64_t n, const float* x);
+
+// dst[N] (and dst2[N], if given) += column sums of src[M, N] (row-major): each column's sum starts
+// at 0 and adds the rows in order in float32, then is added to dst (bias gradients: dB += sum_m dY).
+// Each pool thread takes a block of whole cache lines of columns, so the bits never depend on the
+// thread count.
+void colsum_add(const float* src, int64_t M, int N, float* dst, float* dst2 = nullptr);
 
 }  // namespace rk

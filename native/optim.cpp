@@ -15,25 +15,11 @@
 
 namespace rk {
 
-namespace {
-// Runs f(i0, i1) over [0, n) in contiguous parts, one per pool thread from 32K elements on; every
-// element's update is independent of the split.
-template <class F>
-void split_elements(int64_t n, F&& f) {
-  const int nt = n < 32768 ? 1 : pool_threads();
-  if (nt <= 1) {
-    f((int64_t)0, n);
-    return;
-  }
-  parallel_for(nt, [&](int t) { f(n * t / nt, n * (t + 1) / nt); });
-}
-}  // namespace
-
 void adam_update(int64_t n, float* p, const float* grad, float* m, float* v, double lr, double beta1, double beta2,
                  double eps, double wd, bool decoupled, double step) {
   const double bc1 = 1 - std::pow(beta1, step), bc2 = 1 - std::pow(beta2, step);
   const double stepSize = lr / bc1, bc2Sqrt = std::sqrt(bc2);
-  split_elements(n, [&](int64_t i0, int64_t i1) {
+  parallel_range(n, 1, [&](int64_t i0, int64_t i1) {
     for (int64_t i = i0; i < i1; i++) {
       double g = grad[i];
       if (decoupled) p[i] = (float)(p[i] * (1 - lr * wd));
@@ -47,7 +33,7 @@ void adam_update(int64_t n, float* p, const float* grad, float* m, float* v, dou
 
 void sgd_update(int64_t n, float* p, const float* grad, float* buf, double lr, double momentum, double dampening,
                 double wd, bool nesterov, bool firstStep) {
-  split_elements(n, [&](int64_t i0, int64_t i1) {
+  parallel_range(n, 1, [&](int64_t i0, int64_t i1) {
     for (int64_t i = i0; i < i1; i++) {
       double g = grad[i] + wd * p[i];
       if (momentum != 0) {

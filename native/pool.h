@@ -4,6 +4,9 @@
 // the same time), the tasks run inline on the calling thread: results never depend on that,
 // because every kernel's arithmetic per output element is independent of how work is split.
 #pragma once
+#include <stdint.h>
+
+#include <algorithm>
 #include <utility>
 
 namespace rk {
@@ -25,6 +28,24 @@ void parallel_for(int ntasks, F&& f) {
   }
   using Fn = typename std::remove_reference<F>::type;
   parallel_for_raw(ntasks, [](void* c, int i) { (*static_cast<Fn*>(c))(i); }, (void*)&f);
+}
+
+// Minimum work (items * workPerItem, in units of about one multiply-add or element update) for
+// parallel_range to split over the pool; smaller calls run on the calling thread.
+constexpr int64_t kParallelMinWork = 32768;
+
+// Runs f(i0, i1) over [0, n) in contiguous parts [n*t/nt, n*(t+1)/nt), one per pool thread
+// (nt = min(threads, n)), when n * workPerItem reaches kParallelMinWork; otherwise f(0, n) on the
+// calling thread. Every item's result must be independent of the split (results never depend on
+// the thread count).
+template <class F>
+void parallel_range(int64_t n, int64_t workPerItem, F&& f) {
+  const int nt = n * workPerItem < kParallelMinWork ? 1 : (int)std::min<int64_t>(pool_threads(), n);
+  if (nt <= 1) {
+    if (n > 0) f((int64_t)0, n);
+    return;
+  }
+  parallel_for(nt, [&](int t) { f(n * t / nt, n * (t + 1) / nt); });
 }
 
 }  // namespace rk

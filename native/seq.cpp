@@ -19,45 +19,18 @@
 #include <exception>
 #include <numeric>
 
+#include "losses.h"
 #include "pool.h"
 
 namespace rk {
 
 namespace {
 
-// Runs f(i) for rows [0, n), splitting over threads when the work is large enough.
+// Runs f(i) for rows [0, n), split over the pool by parallel_range when the work is large enough.
 template <class F>
 void rows_parallel(int n, int64_t work_per_row, F&& f) {
-  int nt = (int64_t)n * work_per_row < 65536 ? 1 : std::min(pool_threads(), n);
-  if (nt <= 1) {
-    for (int i = 0; i < n; i++) f(i);
-    return;
-  }
-  parallel_for(nt, [&](int t) {
-    const int i0 = (int)((int64_t)n * t / nt), i1 = (int)((int64_t)n * (t + 1) / nt);
-    for (int i = i0; i < i1; i++) f(i);
-  });
-}
-
-// dst[N] (and dst2[N], if given) += column sums of src[M, N] (row-major), rows accumulated in order.
-// Each thread takes one block of columns and streams the rows through it.
-void colsum_add(const float* src, int64_t M, int N, float* dst, float* dst2 = nullptr) {
-  const int nt = M * N < 65536 ? 1 : std::min(pool_threads(), (N + 15) / 16);
-  const int chunk = (N / nt + 15) / 16 * 16;  // columns per thread, whole cache lines
-  const int nchunks = (N + chunk - 1) / chunk;
-  FBuf tAcc;
-  float* accs = tAcc.ensure((size_t)nchunks * chunk);  // [nchunks, chunk] the sums of each block
-  parallel_for(nchunks, [&](int c) {
-    float* acc = accs + (int64_t)c * chunk;
-    const int n0 = c * chunk, nn = std::min(chunk, N - n0);
-    for (int n = 0; n < nn; n++) acc[n] = 0.0f;
-    for (int64_t m = 0; m < M; m++) {
-      const float* row = src + m * N + n0;
-      for (int n = 0; n < nn; n++) acc[n] += row[n];
-    }
-    for (int n = 0; n < nn; n++) dst[n0 + n] += acc[n];
-    if (dst2)
-      for (int n = 0; n < nn; n++) dst2[n0 + n] += acc[n];
+  parallel_range(n, work_per_row, [&](int64_t i0, int64_t i1) {
+    for (int64_t i = i0; i < i1; i++) f((int)i);
   });
 }
 
@@ -198,15 +171,15 @@ void seq_forward(const IsaKernels& k, const SeqDims& d, const SeqFwdIn& in, SeqC
     // Gh[nA, GE] = h_prev[nA, R] @ W_h{early}^T
     gemm_step(k, nA, 1.0f, hPrev, R, wHe, 0.0f, Gh, G);
     if (GL > 0) {  // the late gates: Gh[nA, GE:G] = save[nA, H] @ W_h{late}^T after fwd_early
-      rows_parallel(nA, (int64_t)G * 8, [&](int i) { ck.fwd_early(row(i)); });
+      rows_parallel(nA, (int64_t)G * 4, [&](int i) { ck.fwd_early(row(i)); });
       gemm_step(k, nA, 1.0f, cells + stepRow(s, 0) * H, H, wHl, 0.0f, Gh + GE, G);
     }
     if (P > 0) {  // h[nA, P] = hRaw[nA, H] @ W_hr^T, after every row's gates
-      rows_parallel(nA, (int64_t)G * 8, [&](int i) { ck.fwd(row(i)); });
+      rows_parallel(nA, (int64_t)G * 4, [&](int i) { ck.fwd(row(i)); });
       gemm_step(k, nA, 1.0f, hraw + stepRow(s, 0) * H, H, wHr, 0.0f, hNext, R);
       for (int i = 0; i < nA; i++) store(i);
     } else {  // each row stores its outputs in the same parallel loop
-      rows_parallel(nA, (int64_t)G * 8, [&](int i) {
+      rows_parallel(nA, (int64_t)G * 4, [&](int i) {
         ck.fwd(row(i));
         store(i);
       });
@@ -323,13 +296,13 @@ void bptt(const IsaKernels& k, const SeqCtx& ctx, const SeqBwdIn& in, BwdScratch
       r.dhprev = cell.directPath ? dh + (int64_t)i * R : nullptr;
       return r;
     };
-    rows_parallel(nA, (int64_t)G * 8, [&](int i) {
+    rows_parallel(nA, (int64_t)G * 4, [&](int i) {
       if (P == 0) total(i);  // each row forms its own total in the same parallel loop
       ck.bwd(row(i));
     });
     if (GL > 0) {  // dsave[nA, H] = dG[nA, GE:G] @ W_h{late}, then the early gates' gradients
       gemm_step(k, nA, 1.0f, dGs + GE, G, wHl, 0.0f, dSave, H);
-      rows_parallel(nA, (int64_t)G * 8, [&](int i) { ck.bwd_early(row(i)); });
+      rows_parallel(nA, (int64_t)G * 4, [&](int i) { ck.bwd_early(row(i)); });
     }
     // dh_prev[nA, R] (+)= dG[nA, GE] @ W_h{early}  (a cell's direct path is already in dh)
     gemm_step(k, nA, 1.0f, dGs, G, wHe, cell.directPath ? 1.0f : 0.0f, dh, R);

@@ -1,6 +1,6 @@
 // The tape autograd: diamonds, accumulation, noGrad, detach, multi-output ops, graph release.
 import { describe, expect, it } from 'vitest';
-import { LSTM, Rng, Tensor, add, concatLast, matmul, mul, noGrad, reshape, select, stack, sum, transpose01 } from '../src/index.js';
+import { Adam, Embedding, LSTM, Linear, Rng, Tensor, add, crossEntropy, concatLast, matmul, mul, noGrad, reshape, select, stack, sum, transpose01 } from '../src/index.js';
 
 describe('autograd', () => {
   it('a tensor used twice gets both gradients (diamond)', () => {
@@ -69,5 +69,80 @@ describe('autograd', () => {
     expect(() => y.backward()).toThrow('backward(): a gradient is needed for a tensor of shape [2]; only a one-element tensor defaults to 1');
     y.backward([1, 1]);
     expect(Array.from(x.grad!)).toEqual([2, 4]);
+  });
+
+  describe('gradient arrays across zeroGrad', () => {
+    // A small char-LM step: Embedding -> LSTM -> Linear -> cross-entropy -> Adam.
+    function lmTrainer() {
+      const rng = new Rng(7);
+      const emb = new Embedding(5, 3, { rng });
+      const lstm = new LSTM({ inputSize: 3, hiddenSize: 4, rng });
+      const fc = new Linear(4, 5, { rng });
+      const params = [...emb.parameters(), ...lstm.parameters(), ...fc.parameters()];
+      const opt = new Adam(params, { lr: 0.05 });
+      const ids = [0, 3, 1, 4, 2, 2], targets = [3, 1, 4, 2, 2, 0];
+      const step = () => {
+        opt.zeroGrad();
+        const { output } = lstm.forward(emb.forward(ids, [3, 2]));
+        crossEntropy(reshape(fc.forward(output), [6, 5]), targets).backward();
+        opt.step();
+      };
+      return { params, step };
+    }
+
+    it('zeroGrad leaves grad null, and the next backward reuses the unread array as zeros', () => {
+      const x = new Tensor([1, 2], [2], true);
+      sum(mul(x, x)).backward();
+      const buffer = x.ensureGrad(); // rnnkit's buffer, not handed out through grad
+      x.zeroGrad();
+      expect(x.grad).toBeNull();
+      sum(mul(x, x)).backward();
+      expect(x.ensureGrad()).toBe(buffer);
+      expect(Array.from(x.grad!)).toEqual([2, 4]); // refilled with zeros first: no accumulation
+    });
+
+    it('an array read through grad is never written again after zeroGrad', () => {
+      const x = new Tensor([1, 2], [2], true);
+      sum(mul(x, x)).backward();
+      const kept = x.grad!;
+      x.zeroGrad();
+      sum(mul(mul(x, x), x)).backward();
+      expect(Array.from(kept)).toEqual([2, 4]);
+      expect(x.grad).not.toBe(kept);
+      expect(Array.from(x.grad!)).toEqual([3, 12]);
+    });
+
+    it('a parameter no backward reaches keeps grad null and the optimizer skips it', () => {
+      const used = new Tensor([1, 2], [2], true), unused = new Tensor([5, 6], [2], true);
+      const opt = new Adam([used, unused], { lr: 0.1 });
+      for (let i = 0; i < 3; i++) {
+        opt.zeroGrad();
+        sum(mul(used, used)).backward();
+        if (i === 0) sum(mul(unused, unused)).backward(); // only the first step reaches it
+        opt.step();
+      }
+      expect(unused.grad).toBeNull();
+      expect(Array.from(unused.data)).toEqual(Array.from(Float32Array.of(4.9, 5.9)));
+    });
+
+    it('training with reused arrays gives the same parameters, bit for bit, as with fresh arrays each step', () => {
+      const reused = lmTrainer(), fresh = lmTrainer();
+      reused.step();
+      const buffers = reused.params.map((p) => p.ensureGrad()); // not handed out: reused by later steps
+      const handedOut: Array<{ array: Float32Array; copy: Float32Array }> = [];
+      fresh.step();
+      for (let i = 1; i < 4; i++) {
+        // reading grad hands the arrays out: the fresh trainer's next backward allocates new ones
+        for (const p of fresh.params) handedOut.push({ array: p.grad!, copy: p.grad!.slice() });
+        reused.step();
+        fresh.step();
+      }
+      reused.params.forEach((p, k) => expect(p.ensureGrad()).toBe(buffers[k]));
+      reused.params.forEach((p, k) => expect(Array.from(p.data)).toEqual(Array.from(fresh.params[k].data)));
+      reused.params.forEach((p, k) => expect(Array.from(p.grad!)).toEqual(Array.from(fresh.params[k].grad!)));
+      for (const { array, copy } of handedOut) expect(Array.from(array)).toEqual(Array.from(copy));
+      expect(new Set(fresh.params.map((p) => p.grad)).size).toBe(fresh.params.length);
+      expect(handedOut.some(({ array }) => fresh.params.some((p) => p.grad === array))).toBe(false);
+    });
   });
 });

@@ -319,6 +319,12 @@ export interface Backend {
 
   /** sum(x[n]^2), accumulated in double precision. */
   sumSquares(x: Float32Array): number;
+  /**
+   * Optional (native): dst[N] += column sums of x[M, N] (a bias gradient), each column summed in
+   * row order in float32 from 0, then added to dst; bits equal to the linear op's own loop, which
+   * backends without it run.
+   */
+  addColumnSums?(M: number, N: number, x: Float32Array, dst: Float32Array): void;
 
   /** One Adam / AdamW step, exactly PyTorch's torch.optim.Adam / AdamW (non-amsgrad). */
   adamUpdate(args: AdamArgs): void;

@@ -12,8 +12,9 @@ import type {
   WeightCopy,
 } from './backend.js';
 import {
-  assertAdamArgs, assertCrossEntropyBackwardArgs, assertCrossEntropyForwardArgs, assertGemmArgs, assertMatmulPrecision,
-  assertSeqBackwardArgs, assertSeqForwardArgs, assertSgdArgs, assertSumSquaresArgs, assertUnaryArgs, checkBuffer,
+  assertAdamArgs, assertColumnSumsArgs, assertCrossEntropyBackwardArgs, assertCrossEntropyForwardArgs, assertGemmArgs,
+  assertMatmulPrecision, assertSeqBackwardArgs, assertSeqForwardArgs, assertSgdArgs, assertSumSquaresArgs, assertUnaryArgs,
+  checkBuffer,
 } from './validate.js';
 import { readEnv } from '../core/config.js';
 
@@ -60,6 +61,7 @@ export interface NativeAddon {
   crossEntropyBackward(N: number, C: number, probs: Float32Array, targets: Int32Array, ignoreIndex: number,
     dLosses: Float32Array, dLogits: Float32Array): void;
   sumSquares(x: Float32Array): number;
+  addColumnSums(M: number, N: number, x: Float32Array, dst: Float32Array): void;
   adamUpdate(param: Float32Array, grad: Float32Array, m: Float32Array, v: Float32Array, lr: number, beta1: number,
     beta2: number, eps: number, weightDecay: number, decoupled: boolean, step: number): void;
   sgdUpdate(param: Float32Array, grad: Float32Array, momentumBuffer: Float32Array, lr: number, momentum: number,
@@ -350,6 +352,11 @@ export class NativeBackend implements Backend {
   sumSquares(x: Float32Array): number {
     assertSumSquaresArgs('native', x);
     return this.addon.sumSquares(x);
+  }
+
+  addColumnSums(M: number, N: number, x: Float32Array, dst: Float32Array): void {
+    assertColumnSumsArgs('native', M, N, x, dst);
+    this.addon.addColumnSums(M, N, x, dst);
   }
 
   adamUpdate(a: AdamArgs): void {

@@ -207,6 +207,15 @@ export function assertSumSquaresArgs(backend: string, x: Buffer32): void {
   checkBuffer(`${backend}.sumSquares`, 'x', x, 0, '[n]');
 }
 
+// addColumnSums: x [M, N] -> dst [N]
+export function assertColumnSumsArgs(backend: string, M: number, N: number, x: Buffer32, dst: Buffer32): void {
+  const k = `${backend}.addColumnSums`;
+  checkSize(k, 'M', M, 'rows of x');
+  checkSize(k, 'N', N, 'columns of x');
+  checkBuffer(k, 'x', x, M * N, `[${M}, ${N}]`);
+  checkBuffer(k, 'dst', dst, N, `[${N}]`);
+}
+
 /** Throws unless v is a finite number in [lo, hi) (lo = -Infinity: any finite number). */
 function checkHyper(kernel: string, name: string, v: number, lo: number, hi = Infinity): void {
   if (typeof v === 'number' && Number.isFinite(v) && v >= lo && v < hi) return;

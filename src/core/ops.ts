@@ -2,7 +2,7 @@
 // The heavy ones (matrix products, activations, cross-entropy) run on the selected backend;
 // the memory-bound reshuffles (reshape, concat, gather) are plain loops here.
 import { getBackend } from '../backends/index.js';
-import type { UnaryOp } from '../backends/backend.js';
+import type { Backend, UnaryOp } from '../backends/backend.js';
 import { Rng, defaultRng } from './random.js';
 import { Tensor, formatShape, needsGrad, recordOp, shapeSize } from './tensor.js';
 
@@ -250,7 +250,10 @@ export function linear(x: Tensor, weight: Tensor, bias: Tensor | null): Tensor {
   const N = x.size / I;
   const be = getBackend();
   const out = new Float32Array(N * O);
-  if (bias) for (let n = 0; n < N; n++) out.set(bias.data, n * O);
+  if (bias) {
+    const b = bias.data;
+    for (let n = 0; n < N; n++) out.set(b, n * O);
+  }
   be.gemm(false, true, N, O, I, 1, x.data, I, weight.data, I, bias ? 1 : 0, out, O);
   const y = new Tensor(out, [...x.shape.slice(0, -1), O]);
   recordOp('linear', bias ? [x, weight, bias] : [x, weight], [y], () => {
@@ -259,12 +262,23 @@ export function linear(x: Tensor, weight: Tensor, bias: Tensor | null): Tensor {
     // dx[N,I] += dy[N,O] @ W[O,I] ; dW[O,I] += dy^T @ x ; db[O] += sum_n dy
     if (x.requiresGrad) be.gemm(false, false, N, I, O, 1, dy, O, weight.data, I, 1, x.ensureGrad(), I);
     if (weight.requiresGrad) be.gemm(true, false, O, I, N, 1, dy, O, x.data, I, 1, weight.ensureGrad(), I);
-    if (bias?.requiresGrad) {
-      const db = bias.ensureGrad();
-      for (let n = 0; n < N; n++) for (let o = 0; o < O; o++) db[o] += dy[n * O + o];
-    }
+    if (bias?.requiresGrad) addColumnSums(be, N, O, dy, bias.ensureGrad());
   });
   return y;
+}
+
+/**
+ * dst[N] += column sums of x[M, N], each column summed in row order from 0 in float32 (a bias
+ * gradient): on the backend when it has the kernel (native), else here, with the same bits.
+ */
+function addColumnSums(be: Backend, M: number, N: number, x: Float32Array, dst: Float32Array): void {
+  if (be.addColumnSums) {
+    be.addColumnSums(M, N, x, dst);
+    return;
+  }
+  const sums = new Float32Array(N);
+  for (let m = 0; m < M; m++) for (let n = 0; n < N; n++) sums[n] += x[m * N + n];
+  for (let n = 0; n < N; n++) dst[n] += sums[n];
 }
 
 function unary(op: UnaryOp, x: Tensor): Tensor {
@@ -305,7 +319,10 @@ export function embedding(weight: Tensor, ids: ArrayLike<number>, idsShape: read
   const idx = toIds('embedding', 'ids', ids, V);
   const out = new Float32Array(idx.length * E);
   const w = weight.data;
-  for (let n = 0; n < idx.length; n++) out.set(w.subarray(idx[n] * E, (idx[n] + 1) * E), n * E);
+  for (let n = 0; n < idx.length; n++) {
+    const row = idx[n] * E, dst = n * E;
+    for (let e = 0; e < E; e++) out[dst + e] = w[row + e];
+  }
   const y = new Tensor(out, [...idsShape, E]);
   recordOp('embedding', [weight], [y], () => {
     if (!y.grad) return;

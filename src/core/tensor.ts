@@ -5,7 +5,9 @@
 // closures from the loss down to the leaves. A node may have several outputs (a recurrent layer
 // returns output, hN and cN from one fused op); it runs once, after every consumer of any of its
 // outputs has run. Gradients of leaves (parameters) accumulate across backward calls until
-// zeroGrad(), as in PyTorch. After backward the graph is released.
+// zeroGrad(), as in PyTorch. After backward the graph is released. zeroGrad() makes `grad` null
+// (PyTorch's set_to_none) but keeps the array for the next backward when nobody outside rnnkit
+// has read it, so a training loop allocates no new gradient arrays per step.
 
 /**
  * The operation that produced a tensor, as recorded on the tape: its name, its inputs, and how it
@@ -70,6 +72,7 @@ function checkShape(shape: readonly number[], where: string): void {
 
 let peekValues: (t: Tensor) => Float32Array;
 let shareStorage: (from: Tensor, to: Tensor) => void;
+let peekGrad: (t: Tensor) => Float32Array | null;
 
 /**
  * A float32 tensor (row-major `data` with a `shape`) that records the operations applied to it
@@ -84,8 +87,27 @@ export class Tensor {
   #storage: { readonly data: Float32Array; version: number; watched: boolean };
   /** The size of each dimension ([] for a scalar). */
   readonly shape: readonly number[];
-  /** The gradient accumulated by `backward()` (same layout as `data`), or null before any. */
-  grad: Float32Array | null = null;
+  /** The gradient being accumulated (see `grad`). */
+  #grad: Float32Array | null = null;
+  /** Whether `#grad` was handed out through `grad` (then it is the caller's, never reused). */
+  #gradShared = false;
+  /** A gradient array dropped by zeroGrad() that nobody outside rnnkit read: the next one. */
+  #spareGrad: Float32Array | null = null;
+  /**
+   * The gradient accumulated by `backward()` (same layout as `data`), or null before any backward
+   * and after `zeroGrad()`. An array read here is yours: rnnkit never writes it after the next
+   * `zeroGrad()`. An array nobody read is zeroed and reused by the backward after `zeroGrad()`.
+   */
+  get grad(): Float32Array | null {
+    if (this.#grad) this.#gradShared = true;
+    return this.#grad;
+  }
+
+  set grad(g: Float32Array | null) {
+    this.#grad = g;
+    this.#gradShared = g !== null;
+  }
+
   /** Whether operations on this tensor are recorded for backward (true for parameters). */
   requiresGrad: boolean;
   /** The op that produced this tensor (null for leaves and after backward). */
@@ -128,6 +150,7 @@ export class Tensor {
 
   static {
     peekValues = (t) => t.#storage.data;
+    peekGrad = (t) => t.#grad;
     shareStorage = (from, to) => {
       to.#storage = from.#storage;
     };
@@ -171,15 +194,29 @@ export class Tensor {
     return Array.from(this.#storage.data);
   }
 
-  /** The gradient buffer, allocated as zeros on first use. */
+  /**
+   * The gradient buffer the ops accumulate into, zeros on first use (the array zeroGrad() kept, or
+   * a new one). The next backward after `zeroGrad()` may reuse it: to keep a gradient, read `grad`.
+   */
   ensureGrad(): Float32Array {
-    if (!this.grad) this.grad = new Float32Array(this.#storage.data.length);
-    return this.grad;
+    if (!this.#grad) {
+      const spare = this.#spareGrad;
+      this.#spareGrad = null;
+      this.#grad = spare ? spare.fill(0) : new Float32Array(this.#storage.data.length);
+      this.#gradShared = false;
+    }
+    return this.#grad;
   }
 
-  /** Sets the gradient to zeros (keeps the buffer). */
+  /**
+   * Sets the gradient to none: `grad` is null until the next backward (PyTorch's
+   * zero_grad(set_to_none=True)), so optimizers skip a parameter no backward reached. The array is
+   * kept for that next backward unless it was read through `grad`.
+   */
   zeroGrad(): void {
-    this.grad = null;
+    if (this.#grad && !this.#gradShared) this.#spareGrad = this.#grad;
+    this.#grad = null;
+    this.#gradShared = false;
   }
 
   /** The same data without history (for truncated BPTT: carry a state, cut the graph). */
@@ -224,6 +261,14 @@ export class Tensor {
  */
 export function readValues(t: Tensor): Float32Array {
   return peekValues(t);
+}
+
+/**
+ * A tensor's gradient for rnnkit's own reading and updating (optimizers, gradient clipping):
+ * unlike `t.grad`, the access does not hand the array out, so zeroGrad() may reuse it.
+ */
+export function readGrad(t: Tensor): Float32Array | null {
+  return peekGrad(t);
 }
 
 /** Nodes reachable from root, each after all the nodes it depends on (iterative DFS). */

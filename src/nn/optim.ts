@@ -3,7 +3,7 @@
 import { getBackend } from '../backends/index.js';
 import { checkAdamHyper, checkSgdHyper } from '../backends/validate.js';
 import type { NamedTensor } from '../io/safetensors.js';
-import type { Tensor } from '../core/tensor.js';
+import { readGrad, type Tensor } from '../core/tensor.js';
 
 /** An optimizer's state for a checkpoint: step count, per-parameter buffers and hyper-parameters. */
 export interface OptimizerState {
@@ -45,7 +45,8 @@ export abstract class Optimizer {
   step(): void {
     this.stepCount++;
     this.params.forEach((p, i) => {
-      if (p.grad) this.update(p, p.grad, i);
+      const grad = readGrad(p);
+      if (grad) this.update(p, grad, i);
     });
   }
 
@@ -175,13 +176,17 @@ export function clipGradNorm(params: Tensor[], maxNorm: number): number {
   if (!(maxNorm > 0)) throw new RangeError(`clipGradNorm: maxNorm must be positive, received ${maxNorm}`);
   const backend = getBackend();
   let sq = 0;
-  for (const p of params) if (p.grad) sq += backend.sumSquares(p.grad);
+  for (const p of params) {
+    const g = readGrad(p);
+    if (g) sq += backend.sumSquares(g);
+  }
   const total = Math.sqrt(sq);
   const coef = maxNorm / (total + 1e-6);
   if (coef < 1) {
     for (const p of params) {
-      if (!p.grad) continue;
-      for (let i = 0; i < p.grad.length; i++) p.grad[i] *= coef;
+      const g = readGrad(p);
+      if (!g) continue;
+      for (let i = 0; i < g.length; i++) g[i] *= coef;
     }
   }
   return total;
@@ -191,7 +196,8 @@ export function clipGradNorm(params: Tensor[], maxNorm: number): number {
 export function clipGradValue(params: Tensor[], clipValue: number): void {
   if (!(clipValue >= 0)) throw new RangeError(`clipGradValue: clipValue must be non-negative, received ${clipValue}`);
   for (const p of params) {
-    if (!p.grad) continue;
-    for (let i = 0; i < p.grad.length; i++) p.grad[i] = Math.min(clipValue, Math.max(-clipValue, p.grad[i]));
+    const g = readGrad(p);
+    if (!g) continue;
+    for (let i = 0; i < g.length; i++) g[i] = Math.min(clipValue, Math.max(-clipValue, g[i]));
   }
 }
