@@ -386,6 +386,11 @@ export interface WasmHeapStats {
   contexts: number;
   /** Times a resident weight was copied into linear memory (first use, then after each change). */
   weightUploads: number;
+  /**
+   * Times a resident weight was packed for the GEMMs (once per packed form it is used in, then
+   * again after each change): a model that does not change packs its weights once.
+   */
+  weightPacks: number;
 }
 
 /**
@@ -406,6 +411,7 @@ export class WasmBackend implements Backend {
   private readonly residentLive = new Set<Resident>();
   private contexts = 0;
   private weightUploads = 0;
+  private weightPacks = 0;
   private readonly weightReaper: FinalizationRegistry<Resident> | null;
   private readonly contextReaper: FinalizationRegistry<ContextBlocks> | null;
   /** The workers of a threaded build (null: one thread), the threads asked for, and why one thread. */
@@ -521,7 +527,7 @@ export class WasmBackend implements Backend {
     }
     return {
       memoryBytes: this.memoryBytes(), bytesInUse: this.heap.bytesInUse, residentWeights: this.residentLive.size,
-      residentBytes, contexts: this.contexts, weightUploads: this.weightUploads,
+      residentBytes, contexts: this.contexts, weightUploads: this.weightUploads, weightPacks: this.weightPacks,
     };
   }
 
@@ -627,6 +633,7 @@ export class WasmBackend implements Backend {
     if (pk.version !== r.version) {
       k.packB(trans, K, N, r.ptr + offset * 4, ld, pk.ptr);
       pk.version = r.version;
+      this.weightPacks++;
     }
     return pk.ptr;
   }
