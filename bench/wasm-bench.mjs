@@ -29,7 +29,10 @@
 // only has reset-before, same cost), loss = sum(y * G), tf.variableGrads over the weights and x.
 // Timing: native and every wasm column take turns, one step each per round (3 warm-up rounds, then
 // --iters rounds), so a machine that slows down for a while slows every column alike; median (min
-// and max shown). TensorFlow.js runs after them, --peer-iters times (default 5, warm-up 1),
+// and max shown). Beside the wall time, each Node column shows the CPU time of its process for the
+// step (all threads, median): with more threads it should stay close to one thread's (time spent
+// waiting for another thread, or work done twice, shows here first, and it is what the other
+// programs of a machine lose). TensorFlow.js runs after them, --peer-iters times (default 5, warm-up 1),
 // because one of its steps can take tens of seconds.
 import { fork } from 'node:child_process';
 import { existsSync, readFileSync, statSync } from 'node:fs';
@@ -38,7 +41,7 @@ import { extname, join, normalize, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import * as api from '../dist/wasm-entry.js';
 import { flops, selectWorkloads } from './workloads.mjs';
-import { BUILDS, benchServer, chooseBuild, rand, randn, time, timeAB, workloadStep } from './wasm-steps.mjs';
+import { BUILDS, benchServer, chooseBuild, cpuMs, rand, randn, time, timeAB, workloadStep } from './wasm-steps.mjs';
 
 const ROOT = resolve(fileURLToPath(new URL('..', import.meta.url)));
 const argv = process.argv.slice(2);
@@ -125,15 +128,26 @@ async function main() {
       const timed = [];
       if (native) {
         const fn = workloadStep(native, w);
-        timed.push({ what: 'native', once: async () => { const t0 = performance.now(); fn(); return performance.now() - t0; }, ts: [] });
+        timed.push({
+          what: 'native', ts: [], cs: [],
+          once: async () => {
+            const c0 = cpuMs();
+            const t0 = performance.now();
+            fn();
+            return { ms: performance.now() - t0, cpu: cpuMs() - c0 };
+          },
+        });
       }
       for (const [i, e] of engines.entries()) {
-        for (const step of await e.call({ type: 'prepare', workload: w })) timed.push({ what: step, engine: i, once: () => e.call({ type: 'time', step }), ts: [] });
+        for (const step of await e.call({ type: 'prepare', workload: w })) timed.push({ what: step, engine: i, once: () => e.call({ type: 'time', step }), ts: [], cs: [] });
       }
       for (let round = 0; round < 3 + ITERS; round++) {
         for (const t of timed) {
-          const ms = await t.once();
-          if (round >= 3) t.ts.push(ms);
+          const { ms, cpu } = await t.once();
+          if (round >= 3) {
+            t.ts.push(ms);
+            if (cpu !== null) t.cs.push(cpu);
+          }
         }
       }
       const stat = (ts) => {
@@ -142,23 +156,26 @@ async function main() {
       };
       const get = (what, engine) => {
         const t = timed.find((x) => x.what === what && x.engine === engine);
-        return t && stat(t.ts);
+        return t && { ...stat(t.ts), cpu: t.cs.length ? stat(t.cs).median : null };
       };
       const n = get('native', undefined);
       if (n) {
         row.native = n.median;
-        parts.push(`native-1t ${fmt(n)}`);
+        parts.push(`native-1t ${fmt(n)}, cpu ${n.cpu.toFixed(2)} ms`);
       }
       for (const [i, e] of engines.entries()) {
         const r = { rnnkit: get('rnnkit', i), stream: get('stream', i), ort: get('ort', i) };
         const gf = flops(w) / (r.rnnkit.median * 1e6);
-        let s = `${e.label} ${fmt(r.rnnkit)} ${gf.toFixed(1)} GFLOP/s`;
+        let s = `${e.label} ${fmt(r.rnnkit)}${r.rnnkit.cpu === null ? '' : `, cpu ${r.rnnkit.cpu.toFixed(2)} ms`} ${gf.toFixed(1)} GFLOP/s`;
         if (w.cell === 'charlm') s += ` = ${Math.round((w.seq * w.batch) / (r.rnnkit.median / 1000))} tokens/s`;
         if (row.native) s += ` (/native ${(r.rnnkit.median / row.native).toFixed(2)})`;
         if (r.stream) s += `, step by step (${w.seq} calls, T=1) ${fmt(r.stream)} = ${(r.stream.median / w.seq * 1000).toFixed(1)} us/step`;
-        if (r.ort) s += ` | ort-web there ${fmt(r.ort)} (rnnkit / ort ${(r.rnnkit.median / r.ort.median).toFixed(3)})`;
+        if (r.ort) {
+          s += ` | ort-web there ${fmt(r.ort)}${r.ort.cpu === null ? '' : `, cpu ${r.ort.cpu.toFixed(2)} ms`}` +
+            ` (rnnkit / ort ${(r.rnnkit.median / r.ort.median).toFixed(3)}${r.ort.cpu ? `, in CPU time ${(r.rnnkit.cpu / r.ort.cpu).toFixed(3)}` : ''})`;
+        }
         parts.push(s);
-        row.engines.push({ ms: r.rnnkit.median, gflops: gf, ort: r.ort?.median, usPerStep: r.stream && (r.stream.median / w.seq) * 1000 });
+        row.engines.push({ ms: r.rnnkit.median, cpu: r.rnnkit.cpu, gflops: gf, ort: r.ort?.median, usPerStep: r.stream && (r.stream.median / w.seq) * 1000 });
       }
       if (copying) {
         const ab = timeAB(workloadStep(engines[0].backend(), w), workloadStep(copying, w), 3, ITERS);
@@ -183,7 +200,10 @@ async function main() {
   const r2 = (a, b) => (a && b ? (a / b).toFixed(2) : '-');
   const head = ['workload', ...(native ? ['native 1t ms'] : [])];
   const base = engines.map((e) => engines.findIndex((x) => x.name === e.name)); // the first column of the same place
-  engines.forEach((e, i) => head.push(`wasm ${e.label} ms`, ...(native ? [`${e.name} / native`] : []), ...(base[i] !== i ? [`${e.info.threads}t speed-up`] : [])));
+  // per column: wall ms, CPU ms of the process; a column with more threads than the first of its
+  // place: its speed-up in wall time and its CPU time over that column's
+  engines.forEach((e, i) => head.push(`wasm ${e.label} ms`, `${e.label} cpu ms`, ...(native ? [`${e.name} / native`] : []),
+    ...(base[i] !== i ? [`${e.info.threads}t speed-up`, `${e.info.threads}t cpu / ${engines[base[i]].info.threads}t cpu`] : [])));
   head.push('GFLOP/s (node)');
   engines.forEach((e) => { if (e.info.ort) head.push(`ort-web ${e.name} ms`, `rnnkit / ort (${e.name})`); });
   if (engines.length > 1) head.push('step by step us/step (per column)');
@@ -192,7 +212,8 @@ async function main() {
   console.log(`\n| ${head.join(' | ')} |\n|${head.map(() => '---').join('|')}|`);
   for (const r of rows) {
     const cells = [r.id, ...(native ? [f(r.native, 2)] : [])];
-    r.engines.forEach((x, i) => cells.push(f(x.ms, 2), ...(native ? [r2(x.ms, r.native)] : []), ...(base[i] !== i ? [`${r2(r.engines[base[i]].ms, x.ms)}x`] : [])));
+    r.engines.forEach((x, i) => cells.push(f(x.ms, 2), f(x.cpu, 2), ...(native ? [r2(x.ms, r.native)] : []),
+      ...(base[i] !== i ? [`${r2(r.engines[base[i]].ms, x.ms)}x`, r2(x.cpu, r.engines[base[i]].cpu)] : [])));
     cells.push(f(r.engines[0].gflops, 1));
     engines.forEach((e, i) => { if (e.info.ort) cells.push(f(r.engines[i].ort, 2), r.engines[i].ort ? (r.engines[i].ms / r.engines[i].ort).toFixed(3) : '-'); });
     if (engines.length > 1) cells.push(r.engines.some((x) => x.usPerStep) ? r.engines.map((x) => f(x.usPerStep, 1)).join(' / ') : '-');

@@ -221,6 +221,12 @@ export async function ortStep(ort, w) {
 /** Whether onnxruntime-web runs a workload here: inference of one layer, one direction. */
 export const ortRuns = (w) => w.mode !== 'train' && w.layers === 1 && !w.bidir;
 
+/** CPU time used so far by this process, all its threads (ms), or null outside Node, Deno and Bun. */
+export function cpuMs() {
+  const u = globalThis.process?.cpuUsage?.();
+  return u ? (u.user + u.system) / 1000 : null;
+}
+
 /** The wasm builds by name, as files of dist/. */
 export const BUILDS = { plain: 'rnnkit.wasm', relaxed: 'rnnkit-relaxed.wasm', threads: 'rnnkit-threads.wasm', 'threads-relaxed': 'rnnkit-threads-relaxed.wasm' };
 
@@ -270,10 +276,14 @@ export function benchServer(api, bytes, loadOrt) {
       return Object.keys(steps);
     }
     if (msg.type === 'time') {
-      // one timed call of a prepared step (ms): the bench takes turns between the places
+      // one timed call of a prepared step: wall time and CPU time of the whole process (every
+      // thread; null where the runtime cannot tell, as in a browser), in ms; the bench takes
+      // turns between the places
+      const cpu0 = cpuMs();
       const t0 = performance.now();
       await steps[msg.step]();
-      return performance.now() - t0;
+      const ms = performance.now() - t0;
+      return { ms, cpu: cpu0 === null ? null : cpuMs() - cpu0 };
     }
     throw new Error(`unknown bench message ${msg.type}`);
   };

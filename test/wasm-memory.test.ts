@@ -99,6 +99,41 @@ describe('wasm resident weights', () => {
   }
 });
 
+describe('wasm resident weights: the packed W_hh of a batch-1 stream', () => {
+  it('is packed once while the model does not change, and packed again after an optimizer step (no stale result)', () => {
+    // batch 1 over more than 8 steps: the packed GEMV path (each step's product and gates in one kernel)
+    const [T, B, I, H] = [20, 1, 5, 16];
+    const resident = fresh();
+    const copying = fresh(false);
+    const a = new LSTM({ inputSize: I, hiddenSize: H, rng: new Rng(12) });
+    const b = new LSTM({ inputSize: I, hiddenSize: H, rng: new Rng(12) });
+    const rng = new Rng(4);
+    const x = new Tensor(randn(T * B * I, rng), [T, B, I]);
+    const infer = (backend: Backend, m: Net) => withBackend(backend, () => noGrad(() => m.forward(x).output.data.slice()));
+    const first = infer(resident, a);
+    const packs = resident.heapStats().weightPacks;
+    expect(packs, 'W_ih and W_hh packed on first use').toBeGreaterThanOrEqual(2);
+    for (let s = 0; s < 3; s++) bitwise(infer(resident, a), first, `call ${s + 2}`);
+    expect(resident.heapStats().weightPacks, 'an unchanged model is not packed again').toBe(packs);
+    bitwise(first, infer(copying, b), 'resident and copied weights');
+
+    const target = Tensor.zeros([T, B, H]).clone();
+    target.data.set(randn(T * B * H, rng));
+    const optA = new Adam(a.parameters(), { lr: 1e-2 });
+    const optB = new Adam(b.parameters(), { lr: 1e-2 });
+    step(resident, a, x, target, optA);
+    step(copying, b, x, target, optB);
+    const packsAfterStep = resident.heapStats().weightPacks;
+    const after = infer(resident, a);
+    const packsAfterInfer = resident.heapStats().weightPacks;
+    expect(packsAfterInfer - packsAfterStep, 'the changed W_ih and W_hh are packed again').toBeGreaterThanOrEqual(2);
+    bitwise(after, infer(copying, b), 'after an optimizer step');
+    expect(after.some((v, i) => v !== first[i]), 'the step changed the result').toBe(true);
+    bitwise(infer(resident, a), after, 'the next call');
+    expect(resident.heapStats().weightPacks, 'packed once per version').toBe(packsAfterInfer);
+  });
+});
+
 describe('wasm resident weights: the late gates of a reset-before GRU', () => {
   const maxDiff = (a: Float32Array, b: Float32Array) => a.reduce((m, v, i) => Math.max(m, Math.abs(v - b[i])), 0);
 

@@ -386,6 +386,11 @@ export interface WasmHeapStats {
   contexts: number;
   /** Times a resident weight was copied into linear memory (first use, then after each change). */
   weightUploads: number;
+  /**
+   * Times a resident weight was packed for the GEMMs (once per packed form it is used in, then
+   * again after each change): a model that does not change packs its weights once.
+   */
+  weightPacks: number;
 }
 
 /**
@@ -406,6 +411,7 @@ export class WasmBackend implements Backend {
   private readonly residentLive = new Set<Resident>();
   private contexts = 0;
   private weightUploads = 0;
+  private weightPacks = 0;
   private readonly weightReaper: FinalizationRegistry<Resident> | null;
   private readonly contextReaper: FinalizationRegistry<ContextBlocks> | null;
   /** The workers of a threaded build (null: one thread), the threads asked for, and why one thread. */
@@ -521,7 +527,7 @@ export class WasmBackend implements Backend {
     }
     return {
       memoryBytes: this.memoryBytes(), bytesInUse: this.heap.bytesInUse, residentWeights: this.residentLive.size,
-      residentBytes, contexts: this.contexts, weightUploads: this.weightUploads,
+      residentBytes, contexts: this.contexts, weightUploads: this.weightUploads, weightPacks: this.weightPacks,
     };
   }
 
@@ -627,6 +633,7 @@ export class WasmBackend implements Backend {
     if (pk.version !== r.version) {
       k.packB(trans, K, N, r.ptr + offset * 4, ld, pk.ptr);
       pk.version = r.version;
+      this.weightPacks++;
     }
     return pk.ptr;
   }
@@ -1203,6 +1210,14 @@ const SPLIT_MACS = 1 << 20;
  * per step costs more than it saves as soon as the cores are shared.
  */
 const SPLIT_STEP_MACS = SPLIT_MACS;
+/**
+ * How long a thread waiting for the other threads (the caller for the workers' shares, a worker
+ * for the next job) polls before it sleeps in Atomics.wait, in milliseconds: a job of a
+ * recurrent step follows the last one within microseconds, and a sleep costs a wake-up (tens of
+ * microseconds) on the critical path; a longer poll only burns a core that another thread, or
+ * another process, could use (on a shared machine the thread waited for may not be running).
+ */
+const SPIN_MS = 0.02;
 /** Pages of a threaded build's shared memory: initial, and the maximum its build declares (2 GiB). */
 const SHARED_INITIAL_PAGES = 16;
 const SHARED_MAX_PAGES = 32768;
@@ -1218,7 +1233,10 @@ const serve = ({ module, memory, ctl, tile, ap, index }) => {
   let seen = Atomics.load(i32, ${CTL.seq});
   Atomics.store(i32, ${CTL.ready} + index, 1);
   for (;;) {
-    for (let spin = 0; spin < 2000 && Atomics.load(i32, ${CTL.seq}) === seen; spin++);
+    // poll for at most ${SPIN_MS} ms, then sleep until the caller posts the next job
+    for (let spin = 1, t0 = performance.now(); Atomics.load(i32, ${CTL.seq}) === seen; spin++) {
+      if ((spin & 63) === 0 && performance.now() - t0 > ${SPIN_MS}) break;
+    }
     Atomics.wait(i32, ${CTL.seq}, seen);
     const seq = Atomics.load(i32, ${CTL.seq});
     if (seq === seen) continue;
@@ -1393,7 +1411,10 @@ class WasmThreadPool {
   /** Waits for the workers of the current job; throws when one failed. */
   private join(what: string): void {
     const { i32 } = this;
-    for (let spin = 0; spin < 20000 && Atomics.load(i32, CTL.remain) !== 0; spin++);
+    // poll for at most SPIN_MS, then sleep until the last worker's notify
+    for (let spin = 1, t0 = performance.now(); Atomics.load(i32, CTL.remain) !== 0; spin++) {
+      if ((spin & 63) === 0 && performance.now() - t0 > SPIN_MS) break;
+    }
     for (let r = Atomics.load(i32, CTL.remain); r !== 0; r = Atomics.load(i32, CTL.remain)) Atomics.wait(i32, CTL.remain, r);
     const failed = Atomics.exchange(i32, CTL.failed, 0);
     if (failed) throw new Error(`wasm: worker thread ${failed} failed in ${what}; the result is not usable`);
