@@ -607,7 +607,13 @@ def train(args):
         print(f'stopped at step {step} after {time.time() - started:.1f} s; continue in rnnkit: rnnkit train --resume {run_dir} --data {data}', flush=True)
     if distributed:
         dist.barrier()  # every process has written its part before any leaves the group
-        dist.destroy_process_group()
+        # Leave here, every file written and both streams flushed, without freeing the model: when
+        # PyTorch frees a DistributedDataParallel model it joins the gloo group's threads while
+        # holding Python's lock, and a thread still releasing a tensor of an earlier collective waits
+        # for that lock, so the process would never exit.
+        sys.stdout.flush()
+        sys.stderr.flush()
+        os._exit(0)
 
 
 # ---- eval: bits per character as `rnnkit eval` computes them ----
