@@ -237,17 +237,66 @@ void gemm_step(const IsaKernels& k, int M, float alpha, const float* A, int64_t 
   gemm_packed(k, M, w.N, w.K, alpha, A, lda, false, w.packedGemm, beta, C, ldc);
 }
 
-void LstmStepWeights::pack(const IsaKernels& k, const float* wHh, int H_) {
-  H = H_;
-  const int units = k.GV / 4;
-  blocks = (H + units - 1) / units;
-  backwards = false;
-  float* p = buf.ensure(gemv_packed_size(k, H, 4 * H));
+size_t lstm_step_packed_size(const IsaKernels& k, int H) { return gemv_packed_size(k, H, 4 * H); }
+
+void pack_lstm_step(const IsaKernels& k, const float* wHh, int H, float* out) {
+  const int blocks = (H + k.GV / 4 - 1) / (k.GV / 4);
   const int nt = (int64_t)H * H < 8192 ? 1 : std::min(pool_threads(), blocks);
   parallel_for(nt, [&](int t) {
     const int p0 = (int)((int64_t)blocks * t / nt), p1 = (int)((int64_t)blocks * (t + 1) / nt);
-    if (p1 > p0) k.pack_gemv_lstm(wHh, H, H, H, p, p0, p1);
+    if (p1 > p0) k.pack_gemv_lstm(wHh, H, H, H, out, p0, p1);
   });
+}
+
+void LstmStepWeights::pack(const IsaKernels& k, const float* wHh, int H_) {
+  H = H_;
+  blocks = (H + k.GV / 4 - 1) / (k.GV / 4);
+  backwards = false;
+  packed = buf.ensure(lstm_step_packed_size(k, H));
+  pack_lstm_step(k, wHh, H, buf.p);
+}
+
+void LstmStepWeights::use(const IsaKernels& k, WeightPacks& packs, const float* wHh, int H_) {
+  H = H_;
+  blocks = (H + k.GV / 4 - 1) / (k.GV / 4);
+  backwards = false;
+  packed = packs.lstm_step(k, wHh, H);
+}
+
+static std::atomic<int64_t> g_packBytes{0};
+static std::atomic<int64_t> g_packsMade{0};
+
+void weight_packs_stats(size_t* bytes, size_t* made) {
+  *bytes = (size_t)g_packBytes.load(std::memory_order_relaxed);
+  *made = (size_t)g_packsMade.load(std::memory_order_relaxed);
+}
+
+WeightPacks::~WeightPacks() { g_packBytes.fetch_sub(bytes(), std::memory_order_relaxed); }
+
+const float* WeightPacks::find(const void* kind, int H) const {
+  std::lock_guard<std::mutex> lk(m_);
+  for (const auto& f : forms_)
+    if (f->kind == kind && f->H == H) return f->buf.p;
+  return nullptr;
+}
+
+const float* WeightPacks::lstm_step(const IsaKernels& k, const float* wHh, int H) {
+  const void* kind = reinterpret_cast<const void*>(k.pack_gemv_lstm);
+  if (const float* p = find(kind, H)) return p;
+  // packed outside the lock (a call that needs another form does not wait for this one)
+  auto form = std::make_unique<Form>();
+  form->kind = kind;
+  form->H = H;
+  pack_lstm_step(k, wHh, H, form->buf.ensure(lstm_step_packed_size(k, H)));
+  std::lock_guard<std::mutex> lk(m_);
+  for (const auto& f : forms_)
+    if (f->kind == kind && f->H == H) return f->buf.p;  // another call stored it first
+  const int64_t b = (int64_t)form->buf.bytes;
+  bytes_.fetch_add(b, std::memory_order_relaxed);
+  g_packBytes.fetch_add(b, std::memory_order_relaxed);
+  g_packsMade.fetch_add(1, std::memory_order_relaxed);
+  forms_.push_back(std::move(form));
+  return forms_.back()->buf.p;
 }
 
 void lstm_step(const IsaKernels& k, LstmStepWeights& w, const CellRowFwd& r) {
@@ -255,11 +304,11 @@ void lstm_step(const IsaKernels& k, LstmStepWeights& w, const CellRowFwd& r) {
   const int nt = (int64_t)w.H * 4 * w.H < 65536 ? 1 : std::min(pool_threads(), w.blocks);
   const int back = w.backwards ? 1 : 0;
   if (nt <= 1) {
-    k.lstm_gemv_fwd(w.buf.p, r, 0, w.blocks, back);
+    k.lstm_gemv_fwd(w.packed, r, 0, w.blocks, back);
   } else {
     parallel_sticky(nt, [&](int t) {
       const int p0 = (int)((int64_t)w.blocks * t / nt), p1 = (int)((int64_t)w.blocks * (t + 1) / nt);
-      if (p1 > p0) k.lstm_gemv_fwd(w.buf.p, r, p0, p1, back);
+      if (p1 > p0) k.lstm_gemv_fwd(w.packed, r, p0, p1, back);
     });
   }
   w.backwards = !w.backwards;

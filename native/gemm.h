@@ -5,6 +5,9 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include <atomic>
+#include <memory>
+#include <mutex>
 #include <vector>
 
 #include "kernels.h"
@@ -97,17 +100,52 @@ struct StepWeights {
 void gemm_step(const IsaKernels& k, int M, float alpha, const float* A, int64_t lda, StepWeights& w, float beta,
                float* C, int64_t ldc);
 
-// W_hh of a batch-1 LSTM (no projection) packed once for all steps for k.lstm_gemv_fwd, and the
-// step over it: one pass over the weights that leaves h_t, c_t and the gates of r (r.gh: [4H]
-// scratch). Split over the thread pool by blocks of units, each pool thread keeping the blocks it
-// had in the previous step (they stay in its core's cache); the bits do not depend on the split.
+// Forms the kernels make of an immutable weight (a weight copy of the addon), each made on first
+// use and then shared by every call that reads the weight: W_hh of a batch-1 LSTM in the layout of
+// k.pack_gemv_lstm, one per kernel table (ISA) and H. Thread-safe: calls that race to make the same
+// form each pack it and the first one stored serves all (the packed values are the same).
+class WeightPacks {
+ public:
+  WeightPacks() = default;
+  WeightPacks(const WeightPacks&) = delete;
+  WeightPacks& operator=(const WeightPacks&) = delete;
+  ~WeightPacks();
+  // wHh [4H, H] (the immutable weight these forms belong to) packed by pack_lstm_step for k
+  const float* lstm_step(const IsaKernels& k, const float* wHh, int H);
+  // bytes of the forms made so far
+  int64_t bytes() const { return bytes_.load(std::memory_order_relaxed); }
+
+ private:
+  struct Form {
+    const void* kind;  // the kernel table's pack function: the layout
+    int H;
+    FBuf buf;
+  };
+  const float* find(const void* kind, int H) const;
+  mutable std::mutex m_;
+  std::vector<std::unique_ptr<Form>> forms_;
+  std::atomic<int64_t> bytes_{0};
+};
+// Bytes of the packed forms every live WeightPacks holds, and how many forms were made so far.
+void weight_packs_stats(size_t* bytes, size_t* made);
+
+// W_hh of a batch-1 LSTM (no projection) in the layout of k.lstm_gemv_fwd, for all steps of a
+// call, and the step over it: one pass over the weights that leaves h_t, c_t and the gates of r
+// (r.gh: [4H] scratch). Split over the thread pool by blocks of units, each pool thread keeping
+// the blocks it had in the previous step (they stay in its core's cache); the bits do not depend
+// on the split. The layout is packed by the call (pack), or a weight copy's, made once (use).
 struct LstmStepWeights {
-  FBuf buf;
+  FBuf buf;                       // the layout packed by this call
+  const float* packed = nullptr;  // the layout the steps read: buf, or a weight copy's
   int H = 0, blocks = 0;
   bool backwards = false;  // alternates as in StepWeights
   static bool usable(const IsaKernels& k) { return k.lstm_gemv_fwd != nullptr && k.gemv_rows >= 1; }
   void pack(const IsaKernels& k, const float* wHh, int H_);  // wHh [4H, H]
+  void use(const IsaKernels& k, WeightPacks& packs, const float* wHh, int H_);  // wHh immutable, packs its forms
 };
+// Floats of W_hh [4H, H] in the batch-1 LSTM layout of k, and the packing (over the pool).
+size_t lstm_step_packed_size(const IsaKernels& k, int H);
+void pack_lstm_step(const IsaKernels& k, const float* wHh, int H, float* out);
 void lstm_step(const IsaKernels& k, LstmStepWeights& w, const CellRowFwd& r);
 
 // Full GEMM (the Backend.gemm semantics), packs B into a thread-local buffer.

@@ -127,7 +127,8 @@ void seq_forward(const IsaKernels& k, const SeqDims& d, const SeqFwdIn& in, SeqC
   // the gates (lstm_step), the same bits as the product and the row kernel in turn
   LstmStepWeights wLstm;
   const bool lstmStep = d.cell == CELL_LSTM && B == 1 && P == 0 && LstmStepWeights::usable(k);
-  if (lstmStep) wLstm.pack(k, in.wHh, H);
+  if (lstmStep && in.wHhPacks) wLstm.use(k, *in.wHhPacks, in.wHh, H);  // packed once per weight copy
+  else if (lstmStep) wLstm.pack(k, in.wHh, H);
   else wHe.pack(k, in.wHh, R, true, R, GE, ctx.active);  // op(B) = W_h{early}^T [R, GE]
   // cells with late gates have no projection: save [H] and the rows of W_h{late} [GL, R = H]
   if (GL > 0) wHl.pack(k, in.wHh + (int64_t)GE * R, R, true, R, GL, ctx.active);  // op(B) = W_h{late}^T [R, GL]

@@ -353,6 +353,13 @@ export interface AsyncJobStats {
 export interface NativeMemoryStats {
   cacheBytes: number;
   cacheBlocks: number;
+  /**
+   * Bytes of what the kernels made of weight copies (Backend.copyWeight) that are alive: W_hh of
+   * a batch-1 LSTM packed for its steps, made on a copy's first such call and kept with it.
+   */
+  weightPackBytes: number;
+  /** How many such packed forms were made since the addon loaded (one per weight copy and ISA). */
+  weightPacksMade: number;
   mallocArenaBytes?: number;
   mallocInUseBytes?: number;
   mallocFreeBytes?: number;
