@@ -10,7 +10,7 @@ import { beforeAll, afterAll, describe, expect, it } from 'vitest';
 import type { Backend, CellKind, SeqBackwardArgs, SeqForwardArgs, UnaryOp } from '../src/backends/backend.js';
 import { type NativeBackend, type NativeIsa, loadNativeAddon, loadNativeBackend } from '../src/backends/native.js';
 import { ReferenceBackend } from '../src/backends/reference.js';
-import { LSTM, Rng, Tensor, sum, withBackend } from '../src/index.js';
+import { LSTM, Rng, SGD, Tensor, noGrad, noGradAsync, sum, withBackend } from '../src/index.js';
 import { CELL_KINDS, CELLS, gateCount, hasCellState } from '../src/backends/cells.js';
 import {
   bitwiseEqual, compareSeq, expectClose, randArray, rng, runSeq, seqCases, type SeqCase,
@@ -527,6 +527,83 @@ describe('native threads and async', () => {
     expectClose('hN', args.hN, ref.hN, 1e-5);
     expectClose('cN', args.cN, ref.cN, 1e-5);
   });
+});
+
+// A weight copy (copyWeight) keeps what the kernels make of it: W_hh of a batch-1 LSTM packed for
+// the steps, made on the first call that needs it (per ISA) and reused by every later call.
+describe('native weight copies: W_hh of a batch-1 LSTM packed once per copy', () => {
+  const packsMade = () => native.memoryStats().weightPacksMade;
+  const sameBits = (p: Float32Array, q: Float32Array) => Buffer.from(p.buffer, p.byteOffset, p.byteLength).equals(Buffer.from(q.buffer, q.byteOffset, q.byteLength));
+  afterAll(() => native.setIsa(defaultIsa));
+
+  it('calls with the copies give the bits of calls with the arrays at 1-3 threads on every ISA, and pack once per copy and ISA', () => {
+    const threads = native.info().threads;
+    const r = rng(900);
+    const T = 9, I = 6, H = 130, G = 4 * H;
+    const w = { wIh: randArray(r, G * I, 0.3), wHh: randArray(r, G * H, 0.3), bIh: randArray(r, G, 0.3), bHh: randArray(r, G, 0.3) };
+    const x = randArray(r, T * I), h0 = randArray(r, H), c0 = randArray(r, H);
+    const copies = [native.copyWeight(w.wIh), native.copyWeight(w.wHh), native.copyWeight(w.bIh), native.copyWeight(w.bHh), null];
+    const run = (withCopies: boolean, reverse = false) => {
+      const a: SeqForwardArgs = {
+        cell: 'lstm', T, B: 1, I, H, P: 0, reverse, x, ...w, wHr: null, h0, c0, lengths: null, y: new Float32Array(T * H),
+        yStride: H, yOffset: 0, hN: new Float32Array(H), cN: new Float32Array(H), training: false,
+        weightCopies: withCopies ? copies : undefined,
+      };
+      native.seqForward(a);
+      return Buffer.concat([a.y, a.hN, a.cN!].map((v) => Buffer.from(v.buffer)));
+    };
+    try {
+      for (const isa of ISAS) {
+        native.setIsa(isa);
+        const before = packsMade();
+        for (const t of [1, 2, 3]) {
+          native.setThreads(t);
+          for (const reverse of [false, true]) {
+            const arrays = run(false, reverse);
+            expect(run(true, reverse).equals(arrays), `${isa} ${t} threads reverse ${reverse}: copies vs arrays`).toBe(true);
+            expect(run(true, reverse).equals(arrays), `${isa} ${t} threads reverse ${reverse}: again`).toBe(true);
+          }
+        }
+        expect(packsMade() - before, `${isa}: one packed W_hh for the copy`).toBe(1);
+      }
+      expect(native.memoryStats().weightPackBytes).toBeGreaterThanOrEqual(ISAS.length * G * H * 4);
+    } finally {
+      native.setThreads(threads);
+    }
+  }, 60_000);
+
+  it('the layers reuse the packed W_hh in inference, sync and async, and pack again after a weight changes: never a stale result', async () => {
+    await withBackend('native', async () => {
+      const r = new Rng(21);
+      const lstm = new LSTM({ inputSize: 5, hiddenSize: 40, rng: r });
+      const x = new Tensor(Float32Array.from({ length: 12 * 5 }, () => r.normal()), [12, 1, 5]);
+      const opt = new SGD(lstm.parameters(), { lr: 0.1 });
+      const recorded = () => lstm.forward(x).output.data; // a recorded forward reads the arrays, packs per call
+      const before = packsMade();
+      const first = noGrad(() => lstm.forward(x)).output.data;
+      expect(packsMade() - before, 'the first inference packs W_hh').toBe(1);
+      expect(sameBits(first, recorded())).toBe(true);
+      expect(sameBits(noGrad(() => lstm.forward(x)).output.data, first)).toBe(true);
+      expect(sameBits((await noGradAsync(() => lstm.forwardAsync(x))).output.data, first)).toBe(true);
+      expect(packsMade() - before, 'later inference, sync and async, reuse it').toBe(1);
+      // a training step changes every weight: the next inference packs the new W_hh
+      sum(lstm.forward(x).output).backward();
+      opt.step();
+      opt.zeroGrad();
+      const stepped = noGrad(() => lstm.forward(x)).output.data;
+      expect(packsMade() - before, 'a changed weight is packed again').toBe(2);
+      expect(sameBits(stepped, first), 'the output moved with the weights').toBe(false);
+      expect(sameBits(stepped, recorded()), 'inference after the step: the bits of the new weights').toBe(true);
+      expect(sameBits((await noGradAsync(() => lstm.forwardAsync(x))).output.data, stepped)).toBe(true);
+      // a write through the data getter moves the counter too
+      const wHh = lstm.weights[0][0].wHh;
+      wHh.data[3] += 0.25;
+      const written = noGrad(() => lstm.forward(x)).output.data;
+      expect(packsMade() - before, 'a written W_hh is packed again').toBe(3);
+      expect(sameBits(written, stepped)).toBe(false);
+      expect(sameBits(written, recorded())).toBe(true);
+    });
+  }, 60_000);
 });
 
 describe('native cell kinds: the addon\'s table is the cell table of src/backends/cells.ts', () => {
