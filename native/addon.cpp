@@ -314,7 +314,7 @@ Napi::Value GemmNaiveBf16(const Napi::CallbackInfo& info) {
 // sequence calls take it in place of a weight array (wIh, wHh, bIh, bHh, wHr); an async job then
 // shares the copy instead of copying the weight on the main thread, so serving a model that does
 // not change copies its weights once (src/nn/recurrent.ts keeps one per weight and change
-// counter). What the kernels make of the copy (packs: W_hh of a batch-1 LSTM packed for its steps)
+// counter). What the kernels make of the copy (packs: the layouts the sequence kernels read it in)
 // is made on first use and kept with it. The copy lives while its handle or a job that reads it does.
 struct WeightCopy {
   FBuf buf;
@@ -569,11 +569,11 @@ FwdParsed parseForward(Napi::Env env, const Napi::Object& args, JobArrays* job) 
   const int64_t T = d.T, B = d.B, I = d.I, H = d.H, P = d.P, R = d.R, G = d.G;
   SeqFwdIn& in = f.in;
   in.x = asF32(env, a.Get("x"), kern, "x", mul(env, kern, {T, B, I}), false).p;
-  in.wIh = asWeight(env, a.Get("wIh"), kern, "wIh", G, I, false, job);
+  in.wIh = asWeight(env, a.Get("wIh"), kern, "wIh", G, I, false, job, &in.wIhPacks);
   in.wHh = asWeight(env, a.Get("wHh"), kern, "wHh", G, R, false, job, &in.wHhPacks);
   in.bIh = asWeight(env, a.Get("bIh"), kern, "bIh", 1, G, true, job);
   in.bHh = asWeight(env, a.Get("bHh"), kern, "bHh", 1, G, true, job);
-  in.wHr = P > 0 ? asWeight(env, a.Get("wHr"), kern, "wHr", P, H, false, job) : nullptr;
+  in.wHr = P > 0 ? asWeight(env, a.Get("wHr"), kern, "wHr", P, H, false, job, &in.wHrPacks) : nullptr;
   in.h0 = asF32(env, a.Get("h0"), kern, "h0", B * R, true).p;
   const bool cState = cellInfo(d.cell).cState;
   in.c0 = cState ? asF32(env, a.Get("c0"), kern, "c0", B * H, true).p : nullptr;
