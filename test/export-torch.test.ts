@@ -1,7 +1,7 @@
 // `rnnkit export-torch`: a run of `rnnkit train` continues in PyTorch (one process, and two under
 // torchrun with DistributedDataParallel on gloo) exactly as it would have in rnnkit, its checkpoints
 // come back into `rnnkit train --resume`, and the program's evaluation is `rnnkit eval`'s.
-import { execFileSync, spawnSync } from 'node:child_process';
+import { execFileSync, spawn, spawnSync } from 'node:child_process';
 import { cpSync, existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { createServer } from 'node:net';
 import { tmpdir } from 'node:os';
@@ -43,6 +43,36 @@ function freePort(): Promise<number> {
       server.close(() => resolve(port));
     });
   });
+}
+
+/**
+ * Runs PyTorch's launcher (torchrun) and waits for it. The launcher of PyTorch 1.13 has been seen to
+ * outlive its workers on a loaded machine (the workers had printed their last line and exited, the
+ * launcher then never returned): once the final line is out and the launcher has no child process
+ * left, it gets 60 s to exit on its own, then it is killed and `lingered` says so. Everything the
+ * workers wrote is checked by the caller either way.
+ */
+async function torchrun(args: string[], finalLine: RegExp): Promise<{ status: number | null; stdout: string; stderr: string; lingered: boolean }> {
+  const child = spawn(PYTHON, ['-m', 'torch.distributed.run', ...args], { env: ENV });
+  let stdout = '';
+  let stderr = '';
+  child.stdout.setEncoding('utf8').on('data', (s: string) => { stdout += s; });
+  child.stderr.setEncoding('utf8').on('data', (s: string) => { stderr += s; });
+  let lingered = false;
+  let idleSince = 0;
+  const hasChildren = (): boolean => {
+    try { return readFileSync(`/proc/${child.pid}/task/${child.pid}/children`, 'utf8').trim() !== ''; } catch { return true; }
+  };
+  const started = Date.now();
+  const watch = setInterval(() => {
+    if (Date.now() - started > 420_000) { child.kill('SIGKILL'); return; }
+    if (!finalLine.test(stdout) || hasChildren()) { idleSince = 0; return; }
+    idleSince ||= Date.now();
+    if (Date.now() - idleSince > 60_000) { lingered = true; child.kill('SIGKILL'); }
+  }, 1000);
+  const status = await new Promise<number | null>((resolve) => child.on('close', (code) => resolve(code)));
+  clearInterval(watch);
+  return { status: lingered ? 0 : status, stdout, stderr, lingered };
 }
 
 async function trainRun(dir: string, flags: string[]): Promise<{ data: string; out: string }> {
@@ -93,10 +123,7 @@ function bothEvaluations(runDir: string, data: string, heldOut: boolean): { rnnk
 const SKIP = hasTorch ? '' : ' (skipped: /usr/bin/python3 with torch and numpy is missing)';
 
 describe.skipIf(!hasTorch)(`rnnkit export-torch: PyTorch continues the run, rnnkit takes it back${SKIP}`, () => {
-  // Skipped in CI: there torchrun's launcher has twice outlived its finished workers (the run
-  // printed its last line, then no exit within 420 s). Run it with RNNKIT_TEST_TORCHRUN=1.
-  const torchrunSkip = !!process.env.CI && process.env.RNNKIT_TEST_TORCHRUN !== '1';
-  it.skipIf(torchrunSkip)(`a character LSTM: 2 processes under torchrun (gloo) train steps 4-6 as rnnkit does, rnnkit resumes them, eval agrees${torchrunSkip ? ' (skipped in CI: torchrun has hung there after its workers finished; RNNKIT_TEST_TORCHRUN=1 runs it)' : ''}`, async () => {
+  it('a character LSTM: 2 processes under torchrun (gloo) train steps 4-6 as rnnkit does, rnnkit resumes them, eval agrees', async () => {
     const dir = tmp();
     const flags = ['--layers', '2', '--hidden', '16', '--embed', '8', '--seq', '10', '--batch', '4', '--val-every', '3', '--checkpoint-every', '0', '--lr', '0.01'];
     const { data, out } = await trainRun(dir, [...flags, '--steps', '3']);
@@ -115,12 +142,12 @@ describe.skipIf(!hasTorch)(`rnnkit export-torch: PyTorch continues the run, rnnk
     cpSync(ref, ref6, { recursive: true });
 
     // PyTorch, 2 processes, each 2 of the 4 lanes (--redirects/--tee: torchrun of PyTorch 1.13 needs them under Python >= 3.11).
-    // The time limit stays above torchrun's exit barrier (300 s, after the workers have finished): on a
-    // loaded machine the launcher has been seen to wait there, and then it still ends with status 0.
     const port = await freePort();
-    const t = spawnSync(PYTHON, ['-m', 'torch.distributed.run', '--nproc_per_node', '2', '--master_addr', '127.0.0.1', '--master_port', String(port),
-      '--redirects', '1', '--tee', '1', join(exp, 'rnnkit_lm.py'), 'train', '--data', data, '--steps', '6', '--log-every', '1'], { env: ENV, encoding: 'utf8', timeout: 420_000 });
+    const t = await torchrun(['--nproc_per_node', '2', '--master_addr', '127.0.0.1', '--master_port', String(port),
+      '--redirects', '1', '--tee', '1', join(exp, 'rnnkit_lm.py'), 'train', '--data', data, '--steps', '6', '--log-every', '1'], /step 6: checkpoint/);
+    if (t.lingered) console.warn('torchrun outlived its finished workers by 60 s and was stopped; the workers\' output and checkpoint are checked below');
     expect(t.status, `${t.stdout}\n${t.stderr}`).toBe(0);
+    expect(`${t.stdout}\n${t.stderr}`).not.toMatch(/Traceback/);
     expect(t.stdout).toMatch(/over 2 processes \(cpu\); from step 3/);
     expect(t.stdout).toMatch(/step 6: checkpoint .*ckpt-00000006/);
 
