@@ -25,7 +25,7 @@ struct SeqFwdIn {
   float* cN;
   bool training;
   // The packed forms of wIh, wHh, wHr where the weight is immutable (a weight copy of the addon:
-  // each layout made once, shared by every call), else null (the call packs the weight itself).
+  // each layout made once, shared by every inference call), else null (the call packs the weight).
   WeightPacks *wIhPacks = nullptr, *wHhPacks = nullptr, *wHrPacks = nullptr;
 };
 

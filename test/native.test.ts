@@ -556,10 +556,10 @@ describe('native weight copies: packed once per copy and layout', () => {
         };
         const x = randArray(r, c.T * c.B * c.I), h0 = randArray(r, c.B * R), c0 = hasCellState(c.cell) ? randArray(r, c.B * c.H) : null;
         const copies = [w.wIh, w.wHh, w.bIh, w.bHh, w.wHr].map((v) => v && native.copyWeight(v));
-        const run = (withCopies: boolean, reverse: boolean) => {
+        const run = (withCopies: boolean, reverse: boolean, training = false) => {
           const a: SeqForwardArgs = {
             ...c, reverse, x, ...w, h0, c0, y: new Float32Array(c.T * c.B * R), yStride: R, yOffset: 0,
-            hN: new Float32Array(c.B * R), cN: c0 && new Float32Array(c.B * c.H), training: false,
+            hN: new Float32Array(c.B * R), cN: c0 && new Float32Array(c.B * c.H), training,
             weightCopies: withCopies ? copies : undefined,
           };
           native.seqForward(a);
@@ -582,6 +582,13 @@ describe('native weight copies: packed once per copy and layout', () => {
             }
           }
           expect(packsMade(), `${isa} ${c.cell} B${c.B}: later calls reuse the layouts`).toBe(before);
+          // a training forward packs its own (its weights change at the next step): the same bits
+          expect(run(true, false, true).equals(run(false, false)), `${isa} ${c.cell} B${c.B}: training`).toBe(true);
+          const fresh = [w.wIh, w.wHh, w.bIh, w.bHh, w.wHr].map((v) => v && native.copyWeight(v));
+          const trainingPacks = packsMade();
+          native.seqForward({ ...c, reverse: false, x, ...w, h0, c0, y: new Float32Array(c.T * c.B * R), yStride: R, yOffset: 0,
+            hN: new Float32Array(c.B * R), cN: c0 && new Float32Array(c.B * c.H), training: true, weightCopies: fresh });
+          expect(packsMade(), `${isa} ${c.cell} B${c.B}: a training forward keeps no layout`).toBe(trainingPacks);
         }
       }
       expect(native.memoryStats().weightPackBytes).toBeGreaterThan(0);
