@@ -20,6 +20,7 @@
 #include <memory>
 #include <mutex>
 #include <string>
+#include <map>
 #include <thread>
 #include <vector>
 
@@ -52,6 +53,7 @@ struct AsyncJobs {
   int peakWaiting = 0;
   double copiedBytes = 0;  // copied on this JS thread into its jobs when they were called (JobArrays)
   double sharedBytes = 0;  // weight copies (copyWeight) its jobs shared instead
+  double resultBytes = 0;  // copied on this JS thread from its jobs into the caller's arrays when they settled
 };
 
 struct AddonData {
@@ -352,6 +354,87 @@ void reportPacks(Napi::Env env, const WeightCopy& w) {
   w.reportedPacks += more;
 }
 
+// ---------------------------------------------------------------- result arrays
+// resultArray(n) -> a Float32Array of n floats in the addon's memory (from malloc, not
+// zero-filled; not from the recycled-block cache, which would hold the blocks of collected arrays
+// on top of those alive), or null where the runtime refuses external buffers. An async job that
+// writes a result into such an array writes straight into it, while the job runs, instead of into
+// its own buffer copied over on the main thread when it settles: src/nn/recurrent.ts makes
+// forwardAsync's outputs, which the kernels write whole, with it. The job keeps the memory alive
+// (a ResultBlock is shared by the array and the jobs writing into it), whatever the array's fate.
+struct ResultBlock {
+  float* p = nullptr;
+  size_t n = 0;  // floats
+  ResultBlock(const ResultBlock&) = delete;
+  ResultBlock& operator=(const ResultBlock&) = delete;
+  explicit ResultBlock(size_t count) : p(static_cast<float*>(aligned_alloc64(sizeof(float) * std::max<size_t>(count, 1)))), n(count) {
+    if (!p) FBuf::throw_oom();
+  }
+  ~ResultBlock() { aligned_free(p); }
+};
+using ResultRef = std::shared_ptr<ResultBlock>;
+
+// The result arrays alive, by their buffer's address (any thread may finalize an array).
+struct ResultArrays {
+  std::mutex m;
+  std::map<const float*, std::weak_ptr<ResultBlock>> live;
+};
+ResultArrays& resultArrays() {
+  static ResultArrays* r = new ResultArrays();  // never destroyed: finalizers may run at exit
+  return *r;
+}
+
+// The block of the result array that holds [p, p + n) floats, or null (the live blocks by their
+// first float: the one at or before p, if p + n ends inside it).
+ResultRef resultBlockOf(const float* p, int64_t n) {
+  if (!p) return nullptr;
+  ResultArrays& r = resultArrays();
+  std::lock_guard<std::mutex> lk(r.m);
+  auto it = r.live.upper_bound(p);
+  if (it == r.live.begin()) return nullptr;
+  --it;
+  ResultRef b = it->second.lock();
+  if (!b || p < b->p || p + n > b->p + b->n) return nullptr;
+  return b;
+}
+
+Napi::Value ResultArray(const Napi::CallbackInfo& info) {
+  Napi::Env env = info.Env();
+  checkArgc(info, 1, "native.resultArray");
+  const int64_t n = asInt(env, info[0], "native.resultArray", "n", 0, kMaxDim);
+  auto block = std::make_shared<ResultBlock>((size_t)n);
+  float* p = block->p;
+  auto* hold = new ResultRef(block);
+  napi_value ab;
+  const napi_status st = napi_create_external_arraybuffer(
+      env, p, sizeof(float) * (size_t)n,
+      [](napi_env, void* data, void* hint) {
+        {
+          ResultArrays& r = resultArrays();
+          std::lock_guard<std::mutex> lk(r.m);
+          r.live.erase(static_cast<const float*>(data));
+        }
+        delete static_cast<ResultRef*>(hint);
+      },
+      hold, &ab);
+  if (st != napi_ok) {  // e.g. napi_no_external_buffers_allowed: the caller makes its own array
+    delete hold;
+    bool pending = false;
+    napi_is_exception_pending(env, &pending);
+    if (pending) {
+      napi_value ignored;
+      napi_get_and_clear_last_exception(env, &ignored);
+    }
+    return env.Null();
+  }
+  {
+    ResultArrays& r = resultArrays();
+    std::lock_guard<std::mutex> lk(r.m);
+    r.live[p] = block;
+  }
+  return Napi::Float32Array::New(env, (size_t)n, Napi::ArrayBuffer(env, ab), 0);
+}
+
 // ---------------------------------------------------------------- sequence kernels
 // An async job's own copy of every array it reads or writes. JavaScript may change, detach or
 // transfer the caller's buffers while the job runs on another thread, so the kernels touch only
@@ -362,15 +445,24 @@ void reportPacks(Napi::Env env, const WeightCopy& w) {
 class JobArrays {
  public:
   // A copy of rows x cols floats of p read at [r * stride + offset]; returns the copy (stride cols).
-  const float* input(const float* p, int64_t rows, int64_t cols, int64_t stride = -1, int64_t offset = 0) {
-    if (!p) return nullptr;
-    if (stride < 0) stride = cols;
+  float* copy(const float* p, int64_t rows, int64_t cols, int64_t stride, int64_t offset) {
     float* q = buffer(rows * cols);
     copiedBytes += sizeof(float) * (double)(rows * cols);
     if (stride == cols) memcpy(q, p + offset, sizeof(float) * (size_t)(rows * cols));
     else
       for (int64_t r = 0; r < rows; r++) memcpy(q + r * cols, p + r * stride + offset, sizeof(float) * (size_t)cols);
     return q;
+  }
+  // rows x cols floats of p (compact): read in place when p is in a result array (resultArray),
+  // which nothing can detach or free while the job holds it (the caller does not change an input
+  // until the job settles), else a copy.
+  const float* input(const float* p, int64_t rows, int64_t cols) {
+    if (!p) return nullptr;
+    if (ResultRef b = resultBlockOf(p, rows * cols)) {
+      results_.push_back(std::move(b));
+      return p;
+    }
+    return copy(p, rows, cols, cols, 0);
   }
   // A weight copy (copyWeight) the job reads as it is: shared, kept alive while the job lives.
   const float* share(const std::shared_ptr<const WeightCopy>& w) {
@@ -386,21 +478,35 @@ class JobArrays {
   }
   // The job's buffer for rows x cols results that go to array (a Float32Array, p its data) at
   // [r * stride + offset] when the job settles; accumulate: the kernel adds to the current values.
+  // A result array (resultArray) is written in place: the pointer returned is then p + offset, rows
+  // stride apart, and *inPlace (when given) is set.
   float* output(const Napi::Value& array, const float* p, int64_t rows, int64_t cols, bool accumulate,
-                int64_t stride = -1, int64_t offset = 0) {
+                int64_t stride = -1, int64_t offset = 0, bool* inPlace = nullptr) {
     if (!p) return nullptr;
     if (stride < 0) stride = cols;
-    float* q = accumulate ? const_cast<float*>(input(p, rows, cols, stride, offset)) : buffer(rows * cols);
+    if (!accumulate) {  // a result array (resultArray): the kernels write straight into it
+      if (ResultRef b = resultBlockOf(p, (rows - 1) * stride + offset + cols)) {
+        results_.push_back(std::move(b));
+        outputs_.push_back({Napi::Persistent(array.As<Napi::Object>()), nullptr, rows, cols, stride, offset});
+        if (inPlace) *inPlace = true;
+        return const_cast<float*>(p) + offset;
+      }
+    }
+    float* q = accumulate ? copy(p, rows, cols, stride, offset) : buffer(rows * cols);
     outputs_.push_back({Napi::Persistent(array.As<Napi::Object>()), q, rows, cols, stride, offset});
+    if (inPlace) *inPlace = false;
     return q;
   }
-  // Copies the results into the caller's arrays; throws (naming the kernel) if one was detached.
+  // Copies the results into the caller's arrays; throws (naming the kernel) if one was detached
+  // (a result array written in place is checked the same way).
   void settle(Napi::Env env, const std::string& kern) {
     for (Out& o : outputs_) {
       auto a = o.array.Value().As<Napi::Float32Array>();
       if ((int64_t)a.ElementLength() < (o.rows - 1) * o.stride + o.offset + o.cols)
         throw Napi::Error::New(env, kern + ": an output array was detached or transferred while the job ran");
+      if (!o.data) continue;  // written in place
       float* dst = a.Data();
+      resultBytes += sizeof(float) * (double)(o.rows * o.cols);
       if (o.stride == o.cols) memcpy(dst + o.offset, o.data, sizeof(float) * (size_t)(o.rows * o.cols));
       else
         for (int64_t r = 0; r < o.rows; r++)
@@ -422,11 +528,13 @@ class JobArrays {
   std::deque<FBuf> bufs_;  // a deque never moves its elements
   std::vector<std::vector<int32_t>> ints_;
   std::vector<std::shared_ptr<const WeightCopy>> shared_;
+  std::vector<ResultRef> results_;  // result arrays read or written in place, alive while the job is
   std::vector<Out> outputs_;
 
  public:
-  double copiedBytes = 0;  // copied by input() (and output() with accumulate) when the job was called
+  double copiedBytes = 0;  // copied by input() (and output() with accumulate) when the job was called; not result arrays read in place
   double sharedBytes = 0;  // weight copies shared by share()
+  double resultBytes = 0;  // copied into the caller's arrays by settle() (none for result arrays written in place)
 };
 
 // A weight of a sequence call (wIh, wHh, bIh, bHh, wHr): a Float32Array, or a weight copy made by
@@ -522,8 +630,33 @@ GateAct parseGateAct(Napi::Env env, const Napi::Value& v, int cell, const std::s
   return act;
 }
 
+// The fields of an args object, each read once and all before any buffer pointer is taken (a
+// getter that detaches or frees an earlier buffer cannot leave a dangling pointer). The values
+// live in the calling scope's handles; no object is made.
+class Fields {
+ public:
+  Fields() = default;
+  Fields(const Napi::Object& a, const std::vector<const char*>& names) : names_(names) {
+    values_.reserve(names.size());
+    for (const char* n : names) values_.push_back(a.Get(n));
+  }
+  bool IsEmpty() const { return names_.empty(); }
+  // The value read for name (one of the names given); undefined for another name.
+  Napi::Value Get(const char* name) const {
+    for (size_t i = 0; i < names_.size(); i++)
+      if (std::strcmp(names_[i], name) == 0) return values_[i];
+    return values_.empty() ? Napi::Value() : values_[0].Env().Undefined();
+  }
+
+ private:
+  std::vector<const char*> names_;
+  std::vector<Napi::Value> values_;
+};
+
+Fields snapshot(const Napi::Object& a, const std::vector<const char*>& names) { return Fields(a, names); }
+
 // Reads the dimensions (and weights, which backward needs again) of a forward args object.
-SeqDims parseDims(Napi::Env env, const Napi::Object& a, const std::string& kern0) {
+SeqDims parseDims(Napi::Env env, const Fields& a, const std::string& kern0) {
   SeqDims d;
   d.cell = parseCell(env, a.Get("cell"), kern0);
   const std::string kern = kern0 + "(" + cellName(d.cell) + ")";
@@ -545,15 +678,6 @@ SeqDims parseDims(Napi::Env env, const Napi::Object& a, const std::string& kern0
   return d;
 }
 
-// The fields of an args object copied into a plain object first: every getter runs before any
-// buffer pointer is taken (a getter that detaches or frees an earlier buffer cannot leave a
-// dangling pointer), and each field is read once.
-Napi::Object snapshot(Napi::Env env, const Napi::Object& a, const std::vector<const char*>& names) {
-  Napi::Object s = Napi::Object::New(env);
-  for (const char* n : names) s.Set(n, a.Get(n));
-  return s;
-}
-
 const std::vector<const char*> kFwdFields = {
     "cell", "T", "B", "I", "H", "P", "reverse", "x", "wIh", "wHh", "bIh", "bHh", "wHr", "h0",
     "c0", "cN", "hN", "yStride", "yOffset", "y", "lengths", "training", "recurrentActivation"};
@@ -561,8 +685,7 @@ const std::vector<const char*> kBwdFields = {
     "dy", "dyStride", "dyOffset", "dhN", "dcN", "dx", "dh0", "dc0", "dWIh", "dWHh", "dBIh", "dBHh", "dWHr"};
 
 // Checks a forward args object; with job, the kernels' pointers are the job's own copies.
-FwdParsed parseForward(Napi::Env env, const Napi::Object& args, JobArrays* job) {
-  const Napi::Object a = snapshot(env, args, kFwdFields);
+FwdParsed parseForward(Napi::Env env, const Fields& a, JobArrays* job) {
   FwdParsed f;
   SeqDims& d = f.d = parseDims(env, a, "native.seqForward");
   const std::string kern = std::string("native.seqForward(") + cellName(d.cell) + ")";
@@ -596,8 +719,9 @@ FwdParsed parseForward(Napi::Env env, const Napi::Object& args, JobArrays* job) 
     in.h0 = job->input(in.h0, B, R);
     in.c0 = job->input(in.c0, B, H);
     in.lengths = job->input(in.lengths, B);
-    in.y = job->output(a.Get("y"), in.y, T * B, R, false, in.yStride, in.yOffset);
-    in.yStride = R;
+    bool inPlace = false;
+    in.y = job->output(a.Get("y"), in.y, T * B, R, false, in.yStride, in.yOffset, &inPlace);
+    if (!inPlace) in.yStride = R;  // the job's own [T * B, R] buffer
     in.yOffset = 0;
     in.hN = job->output(a.Get("hN"), in.hN, B, R, false);
     in.cN = job->output(a.Get("cN"), in.cN, B, H, false);
@@ -636,10 +760,7 @@ struct BwdParsed {
 };
 
 // Checks the backward args against the context; with job, the kernels' pointers are the job's copies.
-BwdParsed parseBackward(Napi::Env env, const Napi::Value& ctxv, const Napi::Object& fargs, const Napi::Object& args,
-                        JobArrays* job) {
-  const Napi::Object fa = snapshot(env, fargs, kFwdFields);
-  const Napi::Object a = snapshot(env, args, kBwdFields);
+BwdParsed parseBackward(Napi::Env env, const Napi::Value& ctxv, const Fields& fa, const Fields& a, JobArrays* job) {
   const std::string kern0 = "native.seqBackward";
   if (!ctxv.IsExternal() || !ctxv.As<Napi::External<CtxBox>>().CheckTypeTag(&kCtxTag))
     typeError(env, kern0 + ": ctx is not a context of native.seqForward");
@@ -682,7 +803,7 @@ BwdParsed parseBackward(Napi::Env env, const Napi::Value& ctxv, const Napi::Obje
   in.dWHr = P > 0 ? asF32(env, a.Get("dWHr"), kern, "dWHr", P * H, true).p : nullptr;
   if (job) {
     in.x = job->input(in.x, T * B, I);
-    in.dy = job->input(in.dy, T * B, R, in.dyStride, in.dyOffset);
+    in.dy = in.dy ? job->copy(in.dy, T * B, R, in.dyStride, in.dyOffset) : nullptr;
     in.dyStride = in.dy ? R : 0;
     in.dyOffset = 0;
     in.dhN = job->input(in.dhN, B, R);
@@ -755,15 +876,16 @@ std::vector<Span> backwardSpans(const SeqDims& d, const SeqBwdIn& in) {
           flat(in.dBIh, G, true), flat(in.dBHh, G, true), flat(P > 0 ? in.dWHr : nullptr, P * H, true)};
 }
 
-// args.paired as a plain object (all getters of both run before any pointer is taken), or empty.
-Napi::Object pairedOf(Napi::Env env, const Napi::Object& a, const std::vector<const char*>& fields,
-                      const std::string& kern, Napi::Object* first) {
+// The fields of args into *first, and those of args.paired (all getters of both run before any
+// pointer is taken), or empty Fields.
+Fields pairedOf(Napi::Env env, const Napi::Object& a, const std::vector<const char*>& fields,
+                const std::string& kern, Fields* first) {
   std::vector<const char*> all = fields;
   all.push_back("paired");
-  *first = snapshot(env, a, all);
+  *first = snapshot(a, all);
   const Napi::Value pv = first->Get("paired");
-  if (pv.IsNull() || pv.IsUndefined()) return Napi::Object();
-  const Napi::Object second = snapshot(env, asObj(env, pv, kern, "paired"), all);
+  if (pv.IsNull() || pv.IsUndefined()) return Fields();
+  Fields second = snapshot(asObj(env, pv, kern, "paired"), all);
   const Napi::Value nested = second.Get("paired");
   if (!nested.IsNull() && !nested.IsUndefined()) typeError(env, kern + ": paired.paired must be null (a pair has two calls)");
   return second;
@@ -778,9 +900,9 @@ void rejectPaired(Napi::Env env, const Napi::Object& a, const std::string& kern)
 Napi::Value SeqForward(const Napi::CallbackInfo& info) {
   Napi::Env env = info.Env();
   checkArgc(info, 1, "native.seqForward");
-  Napi::Object a0;
-  const Napi::Object a1 = pairedOf(env, asObj(env, info[0], "native.seqForward", "args"), kFwdFields,
-                                   "native.seqForward", &a0);
+  Fields a0;
+  const Fields a1 = pairedOf(env, asObj(env, info[0], "native.seqForward", "args"), kFwdFields,
+                             "native.seqForward", &a0);
   if (a1.IsEmpty()) {
     FwdParsed f = parseForward(env, a0, nullptr);
     auto box = std::make_unique<CtxBox>();
@@ -806,9 +928,9 @@ Napi::Value SeqBackward(const Napi::CallbackInfo& info) {
   Napi::Env env = info.Env();
   checkArgc(info, 3, "native.seqBackward");
   const std::string kern = "native.seqBackward";
-  Napi::Object f0, a0;
-  const Napi::Object f1 = pairedOf(env, asObj(env, info[1], kern, "forward args"), kFwdFields, kern, &f0);
-  const Napi::Object a1 = pairedOf(env, asObj(env, info[2], kern, "args"), kBwdFields, kern, &a0);
+  Fields f0, a0;
+  const Fields f1 = pairedOf(env, asObj(env, info[1], kern, "forward args"), kFwdFields, kern, &f0);
+  const Fields a1 = pairedOf(env, asObj(env, info[2], kern, "args"), kBwdFields, kern, &a0);
   if (f1.IsEmpty() != a1.IsEmpty() || f1.IsEmpty() != !info[0].IsArray())
     typeError(env, kern + ": a paired forward call takes a paired backward call (args.paired), and only it");
   if (f1.IsEmpty()) {
@@ -965,6 +1087,11 @@ class QueuedJob : public Napi::AsyncWorker {
   std::shared_ptr<AsyncJobs> jobs_;
 };
 
+// Adds a settled job's result copies to its JS thread's counter (asyncJobStats: resultBytes).
+void countResults(Napi::Env env, const JobArrays& job) {
+  env.GetInstanceData<AddonData>()->jobs->resultBytes += job.resultBytes;
+}
+
 class ForwardWorker : public QueuedJob {
  public:
   ForwardWorker(Napi::Env env, const IsaKernels& k, FwdParsed f, std::unique_ptr<JobArrays> job)
@@ -982,6 +1109,7 @@ class ForwardWorker : public QueuedJob {
     Napi::Env env = Env();
     try {
       job_->settle(env, "native.seqForwardAsync");
+      countResults(env, *job_);
     } catch (const Napi::Error& e) {
       deferred_.Reject(e.Value());
       return;
@@ -1017,6 +1145,7 @@ class BackwardWorker : public QueuedJob {
     consume(Env(), b_.box);
     try {
       job_->settle(Env(), "native.seqBackwardAsync");
+      countResults(Env(), *job_);
     } catch (const Napi::Error& e) {
       deferred_.Reject(e.Value());
       return;
@@ -1047,7 +1176,7 @@ Napi::Value SetAsyncJobs(const Napi::CallbackInfo& info) {
   return env.Undefined();
 }
 
-// asyncJobStats(reset) -> { limit, admitted, waiting, peakWaiting, copiedBytes, sharedBytes } of
+// asyncJobStats(reset) -> { limit, admitted, waiting, peakWaiting, copiedBytes, sharedBytes, resultBytes } of
 // this JS thread, and { executing, peakExecuting }: jobs running their kernels in the whole process
 // now and at most at once. reset: the peaks start again from the current counts, the byte counts
 // from 0.
@@ -1065,8 +1194,9 @@ Napi::Value AsyncJobStats(const Napi::CallbackInfo& info) {
   o.Set("peakExecuting", gPeakExecuting.load());
   o.Set("copiedBytes", q.copiedBytes);
   o.Set("sharedBytes", q.sharedBytes);
+  o.Set("resultBytes", q.resultBytes);
   if (reset) {
-    q.copiedBytes = q.sharedBytes = 0;
+    q.copiedBytes = q.sharedBytes = q.resultBytes = 0;
     q.peakWaiting = (int)q.waiting.size();
     gPeakExecuting.store(gExecuting.load());
   }
@@ -1085,7 +1215,7 @@ Napi::Value SeqForwardAsync(const Napi::CallbackInfo& info) {
   checkArgc(info, 1, "native.seqForwardAsync");
   auto job = std::make_unique<JobArrays>();
   rejectPaired(env, asObj(env, info[0], "native.seqForwardAsync", "args"), "native.seqForwardAsync");
-  FwdParsed f = parseForward(env, asObj(env, info[0], "native.seqForwardAsync", "args"), job.get());
+  FwdParsed f = parseForward(env, snapshot(asObj(env, info[0], "native.seqForwardAsync", "args"), kFwdFields), job.get());
   countCopies(env, *job);
   auto* w = new ForwardWorker(env, K(env), f, std::move(job));
   Napi::Promise p = w->Promise();
@@ -1098,8 +1228,8 @@ Napi::Value SeqBackwardAsync(const Napi::CallbackInfo& info) {
   checkArgc(info, 3, "native.seqBackwardAsync");
   auto job = std::make_unique<JobArrays>();
   rejectPaired(env, asObj(env, info[2], "native.seqBackwardAsync", "args"), "native.seqBackwardAsync");
-  BwdParsed b = parseBackward(env, info[0], asObj(env, info[1], "native.seqBackwardAsync", "forward args"),
-                              asObj(env, info[2], "native.seqBackwardAsync", "args"), job.get());
+  BwdParsed b = parseBackward(env, info[0], snapshot(asObj(env, info[1], "native.seqBackwardAsync", "forward args"), kFwdFields),
+                              snapshot(asObj(env, info[2], "native.seqBackwardAsync", "args"), kBwdFields), job.get());
   countCopies(env, *job);
   b.box->busy = true;
   auto* w = new BackwardWorker(env, K(env), b, std::move(job), info[0]);
@@ -1266,6 +1396,7 @@ Napi::Object Init(Napi::Env env, Napi::Object exports) {
   exports.Set("seqForward", Napi::Function::New(env, SeqForward));
   exports.Set("seqBackward", Napi::Function::New(env, SeqBackward));
   exports.Set("copyWeight", Napi::Function::New(env, CopyWeight));
+  exports.Set("resultArray", Napi::Function::New(env, ResultArray));
   exports.Set("seqForwardAsync", Napi::Function::New(env, SeqForwardAsync));
   exports.Set("seqBackwardAsync", Napi::Function::New(env, SeqBackwardAsync));
   exports.Set("setAsyncJobs", Napi::Function::New(env, SetAsyncJobs));
