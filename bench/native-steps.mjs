@@ -42,7 +42,9 @@ export function takesPaired(be) {
 /**
  * Kernel-level step: each layer's seqForward (+ seqBackward with dy = a fixed random G, every
  * gradient); a bidirectional layer's directions as one paired call where the backend takes it
- * (as the layer API makes it), else one call per direction.
+ * (as the layer API makes it), else one call per direction. Inference passes the weights with
+ * the backend's copies of them (SeqForwardArgs.weightCopies) where it makes them (copyWeight), as
+ * the layer API does when no graph is recorded.
  */
 export function kernelStep(be, w) {
   const paired = w.bidir && takesPaired(be);
@@ -67,6 +69,9 @@ export function kernelStep(be, w) {
   }
   const Gy = randArray(T * B * D * H); // dy of the last layer, [T, B, D*H]
   const train = w.mode === 'train';
+  if (!train && be.copyWeight) {
+    for (const { dirs } of layers) for (const p of dirs) p.copies = [p.wIh, p.wHh, p.bIh, p.bHh, null].map((a) => a && be.copyWeight(a));
+  }
   return () => {
     const ctxs = [];
     for (let l = 0; l < L; l++) {
@@ -75,6 +80,7 @@ export function kernelStep(be, w) {
       const call = (p, d) => ({
         cell, T, B, I, H, P: 0, reverse: d === 1, x: input, wIh: p.wIh, wHh: p.wHh, bIh: p.bIh, bHh: p.bHh, wHr: null,
         h0: null, c0: null, lengths: null, y, yStride: D * H, yOffset: d * H, hN: p.hN, cN: p.cN, training: train,
+        ...(p.copies ? { weightCopies: p.copies } : {}),
       });
       if (paired) ctxs.push([be.seqForward({ ...call(dirs[0], 0), paired: call(dirs[1], 1) })]);
       else ctxs.push(dirs.map((p, d) => be.seqForward(call(p, d))));

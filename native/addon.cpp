@@ -214,8 +214,9 @@ Napi::Value GetMatmulPrecision(const Napi::CallbackInfo& info) {
   return Napi::String::New(info.Env(), info.Env().GetInstanceData<AddonData>()->medium ? "medium" : "highest");
 }
 
-// memoryStats() -> { cacheBytes, cacheBlocks, mallocArenaBytes, mallocInUseBytes, mallocFreeBytes,
-// mallocMmapBytes } (the malloc figures where the C library reports them, glibc mallinfo2)
+// memoryStats() -> { cacheBytes, cacheBlocks, weightPackBytes, weightPacksMade, mallocArenaBytes,
+// mallocInUseBytes, mallocFreeBytes, mallocMmapBytes } (the malloc figures where the C library
+// reports them, glibc mallinfo2)
 Napi::Value MemoryStats(const Napi::CallbackInfo& info) {
   Napi::Env env = info.Env();
   Napi::Object o = Napi::Object::New(env);
@@ -223,6 +224,10 @@ Napi::Value MemoryStats(const Napi::CallbackInfo& info) {
   cache_stats(&bytes, &blocks);
   o.Set("cacheBytes", (double)bytes);
   o.Set("cacheBlocks", (double)blocks);
+  size_t packBytes = 0, packsMade = 0;
+  weight_packs_stats(&packBytes, &packsMade);
+  o.Set("weightPackBytes", (double)packBytes);
+  o.Set("weightPacksMade", (double)packsMade);
 #if defined(__GLIBC__) && (__GLIBC__ > 2 || (__GLIBC__ == 2 && __GLIBC_MINOR__ >= 33))
   const struct mallinfo2 mi = mallinfo2();
   o.Set("mallocArenaBytes", (double)mi.arena);
@@ -311,10 +316,13 @@ Napi::Value GemmNaiveBf16(const Napi::CallbackInfo& info) {
 // sequence calls take it in place of a weight array (wIh, wHh, bIh, bHh, wHr); an async job then
 // shares the copy instead of copying the weight on the main thread, so serving a model that does
 // not change copies its weights once (src/nn/recurrent.ts keeps one per weight and change
-// counter). The copy lives while its handle or a job that reads it does.
+// counter). What the kernels make of the copy (packs: the layouts the sequence kernels read it in)
+// is made on first use and kept with it. The copy lives while its handle or a job that reads it does.
 struct WeightCopy {
   FBuf buf;
   int64_t n = 0;
+  mutable WeightPacks packs;
+  mutable int64_t reportedPacks = 0;  // bytes of packs reported to V8 (on the JS thread of the handle)
   const float* data() const { return buf.p; }
 };
 using WeightRef = std::shared_ptr<const WeightCopy>;
@@ -331,11 +339,19 @@ Napi::Value CopyWeight(const Napi::CallbackInfo& info) {
   const int64_t bytes = (int64_t)copy->buf.bytes;
   Napi::MemoryManagement::AdjustExternalMemory(env, bytes);
   auto ext = Napi::External<WeightRef>::New(env, new WeightRef(std::move(copy)), [bytes](Napi::Env e, WeightRef* r) {
-    Napi::MemoryManagement::AdjustExternalMemory(e, -bytes);
+    Napi::MemoryManagement::AdjustExternalMemory(e, -bytes - (*r)->reportedPacks);
     delete r;
   });
   ext.TypeTag(&kWeightTag);
   return ext;
+}
+
+// Tells V8 about the packs made of w since the last call that read it (on the handle's JS thread).
+void reportPacks(Napi::Env env, const WeightCopy& w) {
+  const int64_t more = w.packs.bytes() - w.reportedPacks;
+  if (more <= 0) return;
+  Napi::MemoryManagement::AdjustExternalMemory(env, more);
+  w.reportedPacks += more;
 }
 
 // ---------------------------------------------------------------- result arrays
@@ -524,8 +540,10 @@ class JobArrays {
 // A weight of a sequence call (wIh, wHh, bIh, bHh, wHr): a Float32Array, or a weight copy made by
 // copyWeight. With job, the kernels read the job's own copy of an array, or share the weight copy
 // (no copy at all: it never changes).
+// packs: receives the weight copy's packed forms (null for an array).
 const float* asWeight(Napi::Env env, const Napi::Value& v, const std::string& kern, const char* name, int64_t rows,
-                      int64_t cols, bool optional, JobArrays* job) {
+                      int64_t cols, bool optional, JobArrays* job, WeightPacks** packs = nullptr) {
+  if (packs) *packs = nullptr;
   const int64_t need = rows * cols;
   if (v.IsExternal()) {
     auto ext = v.As<Napi::External<WeightRef>>();
@@ -536,6 +554,8 @@ const float* asWeight(Napi::Env env, const Napi::Value& v, const std::string& ke
     if (w->n < need)
       rangeError(env, kern + ": " + name + " is a weight copy of " + std::to_string(w->n) + " elements, expected at least " +
                           std::to_string(need));
+    reportPacks(env, *w);
+    if (packs) *packs = &w->packs;
     return job ? job->share(w) : w->data();
   }
   const float* p = asF32(env, v, kern, name, need, optional).p;
@@ -672,11 +692,11 @@ FwdParsed parseForward(Napi::Env env, const Fields& a, JobArrays* job) {
   const int64_t T = d.T, B = d.B, I = d.I, H = d.H, P = d.P, R = d.R, G = d.G;
   SeqFwdIn& in = f.in;
   in.x = asF32(env, a.Get("x"), kern, "x", mul(env, kern, {T, B, I}), false).p;
-  in.wIh = asWeight(env, a.Get("wIh"), kern, "wIh", G, I, false, job);
-  in.wHh = asWeight(env, a.Get("wHh"), kern, "wHh", G, R, false, job);
+  in.wIh = asWeight(env, a.Get("wIh"), kern, "wIh", G, I, false, job, &in.wIhPacks);
+  in.wHh = asWeight(env, a.Get("wHh"), kern, "wHh", G, R, false, job, &in.wHhPacks);
   in.bIh = asWeight(env, a.Get("bIh"), kern, "bIh", 1, G, true, job);
   in.bHh = asWeight(env, a.Get("bHh"), kern, "bHh", 1, G, true, job);
-  in.wHr = P > 0 ? asWeight(env, a.Get("wHr"), kern, "wHr", P, H, false, job) : nullptr;
+  in.wHr = P > 0 ? asWeight(env, a.Get("wHr"), kern, "wHr", P, H, false, job, &in.wHrPacks) : nullptr;
   in.h0 = asF32(env, a.Get("h0"), kern, "h0", B * R, true).p;
   const bool cState = cellInfo(d.cell).cState;
   in.c0 = cState ? asF32(env, a.Get("c0"), kern, "c0", B * H, true).p : nullptr;

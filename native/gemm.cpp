@@ -195,7 +195,7 @@ void gemv_packed(const IsaKernels& k, int M, int N, int K, float alpha, const fl
 }
 
 void StepWeights::pack(const IsaKernels& k, const float* B, int64_t ldb, bool transB, int K_, int N_,
-                       const std::vector<int>& rows) {
+                       const std::vector<int>& rows, WeightPacks* packs, int64_t offset) {
   K = K_;
   N = N_;
   packedGemm = packedGemv = nullptr;
@@ -206,12 +206,17 @@ void StepWeights::pack(const IsaKernels& k, const float* B, int64_t ldb, bool tr
     anyGemv = anyGemv || use_gemv(k, m);
     anyGemm = anyGemm || (m > 0 && !use_gemv(k, m));
   }
-  if (anyGemm) {
+  if (anyGemm && packs) {
+    packedGemm = packed_b_of(k, *packs, B - offset, offset, ldb, transB, K, N);
+  } else if (anyGemm) {
     float* p = gemmBuf.ensure(packed_b_size(k, K, N));
     pack_b_all(k, B, ldb, transB, K, N, p);
     packedGemm = p;
   }
-  if (anyGemv) {
+  if (anyGemv && packs) {
+    const WeightPacks::Key key{reinterpret_cast<const void*>(k.pack_gemv), offset, ldb, K, N, transB};
+    packedGemv = packs->get(key, gemv_packed_size(k, K, N), [&](float* out) { pack_gemv_all(k, B, ldb, transB, K, N, out); });
+  } else if (anyGemv) {
     float* p = gemvBuf.ensure(gemv_packed_size(k, K, N));
     pack_gemv_all(k, B, ldb, transB, K, N, p);
     packedGemv = p;
@@ -237,17 +242,71 @@ void gemm_step(const IsaKernels& k, int M, float alpha, const float* A, int64_t 
   gemm_packed(k, M, w.N, w.K, alpha, A, lda, false, w.packedGemm, beta, C, ldc);
 }
 
-void LstmStepWeights::pack(const IsaKernels& k, const float* wHh, int H_) {
-  H = H_;
-  const int units = k.GV / 4;
-  blocks = (H + units - 1) / units;
-  backwards = false;
-  float* p = buf.ensure(gemv_packed_size(k, H, 4 * H));
+size_t lstm_step_packed_size(const IsaKernels& k, int H) { return gemv_packed_size(k, H, 4 * H); }
+
+void pack_lstm_step(const IsaKernels& k, const float* wHh, int H, float* out) {
+  const int blocks = (H + k.GV / 4 - 1) / (k.GV / 4);
   const int nt = (int64_t)H * H < 8192 ? 1 : std::min(pool_threads(), blocks);
   parallel_for(nt, [&](int t) {
     const int p0 = (int)((int64_t)blocks * t / nt), p1 = (int)((int64_t)blocks * (t + 1) / nt);
-    if (p1 > p0) k.pack_gemv_lstm(wHh, H, H, H, p, p0, p1);
+    if (p1 > p0) k.pack_gemv_lstm(wHh, H, H, H, out, p0, p1);
   });
+}
+
+void LstmStepWeights::pack(const IsaKernels& k, const float* wHh, int H_) {
+  H = H_;
+  blocks = (H + k.GV / 4 - 1) / (k.GV / 4);
+  backwards = false;
+  packed = buf.ensure(lstm_step_packed_size(k, H));
+  pack_lstm_step(k, wHh, H, buf.p);
+}
+
+void LstmStepWeights::use(const IsaKernels& k, WeightPacks& packs, const float* wHh, int H_) {
+  H = H_;
+  blocks = (H + k.GV / 4 - 1) / (k.GV / 4);
+  backwards = false;
+  const WeightPacks::Key key{reinterpret_cast<const void*>(k.pack_gemv_lstm), 0, H, H, 4 * H, false};
+  packed = packs.get(key, lstm_step_packed_size(k, H), [&](float* out) { pack_lstm_step(k, wHh, H, out); });
+}
+
+static std::atomic<int64_t> g_packBytes{0};
+static std::atomic<int64_t> g_packsMade{0};
+
+void weight_packs_stats(size_t* bytes, size_t* made) {
+  *bytes = (size_t)g_packBytes.load(std::memory_order_relaxed);
+  *made = (size_t)g_packsMade.load(std::memory_order_relaxed);
+}
+
+WeightPacks::~WeightPacks() { g_packBytes.fetch_sub(bytes(), std::memory_order_relaxed); }
+
+const float* WeightPacks::find(const Key& key) const {
+  std::lock_guard<std::mutex> lk(m_);
+  for (const auto& f : forms_)
+    if (f->key == key) return f->buf.p;
+  return nullptr;
+}
+
+const float* WeightPacks::get(const Key& key, size_t floats, const std::function<void(float*)>& make) {
+  if (const float* p = find(key)) return p;
+  // packed outside the lock (a call that needs another form does not wait for this one)
+  auto form = std::make_unique<Form>();
+  form->key = key;
+  make(form->buf.ensure(floats));
+  std::lock_guard<std::mutex> lk(m_);
+  for (const auto& f : forms_)
+    if (f->key == key) return f->buf.p;  // another call stored it first
+  const int64_t b = (int64_t)form->buf.bytes;
+  bytes_.fetch_add(b, std::memory_order_relaxed);
+  g_packBytes.fetch_add(b, std::memory_order_relaxed);
+  g_packsMade.fetch_add(1, std::memory_order_relaxed);
+  forms_.push_back(std::move(form));
+  return forms_.back()->buf.p;
+}
+
+const float* packed_b_of(const IsaKernels& k, WeightPacks& packs, const float* w, int64_t offset, int64_t ldb,
+                         bool transB, int K, int N) {
+  const WeightPacks::Key key{reinterpret_cast<const void*>(k.pack_b), offset, ldb, K, N, transB};
+  return packs.get(key, packed_b_size(k, K, N), [&](float* out) { pack_b_all(k, w + offset, ldb, transB, K, N, out); });
 }
 
 void lstm_step(const IsaKernels& k, LstmStepWeights& w, const CellRowFwd& r) {
@@ -255,11 +314,11 @@ void lstm_step(const IsaKernels& k, LstmStepWeights& w, const CellRowFwd& r) {
   const int nt = (int64_t)w.H * 4 * w.H < 65536 ? 1 : std::min(pool_threads(), w.blocks);
   const int back = w.backwards ? 1 : 0;
   if (nt <= 1) {
-    k.lstm_gemv_fwd(w.buf.p, r, 0, w.blocks, back);
+    k.lstm_gemv_fwd(w.packed, r, 0, w.blocks, back);
   } else {
     parallel_sticky(nt, [&](int t) {
       const int p0 = (int)((int64_t)w.blocks * t / nt), p1 = (int)((int64_t)w.blocks * (t + 1) / nt);
-      if (p1 > p0) k.lstm_gemv_fwd(w.buf.p, r, p0, p1, back);
+      if (p1 > p0) k.lstm_gemv_fwd(w.packed, r, p0, p1, back);
     });
   }
   w.backwards = !w.backwards;

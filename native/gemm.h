@@ -5,6 +5,10 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include <atomic>
+#include <functional>
+#include <memory>
+#include <mutex>
 #include <vector>
 
 #include "kernels.h"
@@ -80,6 +84,8 @@ void gemv_packed(const IsaKernels& k, int M, int N, int K, float alpha, const fl
 // Whether products with M rows take the GEMV path of k.
 inline bool use_gemv(const IsaKernels& k, int M) { return k.gemv_compute && M >= 1 && M <= k.gemv_rows; }
 
+class WeightPacks;
+
 // op(B) [K, N] of a sequence's per-step products C[M, N] = alpha * op(A)[M, K] @ op(B) + beta * C,
 // packed once for all steps: the GEMM layout when some step has more than gemv_rows rows, the
 // GEMV layout when some step has 1..gemv_rows (rows shrink over the steps with variable lengths).
@@ -91,23 +97,75 @@ struct StepWeights {
   // Direction of the next GEMV pass over the blocks: it alternates, so each step first reads the
   // blocks the previous step read last (still in cache when the weights do not all fit).
   bool backwards = false;
-  // rows: the row count of each step's product
-  void pack(const IsaKernels& k, const float* B, int64_t ldb, bool transB, int K_, int N_, const std::vector<int>& rows);
+  // rows: the row count of each step's product; packs: the forms of the immutable weight B is
+  // part of (from float offset of it), which keeps the layouts made once, or null (packed here)
+  void pack(const IsaKernels& k, const float* B, int64_t ldb, bool transB, int K_, int N_, const std::vector<int>& rows,
+            WeightPacks* packs = nullptr, int64_t offset = 0);
 };
 void gemm_step(const IsaKernels& k, int M, float alpha, const float* A, int64_t lda, StepWeights& w, float beta,
                float* C, int64_t ldc);
 
-// W_hh of a batch-1 LSTM (no projection) packed once for all steps for k.lstm_gemv_fwd, and the
-// step over it: one pass over the weights that leaves h_t, c_t and the gates of r (r.gh: [4H]
-// scratch). Split over the thread pool by blocks of units, each pool thread keeping the blocks it
-// had in the previous step (they stay in its core's cache); the bits do not depend on the split.
+// Forms the kernels make of an immutable weight (a weight copy of the addon), each made on first
+// use and then shared by every call that reads the weight: the layouts the sequence kernels pack
+// a weight into (the GEMM and GEMV layouts of op(B), W_hh of a batch-1 LSTM), one per kernel table
+// (ISA), part of the weight and shape. Thread-safe: calls that race to make the same form each
+// pack it and the first one stored serves all (the packed values are the same).
+class WeightPacks {
+ public:
+  WeightPacks() = default;
+  WeightPacks(const WeightPacks&) = delete;
+  WeightPacks& operator=(const WeightPacks&) = delete;
+  ~WeightPacks();
+  // What identifies a form: the packing function (of a kernel table: it fixes the layout), and
+  // the part of the weight it packs: from float `offset`, op(B) [K, N] with row stride ld.
+  struct Key {
+    const void* pack;
+    int64_t offset, ld;
+    int K, N;
+    bool trans;
+    bool operator==(const Key& o) const {
+      return pack == o.pack && offset == o.offset && ld == o.ld && K == o.K && N == o.N && trans == o.trans;
+    }
+  };
+  // The form of key: floats of it, made by make(out) on first use.
+  const float* get(const Key& key, size_t floats, const std::function<void(float*)>& make);
+  // bytes of the forms made so far
+  int64_t bytes() const { return bytes_.load(std::memory_order_relaxed); }
+
+ private:
+  struct Form {
+    Key key;
+    FBuf buf;
+  };
+  const float* find(const Key& key) const;
+  mutable std::mutex m_;
+  std::vector<std::unique_ptr<Form>> forms_;
+  std::atomic<int64_t> bytes_{0};
+};
+// op(B) [K, N] in the GEMM layout (pack_b_all) for gemm_packed, B read from float offset of the
+// immutable weight w whose forms packs keeps: packed on first use.
+const float* packed_b_of(const IsaKernels& k, WeightPacks& packs, const float* w, int64_t offset, int64_t ldb,
+                         bool transB, int K, int N);
+// Bytes of the packed forms every live WeightPacks holds, and how many forms were made so far.
+void weight_packs_stats(size_t* bytes, size_t* made);
+
+// W_hh of a batch-1 LSTM (no projection) in the layout of k.lstm_gemv_fwd, for all steps of a
+// call, and the step over it: one pass over the weights that leaves h_t, c_t and the gates of r
+// (r.gh: [4H] scratch). Split over the thread pool by blocks of units, each pool thread keeping
+// the blocks it had in the previous step (they stay in its core's cache); the bits do not depend
+// on the split. The layout is packed by the call (pack), or a weight copy's, made once (use).
 struct LstmStepWeights {
-  FBuf buf;
+  FBuf buf;                       // the layout packed by this call
+  const float* packed = nullptr;  // the layout the steps read: buf, or a weight copy's
   int H = 0, blocks = 0;
   bool backwards = false;  // alternates as in StepWeights
   static bool usable(const IsaKernels& k) { return k.lstm_gemv_fwd != nullptr && k.gemv_rows >= 1; }
   void pack(const IsaKernels& k, const float* wHh, int H_);  // wHh [4H, H]
+  void use(const IsaKernels& k, WeightPacks& packs, const float* wHh, int H_);  // wHh immutable, packs its forms
 };
+// Floats of W_hh [4H, H] in the batch-1 LSTM layout of k, and the packing (over the pool).
+size_t lstm_step_packed_size(const IsaKernels& k, int H);
+void pack_lstm_step(const IsaKernels& k, const float* wHh, int H, float* out);
 void lstm_step(const IsaKernels& k, LstmStepWeights& w, const CellRowFwd& r);
 
 // Full GEMM (the Backend.gemm semantics), packs B into a thread-local buffer.

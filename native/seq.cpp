@@ -93,18 +93,30 @@ void seq_forward(const IsaKernels& k, const SeqDims& d, const SeqFwdIn& in, SeqC
   if (cell.lastBiasInside && in.bHh)
     for (int j = 0; j < H; j++) bhhLast[j] = in.bHh[G - H + j];
 
+  // Weight copies keep their packed layouts for inference, which reads the same weights call after
+  // call; a training forward (its weights change at the next optimizer step) packs its own.
+  WeightPacks* const wIhPacks = train ? nullptr : in.wIhPacks;
+  WeightPacks* const wHhPacks = train ? nullptr : in.wHhPacks;
+  WeightPacks* const wHrPacks = train ? nullptr : in.wHrPacks;
+
   // ---- input projection for all time steps: Gx[T*B, G] = x[T*B, I] @ W_ih^T ----
-  gemm(k, false, true, (int)TB, G, I, 1.0f, in.x, I, in.wIh, I, 0.0f, Gx, G);
+  // (W_ih^T packed once per weight copy: the bits of gemm, which packs it in whole panels)
+  if (wIhPacks && !use_gemv(k, (int)TB))
+    gemm_packed(k, (int)TB, G, I, 1.0f, in.x, I, false, packed_b_of(k, *wIhPacks, in.wIh, 0, I, true, I, G), 0.0f, Gx, G);
+  else
+    gemm(k, false, true, (int)TB, G, I, 1.0f, in.x, I, in.wIh, I, 0.0f, Gx, G);
   // ---- weights packed once for all steps (the layouts their row counts need) ----
   // batch 1 through an LSTM without projection: each step is one pass over W_hh that also forms
   // the gates (lstm_step), the same bits as the product and the row kernel in turn
   LstmStepWeights wLstm;
   const bool lstmStep = d.cell == CELL_LSTM && B == 1 && P == 0 && LstmStepWeights::usable(k);
-  if (lstmStep) wLstm.pack(k, in.wHh, H);
-  else wHe.pack(k, in.wHh, R, true, R, GE, ctx.active);  // op(B) = W_h{early}^T [R, GE]
+  if (lstmStep && wHhPacks) wLstm.use(k, *wHhPacks, in.wHh, H);  // packed once per weight copy
+  else if (lstmStep) wLstm.pack(k, in.wHh, H);
+  else wHe.pack(k, in.wHh, R, true, R, GE, ctx.active, wHhPacks);  // op(B) = W_h{early}^T [R, GE]
   // cells with late gates have no projection: save [H] and the rows of W_h{late} [GL, R = H]
-  if (GL > 0) wHl.pack(k, in.wHh + (int64_t)GE * R, R, true, R, GL, ctx.active);  // op(B) = W_h{late}^T [R, GL]
-  if (P > 0) wHr.pack(k, in.wHr, H, true, H, P, ctx.active);  // op(B) = W_hr^T [H, P]
+  if (GL > 0)  // op(B) = W_h{late}^T [R, GL]
+    wHl.pack(k, in.wHh + (int64_t)GE * R, R, true, R, GL, ctx.active, wHhPacks, (int64_t)GE * R);
+  if (P > 0) wHr.pack(k, in.wHr, H, true, H, P, ctx.active, wHrPacks);  // op(B) = W_hr^T [H, P]
 
   // ---- initial state (slot 0), padding rows of y ----
   for (int i = 0; i < B; i++) {

@@ -24,6 +24,9 @@ struct SeqFwdIn {
   float* hN;
   float* cN;
   bool training;
+  // The packed forms of wIh, wHh, wHr where the weight is immutable (a weight copy of the addon:
+  // each layout made once, shared by every inference call), else null (the call packs the weight).
+  WeightPacks *wIhPacks = nullptr, *wHhPacks = nullptr, *wHrPacks = nullptr;
 };
 
 // Saved state of a training forward call. Rows are in "processing order": row i of step s is

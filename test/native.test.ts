@@ -10,7 +10,7 @@ import { beforeAll, afterAll, describe, expect, it } from 'vitest';
 import type { Backend, CellKind, SeqBackwardArgs, SeqForwardArgs, UnaryOp } from '../src/backends/backend.js';
 import { type NativeBackend, type NativeIsa, loadNativeAddon, loadNativeBackend } from '../src/backends/native.js';
 import { ReferenceBackend } from '../src/backends/reference.js';
-import { LSTM, Rng, Tensor, sum, withBackend } from '../src/index.js';
+import { LSTM, Rng, SGD, Tensor, noGrad, noGradAsync, sum, withBackend } from '../src/index.js';
 import { CELL_KINDS, CELLS, gateCount, hasCellState } from '../src/backends/cells.js';
 import {
   bitwiseEqual, compareSeq, expectClose, randArray, rng, runSeq, seqCases, type SeqCase,
@@ -527,6 +527,109 @@ describe('native threads and async', () => {
     expectClose('hN', args.hN, ref.hN, 1e-5);
     expectClose('cN', args.cN, ref.cN, 1e-5);
   });
+});
+
+// A weight copy (copyWeight) keeps what the kernels make of it: the layouts the products read it
+// in (W_ih^T for the input projection, W_hh^T for the steps, the fused batch-1 LSTM step's W_hh),
+// each made on the first call that needs it (per ISA) and reused by every later call.
+describe('native weight copies: packed once per copy and layout', () => {
+  const packsMade = () => native.memoryStats().weightPacksMade;
+  const sameBits = (p: Float32Array, q: Float32Array) => Buffer.from(p.buffer, p.byteOffset, p.byteLength).equals(Buffer.from(q.buffer, q.byteOffset, q.byteLength));
+  afterAll(() => native.setIsa(defaultIsa));
+
+  // the cases: the fused batch-1 LSTM step; a batch whose rows finish at different steps (the
+  // products' GEMM and GEMV layouts) with a projection; the late gates of a reset-before GRU
+  it('calls with the copies give the bits of calls with the arrays at 1-3 threads on every ISA, and pack each layout once per copy and ISA', () => {
+    const threads = native.info().threads;
+    const r = rng(900);
+    const cases = [
+      { cell: 'lstm' as const, T: 9, B: 1, I: 6, H: 130, P: 0, lengths: null },
+      { cell: 'lstm' as const, T: 7, B: 5, I: 4, H: 24, P: 11, lengths: Int32Array.from([7, 2, 5, 1, 3]) },
+      { cell: 'gru_reset_before' as const, T: 6, B: 3, I: 5, H: 20, P: 0, lengths: Int32Array.from([6, 1, 4]) },
+    ];
+    try {
+      for (const c of cases) {
+        const G = gateCount(c.cell) * c.H, R = c.P || c.H;
+        const w = {
+          wIh: randArray(r, G * c.I, 0.3), wHh: randArray(r, G * R, 0.3), bIh: randArray(r, G, 0.3), bHh: randArray(r, G, 0.3),
+          wHr: c.P ? randArray(r, c.P * c.H, 0.3) : null,
+        };
+        const x = randArray(r, c.T * c.B * c.I), h0 = randArray(r, c.B * R), c0 = hasCellState(c.cell) ? randArray(r, c.B * c.H) : null;
+        const copies = [w.wIh, w.wHh, w.bIh, w.bHh, w.wHr].map((v) => v && native.copyWeight(v));
+        const run = (withCopies: boolean, reverse: boolean, training = false) => {
+          const a: SeqForwardArgs = {
+            ...c, reverse, x, ...w, h0, c0, y: new Float32Array(c.T * c.B * R), yStride: R, yOffset: 0,
+            hN: new Float32Array(c.B * R), cN: c0 && new Float32Array(c.B * c.H), training,
+            weightCopies: withCopies ? copies : undefined,
+          };
+          native.seqForward(a);
+          return Buffer.concat([a.y, a.hN, ...(a.cN ? [a.cN] : [])].map((v) => Buffer.from(v.buffer)));
+        };
+        for (const isa of ISAS) {
+          native.setIsa(isa);
+          let before = packsMade();
+          for (const t of [1, 2, 3]) {
+            native.setThreads(t);
+            for (const reverse of [false, true]) {
+              const name = `${isa} ${c.cell} B${c.B} ${t} threads reverse ${reverse}`;
+              const arrays = run(false, reverse);
+              expect(run(true, reverse).equals(arrays), `${name}: copies vs arrays`).toBe(true);
+              if (t === 1 && !reverse) {
+                expect(packsMade(), `${name}: the first call packs`).toBeGreaterThan(before);
+                before = packsMade();
+              }
+              expect(run(true, reverse).equals(arrays), `${name}: again`).toBe(true);
+            }
+          }
+          expect(packsMade(), `${isa} ${c.cell} B${c.B}: later calls reuse the layouts`).toBe(before);
+          // a training forward packs its own (its weights change at the next step): the same bits
+          expect(run(true, false, true).equals(run(false, false)), `${isa} ${c.cell} B${c.B}: training`).toBe(true);
+          const fresh = [w.wIh, w.wHh, w.bIh, w.bHh, w.wHr].map((v) => v && native.copyWeight(v));
+          const trainingPacks = packsMade();
+          native.seqForward({ ...c, reverse: false, x, ...w, h0, c0, y: new Float32Array(c.T * c.B * R), yStride: R, yOffset: 0,
+            hN: new Float32Array(c.B * R), cN: c0 && new Float32Array(c.B * c.H), training: true, weightCopies: fresh });
+          expect(packsMade(), `${isa} ${c.cell} B${c.B}: a training forward keeps no layout`).toBe(trainingPacks);
+        }
+      }
+      expect(native.memoryStats().weightPackBytes).toBeGreaterThan(0);
+    } finally {
+      native.setThreads(threads);
+    }
+  }, 60_000);
+
+  it('the layers reuse the packed weights in inference, sync and async, and pack again after a weight changes: never a stale result', async () => {
+    await withBackend('native', async () => {
+      const r = new Rng(21);
+      const lstm = new LSTM({ inputSize: 5, hiddenSize: 40, rng: r });
+      const x = new Tensor(Float32Array.from({ length: 12 * 5 }, () => r.normal()), [12, 1, 5]);
+      const opt = new SGD(lstm.parameters(), { lr: 0.1 });
+      const recorded = () => lstm.forward(x).output.data; // a recorded forward reads the arrays, packs per call
+      const before = packsMade();
+      const first = noGrad(() => lstm.forward(x)).output.data;
+      const perModel = packsMade() - before;
+      expect(perModel, 'the first inference packs W_ih and W_hh (one layout each)').toBe(2);
+      expect(sameBits(first, recorded())).toBe(true);
+      expect(sameBits(noGrad(() => lstm.forward(x)).output.data, first)).toBe(true);
+      expect(sameBits((await noGradAsync(() => lstm.forwardAsync(x))).output.data, first)).toBe(true);
+      expect(packsMade() - before, 'later inference, sync and async, reuse them').toBe(perModel);
+      // a training step changes every weight: the next inference packs the new W_hh
+      sum(lstm.forward(x).output).backward();
+      opt.step();
+      opt.zeroGrad();
+      const stepped = noGrad(() => lstm.forward(x)).output.data;
+      expect(packsMade() - before, 'changed weights are packed again').toBe(2 * perModel);
+      expect(sameBits(stepped, first), 'the output moved with the weights').toBe(false);
+      expect(sameBits(stepped, recorded()), 'inference after the step: the bits of the new weights').toBe(true);
+      expect(sameBits((await noGradAsync(() => lstm.forwardAsync(x))).output.data, stepped)).toBe(true);
+      // a write through the data getter moves the counter too
+      const wHh = lstm.weights[0][0].wHh;
+      wHh.data[3] += 0.25;
+      const written = noGrad(() => lstm.forward(x)).output.data;
+      expect(packsMade() - before, 'a written W_hh is packed again, W_ih not').toBe(2 * perModel + 1);
+      expect(sameBits(written, stepped)).toBe(false);
+      expect(sameBits(written, recorded())).toBe(true);
+    });
+  }, 60_000);
 });
 
 describe('native cell kinds: the addon\'s table is the cell table of src/backends/cells.ts', () => {

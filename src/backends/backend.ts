@@ -370,6 +370,15 @@ export interface AsyncJobStats {
 export interface NativeMemoryStats {
   cacheBytes: number;
   cacheBlocks: number;
+  /**
+   * Bytes of what the kernels made of weight copies (Backend.copyWeight) that are alive: each
+   * copy packed in the layouts the sequence kernels read it in (W_ih and W_hh for the products,
+   * W_hh of a batch-1 LSTM for its fused step), made on the copy's first call that needs one and
+   * kept with it.
+   */
+  weightPackBytes: number;
+  /** How many such packed forms were made since the addon loaded (per weight copy, layout and ISA). */
+  weightPacksMade: number;
   mallocArenaBytes?: number;
   mallocInUseBytes?: number;
   mallocFreeBytes?: number;

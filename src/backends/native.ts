@@ -80,16 +80,17 @@ class NativeWeightCopy implements WeightCopy {
 }
 
 /**
- * The args of one call for the addon's async entries: each weight with a copy (args.weightCopies,
- * checked by the validation layer) is given as the copy's handle, which the job shares.
+ * The args of one call for the addon: each weight with a copy (args.weightCopies, checked by the
+ * validation layer) is given as the copy's handle, which an async job shares, and whose packed
+ * layouts (the forms the products read the weight in) every inference call reuses.
  */
-function withCopies(args: SeqForwardArgs): AddonSeqForwardArgs {
+function withCopies(args: SeqForwardArgs, kern = 'native.seqForwardAsync'): AddonSeqForwardArgs {
   const copies = args.weightCopies;
   if (!copies) return args;
   const handle = (i: number, name: string, array: Float32Array | null): Float32Array | unknown => {
     const c = copies[i];
     if (c == null) return array;
-    if (!(c instanceof NativeWeightCopy)) throw new TypeError(`native.seqForwardAsync: weightCopies[${i}] (${name}) is not a weight copy of native.copyWeight`);
+    if (!(c instanceof NativeWeightCopy)) throw new TypeError(`${kern}: weightCopies[${i}] (${name}) is not a weight copy of native.copyWeight`);
     return c.handle;
   };
   return {
@@ -266,7 +267,10 @@ export class NativeBackend implements Backend {
 
   seqForward(args: SeqForwardArgs): SeqContext | null {
     assertSeqForwardArgs('native', args);
-    const handle = this.addon.seqForward(args);
+    const addonArgs = args.weightCopies || args.paired?.weightCopies
+      ? { ...withCopies(args, 'native.seqForward'), paired: args.paired ? withCopies(args.paired, 'native.seqForward') : args.paired }
+      : args;
+    const handle = this.addon.seqForward(addonArgs as SeqForwardArgs);
     return args.training ? ({ backend: 'native', args, handle } as NativeSeqContext) : null;
   }
 

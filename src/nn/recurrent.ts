@@ -47,7 +47,15 @@ export function recurrentForward(
   weights: DirectionWeights[][], lengths: Int32Array | null,
 ): RecurrentResult {
   const backend = getBackend();
-  const plan = recurrentPlan(backend, cfg, x, h0, c0, weights, lengths, undefined, backend.pairedCalls === true);
+  // Inference (no graph recorded) on a backend that holds weight copies (copyWeight: native): each
+  // weight goes as its copy, reused while the weight's change counter holds, and what the backend
+  // makes of it (native: the weights packed in the layouts the products read) is made once per
+  // model rather than on every call. A recorded forward hands over the arrays, which its backward reads.
+  const params = weights.flat().flatMap((w) => [w.wIh, w.wHh, w.bIh, w.bHh, w.wHr]).filter((t): t is Tensor => t !== null);
+  const copying = backend.copyWeight && !needsGrad(x, ...(h0 ? [h0] : []), ...(c0 ? [c0] : []), ...params)
+    ? backend as CopyingBackend : null;
+  const plan = recurrentPlan(backend, cfg, x, h0, c0, weights, lengths, undefined, backend.pairedCalls === true,
+    copying ? (t) => copyOf(t, copying) : undefined);
   let step = plan.next();
   while (!step.done) step = plan.next(backend.seqForward(step.value));
   return step.value;
