@@ -406,15 +406,20 @@ Napi::Value ResultArray(const Napi::CallbackInfo& info) {
   float* p = block->p;
   auto* hold = new ResultRef(block);
   napi_value ab;
+  // The finalizer runs on this JS thread (Node-API's contract for external array buffers). V8 is
+  // told of the bytes, so that it collects these arrays as soon as it would collect its own.
   const napi_status st = napi_create_external_arraybuffer(
       env, p, sizeof(float) * (size_t)n,
-      [](napi_env, void* data, void* hint) {
+      [](napi_env e, void* data, void* hint) {
+        auto* ref = static_cast<ResultRef*>(hint);
+        int64_t ignored;
+        napi_adjust_external_memory(e, -(int64_t)(sizeof(float) * (*ref)->n), &ignored);
         {
           ResultArrays& r = resultArrays();
           std::lock_guard<std::mutex> lk(r.m);
           r.live.erase(static_cast<const float*>(data));
         }
-        delete static_cast<ResultRef*>(hint);
+        delete ref;
       },
       hold, &ab);
   if (st != napi_ok) {  // e.g. napi_no_external_buffers_allowed: the caller makes its own array
@@ -427,6 +432,7 @@ Napi::Value ResultArray(const Napi::CallbackInfo& info) {
     }
     return env.Null();
   }
+  Napi::MemoryManagement::AdjustExternalMemory(env, (int64_t)(sizeof(float) * (size_t)n));
   {
     ResultArrays& r = resultArrays();
     std::lock_guard<std::mutex> lk(r.m);
