@@ -20,7 +20,6 @@
 #include <memory>
 #include <mutex>
 #include <string>
-#include <map>
 #include <thread>
 #include <vector>
 
@@ -53,7 +52,6 @@ struct AsyncJobs {
   int peakWaiting = 0;
   double copiedBytes = 0;  // copied on this JS thread into its jobs when they were called (JobArrays)
   double sharedBytes = 0;  // weight copies (copyWeight) its jobs shared instead
-  double resultBytes = 0;  // copied on this JS thread from its jobs into the caller's arrays when they settled
 };
 
 struct AddonData {
@@ -354,93 +352,6 @@ void reportPacks(Napi::Env env, const WeightCopy& w) {
   w.reportedPacks += more;
 }
 
-// ---------------------------------------------------------------- result arrays
-// resultArray(n) -> a Float32Array of n floats in the addon's memory (from malloc, not
-// zero-filled; not from the recycled-block cache, which would hold the blocks of collected arrays
-// on top of those alive), or null where the runtime refuses external buffers. An async job that
-// writes a result into such an array writes straight into it, while the job runs, instead of into
-// its own buffer copied over on the main thread when it settles: src/nn/recurrent.ts makes
-// forwardAsync's outputs, which the kernels write whole, with it. The job keeps the memory alive
-// (a ResultBlock is shared by the array and the jobs writing into it), whatever the array's fate.
-struct ResultBlock {
-  float* p = nullptr;
-  size_t n = 0;  // floats
-  ResultBlock(const ResultBlock&) = delete;
-  ResultBlock& operator=(const ResultBlock&) = delete;
-  explicit ResultBlock(size_t count) : p(static_cast<float*>(aligned_alloc64(sizeof(float) * std::max<size_t>(count, 1)))), n(count) {
-    if (!p) FBuf::throw_oom();
-  }
-  ~ResultBlock() { aligned_free(p); }
-};
-using ResultRef = std::shared_ptr<ResultBlock>;
-
-// The result arrays alive, by their buffer's address (any thread may finalize an array).
-struct ResultArrays {
-  std::mutex m;
-  std::map<const float*, std::weak_ptr<ResultBlock>> live;
-};
-ResultArrays& resultArrays() {
-  static ResultArrays* r = new ResultArrays();  // never destroyed: finalizers may run at exit
-  return *r;
-}
-
-// The block of the result array that holds [p, p + n) floats, or null (the live blocks by their
-// first float: the one at or before p, if p + n ends inside it).
-ResultRef resultBlockOf(const float* p, int64_t n) {
-  if (!p) return nullptr;
-  ResultArrays& r = resultArrays();
-  std::lock_guard<std::mutex> lk(r.m);
-  auto it = r.live.upper_bound(p);
-  if (it == r.live.begin()) return nullptr;
-  --it;
-  ResultRef b = it->second.lock();
-  if (!b || p < b->p || p + n > b->p + b->n) return nullptr;
-  return b;
-}
-
-Napi::Value ResultArray(const Napi::CallbackInfo& info) {
-  Napi::Env env = info.Env();
-  checkArgc(info, 1, "native.resultArray");
-  const int64_t n = asInt(env, info[0], "native.resultArray", "n", 0, kMaxDim);
-  auto block = std::make_shared<ResultBlock>((size_t)n);
-  float* p = block->p;
-  auto* hold = new ResultRef(block);
-  napi_value ab;
-  // The finalizer runs on this JS thread (Node-API's contract for external array buffers). V8 is
-  // told of the bytes, so that it collects these arrays as soon as it would collect its own.
-  const napi_status st = napi_create_external_arraybuffer(
-      env, p, sizeof(float) * (size_t)n,
-      [](napi_env e, void* data, void* hint) {
-        auto* ref = static_cast<ResultRef*>(hint);
-        int64_t ignored;
-        napi_adjust_external_memory(e, -(int64_t)(sizeof(float) * (*ref)->n), &ignored);
-        {
-          ResultArrays& r = resultArrays();
-          std::lock_guard<std::mutex> lk(r.m);
-          r.live.erase(static_cast<const float*>(data));
-        }
-        delete ref;
-      },
-      hold, &ab);
-  if (st != napi_ok) {  // e.g. napi_no_external_buffers_allowed: the caller makes its own array
-    delete hold;
-    bool pending = false;
-    napi_is_exception_pending(env, &pending);
-    if (pending) {
-      napi_value ignored;
-      napi_get_and_clear_last_exception(env, &ignored);
-    }
-    return env.Null();
-  }
-  Napi::MemoryManagement::AdjustExternalMemory(env, (int64_t)(sizeof(float) * (size_t)n));
-  {
-    ResultArrays& r = resultArrays();
-    std::lock_guard<std::mutex> lk(r.m);
-    r.live[p] = block;
-  }
-  return Napi::Float32Array::New(env, (size_t)n, Napi::ArrayBuffer(env, ab), 0);
-}
-
 // ---------------------------------------------------------------- sequence kernels
 // An async job's own copy of every array it reads or writes. JavaScript may change, detach or
 // transfer the caller's buffers while the job runs on another thread, so the kernels touch only
@@ -451,24 +362,15 @@ Napi::Value ResultArray(const Napi::CallbackInfo& info) {
 class JobArrays {
  public:
   // A copy of rows x cols floats of p read at [r * stride + offset]; returns the copy (stride cols).
-  float* copy(const float* p, int64_t rows, int64_t cols, int64_t stride, int64_t offset) {
+  const float* input(const float* p, int64_t rows, int64_t cols, int64_t stride = -1, int64_t offset = 0) {
+    if (!p) return nullptr;
+    if (stride < 0) stride = cols;
     float* q = buffer(rows * cols);
     copiedBytes += sizeof(float) * (double)(rows * cols);
     if (stride == cols) memcpy(q, p + offset, sizeof(float) * (size_t)(rows * cols));
     else
       for (int64_t r = 0; r < rows; r++) memcpy(q + r * cols, p + r * stride + offset, sizeof(float) * (size_t)cols);
     return q;
-  }
-  // rows x cols floats of p (compact): read in place when p is in a result array (resultArray),
-  // which nothing can detach or free while the job holds it (the caller does not change an input
-  // until the job settles), else a copy.
-  const float* input(const float* p, int64_t rows, int64_t cols) {
-    if (!p) return nullptr;
-    if (ResultRef b = resultBlockOf(p, rows * cols)) {
-      results_.push_back(std::move(b));
-      return p;
-    }
-    return copy(p, rows, cols, cols, 0);
   }
   // A weight copy (copyWeight) the job reads as it is: shared, kept alive while the job lives.
   const float* share(const std::shared_ptr<const WeightCopy>& w) {
@@ -484,35 +386,21 @@ class JobArrays {
   }
   // The job's buffer for rows x cols results that go to array (a Float32Array, p its data) at
   // [r * stride + offset] when the job settles; accumulate: the kernel adds to the current values.
-  // A result array (resultArray) is written in place: the pointer returned is then p + offset, rows
-  // stride apart, and *inPlace (when given) is set.
   float* output(const Napi::Value& array, const float* p, int64_t rows, int64_t cols, bool accumulate,
-                int64_t stride = -1, int64_t offset = 0, bool* inPlace = nullptr) {
+                int64_t stride = -1, int64_t offset = 0) {
     if (!p) return nullptr;
     if (stride < 0) stride = cols;
-    if (!accumulate) {  // a result array (resultArray): the kernels write straight into it
-      if (ResultRef b = resultBlockOf(p, (rows - 1) * stride + offset + cols)) {
-        results_.push_back(std::move(b));
-        outputs_.push_back({Napi::Persistent(array.As<Napi::Object>()), nullptr, rows, cols, stride, offset});
-        if (inPlace) *inPlace = true;
-        return const_cast<float*>(p) + offset;
-      }
-    }
-    float* q = accumulate ? copy(p, rows, cols, stride, offset) : buffer(rows * cols);
+    float* q = accumulate ? const_cast<float*>(input(p, rows, cols, stride, offset)) : buffer(rows * cols);
     outputs_.push_back({Napi::Persistent(array.As<Napi::Object>()), q, rows, cols, stride, offset});
-    if (inPlace) *inPlace = false;
     return q;
   }
-  // Copies the results into the caller's arrays; throws (naming the kernel) if one was detached
-  // (a result array written in place is checked the same way).
+  // Copies the results into the caller's arrays; throws (naming the kernel) if one was detached.
   void settle(Napi::Env env, const std::string& kern) {
     for (Out& o : outputs_) {
       auto a = o.array.Value().As<Napi::Float32Array>();
       if ((int64_t)a.ElementLength() < (o.rows - 1) * o.stride + o.offset + o.cols)
         throw Napi::Error::New(env, kern + ": an output array was detached or transferred while the job ran");
-      if (!o.data) continue;  // written in place
       float* dst = a.Data();
-      resultBytes += sizeof(float) * (double)(o.rows * o.cols);
       if (o.stride == o.cols) memcpy(dst + o.offset, o.data, sizeof(float) * (size_t)(o.rows * o.cols));
       else
         for (int64_t r = 0; r < o.rows; r++)
@@ -534,13 +422,11 @@ class JobArrays {
   std::deque<FBuf> bufs_;  // a deque never moves its elements
   std::vector<std::vector<int32_t>> ints_;
   std::vector<std::shared_ptr<const WeightCopy>> shared_;
-  std::vector<ResultRef> results_;  // result arrays read or written in place, alive while the job is
   std::vector<Out> outputs_;
 
  public:
-  double copiedBytes = 0;  // copied by input() (and output() with accumulate) when the job was called; not result arrays read in place
+  double copiedBytes = 0;  // copied by input() (and output() with accumulate) when the job was called
   double sharedBytes = 0;  // weight copies shared by share()
-  double resultBytes = 0;  // copied into the caller's arrays by settle() (none for result arrays written in place)
 };
 
 // A weight of a sequence call (wIh, wHh, bIh, bHh, wHr): a Float32Array, or a weight copy made by
@@ -725,9 +611,8 @@ FwdParsed parseForward(Napi::Env env, const Fields& a, JobArrays* job) {
     in.h0 = job->input(in.h0, B, R);
     in.c0 = job->input(in.c0, B, H);
     in.lengths = job->input(in.lengths, B);
-    bool inPlace = false;
-    in.y = job->output(a.Get("y"), in.y, T * B, R, false, in.yStride, in.yOffset, &inPlace);
-    if (!inPlace) in.yStride = R;  // the job's own [T * B, R] buffer
+    in.y = job->output(a.Get("y"), in.y, T * B, R, false, in.yStride, in.yOffset);
+    in.yStride = R;
     in.yOffset = 0;
     in.hN = job->output(a.Get("hN"), in.hN, B, R, false);
     in.cN = job->output(a.Get("cN"), in.cN, B, H, false);
@@ -809,7 +694,7 @@ BwdParsed parseBackward(Napi::Env env, const Napi::Value& ctxv, const Fields& fa
   in.dWHr = P > 0 ? asF32(env, a.Get("dWHr"), kern, "dWHr", P * H, true).p : nullptr;
   if (job) {
     in.x = job->input(in.x, T * B, I);
-    in.dy = in.dy ? job->copy(in.dy, T * B, R, in.dyStride, in.dyOffset) : nullptr;
+    in.dy = job->input(in.dy, T * B, R, in.dyStride, in.dyOffset);
     in.dyStride = in.dy ? R : 0;
     in.dyOffset = 0;
     in.dhN = job->input(in.dhN, B, R);
@@ -1093,11 +978,6 @@ class QueuedJob : public Napi::AsyncWorker {
   std::shared_ptr<AsyncJobs> jobs_;
 };
 
-// Adds a settled job's result copies to its JS thread's counter (asyncJobStats: resultBytes).
-void countResults(Napi::Env env, const JobArrays& job) {
-  env.GetInstanceData<AddonData>()->jobs->resultBytes += job.resultBytes;
-}
-
 class ForwardWorker : public QueuedJob {
  public:
   ForwardWorker(Napi::Env env, const IsaKernels& k, FwdParsed f, std::unique_ptr<JobArrays> job)
@@ -1115,7 +995,6 @@ class ForwardWorker : public QueuedJob {
     Napi::Env env = Env();
     try {
       job_->settle(env, "native.seqForwardAsync");
-      countResults(env, *job_);
     } catch (const Napi::Error& e) {
       deferred_.Reject(e.Value());
       return;
@@ -1151,7 +1030,6 @@ class BackwardWorker : public QueuedJob {
     consume(Env(), b_.box);
     try {
       job_->settle(Env(), "native.seqBackwardAsync");
-      countResults(Env(), *job_);
     } catch (const Napi::Error& e) {
       deferred_.Reject(e.Value());
       return;
@@ -1182,7 +1060,7 @@ Napi::Value SetAsyncJobs(const Napi::CallbackInfo& info) {
   return env.Undefined();
 }
 
-// asyncJobStats(reset) -> { limit, admitted, waiting, peakWaiting, copiedBytes, sharedBytes, resultBytes } of
+// asyncJobStats(reset) -> { limit, admitted, waiting, peakWaiting, copiedBytes, sharedBytes } of
 // this JS thread, and { executing, peakExecuting }: jobs running their kernels in the whole process
 // now and at most at once. reset: the peaks start again from the current counts, the byte counts
 // from 0.
@@ -1200,9 +1078,8 @@ Napi::Value AsyncJobStats(const Napi::CallbackInfo& info) {
   o.Set("peakExecuting", gPeakExecuting.load());
   o.Set("copiedBytes", q.copiedBytes);
   o.Set("sharedBytes", q.sharedBytes);
-  o.Set("resultBytes", q.resultBytes);
   if (reset) {
-    q.copiedBytes = q.sharedBytes = q.resultBytes = 0;
+    q.copiedBytes = q.sharedBytes = 0;
     q.peakWaiting = (int)q.waiting.size();
     gPeakExecuting.store(gExecuting.load());
   }
@@ -1414,7 +1291,6 @@ Napi::Object Init(Napi::Env env, Napi::Object exports) {
   exports.Set("seqForward", Napi::Function::New(env, SeqForward));
   exports.Set("seqBackward", Napi::Function::New(env, SeqBackward));
   exports.Set("copyWeight", Napi::Function::New(env, CopyWeight));
-  exports.Set("resultArray", Napi::Function::New(env, ResultArray));
   exports.Set("seqForwardAsync", Napi::Function::New(env, SeqForwardAsync));
   exports.Set("seqBackwardAsync", Napi::Function::New(env, SeqBackwardAsync));
   exports.Set("setAsyncJobs", Napi::Function::New(env, SetAsyncJobs));

@@ -99,68 +99,6 @@ describe('native async jobs: admission', () => {
     expect(native.asyncJobStats()).toMatchObject({ admitted: 0, waiting: 0 });
   });
 
-  it('results in arrays of resultArray are written in place by the job (no copy when it settles) and equal the synchronous call bit for bit, also two directions into one array; inputs in such arrays are read in place', async () => {
-    const a = lstmArgs(500);
-    const { T, B, H } = a;
-    // one direction: y, hN, cN in result arrays, against plain arrays
-    const expected = fresh(a);
-    native.seqForward(expected);
-    native.asyncJobStats(true);
-    const plain = fresh(a);
-    await native.seqForwardAsync!(plain);
-    const plainBytes = native.asyncJobStats(true).resultBytes;
-    expect(plainBytes).toBe(4 * (T * B * H + 2 * B * H)); // y, hN, cN copied from the job's buffers
-    const inPlace = { ...a, y: native.resultArray(T * B * H), hN: native.resultArray(B * H), cN: native.resultArray(B * H) };
-    await native.seqForwardAsync!(inPlace);
-    expect(native.asyncJobStats(true).resultBytes).toBe(0);
-    expect(bitwiseEqual(inPlace.y, expected.y) && bitwiseEqual(inPlace.hN, expected.hN) && bitwiseEqual(inPlace.cN!, expected.cN!)).toBe(true);
-    // both directions into columns [0, H) and [H, 2H) of one result array, and subarrays of one hN
-    const both = (y: Float32Array, hN: Float32Array, cN: Float32Array) => [0, 1].map((d) => ({
-      ...a, reverse: d === 1, y, yStride: 2 * H, yOffset: d * H, hN: hN.subarray(d * B * H, (d + 1) * B * H), cN: cN.subarray(d * B * H, (d + 1) * B * H),
-    }));
-    const ref = both(new Float32Array(T * B * 2 * H), new Float32Array(2 * B * H), new Float32Array(2 * B * H));
-    ref.forEach((c) => native.seqForward(c));
-    const jobs = both(native.resultArray(T * B * 2 * H), native.resultArray(2 * B * H), native.resultArray(2 * B * H));
-    await Promise.all(jobs.map((c) => native.seqForwardAsync!(c)));
-    expect(native.asyncJobStats(true).resultBytes).toBe(0);
-    expect(bitwiseEqual(jobs[0].y, ref[0].y)).toBe(true);
-    for (const d of [0, 1]) expect(bitwiseEqual(jobs[d].hN, ref[d].hN) && bitwiseEqual(jobs[d].cN!, ref[d].cN!), `direction ${d}`).toBe(true);
-    // an input in a result array (a layer's x, the state of an earlier call) is read in place: only the others are copied
-    const x = native.resultArray(a.x.length);
-    x.set(a.x);
-    const h0 = native.resultArray(a.h0!.length);
-    h0.set(a.h0!);
-    const readInPlace = { ...fresh(a), x, h0 };
-    native.asyncJobStats(true);
-    await native.seqForwardAsync!(readInPlace);
-    const weights = a.wIh.length + a.wHh.length + a.bIh!.length + a.bHh!.length; // given as arrays: copied
-    expect(native.asyncJobStats(true).copiedBytes).toBe(4 * (a.c0!.length + weights)); // x and h0 are not
-    expect(bitwiseEqual(readInPlace.y, expected.y) && bitwiseEqual(readInPlace.hN, expected.hN)).toBe(true);
-  }, 60_000);
-
-  it('a result array cannot be detached while its job waits: a transfer copies it, and the job writes the array itself', async () => {
-    native.setAsyncJobs(1);
-    const cases = Array.from({ length: 3 }, (_, i) => {
-      const a = lstmArgs(600 + i);
-      return { ...a, y: native.resultArray(a.y.length), hN: native.resultArray(a.hN.length), cN: native.resultArray(a.cN!.length) };
-    });
-    const expected = cases.map((a) => { const s = fresh(a); native.seqForward(s); return s; });
-    const jobs = cases.map((a) => addon.seqForwardAsync(a));
-    const moved = structuredClone(cases[1].y.buffer, { transfer: [cases[1].y.buffer] }); // job 1 waits behind job 0
-    expect(cases[1].y.length).toBe(expected[1].y.length); // still attached
-    expect(moved.byteLength).toBe(4 * expected[1].y.length);
-    await Promise.all(jobs);
-    for (let i = 0; i < cases.length; i++) expect(bitwiseEqual(cases[i].y, expected[i].y), `job ${i}`).toBe(true);
-    expect(native.asyncJobStats()).toMatchObject({ admitted: 0, waiting: 0 });
-  }, 60_000);
-
-  it('resultArray checks n: a non-negative integer', () => {
-    for (const bad of [-1, 1.5, NaN, Infinity]) expect(() => native.resultArray(bad), String(bad)).toThrow(/native\.resultArray: n must be a non-negative integer, received/);
-    expect(() => (addon.resultArray as (n: unknown) => unknown)('2')).toThrow(/native\.resultArray: n/);
-    expect(() => addon.resultArray(-1)).toThrow(/native\.resultArray: n/);
-    expect(native.resultArray(0).length).toBe(0);
-  });
-
   it('raising the limit admits waiting jobs at once', async () => {
     native.setAsyncJobs(1);
     const jobs = Array.from({ length: 5 }, (_, i) => native.seqForwardAsync!(fresh(lstmArgs(400 + i))));

@@ -279,12 +279,6 @@ export interface Backend {
    * while the weight does not change, and its calls share it instead of copying the weights.
    */
   copyWeight?(values: Float32Array): WeightCopy;
-  /**
-   * Optional (native): an array of n floats for the results (y, hN, cN) of seqForwardAsync calls
-   * that write it whole, which the backend's jobs write in place instead of copying their results
-   * into it when they settle. Its values are undefined until a call writes them.
-   */
-  resultArray?(n: number): Float32Array;
   /** Optional: number of threads the backend's kernels use (native thread pool). */
   setThreads?(n: number): void;
   /** Optional: matmul precision (see MatmulPrecision); backends without it compute in fp32. */
@@ -356,11 +350,6 @@ export interface AsyncJobStats {
    */
   copiedBytes: number;
   sharedBytes: number;
-  /**
-   * Bytes this thread's jobs copied from their own buffers into the caller's arrays when they
-   * settled: none for results in arrays of Backend.resultArray, which the jobs write in place.
-   */
-  resultBytes: number;
 }
 
 /**

@@ -41,11 +41,6 @@ export interface NativeAddon {
   /** An immutable copy of w in the addon's memory: a handle the sequence calls take in place of a weight array. */
   copyWeight(w: Float32Array): unknown;
   /**
-   * A Float32Array of n floats in the addon's memory, not zero-filled (null where the runtime
-   * refuses external buffers): an async job writes a result given in one straight into it.
-   */
-  resultArray(n: number): Float32Array | null;
-  /**
    * One call each (a pair's calls are queued one after the other). A weight (wIh, wHh, bIh, bHh,
    * wHr) may be a copyWeight handle instead of an array: the job shares it instead of copying.
    */
@@ -284,16 +279,6 @@ export class NativeBackend implements Backend {
   copyWeight(values: Float32Array): WeightCopy {
     checkBuffer('native.copyWeight', 'values', values, 0, '[n]');
     return new NativeWeightCopy(values.length, this.addon.copyWeight(values));
-  }
-
-  /**
-   * An array for n results of the async calls (y, hN, cN) that the kernels write whole: in the
-   * addon's memory, where a job writes them while it runs, so that nothing is copied on the main
-   * thread when it settles. Its values are undefined until a call writes them.
-   */
-  resultArray(n: number): Float32Array {
-    if (!Number.isSafeInteger(n) || n < 0) throw new RangeError(`native.resultArray: n must be a non-negative integer, received ${n}`);
-    return this.addon.resultArray(n) ?? new Float32Array(n);
   }
 
   async seqForwardAsync(args: SeqForwardArgs): Promise<SeqContext | null> {

@@ -90,11 +90,8 @@ export async function recurrentForwardAsync(
     }
   }));
   // with copies, the arrays give the lengths (and the values a backward reads, when recording)
-  // the results (every layer's y, hN, cN), which the jobs write whole, in the backend's memory where it has some
-  const resultArray = backend.seqForwardAsync && backend.resultArray ? (n: number) => backend.resultArray!(n) : undefined;
   const plan = recurrentPlan(backend, cfg, x, h0, c0, weights, lengths,
-    (t) => snapshot.get(t) ?? (copying ? readValues(t) : t.data), false, copying ? (t) => copies.get(t) ?? null : undefined,
-    resultArray);
+    (t) => snapshot.get(t) ?? (copying ? readValues(t) : t.data), false, copying ? (t) => copies.get(t) ?? null : undefined);
   let step = plan.next();
   while (!step.done) {
     const args = step.value;
@@ -154,14 +151,12 @@ function copyOf(t: Tensor, backend: CopyingBackend): WeightCopy {
  * context, and returns the result with its backward recorded.
  * weightData gives the values a parameter is read from: by default its own values, handed over
  * with their change counters (a backend may keep them between calls), else a snapshot of them;
- * copies, the backend's copies of them (SeqForwardArgs.weightCopies); resultArray, where the
- * results (y, hN, cN: written whole by the calls) are made (else zero-filled Float32Arrays).
+ * copies, the backend's copies of them (SeqForwardArgs.weightCopies).
  */
 function* recurrentPlan(
   backend: Backend, cfg: RecurrentConfig, x: Tensor, h0: Tensor | null, c0: Tensor | null,
   weights: DirectionWeights[][], lengths: Int32Array | null,
   snapshot?: (t: Tensor) => Float32Array, pairDirections = false, copies?: (t: Tensor) => WeightCopy | null,
-  resultArray: (n: number) => Float32Array = (n) => new Float32Array(n),
 ): Generator<SeqForwardArgs, RecurrentResult, SeqContext | null> {
   const { cell, H, P, numLayers: L } = cfg;
   const D = cfg.bidirectional ? 2 : 1;
@@ -173,17 +168,17 @@ function* recurrentPlan(
   const weightData = snapshot ?? readValues;
   const versions = (w: DirectionWeights) => (snapshot ? undefined : [w.wIh, w.wHh, w.bIh, w.bHh, w.wHr].map((t) => t?.version ?? 0));
 
-  const hN = resultArray(L * D * B * R);
-  const cN = hasCellState(cell) ? resultArray(L * D * B * H) : null;
+  const hN = new Float32Array(L * D * B * R);
+  const cN = hasCellState(cell) ? new Float32Array(L * D * B * H) : null;
   // per layer: a context per direction, or one of the paired call
   const contexts: Array<Array<SeqContext | null>> = [];
   const layerInputs: Float32Array[] = [x.data];
   const dropoutMasks: Array<Float32Array | null> = [];
   let input = x.data;
-  let output: Float32Array = new Float32Array(0);
+  let output = new Float32Array(0);
   for (let l = 0; l < L; l++) {
     const I = input.length / (T * B);
-    output = resultArray(T * B * D * R);
+    output = new Float32Array(T * B * D * R);
     contexts.push([]);
     const callOf = (d: number): SeqForwardArgs => {
       const k = l * D + d;
