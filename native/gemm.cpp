@@ -242,10 +242,13 @@ void gemm_step(const IsaKernels& k, int M, float alpha, const float* A, int64_t 
   gemm_packed(k, M, w.N, w.K, alpha, A, lda, false, w.packedGemm, beta, C, ldc);
 }
 
+// Blocks of GV / 4 whole units in the batch-1 LSTM layout of k (pack_gemv_lstm).
+static int lstm_step_blocks(const IsaKernels& k, int H) { return (H + k.GV / 4 - 1) / (k.GV / 4); }
+
 size_t lstm_step_packed_size(const IsaKernels& k, int H) { return gemv_packed_size(k, H, 4 * H); }
 
 void pack_lstm_step(const IsaKernels& k, const float* wHh, int H, float* out) {
-  const int blocks = (H + k.GV / 4 - 1) / (k.GV / 4);
+  const int blocks = lstm_step_blocks(k, H);
   const int nt = (int64_t)H * H < 8192 ? 1 : std::min(pool_threads(), blocks);
   parallel_for(nt, [&](int t) {
     const int p0 = (int)((int64_t)blocks * t / nt), p1 = (int)((int64_t)blocks * (t + 1) / nt);
@@ -255,7 +258,7 @@ void pack_lstm_step(const IsaKernels& k, const float* wHh, int H, float* out) {
 
 void LstmStepWeights::pack(const IsaKernels& k, const float* wHh, int H_) {
   H = H_;
-  blocks = (H + k.GV / 4 - 1) / (k.GV / 4);
+  blocks = lstm_step_blocks(k, H);
   backwards = false;
   packed = buf.ensure(lstm_step_packed_size(k, H));
   pack_lstm_step(k, wHh, H, buf.p);
@@ -263,7 +266,7 @@ void LstmStepWeights::pack(const IsaKernels& k, const float* wHh, int H_) {
 
 void LstmStepWeights::use(const IsaKernels& k, WeightPacks& packs, const float* wHh, int H_) {
   H = H_;
-  blocks = (H + k.GV / 4 - 1) / (k.GV / 4);
+  blocks = lstm_step_blocks(k, H);
   backwards = false;
   const WeightPacks::Key key{reinterpret_cast<const void*>(k.pack_gemv_lstm), 0, H, H, 4 * H, false};
   packed = packs.get(key, lstm_step_packed_size(k, H), [&](float* out) { pack_lstm_step(k, wHh, H, out); });

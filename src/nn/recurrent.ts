@@ -51,9 +51,7 @@ export function recurrentForward(
   // weight goes as its copy, reused while the weight's change counter holds, and what the backend
   // makes of it (native: the weights packed in the layouts the products read) is made once per
   // model rather than on every call. A recorded forward hands over the arrays, which its backward reads.
-  const params = weights.flat().flatMap((w) => [w.wIh, w.wHh, w.bIh, w.bHh, w.wHr]).filter((t): t is Tensor => t !== null);
-  const copying = backend.copyWeight && !needsGrad(x, ...(h0 ? [h0] : []), ...(c0 ? [c0] : []), ...params)
-    ? backend as CopyingBackend : null;
+  const copying = backend.copyWeight && !recordsGraph(x, h0, c0, weights) ? backend as CopyingBackend : null;
   const plan = recurrentPlan(backend, cfg, x, h0, c0, weights, lengths, undefined, backend.pairedCalls === true,
     copying ? (t) => copyOf(t, copying) : undefined);
   let step = plan.next();
@@ -76,8 +74,7 @@ export async function recurrentForwardAsync(
   // called (whether the job then runs or waits for admission). A snapshot and a copy are reused
   // while their weight's change counter holds: serving a model that does not change copies no
   // weights. Without async kernels every forward runs now, and only a backward needs the snapshot.
-  const params = weights.flat().flatMap((w) => [w.wIh, w.wHh, w.bIh, w.bHh, w.wHr]).filter((t): t is Tensor => t !== null);
-  const recording = needsGrad(x, ...(h0 ? [h0] : []), ...(c0 ? [c0] : []), ...params);
+  const recording = recordsGraph(x, h0, c0, weights);
   const copying = backend.seqForwardAsync && backend.copyWeight ? backend as CopyingBackend : null;
   const snapshot = new Map<Tensor, Float32Array>();
   const copies = new Map<Tensor, WeightCopy>();
@@ -98,6 +95,12 @@ export async function recurrentForwardAsync(
     step = plan.next(backend.seqForwardAsync ? await backend.seqForwardAsync(args) : backend.seqForward(args));
   }
   return step.value;
+}
+
+/** Whether a forward of x, h0, c0 through these weights records a graph (one of them needs a gradient). */
+function recordsGraph(x: Tensor, h0: Tensor | null, c0: Tensor | null, weights: DirectionWeights[][]): boolean {
+  const params = weights.flat().flatMap((w) => [w.wIh, w.wHh, w.bIh, w.bHh, w.wHr]).filter((t): t is Tensor => t !== null);
+  return needsGrad(x, ...(h0 ? [h0] : []), ...(c0 ? [c0] : []), ...params);
 }
 
 // Per weight: the values at one change counter (Tensor.version), and what was made of them: a
