@@ -33,13 +33,13 @@ struct CellInfo {
   // b_hh of the last gate stays out of the folded bias and reaches the row kernel as bhh_last
   // (PyTorch's GRU: r * (W_hn h + b_hn)).
   bool lastBiasInside;
-  bool saves;       // keeps one [H] vector per row and step (`save`) for backward
+  bool saves;       // keeps one [H] vector per row and step (`save`) for backward (LSTM: training only)
   bool directPath;  // the row backward writes a path to h_{t-1} besides W_hh (GRU: dh * z)
   bool splitGrad;   // the input-side gradient differs from the recurrent side (writes dgx itself)
 };
 inline constexpr CellInfo kCellInfo[CELL_COUNT] = {
     // name,             gates cState proj  gateAct late lastBiasInside saves directPath splitGrad
-    {"lstm", 4, true, true, true, 0, false, false, false, false},
+    {"lstm", 4, true, true, true, 0, false, true, false, false},
     {"gru", 3, false, false, true, 0, true, true, true, true},
     {"rnn_tanh", 1, false, false, false, 0, false, false, false, false},
     {"rnn_relu", 1, false, false, false, 0, false, false, false, false},
@@ -59,7 +59,8 @@ struct CellRowFwd {
   const float* cprev;     // [H] c_{t-1} (cState)
   float* gates;           // [G] out: the activated gates
   float* c;               // [H] out: c_t (cState)
-  float* save;            // [H] out (saves): GRU W_hn h + b_hn; reset-before GRU r * h_{t-1}
+  float* save;            // [H] out (saves): LSTM tanh(c_t) (null: not kept); GRU W_hn h + b_hn;
+                          // reset-before GRU r * h_{t-1}
   float* h;               // [H] out: h_t (before a projection)
 };
 
@@ -69,9 +70,8 @@ struct CellRowBwd {
   GateAct act;
   const float* dh;     // [H] dL/dh_t (before a projection)
   const float* gates;  // [G] as forward wrote them
-  const float* c;      // [H] c_t (cState)
   const float* cprev;  // [H] c_{t-1} (cState)
-  const float* save;   // [H] (saves)
+  const float* save;   // [H] (saves) as forward wrote it (LSTM: tanh(c_t))
   const float* hprev;  // [R] h_{t-1}
   const float* dsave;  // [H] lateGates, bwd_early only: dL/dsave = W_h{late}^T dg[late]
   float* dc;           // [H] in: dL/dc_t from the later steps; out: dL/dc_{t-1} (cState)

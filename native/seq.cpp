@@ -70,7 +70,9 @@ void seq_forward(const IsaKernels& k, const SeqDims& d, const SeqFwdIn& in, SeqC
   float* Hall = ctx.Hall.ensure((size_t)hslots * B * R);
   float* Call = cState ? ctx.Call.ensure((size_t)hslots * B * H) : nullptr;
   float* gates = ctx.gates.ensure((size_t)(train ? TB : B) * G);
-  float* cells = cell.saves ? ctx.cells.ensure((size_t)(train ? TB : B) * H) : nullptr;
+  // LSTM keeps tanh(c_t) for backward only (its row kernel skips a null save)
+  const bool saves = cell.saves && (train || d.cell != CELL_LSTM);
+  float* cells = saves ? ctx.cells.ensure((size_t)(train ? TB : B) * H) : nullptr;
   float* hraw = P > 0 ? ctx.hraw.ensure((size_t)(train ? TB : B) * H) : nullptr;
   ctx.bytes = sizeof(float) * (ctx.Hall.n + ctx.Call.n + ctx.gates.n + ctx.cells.n + ctx.hraw.n);
   auto Hs = [&](int s) { return Hall + (int64_t)(train ? s : (s & 1)) * B * R; };
@@ -297,7 +299,6 @@ void bptt(const IsaKernels& k, const SeqCtx& ctx, const SeqBwdIn& in, BwdScratch
       r.act = d.act;
       r.dh = P > 0 ? dhRaw + (int64_t)i * H : dhTot + (int64_t)i * R;
       r.gates = gates + sr * G;
-      r.c = cState ? Call + (sr + B) * H : nullptr;
       r.cprev = cState ? Call + sr * H : nullptr;
       r.save = cells ? cells + sr * H : nullptr;
       r.hprev = Hall + sr * R;

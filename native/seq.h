@@ -39,7 +39,7 @@ struct SeqCtx {
   FBuf Hall;      // [T+1, B, R]  slot 0 = h0, slot s+1 = state after step s
   FBuf Call;      // [T+1, B, H]  LSTM cell states, slot 0 = c0
   FBuf gates;     // [T, B, G]    activated gates (RNN: the new state)
-  FBuf cells;     // [T, B, H]    the cell's saved vector (CellInfo::saves): GRU W_hn h + b_hn, reset-before GRU r * h
+  FBuf cells;     // [T, B, H]    the cell's saved vector (CellInfo::saves): LSTM tanh(c), GRU W_hn h + b_hn, reset-before GRU r * h
   FBuf hraw;      // [T, B, H]    LSTM with projection: o * tanh(c) before W_hr
   size_t bytes = 0;
   bool consumed = false;  // set by seq_backward, which frees the saved activations
