@@ -361,6 +361,41 @@ void gemm(const IsaKernels& k, bool transA, bool transB, int M, int N, int K, fl
   }
 }
 
+void gemm_tn_pair(const IsaKernels& k, int M, int K, const float* A, int64_t lda, const float* B1, int64_t ldb1,
+                  int N1, float* C1, int64_t ldc1, const float* B2, int64_t ldb2, int N2, float* C2, int64_t ldc2) {
+  const int N = N1 + N2;
+  if (M <= 0 || K <= 0 || N1 <= 0 || N2 <= 0 || N1 % k.NR != 0 || use_gemv(k, M)) {
+    gemm(k, true, false, M, N1, K, 1.0f, A, lda, B1, ldb1, 1.0f, C1, ldc1);
+    gemm(k, true, false, M, N2, K, 1.0f, A, lda, B2, ldb2, 1.0f, C2, ldc2);
+    return;
+  }
+  // op(B) = [B1 | B2] [K, N] packed k-block by k-block (kernels.h layout: a k-block's panels are
+  // contiguous, kc x NR floats each), B1's panels first; the k-blocks split over the pool
+  const int np1 = N1 / k.NR, np2 = (N2 + k.NR - 1) / k.NR;
+  const int64_t Npad = (int64_t)(np1 + np2) * k.NR;
+  float* pb = tl_packB.ensure(packed_b_size(k, K, N));
+  const int kb = (K + k.KC - 1) / k.KC;
+  const int nt = (int64_t)K * N < 32768 ? 1 : std::min(pool_threads(), kb);
+  parallel_for(nt, [&](int t) {
+    for (int b = (int)((int64_t)kb * t / nt); b < (int)((int64_t)kb * (t + 1) / nt); b++) {
+      const int k0 = b * k.KC, kc = std::min(k.KC, K - k0);
+      float* out = pb + (int64_t)k0 * Npad;
+      k.pack_b(B1 + (int64_t)k0 * ldb1, ldb1, 0, kc, N1, out, 0, np1);
+      k.pack_b(B2 + (int64_t)k0 * ldb2, ldb2, 0, kc, N2, out + (int64_t)np1 * kc * k.NR, 0, np2);
+    }
+  });
+  FBuf tC;
+  float* c = tC.ensure((size_t)M * N);
+  gemm_packed(k, M, N, K, 1.0f, A, lda, true, pb, 0.0f, c, N);
+  for (int m = 0; m < M; m++) {
+    const float* cm = c + (int64_t)m * N;
+    float* c1 = C1 + (int64_t)m * ldc1;
+    float* c2 = C2 + (int64_t)m * ldc2;
+    for (int n = 0; n < N1; n++) c1[n] += cm[n];
+    for (int n = 0; n < N2; n++) c2[n] += cm[N1 + n];
+  }
+}
+
 // bf16 nearest to x, ties to even (VCVTNE2PS2BF16 on normal numbers; NaN stays NaN), as a float
 float bf16_round(float x) {
   uint32_t u;

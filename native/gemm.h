@@ -171,6 +171,13 @@ void lstm_step(const IsaKernels& k, LstmStepWeights& w, const CellRowFwd& r);
 // Full GEMM (the Backend.gemm semantics), packs B into a thread-local buffer.
 void gemm(const IsaKernels& k, bool transA, bool transB, int M, int N, int K, float alpha, const float* A,
           int64_t lda, const float* B, int64_t ldb, float beta, float* C, int64_t ldc);
+// The weight gradients of two inputs from one output gradient, as one product when the first part's
+// columns fill whole panels (op(A) packed once for both):
+//   C1[M, N1] += A^T @ B1[K, N1],  C2[M, N2] += A^T @ B2[K, N2],  A [K, M] (row stride lda)
+// i.e. [C1 | C2] += A^T @ [B1 | B2]. Each element gets the sums of gemm(true, false, ...) with
+// beta 1 on a zero C (the product is formed in scratch, then added).
+void gemm_tn_pair(const IsaKernels& k, int M, int K, const float* A, int64_t lda, const float* B1, int64_t ldb1,
+                  int N1, float* C1, int64_t ldc1, const float* B2, int64_t ldb2, int N2, float* C2, int64_t ldc2);
 // gemm_naive: the same contract, triple loop, the reference the tiled kernel is tested against.
 void gemm_naive(bool transA, bool transB, int M, int N, int K, float alpha, const float* A, int64_t lda,
                 const float* B, int64_t ldb, float beta, float* C, int64_t ldc);

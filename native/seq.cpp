@@ -330,8 +330,12 @@ void bptt(const IsaKernels& k, const SeqCtx& ctx, const SeqBwdIn& in, BwdScratch
   }
   const int TBi = (int)TB;
   // weight gradients for all steps, one GEMM each (the late rows of W_hh multiplied save)
-  if (in.dWIh) gemm(k, true, false, G, I, TBi, 1.0f, dGx, G, in.x, I, 1.0f, in.dWIh, I);
-  if (in.dWHh) gemm(k, true, false, GE, R, TBi, 1.0f, dGh, G, Hall, R, 1.0f, in.dWHh, R);
+  if (in.dWIh && in.dWHh && dGx == dGh && GL == 0) {  // both from one packing of dG^T
+    gemm_tn_pair(k, G, TBi, dGh, G, in.x, I, I, in.dWIh, I, Hall, R, R, in.dWHh, R);
+  } else {
+    if (in.dWIh) gemm(k, true, false, G, I, TBi, 1.0f, dGx, G, in.x, I, 1.0f, in.dWIh, I);
+    if (in.dWHh) gemm(k, true, false, GE, R, TBi, 1.0f, dGh, G, Hall, R, 1.0f, in.dWHh, R);
+  }
   if (in.dWHh && GL > 0)
     gemm(k, true, false, GL, R, TBi, 1.0f, dGh + GE, G, cells, H, 1.0f, in.dWHh + (int64_t)GE * R, R);
   if (P > 0 && in.dWHr) gemm(k, true, false, P, H, TBi, 1.0f, wsDh, P, hraw, H, 1.0f, in.dWHr, H);
