@@ -120,6 +120,19 @@ describe.each(ISAS)('native %s kernels vs reference', (isa) => {
     }
   });
 
+  it('gemm with a transposed A that is packed (rows of every panel height, k across k-blocks) matches the naive loop', () => {
+    const r = rng(15);
+    for (const M of [5, 7, 8, 13, 150, 301]) {
+      for (const K of [1, 2, 17, 300]) {
+        const N = 40, lda = M + 3; // 3 column panels: op(A) is packed
+        const A = randArray(r, K * lda), B = randArray(r, K * N), C = randArray(r, M * N), want = C.slice();
+        native.gemm(true, false, M, N, K, 1, A, lda, B, N, 1, C, N);
+        addon.gemmNaive(true, false, M, N, K, 1, A, lda, B, N, 1, want, N);
+        expectClose(`gemm transA ${M}x${N}x${K}`, C, want, 1e-5);
+      }
+    }
+  });
+
   it('gemm with 1..4 rows over large weights: bitwise the same for 1, 2 and 3 threads', () => {
     const threads = native.info().threads;
     const r = rng(13);
