@@ -13,6 +13,9 @@
 //                             dW_hr += dh^T @ hRaw (one GEMM each), bias grads = column sums.
 // Variable lengths: rows sorted by decreasing length (stable) so the rows still running at a step
 // are a prefix; each row reads its own time index (reverse: len-1-s) — no per-step copies.
+// Threads: a batch of several register tiles with weights that stay in cache splits into parts, one
+// per pool thread, each running every step alone (row_parts); otherwise each step's products and
+// row loops split over the pool.
 #include "seq.h"
 
 #include <algorithm>
