@@ -153,6 +153,11 @@ void pool_job_leave() {
   t_in_job = false;
 }
 
+bool pool_available() {
+  Pool& p = pool();
+  return p.nworkers > 0 && !crowded(p) && !p.busy.load(std::memory_order_relaxed);
+}
+
 void parallel_for_raw(int ntasks, void (*fn)(void*, int), void* ctx) {
   Pool& p = pool();
   if (p.nworkers == 0 || (uint64_t)ntasks > kTaskMask || crowded(p) || !acquire(p, false)) {

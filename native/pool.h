@@ -17,6 +17,10 @@ int pool_threads();
 // parallel calls stay on its own thread where the pool's threads would oversubscribe the cores.
 void pool_job_enter();
 void pool_job_leave();
+// Whether a parallel call made now from this thread would run on the pool's threads: false when
+// the pool has no workers, is taken (another job, or this thread runs inside one of its tasks),
+// or the cores are crowded with async jobs; a hint (another thread may take the pool meanwhile).
+bool pool_available();
 void parallel_for_raw(int ntasks, void (*fn)(void*, int), void* ctx);
 
 template <class F>
