@@ -1243,7 +1243,14 @@ const SHARED_MAX_PAGES = 32768;
 
 /** The worker: instantiates the module on the shared memory and serves jobs until told to quit. */
 const WORKER_SOURCE = `
-${sleepUntil.toString()}
+// sleepUntil below, written out (a bundler may rename or rewrite the function itself)
+const sleepUntil = (i32, count) => {
+  for (let n = Atomics.load(i32, ${CTL.bar + 1}); n < count; n = Atomics.load(i32, ${CTL.bar + 1})) {
+    if (Atomics.load(i32, ${CTL.failed}) !== 0) return false;
+    Atomics.wait(i32, ${CTL.bar + 1}, n, 1);
+  }
+  return true;
+};
 const serve = ({ module, memory, ctl, tile, ap, index }) => {
   const k = new WebAssembly.Instance(module, { env: { memory } }).exports;
   k.setTile(tile);
@@ -1309,13 +1316,13 @@ else serve(require('node:worker_threads').workerData);
 /**
  * Sleeps until the step barrier of the control block i32 (CTL.bar: arrivals, barriers passed)
  * has been passed `count` times; false when a thread failed meanwhile. (Kernels poll the barrier
- * and return here to sleep: JavaScript's Atomics.wait, not a wait inside wasm.) Words 65 and 2 are
- * CTL.bar + 1 and CTL.failed, written out because the workers run this function's source.
+ * and return here to sleep: JavaScript's Atomics.wait, not a wait inside wasm. The workers have
+ * the same function in WORKER_SOURCE.)
  */
 function sleepUntil(i32: Int32Array, count: number): boolean {
-  for (let n = Atomics.load(i32, 65); n < count; n = Atomics.load(i32, 65)) {
-    if (Atomics.load(i32, 2) !== 0) return false;
-    Atomics.wait(i32, 65, n, 1);
+  for (let n = Atomics.load(i32, CTL.bar + 1); n < count; n = Atomics.load(i32, CTL.bar + 1)) {
+    if (Atomics.load(i32, CTL.failed) !== 0) return false;
+    Atomics.wait(i32, CTL.bar + 1, n, 1);
   }
   return true;
 }
