@@ -118,6 +118,65 @@ export function lstmForwardUnits(
   lstmForwardRange(j0, j1, B, H, tIdx, xp, hp, c, hOut, H, hSave, gates, cells, saveFull, hard, alpha, beta, hIn);
 }
 
+// The thread control block (src/backends/wasm-core.ts CTL), in i32 words: the job's thread
+// count, the failure flag a thread sets when its share threw, and the step barrier (arrivals,
+// then the number of barriers passed in this job; both zero when a job starts).
+const CTL_FAILED = 2;
+const CTL_THREADS = 4;
+const CTL_BARRIER = 64;
+/** Polls of the barrier before a thread gives up its core (some microseconds). */
+const BARRIER_SPIN = 1 << 14;
+
+/**
+ * Arrives at the barrier after step s of a job over the threads of the control block ctl and
+ * polls until every thread has arrived: 1 when they have, 0 when the poll ran out (the caller
+ * returns to JavaScript, which sleeps until the barrier count reaches s + 1: a wait inside wasm
+ * is avoided), -1 when a thread failed. The last to arrive resets the arrivals and publishes
+ * s + 1 as the count of barriers passed.
+ */
+function stepBarrier(ctl: usize, s: i32): i32 {
+  if (!ASC_FEATURE_THREADS) return 1;
+  const arrived = ctl + (<usize>CTL_BARRIER << 2);
+  const passed = arrived + 4;
+  if (atomic.add<i32>(arrived, 1) == ldi(ctl, CTL_THREADS) - 1) {
+    atomic.store<i32>(arrived, 0);
+    atomic.store<i32>(passed, s + 1);
+    atomic.notify(passed);
+    return 1;
+  }
+  for (let spin = 0; spin < BARRIER_SPIN; spin++) {
+    if (atomic.load<i32>(passed) > s) return 1;
+    if (atomic.load<i32>(ctl + (<usize>CTL_FAILED << 2)) != 0) return -1;
+  }
+  return 0;
+}
+
+/**
+ * lstmForwardUnits over steps [from, steps) of a sequence: this thread's hidden units [j0, j1)
+ * of every step, h alternating between hA (the input of step 0) and hB; tIdx [steps, B] the step
+ * table. With ctl (a job over several threads) the threads meet at the control block's barrier
+ * after every step but the last, so each step reads the whole h of the step before; ctl = 0:
+ * one thread. Returns -1 when done (or a thread failed), else the step to resume from once the
+ * barrier count reaches it (see stepBarrier). The final h is in hA when steps is even, else hB.
+ */
+export function lstmForwardSteps(
+  j0: i32, j1: i32, Ap: usize, from: i32, B: i32, H: i32, steps: i32, hA: usize, hB: usize, Whh: usize, hp: usize,
+  tIdx: usize, xp: usize, c: usize, hSave: usize, gates: usize, cells: usize, saveFull: i32, ctl: usize, hard: i32,
+  alpha: f32, beta: f32,
+): i32 {
+  for (let s = from; s < steps; s++) {
+    const hIn = s & 1 ? hB : hA;
+    const hOut = s & 1 ? hA : hB;
+    lstmForwardUnits(j0, j1, Ap, B, H, hIn, Whh, hp, tIdx + (<usize>(s * B) << 2), xp, c, hOut, hSave, gates, cells,
+      saveFull, hard, alpha, beta);
+    if (!ctl || s + 1 == steps) continue;
+    const met = stepBarrier(ctl, s);
+    if (met < 0) return -1;
+    if (met == 0) return s + 1;
+  }
+  return -1;
+}
+
 // GRU gates of elements [j, j+4) (full) or j alone (see gruStepForward)
 // @ts-ignore: decorator
 @inline function gruForwardAt(

@@ -32,7 +32,7 @@ export { gemm, gemmNaive, gemmPacked, gemmPackedCols, gemmSmallM, packB, packedA
 export {
   addColumnSums, addColumnSumsCols, addDy, addInto, fillBias, fillBiasRows, gatherRows, gruResetBeforeStepBackward, gruResetBeforeStepForward,
   gruResetBeforeStepGates, gruResetBeforeStepResetBackward, gruStepBackward, gruStepForward, lstmBackwardUnits,
-  lstmForwardUnits, lstmStepBackward, lstmStepForward, rnnStepBackward, rnnStepForward, scatterRows,
+  lstmForwardSteps, lstmForwardUnits, lstmStepBackward, lstmStepForward, rnnStepBackward, rnnStepForward, scatterRows,
 } from './cells';
 export { crossEntropyBackward, crossEntropyForward, crossEntropyForwardRows, sumSquares } from './losses';
 export { adamUpdate, adamUpdateRange, sgdUpdate } from './optim';

@@ -6,10 +6,10 @@ import { BUILDS, benchServer } from './wasm-steps.mjs';
 
 const bytes = async (url) => new Uint8Array(await (await fetch(url)).arrayBuffer());
 const builds = Object.fromEntries(await Promise.all(Object.entries(BUILDS).map(async ([name, file]) => [name, await bytes(`/dist/${file}`)])));
-const loadOrt = async () => {
+const loadOrt = async (threads = 1) => {
   const ort = await import('/node_modules/onnxruntime-web/dist/ort.wasm.min.mjs');
   ort.env.wasm.wasmPaths = '/node_modules/onnxruntime-web/dist/';
-  ort.env.wasm.numThreads = 1;
+  ort.env.wasm.numThreads = threads;
   return ort;
 };
 const serve = benchServer(api, builds, loadOrt);

@@ -23,8 +23,9 @@
 // charlm adds the embedding, the output layer, cross-entropy and an Adam step. Weights are passed
 // with change counters (as the layers do), so they stay resident in linear memory; --copies also
 // times a backend that copies every weight in on every call, interleaved with the resident one.
-// onnxruntime-web (wasm, one thread; in Node and in Chromium) runs the inference workloads on an
-// ONNX model of the same layer (bench/onnx-lstm.mjs). TensorFlow.js (Node, wasm backend, one
+// onnxruntime-web (wasm, in Node and in Chromium, at the thread count of each column: in Node a
+// column after the first runs in a child process) runs the inference workloads on an ONNX model
+// of the same layer (bench/onnx-lstm.mjs). TensorFlow.js (Node, wasm backend, one
 // thread): tf.layers.lstm/gru/simpleRNN (recurrentActivation 'sigmoid' like PyTorch; GRU: tfjs
 // only has reset-before, same cost), loss = sum(y * G), tf.variableGrads over the weights and x.
 // Timing: native and every wasm column take turns, one step each per round (3 warm-up rounds, then
@@ -50,9 +51,10 @@ const opt = (name, dflt) => {
   return i >= 0 ? argv[i + 1] : dflt;
 };
 const distBytes = () => Object.fromEntries(Object.entries(BUILDS).map(([name, file]) => [name, readFileSync(join(ROOT, 'dist', file))]));
-async function loadOrt() {
+/** onnxruntime-web with `threads` threads (fixed when its wasm starts: one thread count per process). */
+async function loadOrt(threads = 1) {
   const ort = await import('onnxruntime-web');
-  ort.env.wasm.numThreads = 1;
+  ort.env.wasm.numThreads = threads;
   return ort;
 }
 
@@ -78,8 +80,9 @@ async function main() {
   }
 
   // ---- where the wasm backend runs
-  // (one per thread count; onnxruntime-web in the first of each place)
-  const engines = THREADS.map((n, i) => ({ ...inProcess(), threads: n, ort: i === 0 }));
+  // (one per thread count; onnxruntime-web beside each at the same thread count: it takes its
+  // thread count once per process, so in Node the later counts run in child processes)
+  const engines = THREADS.map((n, i) => ({ ...(i === 0 ? inProcess() : nodeChild([], 'node')), threads: n, ort: true }));
   if (NODE_FLAGS) {
     const flags = NODE_FLAGS.split(/\s+/).filter(Boolean);
     console.log(`node-flags: a second Node process with ${flags.join(' ')}`);
@@ -87,7 +90,7 @@ async function main() {
   }
   if (BROWSER) {
     const browser = await chromiumBrowser();
-    for (const [i, n] of THREADS.entries()) engines.push({ ...await browser.page(), threads: n, ort: i === 0 });
+    for (const n of THREADS) engines.push({ ...await browser.page(), threads: n, ort: true });
   }
   for (const e of engines) {
     try {
@@ -205,7 +208,7 @@ async function main() {
   engines.forEach((e, i) => head.push(`wasm ${e.label} ms`, `${e.label} cpu ms`, ...(native ? [`${e.name} / native`] : []),
     ...(base[i] !== i ? [`${e.info.threads}t speed-up`, `${e.info.threads}t cpu / ${engines[base[i]].info.threads}t cpu`] : [])));
   head.push('GFLOP/s (node)');
-  engines.forEach((e) => { if (e.info.ort) head.push(`ort-web ${e.name} ms`, `rnnkit / ort (${e.name})`); });
+  engines.forEach((e) => { if (e.info.ort) head.push(`ort-web ${e.label} ms`, `rnnkit / ort (${e.label})`); });
   if (engines.length > 1) head.push('step by step us/step (per column)');
   if (COPIES) head.push('copied every call ms', 'resident / copied');
   if (tf) head.push('tfjs-wasm ms', 'rnnkit node / tfjs');
@@ -232,9 +235,9 @@ async function main() {
     return { name: 'node', call: serve, close: async () => backend?.close(), backend: () => backend };
   }
 
-  function nodeChild(flags) {
+  function nodeChild(flags, name = 'node-flags') {
     const child = fork(fileURLToPath(import.meta.url), ['--serve'], { execArgv: flags, stdio: ['ignore', 'inherit', 'inherit', 'ipc'] });
-    return { name: 'node-flags', ...messenger((m) => child.send(m), (on) => child.on('message', on), () => child.kill()) };
+    return { name, ...messenger((m) => child.send(m), (on) => child.on('message', on), () => child.kill()) };
   }
 
   /** Headless Chromium serving this repository; page() opens one more bench page (its own worker and backend). */

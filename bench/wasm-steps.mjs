@@ -249,7 +249,7 @@ export function chooseBuild(bytes, build, threads, threadsWhyNot) {
  * The measuring end of the bench, the same wherever it runs: `init` builds the wasm backend (and
  * loads onnxruntime-web), `prepare` builds a workload's steps, `time` times one call of one of them.
  *   api: rnnkit/wasm (createWasmBackendAsync, wasmThreadsUnavailable); bytes: the builds by name (BUILDS);
- *   loadOrt: () => onnxruntime-web with one thread, or null.
+ *   loadOrt: (threads) => onnxruntime-web with that many threads, or null.
  */
 export function benchServer(api, bytes, loadOrt) {
   let backend = null;
@@ -263,7 +263,7 @@ export function benchServer(api, bytes, loadOrt) {
       [build, src] = chooseBuild(bytes, msg.build, msg.threads, why);
       backend = await api.createWasmBackendAsync(src, { threads: msg.threads });
       await backend.whenReady();
-      ort = msg.ort ? await loadOrt() : null;
+      ort = msg.ort ? await loadOrt(msg.threads) : null;
       const info = backend.info();
       return { build, isa: info.isa, threads: info.threads, detail: info.detail, threadsWhyNot: why, ort: !!ort };
     }

@@ -11,7 +11,7 @@ import { withBackend } from '../src/backends/index.js';
 import { createWasmBackend } from '../src/backends/wasm-core.js';
 import { crossEntropy, mseLoss } from '../src/core/ops.js';
 import { Rng } from '../src/core/random.js';
-import { Tensor } from '../src/core/tensor.js';
+import { Tensor, noGrad } from '../src/core/tensor.js';
 import { Embedding, GRU, LSTM, Linear } from '../src/nn/layers.js';
 import { Adam } from '../src/nn/optim.js';
 
@@ -104,6 +104,36 @@ describe('wasm threads', () => {
     expect(two.splitGemms - before, 'jobs were split across the threads').toBeGreaterThan(4 * T);
     a.forEach((v, i) => bitwise(v, b[i], `tensor ${i}`));
     two.close();
+  });
+
+  it('LSTM inference with the steps as one job (batch 1 and a few rows, odd and even lengths) is bitwise the same on 1, 2 and 3 threads and on the plain build', async () => {
+    const plain = createWasmBackend(plainBytes);
+    const one = createWasmBackend(threadsBytes, { threads: 1 });
+    const two = createWasmBackend(threadsBytes, { threads: 2 });
+    const three = createWasmBackend(threadsBytes, { threads: 3 });
+    await Promise.all([two.whenReady(), three.whenReady()]);
+    const rng = new Rng(11);
+    // [batch, steps, lengths]: H 256 makes a batch-1 step 2^18 multiply-adds, enough to split
+    const cases: Array<[number, number, number[] | null]> = [[1, 37, null], [1, 64, null], [3, 20, [20, 7, 13]]];
+    for (const [B, T, lens] of cases) {
+      const m = new LSTM({ inputSize: 40, hiddenSize: 256, numLayers: 2, rng: new Rng(4) });
+      const x = new Tensor(Float32Array.from({ length: T * B * 40 }, () => rng.normal()), [T, B, 40]);
+      const h0 = new Tensor(Float32Array.from({ length: 2 * B * 256 }, (_, i) => Math.cos(i)), [2, B, 256]);
+      const lengths = lens ? Int32Array.from(lens) : undefined;
+      const run = (backend: typeof one) => withBackend(backend, () => noGrad(() => {
+        const { output, hN, cN } = m.forward(x, { h0, lengths });
+        return [output.data.slice(), hN.data.slice(), cN!.data.slice()];
+      }));
+      const before = [two.splitJobs('lstmForwardSteps'), three.splitJobs('lstmForwardSteps')];
+      const ref = run(plain);
+      for (const [backend, name] of [[one, '1 thread'], [two, '2 threads'], [three, '3 threads']] as const) {
+        run(backend).forEach((v, i) => bitwise(v, ref[i], `B ${B}, T ${T}, ${name}: tensor ${i}`));
+      }
+      // one job per layer: the steps of each layer ran on every thread
+      expect(two.splitJobs('lstmForwardSteps') - before[0], `B ${B}, T ${T}: sequences split on 2 threads`).toBe(2);
+      expect(three.splitJobs('lstmForwardSteps') - before[1], `B ${B}, T ${T}: sequences split on 3 threads`).toBe(2);
+    }
+    for (const b of [two, three]) b.close();
   });
 
   it('setThreads checks its argument; a build without shared memory stays on one thread and says why', () => {

@@ -50,6 +50,9 @@ export interface WasmKernels {
   lstmForwardUnits(j0: number, j1: number, Ap: number, B: number, H: number, hIn: number, Whh: number, hp: number, tIdx: number,
     xp: number, c: number, hOut: number, hSave: number, gates: number, cells: number, saveFull: number, hard: number,
     alpha: number, beta: number): void;
+  lstmForwardSteps(j0: number, j1: number, Ap: number, from: number, B: number, H: number, steps: number, hA: number, hB: number,
+    Whh: number, hp: number, tIdx: number, xp: number, c: number, hSave: number, gates: number, cells: number, saveFull: number,
+    ctl: number, hard: number, alpha: number, beta: number): number;
   lstmBackwardUnits(j0: number, j1: number, Ap: number, B: number, H: number, gemm: number, dGNext: number, WhhN: number,
     tIdx: number, prevT: number, dh: number, dy: number, dyStride: number, dyOffset: number, dc: number, gates: number,
     cells: number, c0: number, dG: number, dGall: number, hard: number, alpha: number): void;
@@ -464,6 +467,11 @@ export class WasmBackend implements Backend {
     return this.pool?.jobs ?? 0;
   }
 
+  /** Number of jobs of one kernel over a range (e.g. 'lstmForwardSteps') split across threads so far. */
+  splitJobs(kernel: RangeKernel): number {
+    return this.pool?.rangeJobs[kernel] ?? 0;
+  }
+
   /** Resolves when every thread set by setThreads has started. */
   async whenReady(): Promise<void> {
     await this.pool?.ready(this.threads);
@@ -786,14 +794,15 @@ export class WasmBackend implements Backend {
           else this.gemmPacked(0, B, G - GE, R, 1, v, R, pWhlT, 0, pHP + GE * 4, G, pAp);
         },
       };
-      let hCur = pH;
-      for (let s = 0; s < maxLen && fused; s++) {
-        const hNext = hCur === pH ? pH2 : pH;
-        this.split('lstmForwardUnits', H, B * G * H >= SPLIT_STEP_MACS, [B, H, hCur, pWhhT, pHP, pTIdx + s * B * 4, pXP, pC, hNext, pStates,
-          pGates, pCells, step.saveFull, step.gate[0]], [step.gate[1], step.gate[2]], pAp);
-        hCur = hNext;
+      if (fused) {
+        // every step in one job: each thread its hidden units, the threads meeting once per step
+        // (from SPLIT_SEQ_STEP_MACS per step, so batch-1 streaming splits too)
+        const t = this.pool && this.threads > 1 && H >= 16 && B * G * H >= SPLIT_SEQ_STEP_MACS ? this.pool.usable(this.threads) : 1;
+        const ints = [0, B, H, maxLen, pH, pH2, pWhhT, pHP, pTIdx, pXP, pC, pStates, pGates, pCells, step.saveFull];
+        if (t > 1) this.pool!.range(k, t, 'lstmForwardSteps', H, pAp, [...ints, this.pool!.ctl, step.gate[0]], [step.gate[1], step.gate[2]]);
+        else (k.lstmForwardSteps as (...args: number[]) => number)(0, H, pAp, ...ints, 0, ...step.gate);
+        if (maxLen % 2 === 1) this.f32(pH, B * R).set(this.f32(pH2, B * R));
       }
-      if (hCur !== pH) this.f32(pH, B * R).set(this.f32(hCur, B * R));
       for (let s = 0; s < maxLen && !fused; s++) {
         step.tIdx = pTIdx + s * B * 4;
         // HP[B, GE] = h[B, R] @ wHh[early]^T: all (early) gates in one GEMM
@@ -1182,8 +1191,8 @@ function stepTables(T: number, B: number, lengths: Int32Array | null, reverse: b
 // hidden units, its product and gates together; Adam's elements; cross-entropy's rows; column
 // sums), each element computed as on one thread, so results are bitwise those of one thread.
 
-/** Words of the control block: job counter, workers still running, job, threads, arguments, ready flags. */
-const CTL = { seq: 0, remain: 1, failed: 2, fn: 3, threads: 4, chunk: 5, args: 8, ready: 48, words: 64 } as const;
+/** Words of the control block: job counter, workers still running, job, threads, arguments, ready flags, step barrier. */
+const CTL = { seq: 0, remain: 1, failed: 2, fn: 3, threads: 4, chunk: 5, args: 8, ready: 48, bar: 64, words: 68 } as const;
 const JOB_GEMM = 1;
 /**
  * A kernel over a range, each thread on its chunk [j0, j1): args = the kernel (index into
@@ -1191,8 +1200,12 @@ const JOB_GEMM = 1;
  * the floats as float64 from the next even word.
  */
 const JOB_RANGE = 2;
-/** The kernels of JOB_RANGE, called as (j0, j1, Ap, ...integers, ...floats). */
-const RANGE_KERNELS = ['lstmForwardUnits', 'lstmBackwardUnits', 'adamUpdateRange', 'crossEntropyForwardRows', 'addColumnSumsCols', 'fillBiasRows'] as const;
+/**
+ * The kernels of JOB_RANGE, called as (j0, j1, Ap, ...integers, ...floats). One that returns a
+ * step r >= 0 (lstmForwardSteps) stopped at its step barrier: the thread sleeps until the barrier
+ * has been passed r times (sleepUntil) and calls it again from step r (its 4th argument).
+ */
+const RANGE_KERNELS = ['lstmForwardSteps', 'lstmBackwardUnits', 'adamUpdateRange', 'crossEntropyForwardRows', 'addColumnSumsCols', 'fillBiasRows'] as const;
 type RangeKernel = (typeof RANGE_KERNELS)[number];
 /** Elements (of an element-wise kernel, a fill or a sum) from which a kernel over a range is split across threads. */
 const SPLIT_ELEMENTS = 1 << 16;
@@ -1201,7 +1214,8 @@ const JOB_QUIT = -1;
 export const MAX_WASM_THREADS = 16;
 /**
  * A GEMM is split across threads from this many multiply-adds: a smaller one costs less than
- * waking the workers and waiting for the slowest (batch-1 streaming steps stay on one thread).
+ * waking the workers and waiting for the slowest (an LSTM's steps split as one job instead:
+ * SPLIT_SEQ_STEP_MACS).
  */
 const SPLIT_MACS = 1 << 20;
 /**
@@ -1210,6 +1224,11 @@ const SPLIT_MACS = 1 << 20;
  * per step costs more than it saves as soon as the cores are shared.
  */
 const SPLIT_STEP_MACS = SPLIT_MACS;
+/**
+ * An LSTM sequence whose steps run as one job (lstmForwardSteps) is split across the threads
+ * from this many multiply-adds per step: a barrier per step costs far less than a job per step.
+ */
+const SPLIT_SEQ_STEP_MACS = 1 << 16;
 /**
  * How long a thread waiting for the other threads (the caller for the workers' shares, a worker
  * for the next job) polls before it sleeps in Atomics.wait, in milliseconds: a job of a
@@ -1224,6 +1243,14 @@ const SHARED_MAX_PAGES = 32768;
 
 /** The worker: instantiates the module on the shared memory and serves jobs until told to quit. */
 const WORKER_SOURCE = `
+// sleepUntil below, written out (a bundler may rename or rewrite the function itself)
+const sleepUntil = (i32, count) => {
+  for (let n = Atomics.load(i32, ${CTL.bar + 1}); n < count; n = Atomics.load(i32, ${CTL.bar + 1})) {
+    if (Atomics.load(i32, ${CTL.failed}) !== 0) return false;
+    Atomics.wait(i32, ${CTL.bar + 1}, n, 1);
+  }
+  return true;
+};
 const serve = ({ module, memory, ctl, tile, ap, index }) => {
   const k = new WebAssembly.Instance(module, { env: { memory } }).exports;
   k.setTile(tile);
@@ -1267,11 +1294,17 @@ const serve = ({ module, memory, ctl, tile, ap, index }) => {
           for (let i = 0; i < ni; i++) args.push(i32[a + 4 + i]);
           const d = (a + 4 + ni + 1) >> 1;
           for (let i = 0; i < nf; i++) args.push(f64[d + i]);
-          k[${JSON.stringify(RANGE_KERNELS)}[i32[a]]](...args);
+          const f = k[${JSON.stringify(RANGE_KERNELS)}[i32[a]]];
+          // a kernel with step barriers returns the step to resume from after sleeping here
+          for (let r = f(...args); r >= 0; r = f(...args)) {
+            if (!sleepUntil(i32, r)) break;
+            args[3] = r;
+          }
         }
       }
     } catch {
       Atomics.store(i32, ${CTL.failed}, index); // the caller throws instead of using a partial result
+      Atomics.notify(i32, ${CTL.bar + 1}); // threads waiting at a step barrier stop
     }
     if (Atomics.sub(i32, ${CTL.remain}, 1) === 1) Atomics.notify(i32, ${CTL.remain});
   }
@@ -1279,6 +1312,20 @@ const serve = ({ module, memory, ctl, tile, ap, index }) => {
 if (typeof require === 'undefined') self.onmessage = (e) => serve(e.data);
 else serve(require('node:worker_threads').workerData);
 `;
+
+/**
+ * Sleeps until the step barrier of the control block i32 (CTL.bar: arrivals, barriers passed)
+ * has been passed `count` times; false when a thread failed meanwhile. (Kernels poll the barrier
+ * and return here to sleep: JavaScript's Atomics.wait, not a wait inside wasm. The workers have
+ * the same function in WORKER_SOURCE.)
+ */
+function sleepUntil(i32: Int32Array, count: number): boolean {
+  for (let n = Atomics.load(i32, CTL.bar + 1); n < count; n = Atomics.load(i32, CTL.bar + 1)) {
+    if (Atomics.load(i32, CTL.failed) !== 0) return false;
+    Atomics.wait(i32, CTL.bar + 1, n, 1);
+  }
+  return true;
+}
 
 type WorkerLike = { terminate(): unknown; unref?(): void; postMessage?(m: unknown): void };
 type GetBuiltin = (id: string) => unknown;
@@ -1316,13 +1363,15 @@ class WasmThreadPool {
   private readonly workers: WorkerLike[] = [];
   /** GEMMs split so far. */
   jobs = 0;
+  /** Of those, the jobs of each kernel over a range. */
+  readonly rangeJobs: Partial<Record<RangeKernel, number>> = {};
   private readonly i32: Int32Array;
   private readonly f32: Float32Array;
   private readonly f64: Float64Array;
 
   constructor(
     private readonly module: WebAssembly.Module, private readonly memory: WebAssembly.Memory,
-    private readonly heap: WasmHeap, private readonly ctl: number,
+    private readonly heap: WasmHeap, readonly ctl: number,
   ) {
     this.i32 = new Int32Array(memory.buffer, ctl, CTL.words);
     this.f32 = new Float32Array(memory.buffer, ctl, CTL.words);
@@ -1395,16 +1444,31 @@ class WasmThreadPool {
     const d = (a + 4 + ints.length + 1) >> 1; // the floats' first float64 slot
     if (2 * (d + floats.length) > CTL.ready) throw new Error(`wasm: too many arguments for a thread job (${kernel})`);
     this.jobs++;
+    this.rangeJobs[kernel] = (this.rangeJobs[kernel] ?? 0) + 1;
     i32[a] = RANGE_KERNELS.indexOf(kernel); i32[a + 1] = n; i32[a + 2] = ints.length; i32[a + 3] = floats.length;
     for (let i = 0; i < ints.length; i++) i32[a + 4 + i] = ints[i];
     for (let i = 0; i < floats.length; i++) f64[d + i] = floats[i];
     i32[CTL.chunk] = chunk;
     i32[CTL.fn] = JOB_RANGE;
     i32[CTL.threads] = used;
+    Atomics.store(i32, CTL.bar, 0);
+    Atomics.store(i32, CTL.bar + 1, 0);
     Atomics.store(i32, CTL.remain, used - 1);
     Atomics.add(i32, CTL.seq, 1);
     Atomics.notify(i32, CTL.seq);
-    (k[kernel] as (...args: number[]) => void)(0, Math.min(n, chunk), Ap, ...ints, ...floats);
+    try {
+      const f = k[kernel] as (...args: number[]) => number | undefined;
+      const args = [0, Math.min(n, chunk), Ap, ...ints, ...floats];
+      for (let r = f(...args); r !== undefined && r >= 0; r = f(...args)) { // resumed after a step barrier
+        if (!sleepUntil(i32, r)) break;
+        args[3] = r;
+      }
+    } catch (e) {
+      Atomics.store(i32, CTL.failed, -1); // workers waiting at a step barrier stop
+      Atomics.notify(i32, CTL.bar + 1);
+      try { this.join(kernel); } catch { /* the caller's own error is the one reported */ }
+      throw e;
+    }
     this.join(kernel);
   }
 
