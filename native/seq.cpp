@@ -134,6 +134,7 @@ void seq_forward(const IsaKernels& k, const SeqDims& d, const SeqFwdIn& in, SeqC
     for (int t = lens[b]; t < T; t++) memset(in.y + ((int64_t)t * B + b) * in.yStride + in.yOffset, 0, sizeof(float) * R);
 
   for (int s = 0; s < T; s++) {
+    pool_job_step();
     const int nA = ctx.active[s];
     float* hPrev = Hs(s);
     float* hNext = Hs(s + 1);
@@ -267,6 +268,7 @@ void bptt(const IsaKernels& k, const SeqCtx& ctx, const SeqBwdIn& in, BwdScratch
   if (P > 0) wHr.pack(k, in.wHr, H, false, P, H, ctx.active);  // op(B) = W_hr [P, H]
 
   for (int s = T - 1; s >= 0; s--) {
+    pool_job_step();
     const int nA = ctx.active[s];
     // total gradient at the state of step s, row i: carried + dy
     float* dhs = P > 0 ? wsDh + (int64_t)s * B * P : dhTot;
