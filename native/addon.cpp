@@ -1131,6 +1131,7 @@ Napi::Value AsyncJobStats(const Napi::CallbackInfo& info) {
   o.Set("peakExecuting", gPeakExecuting.load());
   o.Set("copiedBytes", q.copiedBytes);
   o.Set("sharedBytes", q.sharedBytes);
+  o.Set("yields", pool_job_yields(reset));
   if (reset) {
     q.copiedBytes = q.sharedBytes = 0;
     q.peakWaiting = (int)q.waiting.size();

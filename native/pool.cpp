@@ -50,6 +50,8 @@ int64_t job_yield_ns() {
   return ns;
 }
 
+std::atomic<int64_t> g_yields{0};
+
 // Yields the core when `every` has passed since *last (then *last = now).
 void yield_if_due(int64_t* last) {
   const int64_t every = job_yield_ns();
@@ -57,6 +59,7 @@ void yield_if_due(int64_t* last) {
   const int64_t now = now_ns();
   if (now - *last < every) return;
   std::this_thread::yield();
+  g_yields.fetch_add(1, std::memory_order_relaxed);
   *last = now_ns();
 }
 
@@ -184,6 +187,10 @@ void pool_job_enter() {
 void pool_job_leave() {
   g_jobs.fetch_sub(1, std::memory_order_relaxed);
   t_in_job = false;
+}
+
+double pool_job_yields(bool reset) {
+  return (double)(reset ? g_yields.exchange(0) : g_yields.load());
 }
 
 void pool_job_step() {

@@ -21,6 +21,9 @@ void pool_job_leave();
 // millisecond, yields the core to a thread that waits for one (the event loop's thread, woken by a
 // timer or I/O, while the jobs fill the cores), rather than making it wait out the job's time slice.
 void pool_job_step();
+// Yields made for async jobs (pool_job_step and the pool's threads while a job runs), process-wide,
+// since the last reset.
+double pool_job_yields(bool reset);
 void parallel_for_raw(int ntasks, void (*fn)(void*, int), void* ctx);
 
 template <class F>

@@ -3,13 +3,18 @@
 // Checked: the results equal the synchronous forward bit for bit (stacked, bidirectional,
 // projection, lengths, initial states; LSTM, GRU, RNN), one addon call per request, a recorded
 // forward and dropout between layers in training still run call by call, and the addon's entry
-// checks its arguments. The addon must load: these tests fail (never skip) when it does not.
+// checks its arguments. While a job runs, its threads give up their core between time steps at
+// most every RNNKIT_JOB_YIELD_US µs (300 by default, 0: never), counted by asyncJobStats().yields.
+// The addon must load: these tests fail (never skip) when it does not.
+import { spawnSync } from 'node:child_process';
+import { fileURLToPath } from 'node:url';
 import { describe, expect, it } from 'vitest';
 import type { SeqForwardArgs } from '../src/backends/backend.js';
 import { type NativeBackend, loadNativeAddon, loadNativeBackend } from '../src/backends/native.js';
 import { GRU, LSTM, RNN, Rng, Tensor, noGrad, noGradAsync, withBackend } from '../src/index.js';
 import { randArray, rng } from './native-helpers.js';
 
+const ROOT = fileURLToPath(new URL('..', import.meta.url));
 const native: NativeBackend = loadNativeBackend();
 const addon = loadNativeAddon() as unknown as Record<string, (...a: unknown[]) => Promise<unknown>>;
 
@@ -111,4 +116,35 @@ describe('forwardAsync without a graph: one native job per request', () => {
     const short = lstmArgs(7, x, 4, 8);
     await expect(async () => addon.seqForwardStackAsync([short, lstmArgs(8, short.y, 9, 5)])).rejects.toThrow(/x/);
   });
+
+  it('the jobs yield their core between time steps: at most one yield per interval of RNNKIT_JOB_YIELD_US, none with 0', () => {
+    // in a fresh process per setting (the interval is read once): one job of 400 steps, its wall time and yields
+    const src = `
+      const { loadNativeBackend } = await import(${JSON.stringify(new URL('../dist/backends/native.js', import.meta.url).href)});
+      const native = loadNativeBackend();
+      const T = 400, B = 8, I = 64, H = 256, G = 4 * H;
+      const args = () => ({ cell: 'lstm', T, B, I, H, P: 0, reverse: false, x: new Float32Array(T * B * I).fill(0.1), wIh: new Float32Array(G * I).fill(0.01),
+        wHh: new Float32Array(G * H).fill(0.01), bIh: null, bHh: null, wHr: null, h0: null, c0: null, lengths: null, training: false,
+        y: new Float32Array(T * B * H), yStride: H, yOffset: 0, hN: new Float32Array(B * H), cN: new Float32Array(B * H) });
+      await native.seqForwardStackAsync([args()]);
+      native.asyncJobStats(true);
+      const t0 = performance.now();
+      await native.seqForwardStackAsync([args(), args()]);
+      console.log(JSON.stringify({ ms: performance.now() - t0, yields: native.asyncJobStats().yields }));
+    `;
+    const run = (us: string) => {
+      const r = spawnSync(process.execPath, ['--input-type=module', '-e', src], { cwd: ROOT, encoding: 'utf8', timeout: 60_000, env: { ...process.env, RNNKIT_JOB_YIELD_US: us } });
+      expect(r.stderr).toBe('');
+      return JSON.parse(r.stdout.trim().split('\n').pop()!) as { ms: number; yields: number };
+    };
+    const byDefault = run('');
+    console.log(`one job of 2 x 400 steps: ${byDefault.ms.toFixed(0)} ms, ${byDefault.yields} yields`);
+    expect(byDefault.yields).toBeGreaterThan(0);
+    // per thread at most one yield per 300 µs (the job's thread and the pool's: 2 threads at most here)
+    expect(byDefault.yields).toBeLessThanOrEqual(Math.ceil((2 * byDefault.ms * 1000) / 300) + 2);
+    const never = run('0');
+    expect(never.yields).toBe(0);
+    const rare = run('1000000'); // once a second at most: none in a job shorter than that
+    if (rare.ms < 1000) expect(rare.yields).toBe(0);
+  }, 120_000);
 });

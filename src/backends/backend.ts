@@ -357,6 +357,11 @@ export interface AsyncJobStats {
    */
   copiedBytes: number;
   sharedBytes: number;
+  /**
+   * Times the jobs' threads gave up their core between time steps (RNNKIT_JOB_YIELD_US), in the
+   * whole process.
+   */
+  yields: number;
 }
 
 /**
