@@ -1,8 +1,9 @@
 // The fused recurrent op: a whole stacked, possibly bidirectional RNN/LSTM/GRU over a whole
 // sequence is ONE autograd op. Its forward calls backend.seqForward once per layer and direction
 // (the two directions of a bidirectional layer as one paired call where the backend takes it,
-// Backend.pairedCalls, except in forwardAsync); its backward calls backend.seqBackward
-// (whole-sequence BPTT) the same way.
+// Backend.pairedCalls, except in forwardAsync; forwardAsync without a graph hands every call to
+// one backend.seqForwardStackAsync where the backend has it); its backward calls
+// backend.seqBackward (whole-sequence BPTT) the same way.
 import type {
   Backend, CellKind, RecurrentActivation, SeqBackwardArgs, SeqContext, SeqForwardArgs, WeightCopy,
 } from '../backends/backend.js';
@@ -86,11 +87,11 @@ export async function recurrentForwardAsync(
       if (recording || (!copying && !queuedNow)) snapshot.set(t, snapshotOf(t)); // a backward reads the arrays
     }
   }));
-  // with copies, the arrays give the lengths (and the values a backward reads, when recording)
   // inference without dropout between layers on a backend that runs a stack of calls as one job
-  // (native): every layer and direction in one job, one completion, the layers' outputs below the
-  // top kept there (their arrays are neither read nor written: one of each length serves all calls)
+  // (native): every layer and direction in one job, one completion, the outputs of the layers below
+  // the top kept there (their arrays are stand-ins, neither read nor written: innerOutputOf)
   const stacked = backend.seqForwardStackAsync && !recording && !(cfg.dropout > 0 && cfg.training && cfg.numLayers > 1);
+  // with copies, the arrays give the lengths (and the values a backward reads, when recording)
   const plan = recurrentPlan(backend, cfg, x, h0, c0, weights, lengths,
     (t) => snapshot.get(t) ?? (copying ? readValues(t) : t.data), false, copying ? (t) => copies.get(t) ?? null : undefined,
     stacked ? innerOutputOf : undefined);
