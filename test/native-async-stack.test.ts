@@ -58,7 +58,8 @@ describe('forwardAsync without a graph: one native job per request', () => {
         new RNN({ inputSize: 5, hiddenSize: 6, numLayers: 2, nonlinearity: 'relu', rng: r }),
         new GRU({ inputSize: 5, hiddenSize: 6, rng: r }),
       ];
-      for (const m of models) {
+      for (const [i, m] of models.entries()) {
+        const name = `model ${i} (${m.constructor.name})`;
         const D = m.bidirectional ? 2 : 1, R = m.projSize || m.hiddenSize;
         const x = new Tensor(Float32Array.from({ length: 8 * 3 * 5 }, () => r.normal()), [8, 3, 5]);
         const h0 = new Tensor(Float32Array.from({ length: m.numLayers * D * 3 * R }, () => r.normal()), [m.numLayers * D, 3, R]);
@@ -66,10 +67,10 @@ describe('forwardAsync without a graph: one native job per request', () => {
         const state = { h0, c0, lengths: [8, 3, 5] };
         const sync = noGrad(() => m.forward(x, state));
         const { value: res, stack, single } = await countCalls(() => noGradAsync(() => m.forwardAsync(x, state)));
-        expect({ stack, single }, m.name).toEqual({ stack: 1, single: 0 });
-        expect(bitwiseEqual(res.output.data, sync.output.data), `${m.name} output`).toBe(true);
-        expect(bitwiseEqual(res.hN.data, sync.hN.data), `${m.name} hN`).toBe(true);
-        if (sync.cN) expect(bitwiseEqual(res.cN!.data, sync.cN.data), `${m.name} cN`).toBe(true);
+        expect({ stack, single }, name).toEqual({ stack: 1, single: 0 });
+        expect(bitwiseEqual(res.output.data, sync.output.data), `${name} output`).toBe(true);
+        expect(bitwiseEqual(res.hN.data, sync.hN.data), `${name} hN`).toBe(true);
+        if (sync.cN) expect(bitwiseEqual(res.cN!.data, sync.cN.data), `${name} cN`).toBe(true);
       }
     });
   }, 60_000);
