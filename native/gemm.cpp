@@ -242,6 +242,21 @@ void gemm_step(const IsaKernels& k, int M, float alpha, const float* A, int64_t 
   gemm_packed(k, M, w.N, w.K, alpha, A, lda, false, w.packedGemm, beta, C, ldc);
 }
 
+void gemm_step_rows(const IsaKernels& k, int M, int m0, int m1, float alpha, const float* A, int64_t lda,
+                    StepWeights& w, float beta, float* C, int64_t ldc) {
+  if (m1 <= m0 || w.N <= 0) return;
+  if (w.K <= 0) {  // C = beta * C on these rows
+    gemm_step(k, m1 - m0, alpha, A + (int64_t)m0 * lda, lda, w, beta, C + (int64_t)m0 * ldc, ldc);
+    return;
+  }
+  if (use_gemv(k, M)) {  // the whole product (the split leaves such steps to one part)
+    gemm_step(k, M, alpha, A, lda, w, beta, C, ldc);
+    return;
+  }
+  float* pa = tl_packA.ensure((size_t)k.MC * k.KC + 64);  // + slack for pack_a's vector copies
+  k.gemm_compute(M, w.N, w.K, alpha, A, lda, 0, w.packedGemm, beta, C, ldc, m0, m1, 0, (w.N + k.NR - 1) / k.NR, pa);
+}
+
 // Blocks of GV / 4 whole units in the batch-1 LSTM layout of k (pack_gemv_lstm).
 static int lstm_step_blocks(const IsaKernels& k, int H) { return (H + k.GV / 4 - 1) / (k.GV / 4); }
 

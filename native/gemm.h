@@ -105,6 +105,12 @@ struct StepWeights {
 void gemm_step(const IsaKernels& k, int M, float alpha, const float* A, int64_t lda, StepWeights& w, float beta,
                float* C, int64_t ldc);
 
+// Rows [m0, m1) of gemm_step's product with M rows, on the calling thread, the same bits as
+// gemm_step gives those rows when m0 is a multiple of k.MR (the same register tiles). Steps that
+// take the GEMV path (M <= k.gemv_rows) run whole: the caller passes m0 = 0, m1 = M for them.
+void gemm_step_rows(const IsaKernels& k, int M, int m0, int m1, float alpha, const float* A, int64_t lda,
+                    StepWeights& w, float beta, float* C, int64_t ldc);
+
 // Forms the kernels make of an immutable weight (a weight copy of the addon), each made on first
 // use and then shared by every call that reads the weight: the layouts the sequence kernels pack
 // a weight into (the GEMM and GEMV layouts of op(B), W_hh of a batch-1 LSTM), one per kernel table

@@ -33,7 +33,8 @@ inline bool claimable(uint64_t s) { return task_next(s) < task_count(s); }
 // runs one (pool_job_enter / pool_job_leave).
 std::atomic<int> g_jobs{0};
 thread_local bool t_in_job = false;
-thread_local int64_t t_last_yield_ns = 0;  // when this job's thread last yielded (pool_job_step)
+thread_local bool t_pool_worker = false;   // a thread of the pool (Pool::worker)
+thread_local int64_t t_last_yield_ns = 0;  // when this thread last yielded (yield_if_due)
 
 int64_t now_ns() {
   return std::chrono::duration_cast<std::chrono::nanoseconds>(std::chrono::steady_clock::now().time_since_epoch()).count();
@@ -91,7 +92,8 @@ struct Pool {
   }
 
   void worker() {
-    int64_t lastYield = now_ns();
+    t_pool_worker = true;
+    t_last_yield_ns = now_ns();
     for (;;) {
       int spin = 0;
       while (!claimable(state.load(std::memory_order_acquire))) {
@@ -108,7 +110,7 @@ struct Pool {
       }
       // serving an async job, as the job's own thread does between steps (pool_job_step): a task
       // left unclaimed meanwhile is run by the job's thread
-      if (g_jobs.load(std::memory_order_relaxed) > 0) yield_if_due(&lastYield);
+      if (g_jobs.load(std::memory_order_relaxed) > 0) yield_if_due(&t_last_yield_ns);
       while (run_one()) {
       }
     }
@@ -194,7 +196,12 @@ double pool_job_yields(bool reset) {
 }
 
 void pool_job_step() {
-  if (t_in_job) yield_if_due(&t_last_yield_ns);
+  if (t_in_job || (t_pool_worker && g_jobs.load(std::memory_order_relaxed) > 0)) yield_if_due(&t_last_yield_ns);
+}
+
+bool pool_available() {
+  Pool& p = pool();
+  return p.nworkers > 0 && !crowded(p) && !p.busy.load(std::memory_order_relaxed);
 }
 
 void parallel_for_raw(int ntasks, void (*fn)(void*, int), void* ctx) {

@@ -13,6 +13,9 @@
 //                             dW_hr += dh^T @ hRaw (one GEMM each), bias grads = column sums.
 // Variable lengths: rows sorted by decreasing length (stable) so the rows still running at a step
 // are a prefix; each row reads its own time index (reverse: len-1-s) — no per-step copies.
+// Threads: a batch of several register tiles with weights that stay in cache splits into parts, one
+// per pool thread, each running every step alone (row_parts); otherwise each step's products and
+// row loops split over the pool.
 #include "seq.h"
 
 #include <algorithm>
@@ -32,6 +35,42 @@ void rows_parallel(int n, int64_t work_per_row, F&& f) {
   parallel_range(n, work_per_row, [&](int64_t i0, int64_t i1) {
     for (int64_t i = i0; i < i1; i++) f((int)i);
   });
+}
+
+// Rows [*i0, *i1) of part t of row_parts' n parts.
+void part_rows(const IsaKernels& k, int B, int n, int t, int* i0, int* i1) {
+  const int tiles = (B + k.MR - 1) / k.MR;
+  *i0 = std::min(B, (int)((int64_t)tiles * t / n) * k.MR);
+  *i1 = std::min(B, (int)((int64_t)tiles * (t + 1) / n) * k.MR);
+}
+
+// The rows of a batch run through every step independently of each other (a row's step reads
+// only that row's previous state), so a sequence can split its batch into parts, one per pool
+// thread, each running all steps alone. The parts are whole register tiles (k.MR rows, the same
+// tiles as the whole batch's products: the same bits) and hold about as many tiles each; the
+// first holds at least k.gemv_rows rows, so a step with that few running rows (variable lengths)
+// falls to it whole. Returns the number of parts, 1 where the batch does not split well: then each
+// step splits its own products over the pool.
+// Each part reads all of the step's weights (stepWeights floats) at every step, where a step split
+// by columns has each thread read its share: the parts are for weights that stay in cache (a few
+// MiB; larger ones would be read from memory by every thread, each step).
+int row_parts(const IsaKernels& k, int T, int B, int64_t stepWeights) {
+  constexpr int64_t kMaxStepWeights = (int64_t)1 << 20;  // 4 MiB of floats
+  const int tiles = (B + k.MR - 1) / k.MR;
+  const int n = std::min(pool_threads(), tiles);
+  if (n < 2 || stepWeights > kMaxStepWeights || (int64_t)T * B * stepWeights < 4 * kParallelMinWork ||
+      !pool_available())
+    return 1;
+  if (tiles / n * k.MR < k.gemv_rows) return 1;
+  // the largest part at most 1.25 times the mean, in tiles and in rows (2 parts: 4 tiles and more)
+  const int largest = (tiles + n - 1) / n;
+  if (4 * largest * n > 5 * tiles) return 1;
+  for (int t = 0; t < n; t++) {
+    int i0, i1;
+    part_rows(k, B, n, t, &i0, &i1);
+    if (4 * (int64_t)(i1 - i0) * n > 5 * (int64_t)B) return 1;
+  }
+  return n;
 }
 
 }  // namespace
@@ -133,16 +172,20 @@ void seq_forward(const IsaKernels& k, const SeqDims& d, const SeqFwdIn& in, SeqC
   for (int b = 0; b < B; b++)
     for (int t = lens[b]; t < T; t++) memset(in.y + ((int64_t)t * B + b) * in.yStride + in.yOffset, 0, sizeof(float) * R);
 
-  for (int s = 0; s < T; s++) {
-    pool_job_step();
+  // Step s for the rows [i0, i1) (processing order). Whole batch (split false): the step's products
+  // and row loops split over the pool. A part of the batch (split true, see row_parts): only these
+  // rows, on the calling thread; each row's arithmetic is the same either way.
+  auto step = [&](int s, int i0, int i1, bool split) {
     const int nA = ctx.active[s];
+    const int hi = std::min(i1, nA);  // the rows still running
     float* hPrev = Hs(s);
     float* hNext = Hs(s + 1);
-    if (train && nA < B) {  // finished rows: keep finite zeros for the weight-gradient GEMMs
-      memset(hNext + (int64_t)nA * R, 0, sizeof(float) * (size_t)(B - nA) * R);
-      if (cState) memset(Cs(s + 1) + (int64_t)nA * H, 0, sizeof(float) * (size_t)(B - nA) * H);
-      if (hraw) memset(hraw + stepRow(s, nA) * H, 0, sizeof(float) * (size_t)(B - nA) * H);
-      if (cells) memset(cells + stepRow(s, nA) * H, 0, sizeof(float) * (size_t)(B - nA) * H);
+    const int f0 = std::max(nA, i0);
+    if (train && f0 < i1) {  // finished rows: keep finite zeros for the weight-gradient GEMMs
+      memset(hNext + (int64_t)f0 * R, 0, sizeof(float) * (size_t)(i1 - f0) * R);
+      if (cState) memset(Cs(s + 1) + (int64_t)f0 * H, 0, sizeof(float) * (size_t)(i1 - f0) * H);
+      if (hraw) memset(hraw + stepRow(s, f0) * H, 0, sizeof(float) * (size_t)(i1 - f0) * H);
+      if (cells) memset(cells + stepRow(s, f0) * H, 0, sizeof(float) * (size_t)(i1 - f0) * H);
     }
     // the row kernels' arguments of row i
     auto row = [&](int i) {
@@ -179,24 +222,52 @@ void seq_forward(const IsaKernels& k, const SeqDims& d, const SeqFwdIn& in, SeqC
         lstm_step(k, wLstm, row(0));
         store(0);
       }
-      continue;
+      return;
     }
+    // C[rows, :] = A[rows, :] @ op(W) of the step's running rows
+    auto product = [&](const float* A, int64_t lda, StepWeights& w, float* C, int64_t ldc) {
+      if (split) gemm_step_rows(k, nA, i0, hi, 1.0f, A, lda, w, 0.0f, C, ldc);
+      else gemm_step(k, nA, 1.0f, A, lda, w, 0.0f, C, ldc);
+    };
+    auto rows = [&](auto&& f) {
+      if (split) {
+        for (int i = i0; i < hi; i++) f(i);
+      } else {
+        rows_parallel(nA, (int64_t)G * 4, f);
+      }
+    };
     // Gh[nA, GE] = h_prev[nA, R] @ W_h{early}^T
-    gemm_step(k, nA, 1.0f, hPrev, R, wHe, 0.0f, Gh, G);
+    product(hPrev, R, wHe, Gh, G);
     if (GL > 0) {  // the late gates: Gh[nA, GE:G] = save[nA, H] @ W_h{late}^T after fwd_early
-      rows_parallel(nA, (int64_t)G * 4, [&](int i) { ck.fwd_early(row(i)); });
-      gemm_step(k, nA, 1.0f, cells + stepRow(s, 0) * H, H, wHl, 0.0f, Gh + GE, G);
+      rows([&](int i) { ck.fwd_early(row(i)); });
+      product(cells + stepRow(s, 0) * H, H, wHl, Gh + GE, G);
     }
     if (P > 0) {  // h[nA, P] = hRaw[nA, H] @ W_hr^T, after every row's gates
-      rows_parallel(nA, (int64_t)G * 4, [&](int i) { ck.fwd(row(i)); });
-      gemm_step(k, nA, 1.0f, hraw + stepRow(s, 0) * H, H, wHr, 0.0f, hNext, R);
-      for (int i = 0; i < nA; i++) store(i);
-    } else {  // each row stores its outputs in the same parallel loop
-      rows_parallel(nA, (int64_t)G * 4, [&](int i) {
+      rows([&](int i) { ck.fwd(row(i)); });
+      product(hraw + stepRow(s, 0) * H, H, wHr, hNext, R);
+      for (int i = split ? i0 : 0; i < hi; i++) store(i);
+    } else {  // each row stores its outputs in the same loop
+      rows([&](int i) {
         ck.fwd(row(i));
         store(i);
       });
     }
+  };
+  const int parts = lstmStep ? 1 : row_parts(k, T, B, (int64_t)GE * R + (int64_t)GL * H + (int64_t)P * H);
+  if (parts <= 1) {
+    for (int s = 0; s < T; s++) {
+      pool_job_step();
+      step(s, 0, B, false);
+    }
+  } else {  // each part of the batch runs every step on a thread of its own: no joins between steps
+    parallel_for(parts, [&](int t) {
+      int i0, i1;
+      part_rows(k, B, parts, t, &i0, &i1);
+      for (int s = 0; s < T; s++) {
+        pool_job_step();
+        step(s, i0, i1, true);
+      }
+    });
   }
 }
 
@@ -267,9 +338,11 @@ void bptt(const IsaKernels& k, const SeqCtx& ctx, const SeqBwdIn& in, BwdScratch
   if (GL > 0) wHl.pack(k, in.wHh + (int64_t)GE * R, R, false, GL, R, ctx.active);  // op(B) = W_h{late} [GL, R]
   if (P > 0) wHr.pack(k, in.wHr, H, false, P, H, ctx.active);  // op(B) = W_hr [P, H]
 
-  for (int s = T - 1; s >= 0; s--) {
-    pool_job_step();
+  // Step s for the rows [i0, i1), as in seq_forward: the whole batch (split false) or a part of it
+  // on the calling thread (split true)
+  auto step = [&](int s, int i0, int i1, bool split) {
     const int nA = ctx.active[s];
+    const int lo = split ? i0 : 0, hi = std::min(i1, nA);  // the running rows of this call
     // total gradient at the state of step s, row i: carried + dy
     float* dhs = P > 0 ? wsDh + (int64_t)s * B * P : dhTot;
     auto total = [&](int i) {
@@ -284,9 +357,21 @@ void bptt(const IsaKernels& k, const SeqCtx& ctx, const SeqBwdIn& in, BwdScratch
         memcpy(dst, src, sizeof(float) * R);
       }
     };
+    // C[rows, :] = A[rows, :] @ op(W) + beta * C of the step's running rows
+    auto product = [&](const float* A, int64_t lda, StepWeights& w, float beta, float* C, int64_t ldc) {
+      if (split) gemm_step_rows(k, nA, i0, hi, 1.0f, A, lda, w, beta, C, ldc);
+      else gemm_step(k, nA, 1.0f, A, lda, w, beta, C, ldc);
+    };
+    auto rows = [&](auto&& f) {
+      if (split) {
+        for (int i = i0; i < hi; i++) f(i);
+      } else {
+        rows_parallel(nA, (int64_t)G * 4, f);
+      }
+    };
     if (P > 0) {  // dhRaw = dh @ W_hr after every row's total
-      for (int i = 0; i < nA; i++) total(i);
-      gemm_step(k, nA, 1.0f, dhs, P, wHr, 0.0f, dhRaw, H);
+      for (int i = lo; i < hi; i++) total(i);
+      product(dhs, P, wHr, 0.0f, dhRaw, H);
     }
     float* dGs = dGh + (int64_t)s * B * G;
     // the row kernels' arguments of row i
@@ -310,16 +395,32 @@ void bptt(const IsaKernels& k, const SeqCtx& ctx, const SeqBwdIn& in, BwdScratch
       r.dhprev = cell.directPath ? dh + (int64_t)i * R : nullptr;
       return r;
     };
-    rows_parallel(nA, (int64_t)G * 4, [&](int i) {
-      if (P == 0) total(i);  // each row forms its own total in the same parallel loop
+    rows([&](int i) {
+      if (P == 0) total(i);  // each row forms its own total in the same loop
       ck.bwd(row(i));
     });
     if (GL > 0) {  // dsave[nA, H] = dG[nA, GE:G] @ W_h{late}, then the early gates' gradients
-      gemm_step(k, nA, 1.0f, dGs + GE, G, wHl, 0.0f, dSave, H);
-      rows_parallel(nA, (int64_t)G * 4, [&](int i) { ck.bwd_early(row(i)); });
+      product(dGs + GE, G, wHl, 0.0f, dSave, H);
+      rows([&](int i) { ck.bwd_early(row(i)); });
     }
     // dh_prev[nA, R] (+)= dG[nA, GE] @ W_h{early}  (a cell's direct path is already in dh)
-    gemm_step(k, nA, 1.0f, dGs, G, wHe, cell.directPath ? 1.0f : 0.0f, dh, R);
+    product(dGs, G, wHe, cell.directPath ? 1.0f : 0.0f, dh, R);
+  };
+  const int parts = row_parts(k, T, B, (int64_t)GE * R + (int64_t)GL * H + (int64_t)P * H);
+  if (parts <= 1) {
+    for (int s = T - 1; s >= 0; s--) {
+      pool_job_step();
+      step(s, 0, B, false);
+    }
+  } else {  // each part of the batch runs every step on a thread of its own, as in seq_forward
+    parallel_for(parts, [&](int t) {
+      int i0, i1;
+      part_rows(k, B, parts, t, &i0, &i1);
+      for (int s = T - 1; s >= 0; s--) {
+        pool_job_step();
+        step(s, i0, i1, true);
+      }
+    });
   }
 
   for (int i = 0; i < B; i++) {

@@ -332,11 +332,16 @@ describe('native threads and async', () => {
   // (with weights large enough to be split over the threads)
   const stream: SeqCase = { cell: 'lstm', T: 6, B: 1, I: 9, H: 130, P: 0, reverse: false, lengths: false, bias: true, state: true, stride: false, seed: 96 };
   const shrink: SeqCase = { ...big, cell: 'gru', B: 5, H: 150, seed: 95 };
+  // batches split into parts of whole register tiles, one per thread, each running every step
+  // alone (2 and 3 parts of 48 rows; variable lengths leave the last steps to the first part)
+  const parts: SeqCase = { ...big, B: 48, H: 40, P: 0, seed: 94 };
+  const partsGru: SeqCase = { ...big, cell: 'gru', B: 48, H: 40, reverse: false, seed: 93 };
+  const partsProj: SeqCase = { ...big, B: 48, H: 40, P: 13, state: false, seed: 92 };
 
   it('results are bitwise identical for 1, 2 and 3 threads', async () => {
     const threads = native.info().threads;
     try {
-      for (const c of [big, gru, proj, stream, shrink]) {
+      for (const c of [big, gru, proj, stream, shrink, parts, partsGru, partsProj]) {
         native.setThreads(1);
         const one = await runSeq(native, c);
         native.setThreads(2);
