@@ -394,6 +394,16 @@ class JobArrays {
     outputs_.push_back({Napi::Persistent(array.As<Napi::Object>()), q, rows, cols, stride, offset});
     return q;
   }
+  // A buffer of n floats the job keeps (a layer output the next layer of a stack reads); zeroed on
+  // the job's thread (zeroKept), not copied from or back to an array on the main thread.
+  float* kept(int64_t n) {
+    float* q = buffer(n);
+    kept_.push_back({q, n});
+    return q;
+  }
+  void zeroKept() {
+    for (const auto& k : kept_) memset(k.first, 0, sizeof(float) * (size_t)k.second);
+  }
   // Copies the results into the caller's arrays; throws (naming the kernel) if one was detached.
   void settle(Napi::Env env, const std::string& kern) {
     for (Out& o : outputs_) {
@@ -423,6 +433,7 @@ class JobArrays {
   std::vector<std::vector<int32_t>> ints_;
   std::vector<std::shared_ptr<const WeightCopy>> shared_;
   std::vector<Out> outputs_;
+  std::vector<std::pair<float*, int64_t>> kept_;
 
  public:
   double copiedBytes = 0;  // copied by input() (and output() with accumulate) when the job was called
@@ -577,7 +588,9 @@ const std::vector<const char*> kBwdFields = {
     "dy", "dyStride", "dyOffset", "dhN", "dcN", "dx", "dh0", "dc0", "dWIh", "dWHh", "dBIh", "dBHh", "dWHr"};
 
 // Checks a forward args object; with job, the kernels' pointers are the job's own copies.
-FwdParsed parseForward(Napi::Env env, const Fields& a, JobArrays* job) {
+// With job, xFrom / yTo (seqForwardStackAsync): x is read from, y written to, a layer output the
+// job keeps (the earlier call's y that this x is) rather than a copy of / into the caller's array.
+FwdParsed parseForward(Napi::Env env, const Fields& a, JobArrays* job, const float* xFrom = nullptr, float* yTo = nullptr) {
   FwdParsed f;
   SeqDims& d = f.d = parseDims(env, a, "native.seqForward");
   const std::string kern = std::string("native.seqForward(") + cellName(d.cell) + ")";
@@ -607,13 +620,17 @@ FwdParsed parseForward(Napi::Env env, const Fields& a, JobArrays* job) {
   }
   in.training = asBool(env, a.Get("training"), kern, "training");
   if (job) {
-    in.x = job->input(in.x, T * B, I);
+    in.x = xFrom ? xFrom : job->input(in.x, T * B, I);
     in.h0 = job->input(in.h0, B, R);
     in.c0 = job->input(in.c0, B, H);
     in.lengths = job->input(in.lengths, B);
-    in.y = job->output(a.Get("y"), in.y, T * B, R, false, in.yStride, in.yOffset);
-    in.yStride = R;
-    in.yOffset = 0;
+    if (yTo) {
+      in.y = yTo;
+    } else {
+      in.y = job->output(a.Get("y"), in.y, T * B, R, false, in.yStride, in.yOffset);
+      in.yStride = R;
+      in.yOffset = 0;
+    }
     in.hN = job->output(a.Get("hN"), in.hN, B, R, false);
     in.cN = job->output(a.Get("cN"), in.cN, B, H, false);
   }
@@ -1012,6 +1029,42 @@ class ForwardWorker : public QueuedJob {
   Napi::Promise::Deferred deferred_;
 };
 
+// Inference calls run one after another as one job (seqForwardStackAsync): the layers of a stacked,
+// possibly bidirectional model, one completion per request.
+class StackWorker : public QueuedJob {
+ public:
+  StackWorker(Napi::Env env, const IsaKernels& k, std::vector<FwdParsed> calls, std::unique_ptr<JobArrays> job)
+      : QueuedJob(env), k_(k), calls_(std::move(calls)), job_(std::move(job)), deferred_(Napi::Promise::Deferred::New(env)) {}
+  Napi::Promise Promise() { return deferred_.Promise(); }
+  void Run() override {
+    try {
+      job_->zeroKept();
+      for (const FwdParsed& f : calls_) {
+        SeqCtx ctx;
+        seq_forward(k_, f.d, f.in, ctx);
+      }
+    } catch (const std::exception& e) {
+      SetError(std::string("native.seqForwardStackAsync: ") + e.what());
+    }
+  }
+  void OnOK() override {
+    try {
+      job_->settle(Env(), "native.seqForwardStackAsync");
+    } catch (const Napi::Error& e) {
+      deferred_.Reject(e.Value());
+      return;
+    }
+    deferred_.Resolve(Env().Undefined());
+  }
+  void OnError(const Napi::Error& e) override { deferred_.Reject(e.Value()); }
+
+ private:
+  const IsaKernels& k_;
+  std::vector<FwdParsed> calls_;
+  std::unique_ptr<JobArrays> job_;
+  Napi::Promise::Deferred deferred_;
+};
+
 class BackwardWorker : public QueuedJob {
  public:
   BackwardWorker(Napi::Env env, const IsaKernels& k, BwdParsed b, std::unique_ptr<JobArrays> job, Napi::Value ctx)
@@ -1078,6 +1131,7 @@ Napi::Value AsyncJobStats(const Napi::CallbackInfo& info) {
   o.Set("peakExecuting", gPeakExecuting.load());
   o.Set("copiedBytes", q.copiedBytes);
   o.Set("sharedBytes", q.sharedBytes);
+  o.Set("yields", pool_job_yields(reset));
   if (reset) {
     q.copiedBytes = q.sharedBytes = 0;
     q.peakWaiting = (int)q.waiting.size();
@@ -1101,6 +1155,59 @@ Napi::Value SeqForwardAsync(const Napi::CallbackInfo& info) {
   FwdParsed f = parseForward(env, snapshot(asObj(env, info[0], "native.seqForwardAsync", "args"), kFwdFields), job.get());
   countCopies(env, *job);
   auto* w = new ForwardWorker(env, K(env), f, std::move(job));
+  Napi::Promise p = w->Promise();
+  w->submit();
+  return p;
+}
+
+// seqForwardStackAsync(calls) -> Promise<undefined>: inference calls (training false) as ONE async
+// job, run in order. A call whose x is the very array an earlier call's y is (a layer's input is the
+// layer below's output) reads what that call wrote, which the job keeps: for such a y the job has
+// its own buffer, zeros at the start, and the array is neither read nor written (only results no
+// later call reads go back to their arrays, when the job settles).
+Napi::Value SeqForwardStackAsync(const Napi::CallbackInfo& info) {
+  Napi::Env env = info.Env();
+  const std::string kern = "native.seqForwardStackAsync";
+  checkArgc(info, 1, "native.seqForwardStackAsync");
+  if (!info[0].IsArray()) typeError(env, kern + ": calls must be an array of sequence call args");
+  const Napi::Array list = info[0].As<Napi::Array>();
+  const uint32_t n = list.Length();
+  if (n < 1 || n > 4096) rangeError(env, kern + ": calls must hold 1..4096 calls, received " + std::to_string(n));
+  // every field of every call is read before any buffer pointer is taken
+  std::vector<Fields> fields;
+  fields.reserve(n);
+  for (uint32_t i = 0; i < n; i++) {
+    const std::string name = "calls[" + std::to_string(i) + "]";
+    const Napi::Object a = asObj(env, list.Get(i), kern, name.c_str());
+    rejectPaired(env, a, kern);
+    fields.push_back(snapshot(a, kFwdFields));
+  }
+  auto job = std::make_unique<JobArrays>();
+  std::vector<FwdParsed> calls;
+  std::vector<std::pair<Napi::Value, float*>> keptY;  // y arrays a later call reads as x, and the job's copy
+  for (uint32_t i = 0; i < n; i++) {
+    const Fields& a = fields[i];
+    const Napi::Value x = a.Get("x"), y = a.Get("y");
+    const float* xFrom = nullptr;
+    for (const auto& k : keptY)
+      if (k.first.StrictEquals(x)) xFrom = k.second;
+    // a y that a later call reads, or that the job keeps already, is written in the job's copy
+    float* yTo = nullptr;
+    for (const auto& k : keptY)
+      if (k.first.StrictEquals(y)) yTo = k.second;
+    bool readLater = false;
+    for (uint32_t j = i + 1; j < n && !yTo && !readLater; j++) readLater = fields[j].Get("x").StrictEquals(y);
+    if (readLater) {
+      const F32 ya = asF32(env, y, kern, "y", 1, false);
+      yTo = job->kept(ya.n);  // the array's whole length: parseForward checks x and y against it
+      keptY.emplace_back(y, yTo);
+    }
+    FwdParsed f = parseForward(env, a, job.get(), xFrom, yTo);
+    if (f.in.training) rangeError(env, kern + ": calls[" + std::to_string(i) + "].training must be false (a recorded forward runs call by call)");
+    calls.push_back(f);
+  }
+  countCopies(env, *job);
+  auto* w = new StackWorker(env, K(env), std::move(calls), std::move(job));
   Napi::Promise p = w->Promise();
   w->submit();
   return p;
@@ -1293,6 +1400,7 @@ Napi::Object Init(Napi::Env env, Napi::Object exports) {
   exports.Set("copyWeight", Napi::Function::New(env, CopyWeight));
   exports.Set("seqForwardAsync", Napi::Function::New(env, SeqForwardAsync));
   exports.Set("seqBackwardAsync", Napi::Function::New(env, SeqBackwardAsync));
+  exports.Set("seqForwardStackAsync", Napi::Function::New(env, SeqForwardStackAsync));
   exports.Set("setAsyncJobs", Napi::Function::New(env, SetAsyncJobs));
   exports.Set("asyncJobStats", Napi::Function::New(env, AsyncJobStats));
   exports.Set("unaryForward", Napi::Function::New(env, UnaryForward));

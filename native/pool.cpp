@@ -12,6 +12,8 @@
 
 #include <algorithm>
 #include <atomic>
+#include <chrono>
+#include <cstdlib>
 #include <condition_variable>
 #include <mutex>
 #include <thread>
@@ -26,6 +28,41 @@ constexpr uint64_t kTaskMask = (1u << kTaskBits) - 1;
 inline uint32_t task_count(uint64_t s) { return (uint32_t)((s >> kTaskBits) & kTaskMask); }
 inline uint32_t task_next(uint64_t s) { return (uint32_t)(s & kTaskMask); }
 inline bool claimable(uint64_t s) { return task_next(s) < task_count(s); }
+
+// Async jobs (native/addon.cpp) running their kernels now, process-wide, and whether this thread
+// runs one (pool_job_enter / pool_job_leave).
+std::atomic<int> g_jobs{0};
+thread_local bool t_in_job = false;
+thread_local bool t_pool_worker = false;   // a thread of the pool (Pool::worker)
+thread_local int64_t t_last_yield_ns = 0;  // when this thread last yielded (yield_if_due)
+
+int64_t now_ns() {
+  return std::chrono::duration_cast<std::chrono::nanoseconds>(std::chrono::steady_clock::now().time_since_epoch()).count();
+}
+// The least time between two yields of a thread running an async job's kernels (pool_job_step):
+// RNNKIT_JOB_YIELD_US (0: never yield), else 300 µs. A yield with no thread waiting for the core
+// costs about a microsecond; a thread that waits gets the core within about this time plus a step.
+int64_t job_yield_ns() {
+  static const int64_t ns = [] {
+    const char* e = std::getenv("RNNKIT_JOB_YIELD_US");
+    const int64_t us = e && *e ? std::atoll(e) : 300;
+    return std::max<int64_t>(0, std::min<int64_t>(us, 1000000)) * 1000;
+  }();
+  return ns;
+}
+
+std::atomic<int64_t> g_yields{0};
+
+// Yields the core when `every` has passed since *last (then *last = now).
+void yield_if_due(int64_t* last) {
+  const int64_t every = job_yield_ns();
+  if (every <= 0) return;
+  const int64_t now = now_ns();
+  if (now - *last < every) return;
+  std::this_thread::yield();
+  g_yields.fetch_add(1, std::memory_order_relaxed);
+  *last = now_ns();
+}
 
 struct Pool {
   std::vector<std::thread> workers;
@@ -55,6 +92,8 @@ struct Pool {
   }
 
   void worker() {
+    t_pool_worker = true;
+    t_last_yield_ns = now_ns();
     for (;;) {
       int spin = 0;
       while (!claimable(state.load(std::memory_order_acquire))) {
@@ -69,6 +108,9 @@ struct Pool {
           spin = 0;
         }
       }
+      // serving an async job, as the job's own thread does between steps (pool_job_step): a task
+      // left unclaimed meanwhile is run by the job's thread
+      if (g_jobs.load(std::memory_order_relaxed) > 0) yield_if_due(&t_last_yield_ns);
       while (run_one()) {
       }
     }
@@ -101,11 +143,6 @@ Pool& pool() {
   }();
   return *p;
 }
-
-// Async jobs (native/addon.cpp) running their kernels now, process-wide, and whether this thread
-// runs one (pool_job_enter / pool_job_leave).
-std::atomic<int> g_jobs{0};
-thread_local bool t_in_job = false;
 
 // Whether a job's parallel call would oversubscribe the cores: the other jobs' threads and the
 // pool's together need more cores than there are. Then the tasks run on the job's own thread:
@@ -145,12 +182,21 @@ int pool_threads() { return pool().nworkers + 1; }
 
 void pool_job_enter() {
   t_in_job = true;
+  t_last_yield_ns = now_ns();
   g_jobs.fetch_add(1, std::memory_order_relaxed);
 }
 
 void pool_job_leave() {
   g_jobs.fetch_sub(1, std::memory_order_relaxed);
   t_in_job = false;
+}
+
+double pool_job_yields(bool reset) {
+  return (double)(reset ? g_yields.exchange(0) : g_yields.load());
+}
+
+void pool_job_step() {
+  if (t_in_job || (t_pool_worker && g_jobs.load(std::memory_order_relaxed) > 0)) yield_if_due(&t_last_yield_ns);
 }
 
 bool pool_available() {

@@ -17,6 +17,14 @@ int pool_threads();
 // parallel calls stay on its own thread where the pool's threads would oversubscribe the cores.
 void pool_job_enter();
 void pool_job_leave();
+// Called by the sequence kernels between time steps. On an async job's thread, or on a pool thread
+// while a job runs, at most once per RNNKIT_JOB_YIELD_US (300 µs by default), yields the core to a thread that waits for one (the event
+// loop's thread, woken by a timer or I/O while the jobs fill the cores), rather than making it wait
+// for the job's time slice to end.
+void pool_job_step();
+// Yields made for async jobs (pool_job_step and the pool's threads while a job runs), process-wide,
+// since the last reset.
+double pool_job_yields(bool reset);
 // Whether a parallel call made now from this thread would run on the pool's threads: false when
 // the pool has no workers, is taken (another job, or this thread runs inside one of its tasks),
 // or the cores are crowded with async jobs; a hint (another thread may take the pool meanwhile).

@@ -257,12 +257,18 @@ void seq_forward(const IsaKernels& k, const SeqDims& d, const SeqFwdIn& in, SeqC
   };
   const int parts = lstmStep ? 1 : row_parts(k, T, B, (int64_t)GE * R + (int64_t)GL * H + (int64_t)P * H);
   if (parts <= 1) {
-    for (int s = 0; s < T; s++) step(s, 0, B, false);
+    for (int s = 0; s < T; s++) {
+      pool_job_step();
+      step(s, 0, B, false);
+    }
   } else {  // each part of the batch runs every step on a thread of its own: no joins between steps
     parallel_for(parts, [&](int t) {
       int i0, i1;
       part_rows(k, B, parts, t, &i0, &i1);
-      for (int s = 0; s < T; s++) step(s, i0, i1, true);
+      for (int s = 0; s < T; s++) {
+        pool_job_step();
+        step(s, i0, i1, true);
+      }
     });
   }
 }
@@ -403,12 +409,18 @@ void bptt(const IsaKernels& k, const SeqCtx& ctx, const SeqBwdIn& in, BwdScratch
   };
   const int parts = row_parts(k, T, B, (int64_t)GE * R + (int64_t)GL * H + (int64_t)P * H);
   if (parts <= 1) {
-    for (int s = T - 1; s >= 0; s--) step(s, 0, B, false);
+    for (int s = T - 1; s >= 0; s--) {
+      pool_job_step();
+      step(s, 0, B, false);
+    }
   } else {  // each part of the batch runs every step on a thread of its own, as in seq_forward
     parallel_for(parts, [&](int t) {
       int i0, i1;
       part_rows(k, B, parts, t, &i0, &i1);
-      for (int s = T - 1; s >= 0; s--) step(s, i0, i1, true);
+      for (int s = T - 1; s >= 0; s--) {
+        pool_job_step();
+        step(s, i0, i1, true);
+      }
     });
   }
 

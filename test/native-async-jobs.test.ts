@@ -147,11 +147,10 @@ describe('native async jobs: admission', () => {
       const x = new Tensor(Float32Array.from({ length: 5 * 2 * 8 }, () => r.normal()), [5, 2, 8]);
       const seen: unknown[][] = []; // the weights as the addon received them, per serve: [layer 0 wIh, layer 1 wHh]
       let copiesMade = 0;
-      const original = { seqForwardAsync: addon.seqForwardAsync, copyWeight: addon.copyWeight };
-      addon.seqForwardAsync = (a) => {
-        if (a.I === 8) seen.push([a.wIh]); else seen.at(-1)!.push(a.wHh);
-        return original.seqForwardAsync.call(addon, a);
-      };
+      const original = { seqForwardAsync: addon.seqForwardAsync, seqForwardStackAsync: addon.seqForwardStackAsync, copyWeight: addon.copyWeight };
+      const see = (a: Parameters<typeof addon.seqForwardAsync>[0]) => { if (a.I === 8) seen.push([a.wIh]); else seen.at(-1)!.push(a.wHh); };
+      addon.seqForwardAsync = (a) => { see(a); return original.seqForwardAsync.call(addon, a); };
+      addon.seqForwardStackAsync = (calls) => { calls.forEach(see); return original.seqForwardStackAsync.call(addon, calls); };
       addon.copyWeight = (w) => { copiesMade++; return original.copyWeight.call(addon, w); };
       try {
         const wHh = lstm.weights[1][0].wHh;

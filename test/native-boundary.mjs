@@ -65,6 +65,8 @@ function validCalls(r, rnd) {
     seqForward: () => [fwd()],
     // the weights as the addon's copies (copyWeight), as forwardAsync gives them
     seqForwardAsync: () => { const a = fwd(); for (const k of ['wIh', 'wHh', 'bIh']) if (r(2)) a[k] = addon.copyWeight(a[k]); return [a]; },
+    // inference calls as one job; a second layer reads the first's y where the widths allow
+    seqForwardStackAsync: () => { const a = { ...fwd(), training: false }; return [I === R ? [a, { ...fwd(), training: false, x: a.y }] : [a]]; },
     seqBackward: () => { const f = fwd(); return [addon.seqForward(f), f, bwd()]; },
     seqBackwardAsync: () => { const f = fwd(); return [addon.seqForward(f), f, bwd()]; },
     unaryForward: () => [['tanh', 'sigmoid', 'relu'][r(3)], f32(n, rnd), new Float32Array(n)],

@@ -274,6 +274,13 @@ export interface Backend {
   seqForwardAsync?(args: SeqForwardArgs): Promise<SeqContext | null>;
   seqBackwardAsync?(args: SeqBackwardArgs): Promise<void>;
   /**
+   * Optional (native): inference calls (training false, no pairs) run in order as ONE async job,
+   * e.g. every layer and direction of a stacked model. A call whose x is the very array an earlier
+   * call's y is reads what that call wrote: such a y is the job's own (zeros at the start), and its
+   * array is neither read nor written.
+   */
+  seqForwardStackAsync?(calls: SeqForwardArgs[]): Promise<void>;
+  /**
    * Optional, with the async forms (native): an immutable copy of values in the backend's own
    * memory, for SeqForwardArgs.weightCopies. A model served with forwardAsync keeps one per weight
    * while the weight does not change, and its calls share it instead of copying the weights.
@@ -350,6 +357,11 @@ export interface AsyncJobStats {
    */
   copiedBytes: number;
   sharedBytes: number;
+  /**
+   * Times the jobs' threads gave up their core between time steps (RNNKIT_JOB_YIELD_US), in the
+   * whole process.
+   */
+  yields: number;
 }
 
 /**

@@ -46,6 +46,8 @@ export interface NativeAddon {
    */
   seqForwardAsync(args: AddonSeqForwardArgs): Promise<unknown>;
   seqBackwardAsync(handle: unknown, forward: AddonSeqForwardArgs, args: SeqBackwardArgs): Promise<void>;
+  /** Inference calls as one job, in order; an x that is an earlier call's y reads the job's copy of it. */
+  seqForwardStackAsync(calls: AddonSeqForwardArgs[]): Promise<void>;
   /** At most n async jobs of this JS thread on libuv's threadpool at once (0: the default). */
   setAsyncJobs(n: number): void;
   asyncJobStats(reset: boolean): AsyncJobStats;
@@ -291,6 +293,16 @@ export class NativeBackend implements Backend {
       handle = await this.addon.seqForwardAsync(withCopies(args));
     }
     return args.training ? ({ backend: 'native', args, handle } as NativeSeqContext) : null;
+  }
+
+  async seqForwardStackAsync(calls: SeqForwardArgs[]): Promise<void> {
+    if (!Array.isArray(calls) || calls.length === 0) throw new TypeError(`native.seqForwardStackAsync: calls must be a non-empty array of sequence call args, received ${Array.isArray(calls) ? 'an empty array' : typeof calls}`);
+    calls.forEach((args, i) => {
+      assertSeqForwardArgs('native', args);
+      if (args.training) throw new RangeError(`native.seqForwardStackAsync: calls[${i}].training must be false (a recorded forward runs call by call), received true`);
+      if (args.paired) throw new TypeError(`native.seqForwardStackAsync: calls[${i}].paired must be null (each direction is a call of its own), received a pair`);
+    });
+    await this.addon.seqForwardStackAsync(calls.map((args) => withCopies(args, 'native.seqForwardStackAsync')));
   }
 
   async seqBackwardAsync(args: SeqBackwardArgs): Promise<void> {

@@ -1,8 +1,9 @@
 // The fused recurrent op: a whole stacked, possibly bidirectional RNN/LSTM/GRU over a whole
 // sequence is ONE autograd op. Its forward calls backend.seqForward once per layer and direction
 // (the two directions of a bidirectional layer as one paired call where the backend takes it,
-// Backend.pairedCalls, except in forwardAsync); its backward calls backend.seqBackward
-// (whole-sequence BPTT) the same way.
+// Backend.pairedCalls, except in forwardAsync; forwardAsync without a graph hands every call to
+// one backend.seqForwardStackAsync where the backend has it); its backward calls
+// backend.seqBackward (whole-sequence BPTT) the same way.
 import type {
   Backend, CellKind, RecurrentActivation, SeqBackwardArgs, SeqContext, SeqForwardArgs, WeightCopy,
 } from '../backends/backend.js';
@@ -86,15 +87,43 @@ export async function recurrentForwardAsync(
       if (recording || (!copying && !queuedNow)) snapshot.set(t, snapshotOf(t)); // a backward reads the arrays
     }
   }));
+  // inference without dropout between layers on a backend that runs a stack of calls as one job
+  // (native): every layer and direction in one job, one completion, the outputs of the layers below
+  // the top kept there (their arrays are stand-ins, neither read nor written: innerOutputOf)
+  const stacked = backend.seqForwardStackAsync && !recording && !(cfg.dropout > 0 && cfg.training && cfg.numLayers > 1);
   // with copies, the arrays give the lengths (and the values a backward reads, when recording)
   const plan = recurrentPlan(backend, cfg, x, h0, c0, weights, lengths,
-    (t) => snapshot.get(t) ?? (copying ? readValues(t) : t.data), false, copying ? (t) => copies.get(t) ?? null : undefined);
+    (t) => snapshot.get(t) ?? (copying ? readValues(t) : t.data), false, copying ? (t) => copies.get(t) ?? null : undefined,
+    stacked ? innerOutputOf : undefined);
   let step = plan.next();
+  if (stacked) {
+    const calls: SeqForwardArgs[] = [];
+    while (!step.done) {
+      calls.push(step.value);
+      step = plan.next(null);  // no contexts: nothing is recorded
+    }
+    await backend.seqForwardStackAsync!(calls);
+    return step.value;
+  }
   while (!step.done) {
     const args = step.value;
     step = plan.next(backend.seqForwardAsync ? await backend.seqForwardAsync(args) : backend.seqForward(args));
   }
   return step.value;
+}
+
+// The stand-in arrays of the layer outputs a stacked job keeps (seqForwardStackAsync), by layer
+// and length: never read or written, so shared by every call (one array per layer: the job tells
+// the layers' outputs apart by their arrays); the last 16 are kept.
+const innerOutputs = new Map<string, Float32Array<ArrayBuffer>>();
+function innerOutputOf(layer: number, n: number): Float32Array<ArrayBuffer> {
+  const key = `${layer}:${n}`;
+  let a = innerOutputs.get(key);
+  if (!a) {
+    if (innerOutputs.size >= 16) innerOutputs.delete(innerOutputs.keys().next().value!);
+    innerOutputs.set(key, (a = new Float32Array(n)));
+  }
+  return a;
 }
 
 /** Whether a forward of x, h0, c0 through these weights records a graph (one of them needs a gradient). */
@@ -160,6 +189,7 @@ function* recurrentPlan(
   backend: Backend, cfg: RecurrentConfig, x: Tensor, h0: Tensor | null, c0: Tensor | null,
   weights: DirectionWeights[][], lengths: Int32Array | null,
   snapshot?: (t: Tensor) => Float32Array, pairDirections = false, copies?: (t: Tensor) => WeightCopy | null,
+  innerOutput?: (layer: number, n: number) => Float32Array<ArrayBuffer>,
 ): Generator<SeqForwardArgs, RecurrentResult, SeqContext | null> {
   const { cell, H, P, numLayers: L } = cfg;
   const D = cfg.bidirectional ? 2 : 1;
@@ -181,7 +211,7 @@ function* recurrentPlan(
   let output = new Float32Array(0);
   for (let l = 0; l < L; l++) {
     const I = input.length / (T * B);
-    output = new Float32Array(T * B * D * R);
+    output = innerOutput && l < L - 1 ? innerOutput(l, T * B * D * R) : new Float32Array(T * B * D * R);
     contexts.push([]);
     const callOf = (d: number): SeqForwardArgs => {
       const k = l * D + d;
