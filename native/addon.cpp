@@ -417,6 +417,17 @@ class JobArrays {
           memcpy(dst + r * o.stride + o.offset, o.data + r * o.cols, sizeof(float) * (size_t)o.cols);
     }
   }
+  // settle(), or when it throws, rejects d with its error: whether the results were copied (the
+  // caller then resolves d).
+  bool settleOrReject(Napi::Env env, const std::string& kern, Napi::Promise::Deferred& d) {
+    try {
+      settle(env, kern);
+      return true;
+    } catch (const Napi::Error& e) {
+      d.Reject(e.Value());
+      return false;
+    }
+  }
 
  private:
   // An uninitialised buffer of n floats owned by the job (from the recycled-block cache when large).
@@ -1010,12 +1021,7 @@ class ForwardWorker : public QueuedJob {
   }
   void OnOK() override {
     Napi::Env env = Env();
-    try {
-      job_->settle(env, "native.seqForwardAsync");
-    } catch (const Napi::Error& e) {
-      deferred_.Reject(e.Value());
-      return;
-    }
+    if (!job_->settleOrReject(env, "native.seqForwardAsync", deferred_)) return;
     if (!f_.in.training) deferred_.Resolve(env.Null());
     else deferred_.Resolve(wrapCtx(env, std::move(box_)));
   }
@@ -1048,13 +1054,7 @@ class StackWorker : public QueuedJob {
     }
   }
   void OnOK() override {
-    try {
-      job_->settle(Env(), "native.seqForwardStackAsync");
-    } catch (const Napi::Error& e) {
-      deferred_.Reject(e.Value());
-      return;
-    }
-    deferred_.Resolve(Env().Undefined());
+    if (job_->settleOrReject(Env(), "native.seqForwardStackAsync", deferred_)) deferred_.Resolve(Env().Undefined());
   }
   void OnError(const Napi::Error& e) override { deferred_.Reject(e.Value()); }
 
@@ -1081,13 +1081,7 @@ class BackwardWorker : public QueuedJob {
   }
   void OnOK() override {
     consume(Env(), b_.box);
-    try {
-      job_->settle(Env(), "native.seqBackwardAsync");
-    } catch (const Napi::Error& e) {
-      deferred_.Reject(e.Value());
-      return;
-    }
-    deferred_.Resolve(Env().Undefined());
+    if (job_->settleOrReject(Env(), "native.seqBackwardAsync", deferred_)) deferred_.Resolve(Env().Undefined());
   }
   void OnError(const Napi::Error& e) override {
     consume(Env(), b_.box);
