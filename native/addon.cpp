@@ -567,8 +567,6 @@ class Fields {
   std::vector<Napi::Value> values_;
 };
 
-Fields snapshot(const Napi::Object& a, const std::vector<const char*>& names) { return Fields(a, names); }
-
 // Reads the dimensions (and weights, which backward needs again) of a forward args object.
 SeqDims parseDims(Napi::Env env, const Fields& a, const std::string& kern0) {
   SeqDims d;
@@ -801,10 +799,10 @@ Fields pairedOf(Napi::Env env, const Napi::Object& a, const std::vector<const ch
                 const std::string& kern, Fields* first) {
   std::vector<const char*> all = fields;
   all.push_back("paired");
-  *first = snapshot(a, all);
+  *first = Fields(a, all);
   const Napi::Value pv = first->Get("paired");
   if (pv.IsNull() || pv.IsUndefined()) return Fields();
-  Fields second = snapshot(asObj(env, pv, kern, "paired"), all);
+  Fields second(asObj(env, pv, kern, "paired"), all);
   const Napi::Value nested = second.Get("paired");
   if (!nested.IsNull() && !nested.IsUndefined()) typeError(env, kern + ": paired.paired must be null (a pair has two calls)");
   return second;
@@ -1146,7 +1144,7 @@ Napi::Value SeqForwardAsync(const Napi::CallbackInfo& info) {
   checkArgc(info, 1, "native.seqForwardAsync");
   auto job = std::make_unique<JobArrays>();
   rejectPaired(env, asObj(env, info[0], "native.seqForwardAsync", "args"), "native.seqForwardAsync");
-  FwdParsed f = parseForward(env, snapshot(asObj(env, info[0], "native.seqForwardAsync", "args"), kFwdFields), job.get());
+  FwdParsed f = parseForward(env, Fields(asObj(env, info[0], "native.seqForwardAsync", "args"), kFwdFields), job.get());
   countCopies(env, *job);
   auto* w = new ForwardWorker(env, K(env), f, std::move(job));
   Napi::Promise p = w->Promise();
@@ -1174,7 +1172,7 @@ Napi::Value SeqForwardStackAsync(const Napi::CallbackInfo& info) {
     const std::string name = "calls[" + std::to_string(i) + "]";
     const Napi::Object a = asObj(env, list.Get(i), kern, name.c_str());
     rejectPaired(env, a, kern);
-    fields.push_back(snapshot(a, kFwdFields));
+    fields.emplace_back(a, kFwdFields);
   }
   auto job = std::make_unique<JobArrays>();
   std::vector<FwdParsed> calls;
@@ -1212,8 +1210,8 @@ Napi::Value SeqBackwardAsync(const Napi::CallbackInfo& info) {
   checkArgc(info, 3, "native.seqBackwardAsync");
   auto job = std::make_unique<JobArrays>();
   rejectPaired(env, asObj(env, info[2], "native.seqBackwardAsync", "args"), "native.seqBackwardAsync");
-  BwdParsed b = parseBackward(env, info[0], snapshot(asObj(env, info[1], "native.seqBackwardAsync", "forward args"), kFwdFields),
-                              snapshot(asObj(env, info[2], "native.seqBackwardAsync", "args"), kBwdFields), job.get());
+  BwdParsed b = parseBackward(env, info[0], Fields(asObj(env, info[1], "native.seqBackwardAsync", "forward args"), kFwdFields),
+                              Fields(asObj(env, info[2], "native.seqBackwardAsync", "args"), kBwdFields), job.get());
   countCopies(env, *job);
   b.box->busy = true;
   auto* w = new BackwardWorker(env, K(env), b, std::move(job), info[0]);

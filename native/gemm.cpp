@@ -214,8 +214,7 @@ void StepWeights::pack(const IsaKernels& k, const float* B, int64_t ldb, bool tr
     packedGemm = p;
   }
   if (anyGemv && packs) {
-    const WeightPacks::Key key{reinterpret_cast<const void*>(k.pack_gemv), offset, ldb, K, N, transB};
-    packedGemv = packs->get(key, gemv_packed_size(k, K, N), [&](float* out) { pack_gemv_all(k, B, ldb, transB, K, N, out); });
+    packedGemv = packed_gemv_of(k, *packs, B - offset, offset, ldb, transB, K, N);
   } else if (anyGemv) {
     float* p = gemvBuf.ensure(gemv_packed_size(k, K, N));
     pack_gemv_all(k, B, ldb, transB, K, N, p);
@@ -271,18 +270,20 @@ void pack_lstm_step(const IsaKernels& k, const float* wHh, int H, float* out) {
   });
 }
 
-void LstmStepWeights::pack(const IsaKernels& k, const float* wHh, int H_) {
+void LstmStepWeights::start(const IsaKernels& k, int H_) {
   H = H_;
   blocks = lstm_step_blocks(k, H);
   backwards = false;
+}
+
+void LstmStepWeights::pack(const IsaKernels& k, const float* wHh, int H_) {
+  start(k, H_);
   packed = buf.ensure(lstm_step_packed_size(k, H));
   pack_lstm_step(k, wHh, H, buf.p);
 }
 
 void LstmStepWeights::use(const IsaKernels& k, WeightPacks& packs, const float* wHh, int H_) {
-  H = H_;
-  blocks = lstm_step_blocks(k, H);
-  backwards = false;
+  start(k, H_);
   const WeightPacks::Key key{reinterpret_cast<const void*>(k.pack_gemv_lstm), 0, H, H, 4 * H, false};
   packed = packs.get(key, lstm_step_packed_size(k, H), [&](float* out) { pack_lstm_step(k, wHh, H, out); });
 }
@@ -325,6 +326,12 @@ const float* packed_b_of(const IsaKernels& k, WeightPacks& packs, const float* w
                          bool transB, int K, int N) {
   const WeightPacks::Key key{reinterpret_cast<const void*>(k.pack_b), offset, ldb, K, N, transB};
   return packs.get(key, packed_b_size(k, K, N), [&](float* out) { pack_b_all(k, w + offset, ldb, transB, K, N, out); });
+}
+
+const float* packed_gemv_of(const IsaKernels& k, WeightPacks& packs, const float* w, int64_t offset, int64_t ldb,
+                            bool transB, int K, int N) {
+  const WeightPacks::Key key{reinterpret_cast<const void*>(k.pack_gemv), offset, ldb, K, N, transB};
+  return packs.get(key, gemv_packed_size(k, K, N), [&](float* out) { pack_gemv_all(k, w + offset, ldb, transB, K, N, out); });
 }
 
 void lstm_step(const IsaKernels& k, LstmStepWeights& w, const CellRowFwd& r) {

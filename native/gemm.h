@@ -152,6 +152,9 @@ class WeightPacks {
 // immutable weight w whose forms packs keeps: packed on first use.
 const float* packed_b_of(const IsaKernels& k, WeightPacks& packs, const float* w, int64_t offset, int64_t ldb,
                          bool transB, int K, int N);
+// The same op(B) in the GEMV layout (pack_gemv_all) for gemv_packed.
+const float* packed_gemv_of(const IsaKernels& k, WeightPacks& packs, const float* w, int64_t offset, int64_t ldb,
+                            bool transB, int K, int N);
 // Bytes of the packed forms every live WeightPacks holds, and how many forms were made so far.
 void weight_packs_stats(size_t* bytes, size_t* made);
 
@@ -168,6 +171,9 @@ struct LstmStepWeights {
   static bool usable(const IsaKernels& k) { return k.lstm_gemv_fwd != nullptr && k.gemv_rows >= 1; }
   void pack(const IsaKernels& k, const float* wHh, int H_);  // wHh [4H, H]
   void use(const IsaKernels& k, WeightPacks& packs, const float* wHh, int H_);  // wHh immutable, packs its forms
+
+ private:
+  void start(const IsaKernels& k, int H_);  // H, blocks and the first step's direction
 };
 // Floats of W_hh [4H, H] in the batch-1 LSTM layout of k, and the packing (over the pool).
 size_t lstm_step_packed_size(const IsaKernels& k, int H);
