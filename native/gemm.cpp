@@ -397,10 +397,9 @@ void gemm_tn_pair(const IsaKernels& k, int M, int K, const float* A, int64_t lda
   const int64_t Npad = (int64_t)(np1 + np2) * k.NR;
   float* pb = tl_packB.ensure(packed_b_size(k, K, N));
   const int kb = (K + k.KC - 1) / k.KC;
-  const int nt = (int64_t)K * N < 32768 ? 1 : std::min(pool_threads(), kb);
-  parallel_for(nt, [&](int t) {
-    for (int b = (int)((int64_t)kb * t / nt); b < (int)((int64_t)kb * (t + 1) / nt); b++) {
-      const int k0 = b * k.KC, kc = std::min(k.KC, K - k0);
+  parallel_range(kb, (int64_t)k.KC * N, [&](int64_t b0, int64_t b1) {
+    for (int64_t b = b0; b < b1; b++) {
+      const int k0 = (int)b * k.KC, kc = std::min(k.KC, K - k0);
       float* out = pb + (int64_t)k0 * Npad;
       k.pack_b(B1 + (int64_t)k0 * ldb1, ldb1, 0, kc, N1, out, 0, np1);
       k.pack_b(B2 + (int64_t)k0 * ldb2, ldb2, 0, kc, N2, out + (int64_t)np1 * kc * k.NR, 0, np2);
@@ -409,13 +408,15 @@ void gemm_tn_pair(const IsaKernels& k, int M, int K, const float* A, int64_t lda
   FBuf tC;
   float* c = tC.ensure((size_t)M * N);
   gemm_packed(k, M, N, K, 1.0f, A, lda, true, pb, 0.0f, c, N);
-  for (int m = 0; m < M; m++) {
-    const float* cm = c + (int64_t)m * N;
-    float* c1 = C1 + (int64_t)m * ldc1;
-    float* c2 = C2 + (int64_t)m * ldc2;
-    for (int n = 0; n < N1; n++) c1[n] += cm[n];
-    for (int n = 0; n < N2; n++) c2[n] += cm[N1 + n];
-  }
+  parallel_range(M, N, [&](int64_t m0, int64_t m1) {  // each element's sum does not depend on the split
+    for (int64_t m = m0; m < m1; m++) {
+      const float* cm = c + m * N;
+      float* c1 = C1 + m * ldc1;
+      float* c2 = C2 + m * ldc2;
+      for (int n = 0; n < N1; n++) c1[n] += cm[n];
+      for (int n = 0; n < N2; n++) c2[n] += cm[N1 + n];
+    }
+  });
 }
 
 // bf16 nearest to x, ties to even (VCVTNE2PS2BF16 on normal numbers; NaN stays NaN), as a float

@@ -73,6 +73,28 @@ int row_parts(const IsaKernels& k, int T, int B, int64_t stepWeights) {
   return n;
 }
 
+// Runs step(s, i0, i1, split) for s = 0..T-1 (reverse: T-1..0): with parts 1 the whole batch
+// (split false), each step between the async jobs' yields (pool_job_step); else each part of the
+// batch (row_parts) on a thread of its own through every step, with no joins between steps.
+template <class F>
+void run_steps(const IsaKernels& k, int T, int B, int parts, bool reverse, F&& step) {
+  auto each_step = [&](int i0, int i1, bool split) {
+    for (int n = 0; n < T; n++) {
+      pool_job_step();
+      step(reverse ? T - 1 - n : n, i0, i1, split);
+    }
+  };
+  if (parts <= 1) {
+    each_step(0, B, false);
+    return;
+  }
+  parallel_for(parts, [&](int t) {
+    int i0, i1;
+    part_rows(k, B, parts, t, &i0, &i1);
+    each_step(i0, i1, true);
+  });
+}
+
 }  // namespace
 
 void seq_forward(const IsaKernels& k, const SeqDims& d, const SeqFwdIn& in, SeqCtx& ctx) {
@@ -255,22 +277,7 @@ void seq_forward(const IsaKernels& k, const SeqDims& d, const SeqFwdIn& in, SeqC
       });
     }
   };
-  const int parts = lstmStep ? 1 : row_parts(k, T, B, (int64_t)GE * R + (int64_t)GL * H + (int64_t)P * H);
-  if (parts <= 1) {
-    for (int s = 0; s < T; s++) {
-      pool_job_step();
-      step(s, 0, B, false);
-    }
-  } else {  // each part of the batch runs every step on a thread of its own: no joins between steps
-    parallel_for(parts, [&](int t) {
-      int i0, i1;
-      part_rows(k, B, parts, t, &i0, &i1);
-      for (int s = 0; s < T; s++) {
-        pool_job_step();
-        step(s, i0, i1, true);
-      }
-    });
-  }
+  run_steps(k, T, B, lstmStep ? 1 : row_parts(k, T, B, (int64_t)GE * R + (int64_t)GL * H + (int64_t)P * H), false, step);
 }
 
 namespace {
@@ -407,22 +414,7 @@ void bptt(const IsaKernels& k, const SeqCtx& ctx, const SeqBwdIn& in, BwdScratch
     // dh_prev[nA, R] (+)= dG[nA, GE] @ W_h{early}  (a cell's direct path is already in dh)
     product(dGs, G, wHe, cell.directPath ? 1.0f : 0.0f, dh, R);
   };
-  const int parts = row_parts(k, T, B, (int64_t)GE * R + (int64_t)GL * H + (int64_t)P * H);
-  if (parts <= 1) {
-    for (int s = T - 1; s >= 0; s--) {
-      pool_job_step();
-      step(s, 0, B, false);
-    }
-  } else {  // each part of the batch runs every step on a thread of its own, as in seq_forward
-    parallel_for(parts, [&](int t) {
-      int i0, i1;
-      part_rows(k, B, parts, t, &i0, &i1);
-      for (int s = T - 1; s >= 0; s--) {
-        pool_job_step();
-        step(s, i0, i1, true);
-      }
-    });
-  }
+  run_steps(k, T, B, row_parts(k, T, B, (int64_t)GE * R + (int64_t)GL * H + (int64_t)P * H), true, step);
 
   for (int i = 0; i < B; i++) {
     const int b = perm[i];
