@@ -1224,10 +1224,11 @@ function stepTables(T: number, B: number, lengths: Int32Array | null, reverse: b
 // Threads: the threaded build (rnnkit-threads.wasm: shared, imported memory) runs one instance per
 // thread on the same linear memory. The calling thread writes a job's arguments into a control
 // block in that memory and wakes the workers (Atomics); each computes its share and the caller
-// waits for all of them. Jobs: a GEMM (gemmPackedCols: each thread its output columns, in panels
-// of 16, the sum over K never split) and a kernel over a range (RANGE_KERNELS: an LSTM step over
-// hidden units, its product and gates together; Adam's elements; cross-entropy's rows; column
-// sums), each element computed as on one thread, so results are bitwise those of one thread.
+// waits for all of them. Jobs: a GEMM (each thread its output rows, cut at register-tile
+// boundaries, or its output columns in panels of 16; the sum over K never split) and a kernel
+// over a range (RANGE_KERNELS: the batch rows of a whole sequence; an LSTM step over hidden
+// units, its product and gates together; Adam's elements; cross-entropy's rows; column sums),
+// each element computed as on one thread, so results are bitwise those of one thread.
 
 /** Words of the control block: job counter, workers still running, job, threads, arguments, ready flags, step barrier. */
 const CTL = { seq: 0, remain: 1, failed: 2, fn: 3, threads: 4, chunk: 5, args: 8, ready: 48, bar: 64, words: 68 } as const;
@@ -1315,10 +1316,21 @@ const serve = ({ module, memory, ctl, tile, ap, index }) => {
         const N = i32[a + 2];
         const chunk = i32[a + 12];
         const j0 = index * chunk;
-        const j1 = Math.min(N, j0 + chunk);
-        if (j0 < j1) {
-          k.gemmPackedCols(i32[a], i32[a + 1], N, i32[a + 3], f32[a + 4], i32[a + 5], i32[a + 6], i32[a + 7],
-            f32[a + 8], i32[a + 9], i32[a + 10], ap, j0, j1);
+        if (i32[a + 13]) { // rows [j0, j1) of C
+          const j1 = Math.min(i32[a + 1], j0 + chunk);
+          const transA = i32[a];
+          const lda = i32[a + 6];
+          const ldc = i32[a + 10];
+          if (j0 < j1) {
+            k.gemmPacked(transA, j1 - j0, N, i32[a + 3], f32[a + 4], i32[a + 5] + 4 * (transA ? j0 : j0 * lda), lda, i32[a + 7],
+              f32[a + 8], i32[a + 9] + 4 * j0 * ldc, ldc, ap);
+          }
+        } else {
+          const j1 = Math.min(N, j0 + chunk);
+          if (j0 < j1) {
+            k.gemmPackedCols(i32[a], i32[a + 1], N, i32[a + 3], f32[a + 4], i32[a + 5], i32[a + 6], i32[a + 7],
+              f32[a + 8], i32[a + 9], i32[a + 10], ap, j0, j1);
+          }
         }
       } else if (job === ${JOB_RANGE}) {
         const a = ${CTL.args};
@@ -1451,22 +1463,31 @@ class WasmThreadPool {
     while (this.usable(n) < Math.min(n, this.workers.length + 1)) await new Promise((r) => setTimeout(r, 5));
   }
 
-  /** C[M, N] = alpha * op(A) @ Bp + beta * C over `threads` threads (columns split in panels of 16). */
+  /**
+   * C[M, N] = alpha * op(A) @ Bp + beta * C over `threads` threads: a tall product (M >= N) split
+   * by rows at multiples of the register tile's rows (each thread packs only its rows of A, and
+   * no part is a single row, whose product would take the GEMV path), else by columns in panels of 16.
+   */
   gemm(k: WasmKernels, threads: number, transA: number, M: number, N: number, K: number, alpha: number, A: number,
     lda: number, Bp: number, beta: number, C: number, ldc: number, Ap: number): void {
-    const chunk = Math.ceil(N / threads / 16) * 16;
-    const used = Math.ceil(N / chunk);
+    const mr = k.tileRows();
+    const rowChunk = Math.ceil(M / threads / mr) * mr;
+    const rows = M >= N && M >= 2 * mr && M - (Math.ceil(M / rowChunk) - 1) * rowChunk !== 1;
+    const chunk = rows ? rowChunk : Math.ceil(N / threads / 16) * 16;
+    const used = Math.ceil((rows ? M : N) / chunk);
     const { i32, f32 } = this;
     this.jobs++;
     const a = CTL.args;
     i32[a] = transA; i32[a + 1] = M; i32[a + 2] = N; i32[a + 3] = K; f32[a + 4] = alpha; i32[a + 5] = A;
     i32[a + 6] = lda; i32[a + 7] = Bp; f32[a + 8] = beta; i32[a + 9] = C; i32[a + 10] = ldc; i32[a + 12] = chunk;
+    i32[a + 13] = rows ? 1 : 0;
     i32[CTL.fn] = JOB_GEMM;
     i32[CTL.threads] = used;
     Atomics.store(i32, CTL.remain, used - 1);
     Atomics.add(i32, CTL.seq, 1);
     Atomics.notify(i32, CTL.seq);
-    k.gemmPackedCols(transA, M, N, K, alpha, A, lda, Bp, beta, C, ldc, Ap, 0, Math.min(N, chunk));
+    if (rows) k.gemmPacked(transA, chunk, N, K, alpha, A, lda, Bp, beta, C, ldc, Ap);
+    else k.gemmPackedCols(transA, M, N, K, alpha, A, lda, Bp, beta, C, ldc, Ap, 0, Math.min(N, chunk));
     this.join(`a matrix product (${M}x${N}x${K})`);
   }
 
