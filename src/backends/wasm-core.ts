@@ -804,7 +804,8 @@ export class WasmBackend implements Backend {
         else this.f32(pC, B * H).fill(0);
       }
       if (pHRawSave) this.f32(pHRawSave, TB * H).fill(0);
-      if (pCells && training) this.f32(pCells, TB * H).fill(0); // rows of unprocessed steps enter backward's GEMMs
+      // rows of unprocessed steps (none when every sequence has all T steps) enter backward's GEMMs
+      if (pCells && training && (maxLen < T || a.lengths)) this.f32(pCells, TB * H).fill(0);
       if (maxLen < T || a.lengths) this.f32(pStates, TB * R).fill(0);
       // --- input projection for all steps: XP = (bIh + bHh) + x @ wIh^T   [TB, G]
       this.split('fillBiasRows', TB, TB * G >= SPLIT_ELEMENTS, [G, pBih, pBhh, wc.lastBiasInside ? H : 0, pXP], []);
@@ -961,9 +962,12 @@ export class WasmBackend implements Backend {
         if (d.dcN) this.put(pDc, d.dcN, B * H);
         else this.f32(pDc, B * H).fill(0);
       }
-      this.f32(pDGi, TB * G).fill(0);
-      if (wc.splitGrad) this.f32(pDGh, TB * G).fill(0);
-      if (pDhAll) this.f32(pDhAll, TB * P).fill(0);
+      // the step kernels write every row of a processed step: only the rows of unprocessed steps are zeroed here
+      if (maxLen < T || f.lengths) {
+        this.f32(pDGi, TB * G).fill(0);
+        if (wc.splitGrad) this.f32(pDGh, TB * G).fill(0);
+        if (pDhAll) this.f32(pDhAll, TB * P).fill(0);
+      }
       // --- BPTT
       const pWhl = pWhh ? pWhh + GE * R * 4 : 0; // the late gates' rows of wHh (small calls)
       const step: WasmBackwardStep = {
