@@ -69,19 +69,19 @@ export function lstmStepForward(
   B: i32, H: i32, tIdx: usize, xp: usize, hp: usize, c: usize, hOut: usize, ldh: i32,
   hSave: usize, gates: usize, cells: usize, saveFull: i32, hard: i32, alpha: f32, beta: f32,
 ): void {
-  lstmForwardRange(0, H, B, H, tIdx, xp, hp, c, hOut, ldh, hSave, gates, cells, saveFull, hard, alpha, beta, 0);
+  lstmForwardRange(0, H, 0, B, B, H, tIdx, xp, hp, c, hOut, ldh, hSave, gates, cells, saveFull, hard, alpha, beta, 0);
 }
 
 /**
- * lstmStepForward on the hidden units [j0, j1) of every row. hCarry (or 0): the state h_{t-1}
+ * lstmStepForward on the hidden units [j0, j1) of the rows [b0, b1). hCarry (or 0): the state h_{t-1}
  * [B,H] when hOut is another buffer; finished rows copy their units of it to hOut.
  */
 function lstmForwardRange(
-  j0: i32, j1: i32, B: i32, H: i32, tIdx: usize, xp: usize, hp: usize, c: usize, hOut: usize, ldh: i32,
+  j0: i32, j1: i32, b0: i32, b1: i32, B: i32, H: i32, tIdx: usize, xp: usize, hp: usize, c: usize, hOut: usize, ldh: i32,
   hSave: usize, gates: usize, cells: usize, saveFull: i32, hard: i32, alpha: f32, beta: f32, hCarry: usize,
 ): void {
   const G = 4 * H;
-  for (let b = 0; b < B; b++) {
+  for (let b = b0; b < b1; b++) {
     const t = ldi(tIdx, b);
     if (t < 0) {
       if (hCarry) memory.copy(at(hOut, b * ldh + j0), at(hCarry, b * H + j0), <usize>(j1 - j0) << 2);
@@ -124,7 +124,7 @@ function lstmUnitsStep(
   backward: bool,
 ): void {
   gemmPackedRanges(0, B, 4 * H, H, 1, hIn, H, Whh, 0, hp, 4 * H, Ap, j0, j1, H, 4, backward);
-  lstmForwardRange(j0, j1, B, H, tIdx, xp, hp, c, hOut, H, hSave, gates, cells, saveFull, hard, alpha, beta, hIn);
+  lstmForwardRange(j0, j1, 0, B, B, H, tIdx, xp, hp, c, hOut, H, hSave, gates, cells, saveFull, hard, alpha, beta, hIn);
 }
 
 // The thread control block (src/backends/wasm-core.ts CTL), in i32 words: the job's thread
@@ -215,8 +215,16 @@ export function gruStepForward(
   B: i32, H: i32, tIdx: usize, xp: usize, hp: usize, bHhN: usize, h: usize, states: usize,
   gates: usize, cells: usize, saveFull: i32, hard: i32, alpha: f32, beta: f32,
 ): void {
+  gruForwardRange(0, B, B, H, tIdx, xp, hp, bHhN, h, states, gates, cells, saveFull, hard, alpha, beta);
+}
+
+/** gruStepForward on the rows [b0, b1). */
+function gruForwardRange(
+  b0: i32, b1: i32, B: i32, H: i32, tIdx: usize, xp: usize, hp: usize, bHhN: usize, h: usize, states: usize,
+  gates: usize, cells: usize, saveFull: i32, hard: i32, alpha: f32, beta: f32,
+): void {
   const G = 3 * H;
-  for (let b = 0; b < B; b++) {
+  for (let b = b0; b < b1; b++) {
     const t = ldi(tIdx, b);
     if (t < 0) continue;
     const row = t * B + b;
@@ -399,7 +407,12 @@ export function gruResetBeforeStepResetBackward(
 
 // RNN step forward: h = act(xp + hp); h [B,H] in/out, states [TB,H] row t*B+b.
 export function rnnStepForward(B: i32, H: i32, tIdx: usize, xp: usize, hp: usize, relu: i32, h: usize, states: usize): void {
-  for (let b = 0; b < B; b++) {
+  rnnForwardRange(0, B, B, H, tIdx, xp, hp, relu, h, states);
+}
+
+/** rnnStepForward on the rows [b0, b1). */
+function rnnForwardRange(b0: i32, b1: i32, B: i32, H: i32, tIdx: usize, xp: usize, hp: usize, relu: i32, h: usize, states: usize): void {
+  for (let b = b0; b < b1; b++) {
     const t = ldi(tIdx, b);
     if (t < 0) continue;
     const row = t * B + b;
@@ -426,7 +439,12 @@ export function scatterRows(B: i32, n: i32, tIdx: usize, src: usize, dst: usize,
 
 /** dh[b, :R] += dy[(t*B+b)*dyStride + dyOffset + :R] for active rows. */
 export function addDy(B: i32, R: i32, tIdx: usize, dh: usize, dy: usize, dyStride: i32, dyOffset: i32): void {
-  for (let b = 0; b < B; b++) {
+  addDyRange(0, B, B, R, tIdx, dh, dy, dyStride, dyOffset);
+}
+
+/** addDy on the rows [b0, b1). */
+function addDyRange(b0: i32, b1: i32, B: i32, R: i32, tIdx: usize, dh: usize, dy: usize, dyStride: i32, dyOffset: i32): void {
+  for (let b = b0; b < b1; b++) {
     const t = ldi(tIdx, b);
     if (t < 0) continue;
     const src = at(dy, (t * B + b) * dyStride + dyOffset);
@@ -472,17 +490,17 @@ export function lstmStepBackward(
   B: i32, H: i32, R: i32, tIdx: usize, prevT: usize, dhIn: usize, dhState: usize, dc: usize,
   gates: usize, cells: usize, c0: usize, dG: usize, dGall: usize, hard: i32, alpha: f32,
 ): void {
-  lstmBackwardRange(0, H, B, H, R, tIdx, prevT, dhIn, dhState, 0, R, dc, gates, cells, c0, dG, dGall, hard, alpha);
+  lstmBackwardRange(0, H, 0, B, B, H, R, tIdx, prevT, dhIn, dhState, 0, R, dc, gates, cells, c0, dG, dGall, hard, alpha);
 }
 
-/** lstmStepBackward on the hidden units [j0, j1) of every row; it zeroes dhState's columns [z0, z1) on active rows. */
+/** lstmStepBackward on the hidden units [j0, j1) of the rows [b0, b1); it zeroes dhState's columns [z0, z1) on active rows. */
 function lstmBackwardRange(
-  j0: i32, j1: i32, B: i32, H: i32, R: i32, tIdx: usize, prevT: usize, dhIn: usize, dhState: usize, z0: i32, z1: i32,
+  j0: i32, j1: i32, b0: i32, b1: i32, B: i32, H: i32, R: i32, tIdx: usize, prevT: usize, dhIn: usize, dhState: usize, z0: i32, z1: i32,
   dc: usize, gates: usize, cells: usize, c0: usize, dG: usize, dGall: usize, hard: i32, alpha: f32,
 ): void {
   const G = 4 * H;
   const n = <usize>(j1 - j0) << 2;
-  for (let b = 0; b < B; b++) {
+  for (let b = b0; b < b1; b++) {
     const t = ldi(tIdx, b);
     const dgs = at(dG, b * G);
     if (t < 0) {
@@ -526,7 +544,7 @@ export function lstmBackwardUnits(
       for (let r = j0; r < j1; r++) st(d, r, ld(d, r) + ld(src, r));
     }
   }
-  lstmBackwardRange(j0, j1, B, H, H, tIdx, prevT, dh, dh, j0, j1, dc, gates, cells, c0, dG, dGall, hard, alpha);
+  lstmBackwardRange(j0, j1, 0, B, B, H, H, tIdx, prevT, dh, dh, j0, j1, dc, gates, cells, c0, dG, dGall, hard, alpha);
 }
 
 // GRU gate gradients of elements [j, j+4) (full) or j alone (see gruStepBackward)
@@ -564,8 +582,16 @@ export function gruStepBackward(
   B: i32, H: i32, tIdx: usize, prevT: usize, dh: usize, gates: usize, cells: usize,
   states: usize, h0: usize, dGh: usize, dGiAll: usize, dGhAll: usize, hard: i32, alpha: f32,
 ): void {
+  gruBackwardRange(0, B, B, H, tIdx, prevT, dh, gates, cells, states, h0, dGh, dGiAll, dGhAll, hard, alpha);
+}
+
+/** gruStepBackward on the rows [b0, b1). */
+function gruBackwardRange(
+  b0: i32, b1: i32, B: i32, H: i32, tIdx: usize, prevT: usize, dh: usize, gates: usize, cells: usize,
+  states: usize, h0: usize, dGh: usize, dGiAll: usize, dGhAll: usize, hard: i32, alpha: f32,
+): void {
   const G = 3 * H;
-  for (let b = 0; b < B; b++) {
+  for (let b = b0; b < b1; b++) {
     const t = ldi(tIdx, b);
     const dgs = at(dGh, b * G);
     if (t < 0) {
@@ -602,7 +628,14 @@ export function gruStepBackward(
 export function rnnStepBackward(
   B: i32, H: i32, tIdx: usize, relu: i32, dh: usize, states: usize, dG: usize, dGall: usize,
 ): void {
-  for (let b = 0; b < B; b++) {
+  rnnBackwardRange(0, B, B, H, tIdx, relu, dh, states, dG, dGall);
+}
+
+/** rnnStepBackward on the rows [b0, b1). */
+function rnnBackwardRange(
+  b0: i32, b1: i32, B: i32, H: i32, tIdx: usize, relu: i32, dh: usize, states: usize, dG: usize, dGall: usize,
+): void {
+  for (let b = b0; b < b1; b++) {
     const t = ldi(tIdx, b);
     const dgs = at(dG, b * H);
     if (t < 0) {
@@ -660,3 +693,79 @@ export function addInto(n: i32, src: usize, dst: usize): void {
   for (; i < n; i++) st(dst, i, ld(dst, i) + ld(src, i));
 }
 
+
+// ---- a batch split into parts, one per thread: each part runs every step of the sequence on
+// its own rows, with no barrier per step (the rows of h, c, dh and dc it owns are read by no
+// other thread). The driver cuts the batch at register-tile boundaries of the whole batch
+// (tileRows()), so each row's products are computed in a tile of the same height as over the
+// whole batch, and every element gets the arithmetic of the whole-batch kernels: results are
+// bitwise those of one thread, for any number of parts. ----
+
+/** The cells of seqForwardRows / seqBackwardRows. */
+const ROWS_LSTM = 0;
+const ROWS_GRU = 1; // reset-after (PyTorch)
+const ROWS_RNN_TANH = 2;
+const ROWS_RNN_RELU = 3;
+
+// @ts-ignore: decorator
+@inline function rowsGates(kind: i32): i32 {
+  return kind == ROWS_LSTM ? 4 : kind == ROWS_GRU ? 3 : 1;
+}
+
+/**
+ * The forward of a whole sequence on the batch rows [b0, b1) (no projection): per step,
+ * hp[b0:b1, G] = h[b0:b1, H] @ Whh (packB of wHh^T [H, G]; Ap: this thread's packedASize()
+ * scratch), then the cell's step kernel on these rows, h [B,H] updated in place. kind: ROWS_*;
+ * c [B,H] (LSTM), bHhN (GRU: b_hh + 2H or 0), states [TB,H], gates / cells (saveFull: row
+ * t*B+b, else b; LSTM inference: 0) as the cell's step kernel takes them.
+ */
+export function seqForwardRows(
+  b0: i32, b1: i32, Ap: usize, kind: i32, B: i32, H: i32, steps: i32, h: usize, c: usize, Whh: usize, hp: usize,
+  tIdx: usize, xp: usize, bHhN: usize, states: usize, gates: usize, cells: usize, saveFull: i32, hard: i32,
+  alpha: f32, beta: f32,
+): void {
+  const G = rowsGates(kind) * H;
+  const hRows = at(h, b0 * H);
+  const hpRows = at(hp, b0 * G);
+  for (let s = 0; s < steps; s++) {
+    const ti = tIdx + (<usize>(s * B) << 2);
+    gemmPackedRanges(0, b1 - b0, G, H, 1, hRows, H, Whh, 0, hpRows, G, Ap, 0, G, 0, 1);
+    if (kind == ROWS_LSTM) {
+      lstmForwardRange(0, H, b0, b1, B, H, ti, xp, hp, c, h, H, states, gates, cells, saveFull, hard, alpha, beta, 0);
+    } else if (kind == ROWS_GRU) {
+      gruForwardRange(b0, b1, B, H, ti, xp, hp, bHhN, h, states, gates, cells, saveFull, hard, alpha, beta);
+    } else {
+      rnnForwardRange(b0, b1, B, H, ti, xp, hp, kind == ROWS_RNN_RELU ? 1 : 0, h, states);
+    }
+  }
+}
+
+/**
+ * The backward of a whole sequence (no projection) on the batch rows [b0, b1), last step first:
+ * dh += dy of the step (dy [TB, dyStride] at dyOffset, or 0), the cell's gate gradients of these
+ * rows (dG [B,G] this step's recurrent side; dGi / dGh [TB,G] at row t*B+b: the same buffer but
+ * for GRU), then the recurrent delta dh[b0:b1, H] += dG[b0:b1, G] @ WhhN (packB of wHh [G, H]).
+ * dh [B,H], dc [B,H] (LSTM) in/out; gates, cells, states, h0 / c0 (or 0) as the step kernels take them.
+ */
+export function seqBackwardRows(
+  b0: i32, b1: i32, Ap: usize, kind: i32, B: i32, H: i32, steps: i32, WhhN: usize, tIdx: usize, prevT: usize,
+  dh: usize, dy: usize, dyStride: i32, dyOffset: i32, dc: usize, gates: usize, cells: usize, states: usize,
+  h0: usize, c0: usize, dG: usize, dGi: usize, dGh: usize, hard: i32, alpha: f32,
+): void {
+  const G = rowsGates(kind) * H;
+  const dGRows = at(dG, b0 * G);
+  const dhRows = at(dh, b0 * H);
+  for (let s = steps - 1; s >= 0; s--) {
+    const ti = tIdx + (<usize>(s * B) << 2);
+    const pt = prevT + (<usize>(s * B) << 2);
+    if (dy) addDyRange(b0, b1, B, H, ti, dh, dy, dyStride, dyOffset);
+    if (kind == ROWS_LSTM) {
+      lstmBackwardRange(0, H, b0, b1, B, H, H, ti, pt, dh, dh, 0, H, dc, gates, cells, c0, dG, dGi, hard, alpha);
+    } else if (kind == ROWS_GRU) {
+      gruBackwardRange(b0, b1, B, H, ti, pt, dh, gates, cells, states, h0, dG, dGi, dGh, hard, alpha);
+    } else {
+      rnnBackwardRange(b0, b1, B, H, ti, kind == ROWS_RNN_RELU ? 1 : 0, dh, states, dG, dGi);
+    }
+    gemmPackedRanges(0, b1 - b0, H, G, 1, dGRows, G, WhhN, 1, dhRows, H, Ap, 0, H, 0, 1);
+  }
+}

@@ -26,6 +26,11 @@ const MR: i32 = ASC_FEATURE_RELAXED_SIMD ? 6 : 4;
 const KC: i32 = 256;
 const MC: i32 = ASC_FEATURE_RELAXED_SIMD ? 120 : 128; // a multiple of MR
 
+/** Rows of the register tile (MR): a batch split into parts at multiples of it computes each row as the whole batch does. */
+export function tileRows(): i32 {
+  return MR;
+}
+
 /** Floats of scratch packB needs for op(B) [K, N]. */
 export function packedBSize(K: i32, N: i32): i32 {
   return K * ((N + 7) & ~7);

@@ -28,11 +28,12 @@ export function isRelaxed(): i32 {
 }
 
 export { unaryBackward, unaryForward, vecMath } from './math';
-export { gemm, gemmNaive, gemmPacked, gemmPackedCols, gemmSmallM, packB, packedASize, packedBSize, setTile } from './gemm';
+export { gemm, gemmNaive, gemmPacked, gemmPackedCols, gemmSmallM, packB, packedASize, packedBSize, setTile, tileRows } from './gemm';
 export {
   addColumnSums, addColumnSumsCols, addDy, addInto, fillBias, fillBiasRows, gatherRows, gruResetBeforeStepBackward, gruResetBeforeStepForward,
   gruResetBeforeStepGates, gruResetBeforeStepResetBackward, gruStepBackward, gruStepForward, lstmBackwardUnits,
   lstmForwardSteps, lstmForwardUnits, lstmStepBackward, lstmStepForward, rnnStepBackward, rnnStepForward, scatterRows,
+  seqBackwardRows, seqForwardRows,
 } from './cells';
 export { crossEntropyBackward, crossEntropyForward, crossEntropyForwardRows, sumSquares } from './losses';
 export { adamUpdate, adamUpdateRange, sgdUpdate } from './optim';

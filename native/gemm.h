@@ -106,7 +106,7 @@ void gemm_step(const IsaKernels& k, int M, float alpha, const float* A, int64_t 
                float* C, int64_t ldc);
 
 // Rows [m0, m1) of gemm_step's product with M rows, on the calling thread, the same bits as
-// gemm_step gives those rows when m0 is a multiple of k.MR (the same register tiles). Steps that
+// gemm_step gives those rows (a row's sums do not depend on its register tile). Steps that
 // take the GEMV path (M <= k.gemv_rows) run whole: the caller passes m0 = 0, m1 = M for them.
 void gemm_step_rows(const IsaKernels& k, int M, int m0, int m1, float alpha, const float* A, int64_t lda,
                     StepWeights& w, float beta, float* C, int64_t ldc);

@@ -13,9 +13,9 @@
 //                             dW_hr += dh^T @ hRaw (one GEMM each), bias grads = column sums.
 // Variable lengths: rows sorted by decreasing length (stable) so the rows still running at a step
 // are a prefix; each row reads its own time index (reverse: len-1-s) — no per-step copies.
-// Threads: a batch of several register tiles with weights that stay in cache splits into parts, one
-// per pool thread, each running every step alone (row_parts); otherwise each step's products and
-// row loops split over the pool.
+// Threads: a batch of a dozen rows and more with weights that stay in cache splits into even parts,
+// one per pool thread, each running every step alone (row_parts); otherwise each step's products
+// and row loops split over the pool.
 #include "seq.h"
 
 #include <algorithm>
@@ -37,39 +37,31 @@ void rows_parallel(int n, int64_t work_per_row, F&& f) {
   });
 }
 
-// Rows [*i0, *i1) of part t of row_parts' n parts.
-void part_rows(const IsaKernels& k, int B, int n, int t, int* i0, int* i1) {
-  const int tiles = (B + k.MR - 1) / k.MR;
-  *i0 = std::min(B, (int)((int64_t)tiles * t / n) * k.MR);
-  *i1 = std::min(B, (int)((int64_t)tiles * (t + 1) / n) * k.MR);
+// Rows [*i0, *i1) of part t of row_parts' n parts: B / n rows each (the later parts one more
+// where n does not divide B).
+void part_rows(int B, int n, int t, int* i0, int* i1) {
+  *i0 = (int)((int64_t)B * t / n);
+  *i1 = (int)((int64_t)B * (t + 1) / n);
 }
 
 // The rows of a batch run through every step independently of each other (a row's step reads
 // only that row's previous state), so a sequence can split its batch into parts, one per pool
-// thread, each running all steps alone. The parts are whole register tiles (k.MR rows, the same
-// tiles as the whole batch's products: the same bits) and hold about as many tiles each; the
-// first holds at least k.gemv_rows rows, so a step with that few running rows (variable lengths)
-// falls to it whole. Returns the number of parts, 1 where the batch does not split well: then each
-// step splits its own products over the pool.
+// thread, each running all steps alone. A row's sums do not depend on the tile that computes it
+// (the micro-kernel sums over k in order for any tile height), so the parts are even in rows
+// (B 32: 16 and 16) with the bits of the whole batch's products. Each part holds at least
+// kMinPartRows rows (at least k.gemv_rows: a step with that few running rows, variable lengths,
+// falls to the first part whole). Returns the number of parts, 1 where the batch does not split
+// well: then each step splits its own products over the pool.
 // Each part reads all of the step's weights (stepWeights floats) at every step, where a step split
 // by columns has each thread read its share: the parts are for weights that stay in cache (a few
 // MiB; larger ones would be read from memory by every thread, each step).
 int row_parts(const IsaKernels& k, int T, int B, int64_t stepWeights) {
   constexpr int64_t kMaxStepWeights = (int64_t)1 << 20;  // 4 MiB of floats
-  const int tiles = (B + k.MR - 1) / k.MR;
-  const int n = std::min(pool_threads(), tiles);
+  constexpr int kMinPartRows = 6;
+  const int n = std::min(pool_threads(), B / std::max(kMinPartRows, k.gemv_rows));
   if (n < 2 || stepWeights > kMaxStepWeights || (int64_t)T * B * stepWeights < 4 * kParallelMinWork ||
       !pool_available())
     return 1;
-  if (tiles / n * k.MR < k.gemv_rows) return 1;
-  // the largest part at most 1.25 times the mean, in tiles and in rows (2 parts: 4 tiles and more)
-  const int largest = (tiles + n - 1) / n;
-  if (4 * largest * n > 5 * tiles) return 1;
-  for (int t = 0; t < n; t++) {
-    int i0, i1;
-    part_rows(k, B, n, t, &i0, &i1);
-    if (4 * (int64_t)(i1 - i0) * n > 5 * (int64_t)B) return 1;
-  }
   return n;
 }
 
@@ -77,7 +69,7 @@ int row_parts(const IsaKernels& k, int T, int B, int64_t stepWeights) {
 // (split false), each step between the async jobs' yields (pool_job_step); else each part of the
 // batch (row_parts) on a thread of its own through every step, with no joins between steps.
 template <class F>
-void run_steps(const IsaKernels& k, int T, int B, int parts, bool reverse, F&& step) {
+void run_steps(int T, int B, int parts, bool reverse, F&& step) {
   auto each_step = [&](int i0, int i1, bool split) {
     for (int n = 0; n < T; n++) {
       pool_job_step();
@@ -90,7 +82,7 @@ void run_steps(const IsaKernels& k, int T, int B, int parts, bool reverse, F&& s
   }
   parallel_for(parts, [&](int t) {
     int i0, i1;
-    part_rows(k, B, parts, t, &i0, &i1);
+    part_rows(B, parts, t, &i0, &i1);
     each_step(i0, i1, true);
   });
 }
@@ -277,7 +269,7 @@ void seq_forward(const IsaKernels& k, const SeqDims& d, const SeqFwdIn& in, SeqC
       });
     }
   };
-  run_steps(k, T, B, lstmStep ? 1 : row_parts(k, T, B, (int64_t)GE * R + (int64_t)GL * H + (int64_t)P * H), false, step);
+  run_steps(T, B, lstmStep ? 1 : row_parts(k, T, B, (int64_t)GE * R + (int64_t)GL * H + (int64_t)P * H), false, step);
 }
 
 namespace {
@@ -414,7 +406,7 @@ void bptt(const IsaKernels& k, const SeqCtx& ctx, const SeqBwdIn& in, BwdScratch
     // dh_prev[nA, R] (+)= dG[nA, GE] @ W_h{early}  (a cell's direct path is already in dh)
     product(dGs, G, wHe, cell.directPath ? 1.0f : 0.0f, dh, R);
   };
-  run_steps(k, T, B, row_parts(k, T, B, (int64_t)GE * R + (int64_t)GL * H + (int64_t)P * H), true, step);
+  run_steps(T, B, row_parts(k, T, B, (int64_t)GE * R + (int64_t)GL * H + (int64_t)P * H), true, step);
 
   for (int i = 0; i < B; i++) {
     const int b = perm[i];

@@ -94,6 +94,29 @@ describe.each(ISAS)('native %s kernels vs reference', (isa) => {
     }
   });
 
+  it("gemm: a row's bits do not depend on its register tile (rows r0.. r0+M alone = those rows of a 160-row product)", () => {
+    // the batch of a sequence splits over threads at any row (B 32: 16 + 16), so a row must get
+    // the same sums in a tile of any height, at any offset; M up to gemvRows takes the GEMV path;
+    // 145 and 146 rows leave 1 and 2 rows past the first block of rows (MC 144 on avx2)
+    const r = rng(16);
+    const Mbig = 160, K = 300; // K over one k-block
+    const g = addon.info().gemvRows;
+    for (const N of [40, 200]) { // op(A) read in place (3 column panels) or packed
+      for (const tA of [false, true]) {
+        const Abig = randArray(r, Mbig * K), B = randArray(r, N * K);
+        const Cbig = new Float32Array(Mbig * N);
+        native.gemm(tA, true, Mbig, N, K, 1, Abig, tA ? Mbig : K, B, K, 0, Cbig, N);
+        for (const [r0, M] of [[0, g + 1], [0, 7], [0, 8], [0, 13], [0, 14], [0, 16], [16, 16], [10, 11], [21, 11], [5, 20], [3, 45], [0, 145], [7, 146]]) {
+          // op(A) rows [r0, r0 + M): the same layout (row-major or transposed) as the tall one
+          const A = tA ? Float32Array.from({ length: K * M }, (_, i) => Abig[Math.floor(i / M) * Mbig + r0 + (i % M)]) : Abig.slice(r0 * K, (r0 + M) * K);
+          const C = new Float32Array(M * N);
+          native.gemm(tA, true, M, N, K, 1, A, tA ? M : K, B, K, 0, C, N);
+          expect(Buffer.from(C.buffer).equals(Buffer.from(Cbig.buffer, r0 * N * 4, M * N * 4)), `N ${N} tA ${tA} rows ${r0}..${r0 + M}`).toBe(true);
+        }
+      }
+    }
+  });
+
   it('gemm with 1..4 rows (the GEMV path up to info().gemvRows): odd sizes, transposes, alpha/beta', () => {
     // 32 vector registers (avx512, neon) hold 4 rows of GEMV accumulators, 16 (avx2, sse2) 2
     expect(addon.info().gemvRows).toBe(isa === 'avx512' || isa === 'neon' ? 4 : 2);
@@ -345,25 +368,35 @@ describe('native threads and async', () => {
   // (with weights large enough to be split over the threads)
   const stream: SeqCase = { cell: 'lstm', T: 6, B: 1, I: 9, H: 130, P: 0, reverse: false, lengths: false, bias: true, state: true, stride: false, seed: 96 };
   const shrink: SeqCase = { ...big, cell: 'gru', B: 5, H: 150, seed: 95 };
-  // batches split into parts of whole register tiles, one per thread, each running every step
-  // alone (2 and 3 parts of 48 rows; variable lengths leave the last steps to the first part)
+  // batches split into even parts, one per thread, each running every step alone (2 and 3 parts
+  // of 48 rows: 24 + 24, 16 x 3; of 32 rows: 16 + 16, 10 + 11 + 11, parts that do not start at a
+  // register tile; variable lengths leave the last steps to the first part)
   const parts: SeqCase = { ...big, B: 48, H: 40, P: 0, seed: 94 };
   const partsGru: SeqCase = { ...big, cell: 'gru', B: 48, H: 40, reverse: false, seed: 93 };
   const partsProj: SeqCase = { ...big, B: 48, H: 40, P: 13, state: false, seed: 92 };
+  const partsRnn: SeqCase = { ...big, cell: 'rnn_tanh', B: 48, H: 72, seed: 91 };
+  const parts32: SeqCase[] = [
+    { ...big, B: 32, H: 40, seed: 90 },
+    { ...big, B: 32, H: 40, reverse: false, lengths: false, seed: 89 },
+    { ...big, cell: 'gru', B: 32, H: 40, seed: 88 },
+    { ...big, cell: 'gru_reset_before', B: 32, H: 40, reverse: false, seed: 87 },
+    { ...big, cell: 'rnn_tanh', B: 32, H: 72, seed: 86 },
+    { ...big, B: 32, H: 40, P: 13, seed: 85 },
+  ];
 
-  it('results are bitwise identical for 1, 2 and 3 threads', async () => {
+  it('results are bitwise identical for 1, 2 and 3 threads (batches 1, 5, 32, 37, 48)', async () => {
     const threads = native.info().threads;
     try {
-      for (const c of [big, gru, proj, stream, shrink, parts, partsGru, partsProj]) {
+      for (const c of [big, gru, proj, stream, shrink, parts, partsGru, partsProj, partsRnn, ...parts32]) {
         native.setThreads(1);
         const one = await runSeq(native, c);
         native.setThreads(2);
         const two = await runSeq(native, c);
         native.setThreads(3);
         const three = await runSeq(native, c);
-        expect(bitwiseEqual(one, two), `${c.cell} 1 vs 2 threads`).toBe(true);
-        expect(bitwiseEqual(one, three), `${c.cell} 1 vs 3 threads`).toBe(true);
-        compareSeq(c.cell, one, await runSeq(reference, c));
+        expect(bitwiseEqual(one, two), `${c.cell} B${c.B} P${c.P} 1 vs 2 threads`).toBe(true);
+        expect(bitwiseEqual(one, three), `${c.cell} B${c.B} P${c.P} 1 vs 3 threads`).toBe(true);
+        compareSeq(`${c.cell} B${c.B}`, one, await runSeq(reference, c));
       }
     } finally {
       native.setThreads(threads);

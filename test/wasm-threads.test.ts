@@ -12,7 +12,7 @@ import { createWasmBackend } from '../src/backends/wasm-core.js';
 import { crossEntropy, mseLoss } from '../src/core/ops.js';
 import { Rng } from '../src/core/random.js';
 import { Tensor, noGrad } from '../src/core/tensor.js';
-import { Embedding, GRU, LSTM, Linear } from '../src/nn/layers.js';
+import { Embedding, GRU, LSTM, Linear, RNN } from '../src/nn/layers.js';
 import { Adam } from '../src/nn/optim.js';
 
 const threadsBytes = readFileSync(new URL('../dist/rnnkit-threads.wasm', import.meta.url));
@@ -67,7 +67,7 @@ describe('wasm threads', () => {
     expect(two.info().threads).toBe(1);
   });
 
-  it('a language-model train step (LSTM steps over hidden units, cross-entropy, Adam) is bitwise the same on 1 and 2 threads', async () => {
+  it('a language-model train step (LSTM steps over batch parts, cross-entropy, Adam) is bitwise the same on 1 and 2 threads', async () => {
     const one = createWasmBackend(threadsBytes, { threads: 1 });
     const two = createWasmBackend(threadsBytes, { threads: 2 });
     await two.whenReady();
@@ -78,7 +78,7 @@ describe('wasm threads', () => {
     const lengths = Int32Array.from({ length: B }, (_, b) => (b % 3 === 0 ? T : 1 + ((b * 5) % T))); // packed sequences
     const run = (backend: typeof one) => {
       const emb = new Embedding(V, 16, { rng: new Rng(1) });
-      // H % 8 == 0, no projection: the steps run over hidden units; B * 4H * H >= 2^18 multiply-adds: split
+      // no projection, B 16 = 4 register tiles: each thread runs every step of its half of the batch
       const lstm = new LSTM({ inputSize: 16, hiddenSize: H, numLayers: 2, rng: new Rng(2) });
       const head = new Linear(H, V, { rng: new Rng(3) });
       const params = [...emb.parameters(), ...lstm.parameters(), ...head.parameters()];
@@ -98,10 +98,12 @@ describe('wasm threads', () => {
       });
       return outs;
     };
-    const before = two.splitGemms;
+    const before = [two.splitGemms, two.splitJobs('seqForwardRows'), two.splitJobs('seqBackwardRows')];
     const a = run(one);
     const b = run(two);
-    expect(two.splitGemms - before, 'jobs were split across the threads').toBeGreaterThan(4 * T);
+    expect(two.splitGemms - before[0], 'jobs were split across the threads').toBeGreaterThan(8);
+    // 2 layers, 2 train steps: 4 sequence forwards and 4 backwards, one job each
+    expect([two.splitJobs('seqForwardRows') - before[1], two.splitJobs('seqBackwardRows') - before[2]]).toEqual([4, 4]);
     a.forEach((v, i) => bitwise(v, b[i], `tensor ${i}`));
     two.close();
   });
@@ -159,6 +161,58 @@ describe('wasm threads', () => {
       }
       expect(two.splitJobs('lstmForwardSteps') - before[0], `T ${T}: split on 2 threads`).toBe(1);
       expect(three.splitJobs('lstmForwardSteps') - before[1], `T ${T}: split on 3 threads`).toBe(1);
+    }
+    for (const b of [two, three]) b.close();
+  });
+
+  it('a batch split into one part per thread (LSTM, GRU, RNN; B 32, 48, 30, 29; lengths, both directions; training forward and backward, inference) is bitwise the same on 1, 2 and 3 threads and on the single-thread build', async () => {
+    const plain = createWasmBackend(plainBytes);
+    const one = createWasmBackend(threadsBytes, { threads: 1 });
+    const two = createWasmBackend(threadsBytes, { threads: 2 });
+    const three = createWasmBackend(threadsBytes, { threads: 3 });
+    await Promise.all([two.whenReady(), three.whenReady()]);
+    const rng = new Rng(21);
+    const I = 12;
+    const T = 9;
+    const makers: Array<[string, () => LSTM | GRU | RNN]> = [
+      ['LSTM', () => new LSTM({ inputSize: I, hiddenSize: 64, numLayers: 2, bidirectional: true, rng: new Rng(1) })],
+      ['LSTM hard sigmoid, H 60', () => new LSTM({ inputSize: I, hiddenSize: 60, recurrentActivation: 'hardSigmoid', rng: new Rng(2) })],
+      ['GRU, H 60', () => new GRU({ inputSize: I, hiddenSize: 60, numLayers: 2, bidirectional: true, rng: new Rng(3) })],
+      ['RNN tanh', () => new RNN({ inputSize: I, hiddenSize: 64, bidirectional: true, rng: new Rng(4) })],
+      ['RNN relu', () => new RNN({ inputSize: I, hiddenSize: 64, nonlinearity: 'relu', rng: new Rng(5) })],
+    ];
+    // B 30 and 29 end in a partial tile (the plain build's tiles have 4 rows; B 9 would leave one row alone: not split)
+    for (const B of [32, 48, 30, 29, 9]) {
+      const x = new Tensor(Float32Array.from({ length: T * B * I }, () => rng.normal()), [T, B, I]);
+      const lengths = Int32Array.from({ length: B }, (_, b) => (b % 4 === 0 ? T : 1 + ((b * 7) % T)));
+      for (const [name, make] of makers) {
+        for (const packed of [false, true]) {
+          const run = (backend: typeof one) => {
+            const m = make();
+            const outs: Float32Array[] = [];
+            withBackend(backend, () => {
+              const opts = packed ? { lengths } : {};
+              const { output, hN } = m.forward(x, opts);
+              mseLoss(output, Tensor.zeros(output.shape)).backward();
+              outs.push(output.data.slice(), hN.data.slice(), ...m.parameters().map((p) => p.grad!.slice()));
+              noGrad(() => {
+                const inf = m.forward(x, opts);
+                outs.push(inf.output.data.slice(), inf.hN.data.slice());
+              });
+            });
+            return outs;
+          };
+          const before = [two, three].map((b) => b.splitJobs('seqForwardRows') + b.splitJobs('seqBackwardRows'));
+          const ref = run(plain);
+          for (const [backend, threads] of [[one, 1], [two, 2], [three, 3]] as const) {
+            run(backend).forEach((v, i) => bitwise(v, ref[i], `${name}, B ${B}${packed ? ', lengths' : ''}, ${threads} threads: tensor ${i}`));
+          }
+          // a job per layer and direction (4 parameters each) for the training forward, the backward and the inference forward
+          const jobs = [two, three].map((b, i) => b.splitJobs('seqForwardRows') + b.splitJobs('seqBackwardRows') - before[i]);
+          const expected = B === 9 ? 0 : 3 * (make().parameters().length / 4);
+          expect(jobs, `${name}, B ${B}: jobs split by rows on 2 and 3 threads`).toEqual([expected, expected]);
+        }
+      }
     }
     for (const b of [two, three]) b.close();
   });

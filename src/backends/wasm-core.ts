@@ -57,6 +57,13 @@ export interface WasmKernels {
     tIdx: number, prevT: number, dh: number, dy: number, dyStride: number, dyOffset: number, dc: number, gates: number,
     cells: number, c0: number, dG: number, dGall: number, hard: number, alpha: number): void;
   addColumnSumsCols(j0: number, j1: number, Ap: number, rows: number, n: number, src: number, dst: number): void;
+  tileRows(): number;
+  seqForwardRows(b0: number, b1: number, Ap: number, kind: number, B: number, H: number, steps: number, h: number, c: number,
+    Whh: number, hp: number, tIdx: number, xp: number, bHhN: number, states: number, gates: number, cells: number,
+    saveFull: number, hard: number, alpha: number, beta: number): void;
+  seqBackwardRows(b0: number, b1: number, Ap: number, kind: number, B: number, H: number, steps: number, WhhN: number,
+    tIdx: number, prevT: number, dh: number, dy: number, dyStride: number, dyOffset: number, dc: number, gates: number,
+    cells: number, states: number, h0: number, c0: number, dG: number, dGi: number, dGh: number, hard: number, alpha: number): void;
   fillBiasRows(j0: number, j1: number, Ap: number, G: number, bIh: number, bHh: number, gruH: number, XP: number): void;
   crossEntropyForwardRows(j0: number, j1: number, Ap: number, C: number, logits: number, targets: number, ignoreIndex: number,
     probs: number, losses: number): void;
@@ -319,13 +326,15 @@ interface WasmCell {
   lastBiasInside: boolean;
   /** The recurrent-side gradients differ from the input side (GRU: dn * r). */
   splitGrad: boolean;
+  /** The cell's kind for the sequence kernels over batch rows (seqForwardRows: ROWS_* of assembly/cells.ts), or -1. */
+  rowsKind: number;
   forward(k: WasmKernels, s: WasmForwardStep): void;
   backward(k: WasmKernels, s: WasmBackwardStep): void;
 }
 
 function rnnCell(relu: number): WasmCell {
   return {
-    saves: false, lastBiasInside: false, splitGrad: false,
+    saves: false, lastBiasInside: false, splitGrad: false, rowsKind: 2 + relu,
     forward: (k, s) => k.rnnStepForward(s.B, s.H, s.tIdx, s.xp, s.hp, relu, s.h, s.states),
     backward: (k, s) => k.rnnStepBackward(s.B, s.H, s.tIdx, relu, s.dh, s.states, s.dG, s.dGi),
   };
@@ -333,19 +342,19 @@ function rnnCell(relu: number): WasmCell {
 
 const WASM_CELLS: Record<CellKind, WasmCell> = {
   lstm: {
-    saves: true, lastBiasInside: false, splitGrad: false,
+    saves: true, lastBiasInside: false, splitGrad: false, rowsKind: 0,
     forward: (k, s) => k.lstmStepForward(s.B, s.H, s.tIdx, s.xp, s.hp, s.c, s.hOut, s.H, s.hSave, s.gates, s.cells, s.saveFull, ...s.gate),
     backward: (k, s) => k.lstmStepBackward(s.B, s.H, s.R, s.tIdx, s.prevT, s.dhIn, s.dh, s.dc, s.gates, s.cells, s.c0, s.dG, s.dGi, s.gate[0], s.gate[1]),
   },
   gru: {
-    saves: true, lastBiasInside: true, splitGrad: true,
+    saves: true, lastBiasInside: true, splitGrad: true, rowsKind: 1,
     forward: (k, s) => k.gruStepForward(s.B, s.H, s.tIdx, s.xp, s.hp, s.bHhLast, s.h, s.states, s.gates, s.cells, s.saveFull, ...s.gate),
     backward: (k, s) => k.gruStepBackward(s.B, s.H, s.tIdx, s.prevT, s.dh, s.gates, s.cells, s.states, s.h0, s.dG, s.dGi, s.dGh, s.gate[0], s.gate[1]),
   },
   rnn_tanh: rnnCell(0),
   rnn_relu: rnnCell(1),
   gru_reset_before: {
-    saves: true, lastBiasInside: false, splitGrad: false,
+    saves: true, lastBiasInside: false, splitGrad: false, rowsKind: -1,
     forward: (k, s) => {
       k.gruResetBeforeStepGates(s.B, s.H, s.tIdx, s.xp, s.hp, s.h, s.gates, s.rh, s.saveFull ? s.cells : 0, s.saveFull, ...s.gate);
       s.late(s.rh); // hp_n = W_hn (r * h)
@@ -502,6 +511,21 @@ export class WasmBackend implements Backend {
     const t = this.pool && this.threads > 1 && worth && n >= 16 ? this.pool.usable(this.threads) : 1;
     if (t > 1) this.pool!.range(this.kernels, t, kernel, n, Ap, ints, floats);
     else (this.kernels[kernel] as (...args: number[]) => void)(0, n, Ap, ...ints, ...floats);
+  }
+
+  /**
+   * Threads for a sequence split by batch rows (seqForwardRows / seqBackwardRows), or 1: the
+   * batch is cut at multiples of the register tile's rows (tileRows), needs at least two tiles,
+   * and no part may be a single row (a 1-row product takes the GEMV path, whose sums differ
+   * from those of a tile). The parts depend on B and the thread count only.
+   */
+  private rowParts(B: number, macsPerStep: number): number {
+    const t = this.pool && this.threads > 1 && macsPerStep >= SPLIT_SEQ_STEP_MACS ? this.pool.usable(this.threads) : 1;
+    const mr = this.kernels.tileRows();
+    if (t < 2 || B < 2 * mr) return 1;
+    const chunk = Math.ceil(B / t / mr) * mr;
+    const used = Math.ceil(B / chunk);
+    return used < 2 || B - (used - 1) * chunk === 1 ? 1 : t;
   }
 
   /** The kernel's gemm (scratch: packedBSize(K, N) + packedASize() floats), threaded as gemmPacked. */
@@ -736,9 +760,12 @@ export class WasmBackend implements Backend {
     try {
       // a few rows and steps (streaming): per-step GEMMs straight from the weights, no packing
       const small = B <= SMALL_M && maxLen <= SMALL_T;
-      // LSTM without projection: each step's product and gates in one kernel over hidden units
-      // (split across the threads), h alternating between two buffers
-      const fused = cell === 'lstm' && P === 0 && !small && H % 8 === 0;
+      // a batch of two register tiles or more on several threads (no projection): one part of
+      // the rows per thread, each running every step alone (seqForwardRows)
+      const parts = P === 0 && !small && wc.rowsKind >= 0 ? this.rowParts(B, B * G * H) : 1;
+      // else an LSTM without projection: each step's product and gates in one kernel over hidden
+      // units (split across the threads), h alternating between two buffers
+      const fused = parts === 1 && cell === 'lstm' && P === 0 && !small && H % 8 === 0;
       // --- allocate everything first (memory may grow), then create views
       const pX = save(TB * I, 'x');
       const pWih = TB <= SMALL_M ? this.weight(a.wIh, ver?.[0], G * I, 'wIh') : 0;
@@ -777,7 +804,8 @@ export class WasmBackend implements Backend {
         else this.f32(pC, B * H).fill(0);
       }
       if (pHRawSave) this.f32(pHRawSave, TB * H).fill(0);
-      if (pCells && training) this.f32(pCells, TB * H).fill(0); // rows of unprocessed steps enter backward's GEMMs
+      // rows of unprocessed steps (none when every sequence has all T steps) enter backward's GEMMs
+      if (pCells && training && (maxLen < T || a.lengths)) this.f32(pCells, TB * H).fill(0);
       if (maxLen < T || a.lengths) this.f32(pStates, TB * R).fill(0);
       // --- input projection for all steps: XP = (bIh + bHh) + x @ wIh^T   [TB, G]
       this.split('fillBiasRows', TB, TB * G >= SPLIT_ELEMENTS, [G, pBih, pBhh, wc.lastBiasInside ? H : 0, pXP], []);
@@ -794,7 +822,10 @@ export class WasmBackend implements Backend {
           else this.gemmPacked(0, B, G - GE, R, 1, v, R, pWhlT, 0, pHP + GE * 4, G, pAp);
         },
       };
-      if (fused) {
+      if (parts > 1) {
+        this.pool!.range(k, parts, 'seqForwardRows', B, pAp, [wc.rowsKind, B, H, maxLen, pH, pC, pWhhT, pHP, pTIdx, pXP,
+          step.bHhLast, pStates, pGates, pCells, step.saveFull, step.gate[0]], [step.gate[1], step.gate[2]], k.tileRows());
+      } else if (fused) {
         // every step in one job: each thread its hidden units, the threads meeting once per step
         // (from SPLIT_SEQ_STEP_MACS per step, so batch-1 streaming splits too)
         const t = this.pool && this.threads > 1 && H >= 16 && B * G * H >= SPLIT_SEQ_STEP_MACS ? this.pool.usable(this.threads) : 1;
@@ -803,7 +834,7 @@ export class WasmBackend implements Backend {
         else (k.lstmForwardSteps as (...args: number[]) => number)(0, H, pAp, ...ints, 0, ...step.gate);
         if (maxLen % 2 === 1) this.f32(pH, B * R).set(this.f32(pH2, B * R));
       }
-      for (let s = 0; s < maxLen && !fused; s++) {
+      for (let s = 0; s < maxLen && !fused && parts === 1; s++) {
         step.tIdx = pTIdx + s * B * 4;
         // HP[B, GE] = h[B, R] @ wHh[early]^T: all (early) gates in one GEMM
         if (small) k.gemmSmallM(1, B, GE, R, 1, pH, R, pWhh, R, 0, pHP, G);
@@ -892,9 +923,12 @@ export class WasmBackend implements Backend {
       const pDh = ar.alloc(B * R, 'dh');
       const pDc = withC ? ar.alloc(B * H, 'dc') : 0;
       const pDG = ar.alloc(B * G, 'step gate gradient');
-      // LSTM without projection: each step's gates and the recurrent product of the step after it
+      // a batch of two register tiles or more on several threads (no projection): one part of
+      // the rows per thread, each running every step alone (seqBackwardRows)
+      const parts = P === 0 && !small && wc.rowsKind >= 0 ? this.rowParts(B, B * G * H) : 1;
+      // else an LSTM without projection: each step's gates and the recurrent product of the step after it
       // in one kernel over hidden units (split across the threads), dG alternating between two buffers
-      const fused = cell === 'lstm' && P === 0 && !small && H % 8 === 0;
+      const fused = parts === 1 && cell === 'lstm' && P === 0 && !small && H % 8 === 0;
       const pDG2 = fused ? ar.alloc(B * G, 'step gate gradient (next step)') : 0;
       const pDGi = ar.alloc(TB * G, 'gate gradients');
       const pDGh = wc.splitGrad ? ar.alloc(TB * G, 'recurrent gate gradients') : pDGi;
@@ -928,9 +962,12 @@ export class WasmBackend implements Backend {
         if (d.dcN) this.put(pDc, d.dcN, B * H);
         else this.f32(pDc, B * H).fill(0);
       }
-      this.f32(pDGi, TB * G).fill(0);
-      if (wc.splitGrad) this.f32(pDGh, TB * G).fill(0);
-      if (pDhAll) this.f32(pDhAll, TB * P).fill(0);
+      // the step kernels write every row of a processed step: only the rows of unprocessed steps are zeroed here
+      if (maxLen < T || f.lengths) {
+        this.f32(pDGi, TB * G).fill(0);
+        if (wc.splitGrad) this.f32(pDGh, TB * G).fill(0);
+        if (pDhAll) this.f32(pDhAll, TB * P).fill(0);
+      }
       // --- BPTT
       const pWhl = pWhh ? pWhh + GE * R * 4 : 0; // the late gates' rows of wHh (small calls)
       const step: WasmBackwardStep = {
@@ -943,6 +980,11 @@ export class WasmBackend implements Backend {
           else this.gemmPacked(0, B, R, G - GE, 1, pDG + GE * 4, G, pWhlN, 0, out, R, pAp);
         },
       };
+      if (parts > 1) {
+        this.pool!.range(k, parts, 'seqBackwardRows', B, pAp, [wc.rowsKind, B, H, maxLen, pWhhN, pTIdx, pPrevT, pDh,
+          d.dy ? pDy : 0, d.dyStride, d.dyOffset, pDc, pGates, pCells, pStates, pH0, pC0, pDG, pDGi, pDGh, step.gate[0]],
+        [step.gate[1]], k.tileRows());
+      }
       for (let s = maxLen - 1; s >= 0 && fused; s--) {
         const dG = s % 2 ? pDG2 : pDG;
         const dGNext = s % 2 ? pDG : pDG2;
@@ -952,7 +994,7 @@ export class WasmBackend implements Backend {
       }
       // the recurrent delta of the first step: dh[B, R] += dG @ wHh
       if (fused && maxLen > 0) this.gemmPacked(0, B, R, GE, 1, pDG, G, pWhhN, 1, pDh, R, pAp);
-      for (let s = maxLen - 1; s >= 0 && !fused; s--) {
+      for (let s = maxLen - 1; s >= 0 && !fused && parts === 1; s--) {
         step.tIdx = pTIdx + s * B * 4;
         step.prevT = pPrevT + s * B * 4;
         if (d.dy) k.addDy(B, R, step.tIdx, pDh, pDy, d.dyStride, d.dyOffset);
@@ -1186,10 +1228,11 @@ function stepTables(T: number, B: number, lengths: Int32Array | null, reverse: b
 // Threads: the threaded build (rnnkit-threads.wasm: shared, imported memory) runs one instance per
 // thread on the same linear memory. The calling thread writes a job's arguments into a control
 // block in that memory and wakes the workers (Atomics); each computes its share and the caller
-// waits for all of them. Jobs: a GEMM (gemmPackedCols: each thread its output columns, in panels
-// of 16, the sum over K never split) and a kernel over a range (RANGE_KERNELS: an LSTM step over
-// hidden units, its product and gates together; Adam's elements; cross-entropy's rows; column
-// sums), each element computed as on one thread, so results are bitwise those of one thread.
+// waits for all of them. Jobs: a GEMM (each thread its output rows, cut at register-tile
+// boundaries, or its output columns in panels of 16; the sum over K never split) and a kernel
+// over a range (RANGE_KERNELS: the batch rows of a whole sequence; an LSTM step over hidden
+// units, its product and gates together; Adam's elements; cross-entropy's rows; column sums),
+// each element computed as on one thread, so results are bitwise those of one thread.
 
 /** Words of the control block: job counter, workers still running, job, threads, arguments, ready flags, step barrier. */
 const CTL = { seq: 0, remain: 1, failed: 2, fn: 3, threads: 4, chunk: 5, args: 8, ready: 48, bar: 64, words: 68 } as const;
@@ -1205,7 +1248,7 @@ const JOB_RANGE = 2;
  * step r >= 0 (lstmForwardSteps) stopped at its step barrier: the thread sleeps until the barrier
  * has been passed r times (sleepUntil) and calls it again from step r (its 4th argument).
  */
-const RANGE_KERNELS = ['lstmForwardSteps', 'lstmBackwardUnits', 'adamUpdateRange', 'crossEntropyForwardRows', 'addColumnSumsCols', 'fillBiasRows'] as const;
+const RANGE_KERNELS = ['lstmForwardSteps', 'lstmBackwardUnits', 'seqForwardRows', 'seqBackwardRows', 'adamUpdateRange', 'crossEntropyForwardRows', 'addColumnSumsCols', 'fillBiasRows'] as const;
 type RangeKernel = (typeof RANGE_KERNELS)[number];
 /** Elements (of an element-wise kernel, a fill or a sum) from which a kernel over a range is split across threads. */
 const SPLIT_ELEMENTS = 1 << 16;
@@ -1277,10 +1320,21 @@ const serve = ({ module, memory, ctl, tile, ap, index }) => {
         const N = i32[a + 2];
         const chunk = i32[a + 12];
         const j0 = index * chunk;
-        const j1 = Math.min(N, j0 + chunk);
-        if (j0 < j1) {
-          k.gemmPackedCols(i32[a], i32[a + 1], N, i32[a + 3], f32[a + 4], i32[a + 5], i32[a + 6], i32[a + 7],
-            f32[a + 8], i32[a + 9], i32[a + 10], ap, j0, j1);
+        if (i32[a + 13]) { // rows [j0, j1) of C
+          const j1 = Math.min(i32[a + 1], j0 + chunk);
+          const transA = i32[a];
+          const lda = i32[a + 6];
+          const ldc = i32[a + 10];
+          if (j0 < j1) {
+            k.gemmPacked(transA, j1 - j0, N, i32[a + 3], f32[a + 4], i32[a + 5] + 4 * (transA ? j0 : j0 * lda), lda, i32[a + 7],
+              f32[a + 8], i32[a + 9] + 4 * j0 * ldc, ldc, ap);
+          }
+        } else {
+          const j1 = Math.min(N, j0 + chunk);
+          if (j0 < j1) {
+            k.gemmPackedCols(i32[a], i32[a + 1], N, i32[a + 3], f32[a + 4], i32[a + 5], i32[a + 6], i32[a + 7],
+              f32[a + 8], i32[a + 9], i32[a + 10], ap, j0, j1);
+          }
         }
       } else if (job === ${JOB_RANGE}) {
         const a = ${CTL.args};
@@ -1413,31 +1467,41 @@ class WasmThreadPool {
     while (this.usable(n) < Math.min(n, this.workers.length + 1)) await new Promise((r) => setTimeout(r, 5));
   }
 
-  /** C[M, N] = alpha * op(A) @ Bp + beta * C over `threads` threads (columns split in panels of 16). */
+  /**
+   * C[M, N] = alpha * op(A) @ Bp + beta * C over `threads` threads: a tall product (M >= N) split
+   * by rows at multiples of the register tile's rows (each thread packs only its rows of A, and
+   * no part is a single row, whose product would take the GEMV path), else by columns in panels of 16.
+   */
   gemm(k: WasmKernels, threads: number, transA: number, M: number, N: number, K: number, alpha: number, A: number,
     lda: number, Bp: number, beta: number, C: number, ldc: number, Ap: number): void {
-    const chunk = Math.ceil(N / threads / 16) * 16;
-    const used = Math.ceil(N / chunk);
+    const mr = k.tileRows();
+    const rowChunk = Math.ceil(M / threads / mr) * mr;
+    const rows = M >= N && M >= 2 * mr && M - (Math.ceil(M / rowChunk) - 1) * rowChunk !== 1;
+    const chunk = rows ? rowChunk : Math.ceil(N / threads / 16) * 16;
+    const used = Math.ceil((rows ? M : N) / chunk);
     const { i32, f32 } = this;
     this.jobs++;
     const a = CTL.args;
     i32[a] = transA; i32[a + 1] = M; i32[a + 2] = N; i32[a + 3] = K; f32[a + 4] = alpha; i32[a + 5] = A;
     i32[a + 6] = lda; i32[a + 7] = Bp; f32[a + 8] = beta; i32[a + 9] = C; i32[a + 10] = ldc; i32[a + 12] = chunk;
+    i32[a + 13] = rows ? 1 : 0;
     i32[CTL.fn] = JOB_GEMM;
     i32[CTL.threads] = used;
     Atomics.store(i32, CTL.remain, used - 1);
     Atomics.add(i32, CTL.seq, 1);
     Atomics.notify(i32, CTL.seq);
-    k.gemmPackedCols(transA, M, N, K, alpha, A, lda, Bp, beta, C, ldc, Ap, 0, Math.min(N, chunk));
+    if (rows) k.gemmPacked(transA, chunk, N, K, alpha, A, lda, Bp, beta, C, ldc, Ap);
+    else k.gemmPackedCols(transA, M, N, K, alpha, A, lda, Bp, beta, C, ldc, Ap, 0, Math.min(N, chunk));
     this.join(`a matrix product (${M}x${N}x${K})`);
   }
 
   /**
    * A kernel of RANGE_KERNELS over [0, n) on `threads` threads, each on its own chunk [j0, j1)
-   * (multiples of 8: the kernels compute every element as on one thread) with its own scratch Ap.
+   * (multiples of `align`, 8 unless the kernel needs another: the kernels compute every element
+   * as on one thread) with its own scratch Ap.
    */
-  range(k: WasmKernels, threads: number, kernel: RangeKernel, n: number, Ap: number, ints: number[], floats: number[]): void {
-    const chunk = Math.ceil(n / threads / 8) * 8;
+  range(k: WasmKernels, threads: number, kernel: RangeKernel, n: number, Ap: number, ints: number[], floats: number[], align = 8): void {
+    const chunk = Math.ceil(n / threads / align) * align;
     const used = Math.ceil(n / chunk);
     const { i32, f64 } = this;
     const a = CTL.args;

@@ -54,13 +54,24 @@ export async function threadsCheck(api, threadsBytes) {
     const lstm = new api.LSTM({ inputSize: 16, hiddenSize: 128, rng });
     const x = new api.Tensor(Float32Array.from({ length: 6 * 24 * 16 }, () => rng.normal()), [6, 24, 16]);
     const { output } = lstm.forward(x);
-    // the steps run over hidden units split across the threads; so do cross-entropy's 144 rows
-    // of 128 logits and Adam over the 65536 elements of W_hh
+    // the batch splits into one part per thread, each running every step alone; cross-entropy's
+    // 144 rows of 128 logits and Adam over the 65536 elements of W_hh split too
     const targets = Int32Array.from({ length: 6 * 24 }, () => rng.int(128));
     api.crossEntropy(output, targets).backward();
     const out = [output.data.slice(), ...lstm.parameters().map((p) => p.grad.slice())];
     new api.Adam(lstm.parameters(), { lr: 1e-2 }).step();
     out.push(...lstm.parameters().map((p) => p.data.slice()));
+    // batches of 32 and 29 rows, which end in a partial register tile (2 or 5 rows of 6 with
+    // relaxed SIMD, 4 rows of 4 without), over packed sequences: GRU and RNN forward and backward
+    for (const B of [32, 29]) {
+      const xb = new api.Tensor(Float32Array.from({ length: 5 * B * 16 }, () => rng.normal()), [5, B, 16]);
+      const lengths = Int32Array.from({ length: B }, (_, b) => 1 + ((b * 3) % 5));
+      for (const m of [new api.GRU({ inputSize: 16, hiddenSize: 64, rng }), new api.RNN({ inputSize: 16, hiddenSize: 64, rng })]) {
+        const y = m.forward(xb, { lengths }).output;
+        api.mseLoss(y, api.Tensor.zeros(y.shape)).backward();
+        out.push(y.data.slice(), ...m.parameters().map((p) => p.grad.slice()));
+      }
+    }
     const info = backend.info();
     const split = backend.splitGemms;
     backend.close();
