@@ -114,7 +114,16 @@ export function lstmForwardUnits(
   j0: i32, j1: i32, Ap: usize, B: i32, H: i32, hIn: usize, Whh: usize, hp: usize, tIdx: usize, xp: usize,
   c: usize, hOut: usize, hSave: usize, gates: usize, cells: usize, saveFull: i32, hard: i32, alpha: f32, beta: f32,
 ): void {
-  gemmPackedRanges(0, B, 4 * H, H, 1, hIn, H, Whh, 0, hp, 4 * H, Ap, j0, j1, H, 4);
+  lstmUnitsStep(j0, j1, Ap, B, H, hIn, Whh, hp, tIdx, xp, c, hOut, hSave, gates, cells, saveFull, hard, alpha, beta, false);
+}
+
+/** lstmForwardUnits; backward: its product runs through the weights from the last column (gemmPackedRanges). */
+function lstmUnitsStep(
+  j0: i32, j1: i32, Ap: usize, B: i32, H: i32, hIn: usize, Whh: usize, hp: usize, tIdx: usize, xp: usize,
+  c: usize, hOut: usize, hSave: usize, gates: usize, cells: usize, saveFull: i32, hard: i32, alpha: f32, beta: f32,
+  backward: bool,
+): void {
+  gemmPackedRanges(0, B, 4 * H, H, 1, hIn, H, Whh, 0, hp, 4 * H, Ap, j0, j1, H, 4, backward);
   lstmForwardRange(j0, j1, 0, B, B, H, tIdx, xp, hp, c, hOut, H, hSave, gates, cells, saveFull, hard, alpha, beta, hIn);
 }
 
@@ -167,8 +176,9 @@ export function lstmForwardSteps(
   for (let s = from; s < steps; s++) {
     const hIn = s & 1 ? hB : hA;
     const hOut = s & 1 ? hA : hB;
-    lstmForwardUnits(j0, j1, Ap, B, H, hIn, Whh, hp, tIdx + (<usize>(s * B) << 2), xp, c, hOut, hSave, gates, cells,
-      saveFull, hard, alpha, beta);
+    // odd steps through the weights backwards: each step starts on those the step before read last
+    lstmUnitsStep(j0, j1, Ap, B, H, hIn, Whh, hp, tIdx + (<usize>(s * B) << 2), xp, c, hOut, hSave, gates, cells,
+      saveFull, hard, alpha, beta, (s & 1) != 0);
     if (!ctl || s + 1 == steps) continue;
     const met = stepBarrier(ctl, s);
     if (met < 0) return -1;

@@ -155,7 +155,9 @@ function packA(transA: i32, A: usize, lda: i32, i0: i32, mc: i32, k0: i32, kc: i
 function kernel4x8(kc: i32, ap: usize, bp: usize, c: usize, ldc: i32, alpha: f32, mr: i32, nr: i32): void {
   let c0a = f32x4.splat(0);
   let c0b = c0a, c1a = c0a, c1b = c0a, c2a = c0a, c2b = c0a, c3a = c0a, c3b = c0a;
-  for (let k = 0; k < kc; k++) {
+  // the loop runs on the B pointer (no counter: one instruction less per k, about 10% in V8)
+  const bEnd = bp + ((<usize>kc) << 5);
+  for (; bp < bEnd; bp += 32) {
     const b0 = v128.load(bp);
     const b1 = v128.load(bp, 16);
     let a = v128.load32_splat(ap);
@@ -171,7 +173,6 @@ function kernel4x8(kc: i32, ap: usize, bp: usize, c: usize, ldc: i32, alpha: f32
     c3a = madd(a, b0, c3a);
     c3b = madd(a, b1, c3b);
     ap += 16;
-    bp += 32;
   }
   const ldcb = <usize>ldc << 2;
   if (mr == 4 && nr == 8) {
@@ -326,43 +327,72 @@ function scaleC(M: i32, N: i32, beta: f32, C: usize, ldc: i32): void {
  * C[1, jBegin..jEnd) += alpha * a[K] @ Bp (packed, N columns), straight from a: the streaming
  * (batch 1) step. jBegin is a multiple of 8, jEnd one or N: every column gets the same
  * arithmetic as in the whole range (the tiles of 16 and 8 columns differ only in how many
- * columns run side by side).
+ * columns run side by side). backward: the tiles run from the last to the first (each still
+ * sums over k in order, so the results are the same): a recurrent step that alternates its
+ * direction starts on the weights the step before read last, still in the core's cache when
+ * the weights are more than it holds (an LSTM's wHh at H 256 is 1 MiB).
  */
-function gemvPacked(jBegin: i32, jEnd: i32, N: i32, K: i32, alpha: f32, a: usize, Bp: usize, C: usize): void {
+function gemvPacked(jBegin: i32, jEnd: i32, N: i32, K: i32, alpha: f32, a: usize, Bp: usize, C: usize, backward: bool): void {
   const Np = (N + 7) & ~7;
+  const n16 = (jEnd - jBegin) >> 4; // tiles of 16 columns from jBegin, then tiles of 8 (the last may be partial)
+  const jTail = jBegin + (n16 << 4);
   for (let k0 = 0; k0 < K; k0 += KC) {
     const kc = min(KC, K - k0);
     const bBase = Bp + ((<usize>k0 * <usize>Np) << 2);
     const ak = a + (<usize>k0 << 2);
-    let j0 = jBegin;
-    // two panels (16 columns) at a time: 4 independent accumulators (more do not help: the
-    // weights stream from the caches at about the speed these take them)
-    const al = f32x4.splat(alpha);
-    for (; j0 + 16 <= jEnd; j0 += 16) {
-      let bp = bBase + ((<usize>j0 * <usize>kc) << 2);
-      let bq = bp + ((<usize>kc) << 5);
-      let s0 = f32x4.splat(0);
-      let s1 = s0, s2 = s0, s3 = s0;
-      for (let k = 0; k < kc; k++) {
-        const av = v128.load32_splat(ak + (<usize>k << 2));
-        s0 = madd(av, v128.load(bp), s0);
-        s1 = madd(av, v128.load(bp, 16), s1);
-        s2 = madd(av, v128.load(bq), s2);
-        s3 = madd(av, v128.load(bq, 16), s3);
-        bp += 32;
-        bq += 32;
+    if (backward) {
+      for (let j0 = jTail + ((jEnd - jTail - 1) & ~7); j0 >= jTail; j0 -= 8) {
+        kernel1x8NoPack(kc, ak, bBase + ((<usize>j0 * <usize>kc) << 2), C + (<usize>j0 << 2), alpha, min(8, jEnd - j0));
       }
-      const c = C + (<usize>j0 << 2);
-      v128.store(c, madd(al, s0, v128.load(c)));
-      v128.store(c, madd(al, s1, v128.load(c, 16)), 16);
-      v128.store(c, madd(al, s2, v128.load(c, 32)), 32);
-      v128.store(c, madd(al, s3, v128.load(c, 48)), 48);
-    }
-    for (; j0 < jEnd; j0 += 8) {
-      const nr = min(8, jEnd - j0);
-      kernel1x8NoPack(kc, ak, bBase + ((<usize>j0 * <usize>kc) << 2), C + (<usize>j0 << 2), alpha, nr);
+      for (let j0 = jTail - 16; j0 >= jBegin; j0 -= 16) gemvTile16(kc, ak, bBase + ((<usize>j0 * <usize>kc) << 2), C + (<usize>j0 << 2), alpha);
+    } else {
+      for (let j0 = jBegin; j0 < jTail; j0 += 16) gemvTile16(kc, ak, bBase + ((<usize>j0 * <usize>kc) << 2), C + (<usize>j0 << 2), alpha);
+      for (let j0 = jTail; j0 < jEnd; j0 += 8) {
+        kernel1x8NoPack(kc, ak, bBase + ((<usize>j0 * <usize>kc) << 2), C + (<usize>j0 << 2), alpha, min(8, jEnd - j0));
+      }
     }
   }
+}
+
+/**
+ * c[0, 16) += alpha * a[kc] @ two packed panels [kc, 8] from bp: 4 independent accumulators
+ * (8 make V8 spill), k two at a time with the pointers stepped once (fewer instructions per
+ * multiply-add: the loop is bound by issuing them, not by the weights' stream); each column
+ * still sums over k in order.
+ */
+// @ts-ignore: decorator
+@inline function gemvTile16(kc: i32, a: usize, bp: usize, c: usize, alpha: f32): void {
+  let bq = bp + ((<usize>kc) << 5);
+  let s0 = f32x4.splat(0);
+  let s1 = s0, s2 = s0, s3 = s0;
+  let ap = a;
+  const aPairs = a + ((<usize>(kc & ~1)) << 2);
+  for (; ap < aPairs; ap += 8) {
+    let av = v128.load32_splat(ap);
+    s0 = madd(av, v128.load(bp), s0);
+    s1 = madd(av, v128.load(bp, 16), s1);
+    s2 = madd(av, v128.load(bq), s2);
+    s3 = madd(av, v128.load(bq, 16), s3);
+    av = v128.load32_splat(ap, 4);
+    s0 = madd(av, v128.load(bp, 32), s0);
+    s1 = madd(av, v128.load(bp, 48), s1);
+    s2 = madd(av, v128.load(bq, 32), s2);
+    s3 = madd(av, v128.load(bq, 48), s3);
+    bp += 64;
+    bq += 64;
+  }
+  if (kc & 1) {
+    const av = v128.load32_splat(ap);
+    s0 = madd(av, v128.load(bp), s0);
+    s1 = madd(av, v128.load(bp, 16), s1);
+    s2 = madd(av, v128.load(bq), s2);
+    s3 = madd(av, v128.load(bq, 16), s3);
+  }
+  const al = f32x4.splat(alpha);
+  v128.store(c, madd(al, s0, v128.load(c)));
+  v128.store(c, madd(al, s1, v128.load(c, 16)), 16);
+  v128.store(c, madd(al, s2, v128.load(c, 32)), 32);
+  v128.store(c, madd(al, s3, v128.load(c, 48)), 48);
 }
 
 /** kernel1x8 with A read contiguously (stride 4 bytes) instead of from a 4-row panel. */
@@ -404,16 +434,20 @@ export function gemmPackedCols(
 /**
  * gemmPackedCols on `count` column ranges [jBegin + q * stride, jEnd + q * stride), q < count,
  * with one packing of A for all of them: the recurrent product of some hidden units of every
- * gate (stride H). Each range starts at a multiple of 8 and ends at one or at N.
+ * gate (stride H). Each range starts at a multiple of 8 and ends at one or at N. backward (one
+ * row of A): the ranges and their tiles from the last to the first (gemvPacked), same results.
  */
 export function gemmPackedRanges(
   transA: i32, M: i32, N: i32, K: i32, alpha: f32, A: usize, lda: i32, Bp: usize,
-  beta: f32, C: usize, ldc: i32, Ap: usize, jBegin: i32, jEnd: i32, stride: i32, count: i32,
+  beta: f32, C: usize, ldc: i32, Ap: usize, jBegin: i32, jEnd: i32, stride: i32, count: i32, backward: bool = false,
 ): void {
   for (let q = 0; q < count; q++) scaleC(M, jEnd - jBegin, beta, C + (<usize>(jBegin + q * stride) << 2), ldc);
   if (M == 0 || jEnd <= jBegin || K == 0 || alpha == 0) return;
   if (M == 1 && !transA) {
-    for (let q = 0; q < count; q++) gemvPacked(jBegin + q * stride, jEnd + q * stride, N, K, alpha, A, Bp, C);
+    for (let i = 0; i < count; i++) {
+      const q = backward ? count - 1 - i : i;
+      gemvPacked(jBegin + q * stride, jEnd + q * stride, N, K, alpha, A, Bp, C, backward);
+    }
     return;
   }
   const Np = (N + 7) & ~7;

@@ -138,6 +138,33 @@ describe('wasm threads', () => {
     for (const b of [two, three]) b.close();
   });
 
+  it('batch-1 LSTM inference with a last tile of 8 hidden units per thread (H 136) is bitwise the same on 1, 2 and 3 threads and on the plain build', async () => {
+    const plain = createWasmBackend(plainBytes);
+    const one = createWasmBackend(threadsBytes, { threads: 1 });
+    const two = createWasmBackend(threadsBytes, { threads: 2 });
+    const three = createWasmBackend(threadsBytes, { threads: 3 });
+    await Promise.all([two.whenReady(), three.whenReady()]);
+    const rng = new Rng(12);
+    // H 136 = 17 tiles of 8: a step is 1 * 544 * 136 multiply-adds (split); the threads' shares
+    // are 72 + 64 (2 threads) and 48 + 48 + 40 units (3 threads)
+    for (const T of [15, 16]) {
+      const m = new LSTM({ inputSize: 12, hiddenSize: 136, rng: new Rng(5) });
+      const x = new Tensor(Float32Array.from({ length: T * 12 }, () => rng.normal()), [T, 1, 12]);
+      const run = (backend: typeof one) => withBackend(backend, () => noGrad(() => {
+        const { output, hN, cN } = m.forward(x);
+        return [output.data.slice(), hN.data.slice(), cN!.data.slice()];
+      }));
+      const before = [two.splitJobs('lstmForwardSteps'), three.splitJobs('lstmForwardSteps')];
+      const ref = run(plain);
+      for (const [backend, name] of [[one, '1 thread'], [two, '2 threads'], [three, '3 threads']] as const) {
+        run(backend).forEach((v, i) => bitwise(v, ref[i], `T ${T}, ${name}: tensor ${i}`));
+      }
+      expect(two.splitJobs('lstmForwardSteps') - before[0], `T ${T}: split on 2 threads`).toBe(1);
+      expect(three.splitJobs('lstmForwardSteps') - before[1], `T ${T}: split on 3 threads`).toBe(1);
+    }
+    for (const b of [two, three]) b.close();
+  });
+
   it('a batch split into one part per thread (LSTM, GRU, RNN; B 32, 48, 30, 29; lengths, both directions; training forward and backward, inference) is bitwise the same on 1, 2 and 3 threads and on the single-thread build', async () => {
     const plain = createWasmBackend(plainBytes);
     const one = createWasmBackend(threadsBytes, { threads: 1 });

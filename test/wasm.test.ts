@@ -308,6 +308,10 @@ describe('wasm seqForward / seqBackward vs reference', () => {
     // batch 1 over many steps: the packed GEMV path (16- and 8-column panels, partial panels)
     checkSeq({ cell: 'lstm', T: 11, B: 1, I: 7, H: 21, P: 19, reverse: true, lengths: false, bias: true, init: true, strided: true, seed: 24 });
     checkSeq({ cell: 'gru', T: 10, B: 1, I: 300, H: 37, P: 0, reverse: false, lengths: false, bias: true, init: false, strided: false, seed: 25 });
+    // an LSTM's batch-1 steps as one kernel, odd steps through the weights from the last column:
+    // 16-column tiles and a last tile of 8 in every gate, odd and even step counts
+    checkSeq({ cell: 'lstm', T: 13, B: 1, I: 9, H: 40, P: 0, reverse: false, lengths: false, bias: true, init: true, strided: false, seed: 26 });
+    checkSeq({ cell: 'lstm', T: 10, B: 1, I: 5, H: 24, P: 0, reverse: true, lengths: true, bias: true, init: false, strided: true, seed: 27 });
   });
   it('B = 1 and T = 1', () => {
     checkSeq({ cell: 'lstm', T: 1, B: 1, I: 1, H: 1, P: 0, reverse: false, lengths: false, bias: true, init: true, strided: false, seed: 11 });
