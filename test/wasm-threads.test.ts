@@ -108,12 +108,18 @@ describe('wasm threads', () => {
     two.close();
   });
 
-  it('LSTM inference with the steps as one job (batch 1 and a few rows, odd and even lengths) is bitwise the same on 1, 2 and 3 threads and on the plain build', async () => {
+  /** The single-thread build and the threaded build on 1, 2 and 3 threads, ready to run. */
+  const threadCounts = async () => {
     const plain = createWasmBackend(plainBytes);
     const one = createWasmBackend(threadsBytes, { threads: 1 });
     const two = createWasmBackend(threadsBytes, { threads: 2 });
     const three = createWasmBackend(threadsBytes, { threads: 3 });
     await Promise.all([two.whenReady(), three.whenReady()]);
+    return { plain, one, two, three };
+  };
+
+  it('LSTM inference with the steps as one job (batch 1 and a few rows, odd and even lengths) is bitwise the same on 1, 2 and 3 threads and on the plain build', async () => {
+    const { plain, one, two, three } = await threadCounts();
     const rng = new Rng(11);
     // [batch, steps, lengths]: H 256 makes a batch-1 step 2^18 multiply-adds, enough to split
     const cases: Array<[number, number, number[] | null]> = [[1, 37, null], [1, 64, null], [3, 20, [20, 7, 13]]];
@@ -139,11 +145,7 @@ describe('wasm threads', () => {
   });
 
   it('batch-1 LSTM inference with a last tile of 8 hidden units per thread (H 136) is bitwise the same on 1, 2 and 3 threads and on the plain build', async () => {
-    const plain = createWasmBackend(plainBytes);
-    const one = createWasmBackend(threadsBytes, { threads: 1 });
-    const two = createWasmBackend(threadsBytes, { threads: 2 });
-    const three = createWasmBackend(threadsBytes, { threads: 3 });
-    await Promise.all([two.whenReady(), three.whenReady()]);
+    const { plain, one, two, three } = await threadCounts();
     const rng = new Rng(12);
     // H 136 = 17 tiles of 8: a step is 1 * 544 * 136 multiply-adds (split); the threads' shares
     // are 72 + 64 (2 threads) and 48 + 48 + 40 units (3 threads)
@@ -166,11 +168,7 @@ describe('wasm threads', () => {
   });
 
   it('a batch split into one part per thread (LSTM, GRU, RNN; B 32, 48, 30, 29; lengths, both directions; training forward and backward, inference) is bitwise the same on 1, 2 and 3 threads and on the single-thread build', async () => {
-    const plain = createWasmBackend(plainBytes);
-    const one = createWasmBackend(threadsBytes, { threads: 1 });
-    const two = createWasmBackend(threadsBytes, { threads: 2 });
-    const three = createWasmBackend(threadsBytes, { threads: 3 });
-    await Promise.all([two.whenReady(), three.whenReady()]);
+    const { plain, one, two, three } = await threadCounts();
     const rng = new Rng(21);
     const I = 12;
     const T = 9;
