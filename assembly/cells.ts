@@ -108,17 +108,10 @@ function lstmForwardRange(
  * (packB of wHh^T [H, 4H]; Ap: packedASize() floats of this thread's scratch), then their gates
  * as lstmStepForward, h written to hOut [B,H] (not hIn, which other threads still read; finished
  * rows carry hIn over). j0 is a multiple of 8, j1 one or H, H a multiple of 8: every element is
- * computed exactly as by the whole-step kernels, for any split.
+ * computed exactly as by the whole-step kernels, for any split. backward: the product runs through
+ * the weights from the last column (gemmPackedRanges), so the next step starts where this one ended.
  */
-export function lstmForwardUnits(
-  j0: i32, j1: i32, Ap: usize, B: i32, H: i32, hIn: usize, Whh: usize, hp: usize, tIdx: usize, xp: usize,
-  c: usize, hOut: usize, hSave: usize, gates: usize, cells: usize, saveFull: i32, hard: i32, alpha: f32, beta: f32,
-): void {
-  lstmUnitsStep(j0, j1, Ap, B, H, hIn, Whh, hp, tIdx, xp, c, hOut, hSave, gates, cells, saveFull, hard, alpha, beta, false);
-}
-
-/** lstmForwardUnits; backward: its product runs through the weights from the last column (gemmPackedRanges). */
-function lstmUnitsStep(
+function lstmForwardUnits(
   j0: i32, j1: i32, Ap: usize, B: i32, H: i32, hIn: usize, Whh: usize, hp: usize, tIdx: usize, xp: usize,
   c: usize, hOut: usize, hSave: usize, gates: usize, cells: usize, saveFull: i32, hard: i32, alpha: f32, beta: f32,
   backward: bool,
@@ -177,7 +170,7 @@ export function lstmForwardSteps(
     const hIn = s & 1 ? hB : hA;
     const hOut = s & 1 ? hA : hB;
     // odd steps through the weights backwards: each step starts on those the step before read last
-    lstmUnitsStep(j0, j1, Ap, B, H, hIn, Whh, hp, tIdx + (<usize>(s * B) << 2), xp, c, hOut, hSave, gates, cells,
+    lstmForwardUnits(j0, j1, Ap, B, H, hIn, Whh, hp, tIdx + (<usize>(s * B) << 2), xp, c, hOut, hSave, gates, cells,
       saveFull, hard, alpha, beta, (s & 1) != 0);
     if (!ctl || s + 1 == steps) continue;
     const met = stepBarrier(ctl, s);
@@ -701,30 +694,24 @@ export function addInto(n: i32, src: usize, dst: usize): void {
 // whole batch, and every element gets the arithmetic of the whole-batch kernels: results are
 // bitwise those of one thread, for any number of parts. ----
 
-/** The cells of seqForwardRows / seqBackwardRows. */
-const ROWS_LSTM = 0;
-const ROWS_GRU = 1; // reset-after (PyTorch)
-const ROWS_RNN_TANH = 2;
-const ROWS_RNN_RELU = 3;
-
-// @ts-ignore: decorator
-@inline function rowsGates(kind: i32): i32 {
-  return kind == ROWS_LSTM ? 4 : kind == ROWS_GRU ? 3 : 1;
-}
+/** The cells of seqForwardRows / seqBackwardRows (exported: src/backends/wasm-core.ts reads them). */
+export const ROWS_LSTM: i32 = 0;
+export const ROWS_GRU: i32 = 1; // reset-after (PyTorch)
+export const ROWS_RNN_TANH: i32 = 2;
+export const ROWS_RNN_RELU: i32 = 3;
 
 /**
  * The forward of a whole sequence on the batch rows [b0, b1) (no projection): per step,
  * hp[b0:b1, G] = h[b0:b1, H] @ Whh (packB of wHh^T [H, G]; Ap: this thread's packedASize()
- * scratch), then the cell's step kernel on these rows, h [B,H] updated in place. kind: ROWS_*;
- * c [B,H] (LSTM), bHhN (GRU: b_hh + 2H or 0), states [TB,H], gates / cells (saveFull: row
+ * scratch), then the cell's step kernel on these rows, h [B,H] updated in place. kind: ROWS_*,
+ * G its gates * H; c [B,H] (LSTM), bHhN (GRU: b_hh + 2H or 0), states [TB,H], gates / cells (saveFull: row
  * t*B+b, else b; LSTM inference: 0) as the cell's step kernel takes them.
  */
 export function seqForwardRows(
-  b0: i32, b1: i32, Ap: usize, kind: i32, B: i32, H: i32, steps: i32, h: usize, c: usize, Whh: usize, hp: usize,
+  b0: i32, b1: i32, Ap: usize, kind: i32, B: i32, H: i32, G: i32, steps: i32, h: usize, c: usize, Whh: usize, hp: usize,
   tIdx: usize, xp: usize, bHhN: usize, states: usize, gates: usize, cells: usize, saveFull: i32, hard: i32,
   alpha: f32, beta: f32,
 ): void {
-  const G = rowsGates(kind) * H;
   const hRows = at(h, b0 * H);
   const hpRows = at(hp, b0 * G);
   for (let s = 0; s < steps; s++) {
@@ -748,11 +735,10 @@ export function seqForwardRows(
  * dh [B,H], dc [B,H] (LSTM) in/out; gates, cells, states, h0 / c0 (or 0) as the step kernels take them.
  */
 export function seqBackwardRows(
-  b0: i32, b1: i32, Ap: usize, kind: i32, B: i32, H: i32, steps: i32, WhhN: usize, tIdx: usize, prevT: usize,
+  b0: i32, b1: i32, Ap: usize, kind: i32, B: i32, H: i32, G: i32, steps: i32, WhhN: usize, tIdx: usize, prevT: usize,
   dh: usize, dy: usize, dyStride: i32, dyOffset: i32, dc: usize, gates: usize, cells: usize, states: usize,
   h0: usize, c0: usize, dG: usize, dGi: usize, dGh: usize, hard: i32, alpha: f32,
 ): void {
-  const G = rowsGates(kind) * H;
   const dGRows = at(dG, b0 * G);
   const dhRows = at(dh, b0 * H);
   for (let s = steps - 1; s >= 0; s--) {

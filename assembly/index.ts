@@ -32,8 +32,8 @@ export { gemm, gemmNaive, gemmPacked, gemmPackedCols, gemmSmallM, packB, packedA
 export {
   addColumnSums, addColumnSumsCols, addDy, addInto, fillBias, fillBiasRows, gatherRows, gruResetBeforeStepBackward, gruResetBeforeStepForward,
   gruResetBeforeStepGates, gruResetBeforeStepResetBackward, gruStepBackward, gruStepForward, lstmBackwardUnits,
-  lstmForwardSteps, lstmForwardUnits, lstmStepBackward, lstmStepForward, rnnStepBackward, rnnStepForward, scatterRows,
-  seqBackwardRows, seqForwardRows,
+  lstmForwardSteps, lstmStepBackward, lstmStepForward, rnnStepBackward, rnnStepForward, scatterRows,
+  ROWS_GRU, ROWS_LSTM, ROWS_RNN_RELU, ROWS_RNN_TANH, seqBackwardRows, seqForwardRows,
 } from './cells';
 export { crossEntropyBackward, crossEntropyForward, crossEntropyForwardRows, sumSquares } from './losses';
 export { adamUpdate, adamUpdateRange, sgdUpdate } from './optim';

@@ -47,9 +47,6 @@ export interface WasmKernels {
   fillBias(rows: number, G: number, bIh: number, bHh: number, gruH: number, XP: number): void;
   lstmStepForward(B: number, H: number, tIdx: number, xp: number, hp: number, c: number, hOut: number, ldh: number,
     hSave: number, gates: number, cells: number, saveFull: number, hard: number, alpha: number, beta: number): void;
-  lstmForwardUnits(j0: number, j1: number, Ap: number, B: number, H: number, hIn: number, Whh: number, hp: number, tIdx: number,
-    xp: number, c: number, hOut: number, hSave: number, gates: number, cells: number, saveFull: number, hard: number,
-    alpha: number, beta: number): void;
   lstmForwardSteps(j0: number, j1: number, Ap: number, from: number, B: number, H: number, steps: number, hA: number, hB: number,
     Whh: number, hp: number, tIdx: number, xp: number, c: number, hSave: number, gates: number, cells: number, saveFull: number,
     ctl: number, hard: number, alpha: number, beta: number): number;
@@ -58,10 +55,15 @@ export interface WasmKernels {
     cells: number, c0: number, dG: number, dGall: number, hard: number, alpha: number): void;
   addColumnSumsCols(j0: number, j1: number, Ap: number, rows: number, n: number, src: number, dst: number): void;
   tileRows(): number;
-  seqForwardRows(b0: number, b1: number, Ap: number, kind: number, B: number, H: number, steps: number, h: number, c: number,
+  /** The cells of seqForwardRows / seqBackwardRows. */
+  ROWS_LSTM: WebAssembly.Global;
+  ROWS_GRU: WebAssembly.Global;
+  ROWS_RNN_TANH: WebAssembly.Global;
+  ROWS_RNN_RELU: WebAssembly.Global;
+  seqForwardRows(b0: number, b1: number, Ap: number, kind: number, B: number, H: number, G: number, steps: number, h: number, c: number,
     Whh: number, hp: number, tIdx: number, xp: number, bHhN: number, states: number, gates: number, cells: number,
     saveFull: number, hard: number, alpha: number, beta: number): void;
-  seqBackwardRows(b0: number, b1: number, Ap: number, kind: number, B: number, H: number, steps: number, WhhN: number,
+  seqBackwardRows(b0: number, b1: number, Ap: number, kind: number, B: number, H: number, G: number, steps: number, WhhN: number,
     tIdx: number, prevT: number, dh: number, dy: number, dyStride: number, dyOffset: number, dc: number, gates: number,
     cells: number, states: number, h0: number, c0: number, dG: number, dGi: number, dGh: number, hard: number, alpha: number): void;
   fillBiasRows(j0: number, j1: number, Ap: number, G: number, bIh: number, bHh: number, gruH: number, XP: number): void;
@@ -319,6 +321,9 @@ interface WasmBackwardStep {
  * How the wasm driver runs each cell of the table (cells.ts CELLS): the buffers its kernels need
  * and its step kernels (assembly/cells.ts). A new cell is a row here beside its kernels.
  */
+/** The cells of the sequence kernels over batch rows: exports of the module (ROWS_* of assembly/cells.ts). */
+type RowsKind = 'ROWS_LSTM' | 'ROWS_GRU' | 'ROWS_RNN_TANH' | 'ROWS_RNN_RELU';
+
 interface WasmCell {
   /** Keeps the gates [T, B, G] and one [H] vector per row and step (cells): LSTM c, GRU W_hn h + b_hn, reset-before GRU r * h. */
   saves: boolean;
@@ -326,15 +331,15 @@ interface WasmCell {
   lastBiasInside: boolean;
   /** The recurrent-side gradients differ from the input side (GRU: dn * r). */
   splitGrad: boolean;
-  /** The cell's kind for the sequence kernels over batch rows (seqForwardRows: ROWS_* of assembly/cells.ts), or -1. */
-  rowsKind: number;
+  /** The cell's kind for the sequence kernels over batch rows (seqForwardRows), or null where they do not cover it. */
+  rows: RowsKind | null;
   forward(k: WasmKernels, s: WasmForwardStep): void;
   backward(k: WasmKernels, s: WasmBackwardStep): void;
 }
 
 function rnnCell(relu: number): WasmCell {
   return {
-    saves: false, lastBiasInside: false, splitGrad: false, rowsKind: 2 + relu,
+    saves: false, lastBiasInside: false, splitGrad: false, rows: relu ? 'ROWS_RNN_RELU' : 'ROWS_RNN_TANH',
     forward: (k, s) => k.rnnStepForward(s.B, s.H, s.tIdx, s.xp, s.hp, relu, s.h, s.states),
     backward: (k, s) => k.rnnStepBackward(s.B, s.H, s.tIdx, relu, s.dh, s.states, s.dG, s.dGi),
   };
@@ -342,19 +347,19 @@ function rnnCell(relu: number): WasmCell {
 
 const WASM_CELLS: Record<CellKind, WasmCell> = {
   lstm: {
-    saves: true, lastBiasInside: false, splitGrad: false, rowsKind: 0,
+    saves: true, lastBiasInside: false, splitGrad: false, rows: 'ROWS_LSTM',
     forward: (k, s) => k.lstmStepForward(s.B, s.H, s.tIdx, s.xp, s.hp, s.c, s.hOut, s.H, s.hSave, s.gates, s.cells, s.saveFull, ...s.gate),
     backward: (k, s) => k.lstmStepBackward(s.B, s.H, s.R, s.tIdx, s.prevT, s.dhIn, s.dh, s.dc, s.gates, s.cells, s.c0, s.dG, s.dGi, s.gate[0], s.gate[1]),
   },
   gru: {
-    saves: true, lastBiasInside: true, splitGrad: true, rowsKind: 1,
+    saves: true, lastBiasInside: true, splitGrad: true, rows: 'ROWS_GRU',
     forward: (k, s) => k.gruStepForward(s.B, s.H, s.tIdx, s.xp, s.hp, s.bHhLast, s.h, s.states, s.gates, s.cells, s.saveFull, ...s.gate),
     backward: (k, s) => k.gruStepBackward(s.B, s.H, s.tIdx, s.prevT, s.dh, s.gates, s.cells, s.states, s.h0, s.dG, s.dGi, s.dGh, s.gate[0], s.gate[1]),
   },
   rnn_tanh: rnnCell(0),
   rnn_relu: rnnCell(1),
   gru_reset_before: {
-    saves: true, lastBiasInside: false, splitGrad: false, rowsKind: -1,
+    saves: true, lastBiasInside: false, splitGrad: false, rows: null,
     forward: (k, s) => {
       k.gruResetBeforeStepGates(s.B, s.H, s.tIdx, s.xp, s.hp, s.h, s.gates, s.rh, s.saveFull ? s.cells : 0, s.saveFull, ...s.gate);
       s.late(s.rh); // hp_n = W_hn (r * h)
@@ -514,13 +519,14 @@ export class WasmBackend implements Backend {
   }
 
   /**
-   * Threads for a sequence split by batch rows (seqForwardRows / seqBackwardRows), or 1: the
-   * batch is cut at multiples of the register tile's rows (tileRows), needs at least two tiles,
+   * Threads for a sequence split by batch rows (seqForwardRows / seqBackwardRows), or 1: only for
+   * a cell they cover, without projection, and not a small (streaming) batch. The batch is cut at multiples of the register tile's rows (tileRows), needs at least two tiles,
    * and no part may be a single row (a 1-row product takes the GEMV path, whose sums differ
    * from those of a tile). The parts depend on B and the thread count only.
    */
-  private rowParts(B: number, macsPerStep: number): number {
-    const t = this.pool && this.threads > 1 && macsPerStep >= SPLIT_SEQ_STEP_MACS ? this.pool.usable(this.threads) : 1;
+  private rowParts(wc: WasmCell, P: number, small: boolean, B: number, G: number, H: number): number {
+    if (P > 0 || small || !wc.rows) return 1;
+    const t = this.pool && this.threads > 1 && B * G * H >= SPLIT_SEQ_STEP_MACS ? this.pool.usable(this.threads) : 1;
     const mr = this.kernels.tileRows();
     if (t < 2 || B < 2 * mr) return 1;
     const chunk = Math.ceil(B / t / mr) * mr;
@@ -762,7 +768,7 @@ export class WasmBackend implements Backend {
       const small = B <= SMALL_M && maxLen <= SMALL_T;
       // a batch of two register tiles or more on several threads (no projection): one part of
       // the rows per thread, each running every step alone (seqForwardRows)
-      const parts = P === 0 && !small && wc.rowsKind >= 0 ? this.rowParts(B, B * G * H) : 1;
+      const parts = this.rowParts(wc, P, small, B, G, H);
       // else an LSTM without projection: each step's product and gates in one kernel over hidden
       // units (split across the threads), h alternating between two buffers
       const fused = parts === 1 && cell === 'lstm' && P === 0 && !small && H % 8 === 0;
@@ -823,7 +829,7 @@ export class WasmBackend implements Backend {
         },
       };
       if (parts > 1) {
-        this.pool!.range(k, parts, 'seqForwardRows', B, pAp, [wc.rowsKind, B, H, maxLen, pH, pC, pWhhT, pHP, pTIdx, pXP,
+        this.pool!.range(k, parts, 'seqForwardRows', B, pAp, [k[wc.rows!].value, B, H, G, maxLen, pH, pC, pWhhT, pHP, pTIdx, pXP,
           step.bHhLast, pStates, pGates, pCells, step.saveFull, step.gate[0]], [step.gate[1], step.gate[2]], k.tileRows());
       } else if (fused) {
         // every step in one job: each thread its hidden units, the threads meeting once per step
@@ -925,7 +931,7 @@ export class WasmBackend implements Backend {
       const pDG = ar.alloc(B * G, 'step gate gradient');
       // a batch of two register tiles or more on several threads (no projection): one part of
       // the rows per thread, each running every step alone (seqBackwardRows)
-      const parts = P === 0 && !small && wc.rowsKind >= 0 ? this.rowParts(B, B * G * H) : 1;
+      const parts = this.rowParts(wc, P, small, B, G, H);
       // else an LSTM without projection: each step's gates and the recurrent product of the step after it
       // in one kernel over hidden units (split across the threads), dG alternating between two buffers
       const fused = parts === 1 && cell === 'lstm' && P === 0 && !small && H % 8 === 0;
@@ -981,7 +987,7 @@ export class WasmBackend implements Backend {
         },
       };
       if (parts > 1) {
-        this.pool!.range(k, parts, 'seqBackwardRows', B, pAp, [wc.rowsKind, B, H, maxLen, pWhhN, pTIdx, pPrevT, pDh,
+        this.pool!.range(k, parts, 'seqBackwardRows', B, pAp, [k[wc.rows!].value, B, H, G, maxLen, pWhhN, pTIdx, pPrevT, pDh,
           d.dy ? pDy : 0, d.dyStride, d.dyOffset, pDc, pGates, pCells, pStates, pH0, pC0, pDG, pDGi, pDGh, step.gate[0]],
         [step.gate[1]], k.tileRows());
       }
