@@ -35,7 +35,8 @@ struct CellInfo {
   bool lastBiasInside;
   bool saves;       // keeps one [H] vector per row and step (`save`) for backward (LSTM: training only)
   bool directPath;  // the row backward writes a path to h_{t-1} besides W_hh (GRU: dh * z)
-  bool splitGrad;   // the input-side gradient differs from the recurrent side (writes dgx itself)
+  bool splitGrad;   // the input-side gradient differs from the recurrent side in the last gate only
+                    // (GRU: dn vs dn * r; the row kernel writes dgx itself)
 };
 inline constexpr CellInfo kCellInfo[CELL_COUNT] = {
     // name,             gates cState proj  gateAct late lastBiasInside saves directPath splitGrad

@@ -417,8 +417,16 @@ void bptt(const IsaKernels& k, const SeqCtx& ctx, const SeqBwdIn& in, BwdScratch
   }
   const int TBi = (int)TB;
   // weight gradients for all steps, one GEMM each (the late rows of W_hh multiplied save)
+  // splitGrad cells: dGx differs from dGh in the last gate's columns only [GS, G); in (t, b) = (s, i)
+  // order the other gates' columns of dGh serve both sides
+  const int GS = G - H;
+  const bool shareFirst = cell.splitGrad && ctx.identity && GL == 0 && GS > 0;
   if (in.dWIh && in.dWHh && dGx == dGh && GL == 0) {  // both from one packing of dG^T
     gemm_tn_pair(k, G, TBi, dGh, G, in.x, I, I, in.dWIh, I, Hall, R, R, in.dWHh, R);
+  } else if (in.dWIh && in.dWHh && shareFirst) {  // rows [0, GS) of both from one packing of dG^T
+    gemm_tn_pair(k, GS, TBi, dGh, G, in.x, I, I, in.dWIh, I, Hall, R, R, in.dWHh, R);
+    gemm(k, true, false, H, I, TBi, 1.0f, dGx + GS, G, in.x, I, 1.0f, in.dWIh + (int64_t)GS * I, I);
+    gemm(k, true, false, H, R, TBi, 1.0f, dGh + GS, G, Hall, R, 1.0f, in.dWHh + (int64_t)GS * R, R);
   } else {
     if (in.dWIh) gemm(k, true, false, G, I, TBi, 1.0f, dGx, G, in.x, I, 1.0f, in.dWIh, I);
     if (in.dWHh) gemm(k, true, false, GE, R, TBi, 1.0f, dGh, G, Hall, R, 1.0f, in.dWHh, R);
@@ -428,6 +436,13 @@ void bptt(const IsaKernels& k, const SeqCtx& ctx, const SeqBwdIn& in, BwdScratch
   if (P > 0 && in.dWHr) gemm(k, true, false, P, H, TBi, 1.0f, wsDh, P, hraw, H, 1.0f, in.dWHr, H);
   if (in.dBIh && in.dBHh && dGx == dGh) {  // one pass when both biases take the same gradients
     colsum_add(dGh, TB, G, in.dBIh, in.dBHh);
+  } else if (in.dBIh && in.dBHh && shareFirst) {  // dGh's sums serve both but dBIh's last gate
+    FBuf tSum;
+    float* sum = tSum.zeros((size_t)G);  // [G] column sums of dGh
+    colsum_add(dGh, TB, G, sum);
+    for (int g = 0; g < G; g++) in.dBHh[g] += sum[g];
+    for (int g = 0; g < GS; g++) in.dBIh[g] += sum[g];
+    colsum_add(dGx + GS, TB, H, in.dBIh + GS, nullptr, G);
   } else {
     if (in.dBIh) colsum_add(dGx, TB, G, in.dBIh);
     if (in.dBHh) colsum_add(dGh, TB, G, in.dBHh);
