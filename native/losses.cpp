@@ -56,9 +56,8 @@ double sum_squares(int64_t n, const float* x) {
 }
 
 // Each thread takes one block of columns and streams the rows through it (losses.h).
-void colsum_add(const float* src, int64_t M, int N, float* dst, float* dst2, int64_t ld) {
+void colsum_add(const float* src, int64_t M, int N, float* dst, float* dst2) {
   if (N <= 0) return;
-  if (ld <= 0) ld = N;
   const int nt = M * N < 65536 ? 1 : std::min(pool_threads(), (N + 15) / 16);
   const int chunk = (N / nt + 15) / 16 * 16;  // columns per thread, whole cache lines
   const int nchunks = (N + chunk - 1) / chunk;
@@ -69,7 +68,7 @@ void colsum_add(const float* src, int64_t M, int N, float* dst, float* dst2, int
     const int n0 = c * chunk, nn = std::min(chunk, N - n0);
     for (int n = 0; n < nn; n++) acc[n] = 0.0f;
     for (int64_t m = 0; m < M; m++) {
-      const float* row = src + m * ld + n0;
+      const float* row = src + m * N + n0;
       for (int n = 0; n < nn; n++) acc[n] += row[n];
     }
     for (int n = 0; n < nn; n++) dst[n0 + n] += acc[n];

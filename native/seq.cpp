@@ -335,6 +335,20 @@ void bptt(const IsaKernels& k, const SeqCtx& ctx, const SeqBwdIn& in, BwdScratch
       else memset(dc + (int64_t)i * H, 0, sizeof(float) * H);
     }
   }
+  // bias gradients: each row adds up its own dG over its steps in the loop, while they are in cache
+  // (a splitGrad cell also dGx's last gate, the only columns where it differs: GS = G - H on);
+  // the rows' sums then add up in row order, so no sum depends on the split over threads
+  const int GS = G - H;
+  const int GA = G + (cell.splitGrad ? H : 0);  // [G] sums of dG, then [H] of dGx's last gate
+  FBuf tBSum;
+  float* bsum = in.dBIh || in.dBHh ? tBSum.zeros((size_t)B * GA) : nullptr;  // [B, GA]
+  auto sum_bias = [&](int i, const CellRowBwd& r) {
+    if (!bsum) return;
+    float* a = bsum + (int64_t)i * GA;
+    for (int g = 0; g < G; g++) a[g] += r.dg[g];
+    if (cell.splitGrad)
+      for (int j = 0; j < H; j++) a[G + j] += r.dgx[GS + j];
+  };
   wHe.pack(k, in.wHh, R, false, GE, R, ctx.active);  // op(B) = W_h{early} [GE, R]
   if (GL > 0) wHl.pack(k, in.wHh + (int64_t)GE * R, R, false, GL, R, ctx.active);  // op(B) = W_h{late} [GL, R]
   if (P > 0) wHr.pack(k, in.wHr, H, false, P, H, ctx.active);  // op(B) = W_hr [P, H]
@@ -397,11 +411,17 @@ void bptt(const IsaKernels& k, const SeqCtx& ctx, const SeqBwdIn& in, BwdScratch
     };
     rows([&](int i) {
       if (P == 0) total(i);  // each row forms its own total in the same loop
-      ck.bwd(row(i));
+      const CellRowBwd r = row(i);
+      ck.bwd(r);
+      if (GL == 0) sum_bias(i, r);
     });
     if (GL > 0) {  // dsave[nA, H] = dG[nA, GE:G] @ W_h{late}, then the early gates' gradients
       product(dGs + GE, G, wHl, 0.0f, dSave, H);
-      rows([&](int i) { ck.bwd_early(row(i)); });
+      rows([&](int i) {
+        const CellRowBwd r = row(i);
+        ck.bwd_early(r);
+        sum_bias(i, r);
+      });
     }
     // dh_prev[nA, R] (+)= dG[nA, GE] @ W_h{early}  (a cell's direct path is already in dh)
     product(dGs, G, wHe, cell.directPath ? 1.0f : 0.0f, dh, R);
@@ -419,7 +439,6 @@ void bptt(const IsaKernels& k, const SeqCtx& ctx, const SeqBwdIn& in, BwdScratch
   // weight gradients for all steps, one GEMM each (the late rows of W_hh multiplied save)
   // splitGrad cells: dGx differs from dGh in the last gate's columns only [GS, G); in (t, b) = (s, i)
   // order the other gates' columns of dGh serve both sides
-  const int GS = G - H;
   const bool shareFirst = cell.splitGrad && ctx.identity && GL == 0 && GS > 0;
   if (in.dWIh && in.dWHh && dGx == dGh && GL == 0) {  // both from one packing of dG^T
     gemm_tn_pair(k, G, TBi, dGh, G, in.x, I, I, in.dWIh, I, Hall, R, R, in.dWHh, R);
@@ -434,18 +453,15 @@ void bptt(const IsaKernels& k, const SeqCtx& ctx, const SeqBwdIn& in, BwdScratch
   if (in.dWHh && GL > 0)
     gemm(k, true, false, GL, R, TBi, 1.0f, dGh + GE, G, cells, H, 1.0f, in.dWHh + (int64_t)GE * R, R);
   if (P > 0 && in.dWHr) gemm(k, true, false, P, H, TBi, 1.0f, wsDh, P, hraw, H, 1.0f, in.dWHr, H);
-  if (in.dBIh && in.dBHh && dGx == dGh) {  // one pass when both biases take the same gradients
-    colsum_add(dGh, TB, G, in.dBIh, in.dBHh);
-  } else if (in.dBIh && in.dBHh && shareFirst) {  // dGh's sums serve both but dBIh's last gate
-    FBuf tSum;
-    float* sum = tSum.zeros((size_t)G);  // [G] column sums of dGh
-    colsum_add(dGh, TB, G, sum);
-    for (int g = 0; g < G; g++) in.dBHh[g] += sum[g];
-    for (int g = 0; g < GS; g++) in.dBIh[g] += sum[g];
-    colsum_add(dGx + GS, TB, H, in.dBIh + GS, nullptr, G);
-  } else {
-    if (in.dBIh) colsum_add(dGx, TB, G, in.dBIh);
-    if (in.dBHh) colsum_add(dGh, TB, G, in.dBHh);
+  if (bsum) {
+    FBuf tCol;
+    float* col = tCol.zeros((size_t)GA);  // [GA] the rows' sums, added in row order
+    for (int i = 0; i < B; i++)
+      for (int g = 0; g < GA; g++) col[g] += bsum[(int64_t)i * GA + g];
+    for (int g = 0; g < G; g++) {
+      if (in.dBHh) in.dBHh[g] += col[g];
+      if (in.dBIh) in.dBIh[g] += cell.splitGrad && g >= GS ? col[G + g - GS] : col[g];
+    }
   }
 }
 
