@@ -10,7 +10,8 @@
 // backward runs bwd, save's gradient dG[late] @ W_h{late}, then bwd_early, then the early rows'
 // dG @ W_h{early}.
 //             after the loop: dW_ih += dGx^T @ x, dx += dGx @ W_ih, dW_hh += dG^T @ h_prev,
-//                             dW_hr += dh^T @ hRaw (one GEMM each), bias grads = column sums.
+//                             dW_hr += dh^T @ hRaw (one GEMM each); bias grads: each row sums its
+//             dG over the steps inside the loop, then the rows add up in order.
 // Variable lengths: rows sorted by decreasing length (stable) so the rows still running at a step
 // are a prefix; each row reads its own time index (reverse: len-1-s) — no per-step copies.
 // Threads: a batch of a dozen rows and more with weights that stay in cache splits into even parts,
