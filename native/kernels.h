@@ -78,6 +78,8 @@ struct CellRowBwd {
   float* dc;           // [H] in: dL/dc_t from the later steps; out: dL/dc_{t-1} (cState)
   float* dg;           // [G] out: dL/d(recurrent pre-activations) (the late cells: per phase)
   float* dgx;          // [G] out or null: dL/d(input pre-activations) (a copy of dg unless splitGrad)
+  float* dgxLast;      // [H] out (splitGrad, when dgx is null): dgx's last gate alone (its other gates
+                       // equal dg's there)
   float* dhprev;       // [R] out (directPath): the direct path to h_{t-1} (bwd_early adds to it)
 };
 

@@ -276,10 +276,12 @@ void seq_forward(const IsaKernels& k, const SeqDims& d, const SeqFwdIn& in, SeqC
 namespace {
 
 // What the BPTT loop leaves for the input gradient: dGx [T, B, G] in (t, b) order (it may be
-// dGh's block), owned by this object.
+// dGh's block), owned by this object; or with dGxLastP, dGx's columns [0, G - H) in dGxP (dGh's
+// block, row stride G) and its last gate's in dGxLastP [T, B, H].
 struct BwdScratch {
   FBuf dGh, dGx;
   const float* dGxP = nullptr;
+  const float* dGxLastP = nullptr;
 };
 
 // Backward through time and every gradient but dx (left in w.dGxP for input_grad).
@@ -304,10 +306,16 @@ void bptt(const IsaKernels& k, const SeqCtx& ctx, const SeqBwdIn& in, BwdScratch
   StepWeights wHe, wHl, wHr;
   // dGh: [T, B, G] gradients of the recurrent pre-activations in processing order (s, i);
   // dGx: [T, B, G] gradients of the input pre-activations in (t, b) order, the layout of x.
+  // A splitGrad cell in (t, b) = (s, i) order keeps dGx's last gate alone (dGxLast [T, B, H]): its
+  // other gates' columns are dGh's.
   float* dGh = w.dGh.ensure((size_t)TB * G);
-  const bool separateDGx = cell.splitGrad || !ctx.identity;
+  const int GS = G - H;
+  const bool lastOnly = cell.splitGrad && ctx.identity && GL == 0 && GS > 0;
+  const bool separateDGx = (cell.splitGrad || !ctx.identity) && !lastOnly;
   float* dGx = separateDGx ? w.dGx.ensure((size_t)TB * G) : dGh;
+  float* dGxLast = lastOnly ? w.dGx.ensure((size_t)TB * H) : nullptr;
   w.dGxP = dGx;
+  w.dGxLastP = dGxLast;
   float* dh = tDh.ensure((size_t)B * R);   // gradient flowing into the state, processing order
   float* dc = cState ? tDc.ensure((size_t)B * H) : nullptr;
   float* dhTot = tDhTot.ensure((size_t)B * R);
@@ -327,6 +335,10 @@ void bptt(const IsaKernels& k, const SeqCtx& ctx, const SeqBwdIn& in, BwdScratch
     for (int b = 0; b < B; b++)
       for (int t = lens[b]; t < T; t++) memset(dGx + ((int64_t)t * B + b) * G, 0, sizeof(float) * G);
   }
+  if (lastOnly) {
+    for (int b = 0; b < B; b++)
+      for (int t = lens[b]; t < T; t++) memset(dGxLast + ((int64_t)t * B + b) * H, 0, sizeof(float) * H);
+  }
   for (int i = 0; i < B; i++) {
     const int b = perm[i];
     if (in.dhN) memcpy(dh + (int64_t)i * R, in.dhN + (int64_t)b * R, sizeof(float) * R);
@@ -339,7 +351,6 @@ void bptt(const IsaKernels& k, const SeqCtx& ctx, const SeqBwdIn& in, BwdScratch
   // bias gradients: each row adds up its own dG over its steps in the loop, while they are in cache
   // (a splitGrad cell also dGx's last gate, the only columns where it differs: GS = G - H on);
   // the rows' sums then add up in row order, so no sum depends on the split over threads
-  const int GS = G - H;
   const int GA = G + (cell.splitGrad ? H : 0);  // [G] sums of dG, then [H] of dGx's last gate
   FBuf tBSum;
   float* bsum = in.dBIh || in.dBHh ? tBSum.zeros((size_t)B * GA) : nullptr;  // [B, GA]
@@ -347,8 +358,10 @@ void bptt(const IsaKernels& k, const SeqCtx& ctx, const SeqBwdIn& in, BwdScratch
     if (!bsum) return;
     float* a = bsum + (int64_t)i * GA;
     for (int g = 0; g < G; g++) a[g] += r.dg[g];
-    if (cell.splitGrad)
-      for (int j = 0; j < H; j++) a[G + j] += r.dgx[GS + j];
+    if (cell.splitGrad) {
+      const float* last = lastOnly ? r.dgxLast : r.dgx + GS;
+      for (int j = 0; j < H; j++) a[G + j] += last[j];
+    }
   };
   wHe.pack(k, in.wHh, R, false, GE, R, ctx.active);  // op(B) = W_h{early} [GE, R]
   if (GL > 0) wHl.pack(k, in.wHh + (int64_t)GE * R, R, false, GL, R, ctx.active);  // op(B) = W_h{late} [GL, R]
@@ -407,6 +420,7 @@ void bptt(const IsaKernels& k, const SeqCtx& ctx, const SeqBwdIn& in, BwdScratch
       r.dc = cState ? dc + (int64_t)i * H : nullptr;
       r.dg = dGs + (int64_t)i * G;
       r.dgx = separateDGx ? dGx + ((int64_t)t * B + b) * G : nullptr;
+      r.dgxLast = lastOnly ? dGxLast + ((int64_t)t * B + b) * H : nullptr;
       r.dhprev = cell.directPath ? dh + (int64_t)i * R : nullptr;
       return r;
     };
@@ -438,15 +452,18 @@ void bptt(const IsaKernels& k, const SeqCtx& ctx, const SeqBwdIn& in, BwdScratch
   }
   const int TBi = (int)TB;
   // weight gradients for all steps, one GEMM each (the late rows of W_hh multiplied save)
-  // splitGrad cells: dGx differs from dGh in the last gate's columns only [GS, G); in (t, b) = (s, i)
-  // order the other gates' columns of dGh serve both sides
-  const bool shareFirst = cell.splitGrad && ctx.identity && GL == 0 && GS > 0;
-  if (in.dWIh && in.dWHh && dGx == dGh && GL == 0) {  // both from one packing of dG^T
+  if (in.dWIh && in.dWHh && dGx == dGh && GL == 0 && !lastOnly) {  // both from one packing of dG^T
     gemm_tn_pair(k, G, TBi, dGh, G, in.x, I, I, in.dWIh, I, Hall, R, R, in.dWHh, R);
-  } else if (in.dWIh && in.dWHh && shareFirst) {  // rows [0, GS) of both from one packing of dG^T
-    gemm_tn_pair(k, GS, TBi, dGh, G, in.x, I, I, in.dWIh, I, Hall, R, R, in.dWHh, R);
-    gemm(k, true, false, H, I, TBi, 1.0f, dGx + GS, G, in.x, I, 1.0f, in.dWIh + (int64_t)GS * I, I);
-    gemm(k, true, false, H, R, TBi, 1.0f, dGh + GS, G, Hall, R, 1.0f, in.dWHh + (int64_t)GS * R, R);
+  } else if (lastOnly) {  // the rows [0, GS) of both from one packing of dG^T, then each last gate
+    if (in.dWIh && in.dWHh) {
+      gemm_tn_pair(k, GS, TBi, dGh, G, in.x, I, I, in.dWIh, I, Hall, R, R, in.dWHh, R);
+    } else if (in.dWIh) {
+      gemm(k, true, false, GS, I, TBi, 1.0f, dGh, G, in.x, I, 1.0f, in.dWIh, I);
+    } else if (in.dWHh) {
+      gemm(k, true, false, GS, R, TBi, 1.0f, dGh, G, Hall, R, 1.0f, in.dWHh, R);
+    }
+    if (in.dWIh) gemm(k, true, false, H, I, TBi, 1.0f, dGxLast, H, in.x, I, 1.0f, in.dWIh + (int64_t)GS * I, I);
+    if (in.dWHh) gemm(k, true, false, H, R, TBi, 1.0f, dGh + GS, G, Hall, R, 1.0f, in.dWHh + (int64_t)GS * R, R);
   } else {
     if (in.dWIh) gemm(k, true, false, G, I, TBi, 1.0f, dGx, G, in.x, I, 1.0f, in.dWIh, I);
     if (in.dWHh) gemm(k, true, false, GE, R, TBi, 1.0f, dGh, G, Hall, R, 1.0f, in.dWHh, R);
@@ -466,10 +483,17 @@ void bptt(const IsaKernels& k, const SeqCtx& ctx, const SeqBwdIn& in, BwdScratch
   }
 }
 
-// dx[T*B, I] += dGx @ W_ih
+// dx[T*B, I] += dGx @ W_ih (dGx's last gate apart: two products, over its other gates then that one)
 void input_grad(const IsaKernels& k, const SeqCtx& ctx, const SeqBwdIn& in, const BwdScratch& w) {
   const SeqDims& d = ctx.d;
-  if (in.dx) gemm(k, false, false, d.T * d.B, d.I, d.G, 1.0f, w.dGxP, d.G, in.wIh, d.I, 1.0f, in.dx, d.I);
+  if (!in.dx) return;
+  const int TB = d.T * d.B, GS = d.G - d.H;
+  if (w.dGxLastP) {
+    gemm(k, false, false, TB, d.I, GS, 1.0f, w.dGxP, d.G, in.wIh, d.I, 1.0f, in.dx, d.I);
+    gemm(k, false, false, TB, d.I, d.H, 1.0f, w.dGxLastP, d.H, in.wIh + (int64_t)GS * d.I, d.I, 1.0f, in.dx, d.I);
+  } else {
+    gemm(k, false, false, TB, d.I, d.G, 1.0f, w.dGxP, d.G, in.wIh, d.I, 1.0f, in.dx, d.I);
+  }
 }
 
 // Whether two sequence calls take a thread each: from 2 threads on, up to 3 (with 4 and more,
