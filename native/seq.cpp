@@ -38,6 +38,11 @@ void rows_parallel(int n, int64_t work_per_row, F&& f) {
   });
 }
 
+// a[n] += x[n] (distinct arrays)
+void add_into(float* __restrict a, const float* __restrict x, int n) {
+  for (int j = 0; j < n; j++) a[j] += x[j];
+}
+
 // Rows [*i0, *i1) of part t of row_parts' n parts: B / n rows each (the later parts one more
 // where n does not divide B).
 void part_rows(int B, int n, int t, int* i0, int* i1) {
@@ -357,11 +362,8 @@ void bptt(const IsaKernels& k, const SeqCtx& ctx, const SeqBwdIn& in, BwdScratch
   auto sum_bias = [&](int i, const CellRowBwd& r) {
     if (!bsum) return;
     float* a = bsum + (int64_t)i * GA;
-    for (int g = 0; g < G; g++) a[g] += r.dg[g];
-    if (cell.splitGrad) {
-      const float* last = lastOnly ? r.dgxLast : r.dgx + GS;
-      for (int j = 0; j < H; j++) a[G + j] += last[j];
-    }
+    add_into(a, r.dg, G);
+    if (cell.splitGrad) add_into(a + G, lastOnly ? r.dgxLast : r.dgx + GS, H);
   };
   wHe.pack(k, in.wHh, R, false, GE, R, ctx.active);  // op(B) = W_h{early} [GE, R]
   if (GL > 0) wHl.pack(k, in.wHh + (int64_t)GE * R, R, false, GL, R, ctx.active);  // op(B) = W_h{late} [GL, R]
