@@ -520,18 +520,16 @@ export class WasmBackend implements Backend {
 
   /**
    * Threads for a sequence split by batch rows (seqForwardRows / seqBackwardRows), or 1: only for
-   * a cell they cover, without projection, and not a small (streaming) batch. The batch is cut at multiples of the register tile's rows (tileRows), needs at least two tiles,
-   * and no part may be a single row (a 1-row product takes the GEMV path, whose sums differ
-   * from those of a tile). The parts depend on B and the thread count only.
+   * a cell they cover, without projection, and not a small (streaming) batch. The batch is cut
+   * evenly (about B / t rows a part, at least a register tile's rows, tileRows(), each): every
+   * row gets the same bits in any part (the GEMM sums each row alike in tiles of any height).
+   * The parts depend on B and the thread count only.
    */
   private rowParts(wc: WasmCell, P: number, small: boolean, B: number, G: number, H: number): number {
     if (P > 0 || small || !wc.rows) return 1;
     const t = this.pool && this.threads > 1 && B * G * H >= SPLIT_SEQ_STEP_MACS ? this.pool.usable(this.threads) : 1;
-    const mr = this.kernels.tileRows();
-    if (t < 2 || B < 2 * mr) return 1;
-    const chunk = Math.ceil(B / t / mr) * mr;
-    const used = Math.ceil(B / chunk);
-    return used < 2 || B - (used - 1) * chunk === 1 ? 1 : t;
+    const parts = Math.min(t, Math.floor(B / this.kernels.tileRows()));
+    return parts < 2 ? 1 : parts;
   }
 
   /** The kernel's gemm (scratch: packedBSize(K, N) + packedASize() floats), threaded as gemmPacked. */
@@ -830,7 +828,7 @@ export class WasmBackend implements Backend {
       };
       if (parts > 1) {
         this.pool!.range(k, parts, 'seqForwardRows', B, pAp, [k[wc.rows!].value, B, H, G, maxLen, pH, pC, pWhhT, pHP, pTIdx, pXP,
-          step.bHhLast, pStates, pGates, pCells, step.saveFull, step.gate[0]], [step.gate[1], step.gate[2]], k.tileRows());
+          step.bHhLast, pStates, pGates, pCells, step.saveFull, step.gate[0]], [step.gate[1], step.gate[2]], 1);
       } else if (fused) {
         // every step in one job: each thread its hidden units, the threads meeting once per step
         // (from SPLIT_SEQ_STEP_MACS per step, so batch-1 streaming splits too)
@@ -989,7 +987,7 @@ export class WasmBackend implements Backend {
       if (parts > 1) {
         this.pool!.range(k, parts, 'seqBackwardRows', B, pAp, [k[wc.rows!].value, B, H, G, maxLen, pWhhN, pTIdx, pPrevT, pDh,
           d.dy ? pDy : 0, d.dyStride, d.dyOffset, pDc, pGates, pCells, pStates, pH0, pC0, pDG, pDGi, pDGh, step.gate[0]],
-        [step.gate[1]], k.tileRows());
+        [step.gate[1]], 1);
       }
       for (let s = maxLen - 1; s >= 0 && fused; s--) {
         const dG = s % 2 ? pDG2 : pDG;
