@@ -8,7 +8,7 @@ import { execFileSync } from 'node:child_process';
 import { readFileSync } from 'node:fs';
 import { describe, expect, it } from 'vitest';
 import { withBackend } from '../src/backends/index.js';
-import { createWasmBackend } from '../src/backends/wasm-core.js';
+import { StepSplitChooser, type WasmBackend, createWasmBackend, stepSplitShape } from '../src/backends/wasm-core.js';
 import { crossEntropy, mseLoss } from '../src/core/ops.js';
 import { Rng } from '../src/core/random.js';
 import { Tensor, noGrad } from '../src/core/tensor.js';
@@ -112,12 +112,15 @@ describe('wasm threads', () => {
     two.close();
   });
 
-  /** The single-thread build and the threaded build on 1, 2 and 3 threads, ready to run. */
+  /**
+   * The single-thread build and the threaded build on 1, 2 and 3 threads, ready to run (an LSTM's
+   * small-batch steps always split, whichever way this machine runs them faster).
+   */
   const threadCounts = async () => {
     const plain = createWasmBackend(plainBytes);
     const one = createWasmBackend(threadsBytes, { threads: 1 });
-    const two = createWasmBackend(threadsBytes, { threads: 2 });
-    const three = createWasmBackend(threadsBytes, { threads: 3 });
+    const two = createWasmBackend(threadsBytes, { threads: 2, stepSplit: 'always' });
+    const three = createWasmBackend(threadsBytes, { threads: 3, stepSplit: 'always' });
     await Promise.all([two.whenReady(), three.whenReady()]);
     return { plain, one, two, three };
   };
@@ -169,6 +172,80 @@ describe('wasm threads', () => {
       expect(three.splitJobs('lstmForwardSteps') - before[1], `T ${T}: split on 3 threads`).toBe(1);
     }
     for (const b of [two, three]) b.close();
+  });
+
+  it('the steps of a small-batch LSTM run on one thread where its shape measured faster so (bitwise the same), split where split measured faster, always split when forced', async () => {
+    const plain = createWasmBackend(plainBytes);
+    const [T, H, I] = [40, 256, 24];
+    const rng = new Rng(13);
+    const m = new LSTM({ inputSize: I, hiddenSize: H, numLayers: 2, rng: new Rng(6) });
+    const x = new Tensor(Float32Array.from({ length: T * I }, () => rng.normal()), [T, 1, I]);
+    const run = (backend: WasmBackend) => withBackend(backend, () => noGrad(() => {
+      const { output, hN, cN } = m.forward(x);
+      return [output.data.slice(), hN.data.slice(), cN!.data.slice()];
+    }));
+    const ref = run(plain);
+    const shape = stepSplitShape(1, H, 2, false);
+    // the observations injected: the way per step the jobs of this shape would have timed
+    const cases: Array<[string, WasmBackend, number, RegExp]> = [];
+    for (const [name, splitMs, oneMs, splits, said] of [
+      ['waiting costs more than the split gains: one thread', 3, 2, 0, /steps on one thread \(split 46\.9 us\/step, one thread 31\.3 us\/step\)/],
+      ['the split gains: split', 1, 2, 2, /steps split \(split 15\.6 us\/step, one thread 31\.3 us\/step\)/],
+    ] as const) {
+      const b = createWasmBackend(threadsBytes, { threads: 2 });
+      await b.whenReady();
+      b.stepSplit.observe(shape, true, splitMs, 64);
+      b.stepSplit.observe(shape, false, oneMs, 64);
+      cases.push([name, b, splits, said]);
+    }
+    const forced = createWasmBackend(threadsBytes, { threads: 2, stepSplit: 'always' });
+    await forced.whenReady();
+    forced.stepSplit.observe(shape, true, 3, 64);
+    forced.stepSplit.observe(shape, false, 2, 64);
+    cases.push(['forced despite one thread measured faster: split', forced, 2, /small-batch LSTM steps always split/]);
+    for (const [name, b, splits, said] of cases) {
+      const before = b.splitJobs('lstmForwardSteps');
+      run(b).forEach((v, i) => bitwise(v, ref[i], `${name}: tensor ${i}`));
+      expect(b.splitJobs('lstmForwardSteps') - before, `${name}: jobs split (one per layer)`).toBe(splits);
+      expect(b.info().detail, name).toMatch(said);
+      b.close();
+    }
+    expect(() => createWasmBackend(threadsBytes, { threads: 1, stepSplit: 'never' as 'auto' })).toThrow(
+      "createWasmBackend: options.stepSplit must be 'auto' or 'always', received never");
+  });
+
+  it('a shape is timed both ways until each has enough steps, then keeps the faster; an undecided shape takes the way with fewer timed steps', async () => {
+    const c = new StepSplitChooser();
+    const a = stepSplitShape(1, 256, 2, false);
+    expect(c.next(a)).toBe(true); // nothing timed: split first
+    c.observe(a, true, 2, 40);
+    expect(c.next(a)).toBe(false); // one thread has fewer timed steps
+    c.observe(a, false, 1, 40);
+    expect(c.next(a)).toBe(true);
+    c.observe(a, true, 1, 40); // 80 split, 40 one: still timing
+    expect(c.choices()).toEqual([{ shape: a, split: null, splitUsPerStep: 37.5, oneUsPerStep: 25 }]);
+    c.observe(a, false, 1, 40); // both timed 64 steps or more: one thread (25 us/step) beats split (37.5)
+    expect(c.choices()[0]).toMatchObject({ split: false, splitUsPerStep: 37.5, oneUsPerStep: 25 });
+    c.observe(a, true, 0, 1000); // decided: no longer timed
+    expect(c.next(a)).toBe(false);
+    const b = stepSplitShape(3, 256, 2, true);
+    c.observe(b, true, 1, 64);
+    c.observe(b, false, 3, 64);
+    expect(c.next(b)).toBe(true);
+    expect(c.next(a)).toBe(false);
+    // a real backend times its jobs: batch-1 inference of one shape on 2 threads, 64 steps a call
+    const two = createWasmBackend(threadsBytes, { threads: 2 });
+    await two.whenReady();
+    const m = new LSTM({ inputSize: 8, hiddenSize: 128, rng: new Rng(7) });
+    const x = new Tensor(new Float32Array(64 * 8).fill(0.25), [64, 1, 8]);
+    withBackend(two, () => noGrad(() => { for (let i = 0; i < 3; i++) m.forward(x); }));
+    const [choice] = two.stepSplitChoices();
+    expect(choice.shape).toBe(stepSplitShape(1, 128, 2, false));
+    expect(typeof choice.split).toBe('boolean'); // one call each way, then the faster kept
+    expect(choice.splitUsPerStep).toBeGreaterThan(0);
+    expect(choice.oneUsPerStep).toBeGreaterThan(0);
+    expect(two.splitJobs('lstmForwardSteps')).toBe(choice.split ? 2 : 1);
+    two.close();
   });
 
   it('a batch split into one part per thread (LSTM, GRU, RNN; B 32, 48, 30, 29, 9 cut evenly; lengths, both directions; training forward and backward, inference) is bitwise the same on 1, 2 and 3 threads and on the single-thread build', async () => {
