@@ -4,8 +4,11 @@
 // headers are installed: Debian's libdnnl-dev) and onnxruntime-node in the same run.
 //
 //   npm run bench -- [--backend native|wasm|reference] [--threads N[,M]] [--workloads ids]
-//                    [--json FILE] [--reps N] [--no-torch] [--no-onednn]
+//                    [--json FILE] [--reps N] [--rounds R] [--no-torch] [--no-onednn]
 //
+// Each workload runs in R rounds (default 3); a round times rnnkit, then PyTorch, oneDNN and
+// onnxruntime-node on it, ceil(N / R) runs each after the warm-ups (N default 10), so the peers
+// see the same machine; medians and ratios are over the runs of all rounds.
 // Kernel-level workloads time backend.seqForward (+ seqBackward with dy = a fixed random G),
 // exactly the workload's train step (loss = sum(y * G)); charlm uses the public API
 // (Embedding -> LSTM x2 -> Linear -> cross-entropy -> Adam). Needs `npm run build:ts` (dist/).
@@ -37,6 +40,8 @@ const opt = (name, def) => {
 const backendName = opt('backend', 'native');
 const threadList = opt('threads', '1,2').split(',').map(Number);
 const reps = Number(opt('reps', '10'));
+const rounds = Number(opt('rounds', '3'));
+const repsPerRound = Math.max(1, Math.ceil(reps / rounds));
 const warmup = 3;
 const jsonFile = opt('json', null);
 const withTorch = !argv.includes('--no-torch');
@@ -76,31 +81,35 @@ function workspaceMB(w) {
   return (floats * 4) / 2 ** 20;
 }
 
-function time(fn) {
+/** Median, fastest and slowest of samples in ms. */
+function summary(ts) {
+  const sorted = [...ts].sort((a, b) => a - b);
+  const mid = sorted.length >> 1;
+  const median = sorted.length % 2 ? sorted[mid] : (sorted[mid - 1] + sorted[mid]) / 2;
+  return { median, min: sorted[0], max: sorted[sorted.length - 1] };
+}
+
+/** n timed runs of fn (ms) after the warm-ups. */
+function samples(fn, n) {
   for (let i = 0; i < warmup; i++) fn();
   const ts = [];
-  for (let i = 0; i < reps; i++) {
+  for (let i = 0; i < n; i++) {
     const t0 = performance.now();
     fn();
     ts.push(performance.now() - t0);
   }
-  ts.sort((a, b) => a - b);
-  const mid = ts.length >> 1;
-  return { median: ts.length % 2 ? ts[mid] : (ts[mid - 1] + ts[mid]) / 2, min: ts[0], max: ts[ts.length - 1] };
+  return ts;
 }
 
-
-async function timeAsync(fn) {
+async function samplesAsync(fn, n) {
   for (let i = 0; i < warmup; i++) await fn();
   const ts = [];
-  for (let i = 0; i < reps; i++) {
+  for (let i = 0; i < n; i++) {
     const t0 = performance.now();
     await fn();
     ts.push(performance.now() - t0);
   }
-  ts.sort((a, b) => a - b);
-  const mid = ts.length >> 1;
-  return { median: ts.length % 2 ? ts[mid] : (ts[mid - 1] + ts[mid]) / 2, min: ts[0], max: ts[ts.length - 1] };
+  return ts;
 }
 
 // onnxruntime-node for the inference workloads (optional: `ONNXRUNTIME_NODE_INSTALL=skip npm i --no-save
@@ -122,25 +131,26 @@ function exportOnnx(w) {
   ortModels.set(w.id, ok);
   return ok;
 }
-async function ortBench(w, threads) {
+/** onnxruntime-node's run of an LSTM inference workload (async), or null where it does not apply. */
+async function ortRunner(w, threads) {
   if (!ort || !hasTorch || w.mode !== 'infer' || w.cell !== 'lstm') return null;
   const file = exportOnnx(w);
   if (!file) return null;
   const session = await ort.InferenceSession.create(file, { intraOpNumThreads: threads, interOpNumThreads: 1, executionMode: 'sequential' });
   const x = new ort.Tensor('float32', randArray(w.seq * w.batch * w.input), [w.seq, w.batch, w.input]);
-  return timeAsync(() => session.run({ x }));
+  return () => session.run({ x });
 }
 
 /** SGEMM n x n x n; gflops from the fastest of the runs (the peak). */
 function sgemmPeak(be, n) {
   const A = randArray(n * n), B = randArray(n * n), C = new Float32Array(n * n);
-  const t = time(() => be.gemm(false, false, n, n, n, 1, A, n, B, n, 0, C, n));
+  const t = summary(samples(() => be.gemm(false, false, n, n, n, 1, A, n, B, n, 0, C, n), reps));
   return { ...t, gflops: (2 * n ** 3) / t.min / 1e6 };
 }
 
-function runTorch(threads, list) {
+function runTorch(threads, list, n = reps) {
   const env = { ...process.env, ...openblasEnv, OPENBLAS_NUM_THREADS: String(threads), OMP_NUM_THREADS: String(threads) };
-  const out = spawnSync('/usr/bin/python3', [join(ROOT, 'bench', 'torch_bench.py'), String(threads), JSON.stringify(list), String(warmup), String(reps)], { env, encoding: 'utf8', maxBuffer: 1 << 24 });
+  const out = spawnSync('/usr/bin/python3', [join(ROOT, 'bench', 'torch_bench.py'), String(threads), JSON.stringify(list), String(warmup), String(n)], { env, encoding: 'utf8', maxBuffer: 1 << 24 });
   if (out.status !== 0) {
     console.error(`bench: PyTorch run failed: ${(out.stderr || out.error?.message || '').trim().split('\n').pop()}`);
     return [];
@@ -166,9 +176,9 @@ function buildOnednn() {
   }
   return { bin: ONEDNN_BIN, why: '' };
 }
-function runOnednn(bin, w, threads) {
+function runOnednn(bin, w, threads, n) {
   if (!bin || w.cell === 'charlm') return null;
-  const args = [w.id, w.cell, w.mode, w.seq, w.batch, w.input, w.hidden, w.layers, w.bidir ? 1 : 0, warmup, reps].map(String);
+  const args = [w.id, w.cell, w.mode, w.seq, w.batch, w.input, w.hidden, w.layers, w.bidir ? 1 : 0, warmup, n].map(String);
   const out = spawnSync(bin, args, { encoding: 'utf8', env: { ...process.env, OMP_NUM_THREADS: String(threads), OMP_PROC_BIND: 'false' } });
   if (out.status !== 0) {
     console.error(`bench: oneDNN ${w.id} failed: ${(out.stderr || out.error?.message || '').trim().split('\n').pop()}`);
@@ -184,7 +194,7 @@ const info = be.info();
 const hasTorch = withTorch && existsSync('/usr/bin/python3') &&
   spawnSync('/usr/bin/python3', ['-c', 'import torch'], { encoding: 'utf8' }).status === 0;
 const onednn = buildOnednn();
-console.log(`rnnkit bench: backend ${be.name} (isa ${info.isa}), reps ${reps} after ${warmup} warm-ups, ` +
+console.log(`rnnkit bench: backend ${be.name} (isa ${info.isa}), ${rounds} rounds of ${repsPerRound} runs after ${warmup} warm-ups, ` +
   `PyTorch ${hasTorch ? `yes${openblasEnv.OPENBLAS_CORETYPE ? ' (OPENBLAS_CORETYPE=Cooperlake)' : ''}` : 'not available'}, ` +
   `oneDNN ${onednn.bin ? 'yes (OpenMP threads)' : onednn.why}, onnxruntime-node ${ort && hasTorch ? 'yes' : 'not available'}`);
 const results = [];
@@ -202,7 +212,7 @@ if (be.gemm) {
   console.log(`\nSGEMM peak, 1 thread, ${PEAK_N}^3 fp32 (fastest of the runs): ${be.name} ${fmt(own.gflops, 1)} GFLOP/s` +
     (torchPeak ? `, PyTorch torch.mm ${fmt(torchGflops, 1)} GFLOP/s` : '') + ` -> peak ${fmt(peakGflops, 1)} GFLOP/s`);
   results.push({ workload: `sgemm-${PEAK_N}`, impl: 'rnnkit', backend: be.name, threads: 1, median_ms: own.median, min_ms: own.min, max_ms: own.max, gflops: own.gflops, tokens_per_s: null });
-  if (torchPeak) results.push({ ...torchPeak, workload: `sgemm-${PEAK_N}`, gflops: torchGflops, tokens_per_s: null });
+  if (torchPeak) results.push({ ...torchPeak, samples_ms: undefined, workload: `sgemm-${PEAK_N}`, gflops: torchGflops, tokens_per_s: null });
 }
 
 for (const threads of threadList) {
@@ -211,14 +221,26 @@ for (const threads of threadList) {
   console.log('| workload | rnnkit ms (min-max) | PyTorch ms | ratio PyTorch | oneDNN ms | ratio oneDNN | ORT ms | ratio ORT | GFLOP/s | % peak | tokens/s | workspace MB | max RSS MB |');
   console.log('|---|---|---|---|---|---|---|---|---|---|---|---|---|');
   for (const w of workloads) {
-    let t;
+    // rounds alternate rnnkit and each peer on the workload, so a drift of the machine's speed
+    // during the run reaches all of them; every figure is over the samples of all rounds
+    const own = [], peer = { pytorch: [], onednn: [], ort: [] };
+    let ptRow, dnRow;
     try {
       const step = w.cell === 'charlm' ? charlmStep(rnnkit, w) : kernelStep(be, w);
-      t = time(step);
+      const ortRun = await ortRunner(w, threads);
+      for (let round = 0; round < rounds; round++) {
+        own.push(...samples(step, repsPerRound));
+        const pt = hasTorch ? runTorch(threads, [w], repsPerRound).find((x) => x.workload === w.id) : undefined;
+        if (pt) peer.pytorch.push(...pt.samples_ms), (ptRow = pt);
+        const dn = runOnednn(onednn.bin, w, threads, repsPerRound);
+        if (dn) peer.onednn.push(...dn.samples_ms), (dnRow = dn);
+        if (ortRun) peer.ort.push(...(await samplesAsync(ortRun, repsPerRound)));
+      }
     } catch (e) {
       console.log(`| ${w.id} | failed: ${e.message.split('\n')[0]} | | | | | | | | | | | |`);
       continue;
     }
+    const t = summary(own);
     const tokens = w.batch * w.seq;
     const r = {
       workload: w.id, impl: 'rnnkit', backend: be.name, threads, median_ms: t.median, min_ms: t.min, max_ms: t.max,
@@ -227,17 +249,20 @@ for (const threads of threadList) {
     };
     if (peakGflops && w.mode === 'train') r.peak_fraction = r.gflops / (threads * peakGflops);
     results.push(r);
-    // PyTorch right after rnnkit on the same workload, so both see the same machine load
-    const pt = hasTorch ? runTorch(threads, [w]).find((x) => x.workload === w.id) : undefined;
-    if (pt) results.push({ ...pt, gflops: flops(w) / pt.median_ms / 1e6, tokens_per_s: (tokens / pt.median_ms) * 1e3 });
-    const dn = runOnednn(onednn.bin, w, threads);
-    if (dn) results.push({ ...dn, backend: 'onednn-cpu', threads, gflops: flops(w) / dn.median_ms / 1e6, tokens_per_s: (tokens / dn.median_ms) * 1e3 });
-    const ot = await ortBench(w, threads);
-    if (ot) results.push({ workload: w.id, impl: 'onnxruntime-node', backend: 'ort-cpu', threads, median_ms: ot.median, min_ms: ot.min, max_ms: ot.max, gflops: flops(w) / ot.median / 1e6, tokens_per_s: (tokens / ot.median) * 1e3 });
+    const peerRow = (row, ts, fields) => {
+      const p = summary(ts);
+      const out = { ...row, ...fields, median_ms: p.median, min_ms: p.min, max_ms: p.max, gflops: flops(w) / p.median / 1e6, tokens_per_s: (tokens / p.median) * 1e3 };
+      delete out.samples_ms;
+      results.push(out);
+      return out;
+    };
+    const pt = ptRow && peerRow(ptRow, peer.pytorch, {});
+    const dn = dnRow && peerRow(dnRow, peer.onednn, { backend: 'onednn-cpu', threads });
+    const ot = peer.ort.length ? peerRow({ workload: w.id, impl: 'onnxruntime-node', backend: 'ort-cpu', threads }, peer.ort, {}) : null;
     const extra = w.id === 'lstm-stream' ? ` (${fmt((t.median / w.seq) * 1e3, 1)} us/step)` : '';
     console.log(`| ${w.id} | ${fmt(t.median)} (${fmt(t.min)}-${fmt(t.max)})${extra} | ${pt ? fmt(pt.median_ms) : '-'} | ` +
       `${pt ? fmt(t.median / pt.median_ms) : '-'} | ${dn ? fmt(dn.median_ms) : '-'} | ${dn ? fmt(t.median / dn.median_ms) : '-'} | ` +
-      `${ot ? fmt(ot.median) : '-'} | ${ot ? fmt(t.median / ot.median) : '-'} | ${fmt(r.gflops, 1)} | ${pct(r.peak_fraction)} | ` +
+      `${ot ? fmt(ot.median_ms) : '-'} | ${ot ? fmt(t.median / ot.median_ms) : '-'} | ${fmt(r.gflops, 1)} | ${pct(r.peak_fraction)} | ` +
       `${fmt(r.tokens_per_s, 0)} | ${fmt(r.workspace_mb, 1)} | ${fmt(r.max_rss_mb, 0)} |`);
   }
 }

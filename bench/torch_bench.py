@@ -28,12 +28,13 @@ def timeit(fn):
         t0 = time.perf_counter()
         fn()
         ts.append((time.perf_counter() - t0) * 1e3)
-    return statistics.median(ts), min(ts), max(ts)
+    return ts
 
 
-def emit(w, med, lo, hi):
+def emit(w, ts):
     print(json.dumps({"workload": w["id"], "impl": "pytorch", "backend": "torch-" + torch.__version__,
-                      "threads": threads, "median_ms": med, "min_ms": lo, "max_ms": hi,
+                      "threads": threads, "median_ms": statistics.median(ts), "min_ms": min(ts), "max_ms": max(ts),
+                      "samples_ms": ts,
                       "max_rss_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024}), flush=True)
 
 
@@ -41,8 +42,7 @@ for w in workloads:
     if w["id"] == "sgemm":
         n = w["n"]
         a, b = torch.randn(n, n), torch.randn(n, n)
-        med, lo, hi = timeit(lambda: torch.mm(a, b))
-        emit(w, med, lo, hi)
+        emit(w, timeit(lambda: torch.mm(a, b)))
         continue
     if w["cell"] == "charlm":
         V, E, H, L, B, T = w["vocab"], w["emb"], w["hidden"], w["layers"], w["batch"], w["seq"]
@@ -70,7 +70,7 @@ for w in workloads:
             loss.backward()
             opt.step()
 
-        emit(w, *timeit(step))
+        emit(w, timeit(step))
         continue
     cls = {"lstm": torch.nn.LSTM, "gru": torch.nn.GRU, "rnn_tanh": torch.nn.RNN}[w["cell"]]
     m = cls(w["input"], w["hidden"], w["layers"], bidirectional=w["bidir"])
@@ -86,10 +86,10 @@ for w in workloads:
             y, _ = m(xg)
             (y * G).sum().backward()
 
-        emit(w, *timeit(step))
+        emit(w, timeit(step))
     else:
         def infer():
             with torch.inference_mode():
                 m(x)
 
-        emit(w, *timeit(infer))
+        emit(w, timeit(infer))

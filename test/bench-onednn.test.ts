@@ -35,6 +35,10 @@ describe.skipIf(!HEADERS)(`bench/onednn/rnn_bench.cpp${SKIP}`, () => {
           expect(r.min_ms).toBeGreaterThan(0);
           expect(r.min_ms).toBeLessThanOrEqual(r.median_ms);
           expect(r.median_ms).toBeLessThanOrEqual(r.max_ms);
+          // every timed run, in order (bench/run.js pools them over its rounds)
+          expect(r.samples_ms).toHaveLength(3);
+          expect(Math.min(...r.samples_ms)).toBe(r.min_ms);
+          expect(Math.max(...r.samples_ms)).toBe(r.max_ms);
         }
       }
     }

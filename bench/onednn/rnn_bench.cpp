@@ -12,7 +12,7 @@
 // Threads: oneDNN's OpenMP runtime, OMP_NUM_THREADS.
 //
 //   rnn_bench ID CELL MODE T B I H LAYERS BIDIR WARMUP REPS
-// prints one JSON line: {"workload", "impl": "onednn", "median_ms", "min_ms", "max_ms"}.
+// prints one JSON line: {"workload", "impl": "onednn", "median_ms", "min_ms", "max_ms", "samples_ms"}.
 #include <algorithm>
 #include <chrono>
 #include <cmath>
@@ -228,17 +228,19 @@ int main(int argc, char** argv) {
 
     for (int i = 0; i < warmup; i++) step(), st.wait();
     std::vector<double> ts;
+    std::string samples;
     for (int i = 0; i < reps; i++) {
       const auto t0 = std::chrono::steady_clock::now();
       step();
       st.wait();
       ts.push_back(std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - t0).count());
+      samples += (i ? "," : "") + std::to_string(ts.back());
     }
     std::sort(ts.begin(), ts.end());
     const size_t mid = ts.size() / 2;
     const double median = ts.size() % 2 ? ts[mid] : (ts[mid - 1] + ts[mid]) / 2;
-    std::printf("{\"workload\":\"%s\",\"impl\":\"onednn\",\"median_ms\":%.6f,\"min_ms\":%.6f,\"max_ms\":%.6f}\n", id.c_str(),
-                median, ts.front(), ts.back());
+    std::printf("{\"workload\":\"%s\",\"impl\":\"onednn\",\"median_ms\":%.6f,\"min_ms\":%.6f,\"max_ms\":%.6f,\"samples_ms\":[%s]}\n",
+                id.c_str(), median, ts.front(), ts.back(), samples.c_str());
   } catch (const dnnl::error& e) {
     std::fprintf(stderr, "rnn_bench: oneDNN error %d: %s\n", (int)e.status, e.what());
     return 1;
