@@ -151,7 +151,10 @@ function packA(transA: i32, A: usize, lda: i32, i0: i32, mc: i32, k0: i32, kc: i
   }
 }
 
-/** C[mr<=4, nr<=8] += alpha * Apanel[kc,4]^T-ish @ Bpanel[kc,8]: the 4x8 register tile. */
+/**
+ * C[mr<=4, nr<=8] += alpha * rows 0-3 of an MR-row A panel [kc, MR] @ Bpanel[kc,8]: the 4x8
+ * register tile (on the 6-row build, the tile of 3 or 4 rows: two thirds of the 6x8 tile's work).
+ */
 function kernel4x8(kc: i32, ap: usize, bp: usize, c: usize, ldc: i32, alpha: f32, mr: i32, nr: i32): void {
   let c0a = f32x4.splat(0);
   let c0b = c0a, c1a = c0a, c1b = c0a, c2a = c0a, c2b = c0a, c3a = c0a, c3b = c0a;
@@ -172,7 +175,7 @@ function kernel4x8(kc: i32, ap: usize, bp: usize, c: usize, ldc: i32, alpha: f32
     a = v128.load32_splat(ap, 12);
     c3a = madd(a, b0, c3a);
     c3b = madd(a, b1, c3b);
-    ap += 16;
+    ap += <usize>MR << 2;
   }
   const ldcb = <usize>ldc << 2;
   if (mr == 4 && nr == 8) {
@@ -485,9 +488,9 @@ export function gemmPackedRanges(
             const mr = min(MR, mc - ir);
             const aPanel = Ap + ((<usize>ir * <usize>kc) << 2);
             const cp = C + <usize>(i0 + ir) * ldcb + (<usize>j0 << 2);
-            if (MR == 6 && mr >= 3) {
+            if (MR == 6 && mr >= 5) {
               kernel6x8(kc, aPanel, bPanel, cp, ldc, alpha, mr, nr);
-            } else if (MR == 4 && mr >= 3) {
+            } else if (mr >= 3) {
               kernel4x8(kc, aPanel, bPanel, cp, ldc, alpha, mr, nr);
             } else {
               kernel2x8(kc, aPanel, bPanel, cp, ldc, alpha, mr, nr);
