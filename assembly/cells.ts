@@ -689,10 +689,10 @@ export function addInto(n: i32, src: usize, dst: usize): void {
 
 // ---- a batch split into parts, one per thread: each part runs every step of the sequence on
 // its own rows, with no barrier per step (the rows of h, c, dh and dc it owns are read by no
-// other thread). The driver cuts the batch at register-tile boundaries of the whole batch
-// (tileRows()), so each row's products are computed in a tile of the same height as over the
-// whole batch, and every element gets the arithmetic of the whole-batch kernels: results are
-// bitwise those of one thread, for any number of parts. ----
+// other thread). The GEMM computes each row alike in a register tile of any height (and in the
+// GEMV path), so the driver may cut the batch anywhere (evenly): every element gets the
+// arithmetic of the whole-batch kernels, and results are bitwise those of one thread, for any
+// number of parts. ----
 
 /** The cells of seqForwardRows / seqBackwardRows (exported: src/backends/wasm-core.ts reads them). */
 export const ROWS_LSTM: i32 = 0;

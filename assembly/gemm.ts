@@ -151,7 +151,10 @@ function packA(transA: i32, A: usize, lda: i32, i0: i32, mc: i32, k0: i32, kc: i
   }
 }
 
-/** C[mr<=4, nr<=8] += alpha * Apanel[kc,4]^T-ish @ Bpanel[kc,8]: the 4x8 register tile. */
+/**
+ * C[mr<=4, nr<=8] += alpha * rows 0-3 of an MR-row A panel [kc, MR] @ Bpanel[kc,8]: the 4x8
+ * register tile (on the 6-row build, the tile of 3 or 4 rows: two thirds of the 6x8 tile's work).
+ */
 function kernel4x8(kc: i32, ap: usize, bp: usize, c: usize, ldc: i32, alpha: f32, mr: i32, nr: i32): void {
   let c0a = f32x4.splat(0);
   let c0b = c0a, c1a = c0a, c1b = c0a, c2a = c0a, c2b = c0a, c3a = c0a, c3b = c0a;
@@ -172,7 +175,7 @@ function kernel4x8(kc: i32, ap: usize, bp: usize, c: usize, ldc: i32, alpha: f32
     a = v128.load32_splat(ap, 12);
     c3a = madd(a, b0, c3a);
     c3b = madd(a, b1, c3b);
-    ap += 16;
+    ap += <usize>MR << 2;
   }
   const ldcb = <usize>ldc << 2;
   if (mr == 4 && nr == 8) {
@@ -198,10 +201,7 @@ function kernel4x8(kc: i32, ap: usize, bp: usize, c: usize, ldc: i32, alpha: f32
     v128.store(tile, c2b, 80);
     v128.store(tile, c3a, 96);
     v128.store(tile, c3b, 112);
-    for (let r = 0; r < mr; r++) {
-      const row = c + <usize>r * ldcb;
-      for (let j = 0; j < nr; j++) st(row, j, ld(row, j) + alpha * ld(tile, r * 8 + j));
-    }
+    addTileRows(c, ldcb, alpha, mr, nr);
   }
 }
 
@@ -267,10 +267,7 @@ function kernel6x8(kc: i32, ap: usize, bp: usize, c: usize, ldc: i32, alpha: f32
     v128.store(tile, c4b, 144);
     v128.store(tile, c5a, 160);
     v128.store(tile, c5b, 176);
-    for (let r = 0; r < mr; r++) {
-      const row = c + <usize>r * ldcb;
-      for (let j = 0; j < nr; j++) st(row, j, ld(row, j) + alpha * ld(tile, r * 8 + j));
-    }
+    addTileRows(c, ldcb, alpha, mr, nr);
   }
 }
 
@@ -287,30 +284,54 @@ function kernel6x8(kc: i32, ap: usize, bp: usize, c: usize, ldc: i32, alpha: f32
   }
 }
 
-/** One row of an MR-row A panel (ap already offset to the row) times a B panel: 1x8 tile. */
-function kernel1x8(kc: i32, ap: usize, bp: usize, c: usize, alpha: f32, nr: i32): void {
-  let a0 = f32x4.splat(0);
-  let a1 = a0, e0 = a0, e1 = a0;
+/**
+ * C[r, 0:nr) += alpha * TILE row r for r < mr: the store of a partial tile. A full row of 8
+ * columns takes the same fused multiply-add as a full tile's store, so a row's result does not
+ * depend on the height of the tile it falls in.
+ */
+// @ts-ignore: decorator
+@inline function addTileRows(c: usize, ldcb: usize, alpha: f32, mr: i32, nr: i32): void {
+  const av = f32x4.splat(alpha);
+  for (let r = 0; r < mr; r++) {
+    const row = c + <usize>r * ldcb;
+    const t = tile + (<usize>r << 5);
+    if (nr == 8) {
+      v128.store(row, madd(av, v128.load(t), v128.load(row)));
+      v128.store(row, madd(av, v128.load(t, 16), v128.load(row, 16)), 16);
+    } else {
+      for (let j = 0; j < nr; j++) st(row, j, ld(row, j) + alpha * ld(t, j));
+    }
+  }
+}
+
+/**
+ * C[mr<=2, nr<=8] += alpha * rows 0 and 1 of an MR-row A panel @ Bpanel[kc,8]: the tile of a
+ * block's last 1 or 2 rows. Each row sums over k in order with one accumulator per 4 columns,
+ * exactly as the 4x8 and 6x8 tiles and the GEMV path do (row 1 of a 1-row tile is the panel's
+ * zero padding and is not stored): a row gets the same bits in any tile, so a batch may be cut
+ * into parts anywhere. Four independent accumulators hide the multiply-add latency.
+ */
+function kernel2x8(kc: i32, ap: usize, bp: usize, c: usize, ldc: i32, alpha: f32, mr: i32, nr: i32): void {
+  let c0a = f32x4.splat(0);
+  let c0b = c0a, c1a = c0a, c1b = c0a;
   const step = <usize>MR << 2; // bytes from one k to the next in the panel
-  let k = 0;
-  for (; k + 1 < kc; k += 2) {
+  const bEnd = bp + ((<usize>kc) << 5);
+  for (; bp < bEnd; bp += 32) {
+    const b0 = v128.load(bp);
+    const b1 = v128.load(bp, 16);
     let a = v128.load32_splat(ap);
-    a0 = madd(a, v128.load(bp), a0);
-    a1 = madd(a, v128.load(bp, 16), a1);
-    a = v128.load32_splat(ap + step);
-    e0 = madd(a, v128.load(bp, 32), e0);
-    e1 = madd(a, v128.load(bp, 48), e1);
-    ap += step << 1;
-    bp += 64;
+    c0a = madd(a, b0, c0a);
+    c0b = madd(a, b1, c0b);
+    a = v128.load32_splat(ap, 4);
+    c1a = madd(a, b0, c1a);
+    c1b = madd(a, b1, c1b);
+    ap += step;
   }
-  if (k < kc) {
-    const a = v128.load32_splat(ap);
-    a0 = madd(a, v128.load(bp), a0);
-    a1 = madd(a, v128.load(bp, 16), a1);
-  }
-  a0 = f32x4.add(a0, e0);
-  a1 = f32x4.add(a1, e1);
-  addTile1x8(c, a0, a1, alpha, nr);
+  v128.store(tile, c0a);
+  v128.store(tile, c0b, 16);
+  v128.store(tile, c1a, 32);
+  v128.store(tile, c1b, 48);
+  addTileRows(c, <usize>ldc << 2, alpha, mr, nr);
 }
 
 /** C = beta * C over [M, N] with leading dimension ldc; beta = 0 ignores C's contents. */
@@ -395,7 +416,7 @@ function gemvPacked(jBegin: i32, jEnd: i32, N: i32, K: i32, alpha: f32, a: usize
   v128.store(c, madd(al, s3, v128.load(c, 48)), 48);
 }
 
-/** kernel1x8 with A read contiguously (stride 4 bytes) instead of from a 4-row panel. */
+/** One row of A, read contiguously, times a B panel [kc, 8]: the 1x8 tile of the GEMV path (k in order, as every tile). */
 function kernel1x8NoPack(kc: i32, ap: usize, bp: usize, c: usize, alpha: f32, nr: i32): void {
   let a0 = f32x4.splat(0);
   let a1 = a0;
@@ -467,14 +488,12 @@ export function gemmPackedRanges(
             const mr = min(MR, mc - ir);
             const aPanel = Ap + ((<usize>ir * <usize>kc) << 2);
             const cp = C + <usize>(i0 + ir) * ldcb + (<usize>j0 << 2);
-            if (MR == 6 && mr >= 3) {
+            if (MR == 6 && mr >= 5) {
               kernel6x8(kc, aPanel, bPanel, cp, ldc, alpha, mr, nr);
-            } else if (MR == 4 && mr >= 3) {
+            } else if (mr >= 3) {
               kernel4x8(kc, aPanel, bPanel, cp, ldc, alpha, mr, nr);
             } else {
-              for (let r = 0; r < mr; r++) {
-                kernel1x8(kc, aPanel + (<usize>r << 2), bPanel, cp + <usize>r * ldcb, alpha, nr);
-              }
+              kernel2x8(kc, aPanel, bPanel, cp, ldc, alpha, mr, nr);
             }
           }
         }

@@ -13,7 +13,7 @@
 export {
   WasmBackend, WasmArena, WasmHeap, createWasmBackend, createWasmBackendAsync, pickWasmBuild, isThreadedBuild, wasmThreadsUnavailable,
   MAX_WASM_THREADS,
-  type WasmBackendOptions, type WasmHeapStats, type WasmKernels, type WasmSource,
+  type WasmBackendOptions, type WasmHeapStats, type StepSplitChoice, type WasmKernels, type WasmSource,
 } from './backends/wasm-core.js';
 export * from './portable.js';
 export type { SeqContext, UnaryOp } from './backends/backend.js';

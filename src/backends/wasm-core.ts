@@ -388,6 +388,13 @@ export interface WasmBackendOptions {
    * cores. Ignored (one thread) by the other builds. `setThreads(n)` changes it later.
    */
   threads?: number;
+  /**
+   * An LSTM sequence whose steps run as one job on several threads (a small batch, e.g. batch-1
+   * streaming: the threads meet at a barrier after every step): 'auto' (default) times each shape
+   * split and on one thread and keeps the faster (`stepSplitChoices()`, info().detail);
+   * 'always' splits it whenever the step is big enough. Results are bitwise the same either way.
+   */
+  stepSplit?: 'auto' | 'always';
 }
 
 /** What the wasm backend holds in linear memory (WasmBackend.heapStats()). */
@@ -408,6 +415,60 @@ export interface WasmHeapStats {
    * again after each change): a model that does not change packs its weights once.
    */
   weightPacks: number;
+}
+
+/** The shape of a sequence whose steps run as one job (the key of StepSplitChooser). */
+export function stepSplitShape(B: number, H: number, threads: number, training: boolean): string {
+  return `LSTM B ${B}, H ${H}, ${threads} threads${training ? ', training' : ''}`;
+}
+
+/** What StepSplitChooser measured for one shape, and what it chose (null: still measuring). */
+export interface StepSplitChoice {
+  shape: string;
+  split: boolean | null;
+  /** Microseconds per step measured split across the threads and on one thread (NaN: not yet). */
+  splitUsPerStep: number;
+  oneUsPerStep: number;
+}
+
+/**
+ * Whether the steps of a sequence run split across the threads (meeting at a barrier after every
+ * step) or on one thread, per shape: decided by what the jobs of that shape observe. Until a shape
+ * has STEP_SPLIT_PROBE steps timed each way, its calls take the way with fewer timed steps; then
+ * the faster way per step is kept. The threads lose where they wait at the barrier longer than
+ * their share of a step saves (cores shared with other work, or two vCPUs of one core); both ways
+ * give the same bits.
+ */
+export class StepSplitChooser {
+  private readonly shapes = new Map<string, { ms: [number, number]; steps: [number, number]; split: boolean | null }>();
+
+  private get(shape: string) {
+    let e = this.shapes.get(shape);
+    if (!e) this.shapes.set(shape, (e = { ms: [0, 0], steps: [0, 0], split: null }));
+    return e;
+  }
+
+  /** Whether the next call of this shape runs split. */
+  next(shape: string): boolean {
+    const e = this.get(shape);
+    return e.split ?? e.steps[1] <= e.steps[0];
+  }
+
+  /** A call of this shape ran (split or on one thread) `steps` steps in `ms` milliseconds. */
+  observe(shape: string, split: boolean, ms: number, steps: number): void {
+    const e = this.get(shape);
+    if (e.split !== null || !(steps > 0) || !(ms >= 0)) return;
+    const i = split ? 1 : 0;
+    e.ms[i] += ms;
+    e.steps[i] += steps;
+    if (e.steps[0] >= STEP_SPLIT_PROBE && e.steps[1] >= STEP_SPLIT_PROBE) e.split = e.ms[1] / e.steps[1] < e.ms[0] / e.steps[0];
+  }
+
+  choices(): StepSplitChoice[] {
+    return [...this.shapes].map(([shape, e]) => ({
+      shape, split: e.split, splitUsPerStep: (e.ms[1] / e.steps[1]) * 1e3, oneUsPerStep: (e.ms[0] / e.steps[0]) * 1e3,
+    }));
+  }
 }
 
 /**
@@ -435,6 +496,10 @@ export class WasmBackend implements Backend {
   private pool: WasmThreadPool | null = null;
   private threads = 1;
   private readonly singleThreadReason: string | null;
+  /** How sequences whose steps run as one job choose between the threads and one thread. */
+  private readonly stepSplitMode: 'auto' | 'always';
+  /** What those jobs measured, per shape ('auto'); a test may feed it observations. */
+  readonly stepSplit = new StepSplitChooser();
 
   /**
    * The backend over an instance of the module. A threaded build (its memory imported and shared)
@@ -447,6 +512,10 @@ export class WasmBackend implements Backend {
     this.relaxed = this.kernels.isRelaxed() === 1;
     this.detail = options.detail ?? 'AssemblyScript SIMD kernels';
     this.residentWeights = options.residentWeights ?? true;
+    if (options.stepSplit !== undefined && options.stepSplit !== 'auto' && options.stepSplit !== 'always') {
+      throw new RangeError(`createWasmBackend: options.stepSplit must be 'auto' or 'always', received ${String(options.stepSplit)}`);
+    }
+    this.stepSplitMode = options.stepSplit ?? 'auto';
     const shared = typeof SharedArrayBuffer === 'function' && this.kernels.memory.buffer instanceof SharedArrayBuffer;
     this.singleThreadReason = !shared ? 'a build without shared memory' : !module ? 'no module to start workers with' : wasmThreadsUnavailable();
     if (this.singleThreadReason === null && module) {
@@ -461,7 +530,20 @@ export class WasmBackend implements Backend {
 
   info(): BackendInfo {
     const how = this.pool ? `shared memory, ${this.threads} thread${this.threads > 1 ? 's' : ''}` : `one thread: ${this.singleThreadReason}`;
-    return { isa: this.relaxed ? 'simd128+relaxed' : 'simd128', threads: this.threads, matmul: 'fp32', detail: `${this.detail}; ${how}` };
+    const us = (v: number) => (Number.isFinite(v) ? `${v.toFixed(1)} us/step` : 'not timed');
+    const steps = this.stepSplitChoices().map((c) => `; ${c.shape}: steps ${c.split === null ? 'being timed' : c.split ? 'split' : 'on one thread'}`
+      + ` (split ${us(c.splitUsPerStep)}, one thread ${us(c.oneUsPerStep)})`).join('');
+    const forced = this.pool && this.stepSplitMode === 'always' ? '; small-batch LSTM steps always split' : '';
+    return { isa: this.relaxed ? 'simd128+relaxed' : 'simd128', threads: this.threads, matmul: 'fp32', detail: `${this.detail}; ${how}${forced}${steps}` };
+  }
+
+  /**
+   * For each shape of an LSTM sequence whose steps ran as one job on several threads: whether its
+   * steps run split across the threads or on one thread, and the time per step measured each way
+   * (option stepSplit 'auto').
+   */
+  stepSplitChoices(): StepSplitChoice[] {
+    return this.stepSplit.choices();
   }
 
   /**
@@ -520,18 +602,16 @@ export class WasmBackend implements Backend {
 
   /**
    * Threads for a sequence split by batch rows (seqForwardRows / seqBackwardRows), or 1: only for
-   * a cell they cover, without projection, and not a small (streaming) batch. The batch is cut at multiples of the register tile's rows (tileRows), needs at least two tiles,
-   * and no part may be a single row (a 1-row product takes the GEMV path, whose sums differ
-   * from those of a tile). The parts depend on B and the thread count only.
+   * a cell they cover, without projection, and not a small (streaming) batch. The batch is cut
+   * evenly (about B / t rows a part, at least a register tile's rows, tileRows(), each): every
+   * row gets the same bits in any part (the GEMM sums each row alike in tiles of any height).
+   * The parts depend on B and the thread count only.
    */
   private rowParts(wc: WasmCell, P: number, small: boolean, B: number, G: number, H: number): number {
     if (P > 0 || small || !wc.rows) return 1;
     const t = this.pool && this.threads > 1 && B * G * H >= SPLIT_SEQ_STEP_MACS ? this.pool.usable(this.threads) : 1;
-    const mr = this.kernels.tileRows();
-    if (t < 2 || B < 2 * mr) return 1;
-    const chunk = Math.ceil(B / t / mr) * mr;
-    const used = Math.ceil(B / chunk);
-    return used < 2 || B - (used - 1) * chunk === 1 ? 1 : t;
+    const parts = Math.min(t, Math.floor(B / this.kernels.tileRows()));
+    return parts < 2 ? 1 : parts;
   }
 
   /** The kernel's gemm (scratch: packedBSize(K, N) + packedASize() floats), threaded as gemmPacked. */
@@ -830,14 +910,19 @@ export class WasmBackend implements Backend {
       };
       if (parts > 1) {
         this.pool!.range(k, parts, 'seqForwardRows', B, pAp, [k[wc.rows!].value, B, H, G, maxLen, pH, pC, pWhhT, pHP, pTIdx, pXP,
-          step.bHhLast, pStates, pGates, pCells, step.saveFull, step.gate[0]], [step.gate[1], step.gate[2]], k.tileRows());
+          step.bHhLast, pStates, pGates, pCells, step.saveFull, step.gate[0]], [step.gate[1], step.gate[2]], 1);
       } else if (fused) {
         // every step in one job: each thread its hidden units, the threads meeting once per step
-        // (from SPLIT_SEQ_STEP_MACS per step, so batch-1 streaming splits too)
+        // (from SPLIT_SEQ_STEP_MACS per step, so batch-1 streaming splits too), unless this shape
+        // measured faster on one thread (stepSplit)
         const t = this.pool && this.threads > 1 && H >= 16 && B * G * H >= SPLIT_SEQ_STEP_MACS ? this.pool.usable(this.threads) : 1;
+        const shape = t > 1 && this.stepSplitMode === 'auto' ? stepSplitShape(B, H, t, training) : '';
+        const split = t > 1 && (!shape || this.stepSplit.next(shape));
         const ints = [0, B, H, maxLen, pH, pH2, pWhhT, pHP, pTIdx, pXP, pC, pStates, pGates, pCells, step.saveFull];
-        if (t > 1) this.pool!.range(k, t, 'lstmForwardSteps', H, pAp, [...ints, this.pool!.ctl, step.gate[0]], [step.gate[1], step.gate[2]]);
+        const t0 = shape ? performance.now() : 0;
+        if (split) this.pool!.range(k, t, 'lstmForwardSteps', H, pAp, [...ints, this.pool!.ctl, step.gate[0]], [step.gate[1], step.gate[2]]);
         else (k.lstmForwardSteps as (...args: number[]) => number)(0, H, pAp, ...ints, 0, ...step.gate);
+        if (shape) this.stepSplit.observe(shape, split, performance.now() - t0, maxLen);
         if (maxLen % 2 === 1) this.f32(pH, B * R).set(this.f32(pH2, B * R));
       }
       for (let s = 0; s < maxLen && !fused && parts === 1; s++) {
@@ -989,7 +1074,7 @@ export class WasmBackend implements Backend {
       if (parts > 1) {
         this.pool!.range(k, parts, 'seqBackwardRows', B, pAp, [k[wc.rows!].value, B, H, G, maxLen, pWhhN, pTIdx, pPrevT, pDh,
           d.dy ? pDy : 0, d.dyStride, d.dyOffset, pDc, pGates, pCells, pStates, pH0, pC0, pDG, pDGi, pDGh, step.gate[0]],
-        [step.gate[1]], k.tileRows());
+        [step.gate[1]], 1);
       }
       for (let s = maxLen - 1; s >= 0 && fused; s--) {
         const dG = s % 2 ? pDG2 : pDG;
@@ -1278,6 +1363,8 @@ const SPLIT_STEP_MACS = SPLIT_MACS;
  * from this many multiply-adds per step: a barrier per step costs far less than a job per step.
  */
 const SPLIT_SEQ_STEP_MACS = 1 << 16;
+/** Steps of a shape timed each way (split, one thread) before StepSplitChooser keeps the faster. */
+const STEP_SPLIT_PROBE = 64;
 /**
  * How long a thread waiting for the other threads (the caller for the workers' shares, a worker
  * for the next job) polls before it sleeps in Atomics.wait, in milliseconds: a job of a
