@@ -56,7 +56,7 @@ double sum_squares(int64_t n, const float* x) {
 }
 
 // Each thread takes one block of columns and streams the rows through it (losses.h).
-void colsum_add(const float* src, int64_t M, int N, float* dst, float* dst2) {
+void colsum_add(const float* src, int64_t M, int N, float* dst) {
   if (N <= 0) return;
   const int nt = M * N < 65536 ? 1 : std::min(pool_threads(), (N + 15) / 16);
   const int chunk = (N / nt + 15) / 16 * 16;  // columns per thread, whole cache lines
@@ -72,8 +72,6 @@ void colsum_add(const float* src, int64_t M, int N, float* dst, float* dst2) {
       for (int n = 0; n < nn; n++) acc[n] += row[n];
     }
     for (int n = 0; n < nn; n++) dst[n0 + n] += acc[n];
-    if (dst2)
-      for (int n = 0; n < nn; n++) dst2[n0 + n] += acc[n];
   });
 }
 

@@ -21,10 +21,10 @@ void cross_entropy_backward(int64_t N, int64_t C, const float* probs, const int3
 // rounding only: a relative 1e-15 or so).
 double sum_squares(int64_t n, const float* x);
 
-// dst[N] (and dst2[N], if given) += column sums of src[M, N] (row-major): each column's sum starts
+// dst[N] += column sums of src[M, N] (row-major): each column's sum starts
 // at 0 and adds the rows in order in float32, then is added to dst (bias gradients: dB += sum_m dY).
 // Each pool thread takes a block of whole cache lines of columns, so the bits never depend on the
 // thread count.
-void colsum_add(const float* src, int64_t M, int N, float* dst, float* dst2 = nullptr);
+void colsum_add(const float* src, int64_t M, int N, float* dst);
 
 }  // namespace rk
