@@ -447,10 +447,8 @@ void bptt(const IsaKernels& k, const SeqCtx& ctx, const SeqBwdIn& in, BwdScratch
 
   for (int i = 0; i < B; i++) {
     const int b = perm[i];
-    if (in.dh0)
-      for (int r = 0; r < R; r++) in.dh0[(int64_t)b * R + r] += dh[(int64_t)i * R + r];
-    if (cState && in.dc0)
-      for (int j = 0; j < H; j++) in.dc0[(int64_t)b * H + j] += dc[(int64_t)i * H + j];
+    if (in.dh0) add_into(in.dh0 + (int64_t)b * R, dh + (int64_t)i * R, R);
+    if (cState && in.dc0) add_into(in.dc0 + (int64_t)b * H, dc + (int64_t)i * H, H);
   }
   const int TBi = (int)TB;
   // weight gradients for all steps, one GEMM each (the late rows of W_hh multiplied save)
@@ -476,8 +474,7 @@ void bptt(const IsaKernels& k, const SeqCtx& ctx, const SeqBwdIn& in, BwdScratch
   if (bsum) {
     FBuf tCol;
     float* col = tCol.zeros((size_t)GA);  // [GA] the rows' sums, added in row order
-    for (int i = 0; i < B; i++)
-      for (int g = 0; g < GA; g++) col[g] += bsum[(int64_t)i * GA + g];
+    colsum_add(bsum, B, GA, col);
     for (int g = 0; g < G; g++) {
       if (in.dBHh) in.dBHh[g] += col[g];
       if (in.dBIh) in.dBIh[g] += cell.splitGrad && g >= GS ? col[G + g - GS] : col[g];
