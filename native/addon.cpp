@@ -592,9 +592,16 @@ SeqDims parseDims(Napi::Env env, const Fields& a, const std::string& kern0) {
 
 const std::vector<const char*> kFwdFields = {
     "cell", "T", "B", "I", "H", "P", "reverse", "x", "wIh", "wHh", "bIh", "bHh", "wHr", "h0",
-    "c0", "cN", "hN", "yStride", "yOffset", "y", "lengths", "training", "recurrentActivation"};
+    "c0", "cN", "hN", "yStride", "yOffset", "y", "lengths", "training", "recurrentActivation", "stepThreads"};
 const std::vector<const char*> kBwdFields = {
-    "dy", "dyStride", "dyOffset", "dhN", "dcN", "dx", "dh0", "dc0", "dWIh", "dWHh", "dBIh", "dBHh", "dWHr"};
+    "dy", "dyStride", "dyOffset", "dhN", "dcN", "dx", "dh0", "dc0", "dWIh", "dWHh", "dBIh", "dBHh", "dWHr", "stepThreads"};
+
+// stepThreads of a call's args (SeqFwdIn::stepThreads): absent (undefined or null) for 0, the
+// pool's threads; else an integer in [0, 256], the most threads each step splits over.
+int parseStepThreads(Napi::Env env, const Napi::Value& v, const std::string& kern) {
+  if (v.IsUndefined() || v.IsNull()) return 0;
+  return (int)asInt(env, v, kern, "stepThreads", 0, 256);
+}
 
 // Checks a forward args object; with job, the kernels' pointers are the job's own copies.
 // With job, xFrom / yTo (seqForwardStackAsync): x is read from, y written to, a layer output the
@@ -628,6 +635,7 @@ FwdParsed parseForward(Napi::Env env, const Fields& a, JobArrays* job, const flo
                             " is out of range, expected 1.." + std::to_string(T));
   }
   in.training = asBool(env, a.Get("training"), kern, "training");
+  in.stepThreads = parseStepThreads(env, a.Get("stepThreads"), kern);
   if (job) {
     in.x = xFrom ? xFrom : job->input(in.x, T * B, I);
     in.h0 = job->input(in.h0, B, R);
@@ -718,6 +726,7 @@ BwdParsed parseBackward(Napi::Env env, const Napi::Value& ctxv, const Fields& fa
   in.dBIh = asF32(env, a.Get("dBIh"), kern, "dBIh", G, true).p;
   in.dBHh = asF32(env, a.Get("dBHh"), kern, "dBHh", G, true).p;
   in.dWHr = P > 0 ? asF32(env, a.Get("dWHr"), kern, "dWHr", P * H, true).p : nullptr;
+  in.stepThreads = parseStepThreads(env, a.Get("stepThreads"), kern);
   if (job) {
     in.x = job->input(in.x, T * B, I);
     in.dy = job->input(in.dy, T * B, R, in.dyStride, in.dyOffset);
@@ -812,6 +821,26 @@ Fields pairedOf(Napi::Env env, const Napi::Object& a, const std::vector<const ch
 void rejectPaired(Napi::Env env, const Napi::Object& a, const std::string& kern) {
   const Napi::Value pv = a.Get("paired");
   if (!pv.IsNull() && !pv.IsUndefined()) typeError(env, kern + ": args.paired is not taken here; queue each call of a pair on its own");
+}
+
+// stepSplitThreads(cell, B, H, P, backward) -> the threads each step of such a sequence call (or
+// its backward) splits over, the threads meeting after every step (seq_step_split_threads); 1
+// when its steps do not split so. At the kernel table, matmul precision and threads in use now.
+Napi::Value StepSplitThreads(const Napi::CallbackInfo& info) {
+  Napi::Env env = info.Env();
+  const std::string kern = "native.stepSplitThreads";
+  checkArgc(info, 5, kern.c_str());
+  SeqDims d{};
+  d.cell = parseCell(env, info[0], kern);
+  d.B = (int)asInt(env, info[1], kern, "B", 1, kMaxDim);
+  d.H = (int)asInt(env, info[2], kern, "H", 1, kMaxDim);
+  d.P = (int)asInt(env, info[3], kern, "P", 0, kMaxDim);
+  if (d.P > 0 && (!cellInfo(d.cell).projection || d.P >= d.H))
+    rangeError(env, kern + ": projection size P must be 0, or smaller than H for LSTM, received " + std::to_string(d.P));
+  d.R = d.P > 0 ? d.P : d.H;
+  d.G = (int)mul(env, kern, {cellInfo(d.cell).gates, d.H});
+  if (d.G > kMaxDim) rangeError(env, kern + ": shape too large");
+  return Napi::Number::New(env, seq_step_split_threads(K(env), d, asBool(env, info[4], kern, "backward")));
 }
 
 Napi::Value SeqForward(const Napi::CallbackInfo& info) {
@@ -1387,6 +1416,7 @@ Napi::Object Init(Napi::Env env, Napi::Object exports) {
   exports.Set("gemmNaiveBf16", Napi::Function::New(env, GemmNaiveBf16));
   exports.Set("setMatmulPrecision", Napi::Function::New(env, SetMatmulPrecision));
   exports.Set("getMatmulPrecision", Napi::Function::New(env, GetMatmulPrecision));
+  exports.Set("stepSplitThreads", Napi::Function::New(env, StepSplitThreads));
   exports.Set("seqForward", Napi::Function::New(env, SeqForward));
   exports.Set("seqBackward", Napi::Function::New(env, SeqBackward));
   exports.Set("copyWeight", Napi::Function::New(env, CopyWeight));

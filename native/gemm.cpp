@@ -112,14 +112,14 @@ static thread_local FBuf tl_packA;
 static thread_local FBuf tl_packB;
 
 void gemm_packed(const IsaKernels& k, int M, int N, int K, float alpha, const float* A, int64_t lda,
-                 bool transA, const float* packedB, float beta, float* C, int64_t ldc) {
+                 bool transA, const float* packedB, float beta, float* C, int64_t ldc, int maxThreads) {
   if (M <= 0 || N <= 0) return;
   const int np = (N + k.NR - 1) / k.NR;
   const int nm = (M + k.MR - 1) / k.MR;
   const double flops = 2.0 * M * N * (double)K;
   // below ~1 MFLOP (about 10 us on one core) waking a second thread costs more than it saves,
   // and on a machine whose other core is busy it can stall the call
-  int nt = flops < 1e6 ? 1 : pool_threads();
+  int nt = flops < 1e6 ? 1 : pool_threads_capped(maxThreads);
   // split the larger dimension (in register tiles) over the threads; with more rows than columns
   // the rows, even when the columns would do: each thread then packs (or reads) only its own rows
   // of op(A), where a column split has every thread pack all of op(A)
@@ -177,13 +177,17 @@ void pack_gemv_all(const IsaKernels& k, const float* B, int64_t ldb, bool transB
   pack_all_panels(k.pack_gemv, k.GV, B, ldb, transB, K, N, out);
 }
 
-void gemv_packed(const IsaKernels& k, int M, int N, int K, float alpha, const float* A, int64_t lda, bool transA,
-                 const float* packed, float beta, float* C, int64_t ldc, bool backwards) {
-  if (M <= 0 || N <= 0) return;
-  const int np = (N + k.GV - 1) / k.GV;
+int gemv_threads(const IsaKernels& k, int K, int N, int maxThreads) {
   // the product streams K * N weights: a second thread pays off from about 64K of them (each
   // core then reads its half from its own cache)
-  int nt = (int64_t)K * N < 65536 ? 1 : std::min(pool_threads(), np);
+  return (int64_t)K * N < 65536 ? 1 : std::min(pool_threads_capped(maxThreads), (N + k.GV - 1) / k.GV);
+}
+
+void gemv_packed(const IsaKernels& k, int M, int N, int K, float alpha, const float* A, int64_t lda, bool transA,
+                 const float* packed, float beta, float* C, int64_t ldc, bool backwards, int maxThreads) {
+  if (M <= 0 || N <= 0) return;
+  const int np = (N + k.GV - 1) / k.GV;
+  const int nt = gemv_threads(k, K, N, maxThreads);
   parallel_sticky(nt, [&](int t) {
     const int p0 = (int)((int64_t)np * t / nt), p1 = (int)((int64_t)np * (t + 1) / nt);
     if (!backwards) {
@@ -234,11 +238,11 @@ void gemm_step(const IsaKernels& k, int M, float alpha, const float* A, int64_t 
     return;
   }
   if (use_gemv(k, M)) {
-    gemv_packed(k, M, w.N, w.K, alpha, A, lda, false, w.packedGemv, beta, C, ldc, w.backwards);
+    gemv_packed(k, M, w.N, w.K, alpha, A, lda, false, w.packedGemv, beta, C, ldc, w.backwards, w.threads);
     w.backwards = !w.backwards;
     return;
   }
-  gemm_packed(k, M, w.N, w.K, alpha, A, lda, false, w.packedGemm, beta, C, ldc);
+  gemm_packed(k, M, w.N, w.K, alpha, A, lda, false, w.packedGemm, beta, C, ldc, w.threads);
 }
 
 void gemm_step_rows(const IsaKernels& k, int M, int m0, int m1, float alpha, const float* A, int64_t lda,
@@ -334,9 +338,13 @@ const float* packed_gemv_of(const IsaKernels& k, WeightPacks& packs, const float
   return packs.get(key, gemv_packed_size(k, K, N), [&](float* out) { pack_gemv_all(k, w + offset, ldb, transB, K, N, out); });
 }
 
-void lstm_step(const IsaKernels& k, LstmStepWeights& w, const CellRowFwd& r) {
+int LstmStepWeights::split_threads(const IsaKernels& k, int H, int maxThreads) {
   // as gemv_packed: a second thread from about 64K weights
-  const int nt = (int64_t)w.H * 4 * w.H < 65536 ? 1 : std::min(pool_threads(), w.blocks);
+  return (int64_t)H * 4 * H < 65536 ? 1 : std::min(pool_threads_capped(maxThreads), lstm_step_blocks(k, H));
+}
+
+void lstm_step(const IsaKernels& k, LstmStepWeights& w, const CellRowFwd& r) {
+  const int nt = LstmStepWeights::split_threads(k, w.H, w.threads);
   const int back = w.backwards ? 1 : 0;
   if (nt <= 1) {
     k.lstm_gemv_fwd(w.packed, r, 0, w.blocks, back);

@@ -70,17 +70,20 @@ struct FBuf {
 size_t packed_b_size(const IsaKernels& k, int K, int N);
 // Packs op(B) [K, N] (all panels, in parallel).
 void pack_b_all(const IsaKernels& k, const float* B, int64_t ldb, bool transB, int K, int N, float* out);
-// C[M, N] = alpha * op(A) @ packedB + beta * C, split over the thread pool.
+// C[M, N] = alpha * op(A) @ packedB + beta * C, split over the thread pool (at most maxThreads
+// threads when it is > 0).
 void gemm_packed(const IsaKernels& k, int M, int N, int K, float alpha, const float* A, int64_t lda,
-                 bool transA, const float* packedB, float beta, float* C, int64_t ldc);
+                 bool transA, const float* packedB, float beta, float* C, int64_t ldc, int maxThreads = 0);
 // Products with few rows (1..k.gemv_rows, batch-1 streaming) read op(B) from the GEMV layout
 // (kernels.h): floats needed, packing (in parallel), and C = alpha * op(A) @ packed + beta * C
 // split over the thread pool by column blocks (each column's sums in the same order for any split);
-// backwards: each thread takes its blocks last to first.
+// backwards: each thread takes its blocks last to first; maxThreads > 0: at most that many threads.
 size_t gemv_packed_size(const IsaKernels& k, int K, int N);
 void pack_gemv_all(const IsaKernels& k, const float* B, int64_t ldb, bool transB, int K, int N, float* out);
 void gemv_packed(const IsaKernels& k, int M, int N, int K, float alpha, const float* A, int64_t lda, bool transA,
-                 const float* packed, float beta, float* C, int64_t ldc, bool backwards = false);
+                 const float* packed, float beta, float* C, int64_t ldc, bool backwards = false, int maxThreads = 0);
+// The threads gemv_packed splits op(B) [K, N] over (1: the calling thread alone).
+int gemv_threads(const IsaKernels& k, int K, int N, int maxThreads = 0);
 // Whether products with M rows take the GEMV path of k.
 inline bool use_gemv(const IsaKernels& k, int M) { return k.gemv_compute && M >= 1 && M <= k.gemv_rows; }
 
@@ -97,6 +100,8 @@ struct StepWeights {
   // Direction of the next GEMV pass over the blocks: it alternates, so each step first reads the
   // blocks the previous step read last (still in cache when the weights do not all fit).
   bool backwards = false;
+  // The most threads a step's product splits over (0: the pool's; 1: the calling thread alone).
+  int threads = 0;
   // rows: the row count of each step's product; packs: the forms of the immutable weight B is
   // part of (from float offset of it), which keeps the layouts made once, or null (packed here)
   void pack(const IsaKernels& k, const float* B, int64_t ldb, bool transB, int K_, int N_, const std::vector<int>& rows,
@@ -168,7 +173,10 @@ struct LstmStepWeights {
   const float* packed = nullptr;  // the layout the steps read: buf, or a weight copy's
   int H = 0, blocks = 0;
   bool backwards = false;  // alternates as in StepWeights
+  int threads = 0;         // the most threads a step splits over (0: the pool's), as in StepWeights
   static bool usable(const IsaKernels& k) { return k.lstm_gemv_fwd != nullptr && k.gemv_rows >= 1; }
+  // The threads a step of hidden size H splits over, at most maxThreads when it is > 0 (1: none).
+  static int split_threads(const IsaKernels& k, int H, int maxThreads = 0);
   void pack(const IsaKernels& k, const float* wHh, int H_);  // wHh [4H, H]
   void use(const IsaKernels& k, WeightPacks& packs, const float* wHh, int H_);  // wHh immutable, packs its forms
 

@@ -13,6 +13,9 @@ namespace rk {
 
 void pool_set_threads(int n);  // n >= 1 (total, including the caller)
 int pool_threads();
+// The threads a parallel call may use: pool_threads(), at most cap when cap > 0 (a sequence call
+// asked to run its steps on fewer threads, e.g. 1, see SeqFwdIn::stepThreads).
+inline int pool_threads_capped(int cap) { return cap > 0 ? std::min(cap, pool_threads()) : pool_threads(); }
 // Around an async job's kernels (native/addon.cpp), on its thread: while other jobs run, its
 // parallel calls stay on its own thread where the pool's threads would oversubscribe the cores.
 void pool_job_enter();
@@ -47,12 +50,12 @@ void parallel_for(int ntasks, F&& f) {
 constexpr int64_t kParallelMinWork = 32768;
 
 // Runs f(i0, i1) over [0, n) in contiguous parts [n*t/nt, n*(t+1)/nt), one per pool thread
-// (nt = min(threads, n)), when n * workPerItem reaches kParallelMinWork; otherwise f(0, n) on the
-// calling thread. Every item's result must be independent of the split (results never depend on
-// the thread count).
+// (nt = min(threads, n), threads at most maxThreads when it is > 0), when n * workPerItem reaches
+// kParallelMinWork; otherwise f(0, n) on the calling thread. Every item's result must be
+// independent of the split (results never depend on the thread count).
 template <class F>
-void parallel_range(int64_t n, int64_t workPerItem, F&& f) {
-  const int nt = n * workPerItem < kParallelMinWork ? 1 : (int)std::min<int64_t>(pool_threads(), n);
+void parallel_range(int64_t n, int64_t workPerItem, F&& f, int maxThreads = 0) {
+  const int nt = n * workPerItem < kParallelMinWork ? 1 : (int)std::min<int64_t>(pool_threads_capped(maxThreads), n);
   if (nt <= 1) {
     if (n > 0) f((int64_t)0, n);
     return;

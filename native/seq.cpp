@@ -31,11 +31,18 @@ namespace rk {
 namespace {
 
 // Runs f(i) for rows [0, n), split over the pool by parallel_range when the work is large enough.
+// At most maxThreads threads when it is > 0.
 template <class F>
-void rows_parallel(int n, int64_t work_per_row, F&& f) {
+void rows_parallel(int n, int64_t work_per_row, int maxThreads, F&& f) {
   parallel_range(n, work_per_row, [&](int64_t i0, int64_t i1) {
     for (int64_t i = i0; i < i1; i++) f((int)i);
-  });
+  }, maxThreads);
+}
+
+// Whether each step of a forward call is one pass over W_hh that also forms the gates (lstm_step):
+// batch 1 through an LSTM without projection.
+bool lstm_step_path(const IsaKernels& k, const SeqDims& d) {
+  return d.cell == CELL_LSTM && d.B == 1 && d.P == 0 && LstmStepWeights::usable(k);
 }
 
 // a[n] += x[n] (distinct arrays)
@@ -94,6 +101,16 @@ void run_steps(int T, int B, int parts, bool reverse, F&& step) {
 }
 
 }  // namespace
+
+int seq_step_split_threads(const IsaKernels& k, const SeqDims& d, bool backward) {
+  if (pool_threads() < 2) return 1;
+  if (!backward && lstm_step_path(k, d)) return LstmStepWeights::split_threads(k, d.H);
+  if (!use_gemv(k, d.B)) return 1;  // larger batches: GEMM steps, or parts of the batch (row_parts)
+  // the step's products on the GEMV path: forward op(B) = W^T [K = in, N = out], backward op(B) = W
+  const int GL = kCellInfo[d.cell].lateGates * d.H, GE = d.G - GL;
+  auto threads = [&](int out, int in) { return out > 0 ? (backward ? gemv_threads(k, out, in) : gemv_threads(k, in, out)) : 1; };
+  return std::max({threads(GE, d.R), threads(GL, d.R), threads(d.P, d.H)});
+}
 
 void seq_forward(const IsaKernels& k, const SeqDims& d, const SeqFwdIn& in, SeqCtx& ctx) {
   const int T = d.T, B = d.B, I = d.I, H = d.H, P = d.P, R = d.R, G = d.G;
@@ -170,7 +187,8 @@ void seq_forward(const IsaKernels& k, const SeqDims& d, const SeqFwdIn& in, SeqC
   // batch 1 through an LSTM without projection: each step is one pass over W_hh that also forms
   // the gates (lstm_step), the same bits as the product and the row kernel in turn
   LstmStepWeights wLstm;
-  const bool lstmStep = d.cell == CELL_LSTM && B == 1 && P == 0 && LstmStepWeights::usable(k);
+  const bool lstmStep = lstm_step_path(k, d);
+  wLstm.threads = wHe.threads = wHl.threads = wHr.threads = in.stepThreads;
   if (lstmStep && wHhPacks) wLstm.use(k, *wHhPacks, in.wHh, H);  // packed once per weight copy
   else if (lstmStep) wLstm.pack(k, in.wHh, H);
   else wHe.pack(k, in.wHh, R, true, R, GE, ctx.active, wHhPacks);  // op(B) = W_h{early}^T [R, GE]
@@ -255,7 +273,7 @@ void seq_forward(const IsaKernels& k, const SeqDims& d, const SeqFwdIn& in, SeqC
       if (split) {
         for (int i = i0; i < hi; i++) f(i);
       } else {
-        rows_parallel(nA, (int64_t)G * 4, f);
+        rows_parallel(nA, (int64_t)G * 4, in.stepThreads, f);
       }
     };
     // Gh[nA, GE] = h_prev[nA, R] @ W_h{early}^T
@@ -365,6 +383,7 @@ void bptt(const IsaKernels& k, const SeqCtx& ctx, const SeqBwdIn& in, BwdScratch
     add_into(a, r.dg, G);
     if (cell.splitGrad) add_into(a + G, lastOnly ? r.dgxLast : r.dgx + GS, H);
   };
+  wHe.threads = wHl.threads = wHr.threads = in.stepThreads;
   wHe.pack(k, in.wHh, R, false, GE, R, ctx.active);  // op(B) = W_h{early} [GE, R]
   if (GL > 0) wHl.pack(k, in.wHh + (int64_t)GE * R, R, false, GL, R, ctx.active);  // op(B) = W_h{late} [GL, R]
   if (P > 0) wHr.pack(k, in.wHr, H, false, P, H, ctx.active);  // op(B) = W_hr [P, H]
@@ -397,7 +416,7 @@ void bptt(const IsaKernels& k, const SeqCtx& ctx, const SeqBwdIn& in, BwdScratch
       if (split) {
         for (int i = i0; i < hi; i++) f(i);
       } else {
-        rows_parallel(nA, (int64_t)G * 4, f);
+        rows_parallel(nA, (int64_t)G * 4, in.stepThreads, f);
       }
     };
     if (P > 0) {  // dhRaw = dh @ W_hr after every row's total

@@ -27,6 +27,11 @@ struct SeqFwdIn {
   // The packed forms of wIh, wHh, wHr where the weight is immutable (a weight copy of the addon:
   // each layout made once, shared by every inference call), else null (the call packs the weight).
   WeightPacks *wIhPacks = nullptr, *wHhPacks = nullptr, *wHrPacks = nullptr;
+  // The most threads each step's own work (its products, its row loops) splits over: 0 the pool's,
+  // 1 the calling thread alone (the steps of a small batch, whose threads would meet after every
+  // step, see seq_step_split_threads). The same bits for any value; the all-steps products still
+  // use the pool.
+  int stepThreads = 0;
 };
 
 // Saved state of a training forward call. Rows are in "processing order": row i of step s is
@@ -59,7 +64,15 @@ struct SeqBwdIn {
   int64_t dyStride, dyOffset;
   const float *dhN, *dcN;
   float *dx, *dh0, *dc0, *dWIh, *dWHh, *dBIh, *dBHh, *dWHr;
+  int stepThreads = 0;  // as SeqFwdIn::stepThreads
 };
+
+// The threads each step of a call with dims d (backward: its backward) splits over when the steps
+// are a small batch's (batch 1 through an LSTM without projection, else the products with at most
+// k.gemv_rows rows), so the threads meet after every step: 1 when they do not split so (one pool
+// thread, a step too small to split, a batch that splits otherwise). Where this is above 1,
+// stepThreads 1 runs the steps on the calling thread instead, with the same bits.
+int seq_step_split_threads(const IsaKernels& k, const SeqDims& d, bool backward);
 
 // Runs the forward pass; fills ctx (which must be freshly constructed) when in.training.
 void seq_forward(const IsaKernels& k, const SeqDims& d, const SeqFwdIn& in, SeqCtx& ctx);

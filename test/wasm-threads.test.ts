@@ -8,7 +8,7 @@ import { execFileSync } from 'node:child_process';
 import { readFileSync } from 'node:fs';
 import { describe, expect, it } from 'vitest';
 import { withBackend } from '../src/backends/index.js';
-import { StepSplitChooser, type WasmBackend, createWasmBackend, stepSplitShape } from '../src/backends/wasm-core.js';
+import { type WasmBackend, createWasmBackend, stepSplitShape } from '../src/backends/wasm-core.js';
 import { crossEntropy, mseLoss } from '../src/core/ops.js';
 import { Rng } from '../src/core/random.js';
 import { Tensor, noGrad } from '../src/core/tensor.js';
@@ -185,7 +185,7 @@ describe('wasm threads', () => {
       return [output.data.slice(), hN.data.slice(), cN!.data.slice()];
     }));
     const ref = run(plain);
-    const shape = stepSplitShape(1, H, 2, false);
+    const shape = stepSplitShape('lstm', 1, H, 2, 'forward');
     // the observations injected: the way per step the jobs of this shape would have timed
     const cases: Array<[string, WasmBackend, number, RegExp]> = [];
     for (const [name, splitMs, oneMs, splits, said] of [
@@ -214,33 +214,14 @@ describe('wasm threads', () => {
       "createWasmBackend: options.stepSplit must be 'auto' or 'always', received never");
   });
 
-  it('a shape is timed both ways until each has enough steps, then keeps the faster; an undecided shape takes the way with fewer timed steps', async () => {
-    const c = new StepSplitChooser();
-    const a = stepSplitShape(1, 256, 2, false);
-    expect(c.next(a)).toBe(true); // nothing timed: split first
-    c.observe(a, true, 2, 40);
-    expect(c.next(a)).toBe(false); // one thread has fewer timed steps
-    c.observe(a, false, 1, 40);
-    expect(c.next(a)).toBe(true);
-    c.observe(a, true, 1, 40); // 80 split, 40 one: still timing
-    expect(c.choices()).toEqual([{ shape: a, split: null, splitUsPerStep: 37.5, oneUsPerStep: 25 }]);
-    c.observe(a, false, 1, 40); // both timed 64 steps or more: one thread (25 us/step) beats split (37.5)
-    expect(c.choices()[0]).toMatchObject({ split: false, splitUsPerStep: 37.5, oneUsPerStep: 25 });
-    c.observe(a, true, 0, 1000); // decided: no longer timed
-    expect(c.next(a)).toBe(false);
-    const b = stepSplitShape(3, 256, 2, true);
-    c.observe(b, true, 1, 64);
-    c.observe(b, false, 3, 64);
-    expect(c.next(b)).toBe(true);
-    expect(c.next(a)).toBe(false);
-    // a real backend times its jobs: batch-1 inference of one shape on 2 threads, 64 steps a call
+  it('a real backend times its small-batch LSTM jobs: one call each way, then the faster kept', async () => {
     const two = createWasmBackend(threadsBytes, { threads: 2 });
     await two.whenReady();
     const m = new LSTM({ inputSize: 8, hiddenSize: 128, rng: new Rng(7) });
     const x = new Tensor(new Float32Array(64 * 8).fill(0.25), [64, 1, 8]);
     withBackend(two, () => noGrad(() => { for (let i = 0; i < 3; i++) m.forward(x); }));
     const [choice] = two.stepSplitChoices();
-    expect(choice.shape).toBe(stepSplitShape(1, 128, 2, false));
+    expect(choice.shape).toBe(stepSplitShape('lstm', 1, 128, 2, 'forward'));
     expect(typeof choice.split).toBe('boolean'); // one call each way, then the faster kept
     expect(choice.splitUsPerStep).toBeGreaterThan(0);
     expect(choice.oneUsPerStep).toBeGreaterThan(0);

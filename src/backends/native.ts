@@ -17,6 +17,19 @@ import {
   checkBuffer,
 } from './validate.js';
 import { readEnv } from '../core/config.js';
+import { type StepSplitChoice, type StepSplitMode, StepSplitChooser, stepSplitMode, stepSplitShape } from './step-split.js';
+
+/** Options of `loadNativeBackend`. */
+export interface NativeBackendOptions {
+  /**
+   * A small-batch sequence call whose steps split across the pool's threads one by one (batch-1
+   * LSTM steps, the GEMV products of batch 1-2 GRU and RNN steps and of every backward with such
+   * a batch: the threads meet after every step): 'auto' (default) times each shape split and on
+   * one thread and keeps the faster (`stepSplitChoices()`, info().detail); 'always' splits it
+   * whenever the step is big enough. Results are bitwise the same either way.
+   */
+  stepSplit?: StepSplitMode;
+}
 
 /** The raw addon (native/addon.cpp). */
 export interface NativeAddon {
@@ -25,6 +38,11 @@ export interface NativeAddon {
   /** The addon's table of cell kinds (native/kernels.h kCellInfo): what it accepts as `cell`. */
   cellKinds(): Array<{ name: string; id: number; gates: number; cState: boolean; projection: boolean; gateActivation: boolean; lateGates: number }>;
   setThreads(n: number): void;
+  /**
+   * The threads each step of such a call (backward: its backward) splits over, the threads meeting
+   * after every step; 1 when its steps do not split so (args stepThreads 1 then changes nothing).
+   */
+  stepSplitThreads(cell: string, B: number, H: number, P: number, backward: boolean): number;
   setIsa(isa: string): void;
   cpuSupports(isa: string): boolean;
   memoryStats(): NativeMemoryStats;
@@ -35,9 +53,13 @@ export interface NativeAddon {
   gemmNaive(...args: GemmArgs): void;
   /** The reference of the bf16 kernels: operands rounded to bf16, then the triple loop. */
   gemmNaiveBf16(...args: GemmArgs): void;
-  /** args.paired: both calls, one thread each where they may run at once; the handle is then a pair. */
-  seqForward(args: SeqForwardArgs): unknown;
-  seqBackward(handle: unknown, forward: SeqForwardArgs, args: SeqBackwardArgs): void;
+  /**
+   * args.paired: both calls, one thread each where they may run at once; the handle is then a pair.
+   * args.stepThreads (also of seqBackward's args and the async calls'): the most threads each step
+   * splits over, 1 the calling thread alone; absent or 0: the pool's.
+   */
+  seqForward(args: SeqForwardArgs & StepThreads): unknown;
+  seqBackward(handle: unknown, forward: SeqForwardArgs, args: SeqBackwardArgs & StepThreads): void;
   /** An immutable copy of w in the addon's memory: a handle the sequence calls take in place of a weight array. */
   copyWeight(w: Float32Array): unknown;
   /**
@@ -45,7 +67,7 @@ export interface NativeAddon {
    * wHr) may be a copyWeight handle instead of an array: the job shares it instead of copying.
    */
   seqForwardAsync(args: AddonSeqForwardArgs): Promise<unknown>;
-  seqBackwardAsync(handle: unknown, forward: AddonSeqForwardArgs, args: SeqBackwardArgs): Promise<void>;
+  seqBackwardAsync(handle: unknown, forward: AddonSeqForwardArgs, args: SeqBackwardArgs & StepThreads): Promise<void>;
   /** Inference calls as one job, in order; an x that is an earlier call's y reads the job's copy of it. */
   seqForwardStackAsync(calls: AddonSeqForwardArgs[]): Promise<void>;
   /** At most n async jobs of this JS thread on libuv's threadpool at once (0: the default). */
@@ -65,10 +87,22 @@ export interface NativeAddon {
     dampening: number, weightDecay: number, nesterov: boolean, firstStep: boolean): void;
 }
 
+/** The addon's field of a sequence call's args that caps the threads of each step (0 or absent: the pool's). */
+interface StepThreads {
+  stepThreads?: number;
+}
+
 /** SeqForwardArgs as the addon's async calls take them: a weight may be a copyWeight handle. */
-type AddonSeqForwardArgs = Omit<SeqForwardArgs, 'wIh' | 'wHh' | 'bIh' | 'bHh' | 'wHr'> & {
+type AddonSeqForwardArgs = Omit<SeqForwardArgs, 'wIh' | 'wHh' | 'bIh' | 'bHh' | 'wHr'> & StepThreads & {
   wIh: Float32Array | unknown; wHh: Float32Array | unknown; bIh: Float32Array | unknown; bHh: Float32Array | unknown; wHr: Float32Array | unknown;
 };
+
+/** How one call's steps run (NativeBackend.stepPlan): its shape, split or not, and its steps. */
+interface StepPlan {
+  shape: string;
+  split: boolean;
+  steps: number;
+}
 
 /** A weight copy of the native backend: the addon's handle (copyWeight) and its length. */
 class NativeWeightCopy implements WeightCopy {
@@ -186,11 +220,65 @@ function isNativeContext(ctx: SeqContext): ctx is NativeSeqContext {
 export class NativeBackend implements Backend {
   readonly name = 'native';
   readonly pairedCalls = true;
+  /** How calls whose steps split one by one choose between the threads and one thread. */
+  private readonly stepSplitMode: StepSplitMode;
+  /** What those calls measured, per shape ('auto'); a test may feed it observations. */
+  readonly stepSplit = new StepSplitChooser();
 
-  constructor(readonly addon: NativeAddon) {}
+  constructor(readonly addon: NativeAddon, options: NativeBackendOptions = {}) {
+    this.stepSplitMode = stepSplitMode('loadNativeBackend', options.stepSplit);
+  }
 
   info(): BackendInfo {
-    return this.addon.info();
+    const info = this.addon.info();
+    const steps = this.stepSplit.detail(this.stepSplitMode, info.threads > 1 ? 'small-batch steps always split' : null);
+    return { ...info, detail: `${info.detail}${steps}` };
+  }
+
+  /**
+   * For each shape of a sequence call whose steps split across the threads one by one: whether its
+   * steps run split or on one thread, and the time per step measured each way (option stepSplit
+   * 'auto').
+   */
+  stepSplitChoices(): StepSplitChoice[] {
+    return this.stepSplit.choices();
+  }
+
+  /**
+   * How the steps of one call (args: its forward args; backward: the call is their backward) run:
+   * null where they do not split one by one across the threads (the addon says, at the threads
+   * and kernels in use), for a pair of calls (its two directions take a thread each) and with
+   * stepSplit 'always'; else its shape and whether it runs split (StepSplitChooser).
+   */
+  private stepPlan(args: SeqForwardArgs, backward: boolean): StepPlan | null {
+    if (this.stepSplitMode !== 'auto' || args.paired) return null;
+    const threads = this.addon.stepSplitThreads(args.cell, args.B, args.H, args.P, backward);
+    if (threads < 2) return null;
+    const shape = stepSplitShape(args.cell, args.B, args.H, threads, backward ? 'backward' : args.training ? 'training' : 'forward');
+    const steps = args.lengths ? args.lengths.reduce((m, v) => Math.max(m, v), 0) : args.T;
+    return { shape, split: this.stepSplit.next(shape), steps };
+  }
+
+  /** args with the stepThreads of plan (1 where its steps run on one thread). */
+  private static withPlan<A extends object>(args: A, plan: StepPlan | null): A & StepThreads {
+    return plan && !plan.split ? { ...args, stepThreads: 1 } : args;
+  }
+
+  /** Runs a call under plan, timing it for the chooser (the steps' time dominates a planned call). */
+  private timed<T>(plan: StepPlan | null, run: () => T): T {
+    if (!plan) return run();
+    const t0 = performance.now();
+    const out = run();
+    this.stepSplit.observe(plan.shape, plan.split, performance.now() - t0, plan.steps);
+    return out;
+  }
+
+  private async timedAsync<T>(plan: StepPlan | null, run: () => Promise<T>): Promise<T> {
+    if (!plan) return run();
+    const t0 = performance.now();
+    const out = await run();
+    this.stepSplit.observe(plan.shape, plan.split, performance.now() - t0, plan.steps);
+    return out;
   }
 
   /** The recycled-block cache and the malloc figures (process-wide); see NativeMemoryStats. */
@@ -267,14 +355,16 @@ export class NativeBackend implements Backend {
     const addonArgs = args.weightCopies || args.paired?.weightCopies
       ? { ...withCopies(args, 'native.seqForward'), paired: args.paired ? withCopies(args.paired, 'native.seqForward') : args.paired }
       : args;
-    const handle = this.addon.seqForward(addonArgs as SeqForwardArgs);
+    const plan = this.stepPlan(args, false);
+    const handle = this.timed(plan, () => this.addon.seqForward(NativeBackend.withPlan(addonArgs as SeqForwardArgs, plan)));
     return args.training ? ({ backend: 'native', args, handle } as NativeSeqContext) : null;
   }
 
   seqBackward(args: SeqBackwardArgs): void {
     const ctx = this.context(args.ctx);
     assertSeqBackwardArgs('native', ctx.args, args);
-    this.addon.seqBackward(ctx.handle, ctx.args, args);
+    const plan = this.stepPlan(ctx.args, true);
+    this.timed(plan, () => this.addon.seqBackward(ctx.handle, ctx.args, NativeBackend.withPlan(args, plan)));
   }
 
   /** An immutable copy of values in the addon's memory (SeqForwardArgs.weightCopies): the async calls share it. */
@@ -287,12 +377,24 @@ export class NativeBackend implements Backend {
     assertSeqForwardArgs('native', args);
     let handle: unknown;
     if (args.paired) {  // in turn; the pair's handles make the handle seqForward returns for a pair
-      const first = await this.addon.seqForwardAsync(withCopies({ ...args, paired: null }));
-      handle = [first, await this.addon.seqForwardAsync(withCopies(args.paired))];
+      const first = await this.forwardAsync({ ...args, paired: null });
+      handle = [first, await this.forwardAsync(args.paired)];
     } else {
-      handle = await this.addon.seqForwardAsync(withCopies(args));
+      handle = await this.forwardAsync(args);
     }
     return args.training ? ({ backend: 'native', args, handle } as NativeSeqContext) : null;
+  }
+
+  /** One async forward call (not a pair), its steps as the chooser says. */
+  private forwardAsync(args: SeqForwardArgs): Promise<unknown> {
+    const plan = this.stepPlan(args, false);
+    return this.timedAsync(plan, () => this.addon.seqForwardAsync(NativeBackend.withPlan(withCopies(args), plan)));
+  }
+
+  /** One async backward call (not a pair), its steps as the chooser says. */
+  private backwardAsync(handle: unknown, forward: SeqForwardArgs, args: SeqBackwardArgs): Promise<void> {
+    const plan = this.stepPlan(forward, true);
+    return this.timedAsync(plan, () => this.addon.seqBackwardAsync(handle, withCopies(forward), NativeBackend.withPlan(args, plan)));
   }
 
   async seqForwardStackAsync(calls: SeqForwardArgs[]): Promise<void> {
@@ -302,7 +404,14 @@ export class NativeBackend implements Backend {
       if (args.training) throw new RangeError(`native.seqForwardStackAsync: calls[${i}].training must be false (a recorded forward runs call by call), received true`);
       if (args.paired) throw new TypeError(`native.seqForwardStackAsync: calls[${i}].paired must be null (each direction is a call of its own), received a pair`);
     });
-    await this.addon.seqForwardStackAsync(calls.map((args) => withCopies(args, 'native.seqForwardStackAsync')));
+    // calls of one shape (the layers of a batch-1 stack) are timed as one; a stack of several
+    // shapes runs its steps as the kernels split them
+    const plans = calls.map((args) => this.stepPlan(args, false));
+    const first = plans[0];
+    const plan = first && plans.every((p) => p?.shape === first.shape)
+      ? { ...first, steps: plans.reduce((n, p) => n + p!.steps, 0) } : null;
+    await this.timedAsync(plan, () => this.addon.seqForwardStackAsync(
+      calls.map((args) => NativeBackend.withPlan(withCopies(args, 'native.seqForwardStackAsync'), plan))));
   }
 
   async seqBackwardAsync(args: SeqBackwardArgs): Promise<void> {
@@ -310,11 +419,11 @@ export class NativeBackend implements Backend {
     assertSeqBackwardArgs('native', ctx.args, args);
     if (ctx.args.paired && args.paired) {
       const [first, second] = ctx.handle as [unknown, unknown];
-      await this.addon.seqBackwardAsync(first, withCopies({ ...ctx.args, paired: null }), { ...args, paired: null });
-      await this.addon.seqBackwardAsync(second, withCopies(ctx.args.paired), { ...args.paired, ctx: args.ctx });
+      await this.backwardAsync(first, { ...ctx.args, paired: null }, { ...args, paired: null });
+      await this.backwardAsync(second, ctx.args.paired, { ...args.paired, ctx: args.ctx });
       return;
     }
-    await this.addon.seqBackwardAsync(ctx.handle, withCopies(ctx.args), args);
+    await this.backwardAsync(ctx.handle, ctx.args, args);
   }
 
   private context(ctx: SeqContext): NativeSeqContext {
@@ -372,6 +481,11 @@ export class NativeBackend implements Backend {
   }
 }
 
-export function loadNativeBackend(): NativeBackend {
-  return new NativeBackend(loadNativeAddon());
+/**
+ * The native backend (the addon loads once; its threads, ISA and matmul precision are
+ * process-wide, the options are this backend object's): `setBackend(loadNativeBackend({ stepSplit:
+ * 'always' }))` uses one with options.
+ */
+export function loadNativeBackend(options: NativeBackendOptions = {}): NativeBackend {
+  return new NativeBackend(loadNativeAddon(), options);
 }

@@ -23,6 +23,9 @@ import {
   assertAdamArgs, assertCrossEntropyBackwardArgs, assertCrossEntropyForwardArgs, assertGemmArgs, assertMatmulPrecision,
   assertSeqBackwardArgs, assertSeqForwardArgs, assertSgdArgs, assertSumSquaresArgs, assertUnaryArgs,
 } from './validate.js';
+import { type StepSplitChoice, type StepSplitMode, StepSplitChooser, stepSplitMode, stepSplitShape } from './step-split.js';
+
+export { StepSplitChooser, stepSplitShape, type StepSplitChoice } from './step-split.js';
 
 /** The exports of assembly/index.ts (pointers are byte offsets, sizes are elements). */
 export interface WasmKernels {
@@ -417,60 +420,6 @@ export interface WasmHeapStats {
   weightPacks: number;
 }
 
-/** The shape of a sequence whose steps run as one job (the key of StepSplitChooser). */
-export function stepSplitShape(B: number, H: number, threads: number, training: boolean): string {
-  return `LSTM B ${B}, H ${H}, ${threads} threads${training ? ', training' : ''}`;
-}
-
-/** What StepSplitChooser measured for one shape, and what it chose (null: still measuring). */
-export interface StepSplitChoice {
-  shape: string;
-  split: boolean | null;
-  /** Microseconds per step measured split across the threads and on one thread (NaN: not yet). */
-  splitUsPerStep: number;
-  oneUsPerStep: number;
-}
-
-/**
- * Whether the steps of a sequence run split across the threads (meeting at a barrier after every
- * step) or on one thread, per shape: decided by what the jobs of that shape observe. Until a shape
- * has STEP_SPLIT_PROBE steps timed each way, its calls take the way with fewer timed steps; then
- * the faster way per step is kept. The threads lose where they wait at the barrier longer than
- * their share of a step saves (cores shared with other work, or two vCPUs of one core); both ways
- * give the same bits.
- */
-export class StepSplitChooser {
-  private readonly shapes = new Map<string, { ms: [number, number]; steps: [number, number]; split: boolean | null }>();
-
-  private get(shape: string) {
-    let e = this.shapes.get(shape);
-    if (!e) this.shapes.set(shape, (e = { ms: [0, 0], steps: [0, 0], split: null }));
-    return e;
-  }
-
-  /** Whether the next call of this shape runs split. */
-  next(shape: string): boolean {
-    const e = this.get(shape);
-    return e.split ?? e.steps[1] <= e.steps[0];
-  }
-
-  /** A call of this shape ran (split or on one thread) `steps` steps in `ms` milliseconds. */
-  observe(shape: string, split: boolean, ms: number, steps: number): void {
-    const e = this.get(shape);
-    if (e.split !== null || !(steps > 0) || !(ms >= 0)) return;
-    const i = split ? 1 : 0;
-    e.ms[i] += ms;
-    e.steps[i] += steps;
-    if (e.steps[0] >= STEP_SPLIT_PROBE && e.steps[1] >= STEP_SPLIT_PROBE) e.split = e.ms[1] / e.steps[1] < e.ms[0] / e.steps[0];
-  }
-
-  choices(): StepSplitChoice[] {
-    return [...this.shapes].map(([shape, e]) => ({
-      shape, split: e.split, splitUsPerStep: (e.ms[1] / e.steps[1]) * 1e3, oneUsPerStep: (e.ms[0] / e.steps[0]) * 1e3,
-    }));
-  }
-}
-
 /**
  * The WebAssembly backend (AssemblyScript, 128-bit SIMD): made by `createWasmBackend` from the
  * module or its bytes, in any runtime.
@@ -497,7 +446,7 @@ export class WasmBackend implements Backend {
   private threads = 1;
   private readonly singleThreadReason: string | null;
   /** How sequences whose steps run as one job choose between the threads and one thread. */
-  private readonly stepSplitMode: 'auto' | 'always';
+  private readonly stepSplitMode: StepSplitMode;
   /** What those jobs measured, per shape ('auto'); a test may feed it observations. */
   readonly stepSplit = new StepSplitChooser();
 
@@ -512,10 +461,7 @@ export class WasmBackend implements Backend {
     this.relaxed = this.kernels.isRelaxed() === 1;
     this.detail = options.detail ?? 'AssemblyScript SIMD kernels';
     this.residentWeights = options.residentWeights ?? true;
-    if (options.stepSplit !== undefined && options.stepSplit !== 'auto' && options.stepSplit !== 'always') {
-      throw new RangeError(`createWasmBackend: options.stepSplit must be 'auto' or 'always', received ${String(options.stepSplit)}`);
-    }
-    this.stepSplitMode = options.stepSplit ?? 'auto';
+    this.stepSplitMode = stepSplitMode('createWasmBackend', options.stepSplit);
     const shared = typeof SharedArrayBuffer === 'function' && this.kernels.memory.buffer instanceof SharedArrayBuffer;
     this.singleThreadReason = !shared ? 'a build without shared memory' : !module ? 'no module to start workers with' : wasmThreadsUnavailable();
     if (this.singleThreadReason === null && module) {
@@ -530,11 +476,8 @@ export class WasmBackend implements Backend {
 
   info(): BackendInfo {
     const how = this.pool ? `shared memory, ${this.threads} thread${this.threads > 1 ? 's' : ''}` : `one thread: ${this.singleThreadReason}`;
-    const us = (v: number) => (Number.isFinite(v) ? `${v.toFixed(1)} us/step` : 'not timed');
-    const steps = this.stepSplitChoices().map((c) => `; ${c.shape}: steps ${c.split === null ? 'being timed' : c.split ? 'split' : 'on one thread'}`
-      + ` (split ${us(c.splitUsPerStep)}, one thread ${us(c.oneUsPerStep)})`).join('');
-    const forced = this.pool && this.stepSplitMode === 'always' ? '; small-batch LSTM steps always split' : '';
-    return { isa: this.relaxed ? 'simd128+relaxed' : 'simd128', threads: this.threads, matmul: 'fp32', detail: `${this.detail}; ${how}${forced}${steps}` };
+    const steps = this.stepSplit.detail(this.stepSplitMode, this.pool ? 'small-batch LSTM steps always split' : null);
+    return { isa: this.relaxed ? 'simd128+relaxed' : 'simd128', threads: this.threads, matmul: 'fp32', detail: `${this.detail}; ${how}${steps}` };
   }
 
   /**
@@ -916,7 +859,7 @@ export class WasmBackend implements Backend {
         // (from SPLIT_SEQ_STEP_MACS per step, so batch-1 streaming splits too), unless this shape
         // measured faster on one thread (stepSplit)
         const t = this.pool && this.threads > 1 && H >= 16 && B * G * H >= SPLIT_SEQ_STEP_MACS ? this.pool.usable(this.threads) : 1;
-        const shape = t > 1 && this.stepSplitMode === 'auto' ? stepSplitShape(B, H, t, training) : '';
+        const shape = t > 1 && this.stepSplitMode === 'auto' ? stepSplitShape('lstm', B, H, t, training ? 'training' : 'forward') : '';
         const split = t > 1 && (!shape || this.stepSplit.next(shape));
         const ints = [0, B, H, maxLen, pH, pH2, pWhhT, pHP, pTIdx, pXP, pC, pStates, pGates, pCells, step.saveFull];
         const t0 = shape ? performance.now() : 0;
@@ -1363,8 +1306,6 @@ const SPLIT_STEP_MACS = SPLIT_MACS;
  * from this many multiply-adds per step: a barrier per step costs far less than a job per step.
  */
 const SPLIT_SEQ_STEP_MACS = 1 << 16;
-/** Steps of a shape timed each way (split, one thread) before StepSplitChooser keeps the faster. */
-const STEP_SPLIT_PROBE = 64;
 /**
  * How long a thread waiting for the other threads (the caller for the workers' shares, a worker
  * for the next job) polls before it sleeps in Atomics.wait, in milliseconds: a job of a

@@ -1,0 +1,92 @@
+// Whether the steps of a sequence split across threads, per shape: the chooser both the wasm and
+// the native backend use (option stepSplit).
+//
+// A sequence with a small batch (batch-1 streaming above all) splits each step over the threads,
+// which meet after every step; where they wait there longer than their share of a step saves
+// (two vCPUs of one core, cores busy with other work), the sequence runs faster on one thread.
+// The choice never changes a result: every output element gets the same sums either way.
+
+import type { CellKind } from './cells.js';
+
+/** Steps of a shape timed each way (split, one thread) before StepSplitChooser keeps the faster. */
+export const STEP_SPLIT_PROBE = 64;
+
+/** A call's pass in a shape key: an inference forward, a training forward (saves activations), a backward. */
+export type StepSplitPass = 'forward' | 'training' | 'backward';
+
+/**
+ * The shape of a sequence call whose steps split across the threads one by one (the key of
+ * StepSplitChooser): the cell kind ('lstm', 'gru', 'rnn_tanh', ...), batch, hidden size, threads and pass.
+ */
+export function stepSplitShape(cell: CellKind, B: number, H: number, threads: number, pass: StepSplitPass): string {
+  return `${cell} B ${B}, H ${H}, ${threads} threads${pass === 'forward' ? '' : `, ${pass}`}`;
+}
+
+/** What StepSplitChooser measured for one shape, and what it chose (null: still measuring). */
+export interface StepSplitChoice {
+  shape: string;
+  split: boolean | null;
+  /** Microseconds per step measured split across the threads and on one thread (NaN: not yet). */
+  splitUsPerStep: number;
+  oneUsPerStep: number;
+}
+
+/**
+ * Whether the steps of a sequence run split across the threads (meeting after every step) or on
+ * one thread, per shape: decided by what the calls of that shape observe. Until a shape has
+ * STEP_SPLIT_PROBE steps timed each way, its calls take the way with fewer timed steps; then the
+ * faster way per step is kept. Both ways give the same bits.
+ */
+export class StepSplitChooser {
+  private readonly shapes = new Map<string, { ms: [number, number]; steps: [number, number]; split: boolean | null }>();
+
+  private get(shape: string) {
+    let e = this.shapes.get(shape);
+    if (!e) this.shapes.set(shape, (e = { ms: [0, 0], steps: [0, 0], split: null }));
+    return e;
+  }
+
+  /** Whether the next call of this shape runs split. */
+  next(shape: string): boolean {
+    const e = this.get(shape);
+    return e.split ?? e.steps[1] <= e.steps[0];
+  }
+
+  /** A call of this shape ran (split or on one thread) `steps` steps in `ms` milliseconds. */
+  observe(shape: string, split: boolean, ms: number, steps: number): void {
+    const e = this.get(shape);
+    if (e.split !== null || !(steps > 0) || !(ms >= 0)) return;
+    const i = split ? 1 : 0;
+    e.ms[i] += ms;
+    e.steps[i] += steps;
+    if (e.steps[0] >= STEP_SPLIT_PROBE && e.steps[1] >= STEP_SPLIT_PROBE) e.split = e.ms[1] / e.steps[1] < e.ms[0] / e.steps[0];
+  }
+
+  choices(): StepSplitChoice[] {
+    return [...this.shapes].map(([shape, e]) => ({
+      shape, split: e.split, splitUsPerStep: (e.ms[1] / e.steps[1]) * 1e3, oneUsPerStep: (e.ms[0] / e.steps[0]) * 1e3,
+    }));
+  }
+
+  /**
+   * The choices as info().detail says them ("; <shape>: steps split (split 31.0 us/step, one
+   * thread 24.2 us/step)" each), after `; <forced>` when the option is 'always' and forced is set.
+   */
+  detail(mode: StepSplitMode, forced: string | null): string {
+    const us = (v: number) => (Number.isFinite(v) ? `${v.toFixed(1)} us/step` : 'not timed');
+    const steps = this.choices().map((c) => `; ${c.shape}: steps ${c.split === null ? 'being timed' : c.split ? 'split' : 'on one thread'}`
+      + ` (split ${us(c.splitUsPerStep)}, one thread ${us(c.oneUsPerStep)})`).join('');
+    return `${forced && mode === 'always' ? `; ${forced}` : ''}${steps}`;
+  }
+}
+
+/** The option stepSplit: 'auto' (time each shape both ways, keep the faster) or 'always' (split). */
+export type StepSplitMode = 'auto' | 'always';
+
+/** options.stepSplit checked (a RangeError naming `kern` and the option otherwise); default 'auto'. */
+export function stepSplitMode(kern: string, value: unknown): StepSplitMode {
+  if (value !== undefined && value !== 'auto' && value !== 'always') {
+    throw new RangeError(`${kern}: options.stepSplit must be 'auto' or 'always', received ${String(value)}`);
+  }
+  return (value ?? 'auto') as StepSplitMode;
+}
