@@ -217,6 +217,10 @@ function isNativeContext(ctx: SeqContext): ctx is NativeSeqContext {
   return ctx.backend === 'native' && 'handle' in ctx;
 }
 
+/**
+ * The native C++ backend: the addon's kernels behind the Backend interface, every call checked
+ * here and again in C++ (made by `loadNativeBackend`).
+ */
 export class NativeBackend implements Backend {
   readonly name = 'native';
   readonly pairedCalls = true;
