@@ -319,6 +319,16 @@ describe.each(ISAS)('native %s kernels vs reference', (isa) => {
 });
 
 describe('native stepSplit: a small batch\'s steps split across the threads or on one thread', () => {
+  /** fn run with the native pool at n threads, then at the threads it had. */
+  const atThreads = async <T,>(n: number, fn: () => T | Promise<T>): Promise<T> => {
+    const before = native.info().threads;
+    native.setThreads(n);
+    try {
+      return await fn();
+    } finally {
+      native.setThreads(before);
+    }
+  };
   // Addons that record the stepThreads each sequence call was given (undefined: the pool's).
   const spied = () => {
     const seen: Array<number | undefined> = [];
@@ -346,109 +356,91 @@ describe('native stepSplit: a small batch\'s steps split across the threads or o
     expect(loadNativeBackend({ stepSplit: 'always' }).stepSplitChoices()).toEqual([]);
   });
 
-  it('the addon says which calls split their steps one by one, at the threads in use, and checks stepThreads', () => {
-    const threads = native.info().threads;
-    try {
-      native.setThreads(2);
-      const gemv = addon.info().gemvRows > 0;
-      expect(addon.stepSplitThreads('lstm', 1, 256, 0, false)).toBe(gemv ? 2 : 1);
-      expect(addon.stepSplitThreads('lstm', 1, 256, 0, true)).toBe(gemv ? 2 : 1); // backward: dG @ W_hh on the GEMV path
-      expect(addon.stepSplitThreads('gru', 2, 160, 0, false)).toBe(gemv ? 2 : 1);
-      expect(addon.stepSplitThreads('lstm', 1, 64, 0, false)).toBe(1); // a step too small to split
-      expect(addon.stepSplitThreads('lstm', 64, 256, 0, false)).toBe(1); // a batch: GEMM steps or parts of it
-      native.setThreads(1);
-      expect(addon.stepSplitThreads('lstm', 1, 256, 0, false)).toBe(1);
-      expect(() => addon.stepSplitThreads('lstm', 1, 256, 300, false)).toThrow(
-        'native.stepSplitThreads: projection size P must be 0, or smaller than H for LSTM, received 300');
-      expect(() => addon.stepSplitThreads('lstm', 0, 256, 0, false)).toThrow('native.stepSplitThreads: B must be an integer in [1, 2147483647], received 0');
-      const G = 4 * 8;
-      const args = {
-        cell: 'lstm', T: 2, B: 1, I: 3, H: 8, P: 0, reverse: false, x: new Float32Array(6), wIh: new Float32Array(G * 3),
-        wHh: new Float32Array(G * 8), bIh: null, bHh: null, wHr: null, h0: null, c0: null, lengths: null, y: new Float32Array(16),
-        yStride: 8, yOffset: 0, hN: new Float32Array(8), cN: null, training: false,
-      } as SeqForwardArgs;
-      expect(() => addon.seqForward({ ...args, stepThreads: -1 })).toThrow(
-        'native.seqForward(lstm): stepThreads must be an integer in [0, 256], received -1');
-      expect(() => addon.seqForward({ ...args, stepThreads: 'one' as unknown as number })).toThrow('native.seqForward(lstm): stepThreads must be a number');
-    } finally {
-      native.setThreads(threads);
-    }
-  });
+  it('the addon says which calls split their steps one by one, at the threads in use, and checks stepThreads', () => atThreads(2, () => {
+    const gemv = addon.info().gemvRows > 0;
+    expect(addon.stepSplitThreads('lstm', 1, 256, 0, false)).toBe(gemv ? 2 : 1);
+    expect(addon.stepSplitThreads('lstm', 1, 256, 0, true)).toBe(gemv ? 2 : 1); // backward: dG @ W_hh on the GEMV path
+    expect(addon.stepSplitThreads('gru', 2, 160, 0, false)).toBe(gemv ? 2 : 1);
+    expect(addon.stepSplitThreads('lstm', 1, 64, 0, false)).toBe(1); // a step too small to split
+    expect(addon.stepSplitThreads('lstm', 64, 256, 0, false)).toBe(1); // a batch: GEMM steps or parts of it
+    native.setThreads(1);
+    expect(addon.stepSplitThreads('lstm', 1, 256, 0, false)).toBe(1);
+    expect(() => addon.stepSplitThreads('lstm', 1, 256, 300, false)).toThrow(
+      'native.stepSplitThreads: projection size P must be 0, or smaller than H for LSTM, received 300');
+    expect(() => addon.stepSplitThreads('lstm', 0, 256, 0, false)).toThrow('native.stepSplitThreads: B must be an integer in [1, 2147483647], received 0');
+    const G = 4 * 8;
+    const args = {
+      cell: 'lstm', T: 2, B: 1, I: 3, H: 8, P: 0, reverse: false, x: new Float32Array(6), wIh: new Float32Array(G * 3),
+      wHh: new Float32Array(G * 8), bIh: null, bHh: null, wHr: null, h0: null, c0: null, lengths: null, y: new Float32Array(16),
+      yStride: 8, yOffset: 0, hN: new Float32Array(8), cN: null, training: false,
+    } as SeqForwardArgs;
+    expect(() => addon.seqForward({ ...args, stepThreads: -1 })).toThrow(
+      'native.seqForward(lstm): stepThreads must be an integer in [0, 256], received -1');
+    expect(() => addon.seqForward({ ...args, stepThreads: 'one' as unknown as number })).toThrow('native.seqForward(lstm): stepThreads must be a number');
+  }));
 
-  it('outputs and gradients are bitwise the same split and on one thread at 2 threads (sync and async), as the chooser picks; info().detail says the choice', async () => {
-    const threads = native.info().threads;
-    try {
-      native.setThreads(2);
-      for (const c of stepCases) {
-        const name = `${c.cell} B${c.B} H${c.H}${c.P ? ` P${c.P}` : ''}`;
-        const t = addon.stepSplitThreads(c.cell, c.B, c.H, c.P, false);
-        const tb = addon.stepSplitThreads(c.cell, c.B, c.H, c.P, true);
-        if (addon.info().gemvRows > 0) expect(Math.min(t, tb), `${name}: its steps split`).toBe(2);
-        const shapes = [stepSplitShape(c.cell, c.B, c.H, t, 'training'), stepSplitShape(c.cell, c.B, c.H, tb, 'backward')];
-        // one backend each way, decided by fed observations (64 steps each way, one thread faster or slower)
-        const make = (oneFaster: boolean) => {
-          const { spy, seen } = spied();
-          const b = new NativeBackend(spy);
-          for (const shape of shapes) {
-            b.stepSplit.observe(shape, true, oneFaster ? 3 : 1, 64);
-            b.stepSplit.observe(shape, false, 2, 64);
-          }
-          return { b, seen };
-        };
-        const split = make(false), one = make(true), always = (() => {
-          const { spy, seen } = spied();
-          return { b: new NativeBackend(spy, { stepSplit: 'always' }), seen };
-        })();
-        for (const mode of ['sync', 'async'] as const) {
-          const want = await runSeq(split.b, c, mode);
-          expect(bitwiseEqual(want, await runSeq(one.b, c, mode)), `${name} ${mode}: split vs one thread`).toBe(true);
-          expect(bitwiseEqual(want, await runSeq(always.b, c, mode)), `${name} ${mode}: split vs always`).toBe(true);
+  it('outputs and gradients are bitwise the same split and on one thread at 2 threads (sync and async), as the chooser picks; info().detail says the choice', () => atThreads(2, async () => {
+    for (const c of stepCases) {
+      const name = `${c.cell} B${c.B} H${c.H}${c.P ? ` P${c.P}` : ''}`;
+      const t = addon.stepSplitThreads(c.cell, c.B, c.H, c.P, false);
+      const tb = addon.stepSplitThreads(c.cell, c.B, c.H, c.P, true);
+      if (addon.info().gemvRows > 0) expect(Math.min(t, tb), `${name}: its steps split`).toBe(2);
+      const shapes = [stepSplitShape(c.cell, c.B, c.H, t, 'training'), stepSplitShape(c.cell, c.B, c.H, tb, 'backward')];
+      // one backend each way, decided by fed observations (64 steps each way, one thread faster or slower)
+      const make = (oneFaster: boolean) => {
+        const { spy, seen } = spied();
+        const b = new NativeBackend(spy);
+        for (const shape of shapes) {
+          b.stepSplit.observe(shape, true, oneFaster ? 3 : 1, 64);
+          b.stepSplit.observe(shape, false, 2, 64);
         }
-        // each forward and backward call: one thread only where the chooser said so
-        expect(one.seen, `${name}: one thread`).toEqual([t > 1 ? 1 : undefined, tb > 1 ? 1 : undefined, t > 1 ? 1 : undefined, tb > 1 ? 1 : undefined]);
-        expect(split.seen, `${name}: split`).toEqual([undefined, undefined, undefined, undefined]);
-        expect(always.seen, `${name}: always`).toEqual([undefined, undefined, undefined, undefined]);
-        if (t > 1) {
-          expect(one.b.info().detail, name).toContain(`; ${shapes[0]}: steps on one thread (split 46.9 us/step, one thread 31.3 us/step)`);
-          expect(split.b.info().detail, name).toContain(`; ${shapes[0]}: steps split (split 15.6 us/step, one thread 31.3 us/step)`);
-          expect(always.b.info().detail, name).toMatch(/; small-batch steps always split$/);
-        }
+        return { b, seen };
+      };
+      const split = make(false), one = make(true), always = (() => {
+        const { spy, seen } = spied();
+        return { b: new NativeBackend(spy, { stepSplit: 'always' }), seen };
+      })();
+      for (const mode of ['sync', 'async'] as const) {
+        const want = await runSeq(split.b, c, mode);
+        expect(bitwiseEqual(want, await runSeq(one.b, c, mode)), `${name} ${mode}: split vs one thread`).toBe(true);
+        expect(bitwiseEqual(want, await runSeq(always.b, c, mode)), `${name} ${mode}: split vs always`).toBe(true);
       }
-    } finally {
-      native.setThreads(threads);
+      // each forward and backward call: one thread only where the chooser said so
+      expect(one.seen, `${name}: one thread`).toEqual([t > 1 ? 1 : undefined, tb > 1 ? 1 : undefined, t > 1 ? 1 : undefined, tb > 1 ? 1 : undefined]);
+      expect(split.seen, `${name}: split`).toEqual([undefined, undefined, undefined, undefined]);
+      expect(always.seen, `${name}: always`).toEqual([undefined, undefined, undefined, undefined]);
+      if (t > 1) {
+        expect(one.b.info().detail, name).toContain(`; ${shapes[0]}: steps on one thread (split 46.9 us/step, one thread 31.3 us/step)`);
+        expect(split.b.info().detail, name).toContain(`; ${shapes[0]}: steps split (split 15.6 us/step, one thread 31.3 us/step)`);
+        expect(always.b.info().detail, name).toMatch(/; small-batch steps always split$/);
+      }
     }
-  }, 60_000);
+  }), 60_000);
 
-  it('a backend times the calls of a shape both ways, then keeps the faster', async () => {
-    const threads = native.info().threads;
-    try {
-      native.setThreads(2);
-      const b = loadNativeBackend();
-      const m = new LSTM({ inputSize: 8, hiddenSize: 256, rng: new Rng(7) });
-      const x = new Tensor(new Float32Array(64 * 8).fill(0.25), [64, 1, 8]);
-      const previous = getBackend();
-      setBackend(b);
-      try { // a call split, one on one thread (async), then the faster kept
-        noGrad(() => m.forward(x));
-        await noGradAsync(() => m.forwardAsync(x));
-        noGrad(() => m.forward(x));
-      } finally {
-        setBackend(previous);
-      }
-      const choices = b.stepSplitChoices();
-      if (addon.info().gemvRows === 0) {
-        expect(choices).toEqual([]); // no GEMV kernels (bf16 tables): no step splits one by one
-        return;
-      }
-      expect(choices.map((c) => c.shape)).toEqual([stepSplitShape('lstm', 1, 256, 2, 'forward')]);
-      expect(typeof choices[0].split).toBe('boolean'); // one call each way, then the faster kept
-      expect(choices[0].splitUsPerStep).toBeGreaterThan(0);
-      expect(choices[0].oneUsPerStep).toBeGreaterThan(0);
-      expect(b.info().detail).toMatch(/; lstm B 1, H 256, 2 threads: steps (split|on one thread) \(split [\d.]+ us\/step, one thread [\d.]+ us\/step\)$/);
+  it('a backend times the calls of a shape both ways, then keeps the faster', () => atThreads(2, async () => {
+    const b = loadNativeBackend();
+    const m = new LSTM({ inputSize: 8, hiddenSize: 256, rng: new Rng(7) });
+    const x = new Tensor(new Float32Array(64 * 8).fill(0.25), [64, 1, 8]);
+    const previous = getBackend();
+    setBackend(b);
+    try { // a call split, one on one thread (async), then the faster kept
+      noGrad(() => m.forward(x));
+      await noGradAsync(() => m.forwardAsync(x));
+      noGrad(() => m.forward(x));
     } finally {
-      native.setThreads(threads);
+      setBackend(previous);
     }
-  });
+    const choices = b.stepSplitChoices();
+    if (addon.info().gemvRows === 0) {
+      expect(choices).toEqual([]); // no GEMV kernels (bf16 tables): no step splits one by one
+      return;
+    }
+    expect(choices.map((c) => c.shape)).toEqual([stepSplitShape('lstm', 1, 256, 2, 'forward')]);
+    expect(typeof choices[0].split).toBe('boolean'); // one call each way, then the faster kept
+    expect(choices[0].splitUsPerStep).toBeGreaterThan(0);
+    expect(choices[0].oneUsPerStep).toBeGreaterThan(0);
+    expect(b.info().detail).toMatch(/; lstm B 1, H 256, 2 threads: steps (split|on one thread) \(split [\d.]+ us\/step, one thread [\d.]+ us\/step\)$/);
+  }));
 });
 
 describe('native non-ISA kernels vs reference', () => {
