@@ -30,6 +30,9 @@
 #if defined(RK_ARM64) && defined(__linux__)
 #include <sys/auxv.h>
 #endif
+#if defined(__linux__)
+#include <sys/mman.h>
+#endif
 #if defined(RK_ARM64) && defined(__APPLE__)
 #include <sys/sysctl.h>
 #endif
@@ -51,10 +54,23 @@
 namespace rk {
 
 // 64-byte (or any power of two) aligned allocation; release with aligned_free. nullptr on failure.
+// On Linux a block of kHugeFrom bytes or more starts on a 2 MiB boundary and asks for transparent
+// huge pages: the kernels stream large packed weights (an LSTM's W_hh of 16 MiB every step) and
+// saved activations, and with 4 KiB pages every 4 KiB of such a stream costs a TLB miss.
+constexpr size_t kHugeFrom = (size_t)4 << 20;
 inline void* aligned_alloc64(size_t bytes, size_t align = 64) {
 #if defined(_WIN32)
   return _aligned_malloc(bytes, align);
 #else
+#if defined(__linux__) && defined(MADV_HUGEPAGE)
+  const size_t huge = (size_t)2 << 20;
+  if (bytes >= kHugeFrom && align < huge) {
+    void* p = nullptr;
+    if (posix_memalign(&p, huge, bytes) != 0) return nullptr;
+    madvise(p, bytes, MADV_HUGEPAGE);  // a hint: where the kernel has no huge page, 4 KiB pages serve
+    return p;
+  }
+#endif
   void* p = nullptr;
   return posix_memalign(&p, align, bytes) == 0 ? p : nullptr;
 #endif
