@@ -447,12 +447,18 @@ function gemvPacked(jBegin: i32, jEnd: i32, N: i32, K: i32, alpha: f32, a: usize
     p2 += 32;
   }
   const al = f32x4.splat(alpha);
-  v128.store(c, madd(al, s0, v128.load(c)));
-  v128.store(c, madd(al, s1, v128.load(c, 16)), 16);
-  v128.store(c, madd(al, s2, v128.load(c, 32)), 32);
-  v128.store(c, madd(al, s3, v128.load(c, 48)), 48);
-  v128.store(c, madd(al, s4, v128.load(c, 64)), 64);
-  v128.store(c, madd(al, s5, v128.load(c, 80)), 80);
+  addScaled(c, al, s0);
+  addScaled(c + 16, al, s1);
+  addScaled(c + 32, al, s2);
+  addScaled(c + 48, al, s3);
+  addScaled(c + 64, al, s4);
+  addScaled(c + 80, al, s5);
+}
+
+/** p[0, 4) += al * s, one multiply-add (as every tile's store). */
+// @ts-ignore: decorator
+@inline function addScaled(p: usize, al: v128, s: v128): void {
+  v128.store(p, madd(al, s, v128.load(p)));
 }
 
 /** One row of A, read contiguously, times a B panel [kc, 8]: the 1x8 tile of the GEMV path (k in order, as every tile). */
