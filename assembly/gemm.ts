@@ -347,7 +347,7 @@ function scaleC(M: i32, N: i32, beta: f32, C: usize, ldc: i32): void {
 /**
  * C[1, jBegin..jEnd) += alpha * a[K] @ Bp (packed, N columns), straight from a: the streaming
  * (batch 1) step. jBegin is a multiple of 8, jEnd one or N: every column gets the same
- * arithmetic as in the whole range (the tiles of 16 and 8 columns differ only in how many
+ * arithmetic as in the whole range (the tiles of 24, 16 and 8 columns differ only in how many
  * columns run side by side). backward: the tiles run from the last to the first (each still
  * sums over k in order, so the results are the same): a recurrent step that alternates its
  * direction starts on the weights the step before read last, still in the core's cache when
@@ -355,8 +355,9 @@ function scaleC(M: i32, N: i32, beta: f32, C: usize, ldc: i32): void {
  */
 function gemvPacked(jBegin: i32, jEnd: i32, N: i32, K: i32, alpha: f32, a: usize, Bp: usize, C: usize, backward: bool): void {
   const Np = (N + 7) & ~7;
-  const n16 = (jEnd - jBegin) >> 4; // tiles of 16 columns from jBegin, then tiles of 8 (the last may be partial)
-  const jTail = jBegin + (n16 << 4);
+  // tiles of 24 columns from jBegin, then at most one of 16, then tiles of 8 (the last may be partial)
+  const j16 = jBegin + (jEnd - jBegin) / 24 * 24;
+  const jTail = jEnd - j16 >= 16 ? j16 + 16 : j16;
   for (let k0 = 0; k0 < K; k0 += KC) {
     const kc = min(KC, K - k0);
     const bBase = Bp + ((<usize>k0 * <usize>Np) << 2);
@@ -365,9 +366,11 @@ function gemvPacked(jBegin: i32, jEnd: i32, N: i32, K: i32, alpha: f32, a: usize
       for (let j0 = jTail + ((jEnd - jTail - 1) & ~7); j0 >= jTail; j0 -= 8) {
         kernel1x8NoPack(kc, ak, bBase + ((<usize>j0 * <usize>kc) << 2), C + (<usize>j0 << 2), alpha, min(8, jEnd - j0));
       }
-      for (let j0 = jTail - 16; j0 >= jBegin; j0 -= 16) gemvTile16(kc, ak, bBase + ((<usize>j0 * <usize>kc) << 2), C + (<usize>j0 << 2), alpha);
+      if (jTail > j16) gemvTile16(kc, ak, bBase + ((<usize>j16 * <usize>kc) << 2), C + (<usize>j16 << 2), alpha);
+      for (let j0 = j16 - 24; j0 >= jBegin; j0 -= 24) gemvTile24(kc, ak, bBase + ((<usize>j0 * <usize>kc) << 2), C + (<usize>j0 << 2), alpha);
     } else {
-      for (let j0 = jBegin; j0 < jTail; j0 += 16) gemvTile16(kc, ak, bBase + ((<usize>j0 * <usize>kc) << 2), C + (<usize>j0 << 2), alpha);
+      for (let j0 = jBegin; j0 < j16; j0 += 24) gemvTile24(kc, ak, bBase + ((<usize>j0 * <usize>kc) << 2), C + (<usize>j0 << 2), alpha);
+      if (jTail > j16) gemvTile16(kc, ak, bBase + ((<usize>j16 * <usize>kc) << 2), C + (<usize>j16 << 2), alpha);
       for (let j0 = jTail; j0 < jEnd; j0 += 8) {
         kernel1x8NoPack(kc, ak, bBase + ((<usize>j0 * <usize>kc) << 2), C + (<usize>j0 << 2), alpha, min(8, jEnd - j0));
       }
@@ -414,6 +417,48 @@ function gemvPacked(jBegin: i32, jEnd: i32, N: i32, K: i32, alpha: f32, a: usize
   v128.store(c, madd(al, s1, v128.load(c, 16)), 16);
   v128.store(c, madd(al, s2, v128.load(c, 32)), 32);
   v128.store(c, madd(al, s3, v128.load(c, 48)), 48);
+}
+
+/**
+ * c[0, 24) += alpha * a[kc] @ three packed panels [kc, 8] from bp (contiguous: 24 columns):
+ * 6 independent accumulators. Each column sums over k in order, a chain of dependent adds (or
+ * fused multiply-adds, whose latency is longer); 6 chains keep both of the core's pipes busy
+ * where gemvTile16's 4 wait on their latency (the relaxed-SIMD build's multiply-add). With 8, V8
+ * loads every operand of a k ahead of its arithmetic and spills an accumulator.
+ */
+// @ts-ignore: decorator
+@inline function gemvTile24(kc: i32, a: usize, bp: usize, c: usize, alpha: f32): void {
+  const ps = (<usize>kc) << 5; // bytes from one panel to the next
+  let p1 = bp + ps;
+  let p2 = p1 + ps;
+  let s0 = f32x4.splat(0);
+  let s1 = s0, s2 = s0, s3 = s0, s4 = s0, s5 = s0;
+  const aEnd = a + ((<usize>kc) << 2);
+  for (let ap = a; ap < aEnd; ap += 4) {
+    const av = v128.load32_splat(ap);
+    s0 = madd(av, v128.load(bp), s0);
+    s1 = madd(av, v128.load(bp, 16), s1);
+    s2 = madd(av, v128.load(p1), s2);
+    s3 = madd(av, v128.load(p1, 16), s3);
+    s4 = madd(av, v128.load(p2), s4);
+    s5 = madd(av, v128.load(p2, 16), s5);
+    bp += 32;
+    p1 += 32;
+    p2 += 32;
+  }
+  const al = f32x4.splat(alpha);
+  addScaled(c, al, s0);
+  addScaled(c + 16, al, s1);
+  addScaled(c + 32, al, s2);
+  addScaled(c + 48, al, s3);
+  addScaled(c + 64, al, s4);
+  addScaled(c + 80, al, s5);
+}
+
+/** p[0, 4) += al * s, one multiply-add (as every tile's store). */
+// @ts-ignore: decorator
+@inline function addScaled(p: usize, al: v128, s: v128): void {
+  v128.store(p, madd(al, s, v128.load(p)));
 }
 
 /** One row of A, read contiguously, times a B panel [kc, 8]: the 1x8 tile of the GEMV path (k in order, as every tile). */
