@@ -100,7 +100,7 @@ describe.each(ISAS)('native %s kernels vs reference', (isa) => {
     // the same sums in a tile of any height, at any offset; M up to gemvRows takes the GEMV path;
     // 145 and 146 rows leave 1 and 2 rows past the first block of rows (MC 144 on avx2)
     const r = rng(16);
-    const Mbig = 160, K = 300; // K over one k-block
+    const Mbig = 160, K = 1100; // K over one k-block (KC: 256 floats, 1024 on avx2)
     const g = addon.info().gemvRows;
     for (const N of [40, 200]) { // op(A) read in place (3 column panels) or packed
       for (const tA of [false, true]) {
@@ -147,7 +147,7 @@ describe.each(ISAS)('native %s kernels vs reference', (isa) => {
   it('gemm with a transposed A that is packed (rows of every panel height, k across k-blocks) matches the naive loop', () => {
     const r = rng(15);
     for (const M of [5, 7, 8, 13, 150, 301]) {
-      for (const K of [1, 2, 17, 300]) {
+      for (const K of [1, 2, 17, 300, 1100]) {
         const N = 40, lda = M + 3; // 3 column panels: op(A) is packed
         const A = randArray(r, K * lda), B = randArray(r, K * N), C = randArray(r, M * N), want = C.slice();
         native.gemm(true, false, M, N, K, 1, A, lda, B, N, 1, C, N);
@@ -198,7 +198,7 @@ describe.each(ISAS)('native %s kernels vs reference', (isa) => {
     };
     try {
       // more rows than columns (rows split), more columns (columns split), and a transposed A
-      for (const [tA, M, N, K] of [[false, 1000, 100, 300], [true, 1024, 256, 700], [false, 70, 1030, 257], [false, 3203, 65, 129]] as const) {
+      for (const [tA, M, N, K] of [[false, 1000, 100, 300], [true, 1024, 256, 1100], [false, 70, 1030, 257], [false, 3203, 65, 129]] as const) {
         const A = randArray(r, M * K), B = randArray(r, N * K), C0 = randArray(r, M * N);
         const [got] = same(`gemm ${M}x${N}x${K}${tA ? ' transA' : ''}`, () => {
           const C = C0.slice();
