@@ -1,7 +1,7 @@
 // The chooser both the wasm and the native backend use (option stepSplit): per shape, whether a
 // small batch's steps split across the threads or run on one thread, from fed observations.
 import { describe, expect, it } from 'vitest';
-import { STEP_SPLIT_PROBE, StepSplitChooser, stepSplitMode, stepSplitShape } from '../src/backends/step-split.js';
+import { STEP_SPLIT_PROBE, STEP_SPLIT_RECHECK, StepSplitChooser, stepSplitMode, stepSplitShape } from '../src/backends/step-split.js';
 
 describe('StepSplitChooser', () => {
   it('a shape is timed both ways until each has enough steps, then keeps the faster; an undecided shape takes the way with fewer timed steps', () => {
@@ -35,6 +35,26 @@ describe('StepSplitChooser', () => {
     const fresh = new StepSplitChooser();
     fresh.next(stepSplitShape('rnn_tanh', 1, 300, 2, 'training'));
     expect(fresh.detail('auto', 'forced')).toBe('; rnn_tanh B 1, H 300, 2 threads, training: steps being timed (split not timed, one thread not timed)');
+  });
+
+  it('after STEP_SPLIT_RECHECK steps the way kept, a shape is timed both ways again (the load of the machine changes), the last choice reported until the new round ends', () => {
+    expect(STEP_SPLIT_RECHECK).toBe(64 * STEP_SPLIT_PROBE);
+    const c = new StepSplitChooser();
+    const a = stepSplitShape('lstm', 1, 256, 2, 'forward');
+    c.observe(a, true, 1, 64); // split 15.6 us/step
+    c.observe(a, false, 2, 64); // one thread 31.3 us/step: split kept
+    expect(c.next(a)).toBe(true);
+    c.observe(a, true, 100, STEP_SPLIT_RECHECK - 1); // kept ways are not timed (100 ms is not a round's time)
+    expect(c.next(a)).toBe(true);
+    expect(c.choices()[0]).toMatchObject({ split: true, splitUsPerStep: 15.625, oneUsPerStep: 31.25 });
+    c.observe(a, true, 0, 1); // the recheck is due: a new round, split taken first again
+    expect(c.next(a)).toBe(true);
+    c.observe(a, true, 3, 64); // now split is slower (46.9 us/step)
+    expect(c.next(a)).toBe(false);
+    expect(c.choices()[0]).toMatchObject({ split: true, splitUsPerStep: 15.625, oneUsPerStep: 31.25 });
+    c.observe(a, false, 1, 64); // one thread 15.6 us/step: the new round chooses one thread
+    expect(c.next(a)).toBe(false);
+    expect(c.choices()[0]).toMatchObject({ split: false, splitUsPerStep: 46.875, oneUsPerStep: 15.625 });
   });
 
   it('the option is checked', () => {

@@ -11,6 +11,13 @@ import type { CellKind } from './cells.js';
 /** Steps of a shape timed each way (split, one thread) before StepSplitChooser keeps the faster. */
 export const STEP_SPLIT_PROBE = 64;
 
+/**
+ * Steps a shape runs the way it chose before StepSplitChooser times both ways again: the load of
+ * the machine changes (other work comes and goes), and with it which way is faster. A new round
+ * costs at most STEP_SPLIT_PROBE steps the slower way, about 1.5% of the steps in between.
+ */
+export const STEP_SPLIT_RECHECK = 64 * STEP_SPLIT_PROBE;
+
 /** A call's pass in a shape key: an inference forward, a training forward (saves activations), a backward. */
 export type StepSplitPass = 'forward' | 'training' | 'backward';
 
@@ -22,7 +29,7 @@ export function stepSplitShape(cell: CellKind, B: number, H: number, threads: nu
   return `${cell} B ${B}, H ${H}, ${threads} threads${pass === 'forward' ? '' : `, ${pass}`}`;
 }
 
-/** What StepSplitChooser measured for one shape, and what it chose (null: still measuring). */
+/** What StepSplitChooser measured for one shape, and what it chose (null: no round of timing has ended yet). */
 export interface StepSplitChoice {
   shape: string;
   split: boolean | null;
@@ -33,39 +40,56 @@ export interface StepSplitChoice {
 
 /**
  * Whether the steps of a sequence run split across the threads (meeting after every step) or on
- * one thread, per shape: decided by what the calls of that shape observe. Until a shape has
- * STEP_SPLIT_PROBE steps timed each way, its calls take the way with fewer timed steps; then the
- * faster way per step is kept. Both ways give the same bits.
+ * one thread, per shape: decided by what the calls of that shape observe, in rounds. In a round,
+ * until a shape has STEP_SPLIT_PROBE steps timed each way, its calls take the way with fewer
+ * timed steps; then the faster way per step is kept for STEP_SPLIT_RECHECK steps, and a new round
+ * starts (the kept way still reported until it ends). Both ways give the same bits.
  */
 export class StepSplitChooser {
-  private readonly shapes = new Map<string, { ms: [number, number]; steps: [number, number]; split: boolean | null }>();
+  private readonly shapes = new Map<string, {
+    ms: [number, number]; steps: [number, number]; // this round's time and steps, one thread [0] and split [1]
+    split: boolean | null; // the way the last round chose (null: none ended yet)
+    timing: boolean; // a round is under way
+    since: number; // steps run since the last round ended
+    us: [number, number]; // us/step of each way in the last round that ended
+  }>();
 
   private get(shape: string) {
     let e = this.shapes.get(shape);
-    if (!e) this.shapes.set(shape, (e = { ms: [0, 0], steps: [0, 0], split: null }));
+    if (!e) this.shapes.set(shape, (e = { ms: [0, 0], steps: [0, 0], split: null, timing: true, since: 0, us: [NaN, NaN] }));
     return e;
   }
 
   /** Whether the next call of this shape runs split. */
   next(shape: string): boolean {
     const e = this.get(shape);
-    return e.split ?? e.steps[1] <= e.steps[0];
+    return e.timing ? e.steps[1] <= e.steps[0] : e.split!;
   }
 
   /** A call of this shape ran (split or on one thread) `steps` steps in `ms` milliseconds. */
   observe(shape: string, split: boolean, ms: number, steps: number): void {
     const e = this.get(shape);
-    if (e.split !== null || !(steps > 0) || !(ms >= 0)) return;
+    if (!(steps > 0) || !(ms >= 0)) return;
+    if (!e.timing) {
+      e.since += steps;
+      if (e.since >= STEP_SPLIT_RECHECK) Object.assign(e, { timing: true, ms: [0, 0], steps: [0, 0] });
+      return;
+    }
     const i = split ? 1 : 0;
     e.ms[i] += ms;
     e.steps[i] += steps;
-    if (e.steps[0] >= STEP_SPLIT_PROBE && e.steps[1] >= STEP_SPLIT_PROBE) e.split = e.ms[1] / e.steps[1] < e.ms[0] / e.steps[0];
+    if (e.steps[0] >= STEP_SPLIT_PROBE && e.steps[1] >= STEP_SPLIT_PROBE) {
+      e.us = [(e.ms[0] / e.steps[0]) * 1e3, (e.ms[1] / e.steps[1]) * 1e3];
+      Object.assign(e, { split: e.us[1] < e.us[0], timing: false, since: 0 });
+    }
   }
 
+  /** Per shape: the way chosen (null before a first round ends) and the us/step behind it (of the round under way before then). */
   choices(): StepSplitChoice[] {
-    return [...this.shapes].map(([shape, e]) => ({
-      shape, split: e.split, splitUsPerStep: (e.ms[1] / e.steps[1]) * 1e3, oneUsPerStep: (e.ms[0] / e.steps[0]) * 1e3,
-    }));
+    return [...this.shapes].map(([shape, e]) => {
+      const [one, split] = e.split === null ? [(e.ms[0] / e.steps[0]) * 1e3, (e.ms[1] / e.steps[1]) * 1e3] : e.us;
+      return { shape, split: e.split, splitUsPerStep: split, oneUsPerStep: one };
+    });
   }
 
   /**
