@@ -89,6 +89,9 @@ function summary(ts) {
   return { median, min: sorted[0], max: sorted[sorted.length - 1] };
 }
 
+/** A peer's result row without its per-run samples (the results JSON keeps the summary). */
+const withoutSamples = ({ samples_ms: _samples, ...row }) => row;
+
 /** n timed runs of fn (ms) after the warm-ups. */
 function samples(fn, n) {
   for (let i = 0; i < warmup; i++) fn();
@@ -212,7 +215,7 @@ if (be.gemm) {
   console.log(`\nSGEMM peak, 1 thread, ${PEAK_N}^3 fp32 (fastest of the runs): ${be.name} ${fmt(own.gflops, 1)} GFLOP/s` +
     (torchPeak ? `, PyTorch torch.mm ${fmt(torchGflops, 1)} GFLOP/s` : '') + ` -> peak ${fmt(peakGflops, 1)} GFLOP/s`);
   results.push({ workload: `sgemm-${PEAK_N}`, impl: 'rnnkit', backend: be.name, threads: 1, median_ms: own.median, min_ms: own.min, max_ms: own.max, gflops: own.gflops, tokens_per_s: null });
-  if (torchPeak) results.push({ ...torchPeak, samples_ms: undefined, workload: `sgemm-${PEAK_N}`, gflops: torchGflops, tokens_per_s: null });
+  if (torchPeak) results.push({ ...withoutSamples(torchPeak), workload: `sgemm-${PEAK_N}`, gflops: torchGflops, tokens_per_s: null });
 }
 
 for (const threads of threadList) {
@@ -251,8 +254,7 @@ for (const threads of threadList) {
     results.push(r);
     const peerRow = (row, ts, fields) => {
       const p = summary(ts);
-      const out = { ...row, ...fields, median_ms: p.median, min_ms: p.min, max_ms: p.max, gflops: flops(w) / p.median / 1e6, tokens_per_s: (tokens / p.median) * 1e3 };
-      delete out.samples_ms;
+      const out = { ...withoutSamples(row), ...fields, median_ms: p.median, min_ms: p.min, max_ms: p.max, gflops: flops(w) / p.median / 1e6, tokens_per_s: (tokens / p.median) * 1e3 };
       results.push(out);
       return out;
     };
