@@ -19,6 +19,13 @@ const LM_DIR = join(EXAMPLE, 'model/lm');
 let mf: Miniflare;
 let base = '';
 
+/** A request body of n bytes ('x') sent in 64 KiB chunks, without a content-length. */
+const chunked = (n: number) => new ReadableStream<Uint8Array>({
+  start(c) {
+    for (let i = 0; i < n; i += 65536) c.enqueue(new Uint8Array(Math.min(65536, n - i)).fill(120));
+    c.close();
+  },
+});
 const post = (path: string, body: unknown) => fetch(`${base}${path}`, {
   method: 'POST', headers: { 'content-type': 'application/json' }, body: typeof body === 'string' ? body : JSON.stringify(body),
 });
@@ -164,7 +171,9 @@ describe('examples/worker under miniflare (workerd), over HTTP', () => {
       [() => post('/predict', { x: Array.from({ length: 5000 }, () => [0, 0]) }), 413, /^x: at most 2000 steps, received 5000$/],
       [() => post('/predict', { x: [Array.from({ length: 100 }, () => [0, 0])] }), 413, /^x: at most 64 sequences in a batch, received 100$/],
       [() => post('/predict', { x: Array.from({ length: 1000 }, () => Array.from({ length: 64 }, () => [0, 0, 0, 0])) }), 413, /^x: at most 200000 numbers, received 1000 x 64 x 4$/],
-      [() => post('/predict', 'x'.repeat(3 << 20)), 413, /^body: at most 1048576 bytes/],
+      [() => post('/predict', 'x'.repeat(3 << 20)), 413, /^body: at most 1048576 bytes, received 3145728$/],
+      // the same without a declared length (a chunked upload): counted as it arrives
+      [() => fetch(`${base}/predict`, { method: 'POST', body: chunked(2 << 20), duplex: 'half' } as RequestInit), 413, /^body: at most 1048576 bytes, received 2097152$/],
       [() => fetch(`${base}/predict`), 405, /^\/predict: expected POST with a JSON body, received GET$/],
       [() => fetch(`${base}/nothing`), 404, /^\/nothing: no such endpoint/],
       [() => post('/generate', { length: 1e6 }), 413, /^length: at most 2000, received 1000000$/],

@@ -81,11 +81,40 @@ function load(env) {
 
 const json = (body, status = 200) => Response.json(body, { status, headers: { 'access-control-allow-origin': '*' } });
 
-async function readJson(request) {
+/**
+ * The request body as text, at most LIMITS.bodyBytes bytes (a 413 past that). An oversized body
+ * is still read to its end, up to DRAIN_BYTES, and dropped chunk by chunk: a server that answers
+ * before the client has sent its body resets the connection under the client's upload, which
+ * then sees a network error instead of the 413 and its message.
+ */
+const DRAIN_BYTES = 16 << 20;
+async function readBody(request) {
   const declared = Number(request.headers.get('content-length') ?? 0);
-  if (declared > LIMITS.bodyBytes) throw new HttpError(413, `body: at most ${LIMITS.bodyBytes} bytes, received ${declared}`);
-  const text = await request.text();
-  if (text.length > LIMITS.bodyBytes) throw new HttpError(413, `body: at most ${LIMITS.bodyBytes} bytes, received ${text.length}`);
+  const reader = request.body?.getReader();
+  const chunks = [];
+  let bytes = 0;
+  for (let r = reader ? await reader.read() : { done: true }; !r.done; r = await reader.read()) {
+    bytes += r.value.byteLength;
+    if (bytes > DRAIN_BYTES) {
+      await reader.cancel();
+      break;
+    }
+    if (bytes <= LIMITS.bodyBytes && declared <= LIMITS.bodyBytes) chunks.push(r.value);
+  }
+  if (declared > LIMITS.bodyBytes || bytes > LIMITS.bodyBytes) {
+    throw new HttpError(413, `body: at most ${LIMITS.bodyBytes} bytes, received ${declared > LIMITS.bodyBytes ? declared : bytes > DRAIN_BYTES ? `more than ${DRAIN_BYTES}` : bytes}`);
+  }
+  const all = new Uint8Array(bytes);
+  let at = 0;
+  for (const c of chunks) {
+    all.set(c, at);
+    at += c.byteLength;
+  }
+  return new TextDecoder().decode(all);
+}
+
+async function readJson(request) {
+  const text = await readBody(request);
   try {
     return JSON.parse(text);
   } catch (e) {
