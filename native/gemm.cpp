@@ -339,8 +339,8 @@ const float* packed_gemv_of(const IsaKernels& k, WeightPacks& packs, const float
 }
 
 int LstmStepWeights::split_threads(const IsaKernels& k, int H, int maxThreads) {
-  // as gemv_packed: a second thread from about 64K weights
-  return (int64_t)H * 4 * H < 65536 ? 1 : std::min(pool_threads_capped(maxThreads), lstm_step_blocks(k, H));
+  // as gemv_packed over W_hh^T [H, 4H]: its column blocks are the step's blocks of units
+  return gemv_threads(k, H, 4 * H, maxThreads);
 }
 
 void lstm_step(const IsaKernels& k, LstmStepWeights& w, const CellRowFwd& r) {
