@@ -413,10 +413,10 @@ function gemvPacked(jBegin: i32, jEnd: i32, N: i32, K: i32, alpha: f32, a: usize
     s3 = madd(av, v128.load(bq, 16), s3);
   }
   const al = f32x4.splat(alpha);
-  v128.store(c, madd(al, s0, v128.load(c)));
-  v128.store(c, madd(al, s1, v128.load(c, 16)), 16);
-  v128.store(c, madd(al, s2, v128.load(c, 32)), 32);
-  v128.store(c, madd(al, s3, v128.load(c, 48)), 48);
+  addScaled(c, al, s0);
+  addScaled(c + 16, al, s1);
+  addScaled(c + 32, al, s2);
+  addScaled(c + 48, al, s3);
 }
 
 /**
