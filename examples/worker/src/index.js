@@ -104,13 +104,7 @@ async function readBody(request) {
   if (declared > LIMITS.bodyBytes || bytes > LIMITS.bodyBytes) {
     throw new HttpError(413, `body: at most ${LIMITS.bodyBytes} bytes, received ${declared > LIMITS.bodyBytes ? declared : bytes > DRAIN_BYTES ? `more than ${DRAIN_BYTES}` : bytes}`);
   }
-  const all = new Uint8Array(bytes);
-  let at = 0;
-  for (const c of chunks) {
-    all.set(c, at);
-    at += c.byteLength;
-  }
-  return new TextDecoder().decode(all);
+  return new Blob(chunks).text();
 }
 
 async function readJson(request) {
