@@ -9,7 +9,7 @@ import { fileURLToPath } from 'node:url';
 import { beforeAll, afterAll, describe, expect, it } from 'vitest';
 import type { Backend, CellKind, SeqBackwardArgs, SeqForwardArgs, UnaryOp } from '../src/backends/backend.js';
 import { type NativeAddon, type NativeIsa, NativeBackend, loadNativeAddon, loadNativeBackend } from '../src/backends/native.js';
-import { stepSplitShape } from '../src/backends/step-split.js';
+import { STEP_SPLIT_CALLS, stepSplitShape } from '../src/backends/step-split.js';
 import { ReferenceBackend } from '../src/backends/reference.js';
 import { LSTM, Rng, SGD, Tensor, getBackend, noGrad, noGradAsync, setBackend, sum, withBackend } from '../src/index.js';
 import { CELL_KINDS, CELLS, gateCount, hasCellState } from '../src/backends/cells.js';
@@ -386,13 +386,15 @@ describe('native stepSplit: a small batch\'s steps split across the threads or o
       const tb = addon.stepSplitThreads(c.cell, c.B, c.H, c.P, true);
       if (addon.info().gemvRows > 0) expect(Math.min(t, tb), `${name}: its steps split`).toBe(2);
       const shapes = [stepSplitShape(c.cell, c.B, c.H, t, 'training'), stepSplitShape(c.cell, c.B, c.H, tb, 'backward')];
-      // one backend each way, decided by fed observations (64 steps each way, one thread faster or slower)
+      // one backend each way, decided by fed observations (3 calls of 64 steps each way, one thread faster or slower)
       const make = (oneFaster: boolean) => {
         const { spy, seen } = spied();
         const b = new NativeBackend(spy);
         for (const shape of shapes) {
-          b.stepSplit.observe(shape, true, oneFaster ? 3 : 1, 64);
-          b.stepSplit.observe(shape, false, 2, 64);
+          for (let i = 0; i < STEP_SPLIT_CALLS; i++) {
+            b.stepSplit.observe(shape, true, oneFaster ? 3 : 1, 64);
+            b.stepSplit.observe(shape, false, 2, 64);
+          }
         }
         return { b, seen };
       };
@@ -423,10 +425,11 @@ describe('native stepSplit: a small batch\'s steps split across the threads or o
     const x = new Tensor(new Float32Array(64 * 8).fill(0.25), [64, 1, 8]);
     const previous = getBackend();
     setBackend(b);
-    try { // a call split, one on one thread (async), then the faster kept
-      noGrad(() => m.forward(x));
-      await noGradAsync(() => m.forwardAsync(x));
-      noGrad(() => m.forward(x));
+    try { // calls split and on one thread, in turn (every other one async), then the faster kept
+      for (let i = 0; i < 2 * STEP_SPLIT_CALLS + 1; i++) {
+        if (i % 2) await noGradAsync(() => m.forwardAsync(x));
+        else noGrad(() => m.forward(x));
+      }
     } finally {
       setBackend(previous);
     }
@@ -436,7 +439,7 @@ describe('native stepSplit: a small batch\'s steps split across the threads or o
       return;
     }
     expect(choices.map((c) => c.shape)).toEqual([stepSplitShape('lstm', 1, 256, 2, 'forward')]);
-    expect(typeof choices[0].split).toBe('boolean'); // one call each way, then the faster kept
+    expect(typeof choices[0].split).toBe('boolean'); // STEP_SPLIT_CALLS calls each way, then the faster kept
     expect(choices[0].splitUsPerStep).toBeGreaterThan(0);
     expect(choices[0].oneUsPerStep).toBeGreaterThan(0);
     expect(b.info().detail).toMatch(/; lstm B 1, H 256, 2 threads: steps (split|on one thread) \(split [\d.]+ us\/step, one thread [\d.]+ us\/step\)$/);

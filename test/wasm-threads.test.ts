@@ -9,6 +9,7 @@ import { readFileSync } from 'node:fs';
 import { describe, expect, it } from 'vitest';
 import { withBackend } from '../src/backends/index.js';
 import { type WasmBackend, createWasmBackend, stepSplitShape } from '../src/backends/wasm-core.js';
+import { STEP_SPLIT_CALLS } from '../src/backends/step-split.js';
 import { crossEntropy, mseLoss } from '../src/core/ops.js';
 import { Rng } from '../src/core/random.js';
 import { Tensor, noGrad } from '../src/core/tensor.js';
@@ -194,14 +195,18 @@ describe('wasm threads', () => {
     ] as const) {
       const b = createWasmBackend(threadsBytes, { threads: 2 });
       await b.whenReady();
-      b.stepSplit.observe(shape, true, splitMs, 64);
-      b.stepSplit.observe(shape, false, oneMs, 64);
+      for (let i = 0; i < STEP_SPLIT_CALLS; i++) {
+        b.stepSplit.observe(shape, true, splitMs, 64);
+        b.stepSplit.observe(shape, false, oneMs, 64);
+      }
       cases.push([name, b, splits, said]);
     }
     const forced = createWasmBackend(threadsBytes, { threads: 2, stepSplit: 'always' });
     await forced.whenReady();
-    forced.stepSplit.observe(shape, true, 3, 64);
-    forced.stepSplit.observe(shape, false, 2, 64);
+    for (let i = 0; i < STEP_SPLIT_CALLS; i++) {
+      forced.stepSplit.observe(shape, true, 3, 64);
+      forced.stepSplit.observe(shape, false, 2, 64);
+    }
     cases.push(['forced despite one thread measured faster: split', forced, 2, /small-batch LSTM steps always split/]);
     for (const [name, b, splits, said] of cases) {
       const before = b.splitJobs('lstmForwardSteps');
@@ -214,18 +219,18 @@ describe('wasm threads', () => {
       "createWasmBackend: options.stepSplit must be 'auto' or 'always', received never");
   });
 
-  it('a real backend times its small-batch LSTM jobs: one call each way, then the faster kept', async () => {
+  it('a real backend times its small-batch LSTM jobs: STEP_SPLIT_CALLS calls each way, then the faster kept', async () => {
     const two = createWasmBackend(threadsBytes, { threads: 2 });
     await two.whenReady();
     const m = new LSTM({ inputSize: 8, hiddenSize: 128, rng: new Rng(7) });
     const x = new Tensor(new Float32Array(64 * 8).fill(0.25), [64, 1, 8]);
-    withBackend(two, () => noGrad(() => { for (let i = 0; i < 3; i++) m.forward(x); }));
+    withBackend(two, () => noGrad(() => { for (let i = 0; i < 2 * STEP_SPLIT_CALLS + 1; i++) m.forward(x); }));
     const [choice] = two.stepSplitChoices();
     expect(choice.shape).toBe(stepSplitShape('lstm', 1, 128, 2, 'forward'));
-    expect(typeof choice.split).toBe('boolean'); // one call each way, then the faster kept
+    expect(typeof choice.split).toBe('boolean');
     expect(choice.splitUsPerStep).toBeGreaterThan(0);
     expect(choice.oneUsPerStep).toBeGreaterThan(0);
-    expect(two.splitJobs('lstmForwardSteps')).toBe(choice.split ? 2 : 1);
+    expect(two.splitJobs('lstmForwardSteps')).toBe(STEP_SPLIT_CALLS + (choice.split ? 1 : 0));
     two.close();
   });
 

@@ -258,8 +258,8 @@ export class NativeBackend implements Backend {
     if (this.stepSplitMode !== 'auto' || args.paired) return null;
     const threads = this.addon.stepSplitThreads(args.cell, args.B, args.H, args.P, backward);
     if (threads < 2) return null;
-    const shape = stepSplitShape(args.cell, args.B, args.H, threads, backward ? 'backward' : args.training ? 'training' : 'forward');
     const steps = args.lengths ? args.lengths.reduce((m, v) => Math.max(m, v), 0) : args.T;
+    const shape = stepSplitShape(args.cell, args.B, args.H, threads, backward ? 'backward' : args.training ? 'training' : 'forward', steps);
     return { shape, split: this.stepSplit.next(shape), steps };
   }
 

@@ -859,7 +859,7 @@ export class WasmBackend implements Backend {
         // (from SPLIT_SEQ_STEP_MACS per step, so batch-1 streaming splits too), unless this shape
         // measured faster on one thread (stepSplit)
         const t = this.pool && this.threads > 1 && H >= 16 && B * G * H >= SPLIT_SEQ_STEP_MACS ? this.pool.usable(this.threads) : 1;
-        const shape = t > 1 && this.stepSplitMode === 'auto' ? stepSplitShape('lstm', B, H, t, training ? 'training' : 'forward') : '';
+        const shape = t > 1 && this.stepSplitMode === 'auto' ? stepSplitShape('lstm', B, H, t, training ? 'training' : 'forward', maxLen) : '';
         const split = t > 1 && (!shape || this.stepSplit.next(shape));
         const ints = [0, B, H, maxLen, pH, pH2, pWhhT, pHP, pTIdx, pXP, pC, pStates, pGates, pCells, step.saveFull];
         const t0 = shape ? performance.now() : 0;
