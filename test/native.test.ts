@@ -157,6 +157,35 @@ describe.each(ISAS)('native %s kernels vs reference', (isa) => {
     }
   });
 
+  it('gemm whose packed B reaches 2 MiB a k-block (the next panel prefetched ahead, by 1, 2 or 4 tiles): matches the naive loop, the same bits for 1, 2 and 3 threads', () => {
+    const threads = native.info().threads;
+    const r = rng(17);
+    try {
+      // N 2100, K 300: a k-block of packed B is over 2 MiB whatever the ISA's k-block (256 or 1024);
+      // 3, 13 and 40 rows: 1, 3 and 7 register tiles per panel
+      const N = 2100, K = 300;
+      for (const M of [3, 13, 40]) {
+        for (const tA of [false, true]) {
+          const A = randArray(r, M * K), B = randArray(r, K * N);
+          const run = (t: number) => {
+            native.setThreads(t);
+            const C = new Float32Array(M * N);
+            native.gemm(tA, false, M, N, K, 1, A, tA ? M : K, B, N, 0, C, N);
+            return C;
+          };
+          const one = run(1), two = run(2), three = run(3);
+          expect(Buffer.from(one.buffer).equals(Buffer.from(two.buffer)), `${M}x${N}x${K} tA ${tA}: 1 vs 2 threads`).toBe(true);
+          expect(Buffer.from(one.buffer).equals(Buffer.from(three.buffer)), `${M}x${N}x${K} tA ${tA}: 1 vs 3 threads`).toBe(true);
+          const want = new Float32Array(M * N);
+          addon.gemmNaive(tA, false, M, N, K, 1, A, tA ? M : K, B, N, 0, want, N);
+          expectClose(`gemm ${M}x${N}x${K} tA ${tA}`, one, want, 1e-5);
+        }
+      }
+    } finally {
+      native.setThreads(threads);
+    }
+  });
+
   it('gemm with 1..4 rows over large weights: bitwise the same for 1, 2 and 3 threads', () => {
     const threads = native.info().threads;
     const r = rng(13);
