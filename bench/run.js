@@ -144,6 +144,13 @@ async function ortRunner(w, threads) {
   return () => session.run({ x });
 }
 
+/**
+ * Resolves after 100 ms: onnxruntime's threads poll for work for some 30-40 ms after a session is
+ * created and after each run, on the cores the next runs (rnnkit's, and its step-split chooser's
+ * first timings) need; they are idle by then.
+ */
+const idle = () => new Promise((resolve) => setTimeout(resolve, 100));
+
 /** SGEMM n x n x n; gflops from the fastest of the runs (the peak). */
 function sgemmPeak(be, n) {
   const A = randArray(n * n), B = randArray(n * n), C = new Float32Array(n * n);
@@ -231,13 +238,17 @@ for (const threads of threadList) {
     try {
       const step = w.cell === 'charlm' ? charlmStep(rnnkit, w) : kernelStep(be, w);
       const ortRun = await ortRunner(w, threads);
+      if (ortRun) await idle();
       for (let round = 0; round < rounds; round++) {
         own.push(...samples(step, repsPerRound));
         const pt = hasTorch ? runTorch(threads, [w], repsPerRound).find((x) => x.workload === w.id) : undefined;
         if (pt) peer.pytorch.push(...pt.samples_ms), (ptRow = pt);
         const dn = runOnednn(onednn.bin, w, threads, repsPerRound);
         if (dn) peer.onednn.push(...dn.samples_ms), (dnRow = dn);
-        if (ortRun) peer.ort.push(...(await samplesAsync(ortRun, repsPerRound)));
+        if (ortRun) {
+          peer.ort.push(...(await samplesAsync(ortRun, repsPerRound)));
+          await idle();
+        }
       }
     } catch (e) {
       console.log(`| ${w.id} | failed: ${e.message.split('\n')[0]} | | | | | | | | | | | |`);
