@@ -151,6 +151,9 @@ async function main() {
             t.ts.push(ms);
             if (cpu !== null) t.cs.push(cpu);
           }
+          // onnxruntime's threads poll for work a while after a run (some 30-40 ms in Node), on
+          // the cores the next column needs: it starts once they are idle
+          if (t.what === 'ort') await new Promise((done) => setTimeout(done, 100));
         }
       }
       const stat = (ts) => {
