@@ -32,10 +32,10 @@ export type StepSplitPass = 'forward' | 'training' | 'backward';
 /**
  * The shape of a sequence call whose steps split across the threads one by one (the key of
  * StepSplitChooser): the cell kind ('lstm', 'gru', 'rnn_tanh', ...), batch, hidden size, threads and
- * pass; a call of one step (a stream fed step by step) has a key of its own, as its split pays
- * a start of the threads per step where a longer sequence pays a barrier.
+ * pass; a call of one step (steps 1: a stream fed step by step) has a key of its own, as its split
+ * pays a start of the threads per step where a longer sequence pays a barrier.
  */
-export function stepSplitShape(cell: CellKind, B: number, H: number, threads: number, pass: StepSplitPass, steps = 2): string {
+export function stepSplitShape(cell: CellKind, B: number, H: number, threads: number, pass: StepSplitPass, steps?: number): string {
   return `${cell} B ${B}, H ${H}, ${threads} threads${pass === 'forward' ? '' : `, ${pass}`}${steps === 1 ? ', one step a call' : ''}`;
 }
 
